@@ -1,0 +1,38 @@
+// engine/module.cpp — the stasis._engine module table. Each folder's entry points are listed here.
+#include <Python.h>
+
+#include "engine/errors.h"
+#include "engine/objects_api.h"
+#include "format/schema.h"
+#include "format/version.h"
+
+namespace {
+
+#define KW(fn) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn)), METH_VARARGS | METH_KEYWORDS
+
+PyMethodDef kMethods[] = {
+    {"dumps", KW(stasis::engine::dumps), "dumps(obj, *, key=None, level=3) -> bytes"},
+    {"dump", KW(stasis::engine::dump), "dump(obj, path, *, key=None, level=3)"},
+    {"loads", KW(stasis::engine::loads), "loads(data, *, key=None) -> object"},
+    {"load", KW(stasis::engine::load), "load(path, *, key=None) -> object"},
+    {"inspect", KW(stasis::engine::inspect), "inspect(path, *, key=None) -> dict"},
+    {"register_error_classes", stasis::engine::register_error_classes, METH_O,
+     "register_error_classes({code: class}): used once by stasis/__init__.py"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "stasis._engine",
+                       "Stasis C++ engine (use the stasis package, not this module).", -1, kMethods};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__engine(void) {
+  PyObject* m = PyModule_Create(&kModule);
+  if (!m) return nullptr;
+  if (PyModule_AddIntConstant(m, "FORMAT_VERSION", stasis::format::kFormatVersion) < 0 ||
+      PyModule_AddStringConstant(m, "ENGINE_VERSION", STASIS_ENGINE_VERSION) < 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
+}

@@ -1,0 +1,182 @@
+// engine/objects_api.cpp — stasis.dump/dumps/load/loads and inspect: object graphs in the container.
+#include "engine/objects_api.h"
+
+#include <string>
+
+#include "engine/errors.h"
+#include "format/payload.h"
+#include "format/snapshot_file.h"
+#include "restore/heap_decoder.h"
+#include "snapshot/heap_encoder.h"
+
+namespace stasis::engine {
+namespace {
+
+std::optional<std::string> key_from(PyObject* key) {
+  if (key == nullptr || key == Py_None) return std::nullopt;
+  char* data;
+  Py_ssize_t size;
+  if (PyBytes_AsStringAndSize(key, &data, &size) < 0) throw Error::python();
+  return std::string(data, size_t(size));
+}
+
+void write_objects(format::SnapshotWriter& file, PyObject* obj) {
+  format::PayloadWriter payload(file, format::PayloadHeader{"objects", 1});
+  snapshot::HeapEncoder(payload).encode(obj);
+  payload.finish();
+}
+
+Ref read_objects(format::SnapshotReader& file) {
+  if (file.preamble().payload_kind != "objects")
+    throw Error(ErrorCode::IncompatibleSnapshot,
+                "this snapshot holds a '" + file.preamble().payload_kind +
+                    "' payload, not an object graph; use `stasis resume` or `stasis inspect`");
+  {
+    format::PayloadReader scan(file);
+    format::scan_ops(scan);  // the whole op stream is well-formed before any object is built
+  }
+  format::PayloadReader payload(file);
+  return restore::HeapDecoder(payload).decode();
+}
+
+format::WriteOptions write_options(PyObject* key, int level) {
+  format::WriteOptions o;
+  o.key = key_from(key);
+  o.level = level;
+  return o;
+}
+
+std::string path_of(PyObject* path) {
+  Ref fs = Ref::steal(PyOS_FSPath(path));
+  if (!fs) throw Error::python();
+  Ref bytes;
+  if (PyUnicode_Check(fs.get())) {
+    bytes = Ref::steal(PyUnicode_EncodeFSDefault(fs.get()));
+    if (!bytes) throw Error::python();
+  } else {
+    bytes = fs;
+  }
+  return std::string(PyBytes_AsString(bytes.get()), size_t(PyBytes_Size(bytes.get())));
+}
+
+void set_item(PyObject* dict, const char* key, Ref value) {
+  if (!value || PyDict_SetItemString(dict, key, value.get()) < 0) throw Error::python();
+}
+Ref str_of(const std::string& s) {
+  return Ref::steal(PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "replace"));
+}
+Ref int_of(uint64_t v) { return Ref::steal(PyLong_FromUnsignedLongLong(v)); }
+
+}  // namespace
+
+PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
+  return guarded([&]() -> Ref {
+    static const char* names[] = {"obj", "key", "level", nullptr};
+    PyObject *obj, *key = Py_None;
+    int level = 3;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Oi:dumps", const_cast<char**>(names), &obj,
+                                     &key, &level))
+      throw Error::python();
+    std::string out;
+    auto file = format::SnapshotWriter::to_string(out, write_options(key, level));
+    write_objects(file, obj);
+    file.commit();
+    return Ref::steal(PyBytes_FromStringAndSize(out.data(), Py_ssize_t(out.size())));
+  });
+}
+
+PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
+  return guarded([&]() -> Ref {
+    static const char* names[] = {"obj", "path", "key", "level", nullptr};
+    PyObject *obj, *path, *key = Py_None;
+    int level = 3;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$Oi:dump", const_cast<char**>(names), &obj,
+                                     &path, &key, &level))
+      throw Error::python();
+    auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level));
+    write_objects(file, obj);
+    file.commit();
+    return Ref::borrow(Py_None);
+  });
+}
+
+PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
+  return guarded([&]() -> Ref {
+    static const char* names[] = {"data", "key", nullptr};
+    Py_buffer data;
+    PyObject* key = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$O:loads", const_cast<char**>(names), &data,
+                                     &key))
+      throw Error::python();
+    struct Release {
+      Py_buffer* b;
+      ~Release() { PyBuffer_Release(b); }
+    } release{&data};
+    format::ReadOptions options;
+    options.key = key_from(key);
+    auto file = format::SnapshotReader::open_bytes(
+        std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options);
+    return read_objects(file);
+  });
+}
+
+PyObject* load(PyObject*, PyObject* args, PyObject* kwargs) {
+  return guarded([&]() -> Ref {
+    static const char* names[] = {"path", "key", nullptr};
+    PyObject *path, *key = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:load", const_cast<char**>(names), &path,
+                                     &key))
+      throw Error::python();
+    format::ReadOptions options;
+    options.key = key_from(key);
+    auto file = format::SnapshotReader::open_file(path_of(path), options);
+    return read_objects(file);
+  });
+}
+
+PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
+  return guarded([&]() -> Ref {
+    static const char* names[] = {"path", "key", nullptr};
+    PyObject *path, *key = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:inspect", const_cast<char**>(names),
+                                     &path, &key))
+      throw Error::python();
+    format::ReadOptions options;
+    options.key = key_from(key);
+    auto file = format::SnapshotReader::open_file(path_of(path), options);
+    const auto& p = file.preamble();
+    const auto& f = file.footer();
+    Ref info = Ref::steal(PyDict_New());
+    if (!info) throw Error::python();
+    set_item(info.get(), "format_version", int_of(p.format_version));
+    set_item(info.get(), "engine_version", str_of(p.engine_version));
+    set_item(info.get(), "python_version", str_of(p.python_version));
+    set_item(info.get(), "implementation", str_of(p.implementation));
+    set_item(info.get(), "created_unix", Ref::steal(PyLong_FromLongLong(p.created_unix)));
+    set_item(info.get(), "host", str_of(p.host));
+    set_item(info.get(), "flags", int_of(p.flags));
+    set_item(info.get(), "signature",
+             str_of(!p.is_signed() ? "unsigned" : options.key ? "verified" : "signed, not verified (no key given)"));
+    set_item(info.get(), "payload_kind", str_of(p.payload_kind));
+    set_item(info.get(), "file_size", int_of(file.file_size()));
+    set_item(info.get(), "compressed_size", int_of(f.compressed_size));
+    set_item(info.get(), "raw_size", int_of(f.raw_size));
+    set_item(info.get(), "record_count", int_of(f.record_count));
+    format::PayloadReader reader(file);
+    format::OpSummary s = format::scan_ops(reader);
+    Ref ops = Ref::steal(PyDict_New());
+    if (!ops) throw Error::python();
+    for (int op = 0; op < 256; ++op)
+      if (s.counts[op]) set_item(ops.get(), format::op_name(uint8_t(op)), int_of(s.counts[op]));
+    set_item(info.get(), "ops", ops);
+    set_item(info.get(), "op_bytes", int_of(s.op_bytes));
+    set_item(info.get(), "objects", int_of(reader.end().object_count));
+    set_item(info.get(), "memo_count", int_of(s.memo_count));
+    set_item(info.get(), "max_stack", int_of(s.max_stack));
+    set_item(info.get(), "string_bytes", int_of(s.string_bytes));
+    set_item(info.get(), "chunks", int_of(reader.end().chunk_count));
+    return info;
+  });
+}
+
+}  // namespace stasis::engine

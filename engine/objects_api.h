@@ -1,0 +1,12 @@
+// engine/objects_api.h — Python entry points for object graphs (stasis.dump/load/dumps/loads,
+// stasis.inspect). Bodies run in engine::guarded().
+#pragma once
+#include <Python.h>
+
+namespace stasis::engine {
+PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs);
+PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs);
+PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs);
+PyObject* load(PyObject*, PyObject* args, PyObject* kwargs);
+PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs);
+}  // namespace stasis::engine

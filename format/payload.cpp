@@ -1,0 +1,210 @@
+#include "format/payload.h"
+
+#include <cmath>
+
+namespace stasis::format {
+
+PayloadWriter::PayloadWriter(SnapshotWriter& file, const PayloadHeader& header)
+    : file_(file), buf_(kMaxChunk) {
+  file_.archive()(RecordTag::Header, header);
+  file_.count_record();
+}
+
+void PayloadWriter::raw(const void* data, size_t size) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    if (used_ == kMaxChunk) flush_chunk();
+    size_t k = std::min(size, kMaxChunk - used_);
+    std::memcpy(buf_.data() + used_, p, k);
+    used_ += k;
+    p += k;
+    size -= k;
+  }
+}
+
+void PayloadWriter::flush_chunk() {
+  if (used_ == 0) return;
+  auto& ar = file_.archive();
+  ar(RecordTag::OpChunk);
+  save_op_chunk(ar, buf_.data(), used_);
+  file_.count_record();
+  end_.op_bytes += used_;
+  ++end_.chunk_count;
+  used_ = 0;
+}
+
+void PayloadWriter::finish() {
+  flush_chunk();
+  file_.archive()(RecordTag::End, end_);
+  file_.count_record();
+}
+
+PayloadReader::PayloadReader(SnapshotReader& file) : file_(file), ar_(file.archive()) {
+  RecordTag tag{};
+  try {
+    ar_(tag);
+    if (tag != RecordTag::Header)
+      throw Error(ErrorCode::CorruptSnapshot,
+                  "payload does not start with a header record (tag " +
+                      std::to_string(int(tag)) + ")");
+    ar_(header_);
+  } catch (const cereal::Exception& e) {
+    throw Error(ErrorCode::CorruptSnapshot, std::string("cannot read the payload header: ") + e.what());
+  }
+}
+
+bool PayloadReader::next_chunk() {
+  if (ended_) return false;
+  consumed_ += chunk_.size();
+  chunk_.clear();
+  pos_ = 0;
+  try {
+    for (;;) {
+      RecordTag tag{};
+      ar_(tag);
+      if (tag == RecordTag::OpChunk) {
+        load_op_chunk(ar_, chunk_);
+        ++chunks_;
+        if (chunk_.empty()) continue;
+        return true;
+      }
+      if (tag == RecordTag::End) {
+        ar_(end_);
+        ended_ = true;
+        if (end_.chunk_count != chunks_ || end_.op_bytes != consumed_)
+          throw Error(ErrorCode::CorruptSnapshot,
+                      "end record counts " + std::to_string(end_.chunk_count) + " chunks / " +
+                          std::to_string(end_.op_bytes) + " op bytes, the payload has " +
+                          std::to_string(chunks_) + " / " + std::to_string(consumed_));
+        file_.expect_end();
+        return false;
+      }
+      throw Error(ErrorCode::CorruptSnapshot, "unknown payload record tag " +
+                                                  std::to_string(int(tag)) + " after op byte " +
+                                                  std::to_string(consumed_));
+    }
+  } catch (const cereal::Exception& e) {
+    throw Error(ErrorCode::CorruptSnapshot,
+                std::string("cannot read payload record after op byte ") +
+                    std::to_string(consumed_) + ": " + e.what());
+  }
+}
+
+Error PayloadReader::past_end() const {
+  return Error(ErrorCode::CorruptSnapshot,
+               "op stream ends in the middle of an op (at op byte " + std::to_string(offset()) + ")");
+}
+
+void PayloadReader::raw(void* out, size_t size) {
+  auto* p = static_cast<uint8_t*>(out);
+  while (size > 0) {
+    if (pos_ == chunk_.size() && !next_chunk()) throw past_end();
+    size_t k = std::min(size, chunk_.size() - pos_);
+    std::memcpy(p, chunk_.data() + pos_, k);
+    pos_ += k;
+    p += k;
+    size -= k;
+  }
+}
+
+std::string_view PayloadReader::view(size_t size) {
+  if (pos_ == chunk_.size() && size > 0 && !next_chunk()) throw past_end();
+  if (chunk_.size() - pos_ >= size) {
+    std::string_view v(reinterpret_cast<const char*>(chunk_.data() + pos_), size);
+    pos_ += size;
+    return v;
+  }
+  if (size > (uint64_t(1) << 40)) throw past_end();
+  scratch_.resize(size);
+  raw(scratch_.data(), size);
+  return scratch_;
+}
+
+const char* op_name(uint8_t op) {
+  switch (static_cast<Op>(op)) {
+    case Op::None: return "None";
+    case Op::True: return "True";
+    case Op::False: return "False";
+    case Op::IntSmall: return "IntSmall";
+    case Op::IntBig: return "IntBig";
+    case Op::Float: return "Float";
+    case Op::Str: return "Str";
+    case Op::Bytes: return "Bytes";
+    case Op::Memo: return "Memo";
+    case Op::Ref: return "Ref";
+    case Op::EmptyList: return "EmptyList";
+    case Op::Appends: return "Appends";
+    case Op::EmptyDict: return "EmptyDict";
+    case Op::SetItems: return "SetItems";
+    case Op::Tuple: return "Tuple";
+    case Op::Pop: return "Pop";
+  }
+  return nullptr;
+}
+
+OpSummary scan_ops(PayloadReader& r) {
+  OpSummary s;
+  uint64_t depth = 0;
+  auto need = [&](uint64_t n, uint8_t op, uint64_t at) {
+    if (depth < n)
+      throw Error(ErrorCode::CorruptSnapshot, std::string("op ") + op_name(op) + " at op byte " +
+                                                  std::to_string(at) + " needs " +
+                                                  std::to_string(n) + " values, the stack has " +
+                                                  std::to_string(depth));
+  };
+  while (!r.at_end()) {
+    uint64_t at = r.offset();
+    uint8_t op = r.byte();
+    ++s.counts[op];
+    switch (static_cast<Op>(op)) {
+      case Op::None: case Op::True: case Op::False: case Op::EmptyList: case Op::EmptyDict:
+        ++depth;
+        break;
+      case Op::IntSmall: r.svar(); ++depth; break;
+      case Op::Float: r.view(8); ++depth; break;
+      case Op::IntBig: case Op::Str: case Op::Bytes: {
+        uint64_t n = r.uvar();
+        r.view(n);
+        s.string_bytes += n;
+        ++depth;
+        break;
+      }
+      case Op::Memo: need(1, op, at); ++s.memo_count; break;
+      case Op::Ref: {
+        uint64_t id = r.uvar();
+        if (id >= s.memo_count)
+          throw Error(ErrorCode::CorruptSnapshot, "Ref to memo id " + std::to_string(id) +
+                                                      " at op byte " + std::to_string(at) +
+                                                      " before it was defined");
+        ++depth;
+        break;
+      }
+      case Op::Appends: { uint64_t k = r.uvar(); need(k + 1, op, at); depth -= k; break; }
+      case Op::SetItems: {
+        uint64_t k = r.uvar();
+        if (k > (uint64_t(1) << 62)) need(UINT64_MAX, op, at);
+        need(2 * k + 1, op, at);
+        depth -= 2 * k;
+        break;
+      }
+      case Op::Tuple: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
+      case Op::Pop: { uint64_t n = r.uvar(); need(n, op, at); depth -= n; break; }
+      default:
+        throw Error(ErrorCode::CorruptSnapshot,
+                    "unknown op 0x" + std::to_string(op) + " at op byte " + std::to_string(at));
+    }
+    s.max_stack = std::max(s.max_stack, depth);
+  }
+  if (depth != r.header().root_count)
+    throw Error(ErrorCode::CorruptSnapshot, "op stream leaves " + std::to_string(depth) +
+                                                " values, the header says " +
+                                                std::to_string(r.header().root_count) + " roots");
+  if (s.memo_count != r.end().memo_count)
+    throw Error(ErrorCode::CorruptSnapshot, "memo count mismatch: ops define " +
+                                                std::to_string(s.memo_count) + ", the end record says " +
+                                                std::to_string(r.end().memo_count));
+  s.op_bytes = r.end().op_bytes;
+  return s;
+}
+
+}  // namespace stasis::format

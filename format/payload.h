@@ -1,0 +1,111 @@
+// format/payload.h — the payload's record sequence: PayloadHeader, OpChunk..., PayloadEnd
+// (format/schema.h), with a byte-level op stream on top. PayloadWriter is used by snapshot/,
+// PayloadReader by restore/ and by scan_ops() (validation and `stasis inspect`).
+// Invariant: op bytes are buffered into chunks of at most kMaxChunk; neither side holds more.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "format/schema.h"
+#include "format/snapshot_file.h"
+
+namespace stasis::format {
+
+class PayloadWriter {
+ public:
+  PayloadWriter(SnapshotWriter& file, const PayloadHeader& header);
+
+  void op(Op o) {
+    if (used_ + 1 > kMaxChunk) flush_chunk();
+    buf_[used_++] = static_cast<uint8_t>(o);
+  }
+  void uvar(uint64_t v) {
+    if (used_ + 10 > kMaxChunk) flush_chunk();
+    while (v >= 0x80) {
+      buf_[used_++] = static_cast<uint8_t>(v | 0x80);
+      v >>= 7;
+    }
+    buf_[used_++] = static_cast<uint8_t>(v);
+  }
+  void svar(int64_t v) { uvar((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void raw(const void* data, size_t size);
+  void count_object() { ++end_.object_count; }
+  void count_memo() { ++end_.memo_count; }
+  uint64_t memo_count() const { return end_.memo_count; }
+
+  void finish();  // writes the last chunk and PayloadEnd
+
+ private:
+  void flush_chunk();
+  SnapshotWriter& file_;
+  std::vector<uint8_t> buf_;
+  size_t used_ = 0;
+  PayloadEnd end_;
+};
+
+class PayloadReader {
+ public:
+  // Reads PayloadHeader from a fresh archive of `file`.
+  explicit PayloadReader(SnapshotReader& file);
+
+  const PayloadHeader& header() const { return header_; }
+  bool at_end() {
+    return pos_ == chunk_.size() && !next_chunk();
+  }
+  uint8_t byte() {
+    if (pos_ == chunk_.size() && !next_chunk()) throw past_end();
+    return chunk_[pos_++];
+  }
+  uint64_t uvar() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      uint8_t b = byte();
+      v |= uint64_t(b & 0x7F) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    throw Error(ErrorCode::CorruptSnapshot, "malformed varint at op byte " + std::to_string(offset()));
+  }
+  int64_t svar() {
+    uint64_t u = uvar();
+    return static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+  }
+  // Copies `size` op bytes into `out` (they may span chunks).
+  void raw(void* out, size_t size);
+  // Returns a view of `size` op bytes, valid until the next read.
+  std::string_view view(size_t size);
+  uint64_t offset() const { return consumed_ + pos_; }
+  // After at_end(): the end record and the check that nothing follows it.
+  const PayloadEnd& end() const { return end_; }
+
+ private:
+  bool next_chunk();
+  Error past_end() const;
+  SnapshotReader& file_;
+  cereal::PortableBinaryInputArchive& ar_;
+  PayloadHeader header_;
+  std::vector<uint8_t> chunk_;
+  size_t pos_ = 0;
+  uint64_t consumed_ = 0;
+  uint64_t chunks_ = 0;
+  bool ended_ = false;
+  PayloadEnd end_;
+  std::string scratch_;
+};
+
+// Walks the op stream without building objects: checks its grammar (stack depths, memo ids,
+// lengths) and counts ops by kind. Used to validate before decoding and by `stasis inspect`.
+struct OpSummary {
+  std::array<uint64_t, 256> counts{};
+  uint64_t op_bytes = 0;
+  uint64_t max_stack = 0;
+  uint64_t memo_count = 0;
+  uint64_t string_bytes = 0;
+};
+OpSummary scan_ops(PayloadReader& reader);
+const char* op_name(uint8_t op);
+
+}  // namespace stasis::format

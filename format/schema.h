@@ -1,0 +1,91 @@
+// format/schema.h — THE snapshot schema: the format version, the payload's cereal records and the
+// object-graph op codes. Defined here once; FORMAT.md documents every item. Any change to a record,
+// a tag or an op is a format change: bump kFormatVersion in the same commit and regenerate the
+// golden files (tests/golden/regen.sh); tests/golden catches a forgotten bump.
+#pragma once
+
+#include <cereal/cereal.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace stasis::format {
+
+inline constexpr uint16_t kFormatVersion = 1;
+
+// Every payload record is preceded by its tag (a uint8 in the cereal archive).
+enum class RecordTag : uint8_t {
+  Header = 1,   // PayloadHeader, always first
+  OpChunk = 2,  // OpChunk: a slice of the object-graph op stream
+  End = 3,      // PayloadEnd, always last
+};
+
+struct PayloadHeader {
+  std::string kind;         // "objects": one root object graph
+  uint64_t root_count = 1;  // roots left on the op machine's stack at the end
+  template <class Archive>
+  void serialize(Archive& ar, std::uint32_t /*version*/) {
+    ar(kind, root_count);
+  }
+};
+
+// The object graph is one op stream (ops below), cut into chunks of at most kMaxChunk bytes so
+// neither side holds it whole. A chunk boundary may fall anywhere, even inside an op.
+inline constexpr size_t kMaxChunk = 1 << 18;
+// OpChunk record: uint64 size, then `size` bytes (size <= kMaxChunk).
+template <class Archive>
+void save_op_chunk(Archive& ar, const uint8_t* data, uint64_t size) {
+  ar(size, cereal::binary_data(data, size));
+}
+template <class Archive>
+void load_op_chunk(Archive& ar, std::vector<uint8_t>& bytes) {
+  uint64_t size = 0;
+  ar(size);
+  if (size > kMaxChunk)  // never trust a length before allocating for it
+    throw Error(ErrorCode::CorruptSnapshot, "op chunk claims " + std::to_string(size) +
+                                                " bytes, at most " + std::to_string(kMaxChunk) +
+                                                " are allowed");
+  bytes.resize(size);
+  ar(cereal::binary_data(bytes.data(), bytes.size()));
+}
+
+struct PayloadEnd {
+  uint64_t chunk_count = 0;
+  uint64_t op_bytes = 0;     // total bytes of the op stream
+  uint64_t object_count = 0; // objects encoded (leaves and containers)
+  uint64_t memo_count = 0;   // objects given a memo id (shared or possibly shared)
+  template <class Archive>
+  void serialize(Archive& ar, std::uint32_t /*version*/) {
+    ar(chunk_count, op_bytes, object_count, memo_count);
+  }
+};
+
+// The op machine: a value stack and a memo table (ids 0, 1, 2... in MEMO order).
+// Integers in op arguments are unsigned LEB128 varints ("uvar"); signed ones are zigzag ("svar").
+enum class Op : uint8_t {
+  None = 0x01,       // push None
+  True = 0x02,       // push True
+  False = 0x03,      // push False
+  IntSmall = 0x04,   // svar v: push int v (|v| < 2**63)
+  IntBig = 0x05,     // uvar n, n bytes: push int from little-endian two's complement
+  Float = 0x06,      // 8 bytes IEEE-754 little-endian: push float
+  Str = 0x07,        // uvar n, n bytes UTF-8 (surrogates pass through): push str
+  Bytes = 0x08,      // uvar n, n bytes: push bytes
+  Memo = 0x09,       // give the value on top of the stack the next memo id (stays on the stack)
+  Ref = 0x0A,        // uvar id: push memo[id]
+  EmptyList = 0x0B,  // push []
+  Appends = 0x0C,    // uvar k: pop k values, append them to the list now on top
+  EmptyDict = 0x0D,  // push {}
+  SetItems = 0x0E,   // uvar k: pop k key/value pairs (2k values), insert into the dict on top
+  Tuple = 0x0F,      // uvar n: pop n values, push a tuple of them
+  Pop = 0x10,        // uvar n: discard n values (a tuple whose items reached it again; see FORMAT.md)
+};
+
+}  // namespace stasis::format
+
+CEREAL_CLASS_VERSION(stasis::format::PayloadHeader, 1)
+CEREAL_CLASS_VERSION(stasis::format::PayloadEnd, 1)

@@ -1,0 +1,79 @@
+// format/snapshot_file.h — the snapshot container: preamble | zstd(cereal payload) | footer | [HMAC].
+// SnapshotWriter writes it atomically (temporary file beside the target, fsync, rename, fsync of the
+// directory); SnapshotReader validates everything — structure, signature, every compressed byte
+// and checksum, record framing — before handing out the payload for decoding.
+#pragma once
+
+#include <cereal/archives/portable_binary.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "format/preamble.h"
+
+namespace stasis::format {
+
+struct WriteOptions {
+  std::string payload_kind = "objects";
+  std::optional<std::string> key;  // sign with HMAC-SHA256 when set
+  int level = 3;                   // zstd level
+  int workers = 1;                 // zstd worker threads (compress while the walker runs)
+};
+
+class SnapshotWriter {
+ public:
+  // Writes to a temporary file beside `path`; commit() moves it into place.
+  static SnapshotWriter to_file(const std::string& path, const WriteOptions& options);
+  // Writes into `out` (for stasis.dumps).
+  static SnapshotWriter to_string(std::string& out, const WriteOptions& options);
+  SnapshotWriter(SnapshotWriter&&) noexcept;
+  ~SnapshotWriter();  // without commit(): the temporary file is removed, the target untouched
+
+  cereal::PortableBinaryOutputArchive& archive();
+  void count_record();  // callers count the records they write (footer.record_count)
+  // Ends the payload, writes footer and signature, makes the file durable and renames it.
+  void commit();
+
+ private:
+  struct Impl;
+  explicit SnapshotWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ReadOptions {
+  std::optional<std::string> key;  // require a valid signature when set
+  bool verify_payload = true;      // decompress everything once to check it before decoding
+};
+
+struct PayloadStats {
+  uint64_t records = 0;
+  uint64_t chunks = 0;
+  uint64_t op_bytes = 0;
+};
+
+class SnapshotReader {
+ public:
+  // Opens and validates; throws the SnapshotError kinds (see core/error.h).
+  static SnapshotReader open_file(const std::string& path, const ReadOptions& options);
+  static SnapshotReader open_bytes(std::string_view bytes, const ReadOptions& options);
+  SnapshotReader(SnapshotReader&&) noexcept;
+  ~SnapshotReader();
+
+  const Preamble& preamble() const;
+  const Footer& footer() const;
+  uint64_t file_size() const;
+  // A fresh archive positioned at the first payload record.
+  cereal::PortableBinaryInputArchive& archive();
+  // Called by the decoder at the end: the archive was read to the end exactly.
+  void expect_end();
+
+ private:
+  struct Impl;
+  explicit SnapshotReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads just the preamble (for inspect on files that fail later checks).
+Preamble read_preamble_only(const std::string& path);
+
+}  // namespace stasis::format

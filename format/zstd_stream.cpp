@@ -1,0 +1,146 @@
+#include "format/zstd_stream.h"
+
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace stasis::format {
+namespace {
+void check_zstd(size_t rc, const char* what) {
+  if (ZSTD_isError(rc))
+    throw Error(ErrorCode::Internal, std::string(what) + ": " + ZSTD_getErrorName(rc));
+}
+}  // namespace
+
+ZstdWriteBuf::ZstdWriteBuf(ByteSink& sink, int level, int workers)
+    : sink_(sink), cctx_(ZSTD_createCCtx()), in_(1 << 20), out_(ZSTD_CStreamOutSize()) {
+  if (!cctx_) throw Error(ErrorCode::Internal, "cannot create a zstd compression context");
+  check_zstd(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level), "zstd level");
+  check_zstd(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1), "zstd checksum flag");
+  if (workers > 0) {
+    // Multi-threaded compression is optional in libzstd builds; fall back silently without it.
+    size_t rc = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, workers);
+    (void)rc;
+  }
+  setp(in_.data(), in_.data() + in_.size());
+}
+
+ZstdWriteBuf::~ZstdWriteBuf() { ZSTD_freeCCtx(cctx_); }
+
+void ZstdWriteBuf::compress(ZSTD_EndDirective mode) {
+  size_t pending = size_t(pptr() - pbase());
+  raw_bytes_ += pending;
+  ZSTD_inBuffer input = {pbase(), pending, 0};
+  for (;;) {
+    ZSTD_outBuffer output = {out_.data(), out_.size(), 0};
+    size_t remaining = ZSTD_compressStream2(cctx_, &output, &input, mode);
+    check_zstd(remaining, "zstd compression failed");
+    if (output.pos) {
+      sink_.write(out_.data(), output.pos);
+      compressed_bytes_ += output.pos;
+    }
+    bool done = (mode == ZSTD_e_end) ? remaining == 0 : input.pos == input.size;
+    if (done) break;
+  }
+  setp(in_.data(), in_.data() + in_.size());
+}
+
+ZstdWriteBuf::int_type ZstdWriteBuf::overflow(int_type ch) {
+  compress(ZSTD_e_continue);
+  if (!traits_type::eq_int_type(ch, traits_type::eof())) {
+    *pptr() = traits_type::to_char_type(ch);
+    pbump(1);
+  }
+  return traits_type::not_eof(ch);
+}
+
+std::streamsize ZstdWriteBuf::xsputn(const char* s, std::streamsize n) {
+  std::streamsize left = n;
+  while (left > 0) {
+    std::streamsize room = epptr() - pptr();
+    if (room == 0) {
+      compress(ZSTD_e_continue);
+      continue;
+    }
+    std::streamsize k = std::min(room, left);
+    std::memcpy(pptr(), s, size_t(k));
+    pbump(int(k));
+    s += k;
+    left -= k;
+  }
+  return n;
+}
+
+int ZstdWriteBuf::sync() { return 0; }  // data is compressed as the buffer fills, or by finish()
+
+void ZstdWriteBuf::finish() { compress(ZSTD_e_end); }
+
+ZstdReadBuf::ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t length)
+    : source_(source), offset_(offset), length_(length), dctx_(ZSTD_createDCtx()),
+      in_(ZSTD_DStreamInSize()), out_(ZSTD_DStreamOutSize()) {
+  if (!dctx_) throw Error(ErrorCode::Internal, "cannot create a zstd decompression context");
+  setg(out_.data(), out_.data(), out_.data());
+}
+
+ZstdReadBuf::~ZstdReadBuf() { ZSTD_freeDCtx(dctx_); }
+
+bool ZstdReadBuf::refill() {
+  for (;;) {
+    if (frame_done_) {
+      if (in_read_ < in_size_ || in_pos_ < length_)
+        throw Error(ErrorCode::CorruptSnapshot,
+                    "unexpected bytes after the end of the compressed payload at offset " +
+                        std::to_string(offset_ + in_pos_ - (in_size_ - in_read_)));
+      return false;
+    }
+    if (in_read_ == in_size_) {
+      if (in_pos_ >= length_)
+        throw Error(ErrorCode::TruncatedSnapshot,
+                    "the compressed payload ends before its last frame is complete (after " +
+                        std::to_string(length_) + " compressed bytes); the file was cut short");
+      size_t want = size_t(std::min<uint64_t>(in_.size(), length_ - in_pos_));
+      size_t got = source_.read_at(offset_ + in_pos_, in_.data(), want);
+      if (got == 0)
+        throw Error(ErrorCode::TruncatedSnapshot, "the file ends inside the compressed payload");
+      in_pos_ += got;
+      in_size_ = got;
+      in_read_ = 0;
+    }
+    ZSTD_inBuffer input = {in_.data(), in_size_, in_read_};
+    ZSTD_outBuffer output = {out_.data(), out_.size(), 0};
+    size_t rc = ZSTD_decompressStream(dctx_, &output, &input);
+    uint64_t at = offset_ + in_pos_ - (in_size_ - in_read_);
+    in_read_ = input.pos;
+    if (ZSTD_isError(rc))
+      throw Error(ErrorCode::CorruptSnapshot,
+                  std::string("compressed payload is damaged near file offset ") +
+                      std::to_string(at) + ": zstd says '" + ZSTD_getErrorName(rc) + "'");
+    if (rc == 0) frame_done_ = true;
+    if (output.pos) {
+      raw_bytes_ += output.pos;
+      setg(out_.data(), out_.data(), out_.data() + output.pos);
+      return true;
+    }
+  }
+}
+
+ZstdReadBuf::int_type ZstdReadBuf::underflow() {
+  if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+  if (!refill()) return traits_type::eof();
+  return traits_type::to_int_type(*gptr());
+}
+
+std::streamsize ZstdReadBuf::xsgetn(char* s, std::streamsize n) {
+  std::streamsize done = 0;
+  while (done < n) {
+    if (gptr() == egptr() && !refill()) break;
+    std::streamsize k = std::min<std::streamsize>(egptr() - gptr(), n - done);
+    std::memcpy(s + done, gptr(), size_t(k));
+    gbump(int(k));
+    done += k;
+  }
+  return done;
+}
+
+}  // namespace stasis::format

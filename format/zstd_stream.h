@@ -1,0 +1,76 @@
+// format/zstd_stream.h — std::streambufs that compress into a ByteSink and decompress from a
+// ByteSource, one zstd frame with content checksum, never holding the whole payload in memory.
+// Counterparts: ZstdWriteBuf (SnapshotWriter) and ZstdReadBuf (SnapshotReader).
+// Errors surface as stasis::Error: CorruptSnapshot (zstd says the data is damaged, with the
+// compressed offset) or TruncatedSnapshot (input ends before the frame does).
+#pragma once
+
+#include <zstd.h>
+
+#include <cstdint>
+#include <streambuf>
+#include <vector>
+
+#include "format/byte_io.h"
+
+namespace stasis::format {
+
+class ZstdWriteBuf final : public std::streambuf {
+ public:
+  // level: zstd level (1..19); workers: zstd worker threads (0 = compress on the caller's thread).
+  ZstdWriteBuf(ByteSink& sink, int level, int workers);
+  ~ZstdWriteBuf() override;
+  ZstdWriteBuf(const ZstdWriteBuf&) = delete;
+  ZstdWriteBuf& operator=(const ZstdWriteBuf&) = delete;
+
+  // Ends the frame and flushes everything into the sink. Call exactly once.
+  void finish();
+  uint64_t raw_bytes() const { return raw_bytes_ + uint64_t(pptr() - pbase()); }
+  uint64_t compressed_bytes() const { return compressed_bytes_; }
+
+ protected:
+  int_type overflow(int_type ch) override;
+  std::streamsize xsputn(const char* s, std::streamsize n) override;
+  int sync() override;
+
+ private:
+  void compress(ZSTD_EndDirective mode);
+  ByteSink& sink_;
+  ZSTD_CCtx* cctx_;
+  std::vector<char> in_;
+  std::vector<char> out_;
+  uint64_t raw_bytes_ = 0;
+  uint64_t compressed_bytes_ = 0;
+};
+
+class ZstdReadBuf final : public std::streambuf {
+ public:
+  // Decompresses source[offset, offset + length).
+  ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t length);
+  ~ZstdReadBuf() override;
+  ZstdReadBuf(const ZstdReadBuf&) = delete;
+  ZstdReadBuf& operator=(const ZstdReadBuf&) = delete;
+
+  uint64_t raw_bytes_read() const { return raw_bytes_ - uint64_t(egptr() - gptr()); }
+  // True once the frame ended cleanly (checksum verified by zstd) and all input was consumed.
+  bool finished() const { return frame_done_ && in_pos_ >= length_; }
+
+ protected:
+  int_type underflow() override;
+  std::streamsize xsgetn(char* s, std::streamsize n) override;
+
+ private:
+  bool refill();
+  const ByteSource& source_;
+  uint64_t offset_;
+  uint64_t length_;
+  uint64_t in_pos_ = 0;      // bytes of input consumed from the source
+  ZSTD_DCtx* dctx_;
+  std::vector<char> in_;
+  size_t in_size_ = 0, in_read_ = 0;
+  std::vector<char> out_;
+  uint64_t raw_bytes_ = 0;
+  bool frame_done_ = false;
+};
+
+}  // namespace stasis::format

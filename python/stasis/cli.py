@@ -1,0 +1,212 @@
+"""The `stasis` command line (ARCHITECTURE.md §2). Errors of Stasis end with one line on stderr and
+the exit status of their class (stasis/errors.py); never a traceback of Stasis internals."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from typing import Callable, List, Optional, Sequence
+
+from . import errors
+from .errors import EXIT_USAGE, NotAvailableError, StasisError
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _not_available(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
+    def command(_args: argparse.Namespace) -> int:
+        raise NotAvailableError(f"`stasis {what}` is not available yet (being built in issue {issue})")
+    return command
+
+
+# --- run / resume: options, then SCRIPT | -m MODULE, then the program's own arguments -------------
+
+_SUSPEND_OPTIONS = ("--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout")
+
+
+def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parses `run` options up to the program; everything after SCRIPT (or -m MODULE) is the
+    program's, exactly as python3 would pass it."""
+    ns = argparse.Namespace(rewrite=[], no_rewrite=[], module=False, target=None, args=[],
+                            suspend_options={}, key_file=None)
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        name, eq, inline = a.partition("=")
+        def value() -> str:
+            nonlocal i
+            if eq:
+                return inline
+            i += 1
+            if i >= len(argv):
+                raise UsageError(f"stasis run: {name} needs a value")
+            return argv[i]
+        if name == "--rewrite":
+            ns.rewrite.append(value())
+        elif name == "--no-rewrite":
+            ns.no_rewrite.append(value())
+        elif name in _SUSPEND_OPTIONS:
+            ns.suspend_options[name] = value()
+        elif name == "--key-file":
+            ns.key_file = value()
+        elif a == "-m":
+            i += 1
+            if i >= len(argv):
+                raise UsageError("stasis run: -m needs a module name")
+            ns.module, ns.target, ns.args = True, argv[i], list(argv[i + 1:])
+            return ns
+        elif a == "--":
+            i += 1
+            break
+        elif a.startswith("-") and a != "-":
+            raise UsageError(f"stasis run: unknown option {a}")
+        else:
+            break
+        i += 1
+    if i >= len(argv):
+        raise UsageError("stasis run: give SCRIPT or -m MODULE")
+    ns.target, ns.args = argv[i], list(argv[i + 1:])
+    return ns
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    ns = _split_run_args(argv)
+    if ns.suspend_options:
+        raise NotAvailableError(
+            f"suspension options ({', '.join(sorted(ns.suspend_options))}) are not available yet "
+            "(whole-program suspend/resume is being built in issue 5)")
+    try:
+        from .compiler_hooks import runner
+    except ImportError:
+        raise NotAvailableError("`stasis run` is not available yet (compiler_hooks, issue 4)") from None
+    return runner.run(ns.target, ns.args, module=ns.module, rewrite=ns.rewrite,
+                      no_rewrite=ns.no_rewrite)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from . import inspect, read_key
+    inspect(args.snapshot, key_file=args.key_file)  # a bad file is reported as such first
+    raise NotAvailableError("`stasis resume` is not available yet (whole-program suspend/resume, "
+                            "issue 5); the snapshot is intact")
+
+
+def cmd_rewrite(args: argparse.Namespace) -> int:
+    try:
+        from .compiler_hooks import rewriter
+    except ImportError:
+        raise NotAvailableError("`stasis rewrite` is not available yet (compiler_hooks, issue 4)") from None
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            source = f.read()
+    except OSError as e:
+        raise errors.SnapshotIOError(f"cannot read {args.file}: {e.strerror}") from None
+    sys.stdout.write(rewriter.format_resumable(source, args.file))
+    return 0
+
+
+# --- inspect ----------------------------------------------------------------------------------
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def format_inspect(path: str, info: dict) -> str:
+    created = datetime.datetime.fromtimestamp(info["created_unix"], datetime.timezone.utc)
+    ratio = info["raw_size"] / info["compressed_size"] if info["compressed_size"] else 0.0
+    ops = ", ".join(f"{name} {count:,}" for name, count in
+                    sorted(info["ops"].items(), key=lambda kv: (-kv[1], kv[0])))
+    lines = [
+        f"snapshot   {path} ({_size(info['file_size'])})",
+        f"format     version {info['format_version']}, written by Stasis {info['engine_version']}",
+        f"python     {info['implementation']} {info['python_version']}",
+        f"created    {created:%Y-%m-%d %H:%M:%S} UTC on {info['host'] or '?'}",
+        f"signature  {info['signature']}",
+        f"payload    {info['payload_kind']}: {info['objects']:,} objects, {info['memo_count']:,} shared; "
+        f"{_size(info['raw_size'])} -> {_size(info['compressed_size'])} zstd ({ratio:.1f}x); "
+        f"{info['record_count']:,} records",
+        f"ops        {ops}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import inspect
+    info = inspect(args.snapshot, key_file=args.key_file)
+    if args.json:
+        info = {"path": args.snapshot, **info}
+        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(format_inspect(args.snapshot, info))
+    return 0
+
+
+# --- entry ------------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="stasis", description="Suspend a Python program into a snapshot; resume it later.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="run a program under Stasis: run [options] SCRIPT|-m MODULE [ARGS]",
+                   add_help=False)
+    r = sub.add_parser("resume", help="continue a suspended program")
+    r.add_argument("snapshot")
+    for opt in _SUSPEND_OPTIONS:
+        r.add_argument(opt)
+    r.add_argument("--rewrite", action="append", default=[])
+    r.add_argument("--no-rewrite", action="append", default=[])
+    r.add_argument("--patch", action="append", default=[])
+    r.add_argument("--key-file")
+    r.set_defaults(func=cmd_resume)
+    s = sub.add_parser("suspend", help="suspend a process running under Stasis")
+    s.add_argument("pid", type=int)
+    s.set_defaults(func=_not_available("suspend", 5))
+    i = sub.add_parser("inspect", help="describe a snapshot")
+    i.add_argument("snapshot")
+    i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
+    i.add_argument("--key-file", help="verify the signature with this key (default $STASIS_KEY_FILE)")
+    i.set_defaults(func=cmd_inspect)
+    w = sub.add_parser("rewrite", help="print the resumable form of a module")
+    w.add_argument("file")
+    w.set_defaults(func=cmd_rewrite)
+    pa = sub.add_parser("patch", help="apply an update to a suspended snapshot")
+    pa.add_argument("rest", nargs=argparse.REMAINDER)
+    pa.set_defaults(func=_not_available("patch", 6))
+    d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point")
+    d.add_argument("rest", nargs=argparse.REMAINDER)
+    d.set_defaults(func=_not_available("debug", 5))
+    c = sub.add_parser("ctl", help="patch, instrument or profile a live process")
+    c.add_argument("rest", nargs=argparse.REMAINDER)
+    c.set_defaults(func=_not_available("ctl", 6))
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "run":
+            return cmd_run(argv[1:])
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return args.func(args)
+    except UsageError as e:
+        print(f"{e}\n(see `stasis --help`)", file=sys.stderr)
+        return EXIT_USAGE
+    except StasisError as e:
+        print(f"stasis: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130

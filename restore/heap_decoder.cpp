@@ -1,0 +1,147 @@
+#include "restore/heap_decoder.h"
+
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace stasis::restore {
+
+using format::Op;
+
+HeapDecoder::~HeapDecoder() {
+  for (PyObject* o : stack_) Py_DECREF(o);
+  for (PyObject* o : memo_) Py_DECREF(o);
+}
+
+void HeapDecoder::corrupt(const std::string& what) const {
+  throw Error(ErrorCode::CorruptSnapshot, what + " (op at op byte " + std::to_string(op_at_) + ")");
+}
+
+void HeapDecoder::push(PyObject* obj) {
+  if (!obj) {
+    // A CPython constructor refused bytes that passed the checksum: the writer produced them.
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    Ref msg = Ref::steal(value ? PyObject_Str(value) : nullptr);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+    corrupt(std::string("invalid value: ") + (msg ? PyUnicode_AsUTF8(msg.get()) : "?"));
+  }
+  stack_.push_back(obj);
+}
+
+PyObject* HeapDecoder::container_below(size_t values, PyTypeObject* type, const char* op) {
+  if (stack_.size() < values + 1)
+    corrupt(std::string(op) + " needs " + std::to_string(values + 1) + " stack values, there are " +
+            std::to_string(stack_.size()));
+  PyObject* c = stack_[stack_.size() - values - 1];
+  if (Py_TYPE(c) != type) corrupt(std::string(op) + " applied to a " + Py_TYPE(c)->tp_name);
+  return c;
+}
+
+Ref HeapDecoder::decode() {
+  while (!in_.at_end()) {
+    op_at_ = in_.offset();
+    uint8_t op = in_.byte();
+    switch (static_cast<Op>(op)) {
+      case Op::None: push(Py_NewRef(Py_None)); break;
+      case Op::True: push(Py_NewRef(Py_True)); break;
+      case Op::False: push(Py_NewRef(Py_False)); break;
+      case Op::IntSmall: push(PyLong_FromLongLong(in_.svar())); break;
+      case Op::IntBig: {
+        uint64_t n = in_.uvar();
+        std::string_view b = in_.view(n);
+        push(_PyLong_FromByteArray(reinterpret_cast<const unsigned char*>(b.data()), b.size(), 1, 1));
+        break;
+      }
+      case Op::Float: {
+        double d;
+        in_.raw(&d, sizeof d);
+        push(PyFloat_FromDouble(d));
+        break;
+      }
+      case Op::Str: {
+        uint64_t n = in_.uvar();
+        std::string_view b = in_.view(n);
+        push(PyUnicode_DecodeUTF8(b.data(), Py_ssize_t(b.size()), "surrogatepass"));
+        break;
+      }
+      case Op::Bytes: {
+        uint64_t n = in_.uvar();
+        std::string_view b = in_.view(n);
+        push(PyBytes_FromStringAndSize(b.data(), Py_ssize_t(b.size())));
+        break;
+      }
+      case Op::Memo:
+        if (stack_.empty()) corrupt("Memo with an empty stack");
+        memo_.push_back(Py_NewRef(stack_.back()));
+        break;
+      case Op::Ref: {
+        uint64_t id = in_.uvar();
+        if (id >= memo_.size()) corrupt("Ref to undefined memo id " + std::to_string(id));
+        push(Py_NewRef(memo_[id]));
+        break;
+      }
+      case Op::EmptyList: push(PyList_New(0)); break;
+      case Op::EmptyDict: push(PyDict_New()); break;
+      case Op::Appends: {
+        uint64_t k = in_.uvar();
+        if (k > stack_.size()) corrupt("Appends of more values than the stack holds");
+        PyObject* list = container_below(k, &PyList_Type, "Appends");
+        for (size_t i = stack_.size() - k; i < stack_.size(); ++i)
+          if (PyList_Append(list, stack_[i]) < 0) throw Error::python();
+        for (uint64_t i = 0; i < k; ++i) {
+          Py_DECREF(stack_.back());
+          stack_.pop_back();
+        }
+        break;
+      }
+      case Op::SetItems: {
+        uint64_t k = in_.uvar();
+        if (k > stack_.size() / 2) corrupt("SetItems of more pairs than the stack holds");
+        PyObject* dict = container_below(2 * k, &PyDict_Type, "SetItems");
+        for (size_t i = stack_.size() - 2 * k; i < stack_.size(); i += 2) {
+          if (PyDict_SetItem(dict, stack_[i], stack_[i + 1]) < 0) push(nullptr);
+        }
+        for (uint64_t i = 0; i < 2 * k; ++i) {
+          Py_DECREF(stack_.back());
+          stack_.pop_back();
+        }
+        break;
+      }
+      case Op::Tuple: {
+        uint64_t n = in_.uvar();
+        if (n > stack_.size()) corrupt("Tuple of more values than the stack holds");
+        PyObject* t = PyTuple_New(Py_ssize_t(n));
+        if (!t) throw Error::python();
+        size_t base = stack_.size() - n;
+        for (uint64_t i = 0; i < n; ++i) PyTuple_SET_ITEM(t, Py_ssize_t(i), stack_[base + i]);
+        stack_.resize(base);
+        stack_.push_back(t);
+        break;
+      }
+      case Op::Pop: {
+        uint64_t n = in_.uvar();
+        if (n > stack_.size()) corrupt("Pop of more values than the stack holds");
+        for (uint64_t i = 0; i < n; ++i) {
+          Py_DECREF(stack_.back());
+          stack_.pop_back();
+        }
+        break;
+      }
+      default:
+        corrupt("unknown op " + std::to_string(op));
+    }
+  }
+  if (stack_.size() != 1)
+    throw Error(ErrorCode::CorruptSnapshot,
+                "op stream ends with " + std::to_string(stack_.size()) + " values, expected 1");
+  PyObject* root = stack_.back();
+  stack_.pop_back();
+  return Ref::steal(root);
+}
+
+}  // namespace stasis::restore
