@@ -1,0 +1,102 @@
+"""Cache of rewritten code objects, like `.pyc` files but never confused with them.
+
+Counterpart: `hook` (reads through `load`/`store`).  Invariant: an entry is used only if its
+header matches this interpreter (full `sys.version`, import magic, optimisation level), this
+rewriter version, and a hash of the source *path and bytes*; anything else is treated as absent
+and overwritten.  Entries are written atomically (temporary file + rename).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import marshal
+import os
+import sys
+import sysconfig
+from types import CodeType
+
+from .rewriter import REWRITER_VERSION
+
+FILE_MAGIC = b'STASISRW'
+FORMAT_VERSION = 1
+_SUFFIX = f'.{sys.implementation.cache_tag}.stasis{REWRITER_VERSION}.pyc'
+
+
+def _interpreter_id() -> bytes:
+    # 3.11.x patch releases compile some code differently without a magic bump (CPYTHON311 §8),
+    # so the full version string is part of the key, not only MAGIC_NUMBER.
+    return hashlib.sha256(b'\0'.join([
+        sys.version.encode(), importlib.util.MAGIC_NUMBER, str(sys.flags.optimize).encode(),
+    ])).digest()[:16]
+
+
+def source_key(path: str, data: bytes) -> bytes:
+    return hashlib.sha256(os.path.abspath(path).encode('utf-8', 'surrogateescape') + b'\0' + data).digest()
+
+
+def _header(key: bytes) -> bytes:
+    return (FILE_MAGIC + FORMAT_VERSION.to_bytes(2, 'little') + REWRITER_VERSION.to_bytes(2, 'little')
+            + _interpreter_id() + key)
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(os.path.realpath(p) + os.sep for p in {paths['stdlib'], paths['platstdlib']})
+
+
+def user_cache_dir() -> str:
+    base = os.environ.get('STASIS_CACHE_DIR')
+    if base:
+        return base
+    xdg = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(xdg, 'stasis', 'rewrite')
+
+
+def cache_path(source_path: str) -> str:
+    """Where the entry for `source_path` lives: its `__pycache__` when that directory is
+    writable and not part of the Python installation, else the per-user cache directory
+    (mirroring the absolute source path, like PYTHONPYCACHEPREFIX)."""
+    src = os.path.abspath(source_path)
+    head, tail = os.path.split(src)
+    stem = tail.rsplit('.', 1)[0]
+    real = os.path.realpath(head) + os.sep
+    if not os.environ.get('STASIS_CACHE_DIR') and not real.startswith(_stdlib_dirs()):
+        pyc_dir = os.path.join(head, '__pycache__')
+        if os.access(pyc_dir if os.path.isdir(pyc_dir) else head, os.W_OK):
+            return os.path.join(pyc_dir, stem + _SUFFIX)
+    return os.path.join(user_cache_dir(), real.lstrip(os.sep), stem + _SUFFIX)
+
+
+def load(source_path: str, key: bytes) -> CodeType | None:
+    """The cached code for this source, or None when there is no valid entry."""
+    try:
+        with open(cache_path(source_path), 'rb') as f:
+            data = f.read()
+    except OSError:
+        return None
+    header = _header(key)
+    if not data.startswith(header):
+        return None
+    try:
+        code = marshal.loads(data[len(header):])
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, CodeType) else None
+
+
+def store(source_path: str, key: bytes, code: CodeType) -> None:
+    """Write an entry; failures (read-only places, races) only cost a rewrite next time."""
+    if sys.dont_write_bytecode:
+        return
+    path = cache_path(source_path)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, 'wb') as f:
+            f.write(_header(key) + marshal.dumps(code))
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

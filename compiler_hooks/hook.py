@@ -1,0 +1,143 @@
+"""The import hook: a meta-path finder whose loader compiles selected modules resumably.
+
+Counterparts: `rewriter` (the transformation), `cache` (rewritten code on disk), `runner`
+(installs the hook for `stasis run`).  Invariant: a module that is not selected is found and
+loaded exactly as without the hook (the finder returns None and PathFinder handles it).
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+from fnmatch import fnmatchcase
+from types import CodeType
+from typing import Sequence
+
+from . import cache
+from .rewriter import rewrite_module
+
+# Pure-Python standard-library modules whose frames sit under blocking calls, so that threads
+# (and event loops) blocked there have resumable stacks.  Each one wraps a blocking C call in
+# Python frames that the program's own frames call into:
+#   threading            Thread.join, Event.wait, Condition.wait, Semaphore/Barrier (lock.acquire)
+#   queue                Queue.get/put/join (Condition.wait)
+#   socket               socket.accept, create_connection, makefile readers (accept/connect/recv)
+#   selectors            BaseSelector.select (select/poll/epoll)
+#   socketserver         BaseServer.serve_forever / handle_request (selectors)
+#   http.server          request handlers on top of socketserver (readline on a socket)
+#   asyncio, asyncio.*   the event loop (run_forever -> _run_once -> selector.select), futures,
+#                        tasks, queues, locks, streams: coroutine stacks pass through them
+#   concurrent.futures.* Future.result, wait, as_completed, executor worker loops
+#   subprocess           Popen.wait / communicate (waitpid, select)
+#   sched                scheduler.run (delayfunc = time.sleep)
+# Modules already imported before the hook is installed (see runner) keep their plain code.
+DEFAULT_STDLIB: tuple[str, ...] = (
+    'threading', 'queue', 'socket', 'selectors', 'socketserver', 'http.server',
+    'asyncio', 'asyncio.*', 'concurrent.futures', 'concurrent.futures.*', 'subprocess', 'sched',
+)
+
+_OWN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) \
+    if os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) == 'stasis' \
+    else os.path.dirname(os.path.abspath(__file__))
+
+
+def _under(path: str, roots: Sequence[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real.startswith(r) for r in roots)
+
+
+class Selection:
+    """Which modules are rewritten.  Order of decision: Stasis's own modules never;
+    `no_rewrite` globs remove; `rewrite` globs and the stdlib list add; otherwise modules whose
+    file lies under one of `roots` (the main script's directory)."""
+
+    def __init__(self, roots: Sequence[str] = (), rewrite: Sequence[str] = (),
+                 no_rewrite: Sequence[str] = (), stdlib: Sequence[str] = DEFAULT_STDLIB) -> None:
+        self.roots = tuple(os.path.join(os.path.realpath(r), '') for r in roots)
+        self.rewrite = tuple(rewrite)
+        self.no_rewrite = tuple(no_rewrite)
+        self.stdlib = tuple(stdlib)
+
+    def selects(self, fullname: str, origin: str | None) -> bool:
+        if fullname == 'stasis' or fullname.startswith('stasis.'):
+            return False
+        if origin is not None and _under(origin, (os.path.join(os.path.realpath(_OWN_ROOT), ''),)):
+            return False
+        if any(fnmatchcase(fullname, g) for g in self.no_rewrite):
+            return False
+        if any(fnmatchcase(fullname, g) for g in self.rewrite + self.stdlib):
+            return True
+        return origin is not None and _under(origin, self.roots)
+
+
+def compile_cached(path: str, data: bytes) -> CodeType:
+    """Resumable code for the source `data` read from `path`, through the cache.
+
+    A SyntaxError propagates as from `compile()`.  Should the rewriter itself fail (a bug),
+    the module is compiled plainly, with a warning on stderr: it runs, but is not resumable."""
+    key = cache.source_key(path, data)
+    code = cache.load(path, key)
+    if code is None:
+        try:
+            code, _tree = rewrite_module(data, path)
+        except SyntaxError:
+            raise
+        except Exception as e:       # noqa: B902 -- never break the program for our bug
+            sys.stderr.write(f'stasis: warning: could not rewrite {path} ({type(e).__name__}: {e}); '
+                             'running it unrewritten (not resumable)\n')
+            return compile(data, path, 'exec', dont_inherit=True)
+        cache.store(path, key, code)
+    return code
+
+
+class RewritingLoader(importlib.machinery.SourceFileLoader):
+    """SourceFileLoader whose code comes from the rewriter (via the cache)."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        return compile_cached(path, self.get_data(path))
+
+
+class RewritingFinder(importlib.abc.MetaPathFinder):
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+
+    def find_spec(self, fullname, path, target=None):
+        sel = self.selection
+        if any(fnmatchcase(fullname, g) for g in sel.no_rewrite):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
+            return None
+        if not sel.selects(fullname, spec.origin):
+            return None
+        spec.loader = RewritingLoader(fullname, spec.origin)
+        return spec
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+def install(selection: Selection) -> RewritingFinder:
+    """Put the finder first on `sys.meta_path`; returns it (for `uninstall`)."""
+    finder = RewritingFinder(selection)
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+def uninstall(finder: RewritingFinder) -> None:
+    try:
+        sys.meta_path.remove(finder)
+    except ValueError:
+        pass
+
+
+def already_imported(selection: Selection) -> list[str]:
+    """Selected modules that were imported before the hook and therefore run plain code."""
+    out = []
+    for name, mod in list(sys.modules.items()):
+        origin = getattr(mod, '__file__', None)
+        if origin and origin.endswith('.py') and selection.selects(name, origin):
+            out.append(name)
+    return sorted(out)

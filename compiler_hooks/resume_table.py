@@ -1,0 +1,259 @@
+"""Resume-point tables: found in compiled rewritten code, stored in the code object itself.
+
+Counterpart: `rewriter` (produces the code; gives sites their stable ids).  The consumer is the
+suspend/resume engine (C++), which reads the table from the last entry of `co_consts`; the
+exact layout is in README.md ("Resume-point table").  Invariant: a row is marked resumable only
+if the bytecode from its start offset to its call is straight-line, holds no other suspension
+site, stores nothing, and starts with only the listed structural values on the stack, so
+re-executing it from `start` with those values pushed re-creates the call.
+"""
+from __future__ import annotations
+
+import ast
+import dis
+import opcode
+from types import CodeType
+from typing import Iterator, NamedTuple
+
+MARKER = '.stasis-resume-table'
+TABLE_VERSION = 1
+
+# Structural stack values: established by an enclosing construct, alive across statements.
+FOR_ITER = 'for_iter'               # iterator of a `for` loop or comprehension loop
+ASYNC_FOR_ITER = 'async_for_iter'   # async iterator of an `async for` loop
+WITH_EXIT = 'with_exit'             # bound __exit__ / __aexit__ of a `with` / `async with`
+EXC_PREV = 'exc_prev'               # exception that was being handled before this handler
+EXC = 'exc'                         # exception propagating through a `finally` (exceptional path)
+COMP_ACC = 'comp_acc'               # the list/set/dict a comprehension is building
+LASTI = 'lasti'                     # instruction offset pushed for a cleanup handler
+STRUCTURAL = frozenset({FOR_ITER, ASYNC_FOR_ITER, WITH_EXIT, EXC_PREV, EXC, COMP_ACC, LASTI})
+TMP = 'tmp'
+
+_CALLS = {'CALL', 'CALL_FUNCTION_EX'}
+_SITES = _CALLS | {'SEND', 'YIELD_VALUE'}
+_NOT_REPLAYABLE = _SITES | {
+    'FOR_ITER', 'BEFORE_WITH', 'BEFORE_ASYNC_WITH', 'IMPORT_NAME', 'IMPORT_FROM', 'IMPORT_STAR',
+    'RAISE_VARARGS', 'RERAISE', 'PUSH_EXC_INFO', 'POP_EXCEPT', 'RETURN_VALUE', 'GET_ANEXT',
+    'GET_AWAITABLE', 'WITH_EXCEPT_START', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT',
+    'SETUP_ANNOTATIONS', 'PRINT_EXPR', 'END_ASYNC_FOR', 'CHECK_EG_MATCH', 'PREP_RERAISE_STAR',
+}
+_UNCONDITIONAL = {'JUMP_FORWARD', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT'}
+_TERMINAL = {'RETURN_VALUE', 'RAISE_VARARGS', 'RERAISE'}
+_COMP_NAMES = {'<listcomp>', '<setcomp>', '<dictcomp>'}
+
+
+class Row(NamedTuple):
+    """One suspension site of a code object.
+
+    `start` is the byte offset where replay begins (-1: not resumable); `begin`..`end` is the
+    byte range in which `f_lasti` lies while the frame is suspended at this site (PRECALL/CALL
+    and its caches, or SEND/YIELD_VALUE of an await loop); `stack` lists the structural values
+    that are on the value stack at `start`, bottom first; `reason` says why a row is not
+    resumable ('' when it is)."""
+    id: str
+    start: int
+    begin: int
+    end: int
+    line: int
+    stack: tuple[str, ...]
+    reason: str
+
+    @property
+    def resumable(self) -> bool:
+        return self.start >= 0
+
+    def describe(self) -> str:
+        if self.resumable:
+            stack = ', '.join(self.stack) or '-'
+            return f'resume {self.id} @{self.start}..{self.begin} stack=[{stack}]'
+        return f'NOT resumable {self.id} @{self.begin}: {self.reason}'
+
+
+# --------------------------------------------------------------------------------------------
+# Abstract interpretation of the value stack, with a tag per slot.
+
+def stack_tags(code: CodeType) -> tuple[list[dis.Instruction], dict[int, tuple[str, ...]]]:
+    """Instructions of `code` and, for each reachable offset, the tags of the stack before it."""
+    instrs = list(dis.get_instructions(code))
+    index = {ins.offset: i for i, ins in enumerate(instrs)}
+    handlers = dis._parse_exception_table(code)          # type: ignore[attr-defined]
+    comp = code.co_name in _COMP_NAMES
+    before: dict[int, tuple[str, ...]] = {}
+    work: list[tuple[int, tuple[str, ...]]] = [(0, ())]
+
+    def push(off: int, st: tuple[str, ...]) -> None:
+        if off not in before:
+            before[off] = st
+            work.append((off, st))
+
+    while work:
+        off, st = work.pop()
+        i = index[off]
+        ins = instrs[i]
+        name = ins.opname
+        for h in handlers:
+            if h.start <= off < h.end:
+                hst = st[:h.depth] + ((LASTI,) if h.lasti else ()) + (EXC,)
+                push(h.target, hst)
+        if name in _TERMINAL:
+            continue
+        jumps = ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs
+        if jumps:
+            push(ins.argval, _effect(ins, st, True, comp))
+        if name not in _UNCONDITIONAL and i + 1 < len(instrs):
+            push(instrs[i + 1].offset, _effect(ins, st, False, comp))
+    return instrs, before
+
+
+def _effect(ins: dis.Instruction, st: tuple[str, ...], jump: bool, comp: bool) -> tuple[str, ...]:
+    name = ins.opname
+    arg = ins.arg if ins.opcode >= opcode.HAVE_ARGUMENT else None
+    s = list(st)
+    if name == 'GET_ITER':
+        s[-1] = FOR_ITER
+        return tuple(s)
+    if name == 'GET_AITER':
+        s[-1] = ASYNC_FOR_ITER
+        return tuple(s)
+    if name == 'FOR_ITER' and not jump:
+        s[-1] = FOR_ITER
+        return tuple(s + [TMP])
+    if name in ('BEFORE_WITH', 'BEFORE_ASYNC_WITH'):
+        s[-1] = WITH_EXIT
+        return tuple(s + [TMP])
+    if name == 'PUSH_EXC_INFO':
+        s[-1] = EXC_PREV
+        return tuple(s + [EXC])
+    if name == 'COPY':
+        return tuple(s + [s[-arg]])
+    if name == 'SWAP':
+        s[-1], s[-arg] = s[-arg], s[-1]
+        return tuple(s)
+    if comp and name in ('BUILD_LIST', 'BUILD_SET', 'BUILD_MAP') and arg == 0 and not s:
+        return (COMP_ACC,)
+    n = dis.stack_effect(ins.opcode, arg, jump=jump)
+    if n < 0:
+        del s[len(s) + n:]
+    else:
+        s.extend([TMP] * n)
+    return tuple(s)
+
+
+# --------------------------------------------------------------------------------------------
+# Rows.
+
+def _positions_index(tree: ast.AST | None) -> dict[tuple, str]:
+    out: dict[tuple, str] = {}
+    if tree is None:
+        return out
+    for n in ast.walk(tree):
+        sid = getattr(n, '_stasis_id', None)
+        if sid is not None and hasattr(n, 'lineno'):
+            key = (n.lineno, n.end_lineno, n.col_offset, n.end_col_offset)
+            out.setdefault(key, sid)
+    return out
+
+
+def build_rows(code: CodeType, pos_index: dict[tuple, str]) -> list[Row]:
+    instrs, before = stack_tags(code)
+    rows: list[Row] = []
+    n = len(instrs)
+    for i, ins in enumerate(instrs):
+        name = ins.opname
+        if name not in _SITES or ins.offset not in before:
+            continue
+        if name == 'YIELD_VALUE' and i > 0 and instrs[i - 1].opname == 'SEND':
+            continue                                   # part of an await / yield-from loop
+        begin = ins.offset
+        if name == 'CALL' and i > 0 and instrs[i - 1].opname == 'PRECALL':
+            begin = instrs[i - 1].offset
+        j = i + 1
+        if name == 'SEND':
+            while j < n and instrs[j].opname in ('YIELD_VALUE', 'RESUME', 'JUMP_BACKWARD_NO_INTERRUPT'):
+                j += 1
+        end = instrs[j].offset if j < n else len(code.co_code)
+        pos = tuple(ins.positions)
+        sid = pos_index.get(pos)
+        line = ins.positions.lineno or -1
+        if sid is None:
+            sid = f'implicit@{pos[0]}:{pos[2]}'
+        st = before[ins.offset]
+        base = 0
+        while base < len(st) and st[base] in STRUCTURAL:
+            base += 1
+        start, reason = _find_start(instrs, before, i, base)
+        if sid.startswith('implicit@') and not reason:
+            reason = 'implicit call (no source expression to replay)'
+            start = -1
+        rows.append(Row(sid, start if not reason else -1, begin, end, line, st[:base], reason))
+    return rows
+
+
+def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]],
+                i: int, base: int) -> tuple[int, str]:
+    """Start of the replay region that ends with the site at `instrs[i]`."""
+    j = i - 1
+    while j >= 0:
+        st = before.get(instrs[j].offset)
+        if st is None:
+            return -1, 'unreachable prefix'
+        if len(st) < base:
+            return -1, 'stack shallower than its structural base'
+        if len(st) == base:
+            break
+        j -= 1
+    if j < 0:
+        return -1, 'no statement start found'
+    while j > 0 and instrs[j - 1].opname == 'EXTENDED_ARG':
+        j -= 1
+    for k in range(j, i):
+        ins = instrs[k]
+        name = ins.opname
+        if name in _NOT_REPLAYABLE or name.startswith(('STORE_', 'DELETE_')):
+            return -1, f'{name} at {ins.offset} precedes the site in the same statement'
+    st_site = before[instrs[i].offset]
+    if before[instrs[j].offset][:base] != st_site[:base]:
+        return -1, 'structural stack differs between statement start and site'
+    return instrs[j].offset, ''
+
+
+# --------------------------------------------------------------------------------------------
+# Storage in the code object.
+
+def encode(rows: list[Row]) -> tuple:
+    return (MARKER, TABLE_VERSION, tuple(tuple(r) for r in rows))
+
+
+def attach_tables(code: CodeType, tree: ast.AST | None) -> CodeType:
+    """Return `code` (recursively: nested code objects too) with its table appended to
+    `co_consts`.  Appending a constant changes no instruction."""
+    index = _positions_index(tree)
+
+    def rec(co: CodeType) -> CodeType:
+        consts = tuple(rec(c) if isinstance(c, CodeType) else c for c in co.co_consts)
+        rows = build_rows(co, index)
+        return co.replace(co_consts=consts + (encode(rows),))
+    return rec(code)
+
+
+def resume_table(code: CodeType) -> list[Row] | None:
+    """The resume-point table of a rewritten code object, or None if it was not rewritten."""
+    consts = code.co_consts
+    if not consts:
+        return None
+    last = consts[-1]
+    if not (type(last) is tuple and len(last) == 3 and last[0] == MARKER):
+        return None
+    if last[1] != TABLE_VERSION:
+        return None
+    return [Row(*r) for r in last[2]]
+
+
+def iter_tables(code: CodeType) -> Iterator[tuple[CodeType, list[Row]]]:
+    """(code object, table) for `code` and every code object nested in it."""
+    table = resume_table(code)
+    if table is not None:
+        yield code, table
+    for c in code.co_consts:
+        if isinstance(c, CodeType):
+            yield from iter_tables(c)

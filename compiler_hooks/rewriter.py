@@ -1,0 +1,939 @@
+"""The resumable form: rewrites a module's AST so that every suspension site is replayable.
+
+Counterparts: `resume_table` (reads the compiled result and records each resume point),
+`hook` (compiles selected modules through `rewrite_module`).  Invariant kept by the lowering:
+in a rewritten function body, each statement holds at most one suspension site (call, `await`,
+`yield`, `yield from`, list/set/dict comprehension) per execution path, and every value that
+sits on the frame's value stack while that site runs is either a structural value
+(for-iterator, `with` exit, saved exception: see resume_table) or is recomputed without side
+effects by re-executing the statement from its first instruction.  Evaluation order and
+short-circuiting are kept; see README.md for the two documented deviations.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import symtable
+from typing import Callable, Iterable, Iterator
+
+# Bump whenever the output of the rewriter changes: it is part of the cache key.
+REWRITER_VERSION = 3
+
+# Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
+# same); `compile()` accepts them from an AST.
+TEMP_PREFIX = '.t'
+
+SUSPENSION_NODES = (ast.Call, ast.Await, ast.Yield, ast.YieldFrom,
+                    ast.ListComp, ast.SetComp, ast.DictComp)
+# Nodes whose compiled code may contain an implicit call (`__exit__`, decorators, `__anext__`).
+SITE_NODES = SUSPENSION_NODES + (ast.GeneratorExp, ast.With, ast.AsyncWith, ast.AsyncFor,
+                                 ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+SITE_ATTR = '_stasis_id'
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation order of expression children (in the scope of the expression itself).
+
+def eval_children(node: ast.AST) -> list[ast.expr]:
+    """Direct sub-expressions of `node` evaluated in the current scope, in evaluation order."""
+    t = type(node)
+    if t is ast.Call:
+        return [node.func, *node.args, *(k.value for k in node.keywords)]
+    if t in (ast.BinOp,):
+        return [node.left, node.right]
+    if t is ast.Compare:
+        return [node.left, *node.comparators]
+    if t is ast.BoolOp:
+        return list(node.values)
+    if t is ast.IfExp:
+        return [node.test, node.body, node.orelse]
+    if t in (ast.Attribute, ast.Starred, ast.NamedExpr, ast.Await, ast.FormattedValue,
+             ast.Yield, ast.YieldFrom, ast.UnaryOp):
+        out = [node.operand] if t is ast.UnaryOp else ([node.value] if node.value else [])
+        if t is ast.FormattedValue and node.format_spec is not None:
+            out.append(node.format_spec)
+        return out
+    if t is ast.Subscript:
+        return [node.value, node.slice]
+    if t is ast.Slice:
+        return [x for x in (node.lower, node.upper, node.step) if x is not None]
+    if t in (ast.Tuple, ast.List, ast.Set):
+        return list(node.elts)
+    if t is ast.Dict:
+        out = []
+        for k, v in zip(node.keys, node.values):
+            if k is not None:
+                out.append(k)
+            out.append(v)
+        return out
+    if t is ast.JoinedStr:
+        return list(node.values)
+    if t in (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp):
+        return [node.generators[0].iter]
+    if t is ast.Lambda:
+        return [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+    return []
+
+
+def has_site(node: ast.AST | None) -> bool:
+    """Does evaluating `node` in its own scope reach a suspension site?"""
+    if node is None:
+        return False
+    if isinstance(node, SUSPENSION_NODES):
+        return True
+    return any(has_site(c) for c in eval_children(node))
+
+
+def _walrus_targets(exprs: Iterable[ast.AST | None]) -> set[str]:
+    out: set[str] = set()
+    stack = [e for e in exprs if e is not None]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.NamedExpr):
+            out.add(n.target.id)
+        stack.extend(eval_children(n))
+    return out
+
+
+def _like(new: ast.AST, old: ast.AST) -> ast.AST:
+    ast.copy_location(new, old)
+    sid = getattr(old, SITE_ATTR, None)
+    if sid is not None:
+        setattr(new, SITE_ATTR, sid)
+    return new
+
+
+def _load(name: str, ref: ast.AST) -> ast.Name:
+    return ast.copy_location(ast.Name(id=name, ctx=ast.Load()), ref)
+
+
+def _store(name: str, ref: ast.AST) -> ast.Name:
+    return ast.copy_location(ast.Name(id=name, ctx=ast.Store()), ref)
+
+
+def _is_terminal(stmts: list[ast.stmt]) -> bool:
+    return bool(stmts) and isinstance(stmts[-1], (ast.Return, ast.Raise, ast.Break, ast.Continue))
+
+
+# --------------------------------------------------------------------------------------------
+# Stable ids: every site node gets its position path in the ORIGINAL tree.
+
+def assign_site_ids(tree: ast.AST) -> None:
+    def walk(node: ast.AST, path: str) -> None:
+        if isinstance(node, SITE_NODES):
+            setattr(node, SITE_ATTR, path)
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, ast.AST):
+                        walk(item, f'{path}.{field}[{i}]' if path else f'{field}[{i}]')
+            elif isinstance(value, ast.AST):
+                walk(value, f'{path}.{field}' if path else field)
+    walk(tree, '')
+
+
+# --------------------------------------------------------------------------------------------
+# Which names of a function are plain fast locals (no cell, no global, no nonlocal)?
+
+class _Scopes:
+    """Maps FunctionDef nodes to the set of their plain fast locals (from `symtable`)."""
+
+    def __init__(self, source: str | bytes, filename: str) -> None:
+        self._by_key: dict[tuple[str, int], frozenset[str] | None] = {}
+        try:
+            text = source if isinstance(source, str) else importlib.util.decode_source(source)
+            top = symtable.symtable(text, filename, 'exec')
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            return
+        self._collect(top)
+
+    def _collect(self, table: symtable.SymbolTable) -> None:
+        for child in table.get_children():
+            if child.get_type() == 'function':
+                key = (child.get_name(), child.get_lineno())
+                stable = self._stable(child)
+                # Two scopes with the same name on the same line: give up (no stable names).
+                self._by_key[key] = None if key in self._by_key else stable
+            self._collect(child)
+
+    @staticmethod
+    def _stable(t: symtable.SymbolTable) -> frozenset[str]:
+        cells = {s.get_name() for c in t.get_children() for s in c.get_symbols() if s.is_free()}
+        return frozenset(s.get_name() for s in t.get_symbols()
+                         if s.is_local() and not s.is_global() and not s.is_nonlocal()
+                         and not s.is_free() and s.get_name() not in cells)
+
+    def stable_names(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+        return self._by_key.get((fn.name, fn.lineno)) or frozenset()
+
+
+# --------------------------------------------------------------------------------------------
+# The lowering.
+
+Res = tuple[ast.expr, bool]        # (residual expression, residual still contains a site inline)
+
+
+class _Lowerer:
+    """Lowers one scope (a function body or the module body) into the resumable form."""
+
+    def __init__(self, scopes: _Scopes, stable: frozenset[str]) -> None:
+        self.scopes = scopes
+        self.stable = stable
+        self.unstable: set[str] = set()
+        self.ntemp = 0
+        self.blocks: list[list[str]] = []
+
+    # ---- temporaries -----------------------------------------------------------------------
+    def new_temp(self) -> str:
+        name = f'{TEMP_PREFIX}{self.ntemp}'
+        self.ntemp += 1
+        self.blocks[-1].append(name)
+        return name
+
+    def assign_temp(self, value: ast.expr, pre: list[ast.stmt]) -> ast.Name:
+        name = self.new_temp()
+        pre.append(ast.copy_location(ast.Assign(targets=[_store(name, value)], value=value), value))
+        return _load(name, value)
+
+    def is_stable(self, e: ast.expr) -> bool:
+        if isinstance(e, ast.Constant):
+            return True
+        if isinstance(e, ast.Name):
+            return e.id.startswith(TEMP_PREFIX) or (e.id in self.stable and e.id not in self.unstable)
+        return False
+
+    def lift(self, r: Res, pre: list[ast.stmt]) -> ast.expr:
+        """The value of `r` with no site left inline."""
+        e, s = r
+        return self.assign_temp(e, pre) if s else e
+
+    def stabilize(self, r: Res, pre: list[ast.stmt]) -> ast.expr:
+        """The value of `r`, computed now and unchanged by whatever is evaluated later."""
+        e, s = r
+        return self.assign_temp(e, pre) if (s or not self.is_stable(e)) else e
+
+    def sub_block(self, fn: Callable[[list[ast.stmt]], None]) -> list[ast.stmt]:
+        """Statements built by `fn`, followed by deletion of the temporaries they bound."""
+        self.blocks.append([])
+        out: list[ast.stmt] = []
+        fn(out)
+        temps = self.blocks.pop()
+        if temps and not _is_terminal(out):
+            out.append(self._delete(temps, out[-1] if out else None))
+        return out or [ast.Pass()]
+
+    @staticmethod
+    def _delete(temps: list[str], ref: ast.AST | None) -> ast.Delete:
+        node = ast.Delete(targets=[ast.Name(id=t, ctx=ast.Del()) for t in temps])
+        if ref is not None:
+            ast.copy_location(node, ref)
+            for t in node.targets:
+                ast.copy_location(t, ref)
+        return node
+
+    # ---- expressions -----------------------------------------------------------------------
+    def expr(self, e: ast.expr, pre: list[ast.stmt]) -> Res:
+        if not has_site(e):
+            return e, False
+        return getattr(self, 'x_' + type(e).__name__, self.x_generic)(e, pre)
+
+    def seq(self, items: list[ast.expr], pre: list[ast.stmt], *, lift: bool = False) -> list[Res]:
+        """Lower `items`, evaluated in this order; values before a later site are stabilized."""
+        later = [False] * len(items)
+        acc = False
+        for i in range(len(items) - 1, -1, -1):
+            later[i] = acc
+            acc = acc or has_site(items[i])
+        out: list[Res] = []
+        for item, lat in zip(items, later):
+            star = isinstance(item, ast.Starred)
+            r = self.expr(item.value if star else item, pre)
+            if lat:
+                r = (self.stabilize(r, pre), False)
+            elif lift:
+                r = (self.lift(r, pre), False)
+            if star:
+                r = (_like(ast.Starred(value=r[0], ctx=item.ctx), item), r[1])
+            out.append(r)
+        return out
+
+    def x_generic(self, e: ast.expr, pre: list[ast.stmt]) -> Res:
+        raise NotImplementedError(type(e).__name__)   # every node with children is handled below
+
+    def x_Call(self, e: ast.Call, pre: list[ast.stmt]) -> Res:
+        args_site = any(has_site(a) for a in e.args) or any(has_site(k.value) for k in e.keywords)
+        func = e.func
+        if args_site and isinstance(func, ast.Attribute):
+            # The receiver is evaluated in order; the method lookup stays at the call (LOAD_METHOD).
+            recv = self.expr(func.value, pre)
+            recv_e = recv[0] if isinstance(recv[0], ast.Name) and not recv[1] else self.stabilize(recv, pre)
+            func = _like(ast.Attribute(value=recv_e, attr=func.attr, ctx=ast.Load()), func)
+        elif args_site and isinstance(func, ast.Name):
+            pass            # callee names are looked up at the call (documented deviation)
+        elif args_site:
+            func = self.stabilize(self.expr(func, pre), pre)
+        else:
+            func = self.lift(self.expr(func, pre), pre)
+        items = [*e.args, *(k.value for k in e.keywords)]
+        rs = self.seq(items, pre, lift=True)
+        args = []
+        for a, (r, _) in zip(e.args, rs[:len(e.args)]):
+            args.append(r)
+        kws = [_like(ast.keyword(arg=k.arg, value=r), k) for k, (r, _) in zip(e.keywords, rs[len(e.args):])]
+        return _like(ast.Call(func=func, args=args, keywords=kws), e), True
+
+    def x_Starred(self, e: ast.Starred, pre: list[ast.stmt]) -> Res:
+        r, s = self.expr(e.value, pre)
+        return _like(ast.Starred(value=r, ctx=e.ctx), e), s
+
+    def x_Await(self, e: ast.Await, pre: list[ast.stmt]) -> Res:
+        return _like(ast.Await(value=self.lift(self.expr(e.value, pre), pre)), e), True
+
+    def x_Yield(self, e: ast.Yield, pre: list[ast.stmt]) -> Res:
+        v = self.lift(self.expr(e.value, pre), pre) if e.value is not None else None
+        return _like(ast.Yield(value=v), e), True
+
+    def x_YieldFrom(self, e: ast.YieldFrom, pre: list[ast.stmt]) -> Res:
+        return _like(ast.YieldFrom(value=self.lift(self.expr(e.value, pre), pre)), e), True
+
+    def _comp_iter(self, e: ast.AST, pre: list[ast.stmt], lift: bool) -> tuple[ast.AST, bool]:
+        gen0 = e.generators[0]
+        r = self.expr(gen0.iter, pre)
+        it = self.lift(r, pre) if lift else r[0]
+        new0 = ast.comprehension(target=gen0.target, iter=it, ifs=gen0.ifs, is_async=gen0.is_async)
+        kw = {f: getattr(e, f) for f in e._fields if f != 'generators'}
+        new = _like(type(e)(generators=[new0, *e.generators[1:]], **kw), e)
+        return new, (r[1] and not lift)
+
+    def x_ListComp(self, e: ast.ListComp, pre: list[ast.stmt]) -> Res:
+        return self._comp_iter(e, pre, True)[0], True
+
+    x_SetComp = x_DictComp = x_ListComp
+
+    def x_GeneratorExp(self, e: ast.GeneratorExp, pre: list[ast.stmt]) -> Res:
+        # Creating a generator runs none of its body: only its first iterable is a site.
+        return self._comp_iter(e, pre, False)
+
+    def x_Lambda(self, e: ast.Lambda, pre: list[ast.stmt]) -> Res:
+        a = e.args
+        kwd = [d for d in a.kw_defaults if d is not None]
+        rs = self.seq([*a.defaults, *kwd], pre)
+        it = iter(rs)
+        defaults = [next(it)[0] for _ in a.defaults]
+        kw_defaults = [None if d is None else next(it)[0] for d in a.kw_defaults]
+        args = ast.arguments(posonlyargs=a.posonlyargs, args=a.args, vararg=a.vararg,
+                             kwonlyargs=a.kwonlyargs, kw_defaults=kw_defaults, kwarg=a.kwarg,
+                             defaults=defaults)
+        return _like(ast.Lambda(args=args, body=e.body), e), any(s for _, s in rs)
+
+    def x_NamedExpr(self, e: ast.NamedExpr, pre: list[ast.stmt]) -> Res:
+        r, s = self.expr(e.value, pre)
+        return _like(ast.NamedExpr(target=e.target, value=r), e), s
+
+    def x_Attribute(self, e: ast.Attribute, pre: list[ast.stmt]) -> Res:
+        r, s = self.expr(e.value, pre)
+        return _like(ast.Attribute(value=r, attr=e.attr, ctx=e.ctx), e), s
+
+    def x_Subscript(self, e: ast.Subscript, pre: list[ast.stmt]) -> Res:
+        (v, s1), (i, s2) = self.seq([e.value, e.slice], pre)
+        return _like(ast.Subscript(value=v, slice=i, ctx=e.ctx), e), s1 or s2
+
+    def x_Slice(self, e: ast.Slice, pre: list[ast.stmt]) -> Res:
+        parts = [e.lower, e.upper, e.step]
+        rs = iter(self.seq([p for p in parts if p is not None], pre))
+        new = [None if p is None else next(rs) for p in parts]
+        vals = [None if n is None else n[0] for n in new]
+        return _like(ast.Slice(lower=vals[0], upper=vals[1], step=vals[2]), e), \
+            any(n[1] for n in new if n is not None)
+
+    def x_BinOp(self, e: ast.BinOp, pre: list[ast.stmt]) -> Res:
+        (a, s1), (b, s2) = self.seq([e.left, e.right], pre)
+        return _like(ast.BinOp(left=a, op=e.op, right=b), e), s1 or s2
+
+    def x_UnaryOp(self, e: ast.UnaryOp, pre: list[ast.stmt]) -> Res:
+        r, s = self.expr(e.operand, pre)
+        return _like(ast.UnaryOp(op=e.op, operand=r), e), s
+
+    def _elts(self, e: ast.expr, pre: list[ast.stmt]) -> Res:
+        rs = self.seq(list(e.elts), pre)
+        kw = {'ctx': e.ctx} if hasattr(e, 'ctx') else {}
+        return _like(type(e)(elts=[r for r, _ in rs], **kw), e), any(s for _, s in rs)
+
+    x_Tuple = x_List = x_Set = _elts
+
+    def x_Dict(self, e: ast.Dict, pre: list[ast.stmt]) -> Res:
+        rs = iter(self.seq(eval_children(e), pre))
+        keys, values, s = [], [], False
+        for k in e.keys:
+            if k is None:
+                keys.append(None)
+            else:
+                r = next(rs)
+                keys.append(r[0])
+                s = s or r[1]
+            r = next(rs)
+            values.append(r[0])
+            s = s or r[1]
+        return _like(ast.Dict(keys=keys, values=values), e), s
+
+    def x_JoinedStr(self, e: ast.JoinedStr, pre: list[ast.stmt]) -> Res:
+        values = list(e.values)
+        out: list[ast.expr] = []
+        s_any = False
+        for i, v in enumerate(values):
+            later = any(has_site(w) for w in values[i + 1:])
+            if isinstance(v, ast.Constant):
+                out.append(v)
+                continue
+            rv, s = self.expr(v.value, pre)
+            spec = v.format_spec
+            if spec is not None and has_site(spec):
+                rv = self.stabilize((rv, s), pre)
+                s = False
+                spec, s2 = self.expr(spec, pre)
+                s = s or s2
+            fv = _like(ast.FormattedValue(value=rv, conversion=v.conversion, format_spec=spec), v)
+            if later:
+                # The formatting itself happens before the later site, as in the original.
+                t = self.assign_temp(_like(ast.JoinedStr(values=[fv]), v), pre)
+                fv = _like(ast.FormattedValue(value=t, conversion=-1, format_spec=None), v)
+                s = False
+            out.append(fv)
+            s_any = s_any or s
+        return _like(ast.JoinedStr(values=out), e), s_any
+
+    def x_FormattedValue(self, e: ast.FormattedValue, pre: list[ast.stmt]) -> Res:
+        return self.x_JoinedStr(_like(ast.JoinedStr(values=[e]), e), pre)
+
+    def x_IfExp(self, e: ast.IfExp, pre: list[ast.stmt]) -> Res:
+        test = self.stabilize(self.expr(e.test, pre), pre)
+        body_pre: list[ast.stmt] = []
+        else_pre: list[ast.stmt] = []
+        mark = len(self.blocks[-1])
+        body = self.expr(e.body, body_pre)
+        orelse = self.expr(e.orelse, else_pre)
+        if not body_pre and not else_pre:
+            return _like(ast.IfExp(test=test, body=body[0], orelse=orelse[0]), e), body[1] or orelse[1]
+        # Lifting happened inside a branch: rebuild as an `if` statement (branches stay lazy).
+        del self.blocks[-1][mark:]
+        result = self.new_temp()
+
+        def branch(sub: ast.expr) -> list[ast.stmt]:
+            def fill(out: list[ast.stmt]) -> None:
+                r = self.expr(sub, out)
+                out.append(ast.copy_location(ast.Assign(targets=[_store(result, sub)], value=r[0]), sub))
+            return self.sub_block(fill)
+
+        pre.append(ast.copy_location(ast.If(test=test, body=branch(e.body), orelse=branch(e.orelse)), e))
+        return _load(result, e), False
+
+    def x_BoolOp(self, e: ast.BoolOp, pre: list[ast.stmt]) -> Res:
+        first = self.expr(e.values[0], pre)
+        rest = e.values[1:]
+        if not any(has_site(v) for v in rest):
+            return _like(ast.BoolOp(op=e.op, values=[first[0], *rest]), e), first[1]
+        # Inline form: only the last operand holds sites, no lifting is needed inside it, and
+        # the operands before it are stable (replay re-tests them).
+        if not any(has_site(v) for v in rest[:-1]) and all(self.is_stable(v) for v in rest[:-1]):
+            head = self.stabilize(first, pre)
+            probe: list[ast.stmt] = []
+            mark = len(self.blocks[-1])
+            last = self.expr(rest[-1], probe)
+            if not probe:
+                return _like(ast.BoolOp(op=e.op, values=[head, *rest[:-1], last[0]]), e), last[1]
+            del self.blocks[-1][mark:]
+            first = (head, False)
+        # If-chain: `.r = a; if .r: .r = b; ...` (`if not .r` for `or`).
+        result = self.new_temp()
+        pre.append(ast.copy_location(ast.Assign(targets=[_store(result, e)], value=first[0]), e.values[0]))
+        tail = pre
+        for v in rest:
+            test: ast.expr = _load(result, v)
+            if isinstance(e.op, ast.Or):
+                test = ast.copy_location(ast.UnaryOp(op=ast.Not(), operand=test), v)
+
+            def fill(out: list[ast.stmt], v: ast.expr = v) -> None:
+                r = self.expr(v, out)
+                out.append(ast.copy_location(ast.Assign(targets=[_store(result, v)], value=r[0]), v))
+            body = self.sub_block(fill)
+            node = ast.copy_location(ast.If(test=test, body=body, orelse=[]), v)
+            tail.append(node)
+            tail = body         # later operands are evaluated only if this one let them
+        return _load(result, e), False
+
+    def x_Compare(self, e: ast.Compare, pre: list[ast.stmt]) -> Res:
+        comps = e.comparators
+        (left, ls), (c0, cs) = self.seq([e.left, comps[0]], pre)
+        if not any(has_site(c) for c in comps[1:]):
+            return _like(ast.Compare(left=left, ops=e.ops, comparators=[c0, *comps[1:]]), e), ls or cs
+        prev = self.stabilize((left, ls), pre)
+        cur = self.stabilize((c0, cs), pre)
+        # Inline form: only the last operand holds sites and needs no lifting; the operands
+        # between are stable (replay recomputes the comparisons before it).
+        if not any(has_site(c) for c in comps[1:-1]) and all(self.is_stable(c) for c in comps[1:-1]):
+            probe: list[ast.stmt] = []
+            mark = len(self.blocks[-1])
+            last = self.expr(comps[-1], probe)
+            if not probe:
+                return _like(ast.Compare(left=prev, ops=e.ops,
+                                         comparators=[cur, *comps[1:-1], last[0]]), e), last[1]
+            del self.blocks[-1][mark:]
+        # If-chain: `.r = a < b; if .r: .r = b < c ...`, each operand evaluated once and lazily.
+        result = self.new_temp()
+        pre.append(ast.copy_location(ast.Assign(
+            targets=[_store(result, e)],
+            value=_like(ast.Compare(left=prev, ops=[e.ops[0]], comparators=[cur]), e)), e))
+        tail: list[ast.stmt] = pre
+        for op, c in zip(e.ops[1:], comps[1:]):
+            box: list[ast.expr] = [cur]
+
+            def fill(out: list[ast.stmt], op: ast.cmpop = op, c: ast.expr = c, left: ast.expr = cur) -> None:
+                r = self.expr(c, out)
+                box[0] = self.stabilize(r, out) if c is not comps[-1] else r[0]
+                out.append(ast.copy_location(ast.Assign(
+                    targets=[_store(result, c)],
+                    value=_like(ast.Compare(left=left, ops=[op], comparators=[box[0]]), e)), c))
+            body = self.sub_block(fill)
+            cur = box[0]
+            tail.append(ast.copy_location(ast.If(test=_load(result, c), body=body, orelse=[]), c))
+            # The next comparison still reads `cur`: nest it before this block's deletions.
+            tail = _Inserter(body, len(body) - 1) if isinstance(body[-1], ast.Delete) else body
+        return _load(result, e), False
+
+    # ---- statements ------------------------------------------------------------------------
+    def block(self, stmts: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for s in stmts:
+            out.extend(self.stmt(s))
+        return out or [ast.Pass()]
+
+    def stmt(self, s: ast.stmt) -> list[ast.stmt]:
+        m = getattr(self, 's_' + type(s).__name__, None)
+        if m is None:
+            return [s]
+        mark = self.ntemp
+        self.blocks.append([])
+        saved = self.unstable
+        try:
+            out = m(s)
+        finally:
+            self.unstable = saved
+        temps = self.blocks.pop()
+        self.ntemp = mark
+        if temps and not _is_terminal(out):
+            out.append(self._delete(temps, s))
+        return out
+
+    def header(self, s: ast.stmt, exprs: list[ast.expr | None]) -> None:
+        self.unstable = _walrus_targets(exprs)
+
+    def s_Expr(self, s: ast.Expr) -> list[ast.stmt]:
+        if not has_site(s.value):
+            return [s]
+        self.header(s, [s.value])
+        pre: list[ast.stmt] = []
+        r, _ = self.expr(s.value, pre)
+        return pre + [_like(ast.Expr(value=r), s)]
+
+    def s_Return(self, s: ast.Return) -> list[ast.stmt]:
+        if not has_site(s.value):
+            return [s]
+        self.header(s, [s.value])
+        pre: list[ast.stmt] = []
+        r, _ = self.expr(s.value, pre)
+        return pre + [_like(ast.Return(value=r), s)]
+
+    def s_Assign(self, s: ast.Assign) -> list[ast.stmt]:
+        tsite = any(has_site(t) for t in s.targets)
+        if not has_site(s.value) and not tsite:
+            return [s]
+        self.header(s, [s.value, *s.targets])
+        pre: list[ast.stmt] = []
+        r = self.expr(s.value, pre)
+        if not tsite:
+            return pre + [_like(ast.Assign(targets=s.targets, value=r[0], type_comment=None), s)]
+        value = self.stabilize(r, pre)
+        out = pre
+        for t in s.targets:
+            out.extend(self.target_assign(t, value, s))
+        return out
+
+    def target_assign(self, t: ast.expr, value: ast.expr, s: ast.stmt) -> list[ast.stmt]:
+        """`t = value` where value is stable; the target's own sub-expressions are lowered."""
+        pre: list[ast.stmt] = []
+        post: list[ast.stmt] = []
+        new_t = self.target(t, pre, post)
+        return pre + [ast.copy_location(ast.Assign(targets=[new_t], value=value), s)] + post
+
+    def target(self, t: ast.expr, pre: list[ast.stmt], post: list[ast.stmt]) -> ast.expr:
+        if not has_site(t):
+            return t
+        if isinstance(t, ast.Attribute):
+            return _like(ast.Attribute(value=self.expr(t.value, pre)[0], attr=t.attr, ctx=t.ctx), t)
+        if isinstance(t, ast.Subscript):
+            (v, _), (i, _) = self.seq([t.value, t.slice], pre)
+            return _like(ast.Subscript(value=v, slice=i, ctx=t.ctx), t)
+        if isinstance(t, (ast.Tuple, ast.List)):
+            elts = []
+            for el in t.elts:
+                inner = el.value if isinstance(el, ast.Starred) else el
+                if has_site(inner):
+                    name = self.new_temp()
+                    post.extend(self.target_assign(inner, _load(name, inner), inner))
+                    new: ast.expr = _store(name, inner)
+                    elts.append(_like(ast.Starred(value=new, ctx=ast.Store()), el) if isinstance(el, ast.Starred) else new)
+                else:
+                    elts.append(el)
+            return _like(type(t)(elts=elts, ctx=t.ctx), t)
+        if isinstance(t, ast.Starred):
+            return _like(ast.Starred(value=self.target(t.value, pre, post), ctx=t.ctx), t)
+        return t
+
+    def s_AugAssign(self, s: ast.AugAssign) -> list[ast.stmt]:
+        t = s.target
+        if not has_site(s.value) and not has_site(t):
+            return [s]
+        self.header(s, [t, s.value])
+        pre: list[ast.stmt] = []
+        if isinstance(t, ast.Name) and self.is_stable(_load(t.id, t)):
+            r, _ = self.expr(s.value, pre)
+            return pre + [_like(ast.AugAssign(target=t, op=s.op, value=r), s)]
+        # General form, in CPython's order: target parts, current value, RHS, in-place op, store.
+        if isinstance(t, ast.Name):
+            load: ast.expr = _load(t.id, t)
+            store_t: ast.expr = t
+        elif isinstance(t, ast.Attribute):
+            obj = self.stabilize(self.expr(t.value, pre), pre)
+            load = _like(ast.Attribute(value=obj, attr=t.attr, ctx=ast.Load()), t)
+            store_t = _like(ast.Attribute(value=obj, attr=t.attr, ctx=ast.Store()), t)
+        else:
+            v, i = self.seq([t.value, t.slice], pre)
+            v = self.stabilize(v, pre)
+            i = self.stabilize(i, pre)
+            load = _like(ast.Subscript(value=v, slice=i, ctx=ast.Load()), t)
+            store_t = _like(ast.Subscript(value=v, slice=i, ctx=ast.Store()), t)
+        cur = self.assign_temp(load, pre)
+        r, _ = self.expr(s.value, pre)
+        pre.append(_like(ast.AugAssign(target=_store(cur.id, t), op=s.op, value=r), s))
+        pre.append(ast.copy_location(ast.Assign(targets=[store_t], value=_load(cur.id, t)), s))
+        return pre
+
+    def s_AnnAssign(self, s: ast.AnnAssign) -> list[ast.stmt]:
+        if s.value is None or not has_site(s.value) or has_site(s.target):
+            return [s]
+        self.header(s, [s.value])
+        pre: list[ast.stmt] = []
+        r, _ = self.expr(s.value, pre)
+        return pre + [_like(ast.AnnAssign(target=s.target, annotation=s.annotation, value=r,
+                                          simple=s.simple), s)]
+
+    def s_Delete(self, s: ast.Delete) -> list[ast.stmt]:
+        if not any(has_site(t) for t in s.targets):
+            return [s]
+        out: list[ast.stmt] = []
+        for t in s.targets:
+            pre: list[ast.stmt] = []
+            self.header(s, [t])
+            new_t = self.target(t, pre, [])
+            out.extend(pre + [_like(ast.Delete(targets=[new_t]), s)])
+        return out
+
+    def s_Raise(self, s: ast.Raise) -> list[ast.stmt]:
+        if not has_site(s.exc) and not has_site(s.cause):
+            return [s]
+        self.header(s, [s.exc, s.cause])
+        pre: list[ast.stmt] = []
+        parts = [x for x in (s.exc, s.cause) if x is not None]
+        rs = self.seq(parts, pre)
+        exc = rs[0][0] if s.exc is not None else None
+        cause = rs[-1][0] if s.cause is not None else None
+        return pre + [_like(ast.Raise(exc=exc, cause=cause), s)]
+
+    def s_Assert(self, s: ast.Assert) -> list[ast.stmt]:
+        if not has_site(s.test) and not has_site(s.msg):
+            return [s]
+        self.header(s, [s.test, s.msg])
+        body: list[ast.stmt] = []
+        if not has_site(s.msg):
+            r, _ = self.expr(s.test, body)
+            body.append(_like(ast.Assert(test=r, msg=s.msg), s))
+        else:
+            r = self.lift(self.expr(s.test, body), body)
+
+            def fill(out: list[ast.stmt]) -> None:
+                m, _ = self.expr(s.msg, out)
+                out.append(_like(ast.Assert(test=ast.copy_location(ast.Constant(False), s), msg=m), s))
+            fail = self.sub_block(fill)
+            body.append(ast.copy_location(ast.If(test=ast.copy_location(ast.UnaryOp(ast.Not(), r), s),
+                                                 body=fail, orelse=[]), s))
+        temps = self.blocks[-1][:]
+        self.blocks[-1].clear()
+        if temps:
+            body.append(self._delete(temps, s))
+        # `if __debug__:` is folded away by the compiler under -O, like the assert itself.
+        return [ast.copy_location(ast.If(test=_load('__debug__', s), body=body, orelse=[]), s)]
+
+    def s_If(self, s: ast.If) -> list[ast.stmt]:
+        pre: list[ast.stmt] = []
+        test = s.test
+        if has_site(test):
+            self.header(s, [test])
+            test = self.expr(test, pre)[0]
+        self.unstable = set()
+        return pre + [_like(ast.If(test=test, body=self.block(s.body),
+                                   orelse=self.block(s.orelse) if s.orelse else []), s)]
+
+    def s_While(self, s: ast.While) -> list[ast.stmt]:
+        if not has_site(s.test):
+            return [_like(ast.While(test=s.test, body=self.block(s.body),
+                                    orelse=self.block(s.orelse) if s.orelse else []), s)]
+        # `while True:` + the test (re-evaluated each time round) + `if not test: break`.
+        flag = self.new_temp() if s.orelse else None
+        out: list[ast.stmt] = []
+        if flag:
+            out.append(ast.copy_location(ast.Assign(targets=[_store(flag, s)],
+                                                    value=ast.copy_location(ast.Constant(False), s)), s))
+        self.blocks.append([])
+        self.header(s, [s.test])
+        loop_pre: list[ast.stmt] = []
+        test, _ = self.expr(s.test, loop_pre)
+        self.unstable = set()
+        temps = self.blocks.pop()
+        on_exit: list[ast.stmt] = []
+        if temps:
+            on_exit.append(self._delete(temps, s))
+        if flag:
+            on_exit.append(ast.copy_location(ast.Assign(targets=[_store(flag, s)],
+                                                        value=ast.copy_location(ast.Constant(True), s)), s))
+        on_exit.append(ast.copy_location(ast.Break(), s))
+        loop_pre.append(ast.copy_location(ast.If(
+            test=ast.copy_location(ast.UnaryOp(op=ast.Not(), operand=test), s.test),
+            body=on_exit, orelse=[]), s.test))
+        if temps:
+            loop_pre.append(self._delete(temps, s))
+        body = loop_pre + self.block(s.body)
+        out.append(_like(ast.While(test=ast.copy_location(ast.Constant(True), s), body=body, orelse=[]), s))
+        if flag:
+            out.append(ast.copy_location(ast.If(test=_load(flag, s), body=self.block(s.orelse), orelse=[]), s))
+        return out
+
+    def _for(self, s: ast.For | ast.AsyncFor) -> list[ast.stmt]:
+        pre: list[ast.stmt] = []
+        it = s.iter
+        if has_site(it):
+            self.header(s, [it])
+            it = self.expr(it, pre)[0]
+        self.unstable = set()
+        target = s.target
+        body_pre: list[ast.stmt] = []
+        if has_site(target):
+            name = self.new_temp()
+            body_pre = self.target_assign(target, _load(name, target), target)
+            target = _store(name, target)
+        node = _like(type(s)(target=target, iter=it, body=body_pre + self.block(s.body),
+                             orelse=self.block(s.orelse) if s.orelse else [], type_comment=None), s)
+        return pre + [node]
+
+    s_For = s_AsyncFor = _for
+
+    def _with(self, s: ast.With | ast.AsyncWith) -> list[ast.stmt]:
+        items = s.items
+        split = next((i for i in range(1, len(items)) if has_site(items[i].context_expr)), None)
+        if split is not None:
+            inner = _like(type(s)(items=items[split:], body=s.body, type_comment=None), s)
+            s = _like(type(s)(items=items[:split], body=[inner], type_comment=None), s)
+            items = s.items
+        pre: list[ast.stmt] = []
+        first = items[0]
+        ctx = first.context_expr
+        if has_site(ctx):
+            self.header(s, [ctx])
+            ctx = self.expr(ctx, pre)[0]
+        self.unstable = set()
+        new_items = [ast.withitem(context_expr=ctx, optional_vars=first.optional_vars), *items[1:]]
+        return pre + [_like(type(s)(items=new_items, body=self.block(s.body), type_comment=None), s)]
+
+    s_With = s_AsyncWith = _with
+
+    def _try(self, s: ast.Try) -> list[ast.stmt]:
+        handlers = [_like(ast.ExceptHandler(type=h.type, name=h.name, body=self.block(h.body)), h)
+                    for h in s.handlers]
+        return [_like(type(s)(body=self.block(s.body), handlers=handlers,
+                              orelse=self.block(s.orelse) if s.orelse else [],
+                              finalbody=self.block(s.finalbody) if s.finalbody else []), s)]
+
+    s_Try = s_TryStar = _try
+
+    def s_Match(self, s: ast.Match) -> list[ast.stmt]:
+        pre: list[ast.stmt] = []
+        subject = s.subject
+        if has_site(subject):
+            self.header(s, [subject])
+            subject = self.expr(subject, pre)[0]
+        self.unstable = set()
+        cases = [_like(ast.match_case(pattern=c.pattern, guard=c.guard, body=self.block(c.body)), c)
+                 for c in s.cases]
+        return pre + [_like(ast.Match(subject=subject, cases=cases), s)]
+
+    def _def(self, s: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.stmt]:
+        pre: list[ast.stmt] = []
+        a = s.args
+        kwd = [d for d in a.kw_defaults if d is not None]
+        parts = [*s.decorator_list, *a.defaults, *kwd]
+        if any(has_site(p) for p in parts):
+            self.header(s, parts)
+            rs = iter(self.seq(parts, pre, lift=True))
+            decorators = [next(rs)[0] for _ in s.decorator_list]
+            defaults = [next(rs)[0] for _ in a.defaults]
+            kw_defaults = [None if d is None else next(rs)[0] for d in a.kw_defaults]
+            a = ast.arguments(posonlyargs=a.posonlyargs, args=a.args, vararg=a.vararg,
+                              kwonlyargs=a.kwonlyargs, kw_defaults=kw_defaults, kwarg=a.kwarg,
+                              defaults=defaults)
+        else:
+            decorators = s.decorator_list
+        self.unstable = set()
+        new = _like(type(s)(name=s.name, args=a, body=lower_function_body(s, self.scopes),
+                            decorator_list=decorators, returns=s.returns, type_comment=None), s)
+        return pre + [new]
+
+    s_FunctionDef = s_AsyncFunctionDef = _def
+
+    def s_ClassDef(self, s: ast.ClassDef) -> list[ast.stmt]:
+        pre: list[ast.stmt] = []
+        parts = [*s.decorator_list, *s.bases, *(k.value for k in s.keywords)]
+        decorators, bases, keywords = s.decorator_list, s.bases, s.keywords
+        if any(has_site(p) for p in parts):
+            self.header(s, parts)
+            rs = iter(self.seq(parts, pre, lift=True))
+            decorators = [next(rs)[0] for _ in s.decorator_list]
+            bases = [next(rs)[0] for _ in s.bases]
+            keywords = [_like(ast.keyword(arg=k.arg, value=next(rs)[0]), k) for k in s.keywords]
+        self.unstable = set()
+        new = _like(ast.ClassDef(name=s.name, bases=bases, keywords=keywords,
+                                 body=lower_class_body(s.body, self.scopes), decorator_list=decorators), s)
+        return pre + [new]
+
+
+class _Inserter(list):
+    """A list view that appends into `target` before index `at` (keeps trailing `del` last)."""
+
+    def __init__(self, target: list[ast.stmt], at: int) -> None:
+        super().__init__()
+        self._target = target
+        self._at = at
+
+    def append(self, item: ast.stmt) -> None:       # type: ignore[override]
+        self._target.insert(self._at, item)
+        self._at += 1
+
+
+def lower_function_body(fn: ast.FunctionDef | ast.AsyncFunctionDef, scopes: _Scopes) -> list[ast.stmt]:
+    return _Lowerer(scopes, scopes.stable_names(fn)).block(fn.body)
+
+
+def lower_class_body(body: list[ast.stmt], scopes: _Scopes) -> list[ast.stmt]:
+    """Class bodies run once, entered from C (`__build_class__`), and their namespace may be a
+    custom mapping (Enum): they are not lowered, only the functions defined in them are."""
+    return [_rewrite_nested(s, scopes) for s in body]
+
+
+def _rewrite_nested(s: ast.stmt, scopes: _Scopes) -> ast.stmt:
+    if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return _like(type(s)(name=s.name, args=s.args, body=lower_function_body(s, scopes),
+                             decorator_list=s.decorator_list, returns=s.returns, type_comment=None), s)
+    if isinstance(s, ast.ClassDef):
+        return _like(ast.ClassDef(name=s.name, bases=s.bases, keywords=s.keywords,
+                                  body=lower_class_body(s.body, scopes), decorator_list=s.decorator_list), s)
+    for field in ('body', 'orelse', 'finalbody'):
+        if isinstance(getattr(s, field, None), list):
+            setattr(s, field, [_rewrite_nested(x, scopes) for x in getattr(s, field)])
+    for h in getattr(s, 'handlers', []) or []:
+        h.body = [_rewrite_nested(x, scopes) for x in h.body]
+    for c in getattr(s, 'cases', []) or []:
+        c.body = [_rewrite_nested(x, scopes) for x in c.body]
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Public API.
+
+def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Module:
+    """Rewrite a parsed module in place into the resumable form; returns it."""
+    assign_site_ids(tree)
+    scopes = _Scopes(source, filename)
+    lowerer = _Lowerer(scopes, frozenset())       # module level: every name may change
+    tree.body = lowerer.block(tree.body) if tree.body else []
+    ast.fix_missing_locations(tree)
+    return tree
+
+
+def rewrite_module(source: str | bytes, filename: str, *, optimize: int = -1):
+    """Compile `source` into resumable code: returns `(code, tree)`.  Every code object
+    compiled from the module carries its resume table (see resume_table.attach_tables)."""
+    from .resume_table import attach_tables
+    tree = ast.parse(source, filename, 'exec')
+    rewrite_tree(tree, source, filename)
+    code = compile(tree, filename, 'exec', dont_inherit=True, optimize=optimize)
+    return attach_tables(code, tree), tree
+
+
+class _MarkingUnparser(ast._Unparser):      # type: ignore[name-defined]
+    def __init__(self, notes: dict[int, list[str]] | None = None, **kw) -> None:
+        super().__init__(**kw)
+        self._notes = notes or {}
+
+    def traverse(self, node):                # type: ignore[override]
+        if isinstance(node, ast.stmt):
+            for note in self._notes.get(id(node), ()):
+                self.fill('# ' + note)
+        super().traverse(node)
+
+
+def statement_sites(s: ast.stmt) -> Iterator[ast.AST]:
+    """Site nodes evaluated by statement `s` itself (not by statements nested in it)."""
+    exprs: list[ast.AST] = []
+    for field, value in ast.iter_fields(s):
+        if field in ('body', 'orelse', 'finalbody', 'handlers', 'cases'):
+            continue
+        if isinstance(value, list):
+            exprs.extend(v for v in value if isinstance(v, ast.AST))
+        elif isinstance(value, ast.AST):
+            exprs.append(value)
+    if hasattr(s, SITE_ATTR):
+        yield s
+    stack = exprs[::-1]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.stmt):
+            continue
+        if hasattr(n, SITE_ATTR):
+            yield n
+        if isinstance(n, ast.Lambda):
+            continue
+        stack.extend(reversed([c for c in ast.iter_child_nodes(n)]))
+
+
+def format_resumable(source: str, filename: str) -> str:
+    """Source-like text of the resumable form, each statement preceded by comments naming the
+    resume points it holds (`resume <id>` with the structural stack) and the suspension sites
+    that are not resumable (`NOT resumable <id>: reason`)."""
+    from .resume_table import iter_tables
+    code, tree = rewrite_module(source, filename)
+    rows: dict[str, list] = {}
+    for _co, table in iter_tables(code):
+        for row in table:
+            rows.setdefault(row.id, []).append(row)
+    notes: dict[int, list[str]] = {}
+    for s in ast.walk(tree):
+        if not isinstance(s, ast.stmt):
+            continue
+        lines = []
+        for site in statement_sites(s):
+            for row in rows.get(getattr(site, SITE_ATTR), ()):
+                lines.append(row.describe())
+        if lines:
+            notes[id(s)] = lines
+    header = (f'# stasis rewrite {filename} (rewriter v{REWRITER_VERSION})\n'
+              '# hidden names start with "."; "resume" lines list the resume points of the next\n'
+              '# statement: id, bytecode offsets and the structural values on the stack there.\n')
+    return header + _MarkingUnparser(notes).visit(tree) + '\n'

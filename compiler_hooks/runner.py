@@ -1,0 +1,121 @@
+"""`stasis run` back end: run a script or `-m` module like `python3`, under the import hook.
+
+Counterparts: `hook` (selection, loader), `stasis/cli.py` (argument parsing, calls `run`).
+Invariant: what the program sees (`sys.argv`, `sys.path[0]`, `__main__`, `__file__`,
+`__spec__`, `__loader__`, exit status, traceback of an uncaught exception) is what
+`/usr/bin/python3.11 SCRIPT ARGS` / `python3.11 -m MODULE ARGS` would give it.
+"""
+from __future__ import annotations
+
+import builtins
+import importlib.machinery
+import os
+import runpy
+import sys
+import types
+from typing import Sequence
+
+from . import hook
+
+
+def _exit_status(code: object) -> int:
+    """CPython's handling of SystemExit.code (`_Py_HandleSystemExit`)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    try:
+        sys.stderr.write(str(code) + '\n')
+        sys.stderr.flush()
+    except Exception:
+        pass
+    return 1
+
+
+def _strip_own_frames(exc: BaseException) -> None:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+
+
+def _report(exc: BaseException) -> int:
+    _strip_own_frames(exc)
+    try:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    except Exception:
+        pass
+    return 130 if isinstance(exc, KeyboardInterrupt) else 1
+
+
+def _module_root(name: str) -> list[str]:
+    """Directory that holds the top-level package (or module) `name` belongs to."""
+    top = name.partition('.')[0]
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(top, sys.path)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or spec.origin is None:
+        return []
+    locations = list(spec.submodule_search_locations or [])
+    return locations or [os.path.dirname(spec.origin)]
+
+
+def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = (),
+        no_rewrite: Sequence[str] = ()) -> int:
+    """Run SCRIPT `target` (or module `target` when `module`) with `args`; returns the exit
+    status the plain interpreter would have exited with (130 for KeyboardInterrupt, where
+    CPython would kill itself with SIGINT)."""
+    if module:
+        sys.argv = ['-m', *args]
+        cwd = os.getcwd()
+        if sys.path and sys.path[0] != cwd:
+            sys.path[0:1] = [cwd]
+        roots = _module_root(target)
+    else:
+        sys.argv = [target, *args]
+        script_dir = os.path.dirname(os.path.realpath(target))
+        if sys.path:
+            sys.path[0] = script_dir
+        else:
+            sys.path.append(script_dir)
+        roots = [script_dir]
+    selection = hook.Selection(roots, rewrite, no_rewrite)
+    finder = hook.install(selection)
+    try:
+        if module:
+            runpy._run_module_as_main(target, alter_argv=True)   # type: ignore[attr-defined]
+        else:
+            _run_script(target)
+    except SystemExit as e:
+        return _exit_status(e.code)
+    except BaseException as e:             # noqa: B902 -- the program's uncaught exception
+        return _report(e)
+    finally:
+        sys.settrace(None)
+    del finder          # stays installed: code the program imports later (atexit, threads) too
+    return 0
+
+
+def _run_script(path: str) -> None:
+    abspath = os.path.abspath(path)
+    main = types.ModuleType('__main__')
+    loader = importlib.machinery.SourceFileLoader('__main__', abspath)
+    main.__dict__.update(__file__=abspath, __loader__=loader, __spec__=None,
+                         __cached__=None, __package__=None, __builtins__=builtins)
+    try:
+        with open(abspath, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        sys.stderr.write(f"{sys.executable}: can't open file {abspath!r}: [Errno {e.errno}] {e.strerror}\n")
+        raise SystemExit(2)
+    try:
+        code = hook.compile_cached(abspath, data)
+    except SyntaxError as e:
+        err = e                 # reported like CPython: no traceback, only the source location
+    else:
+        sys.modules['__main__'] = main
+        exec(code, main.__dict__)
+        return
+    err.__traceback__ = None
+    raise err
