@@ -114,9 +114,16 @@ std::string_view PayloadReader::view(size_t size) {
     pos_ += size;
     return v;
   }
-  if (size > (uint64_t(1) << 40)) throw past_end();
-  scratch_.resize(size);
-  raw(scratch_.data(), size);
+  // Spans chunks: copy chunk by chunk, so memory grows only with bytes that really exist (a
+  // corrupt length must not allocate before the data runs out).
+  scratch_.clear();
+  while (size > 0) {
+    if (pos_ == chunk_.size() && !next_chunk()) throw past_end();
+    size_t k = std::min(size, chunk_.size() - pos_);
+    scratch_.append(reinterpret_cast<const char*>(chunk_.data() + pos_), k);
+    pos_ += k;
+    size -= k;
+  }
   return scratch_;
 }
 
