@@ -111,6 +111,10 @@ def _store(name: str, ref: ast.AST) -> ast.Name:
     return ast.copy_location(ast.Name(id=name, ctx=ast.Store()), ref)
 
 
+_COMPOUND = (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.Try, ast.TryStar,
+             ast.Match, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
 def _is_terminal(stmts: list[ast.stmt]) -> bool:
     return bool(stmts) and isinstance(stmts[-1], (ast.Return, ast.Raise, ast.Break, ast.Continue))
 
@@ -520,9 +524,27 @@ class _Lowerer:
             self.unstable = saved
         temps = self.blocks.pop()
         self.ntemp = mark
-        if temps and not _is_terminal(out):
-            out.append(self._delete(temps, s))
-        return out
+        if not temps:
+            return out
+        last = out[-1]
+        if isinstance(s, (ast.If, ast.With, ast.AsyncWith)) and isinstance(last, type(s)):
+            # Header temporaries die as soon as the header is done: at the start of the branches.
+            last.body.insert(0, self._delete(temps, s))
+            if isinstance(last, ast.If):
+                last.orelse = [self._delete(temps, s)] + (last.orelse or [])
+            return out
+        if isinstance(s, _COMPOUND) or isinstance(last, ast.Return):
+            # After the compound statement; a return frees the frame anyway.
+            return out if _is_terminal(out) else out + [self._delete(temps, s)]
+        # Simple statement: temporaries are released on the exceptional path too, as CPython
+        # releases its value stack while unwinding (zero-cost `try` in 3.11; bare `raise`
+        # re-raises with the traceback unchanged).
+        clear = [ast.copy_location(ast.Assign(targets=[_store(t, s) for t in temps],
+                                              value=ast.copy_location(ast.Constant(None), s)), s),
+                 self._delete(temps, s), ast.copy_location(ast.Raise(exc=None, cause=None), s)]
+        handler = ast.copy_location(ast.ExceptHandler(type=_load('BaseException', s), name=None, body=clear), s)
+        wrapped = ast.copy_location(ast.Try(body=out, handlers=[handler], orelse=[], finalbody=[]), s)
+        return [wrapped] if _is_terminal(out) else [wrapped, self._delete(temps, s)]
 
     def header(self, s: ast.stmt, exprs: list[ast.expr | None]) -> None:
         self.unstable = _walrus_targets(exprs)
@@ -870,7 +892,7 @@ def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Mo
 def rewrite_module(source: str | bytes, filename: str, *, optimize: int = -1):
     """Compile `source` into resumable code: returns `(code, tree)`.  Every code object
     compiled from the module carries its resume table (see resume_table.attach_tables)."""
-    from .resume_table import attach_tables
+    from .resume_points import attach_tables
     tree = ast.parse(source, filename, 'exec')
     rewrite_tree(tree, source, filename)
     code = compile(tree, filename, 'exec', dont_inherit=True, optimize=optimize)
@@ -917,7 +939,7 @@ def format_resumable(source: str, filename: str) -> str:
     """Source-like text of the resumable form, each statement preceded by comments naming the
     resume points it holds (`resume <id>` with the structural stack) and the suspension sites
     that are not resumable (`NOT resumable <id>: reason`)."""
-    from .resume_table import iter_tables
+    from .resume_points import iter_tables
     code, tree = rewrite_module(source, filename)
     rows: dict[str, list] = {}
     for _co, table in iter_tables(code):
