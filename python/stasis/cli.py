@@ -87,6 +87,12 @@ def cmd_run(argv: Sequence[str]) -> int:
         from .compiler_hooks import runner
     except ImportError:
         raise NotAvailableError("`stasis run` is not available yet (compiler_hooks, issue 4)") from None
+    try:
+        from .updater import control
+    except ImportError:
+        control = None  # live updates are not built into this version
+    if control is not None:
+        control.serve_updates()  # `stasis ctl PID ...` reaches every program started by `stasis run`
     return runner.run(ns.target, ns.args, module=ns.module, rewrite=ns.rewrite,
                       no_rewrite=ns.no_rewrite)
 
@@ -110,6 +116,14 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         raise errors.SnapshotIOError(f"cannot read {args.file}: {e.strerror}") from None
     sys.stdout.write(rewriter.format_resumable(source, args.file))
     return 0
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    try:
+        from .updater import ctl
+    except ImportError:
+        raise NotAvailableError("`stasis ctl` is not available yet (updater, issue 6)") from None
+    return ctl.main(list(args.rest))
 
 
 # --- inspect ----------------------------------------------------------------------------------
@@ -185,9 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point")
     d.add_argument("rest", nargs=argparse.REMAINDER)
     d.set_defaults(func=_not_available("debug", 5))
-    c = sub.add_parser("ctl", help="patch, instrument or profile a live process")
+    c = sub.add_parser("ctl", help="patch, instrument or profile a live process", add_help=False)
     c.add_argument("rest", nargs=argparse.REMAINDER)
-    c.set_defaults(func=_not_available("ctl", 6))
+    c.set_defaults(func=cmd_ctl)
     return p
 
 
