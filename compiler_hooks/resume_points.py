@@ -34,7 +34,7 @@ _SITES = _CALLS | {'SEND', 'YIELD_VALUE'}
 _NOT_REPLAYABLE = _SITES | {
     'FOR_ITER', 'BEFORE_WITH', 'BEFORE_ASYNC_WITH', 'IMPORT_NAME', 'IMPORT_FROM', 'IMPORT_STAR',
     'RAISE_VARARGS', 'RERAISE', 'PUSH_EXC_INFO', 'POP_EXCEPT', 'RETURN_VALUE', 'GET_ANEXT',
-    'GET_AWAITABLE', 'WITH_EXCEPT_START', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT',
+    'WITH_EXCEPT_START', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT',
     'SETUP_ANNOTATIONS', 'PRINT_EXPR', 'END_ASYNC_FOR', 'CHECK_EG_MATCH', 'PREP_RERAISE_STAR',
 }
 _UNCONDITIONAL = {'JUMP_FORWARD', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT'}
@@ -142,19 +142,22 @@ def _effect(ins: dis.Instruction, st: tuple[str, ...], jump: bool, comp: bool) -
 # --------------------------------------------------------------------------------------------
 # Rows.
 
-def _positions_index(tree: ast.AST | None) -> dict[tuple, str]:
-    out: dict[tuple, str] = {}
+GENERATOR_CREATION = 'creates a generator: runs no code there, never suspended'
+
+
+def _positions_index(tree: ast.AST | None) -> dict[tuple, tuple[str, bool]]:
+    out: dict[tuple, tuple[str, bool]] = {}
     if tree is None:
         return out
     for n in ast.walk(tree):
         sid = getattr(n, '_stasis_id', None)
         if sid is not None and hasattr(n, 'lineno'):
             key = (n.lineno, n.end_lineno, n.col_offset, n.end_col_offset)
-            out.setdefault(key, sid)
+            out.setdefault(key, (sid, isinstance(n, ast.GeneratorExp)))
     return out
 
 
-def build_rows(code: CodeType, pos_index: dict[tuple, str]) -> list[Row]:
+def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, bool]]) -> list[Row]:
     instrs, before = stack_tags(code)
     rows: list[Row] = []
     n = len(instrs)
@@ -173,7 +176,7 @@ def build_rows(code: CodeType, pos_index: dict[tuple, str]) -> list[Row]:
                 j += 1
         end = instrs[j].offset if j < n else len(code.co_code)
         pos = tuple(ins.positions)
-        sid = pos_index.get(pos)
+        sid, genexp = pos_index.get(pos, (None, False))
         line = ins.positions.lineno or -1
         if sid is None:
             sid = f'implicit@{pos[0]}:{pos[2]}'
@@ -182,7 +185,9 @@ def build_rows(code: CodeType, pos_index: dict[tuple, str]) -> list[Row]:
         while base < len(st) and st[base] in STRUCTURAL:
             base += 1
         start, reason = _find_start(instrs, before, i, base)
-        if sid.startswith('implicit@') and not reason:
+        if genexp and name in _CALLS:
+            reason, start = GENERATOR_CREATION, -1
+        elif sid.startswith('implicit@') and not reason:
             reason = 'implicit call (no source expression to replay)'
             start = -1
         rows.append(Row(sid, start if not reason else -1, begin, end, line, st[:base], reason))
