@@ -32,9 +32,13 @@ def _exit_status(code: object) -> int:
     return 1
 
 
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '')
+
+
 def _strip_own_frames(exc: BaseException) -> None:
+    """Drops the leading traceback entries of Stasis's own frames (runner, program session)."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
     exc.__traceback__ = tb
 
@@ -62,10 +66,11 @@ def _module_root(name: str) -> list[str]:
 
 
 def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = (),
-        no_rewrite: Sequence[str] = ()) -> int:
+        no_rewrite: Sequence[str] = (), execute=None) -> int:
     """Run SCRIPT `target` (or module `target` when `module`) with `args`; returns the exit
     status the plain interpreter would have exited with (130 for KeyboardInterrupt, where
-    CPython would kill itself with SIGINT)."""
+    CPython would kill itself with SIGINT).  `execute(code, globals, selection)`, when given,
+    runs the script's code instead of `exec` (whole-program suspension hooks in there)."""
     if module:
         sys.argv = ['-m', *args]
         cwd = os.getcwd()
@@ -86,7 +91,7 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
         if module:
             runpy._run_module_as_main(target, alter_argv=True)   # type: ignore[attr-defined]
         else:
-            _run_script(target)
+            _run_script(target, execute, selection)
     except SystemExit as e:
         return _exit_status(e.code)
     except BaseException as e:             # noqa: B902 -- the program's uncaught exception
@@ -97,7 +102,21 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
     return 0
 
 
-def _run_script(path: str) -> None:
+def run_resumed(execute) -> int:
+    """Runs `execute()` (a resumed program's remaining work) with `run`'s exit-status and
+    uncaught-exception handling."""
+    try:
+        execute()
+    except SystemExit as e:
+        return _exit_status(e.code)
+    except BaseException as e:             # noqa: B902 -- the program's uncaught exception
+        return _report(e)
+    finally:
+        sys.settrace(None)
+    return 0
+
+
+def _run_script(path: str, execute=None, selection=None) -> None:
     abspath = os.path.abspath(path)
     main = types.ModuleType('__main__')
     loader = importlib.machinery.SourceFileLoader('__main__', abspath)
@@ -115,7 +134,10 @@ def _run_script(path: str) -> None:
         err = e                 # reported like CPython: no traceback, only the source location
     else:
         sys.modules['__main__'] = main
-        exec(code, main.__dict__)
+        if execute is not None:
+            execute(code, main.__dict__, selection)
+        else:
+            exec(code, main.__dict__)
         return
     err.__traceback__ = None
     raise err

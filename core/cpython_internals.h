@@ -41,6 +41,30 @@ inline bool entered_from_c(PyFrameObject* frame) { return frame->f_frame->is_ent
 // -2 created, -1 suspended, 0 executing, 1 completed, 4 cleared.
 inline int generator_state(PyObject* gen) { return ((PyGenObject*)gen)->gi_frame_state; }
 
+// Locals, cells and free variables (co_nlocalsplus slots, NULL when unbound), then the value stack
+// up to stacktop. Borrowed slots; the frame owns them.
+inline PyObject** frame_localsplus(_PyInterpreterFrame* f) { return f->localsplus; }
+inline int frame_stacktop(_PyInterpreterFrame* f) { return f->stacktop; }
+inline PyCodeObject* frame_code(_PyInterpreterFrame* f) { return f->f_code; }
+// The last executed instruction, in code units (pycore_frame.h _PyInterpreterFrame_LASTI).
+inline int frame_lasti(_PyInterpreterFrame* f) { return _PyInterpreterFrame_LASTI(f); }
+inline int code_units(PyCodeObject* co) { return int(Py_SIZE(co)); }
+
+// --- Stack capture and replay (snapshot/capture.cpp, restore/replay.cpp; CPYTHON311.md §2, §11) --
+// Kind of localsplus slot i: CO_FAST_LOCAL / CO_FAST_CELL / CO_FAST_FREE bits (pycore_code.h).
+inline int localsplus_kind(PyCodeObject* co, int i) { return _PyLocals_GetKind(co->co_localspluskinds, i); }
+// Pushes a new reference onto a frame's value stack; only valid during a trace event of that
+// frame, when stacktop is saved (ceval.c TARGET_DO_TRACING reloads stack_pointer afterwards).
+inline void frame_stack_push(_PyInterpreterFrame* f, PyObject* value) {
+  _PyFrame_StackPush(f, Py_NewRef(value));
+}
+// Makes the eval loop execute code unit `index` next: effective only at a 'line' or 'opcode'
+// event of this frame on its own thread (ceval.c reloads next_instr from prev_instr there).
+inline void jump_at_trace_event(PyFrameObject* frame, int index) {
+  frame->f_frame->prev_instr = _PyCode_CODE(frame->f_frame->f_code) + index;
+  frame->f_lineno = 0;
+}
+
 }  // namespace stasis::internals
 
 extern "C" {

@@ -3,6 +3,7 @@
 
 #include "engine/errors.h"
 #include "engine/objects_api.h"
+#include "engine/program_api.h"
 #include "format/schema.h"
 #include "format/version.h"
 
@@ -16,6 +17,15 @@ PyMethodDef kMethods[] = {
     {"loads", KW(stasis::engine::loads), "loads(data, *, key=None) -> object"},
     {"load", KW(stasis::engine::load), "load(path, *, key=None) -> object"},
     {"inspect", KW(stasis::engine::inspect), "inspect(path, *, key=None) -> dict"},
+    {"payload_header", KW(stasis::engine::payload_header),
+     "payload_header(path, *, key=None) -> {kind, root_count, hash_seed}: validates, builds nothing"},
+    // whole-program suspension (issue 5): python/stasis/program.py
+    {"suspend_at_safe_point", stasis::engine::suspend_at_safe_point, METH_VARARGS,
+     "suspend_at_safe_point(base_code, n, callback): call callback(frames) at the n-th safe point"},
+    {"cancel_suspend", stasis::engine::cancel_suspend, METH_NOARGS, "remove this thread's trigger"},
+    {"last_blocker", stasis::engine::last_blocker, METH_NOARGS, "why the last line was not a safe point"},
+    {"capture_stack", stasis::engine::capture_stack, METH_VARARGS, "capture_stack(frame, base_code) -> frames"},
+    {"replay", stasis::engine::replay, METH_VARARGS, "replay(base_code, globals, frames): rebuild and continue"},
     {"register_error_classes", stasis::engine::register_error_classes, METH_O,
      "register_error_classes({code: class}): used once by stasis/__init__.py"},
     {nullptr, nullptr, 0, nullptr},

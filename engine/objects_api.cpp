@@ -20,17 +20,28 @@ std::optional<std::string> key_from(PyObject* key) {
   return std::string(data, size_t(size));
 }
 
-void write_objects(format::SnapshotWriter& file, PyObject* obj) {
-  format::PayloadWriter payload(file, format::PayloadHeader{"objects", 1});
+void write_objects(format::SnapshotWriter& file, PyObject* obj, const std::string& kind,
+                   uint64_t hash_seed = 0, std::vector<std::string> modules = {}) {
+  format::PayloadWriter payload(file, format::PayloadHeader{kind, 1, hash_seed, std::move(modules)});
   snapshot::HeapEncoder(payload).encode(obj);
   payload.finish();
 }
 
-Ref read_objects(format::SnapshotReader& file) {
-  if (file.preamble().payload_kind != "objects")
+// Payload kinds: "objects" (stasis.dump) and "program" (a suspended program, python/stasis/program.py).
+std::string kind_of(const char* kind) {
+  std::string k = kind ? kind : "objects";
+  if (k != "objects" && k != "program")
+    throw Error(ErrorCode::Internal, "unknown payload kind '" + k + "'");
+  return k;
+}
+
+Ref read_objects(format::SnapshotReader& file, const std::string& kind) {
+  if (file.preamble().payload_kind != kind)
     throw Error(ErrorCode::IncompatibleSnapshot,
-                "this snapshot holds a '" + file.preamble().payload_kind +
-                    "' payload, not an object graph; use `stasis resume` or `stasis inspect`");
+                "this snapshot holds a '" + file.preamble().payload_kind + "' payload, not '" +
+                    kind + "'; " +
+                    (kind == "objects" ? "resume it with `stasis resume`"
+                                       : "load it with stasis.load()"));
   {
     format::PayloadReader scan(file);
     format::scan_ops(scan);  // the whole op stream is well-formed before any object is built
@@ -39,8 +50,9 @@ Ref read_objects(format::SnapshotReader& file) {
   return restore::HeapDecoder(payload).decode();
 }
 
-format::WriteOptions write_options(PyObject* key, int level) {
+format::WriteOptions write_options(PyObject* key, int level, const std::string& kind) {
   format::WriteOptions o;
+  o.payload_kind = kind;
   o.key = key_from(key);
   o.level = level;
   return o;
@@ -59,6 +71,20 @@ std::string path_of(PyObject* path) {
   return std::string(PyBytes_AsString(bytes.get()), size_t(PyBytes_Size(bytes.get())));
 }
 
+// A list of str (or None) as names: the program's own modules.
+std::vector<std::string> strings_of(PyObject* list) {
+  std::vector<std::string> out;
+  if (list == Py_None) return out;
+  Ref seq = Ref::steal(PySequence_Fast(list, "modules must be a list of str"));
+  if (!seq) throw Error::python();
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+    const char* s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq.get(), i));
+    if (!s) throw Error::python();
+    out.emplace_back(s);
+  }
+  return out;
+}
+
 void set_item(PyObject* dict, const char* key, Ref value) {
   if (!value || PyDict_SetItemString(dict, key, value.get()) < 0) throw Error::python();
 }
@@ -71,15 +97,16 @@ Ref int_of(uint64_t v) { return Ref::steal(PyLong_FromUnsignedLongLong(v)); }
 
 PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"obj", "key", "level", nullptr};
+    static const char* names[] = {"obj", "key", "level", "kind", nullptr};
     PyObject *obj, *key = Py_None;
     int level = 3;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Oi:dumps", const_cast<char**>(names), &obj,
-                                     &key, &level))
+    const char* kind = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Ois:dumps", const_cast<char**>(names), &obj,
+                                     &key, &level, &kind))
       throw Error::python();
     std::string out;
-    auto file = format::SnapshotWriter::to_string(out, write_options(key, level));
-    write_objects(file, obj);
+    auto file = format::SnapshotWriter::to_string(out, write_options(key, level, kind_of(kind)));
+    write_objects(file, obj, kind_of(kind));
     file.commit();
     return Ref::steal(PyBytes_FromStringAndSize(out.data(), Py_ssize_t(out.size())));
   });
@@ -87,14 +114,17 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"obj", "path", "key", "level", nullptr};
-    PyObject *obj, *path, *key = Py_None;
+    static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "modules", nullptr};
+    PyObject *obj, *path, *key = Py_None, *modules = Py_None;
     int level = 3;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$Oi:dump", const_cast<char**>(names), &obj,
-                                     &path, &key, &level))
+    const char* kind = nullptr;
+    unsigned long long hash_seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKO:dump", const_cast<char**>(names), &obj,
+                                     &path, &key, &level, &kind, &hash_seed, &modules))
       throw Error::python();
-    auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level));
-    write_objects(file, obj);
+    std::vector<std::string> module_names = strings_of(modules);
+    auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level, kind_of(kind)));
+    write_objects(file, obj, kind_of(kind), hash_seed, module_names);
     file.commit();
     return Ref::borrow(Py_None);
   });
@@ -102,11 +132,12 @@ PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"data", "key", nullptr};
+    static const char* names[] = {"data", "key", "kind", nullptr};
     Py_buffer data;
     PyObject* key = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$O:loads", const_cast<char**>(names), &data,
-                                     &key))
+    const char* kind = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$Os:loads", const_cast<char**>(names), &data,
+                                     &key, &kind))
       throw Error::python();
     struct Release {
       Py_buffer* b;
@@ -116,21 +147,46 @@ PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
     options.key = key_from(key);
     auto file = format::SnapshotReader::open_bytes(
         std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options);
-    return read_objects(file);
+    return read_objects(file, kind_of(kind));
   });
 }
 
 PyObject* load(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"path", "key", nullptr};
+    static const char* names[] = {"path", "key", "kind", nullptr};
     PyObject *path, *key = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:load", const_cast<char**>(names), &path,
-                                     &key))
+    const char* kind = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Os:load", const_cast<char**>(names), &path,
+                                     &key, &kind))
       throw Error::python();
     format::ReadOptions options;
     options.key = key_from(key);
     auto file = format::SnapshotReader::open_file(path_of(path), options);
-    return read_objects(file);
+    return read_objects(file, kind_of(kind));
+  });
+}
+
+PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
+  return guarded([&]() -> Ref {
+    static const char* names[] = {"path", "key", nullptr};
+    PyObject *path, *key = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:payload_header", const_cast<char**>(names),
+                                     &path, &key))
+      throw Error::python();
+    format::ReadOptions options;
+    options.key = key_from(key);
+    auto file = format::SnapshotReader::open_file(path_of(path), options);
+    format::PayloadReader reader(file);
+    const auto& h = reader.header();
+    Ref modules = Ref::steal(PyList_New(0));
+    if (!modules) throw Error::python();
+    for (const std::string& m : h.modules) {
+      Ref name = str_of(m);
+      if (!name || PyList_Append(modules.get(), name.get()) < 0) throw Error::python();
+    }
+    return Ref::steal(Py_BuildValue("{s:s#,s:K,s:K,s:O}", "kind", h.kind.data(), Py_ssize_t(h.kind.size()),
+                                    "root_count", (unsigned long long)h.root_count, "hash_seed",
+                                    (unsigned long long)h.hash_seed, "modules", modules.get()));
   });
 }
 
@@ -169,6 +225,7 @@ PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
     for (int op = 0; op < 256; ++op)
       if (s.counts[op]) set_item(ops.get(), format::op_name(uint8_t(op)), int_of(s.counts[op]));
     set_item(info.get(), "ops", ops);
+    set_item(info.get(), "hash_seed", int_of(reader.header().hash_seed));
     set_item(info.get(), "op_bytes", int_of(s.op_bytes));
     set_item(info.get(), "objects", int_of(reader.end().object_count));
     set_item(info.get(), "memo_count", int_of(s.memo_count));

@@ -8,5 +8,6 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* load(PyObject*, PyObject* args, PyObject* kwargs);
+PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs);
 }  // namespace stasis::engine

@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr uint16_t kFormatVersion = 2;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -25,11 +25,17 @@ enum class RecordTag : uint8_t {
 };
 
 struct PayloadHeader {
-  std::string kind;         // "objects": one root object graph
+  std::string kind;         // "objects": one root object graph; "program": a suspended program
   uint64_t root_count = 1;  // roots left on the op machine's stack at the end
+  // "program" payloads: PYTHONHASHSEED of the suspended program; `stasis resume` must know it
+  // before it builds any object (set and str-keyed orders depend on it). 0 for "objects".
+  uint64_t hash_seed = 0;
+  // "program" payloads: the program's own modules (captured by value). `stasis resume` creates
+  // them, empty, before building objects, so functions restored by value find their globals.
+  std::vector<std::string> modules;
   template <class Archive>
   void serialize(Archive& ar, std::uint32_t /*version*/) {
-    ar(kind, root_count);
+    ar(kind, root_count, hash_seed, modules);
   }
 };
 

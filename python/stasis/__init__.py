@@ -73,10 +73,10 @@ def inspect(path: PathLike, *, key_file: Optional[PathLike] = None) -> dict:
 
 
 def suspend(path: Optional[PathLike] = None) -> None:
-    """Write a snapshot of the whole program and exit with status 75 (needs `stasis run`)."""
-    raise NotAvailableError(
-        "stasis.suspend() is not available yet: whole-program suspend/resume is being built "
-        "(issue 5); use stasis.dump() to save data")
+    """Suspend the whole program at its next safe point (the line after this call) into a
+    snapshot, and exit with status 75. Needs a program started with `stasis run`."""
+    from . import program
+    program.suspend(None if path is None else os.fsdecode(path))
 
 
 def checkpoint(path: PathLike) -> bool:

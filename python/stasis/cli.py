@@ -77,31 +77,94 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
     return ns
 
 
+def _program_options(values: dict, key_file, rewrite, no_rewrite):
+    from .program import Options
+    def num(name, kind):
+        v = values.get(name)
+        if v is None:
+            return None
+        try:
+            return kind(v)
+        except ValueError:
+            raise UsageError(f"stasis: {name} needs a number, not {v!r}") from None
+    o = Options(snapshot=values.get("--snapshot"), quota=num("--quota", float),
+                suspend_after=num("--suspend-after", int), key_file=key_file,
+                rewrite=list(rewrite), no_rewrite=list(no_rewrite))
+    if values.get("--signal"):
+        o.signal = values["--signal"]
+    if values.get("--safe-point-timeout") is not None:
+        o.safe_point_timeout = num("--safe-point-timeout", float)
+    return o
+
+
 def cmd_run(argv: Sequence[str]) -> int:
     ns = _split_run_args(argv)
+    if not ns.module:  # scripts run in a suspendable session (signal, quota, suspend-after)
+        from . import program
+        options = _program_options(ns.suspend_options, ns.key_file, ns.rewrite, ns.no_rewrite)
+        _start_update_channel()
+        return program.run(ns.target, ns.args, module=False, options=options)
     if ns.suspend_options:
-        raise NotAvailableError(
-            f"suspension options ({', '.join(sorted(ns.suspend_options))}) are not available yet "
-            "(whole-program suspend/resume is being built in issue 5)")
+        raise NotAvailableError("suspension options with -m MODULE are not available yet; "
+                                "run the module's file as a script")
     try:
         from .compiler_hooks import runner
     except ImportError:
         raise NotAvailableError("`stasis run` is not available yet (compiler_hooks, issue 4)") from None
-    try:
-        from .updater import control
-    except ImportError:
-        control = None  # live updates are not built into this version
-    if control is not None:
-        control.serve_updates()  # `stasis ctl PID ...` reaches every program started by `stasis run`
+    _start_update_channel()
     return runner.run(ns.target, ns.args, module=ns.module, rewrite=ns.rewrite,
                       no_rewrite=ns.no_rewrite)
 
 
+def _start_update_channel() -> None:
+    try:
+        from .updater import control
+    except ImportError:
+        return  # live updates are not built into this version
+    control.serve_updates()  # `stasis ctl PID ...` reaches every program started by `stasis run`
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
-    from . import inspect, read_key
-    inspect(args.snapshot, key_file=args.key_file)  # a bad file is reported as such first
-    raise NotAvailableError("`stasis resume` is not available yet (whole-program suspend/resume, "
-                            "issue 5); the snapshot is intact")
+    from . import program
+    if args.patch:
+        raise NotAvailableError("--patch is not available yet (updates of snapshots, issue 6)")
+    values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
+    options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
+    _start_update_channel()
+    return program.resume(args.snapshot, options)
+
+
+def cmd_suspend(args: argparse.Namespace) -> int:
+    """Asks a process running under Stasis to suspend, waits for it to end, prints the path."""
+    import os
+    import signal
+    import time
+    from . import program
+    record = os.path.join(program.pid_dir(), f"{args.pid}.txt")
+    try:
+        with open(record) as f:
+            signum, path = int(f.readline()), f.readline().strip()
+    except (OSError, ValueError):
+        raise errors.StasisError(f"process {args.pid} is not running under `stasis run` (no record "
+                                 f"in {program.pid_dir()})") from None
+    try:
+        os.kill(args.pid, signum)
+    except ProcessLookupError:
+        raise errors.StasisError(f"process {args.pid} is not running") from None
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(args.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise errors.NotSuspendableError(f"process {args.pid} did not suspend within {args.timeout:g} s; "
+                                         "it keeps running (see its stderr for what blocked it)")
+    if not os.path.exists(path):
+        raise errors.StasisError(f"process {args.pid} ended without writing {path}")
+    print(path)
+    return 0
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
@@ -184,7 +247,8 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_resume)
     s = sub.add_parser("suspend", help="suspend a process running under Stasis")
     s.add_argument("pid", type=int)
-    s.set_defaults(func=_not_available("suspend", 5))
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    s.set_defaults(func=cmd_suspend)
     i = sub.add_parser("inspect", help="describe a snapshot")
     i.add_argument("snapshot")
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")

@@ -1,0 +1,19 @@
+// engine/program_api.h — Python entry points for whole-program suspension: the safe-point trigger
+// (a C trace function that captures the stack, snapshot/capture.h) and the stack rebuild by
+// replay (restore/replay.h).
+#pragma once
+#include <Python.h>
+
+namespace stasis::engine {
+// suspend_at_safe_point(base_code, n, callback): at the n-th safe point of this thread, stop
+// tracing and call callback(frames).
+PyObject* suspend_at_safe_point(PyObject*, PyObject* args);
+// cancel_suspend(): remove the trigger of this thread, if any.
+PyObject* cancel_suspend(PyObject*, PyObject*);
+// last_blocker() -> str: why the most recent 'line' event was not a safe point ('' if none).
+PyObject* last_blocker(PyObject*, PyObject*);
+// capture_stack(frame, base_code) -> frames: capture from `frame` (a frame at a resumable point).
+PyObject* capture_stack(PyObject*, PyObject* args);
+// replay(base_code, globals, frames): run base_code in globals, rebuilding frames by replay.
+PyObject* replay(PyObject*, PyObject* args);
+}  // namespace stasis::engine

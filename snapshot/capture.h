@@ -1,0 +1,31 @@
+// snapshot/capture.h — captures a thread's Python stack at a safe point, as frame records.
+// A safe point is a 'line' event of the innermost frame where every frame from it down to the
+// program's base frame (the __main__ code, entered from C by exec) runs rewritten code, none was
+// entered from C, and every caller is suspended at a resumable row of its resume table.
+// Counterpart: restore/replay.h rebuilds the stack from the records by replaying calls.
+//
+// A frame record is the tuple (code, row_id | None, offset, locals, stack):
+//   code    the code object the frame runs
+//   row_id  the resume row a caller is suspended in (None for the innermost frame)
+//   offset  byte offset replay jumps to: the row's start, or for the innermost frame the
+//           instruction its 'line' event was about to run
+//   locals  {name: value} of bound fast locals; cell variables map to their cell object (so
+//           closures made earlier keep sharing it); free variables are omitted (they come from
+//           the function's closure); empty for module-level frames (their locals are globals)
+//   stack   the value-stack entries replay pushes before jumping (structural values only)
+#pragma once
+
+#include <Python.h>
+#include <frameobject.h>
+
+#include <string>
+
+#include "core/ref.h"
+
+namespace stasis::snapshot {
+
+// Records bottom (base) first, or an empty Ref with `why_not` saying which frame blocks capture.
+// With build == false only checks (no allocation) and returns Py_None on success.
+Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not);
+
+}  // namespace stasis::snapshot

@@ -1,0 +1,5 @@
+words = {"apple", "banana", "cherry", "damson", "elder", "fig", "grape", "honeydew"}
+seen = set()
+for i in range(6):
+    seen.add("w%d" % i)
+    print(i, list(words)[:4], list(seen))
