@@ -37,6 +37,27 @@ inline int stack_depth(PyFrameObject* frame) {
 // pycore_frame.h _PyInterpreterFrame::is_entry (CPYTHON311.md §5, G12).
 inline bool entered_from_c(PyFrameObject* frame) { return frame->f_frame->is_entry; }
 
+// The innermost interpreter frame of a thread (cpython/pystate.h PyThreadState::cframe->current_frame;
+// pycore_frame.h). Borrowed; walk outwards with ->previous. Valid while the GIL is held and the
+// thread cannot run. The updater reads f_code and the last instruction of every frame of every
+// thread without creating frame objects (CPYTHON311.md section 4).
+inline _PyInterpreterFrame* current_interpreter_frame(PyThreadState* tstate) {
+  return tstate->cframe ? tstate->cframe->current_frame : nullptr;
+}
+
+// Source line of an interpreter frame's last instruction (pycore_frame.h _PyInterpreterFrame_LASTI).
+inline int interpreter_frame_line(_PyInterpreterFrame* frame) {
+  return PyCode_Addr2Line(frame->f_code, _PyInterpreterFrame_LASTI(frame) * int(sizeof(_Py_CODEUNIT)));
+}
+
+// Switches 'line' events of one frame off or on for C trace functions too (Objects/frameobject.c
+// struct _frame::f_trace_lines, checked by ceval.c maybe_call_line_trace).
+inline void set_frame_line_events(PyFrameObject* frame, bool on) { frame->f_trace_lines = on; }
+
+// Code object of a generator, coroutine or async generator (cpython/genobject.h
+// _PyGenObject_HEAD gi_code). Borrowed.
+inline PyCodeObject* generator_code(PyObject* gen) { return ((PyGenObject*)gen)->gi_code; }
+
 // Generator/coroutine frame state (cpython/genobject.h gi_frame_state; CPYTHON311.md §6):
 // -2 created, -1 suspended, 0 executing, 1 completed, 4 cleared.
 inline int generator_state(PyObject* gen) { return ((PyGenObject*)gen)->gi_frame_state; }
@@ -47,4 +68,8 @@ extern "C" {
 // core/cpython_internals_shim.c: pieces that need Py_BUILD_CORE headers, which only compile as C.
 // Returns the number of thread states of the current interpreter, walked under HEAD_LOCK.
 int stasis_internals_thread_count(void);
+// Calls visit(obj, arg) for every GC-tracked object of the current interpreter (all generations
+// and the permanent one), borrowed, until visit returns non-zero (that value is returned).
+// visit must not allocate, untrack or free GC objects nor run Python code. GIL held.
+int stasis_internals_visit_gc_objects(int (*visit)(PyObject*, void*), void* arg);
 }
