@@ -15,6 +15,7 @@
 // (CPYTHON311.md §2 "Headers and linking").
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
+#include "opcode.h"  // YIELD_VALUE (never specialised in 3.11, so the raw opcode is exact)
 
 namespace stasis::internals {
 
@@ -61,6 +62,33 @@ inline PyCodeObject* generator_code(PyObject* gen) { return ((PyGenObject*)gen)-
 // Generator/coroutine frame state (cpython/genobject.h gi_frame_state; CPYTHON311.md §6):
 // -2 created, -1 suspended, 0 executing, 1 completed, 4 cleared.
 inline int generator_state(PyObject* gen) { return ((PyGenObject*)gen)->gi_frame_state; }
+
+// --- Generators and coroutines rebuilt without running code (CPYTHON311.md §6, §11.3) ----------
+// Include/cpython/genobject.h _PyGenObject_HEAD: the frame lives inline in gi_iframe. Borrowed.
+inline _PyInterpreterFrame* generator_frame(PyObject* gen) {
+  return reinterpret_cast<_PyInterpreterFrame*>(reinterpret_cast<PyGenObject*>(gen)->gi_iframe);
+}
+inline void set_generator_state(PyObject* gen, int state) {
+  reinterpret_cast<PyGenObject*>(gen)->gi_frame_state = static_cast<int8_t>(state);
+}
+// pycore_frame.h _PyInterpreterFrame::f_func: the function the frame runs. Borrowed.
+inline PyObject* frame_function(_PyInterpreterFrame* f) { return reinterpret_cast<PyObject*>(f->f_func); }
+inline PyCodeObject* frame_code(_PyInterpreterFrame* f) { return f->f_code; }
+// Locals, cells and free variables (co_nlocalsplus slots, NULL when unbound), then the value stack
+// up to stacktop. Borrowed slots; the frame owns them.
+inline int frame_nlocalsplus(_PyInterpreterFrame* f) { return f->f_code->co_nlocalsplus; }
+inline PyObject** frame_localsplus(_PyInterpreterFrame* f) { return f->localsplus; }
+inline int frame_stacktop(_PyInterpreterFrame* f) { return f->stacktop; }
+inline void set_frame_stacktop(_PyInterpreterFrame* f, int top) { f->stacktop = top; }
+// The last executed instruction, in code units (pycore_frame.h _PyInterpreterFrame_LASTI); the
+// eval loop resumes at prev_instr + 1.
+inline int frame_lasti(_PyInterpreterFrame* f) { return _PyInterpreterFrame_LASTI(f); }
+inline void set_frame_lasti(_PyInterpreterFrame* f, int lasti) { f->prev_instr = _PyCode_CODE(f->f_code) + lasti; }
+// Number of code units, and whether the instruction at `index` is YIELD_VALUE (pycore_code.h).
+inline int code_units(PyCodeObject* co) { return int(Py_SIZE(co)); }
+inline bool is_yield_value(PyCodeObject* co, int index) {
+  return _Py_OPCODE(_PyCode_CODE(co)[index]) == YIELD_VALUE;
+}
 
 }  // namespace stasis::internals
 
