@@ -27,6 +27,8 @@ PyMethodDef kMethods[] = {
     {"updater_profile_exit", stasis::updater::api::profile_exit, METH_NOARGS, "called by profile wrappers"},
     {"updater_line_trace_enter", stasis::updater::api::line_trace_enter, METH_O, "called by line wrappers"},
     {"updater_line_trace_exit", stasis::updater::api::line_trace_exit, METH_NOARGS, "called by line wrappers"},
+    {"register", stasis::engine::register_handler, METH_VARARGS,
+     "register(type, key, save, load): a type handler (stasis.register)"},
     {"register_error_classes", stasis::engine::register_error_classes, METH_O,
      "register_error_classes({code: class}): used once by stasis/__init__.py"},
     {nullptr, nullptr, 0, nullptr},

@@ -20,9 +20,13 @@ std::optional<std::string> key_from(PyObject* key) {
   return std::string(data, size_t(size));
 }
 
+// The handlers of stasis.register: {type: (key, save)} for dumping, {key: load} for loading.
+PyObject* g_savers = nullptr;
+PyObject* g_loaders = nullptr;
+
 void write_objects(format::SnapshotWriter& file, PyObject* obj) {
   format::PayloadWriter payload(file, format::PayloadHeader{"objects", 1});
-  snapshot::HeapEncoder(payload).encode(obj);
+  snapshot::HeapEncoder(payload, snapshot::Registry{g_savers}).encode(obj);
   payload.finish();
 }
 
@@ -36,7 +40,7 @@ Ref read_objects(format::SnapshotReader& file) {
     format::scan_ops(scan);  // the whole op stream is well-formed before any object is built
   }
   format::PayloadReader payload(file);
-  return restore::HeapDecoder(payload).decode();
+  return restore::HeapDecoder(payload, restore::Registry{g_loaders}).decode();
 }
 
 format::WriteOptions write_options(PyObject* key, int level) {
@@ -68,6 +72,28 @@ Ref str_of(const std::string& s) {
 Ref int_of(uint64_t v) { return Ref::steal(PyLong_FromUnsignedLongLong(v)); }
 
 }  // namespace
+
+PyObject* register_handler(PyObject*, PyObject* args) {
+  return guarded([&]() -> Ref {
+    PyObject *type, *key, *save, *load;
+    if (!PyArg_ParseTuple(args, "O!UOO:register", &PyType_Type, &type, &key, &save, &load))
+      throw Error::python();
+    if (!PyCallable_Check(save) || !PyCallable_Check(load)) {
+      PyErr_SetString(PyExc_TypeError, "register: save and load must be callable");
+      throw Error::python();
+    }
+    if (!g_savers) {
+      g_savers = PyDict_New();
+      g_loaders = PyDict_New();
+      if (!g_savers || !g_loaders) throw Error::python();
+    }
+    Ref entry = Ref::steal(PyTuple_Pack(2, key, save));
+    if (!entry || PyDict_SetItem(g_savers, type, entry.get()) < 0 ||
+        PyDict_SetItem(g_loaders, key, load) < 0)
+      throw Error::python();
+    return Ref::borrow(Py_None);
+  });
+}
 
 PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {

@@ -8,5 +8,7 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* load(PyObject*, PyObject* args, PyObject* kwargs);
+// register(type, key, save, load): the handlers of stasis.register.
+PyObject* register_handler(PyObject*, PyObject* args);
 PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs);
 }  // namespace stasis::engine
