@@ -26,10 +26,12 @@ __all__ = [
     "StasisError", "SnapshotError", "NotASnapshotError", "TruncatedSnapshotError",
     "CorruptSnapshotError", "IncompatibleSnapshotError", "SignatureError",
     "UnsupportedObjectError", "NotAvailableError", "SnapshotIOError", "NotSuspendableError",
-    "EXIT_SUSPENDED", "FORMAT_VERSION", "__version__",
+    "EXIT_SUSPENDED", "FORMAT_VERSION", "__version__", "serve_updates",
 ]
 
 _engine.register_error_classes(BY_CODE)
+
+from .updater.control import serve_updates  # noqa: E402  (live updates: `stasis ctl PID ...`)
 
 FORMAT_VERSION: int = _engine.FORMAT_VERSION
 __version__: str = _engine.ENGINE_VERSION
