@@ -71,7 +71,7 @@ void encode_function(HeapEncoder& e, PyObject* obj) {
   }
   plan.save(none_if_null(f->func_defaults), ".__defaults__")
       .save(none_if_null(f->func_kwdefaults), ".__kwdefaults__")
-      .save(none_if_null(f->func_annotations), ".__annotations__")
+      .save(f->func_annotations ? attr(obj, "__annotations__") : Ref::borrow(Py_None), ".__annotations__")
       .save(none_if_null(f->func_dict), ".__dict__")
       .save(none_if_null(f->func_doc), ".__doc__")
       .save(none_if_null(f->func_module), ".__module__")

@@ -77,21 +77,34 @@ bool allowed_reducer(PyObject* callable) {
 
 // A plain instance: a Python class over object whose pickling methods are object's own, so its
 // state is exactly __dict__ and __slots__ and it is created by object.__new__.
-bool is_plain(HeapEncoder& e, PyTypeObject* type) {
+// Returns 0 (not plain), 1 (plain, no slots) or 2 (plain, with __slots__); cached per walk.
+int plain_kind(HeapEncoder& e, PyTypeObject* type) {
   auto& facts = e.type_facts();
   auto it = facts.find(type);
   if (it != facts.end()) return it->second;
   const Known& k = known();
+  auto lookup = [&](const char* name) {
+    Ref n = Ref::steal(PyUnicode_FromString(name));
+    return _PyType_Lookup(type, n.get());
+  };
   bool plain = (type->tp_flags & Py_TPFLAGS_HEAPTYPE) && type->tp_new == PyBaseObject_Type.tp_new &&
                !PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(PyExc_BaseException)) &&
-               _PyType_Lookup(type, Ref::steal(PyUnicode_FromString("__reduce_ex__")).get()) == k.object_reduce_ex &&
-               _PyType_Lookup(type, Ref::steal(PyUnicode_FromString("__reduce__")).get()) == k.object_reduce &&
-               _PyType_Lookup(type, Ref::steal(PyUnicode_FromString("__getstate__")).get()) == k.object_getstate &&
-               !_PyType_Lookup(type, Ref::steal(PyUnicode_FromString("__getnewargs_ex__")).get()) &&
-               !_PyType_Lookup(type, Ref::steal(PyUnicode_FromString("__getnewargs__")).get()) &&
+               lookup("__reduce_ex__") == k.object_reduce_ex && lookup("__reduce__") == k.object_reduce &&
+               lookup("__getstate__") == k.object_getstate && !lookup("__getnewargs_ex__") &&
+               !lookup("__getnewargs__") &&
                !PyDict_GetItem(k.dispatch_table.get(), reinterpret_cast<PyObject*>(type));
-  facts.emplace(type, plain);
-  return plain;
+  int kind = 0;
+  if (plain) {
+    kind = 1;
+    if (type->tp_basicsize > PyBaseObject_Type.tp_basicsize) {
+      // Possibly __slots__: copyreg._slotnames lists them (and caches them on the class).
+      Ref names = Ref::steal(PyObject_CallOneArg(k.slotnames.get(), reinterpret_cast<PyObject*>(type)));
+      if (!names) throw Error::python();
+      if (PyList_GET_SIZE(names.get()) > 0) kind = 2;
+    }
+  }
+  facts.emplace(type, kind);
+  return kind;
 }
 
 void save_items(Plan& plan, PyObject* list, format::Op op, uint64_t per_item, const char* label) {
@@ -147,32 +160,31 @@ bool encode_registered(HeapEncoder& e, PyObject* obj) {
 
 bool encode_plain_instance(HeapEncoder& e, PyObject* obj) {
   PyTypeObject* type = Py_TYPE(obj);
-  if (!is_plain(e, type)) return false;
+  int kind = plain_kind(e, type);
+  if (kind == 0) return false;
   Ref dict;
   if (type->tp_dictoffset != 0 || (type->tp_flags & Py_TPFLAGS_MANAGED_DICT)) {
     dict = Ref::steal(PyObject_GenericGetDict(obj, nullptr));
     if (!dict) throw Error::python();
   }
   Ref state;
-  if (type->tp_itemsize == 0 && type->tp_basicsize > PyBaseObject_Type.tp_basicsize + 2 * Py_ssize_t(sizeof(PyObject*))) {
-    // Possibly __slots__: copyreg._slotnames lists them (cached on the class).
+  if (kind == 2) {
     Ref names = Ref::steal(PyObject_CallOneArg(known().slotnames.get(), reinterpret_cast<PyObject*>(type)));
     if (!names) throw Error::python();
-    if (PyList_GET_SIZE(names.get()) > 0) {
-      Ref slots = Ref::steal(PyDict_New());
-      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names.get()); ++i) {
-        PyObject* name = PyList_GET_ITEM(names.get(), i);
-        Ref v = Ref::steal(PyObject_GetAttr(obj, name));
-        if (!v) {
-          PyErr_Clear();  // an unset slot stays unset
-          continue;
-        }
-        PyDict_SetItem(slots.get(), name, v.get());
+    Ref slots = Ref::steal(PyDict_New());
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names.get()); ++i) {
+      PyObject* name = PyList_GET_ITEM(names.get(), i);
+      Ref v = Ref::steal(PyObject_GetAttr(obj, name));
+      if (!v) {
+        PyErr_Clear();  // an unset slot stays unset
+        continue;
       }
-      state = Ref::steal(PyTuple_Pack(2, dict ? dict.get() : Py_None, slots.get()));
+      if (PyDict_SetItem(slots.get(), name, v.get()) < 0) throw Error::python();
     }
+    state = Ref::steal(PyTuple_Pack(2, dict && PyDict_GET_SIZE(dict.get()) ? dict.get() : Py_None, slots.get()));
+  } else if (dict && PyDict_GET_SIZE(dict.get()) > 0) {
+    state = dict;
   }
-  if (!state && dict && PyDict_GET_SIZE(dict.get()) > 0) state = dict;
   Plan plan(obj);
   plan.save(reinterpret_cast<PyObject*>(type), ".__class__").op(format::Op::Tuple, 0)
       .op(format::Op::NewObj).memoize();
