@@ -159,7 +159,7 @@ def instrument(target: Any, *, before: Optional[Callable] = None, after: Optiona
         if fn is None:
             raise UpdateRefusedError(f"instrument {t.name}: not a function")
         if line is not None:
-            code = fn.__code__
+            code = registry.current_code(fn)
             lines = {l for _, _, l in code.co_lines() if l is not None}
             if line not in lines:
                 raise UpdateRefusedError(f"instrument {t.name}: line {line} is not a line of {describe_code(code)}")

@@ -45,7 +45,9 @@ class FunctionGroup:
         self.layers: List[Layer] = []
         self.probes: List[Probe] = []
         self.profiles: List[Tuple[int, str]] = []
-        self.codes: Set[types.CodeType] = {fn.__code__}  # every code its functions may run now
+        # Every code its functions may run now, by identity (code objects compare equal by value:
+        # two modules compiled from the same source have "equal" codes).
+        self.codes: Dict[int, types.CodeType] = {id(fn.__code__): fn.__code__}
 
     def current(self) -> Layer:
         return self.layers[-1] if self.layers else self.base
@@ -60,8 +62,8 @@ class FunctionGroup:
                 wrapper, slot = build_wrapper(cur.code, hooks=hooks)
             else:
                 wrapper, slot = build_wrapper(cur.code, profile_key=key)
-            return (tuple(self.codes), wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
-        return (tuple(self.codes), cur.code, cur.defaults, cur.kwdefaults, None, -1)
+            return (tuple(self.codes.values()), wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
+        return (tuple(self.codes.values()), cur.code, cur.defaults, cur.kwdefaults, None, -1)
 
     def drop(self, update_id: int) -> None:
         self.layers = [l for l in self.layers if l.update_id != update_id]
@@ -189,7 +191,7 @@ class Registry:
         self.lock = threading.RLock()              # one apply or revert at a time
         self.next_id = 1
         self.updates: Dict[int, Update] = {}
-        self.groups: Dict[types.CodeType, FunctionGroup] = {}   # any code of a group -> the group
+        self.groups: Dict[int, FunctionGroup] = {}   # id of any code of a group -> the group
         self.slots: Dict[Tuple[int, str], AttrSlot] = {}
 
     def new_update(self, source: str) -> Update:
@@ -199,11 +201,16 @@ class Registry:
             return u
 
     def group_for(self, fn: types.FunctionType, name: str) -> FunctionGroup:
-        g = self.groups.get(fn.__code__)
+        g = self.groups.get(id(fn.__code__))
         if g is None:
             g = FunctionGroup(name, fn)
-            self.groups[fn.__code__] = g
+            self.groups[id(fn.__code__)] = g
         return g
+
+    def current_code(self, fn: types.FunctionType) -> types.CodeType:
+        """The code fn runs under its instrument wrapper, if it has one (else fn.__code__)."""
+        g = self.groups.get(id(fn.__code__))
+        return g.current().code if g is not None else fn.__code__
 
     def slot_for(self, owner: Any, name: str) -> AttrSlot:
         key = (id(owner), name)
@@ -228,7 +235,7 @@ class Registry:
         _remember(u.slots, s)
 
     def plan_probe(self, u: Update, name: str, fn: types.FunctionType, probe: Probe) -> None:
-        why = instrumentable(fn.__code__)
+        why = instrumentable(self.current_code(fn))
         if why:
             raise UpdateRefusedError(f"instrument {name}: {why}")
         g = self.group_for(fn, name)
@@ -291,7 +298,7 @@ class Registry:
     def _commit(self, u: Update, classes: Sequence[type], failure: str) -> tuple:
         swaps = [g.swap() for g in u.groups]
         attrs = [s.change() for s in u.slots]
-        check = tuple(c for g in u.groups if u.check_codes for c in g.codes)
+        check = tuple(c for g in u.groups if u.check_codes for c in g.codes.values())
         deadline = time.monotonic() + u.timeout
         while True:
             if all(_run_check(c) for c in u.checks):
@@ -313,8 +320,8 @@ class Registry:
             mine = [c for c in installed if (c.co_qualname, c.co_filename, c.co_firstlineno)
                     == (cur.co_qualname, cur.co_filename, cur.co_firstlineno)]
             for c in [cur] + mine:
-                g.codes.add(c)
-                self.groups[c] = g
+                g.codes[id(c)] = c
+                self.groups[id(c)] = g
 
     def _convert(self, u: Update, instances: List[List[Any]]) -> None:
         eager_fields = [f for f in u.fields if not f.lazy]

@@ -47,18 +47,18 @@ def matching_functions(pattern: str) -> Tuple[List[Tuple[str, types.FunctionType
     """(name, function) for every function defined in a loaded module whose qualified name matches,
     and the names of matching functions that cannot be wrapped (with the reason)."""
     rx = glob_regex(pattern)
-    found: Dict[types.CodeType, Tuple[str, types.FunctionType]] = {}
+    found: Dict[int, Tuple[str, types.FunctionType]] = {}   # by id: codes compare equal by value
     skipped: List[str] = []
 
     def consider(name: str, value: Any) -> None:
         fn = innermost_function(value)
-        if fn is None or not rx.match(name) or fn.__code__ in found:
+        if fn is None or not rx.match(name) or id(fn.__code__) in found:
             return
-        why = instrumentable(fn.__code__)
+        why = instrumentable(registry.current_code(fn))
         if why:
             skipped.append(f"{name}: {why}")
         else:
-            found[fn.__code__] = (name, fn)
+            found[id(fn.__code__)] = (name, fn)
 
     for modname, mod in list(sys.modules.items()):
         if mod is None or modname.startswith(_SELF_PREFIXES) or modname == "stasis":
@@ -160,7 +160,7 @@ def trace(target: str, seconds: float, stop: threading.Event, emit: Callable[[st
 def watch(target: str, variable: str, seconds: float, stop: threading.Event,
           emit: Callable[[str], None]) -> Dict[str, Any]:
     name, fn = _one_function(target)
-    code = fn.__code__
+    code = registry.current_code(fn)
     if variable not in code.co_varnames + code.co_cellvars + code.co_freevars:
         raise UpdateRefusedError(f"{name} has no local variable {variable!r} (locals: {', '.join(code.co_varnames)})")
     unset = object()
@@ -199,7 +199,7 @@ def parse_lines(spec: str, code: types.CodeType) -> List[int]:
 
 def lines(target: str, spec: str, seconds: float, stop: threading.Event) -> Dict[str, Any]:
     name, fn = _one_function(target)
-    wanted = parse_lines(spec, fn.__code__)
+    wanted = parse_lines(spec, registry.current_code(fn))
     stats: Dict[int, List[int]] = {l: [0, 0] for l in wanted}     # line -> [hits, ns]
     current: Dict[int, Tuple[int, int]] = {}                       # frame -> (line, start ns)
     clock = time.perf_counter_ns
