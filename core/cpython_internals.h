@@ -15,6 +15,7 @@
 // (CPYTHON311.md §2 "Headers and linking").
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
+#include "opcode.h"  // YIELD_VALUE (never specialised in 3.11, so the raw opcode is exact)
 
 namespace stasis::internals {
 
@@ -37,18 +38,57 @@ inline int stack_depth(PyFrameObject* frame) {
 // pycore_frame.h _PyInterpreterFrame::is_entry (CPYTHON311.md §5, G12).
 inline bool entered_from_c(PyFrameObject* frame) { return frame->f_frame->is_entry; }
 
+// The innermost interpreter frame of a thread (cpython/pystate.h PyThreadState::cframe->current_frame;
+// pycore_frame.h). Borrowed; walk outwards with ->previous. Valid while the GIL is held and the
+// thread cannot run. The updater reads f_code and the last instruction of every frame of every
+// thread without creating frame objects (CPYTHON311.md section 4).
+inline _PyInterpreterFrame* current_interpreter_frame(PyThreadState* tstate) {
+  return tstate->cframe ? tstate->cframe->current_frame : nullptr;
+}
+
+// Source line of an interpreter frame's last instruction (pycore_frame.h _PyInterpreterFrame_LASTI).
+inline int interpreter_frame_line(_PyInterpreterFrame* frame) {
+  return PyCode_Addr2Line(frame->f_code, _PyInterpreterFrame_LASTI(frame) * int(sizeof(_Py_CODEUNIT)));
+}
+
+// Switches 'line' events of one frame off or on for C trace functions too (Objects/frameobject.c
+// struct _frame::f_trace_lines, checked by ceval.c maybe_call_line_trace).
+inline void set_frame_line_events(PyFrameObject* frame, bool on) { frame->f_trace_lines = on; }
+
+// Code object of a generator, coroutine or async generator (cpython/genobject.h
+// _PyGenObject_HEAD gi_code). Borrowed.
+inline PyCodeObject* generator_code(PyObject* gen) { return ((PyGenObject*)gen)->gi_code; }
+
 // Generator/coroutine frame state (cpython/genobject.h gi_frame_state; CPYTHON311.md §6):
 // -2 created, -1 suspended, 0 executing, 1 completed, 4 cleared.
 inline int generator_state(PyObject* gen) { return ((PyGenObject*)gen)->gi_frame_state; }
 
+// --- Generators and coroutines rebuilt without running code (CPYTHON311.md §6, §11.3) ----------
+// Include/cpython/genobject.h _PyGenObject_HEAD: the frame lives inline in gi_iframe. Borrowed.
+inline _PyInterpreterFrame* generator_frame(PyObject* gen) {
+  return reinterpret_cast<_PyInterpreterFrame*>(reinterpret_cast<PyGenObject*>(gen)->gi_iframe);
+}
+inline void set_generator_state(PyObject* gen, int state) {
+  reinterpret_cast<PyGenObject*>(gen)->gi_frame_state = static_cast<int8_t>(state);
+}
+// pycore_frame.h _PyInterpreterFrame::f_func: the function the frame runs. Borrowed.
+inline PyObject* frame_function(_PyInterpreterFrame* f) { return reinterpret_cast<PyObject*>(f->f_func); }
+inline PyCodeObject* frame_code(_PyInterpreterFrame* f) { return f->f_code; }
 // Locals, cells and free variables (co_nlocalsplus slots, NULL when unbound), then the value stack
 // up to stacktop. Borrowed slots; the frame owns them.
+inline int frame_nlocalsplus(_PyInterpreterFrame* f) { return f->f_code->co_nlocalsplus; }
 inline PyObject** frame_localsplus(_PyInterpreterFrame* f) { return f->localsplus; }
 inline int frame_stacktop(_PyInterpreterFrame* f) { return f->stacktop; }
-inline PyCodeObject* frame_code(_PyInterpreterFrame* f) { return f->f_code; }
-// The last executed instruction, in code units (pycore_frame.h _PyInterpreterFrame_LASTI).
+inline void set_frame_stacktop(_PyInterpreterFrame* f, int top) { f->stacktop = top; }
+// The last executed instruction, in code units (pycore_frame.h _PyInterpreterFrame_LASTI); the
+// eval loop resumes at prev_instr + 1.
 inline int frame_lasti(_PyInterpreterFrame* f) { return _PyInterpreterFrame_LASTI(f); }
+inline void set_frame_lasti(_PyInterpreterFrame* f, int lasti) { f->prev_instr = _PyCode_CODE(f->f_code) + lasti; }
+// Number of code units, and whether the instruction at `index` is YIELD_VALUE (pycore_code.h).
 inline int code_units(PyCodeObject* co) { return int(Py_SIZE(co)); }
+inline bool is_yield_value(PyCodeObject* co, int index) {
+  return _Py_OPCODE(_PyCode_CODE(co)[index]) == YIELD_VALUE;
+}
 
 // --- Stack capture and replay (snapshot/capture.cpp, restore/replay.cpp; CPYTHON311.md §2, §11) --
 // Kind of localsplus slot i: CO_FAST_LOCAL / CO_FAST_CELL / CO_FAST_FREE bits (pycore_code.h).
@@ -71,4 +111,8 @@ extern "C" {
 // core/cpython_internals_shim.c: pieces that need Py_BUILD_CORE headers, which only compile as C.
 // Returns the number of thread states of the current interpreter, walked under HEAD_LOCK.
 int stasis_internals_thread_count(void);
+// Calls visit(obj, arg) for every GC-tracked object of the current interpreter (all generations
+// and the permanent one), borrowed, until visit returns non-zero (that value is returned).
+// visit must not allocate, untrack or free GC objects nor run Python code. GIL held.
+int stasis_internals_visit_gc_objects(int (*visit)(PyObject*, void*), void* arg);
 }

@@ -19,3 +19,22 @@ int stasis_internals_thread_count(void) {
   STASIS_HEAD_UNLOCK();
   return count;
 }
+
+/* Modules/gcmodule.c: every GC-tracked object sits in one of the interpreter's generation lists
+ * (gc.generations[0..2] and gc.permanent_generation; pycore_gc.h / pycore_interp.h), linked
+ * through the PyGC_Head that precedes it (FROM_GC(g) == (PyObject *)(g + 1)). Calls visit(obj, arg)
+ * for each, stopping early when visit returns non-zero. Borrowed references; the caller holds the
+ * GIL and visit must not allocate or untrack GC objects or run Python code (it would change the
+ * lists being walked). Used by the updater's heap scan. */
+int stasis_internals_visit_gc_objects(int (*visit)(PyObject *, void *), void *arg) {
+  struct _gc_runtime_state *gcstate = &PyInterpreterState_Get()->gc;
+  for (int i = 0; i <= NUM_GENERATIONS; ++i) {
+    PyGC_Head *head = i < NUM_GENERATIONS ? &gcstate->generations[i].head
+                                          : &gcstate->permanent_generation.head;
+    for (PyGC_Head *g = (PyGC_Head *)head->_gc_next; g != head; g = (PyGC_Head *)g->_gc_next) {
+      int rc = visit((PyObject *)(g + 1), arg);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}

@@ -6,6 +6,7 @@
 #include "engine/program_api.h"
 #include "format/schema.h"
 #include "format/version.h"
+#include "updater/api.h"
 
 namespace {
 
@@ -26,6 +27,18 @@ PyMethodDef kMethods[] = {
     {"last_blocker", stasis::engine::last_blocker, METH_NOARGS, "why the last line was not a safe point"},
     {"capture_stack", stasis::engine::capture_stack, METH_VARARGS, "capture_stack(frame, base_code) -> frames"},
     {"replay", stasis::engine::replay, METH_VARARGS, "replay(base_code, globals, frames): rebuild and continue"},
+    // updater (issue 6): stasis/updater/*.py
+    {"updater_scan", stasis::updater::api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
+    {"updater_active", stasis::updater::api::active, METH_O, "updater_active(codes)"},
+    {"updater_commit", stasis::updater::api::commit, METH_VARARGS, "updater_commit(check, swaps, attrs, classes)"},
+    {"updater_profile_start", stasis::updater::api::profile_start, METH_NOARGS, "start a profile session"},
+    {"updater_profile_stop", stasis::updater::api::profile_stop, METH_NOARGS, "end it: call-tree rows"},
+    {"updater_profile_enter", stasis::updater::api::profile_enter, METH_O, "called by profile wrappers"},
+    {"updater_profile_exit", stasis::updater::api::profile_exit, METH_NOARGS, "called by profile wrappers"},
+    {"updater_line_trace_enter", stasis::updater::api::line_trace_enter, METH_O, "called by line wrappers"},
+    {"updater_line_trace_exit", stasis::updater::api::line_trace_exit, METH_NOARGS, "called by line wrappers"},
+    {"register", stasis::engine::register_handler, METH_VARARGS,
+     "register(type, key, save, load): a type handler (stasis.register)"},
     {"register_error_classes", stasis::engine::register_error_classes, METH_O,
      "register_error_classes({code: class}): used once by stasis/__init__.py"},
     {nullptr, nullptr, 0, nullptr},

@@ -9,5 +9,7 @@ PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* load(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs);
+// register(type, key, save, load): the handlers of stasis.register.
+PyObject* register_handler(PyObject*, PyObject* args);
 PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs);
 }  // namespace stasis::engine

@@ -1,6 +1,7 @@
 #include "format/payload.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace stasis::format {
 
@@ -145,6 +146,34 @@ const char* op_name(uint8_t op) {
     case Op::SetItems: return "SetItems";
     case Op::Tuple: return "Tuple";
     case Op::Pop: return "Pop";
+    case Op::Ellipsis: return "Ellipsis";
+    case Op::NotImplemented: return "NotImplemented";
+    case Op::Complex: return "Complex";
+    case Op::ByteArray: return "ByteArray";
+    case Op::EmptySet: return "EmptySet";
+    case Op::AddItems: return "AddItems";
+    case Op::FrozenSet: return "FrozenSet";
+    case Op::Floats: return "Floats";
+    case Op::Global: return "Global";
+    case Op::Module: return "Module";
+    case Op::Reduce: return "Reduce";
+    case Op::NewObj: return "NewObj";
+    case Op::Build: return "Build";
+    case Op::ListItems: return "ListItems";
+    case Op::DictItems: return "DictItems";
+    case Op::Cell: return "Cell";
+    case Op::CellSet: return "CellSet";
+    case Op::Code: return "Code";
+    case Op::Function: return "Function";
+    case Op::FunctionState: return "FunctionState";
+    case Op::Class: return "Class";
+    case Op::ClassState: return "ClassState";
+    case Op::Generator: return "Generator";
+    case Op::GeneratorFrame: return "GeneratorFrame";
+    case Op::WeakRef: return "WeakRef";
+    case Op::DeadWeakRef: return "DeadWeakRef";
+    case Op::Registered: return "Registered";
+    case Op::ExceptionState: return "ExceptionState";
   }
   return nullptr;
 }
@@ -196,9 +225,52 @@ OpSummary scan_ops(PayloadReader& r) {
       }
       case Op::Tuple: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
       case Op::Pop: { uint64_t n = r.uvar(); need(n, op, at); depth -= n; break; }
-      default:
+      // Ops with a fixed stack effect: values needed, values left in their place.
+      case Op::Ellipsis: case Op::NotImplemented: case Op::EmptySet: case Op::Cell:
+      case Op::DeadWeakRef:
+        ++depth;
+        break;
+      case Op::Complex: r.view(16); ++depth; break;
+      case Op::ByteArray: {
+        uint64_t n = r.uvar();
+        r.view(n);
+        s.string_bytes += n;
+        ++depth;
+        break;
+      }
+      case Op::Floats: {
+        uint64_t n = r.uvar();
+        if (n > (uint64_t(1) << 32)) need(UINT64_MAX, op, at);
+        need(1, op, at);
+        r.view(n * 8);
+        break;
+      }
+      case Op::AddItems: case Op::ListItems: { uint64_t k = r.uvar(); need(k + 1, op, at); depth -= k; break; }
+      case Op::DictItems: {
+        uint64_t k = r.uvar();
+        if (k > (uint64_t(1) << 62)) need(UINT64_MAX, op, at);
+        need(2 * k + 1, op, at);
+        depth -= 2 * k;
+        break;
+      }
+      case Op::FrozenSet: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
+      case Op::Module: case Op::Code: case Op::Generator: need(1, op, at); break;
+      case Op::Global: case Op::Reduce: case Op::NewObj: case Op::Build: case Op::CellSet:
+      case Op::ClassState: case Op::WeakRef: case Op::Registered:
+        need(2, op, at);
+        depth -= 1;
+        break;
+      case Op::Class: need(4, op, at); depth -= 3; break;
+      case Op::ExceptionState: need(4, op, at); depth -= 3; break;
+      case Op::Function: need(5, op, at); depth -= 4; break;
+      case Op::GeneratorFrame: need(6, op, at); depth -= 5; break;
+      case Op::FunctionState: need(7, op, at); depth -= 6; break;
+      default: {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02X", op);
         throw Error(ErrorCode::CorruptSnapshot,
-                    "unknown op 0x" + std::to_string(op) + " at op byte " + std::to_string(at));
+                    std::string("unknown op ") + hex + " at op byte " + std::to_string(at));
+      }
     }
     s.max_stack = std::max(s.max_stack, depth);
   }

@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 2;
+inline constexpr uint16_t kFormatVersion = 3;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -89,6 +89,46 @@ enum class Op : uint8_t {
   SetItems = 0x0E,   // uvar k: pop k key/value pairs (2k values), insert into the dict on top
   Tuple = 0x0F,      // uvar n: pop n values, push a tuple of them
   Pop = 0x10,        // uvar n: discard n values (a tuple whose items reached it again; see FORMAT.md)
+  // --- format version 2: every type of the heap snapshot engine (FORMAT.md, "The op stream") ---
+  Ellipsis = 0x11,        // push Ellipsis
+  NotImplemented = 0x12,  // push NotImplemented
+  Complex = 0x13,         // 16 bytes (real, imag as Float): push complex
+  ByteArray = 0x14,       // uvar n, n bytes: push bytearray
+  EmptySet = 0x15,        // push set()
+  AddItems = 0x16,        // uvar k: pop k values, add them to the set below them
+  FrozenSet = 0x17,       // uvar n: pop n values, push a frozenset of them
+  Floats = 0x18,          // uvar n, 8n bytes (byte planes, see FORMAT.md): append n floats to the list on top
+  Global = 0x19,          // pop module name, qualname (str): push the class/function found there
+  Module = 0x1A,          // pop module name (str): push the imported module
+  Reduce = 0x1B,          // pop callable, args (tuple): push callable(*args); callable: a class or allowed
+  NewObj = 0x1C,          // pop cls, args (tuple): push cls.__new__(cls, *args)
+  Build = 0x1D,           // pop state: apply it to the object below (__setstate__, or dict/slots)
+  ListItems = 0x1E,       // uvar k: pop k values, obj.append(v) each on the object below them
+  DictItems = 0x1F,       // uvar k: pop k pairs, obj[key] = value on the object below them
+  Cell = 0x20,            // push a new empty cell
+  CellSet = 0x21,         // pop value: set it as the contents of the cell below it
+  Code = 0x22,            // pop a tuple of the 18 code fields (FORMAT.md): push a code object
+  Function = 0x23,        // pop code, globals (module or dict), name, qualname, closure: push function
+  FunctionState = 0x24,   // pop defaults, kwdefaults, annotations, dict, doc, module: set on function below
+  Class = 0x25,           // pop metaclass, name, bases, namespace: push metaclass(name, bases, namespace)
+  ClassState = 0x26,      // pop dict: setattr each item on the class below
+  Generator = 0x27,       // pop function: push a new, not started generator/coroutine of it (no code runs)
+  GeneratorFrame = 0x28,  // pop locals, bound mask, stack, lasti, state: write them into the generator below
+  WeakRef = 0x29,         // pop referent, callback: push weakref.ref(referent, callback)
+  DeadWeakRef = 0x2A,     // push a dead weakref.ref
+  Registered = 0x2B,      // pop key (str), state: push load(state) of the handler registered under key
+  ExceptionState = 0x2C,  // pop cause, context, suppress_context: set them on the exception below
+};
+inline constexpr uint8_t kLastOp = 0x2C;
+
+// The reconstructors a Reduce op may call besides classes (FORMAT.md, "What loading may import and
+// call"): module and qualname. Both sides check against this list; nothing else is ever called.
+inline constexpr const char* kAllowedReducers[][2] = {
+    {"copyreg", "_reconstructor"},        // copyreg.__reduce_ex__ of protocol < 2 objects
+    {"builtins", "getattr"},              // bound builtin methods, enum-like attributes
+    {"builtins", "iter"},                 // builtin iterators (list/tuple/str/bytes/dict/set)
+    {"re", "_compile"},                   // re.Pattern
+    {"array", "_array_reconstructor"},    // array.array
 };
 
 }  // namespace stasis::format

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "restore/decoders.h"
 
 namespace stasis::restore {
 
@@ -18,19 +19,45 @@ void HeapDecoder::corrupt(const std::string& what) const {
   throw Error(ErrorCode::CorruptSnapshot, what + " (op at op byte " + std::to_string(op_at_) + ")");
 }
 
-void HeapDecoder::push(PyObject* obj) {
-  if (!obj) {
-    // A CPython constructor refused bytes that passed the checksum: the writer produced them.
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    Ref msg = Ref::steal(value ? PyObject_Str(value) : nullptr);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    PyErr_Clear();
-    corrupt(std::string("invalid value: ") + (msg ? PyUnicode_AsUTF8(msg.get()) : "?"));
+void HeapDecoder::refused(const std::string& what) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  Ref msg = Ref::steal(value ? PyObject_Str(value) : nullptr);
+  std::string text = type ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "error";
+  if (msg) {
+    const char* m = PyUnicode_AsUTF8(msg.get());
+    if (m) text += std::string(": ") + m;
   }
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  PyErr_Clear();
+  corrupt(what + ": " + text);
+}
+
+void HeapDecoder::push(PyObject* obj) {
+  // A CPython constructor refused bytes that passed the checksum: the writer produced them.
+  if (!obj) refused("invalid value");
   stack_.push_back(obj);
+}
+
+Ref HeapDecoder::pop() {
+  if (stack_.empty()) corrupt("an op needs a value, the stack is empty");
+  PyObject* o = stack_.back();
+  stack_.pop_back();
+  return Ref::steal(o);
+}
+
+void HeapDecoder::need(size_t values, const char* op) {
+  if (stack_.size() < values)
+    corrupt(std::string(op) + " needs " + std::to_string(values) + " stack values, there are " +
+            std::to_string(stack_.size()));
+}
+
+PyObject* HeapDecoder::peek(size_t below_top) {
+  need(below_top + 1, "an op");
+  return stack_[stack_.size() - 1 - below_top];
 }
 
 PyObject* HeapDecoder::container_below(size_t values, PyTypeObject* type, const char* op) {
@@ -92,7 +119,7 @@ Ref HeapDecoder::decode() {
         if (k > stack_.size()) corrupt("Appends of more values than the stack holds");
         PyObject* list = container_below(k, &PyList_Type, "Appends");
         for (size_t i = stack_.size() - k; i < stack_.size(); ++i)
-          if (PyList_Append(list, stack_[i]) < 0) throw Error::python();
+          if (PyList_Append(list, stack_[i]) < 0) refused("Appends");
         for (uint64_t i = 0; i < k; ++i) {
           Py_DECREF(stack_.back());
           stack_.pop_back();
@@ -104,7 +131,7 @@ Ref HeapDecoder::decode() {
         if (k > stack_.size() / 2) corrupt("SetItems of more pairs than the stack holds");
         PyObject* dict = container_below(2 * k, &PyDict_Type, "SetItems");
         for (size_t i = stack_.size() - 2 * k; i < stack_.size(); i += 2) {
-          if (PyDict_SetItem(dict, stack_[i], stack_[i + 1]) < 0) push(nullptr);
+          if (PyDict_SetItem(dict, stack_[i], stack_[i + 1]) < 0) refused("SetItems");
         }
         for (uint64_t i = 0; i < 2 * k; ++i) {
           Py_DECREF(stack_.back());
@@ -132,8 +159,12 @@ Ref HeapDecoder::decode() {
         }
         break;
       }
-      default:
-        corrupt("unknown op " + std::to_string(op));
+      default: {
+        Decoder decode = decoder_for(op);
+        if (!decode) corrupt("unknown op " + std::to_string(op));
+        decode(*this, op);
+        break;
+      }
     }
   }
   if (stack_.size() != 1)
@@ -141,6 +172,10 @@ Ref HeapDecoder::decode() {
                 "op stream ends with " + std::to_string(stack_.size()) + " values, expected 1");
   PyObject* root = stack_.back();
   stack_.pop_back();
+  // Fix-up: the memo is released last; objects only it kept alive (referents of weak references
+  // that nothing else holds) die now, as they would have in the writing process.
+  for (PyObject* o : memo_) Py_DECREF(o);
+  memo_.clear();
   return Ref::steal(root);
 }
 

@@ -1,11 +1,15 @@
 // restore/heap_decoder.h — runs the op stream (format/schema.h) to rebuild an object graph.
-// Counterpart: snapshot/heap_encoder.h. Phases per container: the shell is created and memoized
-// first (EmptyList/EmptyDict + Memo), then filled (Appends/SetItems), so cycles link. No recursion.
-// Loading calls no Python code named by the snapshot (see FORMAT.md, "What loading may call").
+// Counterpart: snapshot/heap_encoder.h. Restore runs in phases per object: the shell is created
+// and memoized first (EmptyList/EmptyDict/EmptySet/NewObj/Cell/Function/Class/Generator + Memo),
+// then filled (Appends/SetItems/Build/CellSet/FunctionState/ClassState/GeneratorFrame), so cycles
+// link; objects held only by the memo (weak referents) are released at the end (fix-up).
+// No recursion. Core ops are decoded here; every other op is listed in restore/decoders.cpp.
+// Loading calls only what FORMAT.md, "What loading may import and call", lists.
 #pragma once
 
 #include <Python.h>
 
+#include <string>
 #include <vector>
 
 #include "core/ref.h"
@@ -13,9 +17,15 @@
 
 namespace stasis::restore {
 
+// Loaders of user handlers (stasis.register): {key: load}; borrowed, may be null.
+struct Registry {
+  PyObject* loaders = nullptr;
+};
+
 class HeapDecoder {
  public:
-  explicit HeapDecoder(format::PayloadReader& in) : in_(in) {}
+  explicit HeapDecoder(format::PayloadReader& in, Registry registry = {})
+      : in_(in), registry_(registry) {}
   ~HeapDecoder();
   HeapDecoder(const HeapDecoder&) = delete;
   HeapDecoder& operator=(const HeapDecoder&) = delete;
@@ -23,12 +33,22 @@ class HeapDecoder {
   // Runs every op; returns the single root. Throws CorruptSnapshot naming the op byte on failure.
   Ref decode();
 
- private:
-  void push(PyObject* obj);  // steals; throws Error::python() on nullptr
+  // For the per-type decoders (restore/*_decoder.cpp).
+  format::PayloadReader& in() { return in_; }
+  const Registry& registry() const { return registry_; }
+  void push(PyObject* obj);  // steals; a nullptr (CPython refused the value) becomes CorruptSnapshot
+  void push(Ref obj) { push(obj.release()); }
+  Ref pop();
+  PyObject* peek(size_t below_top = 0);  // borrowed; CorruptSnapshot when the stack is too short
+  void need(size_t values, const char* op);
   PyObject* container_below(size_t values, PyTypeObject* type, const char* op);
   [[noreturn]] void corrupt(const std::string& what) const;
+  // Turns the Python exception that is set into CorruptSnapshot (a value CPython refused).
+  [[noreturn]] void refused(const std::string& what);
 
+ private:
   format::PayloadReader& in_;
+  Registry registry_;
   std::vector<PyObject*> stack_;  // owned references
   std::vector<PyObject*> memo_;   // owned references
   uint64_t op_at_ = 0;

@@ -4,14 +4,17 @@
 #include <limits>
 
 #include "core/error.h"
+#include "snapshot/encoders.h"
 
 namespace stasis::snapshot {
 namespace {
-constexpr uint64_t kBatch = 1000;  // values per Appends/SetItems: bounds the decoder's stack
+constexpr uint64_t kBatch = 1000;       // values per Appends/SetItems: bounds the decoder's stack
+constexpr uint64_t kFloatRun = 4096;    // floats per Floats op
 
 // Only objects that can be reached twice need a memo id: a second path to an object in the graph
 // means a second reference, so an object with a reference count of 1 is reached exactly once.
-inline bool may_be_shared(PyObject* obj) { return Py_REFCNT(obj) > 1; }
+// `held` counts references the walker itself holds (a plan step's Ref).
+inline bool may_be_shared(PyObject* obj, Py_ssize_t held = 0) { return Py_REFCNT(obj) - held > 1; }
 
 std::string short_repr(PyObject* obj) {
   Ref r = Ref::steal(PyObject_Repr(obj));
@@ -35,81 +38,190 @@ void HeapEncoder::encode(PyObject* root) {
   save(root);
   while (!stack_.empty()) {
     Work& w = stack_.back();
-    PyObject* obj = w.obj.get();
     bool pushed = false;
     switch (w.kind) {
-      case Kind::List: {
-        while (!pushed) {
-          if (w.pending == kBatch) {
-            out_.op(format::Op::Appends);
-            out_.uvar(w.pending);
-            w.pending = 0;
-          }
-          if (w.next >= PyList_GET_SIZE(obj)) break;
-          PyObject* item = PyList_GET_ITEM(obj, w.next++);
-          ++w.pending;
-          pushed = save(item);  // may grow stack_: `w` is not used after a push
-        }
-        if (pushed) continue;
-        if (w.pending) {
-          out_.op(format::Op::Appends);
-          out_.uvar(w.pending);
-        }
-        stack_.pop_back();
-        break;
-      }
-      case Kind::Tuple: {
-        while (!pushed && w.next < PyTuple_GET_SIZE(obj)) {
-          PyObject* item = PyTuple_GET_ITEM(obj, w.next++);
+      case Kind::List: pushed = step_list(w); break;
+      case Kind::Dict: pushed = step_dict(w); break;
+      case Kind::Set: pushed = step_set(w); break;
+      case Kind::Plan: pushed = step_plan(w); break;
+      case Kind::Tuple:
+      case Kind::FrozenSet: {
+        PyObject* items = w.kind == Kind::Tuple ? w.obj.get() : w.items.get();
+        while (!pushed && w.next < PyTuple_GET_SIZE(items)) {
+          PyObject* item = PyTuple_GET_ITEM(items, w.next++);
           pushed = save(item);
         }
-        if (pushed) continue;
-        finish_tuple(w);
-        stack_.pop_back();
-        break;
-      }
-      case Kind::Dict: {
-        while (!pushed) {
-          if (w.value) {  // the key was written (and finished); now the value
-            PyObject* value = w.value;
-            w.value = nullptr;
-            ++w.pending;
-            pushed = save(value);
-            continue;
-          }
-          if (w.pending == kBatch) {
-            out_.op(format::Op::SetItems);
-            out_.uvar(w.pending);
-            w.pending = 0;
-          }
-          PyObject *key, *value;
-          if (!PyDict_Next(obj, &w.next, &key, &value)) break;
-          w.key = key;
-          w.value = value;
-          pushed = save(key);
-        }
-        if (pushed) continue;
-        if (w.pending) {
-          out_.op(format::Op::SetItems);
-          out_.uvar(w.pending);
-        }
+        if (pushed) break;
+        finish_tuple(w, w.kind == Kind::Tuple ? format::Op::Tuple : format::Op::FrozenSet);
         stack_.pop_back();
         break;
       }
     }
   }
+  memo_keepalive_.clear();
 }
 
-bool HeapEncoder::save(PyObject* obj) {
+bool HeapEncoder::step_list(Work& w) {
+  PyObject* obj = w.obj.get();
+  for (;;) {
+    if (w.pending == kBatch) {
+      out_.op(format::Op::Appends);
+      out_.uvar(w.pending);
+      w.pending = 0;
+    }
+    if (w.next >= PyList_GET_SIZE(obj)) break;
+    PyObject* item = PyList_GET_ITEM(obj, w.next);
+    if (Py_IS_TYPE(item, &PyFloat_Type)) {
+      save_floats(obj, w);
+      continue;
+    }
+    ++w.next;
+    ++w.pending;
+    if (save(item)) return true;  // stack_ may have grown: `w` is not used after a push
+  }
+  if (w.pending) {
+    out_.op(format::Op::Appends);
+    out_.uvar(w.pending);
+  }
+  stack_.pop_back();
+  return false;
+}
+
+// A run of exact floats in a list: one Floats op with the doubles stored as 8 byte planes (all
+// first bytes, then all second bytes...), which zstd compresses far better than interleaved.
+void HeapEncoder::save_floats(PyObject* list, Work& w) {
+  if (w.pending) {
+    out_.op(format::Op::Appends);
+    out_.uvar(w.pending);
+    w.pending = 0;
+  }
+  Py_ssize_t end = w.next;
+  Py_ssize_t size = PyList_GET_SIZE(list);
+  while (end < size && uint64_t(end - w.next) < kFloatRun &&
+         Py_IS_TYPE(PyList_GET_ITEM(list, end), &PyFloat_Type))
+    ++end;
+  size_t n = size_t(end - w.next);
+  planes_.resize(n * 8);
+  uint8_t* p = planes_.data();
+  for (size_t i = 0; i < n; ++i) {
+    double d = PyFloat_AS_DOUBLE(PyList_GET_ITEM(list, w.next + Py_ssize_t(i)));
+    uint64_t bits;
+    std::memcpy(&bits, &d, 8);
+    for (size_t b = 0; b < 8; ++b) p[b * n + i] = uint8_t(bits >> (8 * b));
+  }
+  out_.op(format::Op::Floats);
+  out_.uvar(n);
+  out_.raw(p, n * 8);
+  for (size_t i = 0; i < n; ++i) out_.count_object();
+  w.next = end;
+}
+
+bool HeapEncoder::step_dict(Work& w) {
+  PyObject* obj = w.obj.get();
+  for (;;) {
+    if (w.value) {  // the key was written (and finished); now the value
+      PyObject* value = w.value;
+      w.value = nullptr;
+      ++w.pending;
+      if (save(value)) return true;
+      continue;
+    }
+    if (w.pending == kBatch) {
+      out_.op(format::Op::SetItems);
+      out_.uvar(w.pending);
+      w.pending = 0;
+    }
+    PyObject *key, *value;
+    if (!PyDict_Next(obj, &w.next, &key, &value)) break;
+    w.key = key;
+    w.value = value;
+    if (save(key)) return true;
+  }
+  if (w.pending) {
+    out_.op(format::Op::SetItems);
+    out_.uvar(w.pending);
+  }
+  stack_.pop_back();
+  return false;
+}
+
+bool HeapEncoder::step_set(Work& w) {
+  PyObject* items = w.items.get();  // a snapshot of the set as a tuple
+  for (;;) {
+    if (w.pending == kBatch) {
+      out_.op(format::Op::AddItems);
+      out_.uvar(w.pending);
+      w.pending = 0;
+    }
+    if (w.next >= PyTuple_GET_SIZE(items)) break;
+    PyObject* item = PyTuple_GET_ITEM(items, w.next++);
+    ++w.pending;
+    if (save(item)) return true;
+  }
+  if (w.pending) {
+    out_.op(format::Op::AddItems);
+    out_.uvar(w.pending);
+  }
+  stack_.pop_back();
+  return false;
+}
+
+bool HeapEncoder::step_plan(Work& w) {
+  while (size_t(w.next) < w.steps.size()) {
+    Step& s = w.steps[size_t(w.next++)];
+    switch (s.kind) {
+      case Step::Save: {
+        Ref child = std::move(s.obj);
+        w.label = s.label;
+        if (save(child.get(), 1)) return true;
+        break;
+      }
+      case Step::Emit:
+        out_.op(s.op);
+        if (s.has_arg) out_.uvar(s.arg);
+        break;
+      case Step::Memoize:  // the plan's object; the work item holds one reference
+        if (may_be_shared(w.obj.get(), 1)) memoize_always(w.obj.get());
+        break;
+      case Step::MemoizeForce:
+        memoize_always(s.obj.get());
+        break;
+      case Step::Atomic: {
+        PyObject* obj = w.obj.get();
+        const uint64_t* id = memo_.find(obj);
+        if (id) {  // a cycle led back to the object and wrote it in full: refer to that
+          out_.op(format::Op::Pop);
+          out_.uvar(s.arg);
+          out_.op(format::Op::Ref);
+          out_.uvar(*id);
+          w.next = Py_ssize_t(w.steps.size());
+          break;
+        }
+        out_.op(s.op);
+        if (may_be_shared(obj, 1)) memoize_always(obj);
+        break;
+      }
+    }
+  }
+  stack_.pop_back();
+  return false;
+}
+
+void HeapEncoder::run(Plan plan) {
+  Work w{std::move(plan.obj_), Kind::Plan};
+  w.steps = std::move(plan.steps_);
+  stack_.push_back(std::move(w));
+  plan_pushed_ = true;
+}
+
+bool HeapEncoder::save(PyObject* obj, Py_ssize_t held) {
   out_.count_object();
   PyTypeObject* type = Py_TYPE(obj);
   // Value types first: never memoized (their identity is not observable in a meaningful way).
-  if (obj == Py_None) {
-    out_.op(format::Op::None);
-    return false;
-  }
-  if (type == &PyBool_Type) {
-    out_.op(obj == Py_True ? format::Op::True : format::Op::False);
+  if (type == &PyUnicode_Type) {
+    if (memoized(obj)) return false;
+    save_str(obj);
+    if (may_be_shared(obj, held)) memoize_always(obj);
     return false;
   }
   if (type == &PyLong_Type) {
@@ -122,29 +234,26 @@ bool HeapEncoder::save(PyObject* obj) {
     out_.raw(&d, sizeof d);  // x86-64 and aarch64 are little-endian, as the format requires
     return false;
   }
-  if (memoized(obj)) return false;
-  if (type == &PyUnicode_Type) {
-    save_str(obj);
-    memoize(obj);
+  if (obj == Py_None) {
+    out_.op(format::Op::None);
     return false;
   }
-  if (type == &PyBytes_Type) {
-    out_.op(format::Op::Bytes);
-    out_.uvar(uint64_t(PyBytes_GET_SIZE(obj)));
-    out_.raw(PyBytes_AS_STRING(obj), size_t(PyBytes_GET_SIZE(obj)));
-    memoize(obj);
+  if (type == &PyBool_Type) {
+    out_.op(obj == Py_True ? format::Op::True : format::Op::False);
     return false;
+  }
+  if (memoized(obj)) return false;
+  bool shared = may_be_shared(obj, held);
+  if (type == &PyDict_Type) {
+    out_.op(format::Op::EmptyDict);
+    if (shared) memoize_always(obj);
+    stack_.push_back(Work{Ref::borrow(obj), Kind::Dict});
+    return true;
   }
   if (type == &PyList_Type) {
     out_.op(format::Op::EmptyList);
-    memoize(obj);
+    if (shared) memoize_always(obj);
     stack_.push_back(Work{Ref::borrow(obj), Kind::List});
-    return true;
-  }
-  if (type == &PyDict_Type) {
-    out_.op(format::Op::EmptyDict);
-    memoize(obj);
-    stack_.push_back(Work{Ref::borrow(obj), Kind::Dict});
     return true;
   }
   if (type == &PyTuple_Type) {
@@ -156,7 +265,39 @@ bool HeapEncoder::save(PyObject* obj) {
     stack_.push_back(Work{Ref::borrow(obj), Kind::Tuple});
     return true;
   }
-  unsupported(obj);
+  if (type == &PyBytes_Type) {
+    out_.op(format::Op::Bytes);
+    out_.uvar(uint64_t(PyBytes_GET_SIZE(obj)));
+    out_.raw(PyBytes_AS_STRING(obj), size_t(PyBytes_GET_SIZE(obj)));
+    if (shared) memoize_always(obj);
+    return false;
+  }
+  if (type == &PySet_Type || type == &PyFrozenSet_Type) {
+    Ref items = Ref::steal(PySequence_Tuple(obj));
+    if (!items) throw Error::python();
+    if (type == &PySet_Type) {
+      out_.op(format::Op::EmptySet);
+      if (shared) memoize_always(obj);
+      Work w{Ref::borrow(obj), Kind::Set};
+      w.items = std::move(items);
+      stack_.push_back(std::move(w));
+      return true;
+    }
+    Work w{Ref::borrow(obj), Kind::FrozenSet};
+    w.items = std::move(items);
+    stack_.push_back(std::move(w));
+    return true;
+  }
+  held_ = held;
+  return save_other(obj);
+}
+
+// Every other type: the table of snapshot/encoders.cpp. An encoder either wrote the object
+// itself (a leaf) or scheduled a plan with run().
+bool HeapEncoder::save_other(PyObject* obj) {
+  plan_pushed_ = false;
+  encode_object(*this, obj);
+  return plan_pushed_;
 }
 
 void HeapEncoder::save_int(PyObject* obj) {
@@ -194,38 +335,48 @@ void HeapEncoder::save_str(PyObject* obj) {
   out_.raw(PyBytes_AS_STRING(utf8.get()), size_t(PyBytes_GET_SIZE(utf8.get())));
 }
 
+void HeapEncoder::save_str_value(const char* s) {
+  size_t n = std::strlen(s);
+  out_.op(format::Op::Str);
+  out_.uvar(n);
+  out_.raw(s, n);
+}
+
 bool HeapEncoder::memoized(PyObject* obj) {
-  if (!may_be_shared(obj)) return false;
-  auto it = memo_.find(obj);
-  if (it == memo_.end()) return false;
+  if (Py_REFCNT(obj) <= 1) return false;
+  const uint64_t* id = memo_.find(obj);
+  if (!id) return false;
   out_.op(format::Op::Ref);
-  out_.uvar(it->second);
+  out_.uvar(*id);
   return true;
 }
 
-void HeapEncoder::memoize(PyObject* obj) {
-  if (!may_be_shared(obj)) return;
-  memo_.emplace(obj, out_.memo_count());
+void HeapEncoder::memoize_always(PyObject* obj) {
+  if (memo_.find(obj)) return;
+  memo_.insert(obj, out_.memo_count());
+  // The memo holds a reference: an object an encoder created (a reduce result) must not die and
+  // let another object reuse its address while the walk runs.
+  memo_keepalive_.push_back(Ref::borrow(obj));
   out_.op(format::Op::Memo);
   out_.count_memo();
 }
 
-void HeapEncoder::finish_tuple(Work& w) {
+void HeapEncoder::finish_tuple(Work& w, format::Op op) {
   PyObject* obj = w.obj.get();
-  Py_ssize_t n = PyTuple_GET_SIZE(obj);
-  auto it = may_be_shared(obj) ? memo_.find(obj) : memo_.end();
-  if (it != memo_.end()) {
+  Py_ssize_t n = PyTuple_GET_SIZE(op == format::Op::Tuple ? obj : w.items.get());
+  const uint64_t* id = memo_.find(obj);
+  if (id) {
     // The tuple was reached again through one of its own items (a cycle through a mutable
     // object) and was written in full there: drop the items written here and refer to it.
     out_.op(format::Op::Pop);
     out_.uvar(uint64_t(n));
     out_.op(format::Op::Ref);
-    out_.uvar(it->second);
+    out_.uvar(*id);
     return;
   }
-  out_.op(format::Op::Tuple);
+  out_.op(op);
   out_.uvar(uint64_t(n));
-  memoize(obj);
+  if (may_be_shared(obj, 1)) memoize_always(obj);  // the work item holds one reference
 }
 
 std::string HeapEncoder::path_to_top() const {
@@ -234,25 +385,36 @@ std::string HeapEncoder::path_to_top() const {
     switch (w.kind) {
       case Kind::List:
       case Kind::Tuple: path += "[" + std::to_string(w.next - 1) + "]"; break;
+      case Kind::Set:
+      case Kind::FrozenSet: path += ".<item " + std::to_string(w.next - 1) + ">"; break;
       case Kind::Dict:
         if (w.value == nullptr && w.key) path += "[" + short_repr(w.key) + "]";
         else if (w.key) path += ".<key " + short_repr(w.key) + ">";
         break;
+      case Kind::Plan: path += w.label; break;
     }
   }
   return path;
 }
 
-void HeapEncoder::unsupported(PyObject* obj) {
-  PyTypeObject* type = Py_TYPE(obj);
-  PyObject* module = PyDict_GetItemString(type->tp_dict, "__module__");
+std::string HeapEncoder::type_name(PyTypeObject* type) {
   std::string name = type->tp_name;
-  if (module && PyUnicode_Check(module) && !strchr(type->tp_name, '.')) {
-    const char* m = PyUnicode_AsUTF8(module);
-    if (m && std::strcmp(m, "builtins") != 0) name = std::string(m) + "." + name;
+  if (type->tp_dict && !std::strchr(type->tp_name, '.')) {
+    PyObject* module = PyDict_GetItemString(type->tp_dict, "__module__");
+    if (module && PyUnicode_Check(module)) {
+      const char* m = PyUnicode_AsUTF8(module);
+      if (m && std::strcmp(m, "builtins") != 0) name = std::string(m) + "." + name;
+      if (!m) PyErr_Clear();
+    }
   }
-  throw Error(ErrorCode::UnsupportedObject,
-              path_to_top() + ": " + name + " is not supported");
+  return name;
+}
+
+void HeapEncoder::unsupported(PyObject* obj, const std::string& why) {
+  PyErr_Clear();
+  throw Error(ErrorCode::UnsupportedObject, path_to_top() + ": " + type_name(Py_TYPE(obj)) +
+                                                " is not supported" +
+                                                (why.empty() ? "" : " (" + why + ")"));
 }
 
 }  // namespace stasis::snapshot

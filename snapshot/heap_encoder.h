@@ -2,6 +2,8 @@
 // Counterpart: restore/heap_decoder.h. Invariants: no recursion on the C stack (an explicit work
 // stack), identity kept through the memo (every object that may be reached twice gets an id),
 // and an unsupported object aborts the walk with UnsupportedObject naming the path from the root.
+// The exact builtin containers have fast paths here; every other type is listed in the one table
+// of snapshot/encoders.cpp, whose encoders describe an object as a Plan (a list of steps).
 #pragma once
 
 #include <Python.h>
@@ -13,39 +15,143 @@
 
 #include "core/ref.h"
 #include "format/payload.h"
+#include "snapshot/pointer_map.h"
 
 namespace stasis::snapshot {
 
-class HeapEncoder {
+// User handlers (stasis.register): {type: (key, save)}; borrowed, may be null.
+struct Registry {
+  PyObject* savers = nullptr;
+};
+
+class HeapEncoder;
+
+// One step of an encoder's plan: save an object, write an op, or finish an atomic construction.
+struct Step {
+  enum Kind : uint8_t { Save, Emit, Memoize, MemoizeForce, Atomic } kind;
+  format::Op op = format::Op::None;
+  bool has_arg = false;
+  uint64_t arg = 0;
+  Ref obj;
+  const char* label = "";  // path element shown in UnsupportedObject errors (Save steps)
+};
+
+// What an encoder builds for one object: the steps run in order by the walker.
+class Plan {
  public:
-  explicit HeapEncoder(format::PayloadWriter& out) : out_(out) {}
-  // Encodes the graph reachable from `root`; leaves exactly one value on the op machine's stack.
-  void encode(PyObject* root);
+  explicit Plan(PyObject* obj) : obj_(Ref::borrow(obj)) {}
+  // Writes `child` (recursively, through the walker). `label` is its path element, e.g. ".__dict__".
+  Plan& save(PyObject* child, const char* label = "") {
+    steps_.push_back(Step{Step::Save, format::Op::None, false, 0, Ref::borrow(child), label});
+    return *this;
+  }
+  Plan& save(Ref child, const char* label = "") {
+    steps_.push_back(Step{Step::Save, format::Op::None, false, 0, std::move(child), label});
+    return *this;
+  }
+  Plan& op(format::Op o) {
+    steps_.push_back(Step{Step::Emit, o, false, 0, Ref(), ""});
+    return *this;
+  }
+  Plan& op(format::Op o, uint64_t arg) {
+    steps_.push_back(Step{Step::Emit, o, true, arg, Ref(), ""});
+    return *this;
+  }
+  // Gives the plan's object a memo id when it may be shared (after the op that made its shell).
+  Plan& memoize() {
+    steps_.push_back(Step{Step::Memoize, format::Op::None, false, 0, Ref(), ""});
+    return *this;
+  }
+  // Gives `obj` a memo id even when it is not shared now (it is referred to later by Ref).
+  Plan& memoize_always(PyObject* obj) {
+    steps_.push_back(Step{Step::MemoizeForce, format::Op::None, false, 0, Ref::borrow(obj), ""});
+    return *this;
+  }
+  // Ends a construction from `values` values pushed by this plan: if the object got a memo id
+  // meanwhile (a cycle led back to it), drop them and refer to it, and skip the rest of the plan;
+  // else write `o` and memoize the object.
+  Plan& atomic(format::Op o, uint64_t values) {
+    steps_.push_back(Step{Step::Atomic, o, false, values, Ref(), ""});
+    return *this;
+  }
+  PyObject* object() const { return obj_.get(); }
 
  private:
-  enum class Kind : uint8_t { List, Tuple, Dict };
+  friend class HeapEncoder;
+  Ref obj_;
+  std::vector<Step> steps_;
+};
+
+class HeapEncoder {
+ public:
+  explicit HeapEncoder(format::PayloadWriter& out, Registry registry = {})
+      : out_(out), registry_(registry) {}
+  // Encodes the graph reachable from `root`; leaves exactly one value on the op machine's stack.
+  void encode(PyObject* root);
+  // Modules whose classes and functions are written by value even when importable: a suspended
+  // program's own modules, which are not re-imported on resume (python/stasis/program.py).
+  void set_by_value_modules(std::vector<std::string> names) { by_value_modules_ = std::move(names); }
+  bool by_value_module(const char* name) const {
+    for (const auto& m : by_value_modules_)
+      if (m == name) return true;
+    return false;
+  }
+
+  // For the type encoders (snapshot/*_encoder.cpp).
+  format::PayloadWriter& out() { return out_; }
+  const Registry& registry() const { return registry_; }
+  void run(Plan plan);                   // schedules a plan (the walker continues with it)
+  void save_str_value(const char* s);    // writes a str op for a C string (never memoized)
+  // Memoizes a leaf an encoder just wrote, when it may be shared (reference count above one).
+  void memoize_leaf(PyObject* obj) {
+    if (Py_REFCNT(obj) - held_ > 1) memoize_always(obj);
+  }
+  // Per-walk cache of facts about types (object_encoder.cpp: is it a plain class?).
+  std::unordered_map<PyTypeObject*, int>& type_facts() { return type_facts_; }
+  bool is_memoized(PyObject* obj) const { return memo_.find(obj) != nullptr; }
+  [[noreturn]] void unsupported(PyObject* obj, const std::string& why = "");
+  static std::string type_name(PyTypeObject* type);
+
+ private:
+  enum class Kind : uint8_t { List, Tuple, Dict, Set, FrozenSet, Plan };
   struct Work {
     Ref obj;
     Kind kind;
-    Py_ssize_t next = 0;     // next index (list, tuple) or PyDict_Next position (dict)
-    uint64_t pending = 0;    // values pushed since the last Appends/SetItems
+    Py_ssize_t next = 0;     // next index (list, tuple), PyDict_Next/_PySet_NextEntry position
+    uint64_t pending = 0;    // values pushed since the last Appends/SetItems/AddItems
     PyObject* key = nullptr; // dict: the key whose value is being encoded (borrowed from the dict)
     PyObject* value = nullptr;
+    Ref items;               // frozenset: its items as a tuple (stable order while walking)
+    std::vector<Step> steps; // Plan
+    const char* label = "";
   };
 
-  bool save(PyObject* obj);  // writes a leaf or a Ref, or pushes Work for a container (returns true)
+  // Writes a leaf or a Ref, or pushes Work (returns true). `held`: references the walker holds.
+  bool save(PyObject* obj, Py_ssize_t held = 0);
+  bool save_other(PyObject* obj);
+  bool step_list(Work& w);
+  bool step_dict(Work& w);
+  bool step_set(Work& w);
+  bool step_plan(Work& w);
   void save_str(PyObject* obj);
   void save_int(PyObject* obj);
+  void save_floats(PyObject* list, Work& w);
   bool memoized(PyObject* obj);
-  void memoize(PyObject* obj);
-  void finish_tuple(Work& work);
-  [[noreturn]] void unsupported(PyObject* obj);
+  void memoize_always(PyObject* obj);
+  void finish_tuple(Work& work, format::Op op);
   std::string path_to_top() const;
 
   format::PayloadWriter& out_;
+  Registry registry_;
+  std::vector<std::string> by_value_modules_;
   std::vector<Work> stack_;
-  std::unordered_map<PyObject*, uint64_t> memo_;
+  PointerMap memo_;
+  std::vector<Ref> memo_keepalive_;
+  std::vector<uint8_t> planes_;  // scratch for Floats
   PyObject* root_ = nullptr;
+  bool plan_pushed_ = false;
+  Py_ssize_t held_ = 0;
+  std::unordered_map<PyTypeObject*, int> type_facts_;  // references the walker holds on the object being saved
 };
 
 }  // namespace stasis::snapshot

@@ -1,29 +1,37 @@
 """Stasis: suspend a running CPython 3.11 program into a snapshot and resume it elsewhere.
 
 Object graphs:  dumps(obj) -> bytes, loads(data), dump(obj, path), load(path)
+Type handlers:  register(type, save, load)
+Module state:   module_state(module), restore_module_state(module, state)
 Programs:       suspend(path=None), checkpoint(path) -> bool   (see `stasis run`)
 Errors:         StasisError and its subclasses (stasis.errors)
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+import sys
+from types import ModuleType
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _engine
+from . import handlers as _handlers
 from .errors import (EXIT_SUSPENDED, CorruptSnapshotError, IncompatibleSnapshotError,
                      NotASnapshotError, NotAvailableError, NotSuspendableError, SignatureError,
                      SnapshotError, SnapshotIOError, StasisError, TruncatedSnapshotError,
                      UnsupportedObjectError, BY_CODE)
 
 __all__ = [
-    "dumps", "loads", "dump", "load", "inspect", "suspend", "checkpoint",
+    "dumps", "loads", "dump", "load", "inspect", "suspend", "checkpoint", "register",
+    "register_module_state", "module_state", "restore_module_state",
     "StasisError", "SnapshotError", "NotASnapshotError", "TruncatedSnapshotError",
     "CorruptSnapshotError", "IncompatibleSnapshotError", "SignatureError",
     "UnsupportedObjectError", "NotAvailableError", "SnapshotIOError", "NotSuspendableError",
-    "EXIT_SUSPENDED", "FORMAT_VERSION", "__version__",
+    "EXIT_SUSPENDED", "FORMAT_VERSION", "__version__", "serve_updates",
 ]
 
 _engine.register_error_classes(BY_CODE)
+
+from .updater.control import serve_updates  # noqa: E402  (live updates: `stasis ctl PID ...`)
 
 FORMAT_VERSION: int = _engine.FORMAT_VERSION
 __version__: str = _engine.ENGINE_VERSION
@@ -70,6 +78,67 @@ def load(path: PathLike, *, key_file: Optional[PathLike] = None) -> Any:
 def inspect(path: PathLike, *, key_file: Optional[PathLike] = None) -> dict:
     """Describe a snapshot: preamble fields, sizes and a summary of its records."""
     return _engine.inspect(path, key=read_key(key_file))
+
+
+def register(type_: type, save: Callable[[Any], Any], load: Callable[[Any], Any], *,
+             key: Optional[str] = None) -> None:
+    """Capture instances of `type_` (and its subclasses) as `save(obj)` and rebuild them with
+    `load(state)`. The state is any object Stasis can capture. The snapshot stores `key` (default:
+    "module.qualname" of the type); loading needs a handler registered under the same key and calls
+    nothing else for these objects. Cycles through the state back to the object are not supported."""
+    if key is None:
+        key = f"{type_.__module__}.{type_.__qualname__}"
+    _engine.register(type_, key, save, load)
+
+
+for _type, (_key, _save, _load) in _handlers.builtin_handlers().items():
+    register(_type, _save, _load, key=_key)
+
+_MODULE_STATES: Dict[str, Tuple[Callable[[ModuleType], Any], Callable[[ModuleType, Any], None]]] = \
+    dict(_handlers.builtin_module_states())
+_MODULE_METADATA = frozenset({"__name__", "__loader__", "__spec__", "__builtins__", "__file__",
+                              "__cached__", "__package__", "__path__", "__doc__"})
+
+
+def register_module_state(name: str, save: Callable[[ModuleType], Any],
+                          load: Callable[[ModuleType, Any], None]) -> None:
+    """State of library module `name` to keep across a snapshot (e.g. random's global generator)."""
+    _MODULE_STATES[name] = (save, load)
+
+
+def _is_user_module(module: ModuleType) -> bool:
+    path = getattr(module, "__file__", None)
+    if not path or module.__name__ in sys.builtin_module_names:
+        return False
+    path = os.path.realpath(path)
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        lib = os.path.realpath(os.path.join(prefix, "lib"))
+        if path.startswith(lib + os.sep):
+            return False
+    return "site-packages" not in path and "dist-packages" not in path and not path.startswith(os.path.dirname(os.__file__) + os.sep)
+
+
+def module_state(module: ModuleType) -> Tuple[str, str, Any]:
+    """The state of `module` for a whole-program snapshot: ("user", name, {global: value}) with all
+    globals of a user module (values that are modules, classes or functions importable by name are
+    written by reference by dumps), ("library", name, state) for a library module with registered
+    state, or ("library", name, None)."""
+    name = module.__name__
+    if _is_user_module(module):
+        return ("user", name, {k: v for k, v in vars(module).items() if k not in _MODULE_METADATA})
+    entry = _MODULE_STATES.get(name)
+    return ("library", name, entry[0](module) if entry else None)
+
+
+def restore_module_state(module: ModuleType, state: Tuple[str, str, Any]) -> None:
+    """Apply `module_state(...)` output (after loads) to the re-imported module."""
+    kind, name, value = state
+    if name != module.__name__:
+        raise ValueError(f"state of module {name!r} applied to {module.__name__!r}")
+    if kind == "user":
+        vars(module).update(value)
+    elif value is not None:
+        _MODULE_STATES[name][1](module, value)
 
 
 def suspend(path: Optional[PathLike] = None) -> None:

@@ -1,0 +1,103 @@
+// restore/generator_decoder.cpp — Generator and GeneratorFrame: suspended generators and
+// coroutines rebuilt purely from C (CPYTHON311.md §6, §11.3). Generator calls the generator
+// function with placeholder arguments: the call runs only the frame prefix up to
+// RETURN_GENERATOR (no user code) and returns a not-started generator. GeneratorFrame then writes
+// the saved local slots and value stack into its frame, points prev_instr at the saved YIELD_VALUE
+// and marks it suspended; a completed generator is closed instead (close() on a not-started
+// generator runs no code either). Counterpart: snapshot/generator_encoder.cpp.
+#include "core/cpython_internals.h"
+#include "core/error.h"
+#include "restore/decoders.h"
+
+using stasis::format::Op;
+
+namespace stasis::restore {
+namespace {
+
+void make_generator(HeapDecoder& d) {
+  Ref func = d.pop();
+  if (!PyFunction_Check(func.get())) d.corrupt("Generator of a non-function");
+  auto* co = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(func.get()));
+  if (!(co->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE)) ||
+      (co->co_flags & CO_ASYNC_GENERATOR))
+    d.corrupt("Generator of a function that is not a generator or coroutine function");
+  // Placeholders for every parameter (the frame's slots are overwritten by GeneratorFrame).
+  Ref args = Ref::steal(PyTuple_New(co->co_argcount));
+  if (!args) throw Error::python();
+  for (int i = 0; i < co->co_argcount; ++i) PyTuple_SET_ITEM(args.get(), i, Py_NewRef(Py_None));
+  Ref kwargs = Ref::steal(PyDict_New());
+  if (!kwargs) throw Error::python();
+  for (int i = 0; i < co->co_kwonlyargcount; ++i) {
+    PyObject* name = PyTuple_GET_ITEM(co->co_localsplusnames, co->co_argcount + i);
+    if (PyDict_SetItem(kwargs.get(), name, Py_None) < 0) throw Error::python();
+  }
+  PyObject* gen = PyObject_Call(func.get(), args.get(), kwargs.get());
+  if (!gen) d.refused("Generator");
+  if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen)) {
+    Py_DECREF(gen);
+    d.corrupt("Generator: the function did not return a generator or coroutine");
+  }
+  d.push(gen);
+}
+
+void fill_frame(HeapDecoder& d) {
+  Ref state_obj = d.pop();
+  Ref lasti_obj = d.pop();
+  Ref stack = d.pop();
+  Ref mask = d.pop();
+  Ref locals = d.pop();
+  PyObject* gen = d.peek();
+  if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen)) d.corrupt("GeneratorFrame on a non-generator");
+  if (internals::generator_state(gen) != -2) d.corrupt("GeneratorFrame on a generator that was already filled");
+  long state = PyLong_Check(state_obj.get()) ? PyLong_AsLong(state_obj.get()) : 99;
+  if (state >= 1 && state <= 4) {  // completed or cleared
+    Ref r = Ref::steal(PyObject_CallMethod(gen, "close", nullptr));
+    if (!r) d.refused("GeneratorFrame (close)");
+    return;
+  }
+  if (state != -1 && state != -2) d.corrupt("GeneratorFrame with an unknown frame state");
+  _PyInterpreterFrame* f = internals::generator_frame(gen);
+  PyCodeObject* co = internals::frame_code(f);
+  int nlocals = internals::frame_nlocalsplus(f);
+  if (!PyTuple_Check(locals.get()) || PyTuple_GET_SIZE(locals.get()) != nlocals)
+    d.corrupt("GeneratorFrame locals do not match the code");
+  if (!PyTuple_Check(stack.get()) || PyTuple_GET_SIZE(stack.get()) > co->co_stacksize)
+    d.corrupt("GeneratorFrame stack does not fit the code");
+  if (!PyLong_Check(mask.get()) || !PyLong_Check(lasti_obj.get())) d.corrupt("GeneratorFrame mask/lasti are not ints");
+  long lasti = PyLong_AsLong(lasti_obj.get());
+  if (lasti < 0 || lasti >= internals::code_units(co)) d.corrupt("GeneratorFrame position outside the code");
+  if (state == -1 && !internals::is_yield_value(co, int(lasti)))
+    d.corrupt("GeneratorFrame position is not a yield");
+  if (state == -2 && (lasti != internals::frame_lasti(f) || PyTuple_GET_SIZE(stack.get()) != 0))
+    d.corrupt("GeneratorFrame of a not started generator does not match its code");
+  PyObject** slots = internals::frame_localsplus(f);
+  for (int i = 0; i < nlocals; ++i) {
+    Ref bit = Ref::steal(PyNumber_Rshift(mask.get(), Ref::steal(PyLong_FromLong(i)).get()));
+    if (!bit) throw Error::python();
+    bool bound = PyLong_AsLong(bit.get()) & 1;
+    PyObject* v = bound ? PyTuple_GET_ITEM(locals.get(), i) : nullptr;
+    _PyLocals_Kind kind = _PyLocals_GetKind(co->co_localspluskinds, i);
+    if (v && (kind & (CO_FAST_CELL | CO_FAST_FREE)) && !PyCell_Check(v))
+      d.corrupt("GeneratorFrame: a cell variable holds a non-cell");
+    PyObject* old = slots[i];
+    slots[i] = v ? Py_NewRef(v) : nullptr;
+    Py_XDECREF(old);
+  }
+  int depth = int(PyTuple_GET_SIZE(stack.get()));
+  for (int i = nlocals; i < internals::frame_stacktop(f); ++i) Py_CLEAR(slots[i]);
+  for (int i = 0; i < depth; ++i) slots[nlocals + i] = Py_NewRef(PyTuple_GET_ITEM(stack.get(), i));
+  internals::set_frame_stacktop(f, nlocals + depth);
+  if (state == -1) {
+    internals::set_frame_lasti(f, int(lasti));
+    internals::set_generator_state(gen, -1);
+  }
+}
+
+}  // namespace
+
+void decode_generator(HeapDecoder& d, uint8_t op) {
+  if (static_cast<Op>(op) == Op::Generator) return make_generator(d);
+  fill_frame(d);
+}
+
+}  // namespace stasis::restore

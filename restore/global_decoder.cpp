@@ -1,0 +1,70 @@
+// restore/global_decoder.cpp — Global (a class or function found by module + qualname) and Module
+// (a module re-imported by name). Counterpart: snapshot/global_encoder.cpp.
+// What a Global may resolve to is restricted: a class, a Python function or a builtin function.
+#include <string>
+
+#include "core/error.h"
+#include "restore/decoders.h"
+
+namespace stasis::restore {
+namespace {
+
+std::string str_of(HeapDecoder& d, PyObject* s, const char* what) {
+  if (!PyUnicode_Check(s)) d.corrupt(std::string(what) + " is not a str");
+  const char* c = PyUnicode_AsUTF8(s);
+  if (!c) d.refused(what);
+  return c;
+}
+
+Ref import(HeapDecoder& d, PyObject* name) {
+  Ref module = Ref::steal(PyImport_Import(name));
+  if (!module) {
+    PyObject *t, *v, *b;
+    PyErr_Fetch(&t, &v, &b);
+    Ref msg = Ref::steal(v ? PyObject_Str(v) : nullptr);
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(b);
+    PyErr_Clear();
+    throw Error(ErrorCode::IncompatibleSnapshot,
+                "the snapshot needs module '" + str_of(d, name, "module name") +
+                    "', which cannot be imported here: " + (msg ? PyUnicode_AsUTF8(msg.get()) : "?"));
+  }
+  return module;
+}
+
+}  // namespace
+
+void decode_global(HeapDecoder& d, uint8_t) {
+  Ref qualname = d.pop();
+  Ref module_name = d.pop();
+  std::string m = str_of(d, module_name.get(), "Global module");
+  std::string q = str_of(d, qualname.get(), "Global qualname");
+  Ref cur = import(d, module_name.get());
+  size_t start = 0;
+  for (;;) {
+    size_t dot = q.find('.', start);
+    std::string part = q.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    cur = Ref::steal(PyObject_GetAttrString(cur.get(), part.c_str()));
+    if (!cur) {
+      PyErr_Clear();
+      throw Error(ErrorCode::IncompatibleSnapshot,
+                  "the snapshot refers to " + m + "." + q + ", which does not exist here");
+    }
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  PyObject* o = cur.get();
+  if (!PyType_Check(o) && !PyFunction_Check(o) && !PyCFunction_Check(o))
+    d.corrupt("Global " + m + "." + q + " is a " + Py_TYPE(o)->tp_name +
+              ", not a class or function");
+  d.push(std::move(cur));
+}
+
+void decode_module(HeapDecoder& d, uint8_t) {
+  Ref name = d.pop();
+  str_of(d, name.get(), "Module name");
+  d.push(import(d, name.get()));
+}
+
+}  // namespace stasis::restore

@@ -1,0 +1,54 @@
+// snapshot/generator_encoder.cpp — suspended generators and coroutines (CPYTHON311.md §6): the
+// function that made them, then their frame — local slots (cells by identity, unbound ones
+// masked out), the value stack below the yield (for-loop iterators, the awaited object), the
+// last instruction and the frame state. Counterpart: restore/generator_decoder.cpp, which builds a
+// fresh generator of the function (no code runs) and writes that frame back.
+#include "core/cpython_internals.h"
+#include "core/error.h"
+#include "snapshot/encoders.h"
+
+namespace stasis::snapshot {
+
+void encode_generator(HeapEncoder& e, PyObject* obj) {
+  int state = internals::generator_state(obj);
+  if (state == 0) e.unsupported(obj, "it is running (a generator can only be captured while suspended)");
+  _PyInterpreterFrame* f = internals::generator_frame(obj);
+  PyObject* func = internals::frame_function(f);
+  if (!func || !PyFunction_Check(func)) e.unsupported(obj, "its frame has no function");
+  Plan plan(obj);
+  plan.save(func, ".gi_frame.f_func").op(format::Op::Generator).memoize();
+  if (state >= 1) {  // completed or cleared: no frame left; the decoder closes a fresh one
+    plan.save(Py_None).save(Py_None).save(Py_None).save(Py_None);
+    plan.save(Ref::steal(PyLong_FromLong(state))).op(format::Op::GeneratorFrame);
+    return e.run(std::move(plan));
+  }
+  int nlocals = internals::frame_nlocalsplus(f);
+  int top = internals::frame_stacktop(f);
+  if (top < nlocals) e.unsupported(obj, "its frame has no valid value stack");
+  PyObject** slots = internals::frame_localsplus(f);
+  Ref locals = Ref::steal(PyTuple_New(nlocals));
+  Ref mask = Ref::steal(PyLong_FromLong(0));
+  for (int i = 0; i < nlocals; ++i) {
+    PyObject* v = slots[i];
+    PyTuple_SET_ITEM(locals.get(), i, Py_NewRef(v ? v : Py_None));
+    if (v) {
+      Ref bit = Ref::steal(PyNumber_Lshift(Ref::steal(PyLong_FromLong(1)).get(), Ref::steal(PyLong_FromLong(i)).get()));
+      mask = Ref::steal(PyNumber_Or(mask.get(), bit.get()));
+      if (!mask) throw Error::python();
+    }
+  }
+  Ref stack = Ref::steal(PyTuple_New(top - nlocals));
+  for (int i = nlocals; i < top; ++i) {
+    if (!slots[i]) e.unsupported(obj, "a NULL on its value stack (suspended in the middle of a call)");
+    PyTuple_SET_ITEM(stack.get(), i - nlocals, Py_NewRef(slots[i]));
+  }
+  plan.save(locals, ".gi_frame.f_locals")
+      .save(mask)
+      .save(stack, ".gi_frame.<stack>")
+      .save(Ref::steal(PyLong_FromLong(internals::frame_lasti(f))))
+      .save(Ref::steal(PyLong_FromLong(state)))
+      .op(format::Op::GeneratorFrame);
+  e.run(std::move(plan));
+}
+
+}  // namespace stasis::snapshot

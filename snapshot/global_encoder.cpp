@@ -1,0 +1,100 @@
+// snapshot/global_encoder.cpp — classes, functions and modules by reference (Global, Module).
+// Counterpart: restore/global_decoder.cpp. An object is written by reference only when looking
+// up its module (already in sys.modules; nothing is imported while dumping) and qualname finds
+// that very object again; otherwise the caller writes it by value.
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "snapshot/encoders.h"
+
+namespace stasis::snapshot {
+namespace {
+
+Ref attr(PyObject* obj, const char* name) {
+  Ref r = Ref::steal(PyObject_GetAttrString(obj, name));
+  if (!r) PyErr_Clear();
+  return r;
+}
+
+// Resolves "A.B.c" inside `module`; empty Ref when any part is missing.
+Ref lookup(PyObject* module, const std::string& qualname) {
+  Ref cur = Ref::borrow(module);
+  size_t start = 0;
+  while (start <= qualname.size()) {
+    size_t dot = qualname.find('.', start);
+    std::string part = qualname.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (part == "<locals>") return Ref();
+    cur = attr(cur.get(), part.c_str());
+    if (!cur) return Ref();
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return cur;
+}
+
+void write_global(HeapEncoder& e, PyObject* obj, const std::string& module, const std::string& qualname) {
+  auto& out = e.out();
+  out.op(format::Op::Str);
+  out.uvar(module.size());
+  out.raw(module.data(), module.size());
+  out.op(format::Op::Str);
+  out.uvar(qualname.size());
+  out.raw(qualname.data(), qualname.size());
+  out.op(format::Op::Global);
+  e.memoize_leaf(obj);
+}
+
+}  // namespace
+
+bool encode_global(HeapEncoder& e, PyObject* obj) {
+  Ref module_name = attr(obj, "__module__");
+  Ref qualname = attr(obj, "__qualname__");
+  if (PyCFunction_Check(obj) && PyCFunction_GET_SELF(obj) && PyModule_Check(PyCFunction_GET_SELF(obj))) {
+    module_name = Ref::steal(PyObject_GetAttrString(PyCFunction_GET_SELF(obj), "__name__"));
+    if (!module_name) PyErr_Clear();
+  }
+  if (module_name && qualname && PyUnicode_Check(module_name.get()) && PyUnicode_Check(qualname.get())) {
+    const char* m = PyUnicode_AsUTF8(module_name.get());
+    const char* q = PyUnicode_AsUTF8(qualname.get());
+    if (m && q && e.by_value_module(m)) return false;  // a suspended program's own module
+    if (m && q) {
+      PyObject* module = PyImport_GetModule(module_name.get());  // new reference or NULL
+      Ref mod = Ref::steal(module);
+      if (!mod) PyErr_Clear();
+      if (mod && lookup(mod.get(), q).get() == obj) {
+        write_global(e, obj, m, q);
+        return true;
+      }
+    }
+  }
+  PyErr_Clear();
+  // Builtin types whose __module__ does not name them (types.MethodType is "builtins.method").
+  if (PyType_Check(obj) && !(reinterpret_cast<PyTypeObject*>(obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+    Ref types = Ref::steal(PyImport_ImportModule("types"));
+    if (!types) throw Error::python();
+    PyObject* dict = PyModule_GetDict(types.get());
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+      if (value == obj && PyUnicode_Check(key)) {
+        write_global(e, obj, "types", PyUnicode_AsUTF8(key));
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void encode_module(HeapEncoder& e, PyObject* obj) {
+  const char* name = PyModule_GetName(obj);
+  if (!name) e.unsupported(obj, "a module without a name");
+  Ref same = Ref::steal(PyImport_GetModule(Ref::steal(PyUnicode_FromString(name)).get()));
+  if (same.get() != obj)
+    e.unsupported(obj, std::string("module '") + name + "' is not the one in sys.modules, so it cannot be re-imported");
+  e.save_str_value(name);
+  e.out().op(format::Op::Module);
+  e.memoize_leaf(obj);
+}
+
+}  // namespace stasis::snapshot

@@ -1,0 +1,55 @@
+// snapshot/scalar_encoder.cpp — complex, bytearray and memoryview. Counterpart:
+// restore/scalar_decoder.cpp (Complex, ByteArray); a memoryview is a Reduce of memoryview over
+// the object that owns its buffer
+// (or over a bytes copy of a 1-D unsigned-byte slice).
+#include <string>
+
+#include "core/error.h"
+#include "snapshot/encoders.h"
+
+namespace stasis::snapshot {
+
+void encode_complex(HeapEncoder& e, PyObject* obj) {
+  double parts[2] = {PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj)};
+  e.out().op(format::Op::Complex);
+  e.out().raw(parts, sizeof parts);
+}
+
+void encode_bytearray(HeapEncoder& e, PyObject* obj) {
+  e.out().op(format::Op::ByteArray);
+  e.out().uvar(uint64_t(PyByteArray_GET_SIZE(obj)));
+  e.out().raw(PyByteArray_AS_STRING(obj), size_t(PyByteArray_GET_SIZE(obj)));
+  e.memoize_leaf(obj);
+}
+
+// A memoryview is restored over its owner (bytes or bytearray: the same object, so writes through
+// the view reach it) when it spans the owner's whole buffer as unsigned bytes; a 1-D byte slice
+// is restored over a bytes copy of its contents; other views are unsupported.
+void encode_memoryview(HeapEncoder& e, PyObject* obj) {
+  Py_buffer* view = PyMemoryView_GET_BUFFER(obj);
+  PyObject* owner = view->obj;
+  Ref memoryview = Ref::borrow(reinterpret_cast<PyObject*>(&PyMemoryView_Type));
+  Plan plan(obj);
+  if (!owner) e.unsupported(obj, "a memoryview of a buffer no Python object owns");
+  bool whole = (PyBytes_CheckExact(owner) || PyByteArray_CheckExact(owner)) &&
+               view->len == PyObject_Length(owner) && view->itemsize == 1 && view->ndim == 1 &&
+               (!view->format || std::string(view->format) == "B") && view->strides && view->strides[0] == 1 &&
+               view->buf == (PyBytes_CheckExact(owner) ? (void*)PyBytes_AS_STRING(owner)
+                                                        : (void*)PyByteArray_AS_STRING(owner));
+  if (whole) {
+    Ref args = Ref::steal(PyTuple_Pack(1, owner));
+    plan.save(memoryview, "").save(args, ".obj").atomic(format::Op::Reduce, 2);
+    return e.run(std::move(plan));
+  }
+  // A slice or a view of another exporter: restored as a view of a bytes copy of its contents.
+  if (view->ndim != 1 || view->itemsize != 1 || (view->format && std::string(view->format) != "B"))
+    e.unsupported(obj, "a memoryview with format '" + std::string(view->format ? view->format : "B") +
+                           "' over a " + Py_TYPE(owner)->tp_name + " that is not a whole bytes/bytearray");
+  Ref bytes = Ref::steal(PyBytes_FromObject(obj));
+  if (!bytes) e.unsupported(obj, "its contents cannot be copied");
+  Ref args = Ref::steal(PyTuple_Pack(1, bytes.get()));
+  plan.save(memoryview, "").save(args, ".obj").atomic(format::Op::Reduce, 2);
+  e.run(std::move(plan));
+}
+
+}  // namespace stasis::snapshot

@@ -1,0 +1,21 @@
+// snapshot/weakref_encoder.cpp — weakref.ref: the referent (written like any object; it dies after
+// loading unless something else in the graph keeps it) and the callback; a dead reference is
+// restored dead. Counterpart: restore/weakref_decoder.cpp.
+#include "snapshot/encoders.h"
+
+namespace stasis::snapshot {
+
+void encode_weakref(HeapEncoder& e, PyObject* obj) {
+  PyObject* referent = PyWeakref_GET_OBJECT(obj);  // borrowed; Py_None when dead
+  if (referent == Py_None) {
+    e.out().op(format::Op::DeadWeakRef);
+    e.memoize_leaf(obj);
+    return;
+  }
+  PyObject* callback = reinterpret_cast<PyWeakReference*>(obj)->wr_callback;
+  Plan plan(obj);
+  plan.save(referent, "()").save(callback ? callback : Py_None, ".__callback__").atomic(format::Op::WeakRef, 2);
+  e.run(std::move(plan));
+}
+
+}  // namespace stasis::snapshot

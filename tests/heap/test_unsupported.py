@@ -1,0 +1,59 @@
+"""UnsupportedObjectError names the type and the path from the root; nothing is written."""
+import os
+import socket
+import tempfile
+import unittest
+
+import stasis
+
+
+class UnsupportedTest(unittest.TestCase):
+    def test_path_and_type_in_message(self):
+        s = socket.socket()
+        try:
+            with self.assertRaises(stasis.UnsupportedObjectError) as e:
+                stasis.dumps({"outer": [1, {"inner": s}]})
+            self.assertIn("root['outer'][1]['inner']: socket.socket is not supported", str(e.exception))
+        finally:
+            s.close()
+
+    def test_path_through_instance(self):
+        class Holder:
+            pass
+        h = Holder()
+        h.conn = socket.socket()
+        try:
+            with self.assertRaises(stasis.UnsupportedObjectError) as e:
+                stasis.dumps([h])
+            self.assertIn("root[0].__dict__['conn']", str(e.exception))
+        finally:
+            h.conn.close()
+
+    def test_existing_target_stays_intact(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "keep.snap")
+            stasis.dump({"ok": 1}, path)
+            with open(path, "rb") as f:
+                before = f.read()
+            s = socket.socket()
+            try:
+                with self.assertRaises(stasis.UnsupportedObjectError):
+                    stasis.dump({"bad": s}, path)
+            finally:
+                s.close()
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), before)
+            self.assertEqual(os.listdir(d), ["keep.snap"])
+            self.assertEqual(stasis.load(path), {"ok": 1})
+
+    def test_reducer_not_allowed(self):
+        class Custom:
+            def __reduce__(self):
+                return (os.system, ("true",))
+        with self.assertRaises(stasis.UnsupportedObjectError) as e:
+            stasis.dumps(Custom())
+        self.assertIn("which loading may not call", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,77 @@
+"""Shared helpers of the updater's end-to-end tests: a private control directory, target
+programs started as real processes with a readiness handshake on stdout, and `stasis ctl` run
+in-process with its output captured."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+from typing import List, Optional, Tuple
+
+from stasis.updater import ctl
+
+READY_TIMEOUT = 20.0
+
+
+class TargetTestCase(unittest.TestCase):
+    """Each test gets a fresh control directory (mode 0700) and temp dir; targets are killed at the end."""
+
+    def setUp(self) -> None:
+        self.tmp = tempfile.mkdtemp(prefix="stasis-upd-")
+        self.control_dir = os.path.join(self.tmp, "control")
+        os.mkdir(self.control_dir, 0o700)
+        self._old_env = os.environ.get("STASIS_CONTROL_DIR")
+        os.environ["STASIS_CONTROL_DIR"] = self.control_dir
+        self.procs: List[subprocess.Popen] = []
+
+    def tearDown(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f:
+                    f.close()
+        if self._old_env is None:
+            os.environ.pop("STASIS_CONTROL_DIR", None)
+        else:
+            os.environ["STASIS_CONTROL_DIR"] = self._old_env
+
+    def write(self, name: str, text: str) -> str:
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def start(self, name: str, text: str, *args: str) -> Tuple[subprocess.Popen, str]:
+        """Starts a target program; returns it and its first stdout line (it prints one when ready)."""
+        path = self.write(name, text)
+        p = subprocess.Popen([sys.executable, path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+        self.procs.append(p)
+        line = self.readline(p)
+        return p, line
+
+    def readline(self, p: subprocess.Popen) -> str:
+        import select
+        ready, _, _ = select.select([p.stdout], [], [], READY_TIMEOUT)
+        if not ready:
+            self.fail(f"target did not answer within {READY_TIMEOUT} s")
+        line = p.stdout.readline()
+        if not line:
+            self.fail(f"target exited (status {p.wait()}): {p.stderr.read()}")
+        return line.strip()
+
+    def ctl(self, *argv: str, expect: Optional[int] = 0) -> Tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = ctl.main([str(a) for a in argv])
+        if expect is not None:
+            self.assertEqual(status, expect, f"stasis ctl {' '.join(map(str, argv))}: status {status}\n"
+                                             f"stdout: {out.getvalue()}\nstderr: {err.getvalue()}")
+        return status, out.getvalue(), err.getvalue()

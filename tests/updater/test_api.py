@@ -1,0 +1,172 @@
+"""stasis.update in one process: identity-keeping redefine (closures, decorator-held copies,
+defaults), out-of-order revert, refused free-variable changes, classes updated in place, eager and
+lazy field addition and conversion, instruments that keep tracebacks and line numbers."""
+from __future__ import annotations
+
+import sys
+import traceback
+import types
+import unittest
+
+from stasis import update
+from stasis.updater.errors import UpdateRefusedError
+
+SOURCE = '''
+import functools
+
+def helper(x, k=1):
+    return x + k
+
+def make(n):
+    def scaled(x):
+        return x * n
+    return scaled
+
+def deco(f):
+    @functools.wraps(f)
+    def wrapper(*a, **kw):
+        return f(*a, **kw)
+    return wrapper
+
+@deco
+def handler(x):
+    return "v0:%d" % x
+
+REGISTRY = {"h": handler}
+
+class Shop:
+    def __init__(self, name):
+        self.name = name
+
+    def hello(self):
+        return "hello " + self.name
+
+    def fail(self):
+        x = 1
+        return x / 0
+
+def gen():
+    yield 1
+'''
+
+
+class ApiTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.name = f"upd_app_{self.id().rsplit('.', 1)[-1]}"
+        self.mod = types.ModuleType(self.name)
+        self.mod.__file__ = f"<{self.name}>"
+        sys.modules[self.name] = self.mod
+        exec(compile(SOURCE, f"{self.name}.py", "exec"), self.mod.__dict__)
+
+    def tearDown(self) -> None:
+        sys.modules.pop(self.name, None)
+
+    def test_redefine_keeps_identity_and_reaches_every_copy(self) -> None:
+        m = self.mod
+        f = m.helper
+        copy = types.FunctionType(f.__code__, m.__dict__, "helper", f.__defaults__)
+        closures = [m.make(2), m.make(3)]
+
+        def helper(x, k=10):
+            return x * 100 + k
+        update.redefine(f"{self.name}.helper", helper)
+        self.assertIs(m.helper, f)
+        self.assertEqual((m.helper(1), copy(1)), (110, 110))
+
+        def scaled(x):
+            return x * n + 1  # noqa: F821  (n is the closure's free variable)
+        n = 0  # noqa: F841  (makes n a free variable of scaled above)
+        update.redefine(closures[0], scaled)
+        self.assertEqual([c(10) for c in closures], [21, 31])   # every closure, each with its own cell
+
+        def handler(x):
+            return "v1:%d" % x
+        update.redefine(f"{self.name}.handler", handler)
+        self.assertEqual((m.handler(3), m.REGISTRY["h"](4)), ("v1:3", "v1:4"))
+
+    def test_out_of_order_revert(self) -> None:
+        m = self.mod
+
+        def handler(x):
+            return "v1:%d" % x
+        u1 = update.redefine(f"{self.name}.handler", handler)
+
+        def handler(x):  # noqa: F811
+            return "v2:%d" % x
+        u2 = update.redefine(f"{self.name}.handler", handler)
+        self.assertEqual(m.handler(1), "v2:1")
+        update.revert(u1)
+        self.assertEqual(m.handler(1), "v2:1")   # update 2 stays applied with its own code
+        update.revert(u2)
+        self.assertEqual(m.handler(1), "v0:1")
+        with self.assertRaisesRegex(UpdateRefusedError, "reverted, not applied"):
+            update.revert(u1)
+
+    def test_added_free_variable_is_refused(self) -> None:
+        secret = 5
+
+        def helper(x, k=1):
+            return x + secret
+        with self.assertRaisesRegex(UpdateRefusedError, r"free variables \['secret'\]"):
+            update.redefine(f"{self.name}.helper", helper)
+        self.assertEqual(self.mod.helper(1), 2)   # unchanged
+
+    def test_class_updated_in_place_with_fields_and_conversion(self) -> None:
+        m = self.mod
+        shop = m.Shop("a")
+        cls = m.Shop
+
+        class Shop:
+            def __init__(self, name):
+                self.name = name
+                self.rating = 0
+
+            def hello(self):
+                return f"HELLO {self.name} {self.rating}"
+
+            def bye(self):
+                return "bye " + super().__repr__()[:1]
+        u_cls = update.redefine(f"{self.name}.Shop", Shop)
+        u_field = update.add_field(f"{self.name}.Shop.rating", init=lambda s: 5)
+        self.assertIs(m.Shop, cls)
+        self.assertEqual((shop.hello(), m.Shop("b").hello(), shop.bye()), ("HELLO a 5", "HELLO b 0", "bye <"))
+        update.add_field(f"{self.name}.Shop.stars", init=lambda s: len(s.name) * 2, lazy=True)
+        self.assertNotIn("stars", shop.__dict__)
+        self.assertEqual(shop.stars, 2)
+        self.assertIn("stars", shop.__dict__)
+        lazy = m.Shop("lazy")
+        update.convert(f"{self.name}.Shop", lambda s: setattr(s, "name", s.name.upper()), lazy=True,
+                       undo=lambda s: setattr(s, "name", s.name.lower()))
+        self.assertIsNot(type(lazy), cls)                 # pending until first touched
+        self.assertEqual(lazy.name, "LAZY")
+        self.assertIs(type(lazy), cls)
+        update.revert(u_field)
+        self.assertNotIn("rating", shop.__dict__)
+        update.revert(u_cls)
+        self.assertEqual(shop.hello(), "hello A")
+        self.assertFalse(hasattr(shop, "bye"))
+
+    def test_instrument_keeps_tracebacks_and_arguments_explicit(self) -> None:
+        m = self.mod
+        seen = []
+        u = update.instrument(f"{self.name}.Shop.fail", before=lambda self: seen.append(("before", self.name)),
+                              on_exception=lambda exception: seen.append(("exc", type(exception).__name__)))
+        try:
+            m.Shop("x").fail()
+        except ZeroDivisionError:
+            tb = traceback.extract_tb(sys.exc_info()[2])
+        self.assertEqual([(f.name, f.lineno) for f in tb][-1], ("fail", 33))   # the target's own line
+        self.assertEqual(len(tb), 2)                                          # no wrapper frame
+        self.assertEqual(seen, [("before", "x"), ("exc", "ZeroDivisionError")])
+        at_line = []
+        update.instrument(f"{self.name}.Shop.fail", line=33, before=lambda x, self: at_line.append(x))
+        with self.assertRaises(ZeroDivisionError):
+            m.Shop("y").fail()
+        self.assertEqual(at_line, [1])
+        update.revert(u)
+        with self.assertRaisesRegex(UpdateRefusedError, "generator"):
+            update.instrument(f"{self.name}.gen", before=print)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,17 @@
+"""stasis.updater: patch, instrument and profile a live process, and revert (issue 6).
+
+`stasis.update` (api.py) is the API of update files; control.py serves `stasis ctl` requests over a
+per-user Unix socket; ctl.py is the client; registry.py keeps applied updates as revertible layers.
+"""
+from __future__ import annotations
+
+from .. import _engine
+from .errors import BY_CODE as _BY_CODE
+
+_engine.register_error_classes(_BY_CODE)
+
+from .api import add_field, apply_file, convert, instrument, list_updates, redefine, revert  # noqa: E402
+from .errors import ControlChannelError, NotQuiescentError, UpdateError, UpdateRefusedError  # noqa: E402
+
+__all__ = ["redefine", "add_field", "convert", "instrument", "revert", "list_updates", "apply_file",
+           "UpdateError", "NotQuiescentError", "UpdateRefusedError", "ControlChannelError"]

@@ -1,0 +1,216 @@
+"""The control channel's server: serve_updates() starts it (idempotent) in a daemon thread.
+
+Each connection gets its own thread; each request is one JSON object naming an operation, and
+gets exactly one final reply ({"ok": true, ...} or {"ok": false, "error", "code", "kind"}),
+preceded for trace/watch by {"event": text} messages. After fork, the child closes the inherited
+socket and serves on its own (os.register_at_fork), so every worker of a pre-fork server can be
+updated. Operations: ping, apply, list, revert, profile, trace, watch, lines.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import select
+import socket
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Dict, Optional
+
+from ..errors import StasisError
+from . import api, channel, tools
+from .errors import ControlChannelError, UpdateRefusedError
+
+_lock = threading.Lock()
+_state: Dict[str, Any] = {"pid": None, "sock": None, "path": None, "fork_hook": False}
+MAX_SECONDS = 3600.0
+
+
+def serve_updates() -> None:
+    """Start serving `stasis ctl` requests for this process (no-op when already serving)."""
+    with _lock:
+        if _state["pid"] == os.getpid():
+            return
+        path = channel.socket_path(os.getpid(), create_dir=True)
+        try:
+            os.unlink(path)  # a stale socket of an earlier process with our PID
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old_umask)
+        sock.listen(16)
+        _state.update(pid=os.getpid(), sock=sock, path=path)
+        threading.Thread(target=_accept_loop, args=(sock,), name="stasis-control", daemon=True).start()
+        if not _state["fork_hook"]:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            atexit.register(_remove_socket)
+            _state["fork_hook"] = True
+
+
+def _after_fork_in_child() -> None:
+    sock = _state.get("sock")
+    _state.update(pid=None, sock=None, path=None)  # the parent's socket path stays the parent's
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+    global _lock
+    _lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
+    try:
+        serve_updates()
+    except Exception as e:
+        print(f"stasis: the forked process {os.getpid()} cannot serve updates: {e}", file=sys.stderr)
+
+
+def _remove_socket() -> None:
+    if _state.get("pid") == os.getpid() and _state.get("path"):
+        try:
+            os.unlink(_state["path"])
+        except OSError:
+            pass
+
+
+def _accept_loop(sock: socket.socket) -> None:
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return  # closed (fork, exit)
+        try:
+            _pid, uid, _gid = channel.peer_credentials(conn)
+        except OSError:
+            conn.close()
+            continue
+        if uid != os.getuid():
+            try:
+                channel.send(conn, _error(ControlChannelError(
+                    f"refused: peer uid {uid} is not the uid of this process ({os.getuid()})")))
+            except OSError:
+                pass
+            conn.close()
+            continue
+        threading.Thread(target=_serve_connection, args=(conn,), name="stasis-control-conn", daemon=True).start()
+
+
+def _error(e: BaseException) -> Dict[str, Any]:
+    if isinstance(e, StasisError):
+        return {"ok": False, "error": str(e), "code": e.code, "kind": type(e).__name__}
+    # An exception from the update file itself (or a bug): say where, with the traceback.
+    return {"ok": False, "error": f"{type(e).__name__}: {e}", "code": UpdateRefusedError.code,
+            "kind": type(e).__name__, "traceback": "".join(traceback.format_exception(e))}
+
+
+def _serve_connection(conn: socket.socket) -> None:
+    with conn:
+        while True:
+            stop = threading.Event()
+            try:
+                request = channel.recv(conn)
+            except (ControlChannelError, OSError) as e:
+                try:
+                    channel.send(conn, _error(e if isinstance(e, StasisError) else ControlChannelError(str(e))))
+                except OSError:
+                    pass
+                return
+            if request is None:
+                return
+            # A client that disconnects ends streaming operations early (they revert their update).
+            watcher = threading.Thread(target=_watch_hangup, args=(conn, stop), daemon=True)
+            emit = _emitter(conn, stop)
+            try:
+                reply = {"ok": True, **_dispatch(request, stop, emit, watcher)}
+            except Exception as e:
+                reply = _error(e)
+            finally:
+                stop.set()
+            try:
+                channel.send(conn, reply)
+            except OSError:
+                return
+
+
+def _watch_hangup(conn: socket.socket, stop: threading.Event) -> None:
+    try:
+        while not stop.is_set():
+            readable, _, _ = select.select([conn], [], [], 0.2)
+            if readable and not conn.recv(1, socket.MSG_PEEK):
+                break  # end of file: the client is gone
+    except (OSError, ValueError):
+        pass
+    stop.set()
+
+
+def _emitter(conn: socket.socket, stop: threading.Event) -> Callable[[str], None]:
+    send_lock = threading.Lock()
+
+    def emit(text: str) -> None:
+        if stop.is_set():
+            return
+        try:
+            with send_lock:
+                channel.send(conn, {"event": text})
+        except OSError:
+            stop.set()
+    return emit
+
+
+def _seconds(request: Dict[str, Any], default: float) -> float:
+    value = request.get("seconds", default)
+    if not isinstance(value, (int, float)) or not 0 <= value <= MAX_SECONDS:
+        raise UpdateRefusedError(f"seconds must be a number between 0 and {MAX_SECONDS:g}")
+    return float(value)
+
+
+def _str(request: Dict[str, Any], key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not value:
+        raise UpdateRefusedError(f"request field {key!r} must be a non-empty string")
+    return value
+
+
+def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[str], None],
+              watcher: threading.Thread) -> Dict[str, Any]:
+    op = request.get("op")
+    if request.get("protocol", channel.PROTOCOL) != channel.PROTOCOL:
+        raise ControlChannelError(f"protocol {request.get('protocol')} is not {channel.PROTOCOL}; "
+                                  f"use a stasis of the same version as the target")
+    if op == "ping":
+        return {"pid": os.getpid(), "ppid": os.getppid(), "python": sys.version.split()[0], "argv": sys.argv}
+    if op == "apply":
+        path = _str(request, "path")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise UpdateRefusedError(f"the target cannot read {path}: {e.strerror}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != request.get("sha256"):
+            raise UpdateRefusedError(f"{path} changed between reading and applying (sha256 {digest} is not "
+                                     f"the {request.get('sha256')} the client sent); apply again")
+        u = api.apply_file(path, data.decode("utf-8"))
+        return {"update": u.id, "actions": u.actions}
+    if op == "list":
+        return {"updates": api.list_updates()}
+    if op == "revert":
+        update_id = request.get("update")
+        if not isinstance(update_id, int):
+            raise UpdateRefusedError("revert needs an integer update id")
+        u = api.registry.revert(update_id)
+        return {"update": u.id, "actions": u.actions}
+    if op in ("profile", "trace", "watch", "lines"):
+        watcher.start()
+        if op == "profile":
+            return tools.profile(_str(request, "pattern"), _seconds(request, 10.0), stop)
+        if op == "trace":
+            return tools.trace(_str(request, "function"), _seconds(request, 10.0), stop, emit)
+        if op == "watch":
+            return tools.watch(_str(request, "function"), _str(request, "variable"), _seconds(request, 10.0),
+                               stop, emit)
+        return tools.lines(_str(request, "function"), _str(request, "lines"), _seconds(request, 10.0), stop)
+    raise UpdateRefusedError(f"unknown operation {op!r}")

@@ -1,0 +1,404 @@
+"""Applied updates and everything they changed, kept as layers so that any update can be reverted
+in any order: a function's code is the code of its newest remaining redefine (or its original),
+wrapped when instruments are active; an attribute's value is its newest remaining setting (or its
+original). A revert removes one update's layers and installs what the rest add up to.
+
+Every apply and revert goes through one commit in C++ (updater/function_swap.cpp): safe-point
+check, swap of code/defaults/kwdefaults on every function object running a replaced code (one heap
+scan for the whole update), attribute changes — with no Python code running in between.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+from .. import _engine
+from .errors import NotQuiescentError, UpdateError, UpdateRefusedError
+from .instrument import Hooks, Probe, build_wrapper, instrumentable
+from .targets import MISSING, describe_code
+
+SafePoint = Union[str, Callable[[], bool]]
+DEFAULT_TIMEOUT = 10.0
+_RETRY_PAUSE = 0.002  # between safe-point attempts; releases the GIL so busy threads can leave
+
+
+# --- what an update changes ----------------------------------------------------------------------
+
+@dataclass
+class Layer:
+    update_id: int
+    code: types.CodeType
+    defaults: Optional[tuple]
+    kwdefaults: Optional[dict]
+
+
+class FunctionGroup:
+    """Every function object made from one original code (closures, decorator-held copies...)."""
+
+    def __init__(self, name: str, fn: types.FunctionType):
+        self.name = name
+        self.base = Layer(0, fn.__code__, fn.__defaults__, fn.__kwdefaults__)
+        self.layers: List[Layer] = []
+        self.probes: List[Probe] = []
+        self.profiles: List[Tuple[int, str]] = []
+        # Every code its functions may run now, by identity (code objects compare equal by value:
+        # two modules compiled from the same source have "equal" codes).
+        self.codes: Dict[int, types.CodeType] = {id(fn.__code__): fn.__code__}
+
+    def current(self) -> Layer:
+        return self.layers[-1] if self.layers else self.base
+
+    def swap(self) -> tuple:
+        """The commit's swap entry installing what the remaining layers add up to."""
+        cur = self.current()
+        if self.probes or self.profiles:
+            key = self.profiles[-1][1] if self.profiles else None
+            if self.probes:
+                hooks = Hooks(list(self.probes), cur.code, key)
+                wrapper, slot = build_wrapper(cur.code, hooks=hooks)
+            else:
+                wrapper, slot = build_wrapper(cur.code, profile_key=key)
+            return (tuple(self.codes.values()), wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
+        return (tuple(self.codes.values()), cur.code, cur.defaults, cur.kwdefaults, None, -1)
+
+    def drop(self, update_id: int) -> None:
+        self.layers = [l for l in self.layers if l.update_id != update_id]
+        self.probes = [p for p in self.probes if p.update_id != update_id]
+        self.profiles = [p for p in self.profiles if p[0] != update_id]
+
+
+class AttrSlot:
+    """One attribute of a module or class that updates set (MISSING: absent)."""
+
+    def __init__(self, owner: Any, name: str):
+        self.owner = owner
+        self.name = name
+        d = owner.__dict__
+        self.base = d[name] if name in d else MISSING
+        self.layers: List[Tuple[int, Any]] = []
+
+    def change(self) -> tuple:
+        value = self.layers[-1][1] if self.layers else self.base
+        return (self.owner, self.name) if value is MISSING else (self.owner, self.name, value)
+
+    def drop(self, update_id: int) -> None:
+        self.layers = [l for l in self.layers if l[0] != update_id]
+
+
+class LazyField:
+    """A field added lazily: computed by init(obj) on first access and stored in the instance."""
+
+    def __init__(self, name: str, init: Callable[[Any], Any]):
+        self.name, self.init = name, init
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = self.init(obj)
+        obj.__dict__.setdefault(self.name, value)
+        return obj.__dict__[self.name]
+
+
+@dataclass
+class FieldAdd:
+    cls: type
+    name: str
+    init: Callable[[Any], Any]
+    lazy: bool
+
+
+@dataclass
+class Conversion:
+    cls: type
+    to: Union[type, Callable[[Any], Any]]
+    lazy: bool
+    undo: Optional[Callable[[Any], Any]]
+    pending: Dict[type, type] = field(default_factory=dict)   # lazy: real type -> pending subclass
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def convert(self, obj: Any, real: type) -> None:
+        if isinstance(self.to, type):
+            object.__setattr__(obj, "__class__", self.to)
+            hook = getattr(self.to, "__convert__", None)
+            if hook is not None:
+                hook(obj)
+        else:
+            if type(obj) is not real:
+                object.__setattr__(obj, "__class__", real)
+            self.to(obj)
+
+    def pending_class(self, real: type) -> type:
+        """A layout-compatible subclass whose first attribute access converts the instance."""
+        if real in self.pending:
+            return self.pending[real]
+        conv = self
+
+        def _convert_now(self_: Any) -> None:
+            with conv.lock:
+                if type(self_) is pending:
+                    object.__setattr__(self_, "__class__", real)
+                    conv.convert(self_, real)
+
+        def __getattribute__(self_: Any, name: str) -> Any:
+            _convert_now(self_)
+            return getattr(self_, name)
+
+        def __setattr__(self_: Any, name: str, value: Any) -> None:
+            _convert_now(self_)
+            setattr(self_, name, value)
+
+        def __delattr__(self_: Any, name: str) -> None:
+            _convert_now(self_)
+            delattr(self_, name)
+
+        pending = type(real)(real.__name__, (real,), {
+            "__slots__": (), "__module__": real.__module__, "__qualname__": real.__qualname__,
+            "__getattribute__": __getattribute__, "__setattr__": __setattr__, "__delattr__": __delattr__,
+            "__stasis_pending__": True})
+        self.pending[real] = pending
+        return pending
+
+
+@dataclass
+class Update:
+    id: int
+    source: str                              # file or "api"
+    actions: List[str] = field(default_factory=list)
+    groups: List[FunctionGroup] = field(default_factory=list)
+    slots: List[AttrSlot] = field(default_factory=list)
+    fields: List[FieldAdd] = field(default_factory=list)
+    conversions: List[Conversion] = field(default_factory=list)
+    check_codes: bool = False
+    checks: List[Callable[[], bool]] = field(default_factory=list)
+    timeout: float = DEFAULT_TIMEOUT
+    state: str = "planned"                   # planned, applied, reverted
+    applied_at: float = 0.0
+    not_revertible: Optional[str] = None
+
+    def describe(self) -> Dict[str, Any]:
+        return {"id": self.id, "source": self.source, "state": self.state, "actions": list(self.actions),
+                "applied_at": self.applied_at, "revertible": self.not_revertible is None}
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+class Registry:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()              # one apply or revert at a time
+        self.next_id = 1
+        self.updates: Dict[int, Update] = {}
+        self.groups: Dict[int, FunctionGroup] = {}   # id of any code of a group -> the group
+        self.slots: Dict[Tuple[int, str], AttrSlot] = {}
+
+    def new_update(self, source: str) -> Update:
+        with self.lock:
+            u = Update(self.next_id, source)
+            self.next_id += 1
+            return u
+
+    def group_for(self, fn: types.FunctionType, name: str) -> FunctionGroup:
+        g = self.groups.get(id(fn.__code__))
+        if g is None:
+            g = FunctionGroup(name, fn)
+            self.groups[id(fn.__code__)] = g
+        return g
+
+    def current_code(self, fn: types.FunctionType) -> types.CodeType:
+        """The code fn runs under its instrument wrapper, if it has one (else fn.__code__)."""
+        g = self.groups.get(id(fn.__code__))
+        return g.current().code if g is not None else fn.__code__
+
+    def slot_for(self, owner: Any, name: str) -> AttrSlot:
+        key = (id(owner), name)
+        s = self.slots.get(key)
+        if s is None or s.owner is not owner:
+            s = self.slots[key] = AttrSlot(owner, name)
+        return s
+
+    # -- planning (called by the stasis.update API while an update file runs) --
+
+    def plan_redefine(self, u: Update, name: str, old: types.FunctionType, new: types.FunctionType) -> None:
+        why = _free_variable_problem(old, new)
+        if why:
+            raise UpdateRefusedError(f"redefine {name}: {why}")
+        g = self.group_for(old, name)
+        g.layers.append(Layer(u.id, new.__code__, new.__defaults__, new.__kwdefaults__))
+        _remember(u.groups, g)
+
+    def plan_attr(self, u: Update, owner: Any, name: str, value: Any) -> None:
+        s = self.slot_for(owner, name)
+        s.layers.append((u.id, value))
+        _remember(u.slots, s)
+
+    def plan_probe(self, u: Update, name: str, fn: types.FunctionType, probe: Probe) -> None:
+        why = instrumentable(self.current_code(fn))
+        if why:
+            raise UpdateRefusedError(f"instrument {name}: {why}")
+        g = self.group_for(fn, name)
+        g.probes.append(probe)
+        _remember(u.groups, g)
+
+    def plan_profile(self, u: Update, name: str, fn: types.FunctionType) -> None:
+        g = self.group_for(fn, name)
+        g.profiles.append((u.id, name))
+        _remember(u.groups, g)
+
+    def forget_plan(self, u: Update) -> None:
+        for g in u.groups:
+            g.drop(u.id)
+        for s in u.slots:
+            s.drop(u.id)
+
+    # -- apply / revert --
+
+    def apply(self, u: Update) -> int:
+        with self.lock:
+            try:
+                classes = [f.cls for f in u.fields if not f.lazy] + [c.cls for c in u.conversions]
+                _busy, installed, instances = self._commit(u, classes, f"update {u.id} not applied")
+            except BaseException:
+                self.forget_plan(u)
+                raise
+            self._note_installed(u, installed)
+            u.state, u.applied_at = "applied", time.time()
+            self.updates[u.id] = u
+            self._convert(u, instances)
+            return u.id
+
+    def revert(self, update_id: int) -> Update:
+        with self.lock:
+            u = self.updates.get(update_id)
+            if u is None:
+                raise UpdateRefusedError(f"no update {update_id} (see `stasis ctl PID list`)")
+            if u.state != "applied":
+                raise UpdateRefusedError(f"update {update_id} is {u.state}, not applied")
+            if u.not_revertible:
+                raise UpdateRefusedError(f"update {update_id} cannot be reverted: {u.not_revertible}")
+            saved = ([(g, list(g.layers), list(g.probes), list(g.profiles)) for g in u.groups],
+                     [(s, list(s.layers)) for s in u.slots])
+            self.forget_plan(u)
+            try:
+                classes = [f.cls for f in u.fields] + [c.cls for c in u.conversions]
+                _busy, installed, instances = self._commit(u, classes, f"update {update_id} not reverted")
+            except BaseException:
+                for g, layers, probes, profiles in saved[0]:
+                    g.layers, g.probes, g.profiles = layers, probes, profiles
+                for s, layers in saved[1]:
+                    s.layers = layers
+                raise
+            self._note_installed(u, installed)
+            u.state = "reverted"
+            self._unconvert(u, instances)
+            return u
+
+    def _commit(self, u: Update, classes: Sequence[type], failure: str) -> tuple:
+        swaps = [g.swap() for g in u.groups]
+        attrs = [s.change() for s in u.slots]
+        check = tuple(c for g in u.groups if u.check_codes for c in g.codes.values())
+        deadline = time.monotonic() + u.timeout
+        while True:
+            if all(_run_check(c) for c in u.checks):
+                busy, installed, _swapped, instances = _engine.updater_commit(check, swaps, attrs, tuple(classes))
+                if not busy:
+                    return busy, installed, instances
+                why = "still active: " + "; ".join(_describe_use(*b) for b in busy)
+            else:
+                why = "the safe-point check function did not return True"
+            if time.monotonic() >= deadline:
+                raise NotQuiescentError(f"{failure}: no safe point within {u.timeout:g} s; {why}")
+            time.sleep(_RETRY_PAUSE)
+
+    def _note_installed(self, u: Update, installed: List[types.CodeType]) -> None:
+        """Records the codes the group's functions run now (wrapper codes are made per function
+        during the commit; they carry the qualname, file and first line of the code they wrap)."""
+        for g in u.groups:
+            cur = g.current().code
+            mine = [c for c in installed if (c.co_qualname, c.co_filename, c.co_firstlineno)
+                    == (cur.co_qualname, cur.co_filename, cur.co_firstlineno)]
+            for c in [cur] + mine:
+                g.codes[id(c)] = c
+                self.groups[id(c)] = g
+
+    def _convert(self, u: Update, instances: List[List[Any]]) -> None:
+        eager_fields = [f for f in u.fields if not f.lazy]
+        lists = iter(instances)
+        old_interval = sys.getswitchinterval()
+        sys.setswitchinterval(30.0)  # keep other threads off the GIL while instances are converted
+        try:
+            for f in eager_fields:
+                for obj in next(lists):
+                    d = getattr(obj, "__dict__", None)
+                    if d is not None and f.name not in d:
+                        d[f.name] = f.init(obj)
+            for c in u.conversions:
+                objs = next(lists)
+                for obj in objs:
+                    real = type(obj)
+                    if getattr(real, "__stasis_pending__", False):
+                        continue
+                    if c.lazy:
+                        object.__setattr__(obj, "__class__", c.pending_class(real))
+                    else:
+                        c.convert(obj, real)
+        finally:
+            sys.setswitchinterval(old_interval)
+
+    def _unconvert(self, u: Update, instances: List[List[Any]]) -> None:
+        lists = iter(instances)
+        for f in u.fields:
+            for obj in next(lists):
+                d = getattr(obj, "__dict__", None)
+                if d is not None:
+                    d.pop(f.name, None)
+        for c in u.conversions:
+            for obj in next(lists):
+                real = type(obj)
+                if getattr(real, "__stasis_pending__", False):
+                    object.__setattr__(obj, "__class__", real.__mro__[1])
+                elif c.undo is not None:
+                    c.undo(obj)
+
+
+registry = Registry()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _remember(items: list, item: Any) -> None:
+    if not any(i is item for i in items):
+        items.append(item)
+
+
+def _run_check(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception as e:
+        raise UpdateError(f"the safe-point check function raised {type(e).__name__}: {e}") from e
+
+
+def _free_variable_problem(old: types.FunctionType, new: types.FunctionType) -> Optional[str]:
+    added = [v for v in new.__code__.co_freevars if v not in old.__code__.co_freevars]
+    if added:
+        return (f"the new code uses free variables {added} that {old.__qualname__} has no cells for; "
+                f"free variables may be dropped or reordered by an update, not added (redefine the "
+                f"enclosing function instead, or use a global)")
+    return None
+
+
+def _thread_name(ident: int) -> str:
+    for t in threading.enumerate():
+        if t.ident == ident:
+            return repr(t.name)
+    return f"#{ident}"
+
+
+def _describe_use(kind: str, ident: int, code: types.CodeType, line: int) -> str:
+    where = f"{code.co_filename}:{line}" if line >= 0 else f"{code.co_filename} (not started)"
+    if kind == "thread":
+        return f"thread {_thread_name(ident)} is running {code.co_qualname} at {where}"
+    state = "created, not started" if line < 0 else "suspended"
+    return f"{kind} {code.co_qualname} {state} at {where}"
