@@ -222,9 +222,13 @@ PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
       Ref name = str_of(m);
       if (!name || PyList_Append(modules.get(), name.get()) < 0) throw Error::python();
     }
-    return Ref::steal(Py_BuildValue("{s:s#,s:K,s:K,s:O}", "kind", h.kind.data(), Py_ssize_t(h.kind.size()),
-                                    "root_count", (unsigned long long)h.root_count, "hash_seed",
-                                    (unsigned long long)h.hash_seed, "modules", modules.get()));
+    Ref info = Ref::steal(PyDict_New());
+    if (!info) throw Error::python();
+    set_item(info.get(), "kind", str_of(h.kind));
+    set_item(info.get(), "root_count", int_of(h.root_count));
+    set_item(info.get(), "hash_seed", int_of(h.hash_seed));
+    set_item(info.get(), "modules", modules);
+    return info;
   });
 }
 

@@ -1,5 +1,5 @@
 words = {"apple", "banana", "cherry", "damson", "elder", "fig", "grape", "honeydew"}
 seen = set()
-for i in range(6):
+for i in range(16):
     seen.add("w%d" % i)
     print(i, list(words)[:4], list(seen))
