@@ -206,6 +206,20 @@ class _Lowerer:
             return e.id.startswith(TEMP_PREFIX) or (e.id in self.stable and e.id not in self.unstable)
         return False
 
+    def is_replay_stable(self, e: ast.expr) -> bool:
+        """Recomputed identically when the statement is replayed: stable leaves combined by
+        comparisons, `not` and `and`/`or` (a test's value is consumed before the next site,
+        so it need not be kept; it only has to come out the same on replay)."""
+        if self.is_stable(e):
+            return True
+        if isinstance(e, ast.Compare):
+            return all(self.is_stable(x) for x in (e.left, *e.comparators))
+        if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.Not):
+            return self.is_replay_stable(e.operand)
+        if isinstance(e, ast.BoolOp):
+            return all(self.is_replay_stable(v) for v in e.values)
+        return False
+
     def lift(self, r: Res, pre: list[ast.stmt]) -> ast.expr:
         """The value of `r` with no site left inline."""
         e, s = r
@@ -410,7 +424,8 @@ class _Lowerer:
         return self.x_JoinedStr(_like(ast.JoinedStr(values=[e]), e), pre)
 
     def x_IfExp(self, e: ast.IfExp, pre: list[ast.stmt]) -> Res:
-        test = self.stabilize(self.expr(e.test, pre), pre)
+        t = self.expr(e.test, pre)
+        test = t[0] if not t[1] and self.is_replay_stable(t[0]) else self.stabilize(t, pre)
         body_pre: list[ast.stmt] = []
         else_pre: list[ast.stmt] = []
         mark = len(self.blocks[-1])
@@ -438,8 +453,8 @@ class _Lowerer:
             return _like(ast.BoolOp(op=e.op, values=[first[0], *rest]), e), first[1]
         # Inline form: only the last operand holds sites, no lifting is needed inside it, and
         # the operands before it are stable (replay re-tests them).
-        if not any(has_site(v) for v in rest[:-1]) and all(self.is_stable(v) for v in rest[:-1]):
-            head = self.stabilize(first, pre)
+        if not any(has_site(v) for v in rest[:-1]) and all(self.is_replay_stable(v) for v in rest[:-1]):
+            head = first[0] if not first[1] and self.is_replay_stable(first[0]) else self.stabilize(first, pre)
             probe: list[ast.stmt] = []
             mark = len(self.blocks[-1])
             last = self.expr(rest[-1], probe)
@@ -542,7 +557,7 @@ class _Lowerer:
         clear = [ast.copy_location(ast.Assign(targets=[_store(t, s) for t in temps],
                                               value=ast.copy_location(ast.Constant(None), s)), s),
                  self._delete(temps, s), ast.copy_location(ast.Raise(exc=None, cause=None), s)]
-        handler = ast.copy_location(ast.ExceptHandler(type=_load('BaseException', s), name=None, body=clear), s)
+        handler = ast.copy_location(ast.ExceptHandler(type=None, name=None, body=clear), s)
         wrapped = ast.copy_location(ast.Try(body=out, handlers=[handler], orelse=[], finalbody=[]), s)
         return [wrapped] if _is_terminal(out) else [wrapped, self._delete(temps, s)]
 
