@@ -7,6 +7,7 @@ and overwritten.  Entries are written atomically (temporary file + rename).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import marshal
@@ -22,11 +23,27 @@ FORMAT_VERSION = 1
 _SUFFIX = f'.{sys.implementation.cache_tag}.stasis{REWRITER_VERSION}.pyc'
 
 
+@functools.lru_cache(maxsize=None)
+def _rewriter_digest() -> bytes:
+    """Hash of the modules that determine the output, so that an edited rewriter never reads
+    entries of its previous self even if REWRITER_VERSION was not bumped."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ('rewriter.py', 'resume_points.py'):
+        try:
+            with open(os.path.join(here, name), 'rb') as f:
+                h.update(f.read())
+        except OSError:
+            h.update(name.encode())
+    return h.digest()
+
+
 def _interpreter_id() -> bytes:
     # 3.11.x patch releases compile some code differently without a magic bump (CPYTHON311 §8),
     # so the full version string is part of the key, not only MAGIC_NUMBER.
     return hashlib.sha256(b'\0'.join([
         sys.version.encode(), importlib.util.MAGIC_NUMBER, str(sys.flags.optimize).encode(),
+        _rewriter_digest(),
     ])).digest()[:16]
 
 
