@@ -7,6 +7,7 @@ and overwritten.  Entries are written atomically (temporary file + rename).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import marshal
@@ -22,11 +23,27 @@ FORMAT_VERSION = 1
 _SUFFIX = f'.{sys.implementation.cache_tag}.stasis{REWRITER_VERSION}.pyc'
 
 
+@functools.lru_cache(maxsize=None)
+def _rewriter_digest() -> bytes:
+    """Hash of the modules that determine the output, so that an edited rewriter never reads
+    entries of its previous self even if REWRITER_VERSION was not bumped."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ('rewriter.py', 'resume_points.py'):
+        try:
+            with open(os.path.join(here, name), 'rb') as f:
+                h.update(f.read())
+        except OSError:
+            h.update(name.encode())
+    return h.digest()
+
+
 def _interpreter_id() -> bytes:
     # 3.11.x patch releases compile some code differently without a magic bump (CPYTHON311 §8),
     # so the full version string is part of the key, not only MAGIC_NUMBER.
     return hashlib.sha256(b'\0'.join([
         sys.version.encode(), importlib.util.MAGIC_NUMBER, str(sys.flags.optimize).encode(),
+        _rewriter_digest(),
     ])).digest()[:16]
 
 
@@ -54,13 +71,16 @@ def user_cache_dir() -> str:
 
 def cache_path(source_path: str) -> str:
     """Where the entry for `source_path` lives: its `__pycache__` when that directory is
-    writable and not part of the Python installation, else the per-user cache directory
-    (mirroring the absolute source path, like PYTHONPYCACHEPREFIX)."""
+    writable, not part of the Python installation and bytecode writing is not disabled
+    (PYTHONDONTWRITEBYTECODE / -B: nothing is written into source trees then); else the
+    per-user cache directory, mirroring the absolute source path like PYTHONPYCACHEPREFIX.
+    $STASIS_CACHE_DIR replaces the per-user directory and is then always used."""
     src = os.path.abspath(source_path)
     head, tail = os.path.split(src)
     stem = tail.rsplit('.', 1)[0]
     real = os.path.realpath(head) + os.sep
-    if not os.environ.get('STASIS_CACHE_DIR') and not real.startswith(_stdlib_dirs()):
+    if (not os.environ.get('STASIS_CACHE_DIR') and not sys.dont_write_bytecode
+            and not real.startswith(_stdlib_dirs())):
         pyc_dir = os.path.join(head, '__pycache__')
         if os.access(pyc_dir if os.path.isdir(pyc_dir) else head, os.W_OK):
             return os.path.join(pyc_dir, stem + _SUFFIX)
@@ -86,8 +106,6 @@ def load(source_path: str, key: bytes) -> CodeType | None:
 
 def store(source_path: str, key: bytes, code: CodeType) -> None:
     """Write an entry; failures (read-only places, races) only cost a rewrite next time."""
-    if sys.dont_write_bytecode:
-        return
     path = cache_path(source_path)
     tmp = f'{path}.{os.getpid()}.tmp'
     try:

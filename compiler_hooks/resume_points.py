@@ -145,19 +145,26 @@ def _effect(ins: dis.Instruction, st: tuple[str, ...], jump: bool, comp: bool) -
 GENERATOR_CREATION = 'creates a generator: runs no code there, never suspended'
 
 
-def _positions_index(tree: ast.AST | None) -> dict[tuple, tuple[str, bool]]:
-    out: dict[tuple, tuple[str, bool]] = {}
+GENEXP, PURE = 'genexp', 'pure'
+
+
+def _positions_index(tree: ast.AST | None) -> dict[tuple, tuple[str, str]]:
+    """Source span -> (site id, kind) for the site nodes of a rewritten tree."""
+    from .rewriter import is_pure_call
+    out: dict[tuple, tuple[str, str]] = {}
     if tree is None:
         return out
+    pure = getattr(tree, '_stasis_pure', frozenset())
     for n in ast.walk(tree):
         sid = getattr(n, '_stasis_id', None)
         if sid is not None and hasattr(n, 'lineno'):
             key = (n.lineno, n.end_lineno, n.col_offset, n.end_col_offset)
-            out.setdefault(key, (sid, isinstance(n, ast.GeneratorExp)))
+            kind = GENEXP if isinstance(n, ast.GeneratorExp) else PURE if is_pure_call(n, pure) else ''
+            out.setdefault(key, (sid, kind))
     return out
 
 
-def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, bool]]) -> list[Row]:
+def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[Row]:
     instrs, before = stack_tags(code)
     rows: list[Row] = []
     n = len(instrs)
@@ -176,7 +183,7 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, bool]]) -> list
                 j += 1
         end = instrs[j].offset if j < n else len(code.co_code)
         pos = tuple(ins.positions)
-        sid, genexp = pos_index.get(pos, (None, False))
+        sid, kind = pos_index.get(pos, (None, ''))
         line = ins.positions.lineno or -1
         if sid is None:
             sid = f'implicit@{pos[0]}:{pos[2]}'
@@ -184,8 +191,8 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, bool]]) -> list
         base = 0
         while base < len(st) and st[base] in STRUCTURAL:
             base += 1
-        start, reason = _find_start(instrs, before, i, base)
-        if genexp and name in _CALLS:
+        start, reason = _find_start(instrs, before, i, base, pos_index)
+        if kind == GENEXP and name in _CALLS:
             reason, start = GENERATOR_CREATION, -1
         elif sid.startswith('implicit@') and not reason:
             reason = 'implicit call (no source expression to replay)'
@@ -195,7 +202,7 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, bool]]) -> list
 
 
 def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]],
-                i: int, base: int) -> tuple[int, str]:
+                i: int, base: int, pos_index: dict[tuple, tuple[str, str]]) -> tuple[int, str]:
     """Start of the replay region that ends with the site at `instrs[i]`."""
     j = i - 1
     while j >= 0:
@@ -214,6 +221,8 @@ def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]
     for k in range(j, i):
         ins = instrs[k]
         name = ins.opname
+        if name in _CALLS and pos_index.get(tuple(ins.positions), ('', ''))[1] == PURE:
+            continue        # a pure builtin (rewriter.PURE_BUILTINS) is recomputed on replay
         if name in _NOT_REPLAYABLE or name.startswith(('STORE_', 'DELETE_')):
             return -1, f'{name} at {ins.offset} precedes the site in the same statement'
     st_site = before[instrs[i].offset]

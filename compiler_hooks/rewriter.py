@@ -17,7 +17,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 3
+REWRITER_VERSION = 4
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -75,11 +75,30 @@ def eval_children(node: ast.AST) -> list[ast.expr]:
     return []
 
 
+# Builtins that never run Python code of their own and have no side effects beyond calling
+# the dunders of their arguments (which are entered from C, so never resume points anyway).
+# Calls to them are not suspension sites: they stay inline, are re-executed on replay, and are
+# stabilized like operators when a later site follows.  Used only for names that the module
+# never binds (anywhere, in any scope); see README "pure builtins".
+PURE_BUILTINS = frozenset({
+    'len', 'isinstance', 'issubclass', 'abs', 'ord', 'chr', 'callable', 'id', 'hash', 'divmod',
+    'round', 'int', 'float', 'bool', 'str', 'repr', 'range', 'hex', 'oct', 'bin', 'format',
+})
+_pure_names: frozenset[str] = frozenset()      # the PURE_BUILTINS usable in the module being rewritten
+
+
+def is_pure_call(node: ast.AST, pure: frozenset[str] | None = None) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in (_pure_names if pure is None else pure)
+            and not any(isinstance(a, ast.Starred) for a in node.args)
+            and not node.keywords)
+
+
 def has_site(node: ast.AST | None) -> bool:
     """Does evaluating `node` in its own scope reach a suspension site?"""
     if node is None:
         return False
-    if isinstance(node, SUSPENSION_NODES):
+    if isinstance(node, SUSPENSION_NODES) and not is_pure_call(node):
         return True
     return any(has_site(c) for c in eval_children(node))
 
@@ -144,14 +163,24 @@ class _Scopes:
 
     def __init__(self, source: str | bytes, filename: str) -> None:
         self._by_key: dict[tuple[str, int], frozenset[str] | None] = {}
+        self.bound: set[str] = set()
+        self.ok = False
         try:
             text = source if isinstance(source, str) else importlib.util.decode_source(source)
             top = symtable.symtable(text, filename, 'exec')
         except (SyntaxError, ValueError, UnicodeDecodeError):
             return
         self._collect(top)
+        self.ok = True
+
+    def pure_builtins(self) -> frozenset[str]:
+        return PURE_BUILTINS - self.bound if self.ok else frozenset()
 
     def _collect(self, table: symtable.SymbolTable) -> None:
+        for sym in table.get_symbols():
+            if sym.is_assigned() or sym.is_imported() or sym.is_parameter() or sym.is_namespace() \
+                    or sym.is_declared_global():
+                self.bound.add(sym.get_name())
         for child in table.get_children():
             if child.get_type() == 'function':
                 key = (child.get_name(), child.get_lineno())
@@ -204,6 +233,20 @@ class _Lowerer:
             return True
         if isinstance(e, ast.Name):
             return e.id.startswith(TEMP_PREFIX) or (e.id in self.stable and e.id not in self.unstable)
+        return False
+
+    def is_replay_stable(self, e: ast.expr) -> bool:
+        """Recomputed identically when the statement is replayed: stable leaves combined by
+        comparisons, `not` and `and`/`or` (a test's value is consumed before the next site,
+        so it need not be kept; it only has to come out the same on replay)."""
+        if self.is_stable(e):
+            return True
+        if isinstance(e, ast.Compare):
+            return all(self.is_stable(x) for x in (e.left, *e.comparators))
+        if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.Not):
+            return self.is_replay_stable(e.operand)
+        if isinstance(e, ast.BoolOp):
+            return all(self.is_replay_stable(v) for v in e.values)
         return False
 
     def lift(self, r: Res, pre: list[ast.stmt]) -> ast.expr:
@@ -265,6 +308,9 @@ class _Lowerer:
         raise NotImplementedError(type(e).__name__)   # every node with children is handled below
 
     def x_Call(self, e: ast.Call, pre: list[ast.stmt]) -> Res:
+        if is_pure_call(e):
+            rs = self.seq(list(e.args), pre)
+            return _like(ast.Call(func=e.func, args=[r for r, _ in rs], keywords=[]), e), any(s for _, s in rs)
         args_site = any(has_site(a) for a in e.args) or any(has_site(k.value) for k in e.keywords)
         func = e.func
         if args_site and isinstance(func, ast.Attribute):
@@ -410,7 +456,8 @@ class _Lowerer:
         return self.x_JoinedStr(_like(ast.JoinedStr(values=[e]), e), pre)
 
     def x_IfExp(self, e: ast.IfExp, pre: list[ast.stmt]) -> Res:
-        test = self.stabilize(self.expr(e.test, pre), pre)
+        t = self.expr(e.test, pre)
+        test = t[0] if not t[1] and self.is_replay_stable(t[0]) else self.stabilize(t, pre)
         body_pre: list[ast.stmt] = []
         else_pre: list[ast.stmt] = []
         mark = len(self.blocks[-1])
@@ -438,8 +485,8 @@ class _Lowerer:
             return _like(ast.BoolOp(op=e.op, values=[first[0], *rest]), e), first[1]
         # Inline form: only the last operand holds sites, no lifting is needed inside it, and
         # the operands before it are stable (replay re-tests them).
-        if not any(has_site(v) for v in rest[:-1]) and all(self.is_stable(v) for v in rest[:-1]):
-            head = self.stabilize(first, pre)
+        if not any(has_site(v) for v in rest[:-1]) and all(self.is_replay_stable(v) for v in rest[:-1]):
+            head = first[0] if not first[1] and self.is_replay_stable(first[0]) else self.stabilize(first, pre)
             probe: list[ast.stmt] = []
             mark = len(self.blocks[-1])
             last = self.expr(rest[-1], probe)
@@ -542,7 +589,7 @@ class _Lowerer:
         clear = [ast.copy_location(ast.Assign(targets=[_store(t, s) for t in temps],
                                               value=ast.copy_location(ast.Constant(None), s)), s),
                  self._delete(temps, s), ast.copy_location(ast.Raise(exc=None, cause=None), s)]
-        handler = ast.copy_location(ast.ExceptHandler(type=_load('BaseException', s), name=None, body=clear), s)
+        handler = ast.copy_location(ast.ExceptHandler(type=None, name=None, body=clear), s)
         wrapped = ast.copy_location(ast.Try(body=out, handlers=[handler], orelse=[], finalbody=[]), s)
         return [wrapped] if _is_terminal(out) else [wrapped, self._delete(temps, s)]
 
@@ -880,11 +927,19 @@ def _rewrite_nested(s: ast.stmt, scopes: _Scopes) -> ast.stmt:
 # Public API.
 
 def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Module:
-    """Rewrite a parsed module in place into the resumable form; returns it."""
+    """Rewrite a parsed module in place into the resumable form; returns it.  Sets
+    `tree._stasis_pure`, the pure builtins the lowering relied on (for the table builder)."""
+    global _pure_names
     assign_site_ids(tree)
     scopes = _Scopes(source, filename)
-    lowerer = _Lowerer(scopes, frozenset())       # module level: every name may change
-    tree.body = lowerer.block(tree.body) if tree.body else []
+    saved = _pure_names
+    _pure_names = scopes.pure_builtins()
+    try:
+        lowerer = _Lowerer(scopes, frozenset())       # module level: every name may change
+        tree.body = lowerer.block(tree.body) if tree.body else []
+    finally:
+        tree._stasis_pure = _pure_names             # type: ignore[attr-defined]
+        _pure_names = saved
     ast.fix_missing_locations(tree)
     return tree
 

@@ -148,6 +148,7 @@ class HeapEncoder {
   PointerMap memo_;
   std::vector<Ref> memo_keepalive_;
   std::vector<uint8_t> planes_;  // scratch for Floats
+  std::vector<uint64_t> values_;
   PyObject* root_ = nullptr;
   bool plan_pushed_ = false;
   Py_ssize_t held_ = 0;

@@ -9,6 +9,7 @@ scan for the whole update), attribute changes — with no Python code running in
 """
 from __future__ import annotations
 
+import dis
 import sys
 import threading
 import time
@@ -222,12 +223,28 @@ class Registry:
     # -- planning (called by the stasis.update API while an update file runs) --
 
     def plan_redefine(self, u: Update, name: str, old: types.FunctionType, new: types.FunctionType) -> None:
-        why = _free_variable_problem(old, new)
+        why = _free_variable_problem(old, new) or self._global_problem(u, old, new)
         if why:
             raise UpdateRefusedError(f"redefine {name}: {why}")
         g = self.group_for(old, name)
         g.layers.append(Layer(u.id, new.__code__, new.__defaults__, new.__kwdefaults__))
         _remember(u.groups, g)
+
+    def _global_problem(self, u: Update, old: types.FunctionType, new: types.FunctionType) -> Optional[str]:
+        """The new code runs with the old function's globals: every global it reads must exist
+        there (or in builtins, or be added by this same update)."""
+        target = old.__globals__
+        builtins = target.get("__builtins__", {})
+        builtins = builtins if isinstance(builtins, dict) else vars(builtins)
+        added = {s.name for s in u.slots if getattr(s.owner, "__dict__", None) is target}
+        missing = sorted(n for n in _global_reads(new.__code__)
+                         if n not in target and n not in builtins and n not in added)
+        if not missing:
+            return None
+        module = target.get("__name__", "?")
+        return (f"the new code reads the globals {missing}, which module {module} does not define (it runs with "
+                f"the module's globals, not the update file's); add them first in the same update, e.g. "
+                f"redefine('{module}.{missing[0]}', {missing[0]})")
 
     def plan_attr(self, u: Update, owner: Any, name: str, value: Any) -> None:
         s = self.slot_for(owner, name)
@@ -378,6 +395,14 @@ def _run_check(check: Callable[[], bool]) -> bool:
         return bool(check())
     except Exception as e:
         raise UpdateError(f"the safe-point check function raised {type(e).__name__}: {e}") from e
+
+
+def _global_reads(code: types.CodeType) -> Set[str]:
+    names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_reads(const)
+    return names
 
 
 def _free_variable_problem(old: types.FunctionType, new: types.FunctionType) -> Optional[str]:

@@ -137,8 +137,12 @@ def compare(module: str, python: str, stasis: str | None, timeout: float) -> Res
 
 
 def default_stasis() -> str | None:
+    """build/bin/stasis if it is built and starts, else None (then the runner is driven)."""
     path = os.path.join(REPO, 'build', 'bin', 'stasis')
-    return path if os.access(path, os.X_OK) else None
+    if not os.access(path, os.X_OK):
+        return None
+    ok = subprocess.run([path, 'rewrite', os.devnull], capture_output=True).returncode == 0
+    return path if ok else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--stasis', default=None, help='stasis CLI (default: build/bin/stasis if built)')
     ns = ap.parse_args(argv)
     modules = ns.modules or (FULL if ns.full else FAST)
-    stasis = ns.stasis or default_stasis()
+    stasis = ns.stasis if ns.stasis is not None else default_stasis()
+    stasis = stasis or None
     print(f'conformance: {len(modules)} modules; plain = {ns.python} -m test -v M; '
           f'rewritten = {stasis or "compiler_hooks.runner"} --rewrite test.* -m test -v M', flush=True)
     print(f'{"module":28} {"plain":34} {"rewritten":34} same   plain_s  rewr_s')

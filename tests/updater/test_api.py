@@ -111,6 +111,12 @@ class ApiTest(unittest.TestCase):
             update.redefine(f"{self.name}.helper", helper)
         self.assertEqual(self.mod.helper(1), 2)   # unchanged
 
+    def test_new_code_reading_a_global_the_module_lacks_is_refused(self) -> None:
+        def helper(x, k=1):
+            return only_in_update(x)  # noqa: F821
+        with self.assertRaisesRegex(UpdateRefusedError, r"reads the globals \['only_in_update'\]"):
+            update.redefine(f"{self.name}.helper", helper)
+
     def test_class_updated_in_place_with_fields_and_conversion(self) -> None:
         m = self.mod
         shop = m.Shop("a")

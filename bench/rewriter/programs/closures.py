@@ -46,4 +46,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 1000000)
+    main(work, 500000)

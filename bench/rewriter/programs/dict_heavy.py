@@ -37,4 +37,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 15000)
+    main(work, 8000)

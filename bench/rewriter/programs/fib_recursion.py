@@ -24,4 +24,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 32)
+    main(work, 30)

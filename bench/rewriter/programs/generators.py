@@ -42,4 +42,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 1500000)
+    main(work, 800000)

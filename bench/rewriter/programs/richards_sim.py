@@ -102,4 +102,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 250000)
+    main(work, 120000)

@@ -78,4 +78,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 900)
+    main(work, 450)

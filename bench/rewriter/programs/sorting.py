@@ -76,4 +76,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 80000)
+    main(work, 40000)

@@ -43,4 +43,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 220)
+    main(work, 160)

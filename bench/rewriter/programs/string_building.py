@@ -33,4 +33,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 12000)
+    main(work, 6000)

@@ -52,4 +52,4 @@ def work(n):
 
 
 if __name__ == '__main__':
-    main(work, 240)
+    main(work, 170)

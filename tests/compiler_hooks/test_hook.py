@@ -1,0 +1,256 @@
+"""The import hook and `stasis run`: module selection, the rewrite cache (stale and foreign
+entries never used), and a program's view of its run (argv, path, __main__, exit status,
+traceback) identical to plain python3.11."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chsupport import cache, driver_cmd, hook, resume_points  # noqa: E402
+
+PLAIN = '/usr/bin/python3.11'
+
+
+class Selection(unittest.TestCase):
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+
+    def test_script_directory_and_globs(self) -> None:
+        sel = hook.Selection([self.dir], rewrite=['pkg.*', 'json'], no_rewrite=['app.skip*', 'queue'])
+        inside = os.path.join(self.dir, 'app', 'mod.py')
+        self.assertTrue(sel.selects('app.mod', inside))
+        self.assertFalse(sel.selects('app.skipme', inside))
+        self.assertFalse(sel.selects('other', '/elsewhere/other.py'))
+        self.assertTrue(sel.selects('pkg.sub', '/elsewhere/pkg/sub.py'))
+        self.assertFalse(sel.selects('pkg', '/elsewhere/pkg/__init__.py'))
+        self.assertTrue(sel.selects('json', '/usr/lib/python3.11/json/__init__.py'))
+        self.assertTrue(sel.selects('threading', '/usr/lib/python3.11/threading.py'))
+        self.assertTrue(sel.selects('asyncio.tasks', '/usr/lib/python3.11/asyncio/tasks.py'))
+        self.assertFalse(sel.selects('queue', '/usr/lib/python3.11/queue.py'))   # --no-rewrite wins
+        self.assertFalse(sel.selects('stasis.cli', inside))
+        self.assertFalse(sel.selects('stasis', os.path.join(self.dir, 'stasis', '__init__.py')))
+
+    def test_symlinked_root(self) -> None:
+        real = os.path.join(self.dir, 'real')
+        os.mkdir(real)
+        link = os.path.join(self.dir, 'link')
+        os.symlink(real, link)
+        sel = hook.Selection([link])
+        self.assertTrue(sel.selects('m', os.path.join(real, 'm.py')))
+
+    def test_finder_only_takes_selected_source_modules(self) -> None:
+        pkg = os.path.join(self.dir, 'sel_pkg')
+        os.mkdir(pkg)
+        for name in ('__init__', 'a', 'b'):
+            with open(os.path.join(pkg, name + '.py'), 'w') as f:
+                f.write('def f(x):\n    return len(str(x))\n')
+        finder = hook.RewritingFinder(hook.Selection([], rewrite=['sel_pkg.a']))
+        spec_a = finder.find_spec('sel_pkg.a', [pkg])
+        self.assertIsInstance(spec_a.loader, hook.RewritingLoader)
+        self.assertIsNone(finder.find_spec('sel_pkg.b', [pkg]))
+        self.assertIsNone(finder.find_spec('math', None))          # builtin / extension
+        with mock.patch.dict(os.environ, {'STASIS_CACHE_DIR': os.path.join(self.dir, 'c')}):
+            code = spec_a.loader.get_code('sel_pkg.a')
+        fn = next(c for c in code.co_consts if hasattr(c, 'co_code'))
+        self.assertIsNotNone(resume_points.resume_table(fn))
+
+
+class Cache(unittest.TestCase):
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.src = os.path.join(self.dir, 'mod.py')
+        self.write('def f(x):\n    return str(len(x))\n')
+        env = mock.patch.dict(os.environ, {'XDG_CACHE_HOME': os.path.join(self.dir, 'xdg')})
+        env.start()
+        self.addCleanup(env.stop)
+        os.environ.pop('STASIS_CACHE_DIR', None)
+        dwb = mock.patch.object(sys, 'dont_write_bytecode', False)
+        dwb.start()
+        self.addCleanup(dwb.stop)
+
+    def write(self, text: str) -> bytes:
+        with open(self.src, 'w') as f:
+            f.write(text)
+        with open(self.src, 'rb') as f:
+            return f.read()
+
+    def test_roundtrip_and_location(self) -> None:
+        data = self.write('def f(x):\n    return str(len(x))\n')
+        code = hook.compile_cached(self.src, data)
+        path = cache.cache_path(self.src)
+        self.assertEqual(os.path.dirname(path), os.path.join(self.dir, '__pycache__'))
+        self.assertTrue(os.path.exists(path))
+        self.assertNotEqual(path, __import__('importlib.util').util.cache_from_source(self.src))
+        again = cache.load(self.src, cache.source_key(self.src, data))
+        self.assertEqual(again.co_consts[-1], code.co_consts[-1])
+
+    def test_no_writing_into_source_trees_under_dont_write_bytecode(self) -> None:
+        with mock.patch.object(sys, 'dont_write_bytecode', True):
+            data = self.write('x = 1\n')
+            hook.compile_cached(self.src, data)
+            path = cache.cache_path(self.src)
+            self.assertTrue(path.startswith(os.path.join(self.dir, 'xdg', 'stasis', 'rewrite')), path)
+            self.assertTrue(os.path.exists(path))
+            self.assertFalse(os.path.exists(os.path.join(self.dir, '__pycache__')))
+
+    def test_stdlib_goes_to_user_dir(self) -> None:
+        with mock.patch.dict(os.environ, {'XDG_CACHE_HOME': self.dir}):
+            os.environ.pop('STASIS_CACHE_DIR', None)
+            p = cache.cache_path(os.path.join(os.path.dirname(os.__file__), 'threading.py'))
+        self.assertTrue(p.startswith(os.path.join(self.dir, 'stasis', 'rewrite')), p)
+
+    def test_stale_source_is_never_used(self) -> None:
+        data1 = self.write('def f(x):\n    return 1\n')
+        hook.compile_cached(self.src, data1)
+        data2 = self.write('def f(x):\n    return 2\n')
+        self.assertIsNone(cache.load(self.src, cache.source_key(self.src, data2)))
+        ns: dict = {}
+        exec(hook.compile_cached(self.src, data2), ns)
+        self.assertEqual(ns['f'](0), 2)
+
+    def test_other_rewriter_or_interpreter_is_never_used(self) -> None:
+        data = self.write('def f(x):\n    return 1\n')
+        key = cache.source_key(self.src, data)
+        hook.compile_cached(self.src, data)
+        self.assertIsNotNone(cache.load(self.src, key))
+        with mock.patch.object(cache, 'REWRITER_VERSION', cache.REWRITER_VERSION + 1):
+            self.assertIsNone(cache.load(self.src, key))
+        with mock.patch.object(sys, 'version', sys.version + ' (another build)'):
+            self.assertIsNone(cache.load(self.src, key))
+        with mock.patch.object(cache, '_interpreter_id', lambda: b'x' * 16):
+            self.assertIsNone(cache.load(self.src, key))
+
+    def test_foreign_and_corrupt_entries(self) -> None:
+        data = self.write('def f(x):\n    return 1\n')
+        key = cache.source_key(self.src, data)
+        path = cache.cache_path(self.src)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        import importlib.util
+        import marshal
+        # a plain .pyc's bytes at our path: different header -> ignored
+        with open(path, 'wb') as f:
+            f.write(importlib.util.MAGIC_NUMBER + b'\0' * 12 + marshal.dumps(compile(data, self.src, 'exec')))
+        self.assertIsNone(cache.load(self.src, key))
+        # right header, truncated body -> ignored
+        hook.compile_cached(self.src, b'# other\n' + data)
+        good = hook.compile_cached(self.src, data)
+        with open(path, 'rb') as f:
+            blob = f.read()
+        with open(path, 'wb') as f:
+            f.write(blob[:-20])
+        self.assertIsNone(cache.load(self.src, key))
+        self.assertEqual(hook.compile_cached(self.src, data).co_consts[-1], good.co_consts[-1])
+        # same source bytes at another path: other key -> not shared
+        other = os.path.join(self.dir, 'other.py')
+        shutil.copy(self.src, other)
+        self.assertNotEqual(cache.source_key(other, data), key)
+
+    def test_read_only_directory_falls_back(self) -> None:
+        ro = os.path.join(self.dir, 'ro')
+        os.mkdir(ro)
+        src = os.path.join(ro, 'm.py')
+        with open(src, 'w') as f:
+            f.write('x = 1\n')
+        os.chmod(ro, 0o555)
+        self.addCleanup(os.chmod, ro, 0o755)
+        if os.access(ro, os.W_OK):
+            self.skipTest('running as a user who can write anywhere (root)')
+        with mock.patch.dict(os.environ, {'XDG_CACHE_HOME': os.path.join(self.dir, 'xdg')}):
+            self.assertTrue(cache.cache_path(src).startswith(os.path.join(self.dir, 'xdg')))
+
+
+PROGRAM = '''\
+import sys, os
+import helper
+print(repr(sys.argv))
+print(repr(sys.path[0]))
+print(__name__, repr(__file__), __spec__, __package__, __cached__, type(__loader__).__name__)
+print(helper.resumable())
+print(repr(__doc__))
+'''
+
+HELPER = '''\
+def resumable():
+    from types import CodeType
+    return any(type(c) is tuple and c and c[0] == '.stasis-resume-table' for c in resumable.__code__.co_consts)
+'''
+
+
+class Run(unittest.TestCase):
+    """`stasis run` (or the runner when the CLI is not built) against /usr/bin/python3.11."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.env = dict(os.environ, STASIS_CACHE_DIR=os.path.join(self.dir, 'cache'), PYTHONHASHSEED='0')
+        os.makedirs(os.path.join(self.dir, 'app'))
+        self.put('app/prog.py', PROGRAM)
+        self.put('app/helper.py', HELPER)
+
+    def put(self, rel: str, text: str) -> str:
+        path = os.path.join(self.dir, rel)
+        with open(path, 'w') as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def both(self, args: list[str], cwd: str | None = None) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        kw = dict(capture_output=True, text=True, cwd=cwd or self.dir, env=self.env, timeout=120)
+        plain = subprocess.run([PLAIN, *args], **kw)
+        rewritten = subprocess.run([*driver_cmd(), *args], **kw)
+        return plain, rewritten
+
+    def test_script_view(self) -> None:
+        plain, rw = self.both(['app/prog.py', 'a', '--flag', '-m', 'x'])
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertEqual(rw.returncode, 0, rw.stderr)
+        p, r = plain.stdout.splitlines(), rw.stdout.splitlines()
+        self.assertEqual(p[:3], r[:3])              # argv, sys.path[0], __main__ attributes
+        self.assertEqual(p[4:], r[4:])
+        self.assertEqual((p[3], r[3]), ('False', 'True'))   # helper: plain vs rewritten code
+        self.assertEqual(rw.stderr, '')
+
+    def test_module_view(self) -> None:
+        self.put('app/mainmod.py', PROGRAM.replace('print(__name__, repr(__file__), __spec__', 'print(__name__, repr(__file__), __spec__.name'))
+        plain, rw = self.both(['-m', 'mainmod', 'z'], cwd=os.path.join(self.dir, 'app'))
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        p, r = plain.stdout.splitlines(), rw.stdout.splitlines()
+        self.assertEqual(p[:2], r[:2])
+        self.assertEqual(p[2].split()[:4], r[2].split()[:4])
+        self.assertEqual(r[3], 'True')
+
+    def test_exit_statuses_and_tracebacks(self) -> None:
+        cases = {
+            'exit3.py': 'import sys\nsys.exit(3)\n',
+            'exitstr.py': 'raise SystemExit("goodbye")\n',
+            'exitnone.py': 'raise SystemExit\n',
+            'uncaught.py': ('def f(d):\n    return d["a"] + len(str(d["missing"]))\n'
+                            'def g():\n    return f({"a": 1}) * 2\n'
+                            'try:\n    g()\nexcept KeyError as e:\n    raise ValueError(str(len(str(e)))) from e\n'),
+            'syntax.py': 'def f(:\n    pass\n',
+            'chained.py': 'try:\n    1/0\nexcept ZeroDivisionError:\n    print(undefined_name + str(1))\n',
+        }
+        for name, text in cases.items():
+            with self.subTest(name):
+                self.put(f'app/{name}', text)
+                plain, rw = self.both([f'app/{name}'])
+                self.assertEqual(rw.returncode, plain.returncode)
+                self.assertEqual(rw.stdout, plain.stdout)
+                self.assertEqual(rw.stderr, plain.stderr)
+
+    def test_missing_script(self) -> None:
+        plain, rw = self.both(['app/nope.py'])
+        self.assertEqual((plain.returncode, rw.returncode), (2, 2))
+        self.assertIn("can't open file", rw.stderr)
+
+
+if __name__ == '__main__':
+    unittest.main()
