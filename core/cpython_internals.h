@@ -90,6 +90,35 @@ inline bool is_yield_value(PyCodeObject* co, int index) {
   return _Py_OPCODE(_PyCode_CODE(co)[index]) == YIELD_VALUE;
 }
 
+// --- Set hash tables (Include/cpython/setobject.h PySetObject, setentry; Objects/setobject.c) ------
+// A set's iteration order is its table order, which depends on the history of insertions and
+// deletions, not only on the hashes: snapshot/heap_encoder.cpp records the layout and
+// restore/scalar_decoder.cpp rebuilds it (SetLayout op).
+struct SetLayoutView {
+  setentry* table;
+  Py_ssize_t mask, finger, fill, used;
+};
+inline SetLayoutView set_layout(PyObject* set) {
+  auto* so = reinterpret_cast<PySetObject*>(set);
+  return {so->table, so->mask, so->finger, so->fill, so->used};
+}
+inline bool is_set_dummy(PyObject* key) { return key == _PySet_Dummy; }
+inline PyObject* set_dummy() { return _PySet_Dummy; }  // borrowed
+inline setentry* set_small_table(PyObject* set) { return reinterpret_cast<PySetObject*>(set)->smalltable; }
+// Installs `table` (mask + 1 entries; the set's own smalltable or PyMem memory) with its counts.
+// Returns the previous table, which the caller frees (after dropping its references).
+inline setentry* set_install_table(PyObject* set, setentry* table, Py_ssize_t mask, Py_ssize_t fill,
+                                   Py_ssize_t used, Py_ssize_t finger) {
+  auto* so = reinterpret_cast<PySetObject*>(set);
+  setentry* old = so->table;
+  so->table = table;
+  so->mask = mask;
+  so->fill = fill;
+  so->used = used;
+  so->finger = finger;
+  return old;
+}
+
 // --- Stack capture and replay (snapshot/capture.cpp, restore/replay.cpp; CPYTHON311.md §2, §11) --
 // Kind of localsplus slot i: CO_FAST_LOCAL / CO_FAST_CELL / CO_FAST_FREE bits (pycore_code.h).
 inline int localsplus_kind(PyCodeObject* co, int i) { return _PyLocals_GetKind(co->co_localspluskinds, i); }

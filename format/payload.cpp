@@ -153,6 +153,7 @@ const char* op_name(uint8_t op) {
     case Op::EmptySet: return "EmptySet";
     case Op::AddItems: return "AddItems";
     case Op::FrozenSet: return "FrozenSet";
+    case Op::SetLayout: return "SetLayout";
     case Op::Floats: return "Floats";
     case Op::Global: return "Global";
     case Op::Module: return "Module";
@@ -254,6 +255,17 @@ OpSummary scan_ops(PayloadReader& r) {
         break;
       }
       case Op::FrozenSet: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
+      case Op::SetLayout: {
+        need(1, op, at);
+        r.uvar();  // mask
+        r.uvar();  // finger
+        for (int part = 0; part < 2; ++part) {
+          uint64_t n = r.uvar();
+          if (n > (uint64_t(1) << 40)) throw Error(ErrorCode::CorruptSnapshot, "SetLayout count too large");
+          for (uint64_t i = 0; i < n; ++i) r.uvar();
+        }
+        break;
+      }
       case Op::Module: case Op::Code: case Op::Generator: need(1, op, at); break;
       case Op::Global: case Op::Reduce: case Op::NewObj: case Op::Build: case Op::CellSet:
       case Op::ClassState: case Op::WeakRef: case Op::Registered:

@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 3;
+inline constexpr uint16_t kFormatVersion = 4;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -118,8 +118,10 @@ enum class Op : uint8_t {
   DeadWeakRef = 0x2A,     // push a dead weakref.ref
   Registered = 0x2B,      // pop key (str), state: push load(state) of the handler registered under key
   ExceptionState = 0x2C,  // pop cause, context, suppress_context: set them on the exception below
+  SetLayout = 0x2D,       // uvar mask, finger, n, n slot deltas, d, d dummy-slot deltas: give the
+                          // set/frozenset on top the hash-table layout it had (same iteration order)
 };
-inline constexpr uint8_t kLastOp = 0x2C;
+inline constexpr uint8_t kLastOp = 0x2D;
 
 // The reconstructors a Reduce op may call besides classes (FORMAT.md, "What loading may import and
 // call"): module and qualname. Both sides check against this list; nothing else is ever called.

@@ -18,6 +18,7 @@ void decode_constant(HeapDecoder& d, uint8_t op);  // Ellipsis, NotImplemented, 
 void decode_complex(HeapDecoder& d, uint8_t op);
 void decode_bytearray(HeapDecoder& d, uint8_t op);
 void decode_set(HeapDecoder& d, uint8_t op);  // EmptySet, AddItems, FrozenSet
+void decode_set_layout(HeapDecoder& d, uint8_t op);  // SetLayout
 void decode_floats(HeapDecoder& d, uint8_t op);
 // restore/global_decoder.cpp
 void decode_global(HeapDecoder& d, uint8_t op);

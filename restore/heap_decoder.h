@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/ref.h"
@@ -45,12 +46,15 @@ class HeapDecoder {
   [[noreturn]] void corrupt(const std::string& what) const;
   // Turns the Python exception that is set into CorruptSnapshot (a value CPython refused).
   [[noreturn]] void refused(const std::string& what);
+  // Items of sets being built, in the order they were added, until SetLayout consumes them.
+  std::unordered_map<PyObject*, std::vector<Ref>>& set_items() { return set_items_; }
 
  private:
   format::PayloadReader& in_;
   Registry registry_;
   std::vector<PyObject*> stack_;  // owned references
   std::vector<PyObject*> memo_;   // owned references
+  std::unordered_map<PyObject*, std::vector<Ref>> set_items_;
   uint64_t op_at_ = 0;
 };
 

@@ -5,6 +5,8 @@
 #include "core/error.h"
 #include "restore/decoders.h"
 
+#include "core/cpython_internals.h"
+
 using stasis::format::Op;
 
 namespace stasis::restore {
@@ -45,8 +47,11 @@ void decode_set(HeapDecoder& d, uint8_t op) {
       PyObject* set = d.container_below(k, &PySet_Type, "AddItems");
       std::vector<Ref> items;
       for (uint64_t i = 0; i < k; ++i) items.push_back(d.pop());
-      for (auto it = items.rbegin(); it != items.rend(); ++it)
+      std::vector<Ref>& order = d.set_items()[set];
+      for (auto it = items.rbegin(); it != items.rend(); ++it) {
         if (PySet_Add(set, it->get()) < 0) d.refused("AddItems");
+        order.push_back(*it);
+      }
       return;
     }
     case Op::FrozenSet: {
@@ -55,10 +60,98 @@ void decode_set(HeapDecoder& d, uint8_t op) {
       Ref items = Ref::steal(PyTuple_New(Py_ssize_t(n)));
       if (!items) throw Error::python();
       for (uint64_t i = n; i-- > 0;) PyTuple_SET_ITEM(items.get(), Py_ssize_t(i), d.pop().release());
-      return d.push(PyFrozenSet_New(items.get()));
+      Ref set = Ref::steal(PyFrozenSet_New(items.get()));
+      if (set) {
+        std::vector<Ref>& order = d.set_items()[set.get()];
+        for (Py_ssize_t i = 0; i < Py_ssize_t(n); ++i)
+          order.push_back(Ref::borrow(PyTuple_GET_ITEM(items.get(), i)));
+      }
+      return d.push(std::move(set));
     }
     default: d.corrupt("not a set op");
   }
+}
+
+// Rebuilds the recorded hash table of the set on top: each item in its recorded slot, the dummy
+// slots, the finger. Every item is then looked up through the set's own probing; if one is not
+// found (its hash differs here, e.g. another PYTHONHASHSEED), the table built by plain insertion
+// is kept — same contents, possibly another iteration order — so the layout never breaks a set.
+void decode_set_layout(HeapDecoder& d, uint8_t) {
+  PyObject* set = d.peek();
+  if (!PyAnySet_Check(set)) d.corrupt("SetLayout applied to a " + std::string(Py_TYPE(set)->tp_name));
+  uint64_t mask = d.in().uvar(), finger = d.in().uvar(), n = d.in().uvar();
+  if (mask > (uint64_t(1) << 40) || ((mask + 1) & mask) != 0 || mask + 1 < PySet_MINSIZE)
+    d.corrupt("SetLayout with an impossible table mask " + std::to_string(mask));
+  auto found = d.set_items().find(set);
+  std::vector<Ref> items;
+  if (found != d.set_items().end()) {
+    items = std::move(found->second);
+    d.set_items().erase(found);
+  }
+  if (items.size() != n) d.corrupt("SetLayout for " + std::to_string(n) + " items, the set has " +
+                                   std::to_string(items.size()));
+  std::vector<uint64_t> slots(n);
+  uint64_t at = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    at += d.in().uvar();
+    if (at > mask) d.corrupt("SetLayout slot outside the table");
+    slots[i] = at;
+  }
+  uint64_t ndummies = d.in().uvar();
+  if (ndummies > mask + 1) d.corrupt("SetLayout with more dummies than slots");
+  std::vector<uint64_t> dummies(ndummies);
+  at = 0;
+  for (uint64_t i = 0; i < ndummies; ++i) {
+    at += d.in().uvar();
+    if (at > mask) d.corrupt("SetLayout dummy slot outside the table");
+    dummies[i] = at;
+  }
+  if (finger > mask) d.corrupt("SetLayout finger outside the table");
+  if (PySet_GET_SIZE(set) != Py_ssize_t(n)) return;  // equal items merged: keep plain insertion
+
+  size_t size = size_t(mask + 1);
+  std::vector<setentry> table(size, setentry{nullptr, 0});
+  for (uint64_t i = 0; i < n; ++i) {
+    Py_hash_t h = PyObject_Hash(items[i].get());
+    if (h == -1) d.refused("SetLayout");
+    if (table[slots[i]].key) return;  // two items in one slot: not a layout we can honour
+    table[slots[i]] = setentry{items[i].get(), h};
+  }
+  for (uint64_t s : dummies) {
+    if (table[s].key) return;
+    table[s] = setentry{internals::set_dummy(), -1};
+  }
+  // Install: the new table holds its own references (the old one's are dropped with it).
+  setentry* fresh = size == PySet_MINSIZE ? nullptr : PyMem_New(setentry, size);
+  if (size != PySet_MINSIZE && !fresh) throw std::bad_alloc();
+  std::vector<setentry> previous;
+  internals::SetLayoutView old = internals::set_layout(set);
+  previous.assign(old.table, old.table + old.mask + 1);
+  bool old_small = old.table == internals::set_small_table(set);
+  setentry* target = fresh ? fresh : internals::set_small_table(set);
+  for (size_t i = 0; i < size; ++i) {
+    target[i] = table[i];
+    Py_XINCREF(target[i].key);
+  }
+  internals::set_install_table(set, target, Py_ssize_t(mask), Py_ssize_t(n + ndummies), Py_ssize_t(n),
+                               Py_ssize_t(finger));
+  bool ok = true;
+  for (uint64_t i = 0; i < n && ok; ++i) ok = PySet_Contains(set, items[i].get()) == 1;
+  PyErr_Clear();
+  if (!ok) {  // put the plain table back
+    for (size_t i = 0; i < size; ++i) Py_XDECREF(target[i].key);
+    setentry* back = old_small ? internals::set_small_table(set) : nullptr;
+    if (old_small) {
+      std::copy(previous.begin(), previous.end(), back);
+    } else {
+      back = old.table;
+    }
+    internals::set_install_table(set, back, old.mask, old.fill, old.used, old.finger);
+    if (fresh) PyMem_Free(fresh);
+    return;
+  }
+  for (const setentry& e : previous) Py_XDECREF(e.key);
+  if (!old_small) PyMem_Free(old.table);
 }
 
 void decode_floats(HeapDecoder& d, uint8_t) {

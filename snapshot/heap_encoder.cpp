@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "snapshot/encoders.h"
 
@@ -52,7 +53,9 @@ void HeapEncoder::encode(PyObject* root) {
           pushed = save(item);
         }
         if (pushed) break;
-        finish_tuple(w, w.kind == Kind::Tuple ? format::Op::Tuple : format::Op::FrozenSet);
+        if (finish_tuple(w, w.kind == Kind::Tuple ? format::Op::Tuple : format::Op::FrozenSet) &&
+            w.kind == Kind::FrozenSet)
+          write_set_layout(w.obj.get());
         stack_.pop_back();
         break;
       }
@@ -164,8 +167,38 @@ bool HeapEncoder::step_set(Work& w) {
     out_.op(format::Op::AddItems);
     out_.uvar(w.pending);
   }
+  write_set_layout(w.obj.get());
   stack_.pop_back();
   return false;
+}
+
+// The set's table layout: its slots in table order (the order its items were written in), its
+// dummy slots and its finger, so that the rebuilt set iterates, pops and grows exactly like this
+// one (with the same hashes, i.e. the same PYTHONHASHSEED for str). Nothing for an untouched
+// empty set.
+void HeapEncoder::write_set_layout(PyObject* set) {
+  internals::SetLayoutView v = internals::set_layout(set);
+  if (v.fill == 0) return;
+  out_.op(format::Op::SetLayout);
+  out_.uvar(uint64_t(v.mask));
+  out_.uvar(uint64_t(v.finger));
+  out_.uvar(uint64_t(v.used));
+  Py_ssize_t prev = 0;
+  for (Py_ssize_t i = 0; i <= v.mask; ++i) {
+    PyObject* key = v.table[i].key;
+    if (key && !internals::is_set_dummy(key)) {
+      out_.uvar(uint64_t(i - prev));
+      prev = i;
+    }
+  }
+  out_.uvar(uint64_t(v.fill - v.used));
+  prev = 0;
+  for (Py_ssize_t i = 0; i <= v.mask; ++i) {
+    if (internals::is_set_dummy(v.table[i].key)) {
+      out_.uvar(uint64_t(i - prev));
+      prev = i;
+    }
+  }
 }
 
 bool HeapEncoder::step_plan(Work& w) {
@@ -363,7 +396,7 @@ void HeapEncoder::memoize_always(PyObject* obj) {
   out_.count_memo();
 }
 
-void HeapEncoder::finish_tuple(Work& w, format::Op op) {
+bool HeapEncoder::finish_tuple(Work& w, format::Op op) {
   PyObject* obj = w.obj.get();
   Py_ssize_t n = PyTuple_GET_SIZE(op == format::Op::Tuple ? obj : w.items.get());
   const uint64_t* id = memo_.find(obj);
@@ -374,11 +407,12 @@ void HeapEncoder::finish_tuple(Work& w, format::Op op) {
     out_.uvar(uint64_t(n));
     out_.op(format::Op::Ref);
     out_.uvar(*id);
-    return;
+    return false;
   }
   out_.op(op);
   out_.uvar(uint64_t(n));
   if (may_be_shared(obj, 1)) memoize_always(obj);  // the work item holds one reference
+  return true;
 }
 
 std::string HeapEncoder::path_to_top() const {

@@ -121,7 +121,7 @@ class HeapEncoder {
     uint64_t pending = 0;    // values pushed since the last Appends/SetItems/AddItems
     PyObject* key = nullptr; // dict: the key whose value is being encoded (borrowed from the dict)
     PyObject* value = nullptr;
-    Ref items;               // frozenset: its items as a tuple (stable order while walking)
+    Ref items;               // set/frozenset: its items as a tuple (table order)
     std::vector<Step> steps; // Plan
     const char* label = "";
   };
@@ -138,7 +138,8 @@ class HeapEncoder {
   void save_floats(PyObject* list, Work& w);
   bool memoized(PyObject* obj);
   void memoize_always(PyObject* obj);
-  void finish_tuple(Work& work, format::Op op);
+  bool finish_tuple(Work& work, format::Op op);  // false: written earlier, referred to
+  void write_set_layout(PyObject* set);
   std::string path_to_top() const;
 
   format::PayloadWriter& out_;
