@@ -1084,8 +1084,6 @@ def statement_sites(s: ast.stmt) -> Iterator[ast.AST]:
             continue
         if hasattr(n, SITE_ATTR):
             yield n
-        if isinstance(n, ast.Lambda):
-            continue
         stack.extend(reversed([c for c in ast.iter_child_nodes(n)]))
 
 
