@@ -17,7 +17,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 4
+REWRITER_VERSION = 5
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -317,10 +317,16 @@ class _Lowerer:
             return _like(ast.Call(func=e.func, args=[r for r, _ in rs], keywords=[]), e), any(s for _, s in rs)
         args_site = any(has_site(a) for a in e.args) or any(has_site(k.value) for k in e.keywords)
         func = e.func
-        if args_site and isinstance(func, ast.Attribute):
-            # The receiver is evaluated in order; the method lookup stays at the call (LOAD_METHOD).
+        if isinstance(func, ast.Attribute):
+            # The receiver is evaluated in order; the method lookup stays at the call, so the
+            # call still compiles to LOAD_METHOD (no bound-method object).
             recv = self.expr(func.value, pre)
-            recv_e = recv[0] if isinstance(recv[0], ast.Name) and not recv[1] else self.stabilize(recv, pre)
+            if not args_site:
+                recv_e = self.lift(recv, pre)
+            elif isinstance(recv[0], ast.Name) and not recv[1]:
+                recv_e = recv[0]
+            else:
+                recv_e = self.stabilize(recv, pre)
             func = _like(ast.Attribute(value=recv_e, attr=func.attr, ctx=ast.Load()), func)
         elif args_site and isinstance(func, ast.Name):
             pass            # callee names are looked up at the call (documented deviation)
