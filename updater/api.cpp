@@ -150,6 +150,10 @@ PyObject* profile_exit(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+PyObject* profile_token(PyObject*, PyObject* key) {
+  return engine::guarded([&]() -> Ref { return profiler::enter_token(key); });
+}
+
 PyObject* line_trace_enter(PyObject*, PyObject* spec) {
   return engine::guarded([&]() -> Ref {
     line_tracer::enter(spec);

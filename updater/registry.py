@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Un
 
 from .. import _engine
 from .errors import NotQuiescentError, UpdateError, UpdateRefusedError
-from .instrument import Hooks, Probe, build_wrapper, instrumentable
+from .instrument import Hooks, Probe, build_wrapper, inject_profile, instrumentable
 from .targets import MISSING, describe_code
 
 SafePoint = Union[str, Callable[[], bool]]
@@ -46,6 +46,7 @@ class FunctionGroup:
         self.layers: List[Layer] = []
         self.probes: List[Probe] = []
         self.profiles: List[Tuple[int, str]] = []
+        self.installing: Optional[types.CodeType] = None   # the code of the last swap() entry
         # Every code its functions may run now, by identity (code objects compare equal by value:
         # two modules compiled from the same source have "equal" codes).
         self.codes: Dict[int, types.CodeType] = {id(fn.__code__): fn.__code__}
@@ -56,15 +57,21 @@ class FunctionGroup:
     def swap(self) -> tuple:
         """The commit's swap entry installing what the remaining layers add up to."""
         cur = self.current()
+        froms = tuple(self.codes.values())
         if self.probes or self.profiles:
             key = self.profiles[-1][1] if self.profiles else None
-            if self.probes:
-                hooks = Hooks(list(self.probes), cur.code, key)
-                wrapper, slot = build_wrapper(cur.code, hooks=hooks)
-            else:
+            if not self.probes:
+                injected = inject_profile(cur.code, key)
+                if injected is not None:
+                    self.installing = injected
+                    return (froms, injected, cur.defaults, cur.kwdefaults, None, -1)
                 wrapper, slot = build_wrapper(cur.code, profile_key=key)
-            return (tuple(self.codes.values()), wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
-        return (tuple(self.codes.values()), cur.code, cur.defaults, cur.kwdefaults, None, -1)
+            else:
+                wrapper, slot = build_wrapper(cur.code, hooks=Hooks(list(self.probes), cur.code, key))
+            self.installing = wrapper
+            return (froms, wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
+        self.installing = cur.code
+        return (froms, cur.code, cur.defaults, cur.kwdefaults, None, -1)
 
     def drop(self, update_id: int) -> None:
         self.layers = [l for l in self.layers if l.update_id != update_id]
@@ -336,7 +343,7 @@ class Registry:
             cur = g.current().code
             mine = [c for c in installed if (c.co_qualname, c.co_filename, c.co_firstlineno)
                     == (cur.co_qualname, cur.co_filename, cur.co_firstlineno)]
-            for c in [cur] + mine:
+            for c in [cur] + mine + ([g.installing] if g.installing is not None else []):
                 g.codes[id(c)] = c
                 self.groups[id(c)] = g
 
