@@ -20,7 +20,8 @@ from typing import Any, Callable, Dict, Optional
 
 from ..errors import StasisError
 from . import api, channel, tools
-from .errors import ControlChannelError, UpdateRefusedError
+from .registry import registry
+from .errors import ControlChannelError, UpdateError, UpdateRefusedError
 
 _lock = threading.Lock()
 _state: Dict[str, Any] = {"pid": None, "sock": None, "path": None, "fork_hook": False}
@@ -62,6 +63,7 @@ def _after_fork_in_child() -> None:
             pass
     global _lock
     _lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
+    registry.after_fork()
     try:
         serve_updates()
     except Exception as e:
@@ -102,7 +104,7 @@ def _error(e: BaseException) -> Dict[str, Any]:
     if isinstance(e, StasisError):
         return {"ok": False, "error": str(e), "code": e.code, "kind": type(e).__name__}
     # An exception from the update file itself (or a bug): say where, with the traceback.
-    return {"ok": False, "error": f"{type(e).__name__}: {e}", "code": UpdateRefusedError.code,
+    return {"ok": False, "error": f"{type(e).__name__}: {e}", "code": UpdateError.code,
             "kind": type(e).__name__, "traceback": "".join(traceback.format_exception(e))}
 
 

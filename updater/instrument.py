@@ -173,14 +173,20 @@ class Hooks:
               file=sys.stderr)
         sys.excepthook(*sys.exc_info())
 
-    def before(self, arguments: Dict[str, Any]) -> Any:
+    def _notify(self, which: str, arguments: Dict[str, Any], extra: Dict[str, Any]) -> None:
+        """Calls every probe's `which` callback (before/after/on_exception) with what it asks for."""
         for p in self.probes:
-            if p.before is not None and p.line is None:
-                try:
-                    call_with(p.before, {**arguments, "arguments": arguments, "function": p.function,
-                                         "thread": threading.current_thread().name})
-                except Exception:
-                    self._report(p, "before")
+            callback = getattr(p, which)
+            if callback is None or (which == "before" and p.line is not None):
+                continue
+            try:
+                call_with(callback, {**arguments, "arguments": arguments, "function": p.function,
+                                     "thread": threading.current_thread().name, **extra})
+            except Exception:
+                self._report(p, which)
+
+    def before(self, arguments: Dict[str, Any]) -> Any:
+        self._notify("before", arguments, {})
         if self.profile_key is not None:
             _engine.updater_profile_enter(self.profile_key)
         if self.spec is not None:
@@ -195,23 +201,11 @@ class Hooks:
 
     def after(self, arguments: Any, result: Any) -> None:
         self._leave()
-        for p in self.probes:
-            if p.after is not None:
-                try:
-                    call_with(p.after, {**arguments, "arguments": arguments, "return_value": result,
-                                        "function": p.function, "thread": threading.current_thread().name})
-                except Exception:
-                    self._report(p, "after")
+        self._notify("after", arguments, {"return_value": result})
 
     def exception(self, arguments: Any, exc: BaseException) -> None:
         self._leave()
-        for p in self.probes:
-            if p.on_exception is not None:
-                try:
-                    call_with(p.on_exception, {**arguments, "arguments": arguments, "exception": exc,
-                                               "function": p.function, "thread": threading.current_thread().name})
-                except Exception:
-                    self._report(p, "on_exception")
+        self._notify("on_exception", arguments, {"exception": exc})
 
     def _on_line(self, frame: types.FrameType, event: str, arg: Any) -> None:
         for p in self.line_probes:

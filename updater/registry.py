@@ -24,6 +24,7 @@ from .targets import MISSING, describe_code
 
 SafePoint = Union[str, Callable[[], bool]]
 DEFAULT_TIMEOUT = 10.0
+TOOL_SOURCES = ("profile", "trace", "watch", "lines")   # updates made by `stasis ctl` tools
 _RETRY_PAUSE = 0.002  # between safe-point attempts; releases the GIL so busy threads can leave
 
 
@@ -201,6 +202,20 @@ class Registry:
         self.updates: Dict[int, Update] = {}
         self.groups: Dict[int, FunctionGroup] = {}   # id of any code of a group -> the group
         self.slots: Dict[Tuple[int, str], AttrSlot] = {}
+
+    def after_fork(self) -> None:
+        """In a forked child: fresh lock (another thread may have held it at fork), and the
+        parent's running tools (profile/trace/watch/lines, which end by a revert in the parent's
+        control thread, absent here) reverted now."""
+        self.lock = threading.RLock()
+        for u in list(self.updates.values()):
+            if u.state == "applied" and u.source.split(" ", 1)[0] in TOOL_SOURCES:
+                u.check_codes, u.checks = False, []
+                try:
+                    self.revert(u.id)
+                except Exception as e:
+                    print(f"stasis: after fork, cannot revert the parent's {u.source}: {e}", file=sys.stderr)
+        _engine.updater_profile_stop()
 
     def new_update(self, source: str) -> Update:
         with self.lock:
