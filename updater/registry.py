@@ -140,6 +140,26 @@ class Conversion:
                 object.__setattr__(obj, "__class__", real)
             self.to(obj)
 
+    def retype_map(self) -> Dict[type, type]:
+        """{type: its pending subclass} for the class and every subclass it has now."""
+        out, todo = {}, [self.cls]
+        while todo:
+            t = todo.pop()
+            if getattr(t, "__stasis_pending__", False) or t in out:
+                continue
+            out[t] = self.pending_class(t)
+            todo.extend(t.__subclasses__())
+        return out
+
+    def finish(self, obj: Any) -> None:
+        """Converts a pending instance now (eager conversion after the commit)."""
+        with self.lock:
+            pending = type(obj)
+            if getattr(pending, "__stasis_pending__", False) and self.pending.get(pending.__mro__[1]) is pending:
+                real = pending.__mro__[1]
+                object.__setattr__(obj, "__class__", real)
+                self.convert(obj, real)
+
     def pending_class(self, real: type) -> type:
         """A layout-compatible subclass whose first attribute access converts the instance."""
         if real in self.pending:
@@ -164,7 +184,7 @@ class Conversion:
             _convert_now(self_)
             delattr(self_, name)
 
-        pending = type(real)(real.__name__, (real,), {
+        pending: type = type(real)(real.__name__, (real,), {
             "__slots__": (), "__module__": real.__module__, "__qualname__": real.__qualname__,
             "__getattribute__": __getattribute__, "__setattr__": __setattr__, "__delattr__": __delattr__,
             "__stasis_pending__": True})
@@ -298,7 +318,8 @@ class Registry:
         with self.lock:
             try:
                 classes = [f.cls for f in u.fields if not f.lazy] + [c.cls for c in u.conversions]
-                _busy, installed, instances = self._commit(u, classes, f"update {u.id} not applied")
+                retype = {t: p for c in u.conversions for t, p in c.retype_map().items()}
+                _busy, installed, instances = self._commit(u, classes, f"update {u.id} not applied", retype)
             except BaseException:
                 self.forget_plan(u)
                 raise
@@ -334,14 +355,16 @@ class Registry:
             self._unconvert(u, instances)
             return u
 
-    def _commit(self, u: Update, classes: Sequence[type], failure: str) -> tuple:
+    def _commit(self, u: Update, classes: Sequence[type], failure: str,
+                retype: Optional[Dict[type, type]] = None) -> tuple:
         swaps = [g.swap() for g in u.groups]
         attrs = [s.change() for s in u.slots]
         check = tuple(c for g in u.groups if u.check_codes for c in g.codes.values())
         deadline = time.monotonic() + u.timeout
         while True:
             if all(_run_check(c) for c in u.checks):
-                busy, installed, _swapped, instances = _engine.updater_commit(check, swaps, attrs, tuple(classes))
+                busy, installed, _swapped, instances = _engine.updater_commit(check, swaps, attrs, tuple(classes),
+                                                                              retype or None)
                 if not busy:
                     return busy, installed, instances
                 why = "still active: " + "; ".join(_describe_use(*b) for b in busy)
@@ -363,28 +386,20 @@ class Registry:
                 self.groups[id(c)] = g
 
     def _convert(self, u: Update, instances: List[List[Any]]) -> None:
-        eager_fields = [f for f in u.fields if not f.lazy]
+        """Eager work after the commit. The commit already made every change visible atomically:
+        an added field is a lazy descriptor and every instance to convert has a pending class, so a
+        thread touching an object before this loop reaches it converts it itself."""
         lists = iter(instances)
-        old_interval = sys.getswitchinterval()
-        sys.setswitchinterval(30.0)  # keep other threads off the GIL while instances are converted
-        try:
-            for f in eager_fields:
-                for obj in next(lists):
-                    d = getattr(obj, "__dict__", None)
-                    if d is not None and f.name not in d:
-                        d[f.name] = f.init(obj)
-            for c in u.conversions:
-                objs = next(lists)
+        for f in (f for f in u.fields if not f.lazy):
+            for obj in next(lists):
+                d = getattr(obj, "__dict__", None)
+                if d is not None and f.name not in d:
+                    d[f.name] = f.init(obj)
+        for c in u.conversions:
+            objs = next(lists)
+            if not c.lazy:
                 for obj in objs:
-                    real = type(obj)
-                    if getattr(real, "__stasis_pending__", False):
-                        continue
-                    if c.lazy:
-                        object.__setattr__(obj, "__class__", c.pending_class(real))
-                    else:
-                        c.convert(obj, real)
-        finally:
-            sys.setswitchinterval(old_interval)
+                    c.finish(obj)
 
     def _unconvert(self, u: Update, instances: List[List[Any]]) -> None:
         lists = iter(instances)

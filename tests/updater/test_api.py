@@ -152,6 +152,20 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(shop.hello(), "hello A")
         self.assertFalse(hasattr(shop, "bye"))
 
+    def test_eager_conversion_to_a_new_class(self) -> None:
+        m = self.mod
+        shops = [m.Shop("a"), m.Shop("b")]
+
+        class Store:
+            def __convert__(self):
+                self.name = "store " + self.name
+
+            def hello(self):
+                return "hi " + self.name
+        update.convert(f"{self.name}.Shop", Store)
+        self.assertEqual([type(s) for s in shops], [Store, Store])      # converted at once
+        self.assertEqual([s.hello() for s in shops], ["hi store a", "hi store b"])
+
     def test_instrument_keeps_tracebacks_and_arguments_explicit(self) -> None:
         m = self.mod
         seen = []
