@@ -26,6 +26,7 @@ from .errors import ControlChannelError, UpdateError, UpdateRefusedError
 _lock = threading.Lock()
 _state: Dict[str, Any] = {"pid": None, "sock": None, "path": None, "fork_hook": False}
 MAX_SECONDS = 3600.0
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # .../stasis/
 
 
 def serve_updates() -> None:
@@ -103,9 +104,15 @@ def _accept_loop(sock: socket.socket) -> None:
 def _error(e: BaseException) -> Dict[str, Any]:
     if isinstance(e, StasisError):
         return {"ok": False, "error": str(e), "code": e.code, "kind": type(e).__name__}
-    # An exception from the update file itself (or a bug): say where, with the traceback.
+    # An exception from the update file itself (or a bug): say where, with the traceback of the
+    # update's own frames (Stasis's frames are dropped; a bug in Stasis keeps them all).
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
     return {"ok": False, "error": f"{type(e).__name__}: {e}", "code": UpdateError.code,
-            "kind": type(e).__name__, "traceback": "".join(traceback.format_exception(e))}
+            "kind": type(e).__name__,
+            "traceback": "".join(traceback.format_exception(type(e), e, tb) if tb is not None
+                                 else traceback.format_exception_only(type(e), e))}
 
 
 def _serve_connection(conn: socket.socket) -> None:
