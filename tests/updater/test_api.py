@@ -9,7 +9,7 @@ import types
 import unittest
 
 from stasis import update
-from stasis.updater.errors import UpdateRefusedError
+from stasis.updater.errors import NotQuiescentError, UpdateRefusedError
 
 SOURCE = '''
 import functools
@@ -101,6 +101,18 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(m.handler(1), "v0:1")
         with self.assertRaisesRegex(UpdateRefusedError, "reverted, not applied"):
             update.revert(u1)
+
+    def test_check_function_safe_point(self) -> None:
+        ready = {"now": False}
+
+        def handler(x):
+            return "v1:%d" % x
+        with self.assertRaisesRegex(NotQuiescentError, "check function did not return True"):
+            update.redefine(f"{self.name}.handler", handler, safepoint=lambda: ready["now"], timeout=0.05)
+        self.assertEqual(self.mod.handler(1), "v0:1")
+        ready["now"] = True
+        update.redefine(f"{self.name}.handler", handler, safepoint=lambda: ready["now"], timeout=0.05)
+        self.assertEqual(self.mod.handler(1), "v1:1")
 
     def test_added_free_variable_is_refused(self) -> None:
         secret = 5
