@@ -17,7 +17,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 4
+REWRITER_VERSION = 5
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -199,6 +199,9 @@ class _Scopes:
     def stable_names(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
         return self._by_key.get((fn.name, fn.lineno)) or frozenset()
 
+    def stable_names_of(self, name: str, lineno: int) -> frozenset[str]:
+        return self._by_key.get((name, lineno)) or frozenset()
+
 
 # --------------------------------------------------------------------------------------------
 # The lowering.
@@ -209,9 +212,10 @@ Res = tuple[ast.expr, bool]        # (residual expression, residual still contai
 class _Lowerer:
     """Lowers one scope (a function body or the module body) into the resumable form."""
 
-    def __init__(self, scopes: _Scopes, stable: frozenset[str]) -> None:
+    def __init__(self, scopes: _Scopes, stable: frozenset[str], in_function: bool = True) -> None:
         self.scopes = scopes
         self.stable = stable
+        self.in_function = in_function
         self.unstable: set[str] = set()
         self.ntemp = 0
         self.blocks: list[list[str]] = []
@@ -313,10 +317,16 @@ class _Lowerer:
             return _like(ast.Call(func=e.func, args=[r for r, _ in rs], keywords=[]), e), any(s for _, s in rs)
         args_site = any(has_site(a) for a in e.args) or any(has_site(k.value) for k in e.keywords)
         func = e.func
-        if args_site and isinstance(func, ast.Attribute):
-            # The receiver is evaluated in order; the method lookup stays at the call (LOAD_METHOD).
+        if isinstance(func, ast.Attribute):
+            # The receiver is evaluated in order; the method lookup stays at the call, so the
+            # call still compiles to LOAD_METHOD (no bound-method object).
             recv = self.expr(func.value, pre)
-            recv_e = recv[0] if isinstance(recv[0], ast.Name) and not recv[1] else self.stabilize(recv, pre)
+            if not args_site:
+                recv_e = self.lift(recv, pre)
+            elif isinstance(recv[0], ast.Name) and not recv[1]:
+                recv_e = recv[0]
+            else:
+                recv_e = self.stabilize(recv, pre)
             func = _like(ast.Attribute(value=recv_e, attr=func.attr, ctx=ast.Load()), func)
         elif args_site and isinstance(func, ast.Name):
             pass            # callee names are looked up at the call (documented deviation)
@@ -356,7 +366,70 @@ class _Lowerer:
         return new, (r[1] and not lift)
 
     def x_ListComp(self, e: ast.ListComp, pre: list[ast.stmt]) -> Res:
+        if self.in_function and _comprehension_needs_lowering(e):
+            return self._comprehension_function(e, pre), True
         return self._comp_iter(e, pre, True)[0], True
+
+    def _comprehension_function(self, e: ast.ListComp | ast.SetComp | ast.DictComp,
+                                pre: list[ast.stmt]) -> ast.expr:
+        """`[E for x in I if C]` whose parts hold nested sites becomes a nested function with
+        the same name, qualname, first line and `.0` parameter as CPython's comprehension
+        function, lowered like any function body:
+
+            def <listcomp>(.0):
+                .r = []; .a = .r.append
+                for x in .0:
+                    if C: .a(E)
+                return .r
+            <listcomp>(I)
+
+        Scoping is kept (loop variables local to it, the rest closed over); comprehensions
+        with walrus, await or async loops are left alone."""
+        kind = type(e)
+        name = {ast.ListComp: '<listcomp>', ast.SetComp: '<setcomp>', ast.DictComp: '<dictcomp>'}[kind]
+        sid = getattr(e, SITE_ATTR, '')
+        bracket = dict(lineno=e.lineno, col_offset=e.col_offset, end_lineno=e.lineno,
+                       end_col_offset=e.col_offset + 1)
+
+        def at(node: ast.AST, ref: ast.AST) -> ast.AST:
+            return ast.copy_location(node, ref)
+
+        acc, add, key = '.r', '.a', '.k'
+        if kind is ast.DictComp:
+            inner: list[ast.stmt] = [
+                at(ast.Assign(targets=[_store(key, e.key)], value=e.key), e.key),
+                at(ast.Assign(targets=[at(ast.Subscript(value=_load(acc, e.value), slice=_load(key, e.key),
+                                                        ctx=ast.Store()), e.value)], value=e.value), e.value)]
+        else:
+            call = ast.Call(func=ast.Name(id=add, ctx=ast.Load(), **bracket), args=[e.elt], keywords=[], **bracket)
+            setattr(call, SITE_ATTR, f'{sid}.add')
+            inner = [at(ast.Expr(value=call), e.elt)]
+        for i in range(len(e.generators) - 1, -1, -1):
+            g = e.generators[i]
+            body = inner
+            for cond in reversed(g.ifs):
+                body = [at(ast.If(test=cond, body=body, orelse=[]), cond)]
+            it = _load('.0', g.iter) if i == 0 else g.iter
+            inner = [at(ast.For(target=g.target, iter=it, body=body, orelse=[], type_comment=None), g.target)]
+        empty = {ast.ListComp: ast.List(elts=[], ctx=ast.Load()), ast.SetComp: ast.Set(elts=[]), ast.DictComp: ast.Dict(keys=[], values=[])}[kind]
+        head: list[ast.stmt] = [at(ast.Assign(targets=[_store(acc, e)], value=at(empty, e)), e)]
+        if kind is ast.ListComp:
+            head.append(at(ast.Assign(targets=[_store(add, e)], value=at(ast.Attribute(
+                value=_load(acc, e), attr='append', ctx=ast.Load()), e)), e))
+        elif kind is ast.SetComp:
+            head.append(at(ast.Assign(targets=[_store(add, e)], value=at(ast.Attribute(
+                value=_load(acc, e), attr='add', ctx=ast.Load()), e)), e))
+        fbody = head + inner + [at(ast.Return(value=_load(acc, e)), e)]
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(arg='.0')], vararg=None, kwonlyargs=[],
+                             kw_defaults=[], kwarg=None, defaults=[])
+        stable = self.scopes.stable_names_of(name[1:-1], e.lineno)
+        lowered = _Lowerer(self.scopes, stable).block(fbody)
+        fdef = at(ast.FunctionDef(name=name, args=args, body=lowered, decorator_list=[], returns=None,
+                                  type_comment=None), e)
+        first = self.lift(self.expr(e.generators[0].iter, pre), pre)
+        pre.append(fdef)
+        self.blocks[-1].append(name)            # the function's local name dies with the temps
+        return _like(ast.Call(func=_load(name, e), args=[first], keywords=[]), e)
 
     x_SetComp = x_DictComp = x_ListComp
 
@@ -817,7 +890,17 @@ class _Lowerer:
         ctx = first.context_expr
         if has_site(ctx):
             self.header(s, [ctx])
-            ctx = self.expr(ctx, pre)[0]
+            r = self.expr(ctx, pre)
+            if pre and r[1]:
+                # `with cm(g()):` -- the context manager is made first and the argument
+                # temporaries released before __enter__ runs, as CPython's stack would be.
+                args_temps = self.blocks[-1][:]
+                ctx = self.assign_temp(r[0], pre)
+                if args_temps:
+                    pre.append(self._delete(args_temps, s))
+                    del self.blocks[-1][:len(args_temps)]
+            else:
+                ctx = r[0]
         self.unstable = set()
         new_items = [ast.withitem(context_expr=ctx, optional_vars=first.optional_vars), *items[1:]]
         return pre + [_like(type(s)(items=new_items, body=self.block(s.body), type_comment=None), s)]
@@ -896,6 +979,28 @@ class _Inserter(list):
         self._at += 1
 
 
+def _sites_in(node: ast.AST) -> int:
+    n = 1 if isinstance(node, SUSPENSION_NODES) and not is_pure_call(node) else 0
+    return n + sum(_sites_in(c) for c in eval_children(node))
+
+
+def _comprehension_needs_lowering(e: ast.ListComp | ast.SetComp | ast.DictComp) -> bool:
+    """Some part evaluated inside the comprehension holds more than one site (so the
+    comprehension frame cannot replay it), and nothing in it forbids moving it into a def."""
+    if any(g.is_async for g in e.generators):
+        return False
+    parts = [e.key, e.value] if isinstance(e, ast.DictComp) else [e.elt]
+    parts += [c for g in e.generators for c in g.ifs] + [g.iter for g in e.generators[1:]]
+    for p in parts:
+        for n in ast.walk(p):
+            if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+                return False
+    if isinstance(e, ast.DictComp):
+        # key and value share one statement-free evaluation: count them together
+        return _sites_in(e.key) + _sites_in(e.value) > 1 or any(_sites_in(p) > 1 for p in parts[2:])
+    return any(_sites_in(p) > 1 for p in parts)
+
+
 def lower_function_body(fn: ast.FunctionDef | ast.AsyncFunctionDef, scopes: _Scopes) -> list[ast.stmt]:
     return _Lowerer(scopes, scopes.stable_names(fn)).block(fn.body)
 
@@ -935,7 +1040,7 @@ def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Mo
     saved = _pure_names
     _pure_names = scopes.pure_builtins()
     try:
-        lowerer = _Lowerer(scopes, frozenset())       # module level: every name may change
+        lowerer = _Lowerer(scopes, frozenset(), in_function=False)   # module level: names may change
         tree.body = lowerer.block(tree.body) if tree.body else []
     finally:
         tree._stasis_pure = _pure_names             # type: ignore[attr-defined]
@@ -985,8 +1090,6 @@ def statement_sites(s: ast.stmt) -> Iterator[ast.AST]:
             continue
         if hasattr(n, SITE_ATTR):
             yield n
-        if isinstance(n, ast.Lambda):
-            continue
         stack.extend(reversed([c for c in ast.iter_child_nodes(n)]))
 
 

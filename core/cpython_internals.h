@@ -144,4 +144,7 @@ int stasis_internals_thread_count(void);
 // and the permanent one), borrowed, until visit returns non-zero (that value is returned).
 // visit must not allocate, untrack or free GC objects nor run Python code. GIL held.
 int stasis_internals_visit_gc_objects(int (*visit)(PyObject*, void*), void* arg);
+// Calls visit(tstate, arg) for every thread state of the current interpreter under HEAD_LOCK,
+// until visit returns non-zero. visit must not allocate Python objects or run Python code.
+int stasis_internals_visit_thread_states(int (*visit)(PyThreadState*, void*), void* arg);
 }

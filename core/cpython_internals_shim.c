@@ -38,3 +38,16 @@ int stasis_internals_visit_gc_objects(int (*visit)(PyObject *, void *), void *ar
   }
   return 0;
 }
+
+/* Every thread state of the current interpreter, walked under HEAD_LOCK (pystate.c) so that a
+ * thread state created or deleted concurrently (which may happen without the GIL) cannot be read
+ * half-linked. Calls visit(tstate, arg) until it returns non-zero. visit must not take the GIL,
+ * allocate Python objects or run Python code; the caller holds the GIL. */
+int stasis_internals_visit_thread_states(int (*visit)(PyThreadState *, void *), void *arg) {
+  PyInterpreterState *interp = PyInterpreterState_Get();
+  int rc = 0;
+  STASIS_HEAD_LOCK();
+  for (PyThreadState *ts = interp->threads.head; ts != NULL && rc == 0; ts = ts->next) rc = visit(ts, arg);
+  STASIS_HEAD_UNLOCK();
+  return rc;
+}

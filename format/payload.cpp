@@ -1,6 +1,11 @@
 #include "format/payload.h"
 
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 
 namespace stasis::format {
@@ -40,6 +45,82 @@ void PayloadWriter::finish() {
   file_.count_record();
 }
 
+// The background reader: decodes OpChunk records (zstd decompression included) up to
+// kReadAhead chunks ahead of the decoder, then the end record and the end-of-stream checks.
+// Errors are handed over and rethrown, in order, by next_chunk() on the decoding thread.
+struct PayloadReader::ReadAhead {
+  static constexpr size_t kReadAhead = 4;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<std::vector<uint8_t>> ready;
+  std::vector<std::vector<uint8_t>> spare;
+  bool done = false;
+  bool stop = false;
+  std::exception_ptr error;
+  PayloadEnd end;
+  std::thread worker;
+
+  void run(cereal::PortableBinaryInputArchive& ar, SnapshotReader& file) {
+    uint64_t chunks = 0, bytes = 0;
+    try {
+      for (;;) {
+        RecordTag tag{};
+        ar(tag);
+        if (tag == RecordTag::OpChunk) {
+          std::vector<uint8_t> buf;
+          {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (!spare.empty()) {
+              buf = std::move(spare.back());
+              spare.pop_back();
+            }
+          }
+          load_op_chunk(ar, buf);
+          ++chunks;
+          bytes += buf.size();
+          if (buf.empty()) continue;
+          std::unique_lock<std::mutex> lock(mutex);
+          cv.wait(lock, [&] { return ready.size() < kReadAhead || stop; });
+          if (stop) return;
+          ready.push_back(std::move(buf));
+          cv.notify_all();
+          continue;
+        }
+        if (tag == RecordTag::End) {
+          PayloadEnd e;
+          ar(e);
+          if (e.chunk_count != chunks || e.op_bytes != bytes)
+            throw Error(ErrorCode::CorruptSnapshot,
+                        "end record counts " + std::to_string(e.chunk_count) + " chunks / " +
+                            std::to_string(e.op_bytes) + " op bytes, the payload has " +
+                            std::to_string(chunks) + " / " + std::to_string(bytes));
+          file.expect_end();
+          std::lock_guard<std::mutex> lock(mutex);
+          end = e;
+          done = true;
+          cv.notify_all();
+          return;
+        }
+        throw Error(ErrorCode::CorruptSnapshot, "unknown payload record tag " +
+                                                    std::to_string(int(tag)) + " after op byte " +
+                                                    std::to_string(bytes));
+      }
+    } catch (const cereal::Exception& e) {
+      fail(std::make_exception_ptr(Error(ErrorCode::CorruptSnapshot,
+                                         std::string("cannot read payload record after op byte ") +
+                                             std::to_string(bytes) + ": " + e.what())));
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+  void fail(std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    error = e;
+    done = true;
+    cv.notify_all();
+  }
+};
+
 PayloadReader::PayloadReader(SnapshotReader& file) : file_(file), ar_(file.archive()) {
   RecordTag tag{};
   try {
@@ -52,43 +133,38 @@ PayloadReader::PayloadReader(SnapshotReader& file) : file_(file), ar_(file.archi
   } catch (const cereal::Exception& e) {
     throw Error(ErrorCode::CorruptSnapshot, std::string("cannot read the payload header: ") + e.what());
   }
+  ahead_ = std::make_unique<ReadAhead>();
+  ahead_->worker = std::thread([this] { ahead_->run(ar_, file_); });
+}
+
+PayloadReader::~PayloadReader() {
+  {
+    std::lock_guard<std::mutex> lock(ahead_->mutex);
+    ahead_->stop = true;
+    ahead_->cv.notify_all();
+  }
+  ahead_->worker.join();
 }
 
 bool PayloadReader::next_chunk() {
   if (ended_) return false;
   consumed_ += chunk_.size();
-  chunk_.clear();
   pos_ = 0;
-  try {
-    for (;;) {
-      RecordTag tag{};
-      ar_(tag);
-      if (tag == RecordTag::OpChunk) {
-        load_op_chunk(ar_, chunk_);
-        ++chunks_;
-        if (chunk_.empty()) continue;
-        return true;
-      }
-      if (tag == RecordTag::End) {
-        ar_(end_);
-        ended_ = true;
-        if (end_.chunk_count != chunks_ || end_.op_bytes != consumed_)
-          throw Error(ErrorCode::CorruptSnapshot,
-                      "end record counts " + std::to_string(end_.chunk_count) + " chunks / " +
-                          std::to_string(end_.op_bytes) + " op bytes, the payload has " +
-                          std::to_string(chunks_) + " / " + std::to_string(consumed_));
-        file_.expect_end();
-        return false;
-      }
-      throw Error(ErrorCode::CorruptSnapshot, "unknown payload record tag " +
-                                                  std::to_string(int(tag)) + " after op byte " +
-                                                  std::to_string(consumed_));
-    }
-  } catch (const cereal::Exception& e) {
-    throw Error(ErrorCode::CorruptSnapshot,
-                std::string("cannot read payload record after op byte ") +
-                    std::to_string(consumed_) + ": " + e.what());
+  ReadAhead& a = *ahead_;
+  std::unique_lock<std::mutex> lock(a.mutex);
+  a.cv.wait(lock, [&] { return !a.ready.empty() || a.done; });
+  if (!a.ready.empty()) {
+    a.spare.push_back(std::move(chunk_));
+    chunk_ = std::move(a.ready.front());
+    a.ready.pop_front();
+    a.cv.notify_all();
+    return true;
   }
+  chunk_.clear();
+  if (a.error) std::rethrow_exception(a.error);
+  end_ = a.end;
+  ended_ = true;
+  return false;
 }
 
 Error PayloadReader::past_end() const {

@@ -1,11 +1,14 @@
 // format/payload.h — the payload's record sequence: PayloadHeader, OpChunk..., PayloadEnd
 // (format/schema.h), with a byte-level op stream on top. PayloadWriter is used by snapshot/,
 // PayloadReader by restore/ and by scan_ops() (validation and `stasis inspect`).
-// Invariant: op bytes are buffered into chunks of at most kMaxChunk; neither side holds more.
+// Invariant: op bytes are buffered into chunks of at most kMaxChunk; neither side holds more than
+// a few (the reader decompresses up to kReadAhead chunks ahead on a background thread, so zstd
+// runs while the decoder builds objects; only that thread touches the archive after the header).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -51,6 +54,9 @@ class PayloadReader {
  public:
   // Reads PayloadHeader from a fresh archive of `file`.
   explicit PayloadReader(SnapshotReader& file);
+  ~PayloadReader();
+  PayloadReader(const PayloadReader&) = delete;
+  PayloadReader& operator=(const PayloadReader&) = delete;
 
   const PayloadHeader& header() const { return header_; }
   bool at_end() {
@@ -84,13 +90,14 @@ class PayloadReader {
  private:
   bool next_chunk();
   Error past_end() const;
+  struct ReadAhead;
+  std::unique_ptr<ReadAhead> ahead_;
   SnapshotReader& file_;
   cereal::PortableBinaryInputArchive& ar_;
   PayloadHeader header_;
   std::vector<uint8_t> chunk_;
   size_t pos_ = 0;
   uint64_t consumed_ = 0;
-  uint64_t chunks_ = 0;
   bool ended_ = false;
   PayloadEnd end_;
   std::string scratch_;

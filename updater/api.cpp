@@ -84,14 +84,19 @@ PyObject* active(PyObject*, PyObject* codes) {
   });
 }
 
-// commit(check_codes, swaps, attrs, classes)
+// commit(check_codes, swaps, attrs, classes, retype=None)
 //   swaps: [(from_codes, code, defaults, kwdefaults, orig_code or None, orig_slot)]
 //   attrs: [(owner, name, value)] or [(owner, name)] to delete
 // -> (busy, installed_codes, swapped_functions, [instances per class]); busy non-empty: nothing changed.
 PyObject* commit(PyObject*, PyObject* args) {
   return engine::guarded([&]() -> Ref {
-    PyObject *check_codes, *swaps_in, *attrs_in, *classes;
-    if (!PyArg_ParseTuple(args, "OOOO:commit", &check_codes, &swaps_in, &attrs_in, &classes)) throw Error::python();
+    PyObject *check_codes, *swaps_in, *attrs_in, *classes, *retype = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOO|O:commit", &check_codes, &swaps_in, &attrs_in, &classes, &retype))
+      throw Error::python();
+    if (retype != Py_None && !PyDict_Check(retype)) {
+      PyErr_SetString(PyExc_TypeError, "retype must be a dict {type: type} or None");
+      throw Error::python();
+    }
     std::vector<CodeSwap> swaps;
     Ref swaps_seq = Ref::steal(check(PySequence_Fast(swaps_in, "swaps must be a sequence")));
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(swaps_seq.get()); ++i) {
@@ -122,7 +127,7 @@ PyObject* commit(PyObject*, PyObject* args) {
       attrs.push_back({Ref::borrow(owner), Ref::borrow(name), Ref::borrow(value)});
     }
     Ref keep = Ref::borrow(args);  // code sets borrow from args
-    CommitResult r = commit(code_set(check_codes), swaps, attrs, type_list(classes));
+    CommitResult r = commit(code_set(check_codes), swaps, attrs, type_list(classes), retype);
     return Ref::steal(check(Py_BuildValue("(NNNN)", uses_list(r.busy).release(), to_list(r.installed_codes).release(),
                                           to_list(r.matches.functions).release(), instance_lists(r.matches).release())));
   });
@@ -148,6 +153,10 @@ PyObject* profile_enter(PyObject*, PyObject* key) {
 PyObject* profile_exit(PyObject*, PyObject*) {
   profiler::exit();
   Py_RETURN_NONE;
+}
+
+PyObject* profile_token(PyObject*, PyObject* key) {
+  return engine::guarded([&]() -> Ref { return profiler::enter_token(key); });
 }
 
 PyObject* line_trace_enter(PyObject*, PyObject* spec) {

@@ -119,8 +119,9 @@ def add_field(target: str, init: Callable[[Any], Any], *, lazy: bool = False,
         if not cls.__dictoffset__:
             raise UpdateRefusedError(f"add_field {target}: instances of {cls_name} have no __dict__ (__slots__)")
         u.fields.append(FieldAdd(cls, field_name, init, lazy))
-        if lazy:
-            registry.plan_attr(u, cls, field_name, LazyField(field_name, init))
+        # Lazy or eager, the field is a lazy descriptor from the commit on: an instance touched
+        # before the eager pass reaches it computes its value itself.
+        registry.plan_attr(u, cls, field_name, LazyField(field_name, init))
         u.actions.append(f"add_field {target} ({'lazy' if lazy else 'eager'})")
         return u.id
 

@@ -20,11 +20,13 @@ from typing import Any, Callable, Dict, Optional
 
 from ..errors import StasisError
 from . import api, channel, tools
-from .errors import ControlChannelError, UpdateRefusedError
+from .registry import registry
+from .errors import ControlChannelError, UpdateError, UpdateRefusedError
 
 _lock = threading.Lock()
 _state: Dict[str, Any] = {"pid": None, "sock": None, "path": None, "fork_hook": False}
 MAX_SECONDS = 3600.0
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # .../stasis/
 
 
 def serve_updates() -> None:
@@ -62,6 +64,7 @@ def _after_fork_in_child() -> None:
             pass
     global _lock
     _lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
+    registry.after_fork()
     try:
         serve_updates()
     except Exception as e:
@@ -101,9 +104,15 @@ def _accept_loop(sock: socket.socket) -> None:
 def _error(e: BaseException) -> Dict[str, Any]:
     if isinstance(e, StasisError):
         return {"ok": False, "error": str(e), "code": e.code, "kind": type(e).__name__}
-    # An exception from the update file itself (or a bug): say where, with the traceback.
-    return {"ok": False, "error": f"{type(e).__name__}: {e}", "code": UpdateRefusedError.code,
-            "kind": type(e).__name__, "traceback": "".join(traceback.format_exception(e))}
+    # An exception from the update file itself (or a bug): say where, with the traceback of the
+    # update's own frames (Stasis's frames are dropped; a bug in Stasis keeps them all).
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return {"ok": False, "error": f"{type(e).__name__}: {e}", "code": UpdateError.code,
+            "kind": type(e).__name__,
+            "traceback": "".join(traceback.format_exception(type(e), e, tb) if tb is not None
+                                 else traceback.format_exception_only(type(e), e))}
 
 
 def _serve_connection(conn: socket.socket) -> None:

@@ -67,8 +67,42 @@ void replace_slot(PyObject** slot, Ref value, std::vector<Ref>& graveyard) {
 
 }  // namespace
 
+PyObject* class_attr_name() {
+  static PyObject* name = PyUnicode_InternFromString("__class__");  // immortal for our purposes
+  return name;
+}
+
+// Sets obj.__class__ without the class's own __setattr__ (object_set_class: no Python code).
+void set_class(PyObject* obj, PyObject* type) { check_status(PyObject_GenericSetAttr(obj, class_attr_name(), type)); }
+
+// Gives instances their pending classes; on failure puts back those already changed.
+void retype_instances(const HeapMatches& m, PyObject* retype) {
+  std::vector<std::pair<PyObject*, PyObject*>> done;  // (object, original type)
+  try {
+    for (const auto& list : m.instances)
+      for (const Ref& obj : list) {
+        PyObject* type = (PyObject*)Py_TYPE(obj.get());
+        PyObject* to = PyDict_GetItemWithError(retype, type);  // types hash by identity
+        if (!to) {
+          if (PyErr_Occurred()) throw Error::python();
+          continue;
+        }
+        set_class(obj.get(), to);
+        done.emplace_back(obj.get(), type);
+      }
+  } catch (...) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    for (auto it = done.rbegin(); it != done.rend(); ++it)
+      if (PyObject_GenericSetAttr(it->first, class_attr_name(), it->second) < 0) PyErr_Clear();
+    PyErr_Restore(t, v, tb);
+    throw;
+  }
+}
+
 CommitResult commit(const CodeSet& check_codes, const std::vector<CodeSwap>& swaps,
-                    const std::vector<AttrChange>& attrs, const std::vector<PyTypeObject*>& classes) {
+                    const std::vector<AttrChange>& attrs, const std::vector<PyTypeObject*>& classes,
+                    PyObject* retype) {
   GcPause pause;
   CodeSet all_from = check_codes;
   for (const auto& s : swaps) all_from.insert(s.from.begin(), s.from.end());
@@ -114,7 +148,8 @@ CommitResult commit(const CodeSet& check_codes, const std::vector<CodeSwap>& swa
     plan.push_back(std::move(p));
   }
 
-  // Phase 2: assign. Nothing below can fail except attribute changes, which come first.
+  // Phase 2: assign. Only instance retyping and attribute changes can fail; they come first.
+  if (retype && retype != Py_None) retype_instances(result.matches, retype);
   for (const auto& a : attrs) check_status(PyObject_SetAttr(a.owner.get(), a.name.get(), a.value.get()));
   std::vector<Ref> graveyard;  // old values die after every swap is done
   for (auto& p : plan) {

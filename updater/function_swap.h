@@ -38,7 +38,11 @@ struct CommitResult {
 };
 
 // `check` are the codes that must be quiescent (empty for "immediate"/check-function policies).
+// `retype` (a dict {type: type}, may be null) gives every instance found for `classes` whose type
+// is a key the value as its new __class__ (conversions: a pending subclass that converts the
+// instance at its first attribute access), in the same atomic step as the swaps.
 CommitResult commit(const CodeSet& check, const std::vector<CodeSwap>& swaps,
-                    const std::vector<AttrChange>& attrs, const std::vector<PyTypeObject*>& classes);
+                    const std::vector<AttrChange>& attrs, const std::vector<PyTypeObject*>& classes,
+                    PyObject* retype = nullptr);
 
 }  // namespace stasis::updater

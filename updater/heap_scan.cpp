@@ -1,5 +1,7 @@
 #include "updater/heap_scan.h"
 
+#include <tuple>
+
 #include "core/cpython_internals.h"
 #include "core/error.h"
 
@@ -85,16 +87,28 @@ HeapMatches scan_heap(const CodeSet& codes, const std::vector<PyTypeObject*>& cl
   return m;
 }
 
+namespace {
+
+struct FrameWalk {
+  const CodeSet* codes;
+  std::vector<std::tuple<unsigned long, PyObject*, int>> hits;  // thread id, code (borrowed), line
+
+  static int visit(PyThreadState* ts, void* arg) {
+    auto* w = static_cast<FrameWalk*>(arg);
+    for (_PyInterpreterFrame* f = internals::current_interpreter_frame(ts); f; f = f->previous)
+      if (w->codes->count((PyObject*)f->f_code))
+        w->hits.emplace_back((unsigned long)ts->thread_id, (PyObject*)f->f_code, internals::interpreter_frame_line(f));
+    return 0;
+  }
+};
+
+}  // namespace
+
 std::vector<ActiveUse> active_uses(const CodeSet& codes, const std::vector<Ref>& generators) {
   std::vector<ActiveUse> uses;
-  PyInterpreterState* interp = PyInterpreterState_Get();
-  for (PyThreadState* ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts)) {
-    for (_PyInterpreterFrame* f = internals::current_interpreter_frame(ts); f; f = f->previous) {
-      if (codes.count((PyObject*)f->f_code))
-        uses.push_back({"thread", (unsigned long)ts->thread_id, Ref::borrow((PyObject*)f->f_code),
-                        internals::interpreter_frame_line(f)});
-    }
-  }
+  FrameWalk walk{&codes, {}};
+  stasis_internals_visit_thread_states(&FrameWalk::visit, &walk);  // under HEAD_LOCK; no allocation
+  for (const auto& [tid, code, line] : walk.hits) uses.push_back({"thread", tid, Ref::borrow(code), line});
   for (const Ref& g : generators) {
     PyObject* code = (PyObject*)internals::generator_code(g.get());
     const char* kind = PyCoro_CheckExact(g.get()) ? "coroutine"

@@ -3,6 +3,9 @@
 #include <pythread.h>
 
 #include <chrono>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -14,11 +17,19 @@
 namespace stasis::updater::profiler {
 namespace {
 
-uint64_t now_ns() {
+uint64_t steady_ns() {
   return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                       std::chrono::steady_clock::now().time_since_epoch())
                       .count());
 }
+
+// Timestamps in ticks: the TSC on x86-64 (a few ns to read, against ~25 ns for clock_gettime),
+// converted to nanoseconds at stop() with the rate measured over the session.
+#if defined(__x86_64__)
+inline uint64_t now_ticks() { return __rdtsc(); }
+#else
+inline uint64_t now_ticks() { return steady_ns(); }
+#endif
 
 std::vector<Ref> session_keys;  // one reference per key seen this session (wrappers may go first)
 
@@ -28,7 +39,10 @@ struct Node {
   std::unordered_map<PyObject*, std::unique_ptr<Node>> children;
   uint64_t calls = 0, total_ns = 0, child_ns = 0;
 
+  Node* last_child = nullptr;  // most calls repeat the previous callee: one comparison
+
   Node* child(PyObject* k) {
+    if (last_child && last_child->key == k) return last_child;
     auto& slot = children[k];
     if (!slot) {
       slot = std::make_unique<Node>();
@@ -40,38 +54,50 @@ struct Node {
   }
 };
 
+struct OpenCall {
+  uint64_t start_ns;
+  uint64_t serial;  // of its token; 0 for calls timed by a wrapper's enter()/exit()
+};
+
 struct ThreadTree {
   unsigned long thread_id = 0;
   Node root;
   Node* current = &root;
-  std::vector<uint64_t> starts;  // one per open call
+  std::vector<OpenCall> open;  // innermost last
 };
 
 // All state is touched with the GIL held only.
 struct Session {
   uint64_t generation = 0;
+  uint64_t next_serial = 1;
   bool active = false;
+  uint64_t start_ticks = 0, start_ns = 0;   // for the ticks -> ns rate
   std::map<unsigned long, std::unique_ptr<ThreadTree>> threads;
 } session;
 
-thread_local ThreadTree* tls_tree = nullptr;
-thread_local uint64_t tls_generation = 0;
+// One-entry cache: the GIL lets one thread run at a time and switches are rare (milliseconds),
+// so the current thread state almost always is the last one seen (cheaper than thread_local
+// lookups in a dlopen'ed module).
+PyThreadState* cached_tstate = nullptr;
+ThreadTree* cached_tree = nullptr;
+uint64_t cached_generation = 0;
 
 ThreadTree* tree() {
-  if (tls_generation != session.generation || !tls_tree) {
-    unsigned long id = PyThread_get_thread_ident();
-    auto& slot = session.threads[id];
-    if (!slot) {
-      slot = std::make_unique<ThreadTree>();
-      slot->thread_id = id;
-    }
-    tls_tree = slot.get();
-    tls_generation = session.generation;
+  PyThreadState* ts = PyThreadState_Get();
+  if (ts == cached_tstate && cached_generation == session.generation) return cached_tree;
+  unsigned long id = PyThread_get_thread_ident();
+  auto& slot = session.threads[id];
+  if (!slot) {
+    slot = std::make_unique<ThreadTree>();
+    slot->thread_id = id;
   }
-  return tls_tree;
+  cached_tstate = ts;
+  cached_tree = slot.get();
+  cached_generation = session.generation;
+  return cached_tree;
 }
 
-void collect(const Node& node, std::vector<PyObject*>& path, unsigned long tid, PyObject* out) {
+void collect(const Node& node, std::vector<PyObject*>& path, unsigned long tid, double ns_per_tick, PyObject* out) {
   if (node.key) {
     path.push_back(node.key);
     Ref keys = Ref::steal(check(PyTuple_New(Py_ssize_t(path.size()))));
@@ -81,10 +107,11 @@ void collect(const Node& node, std::vector<PyObject*>& path, unsigned long tid, 
     }
     uint64_t self = node.total_ns > node.child_ns ? node.total_ns - node.child_ns : 0;
     Ref row = Ref::steal(check(Py_BuildValue("(kOKKK)", tid, keys.get(), (unsigned long long)node.calls,
-                                             (unsigned long long)node.total_ns, (unsigned long long)self)));
+                                             (unsigned long long)(double(node.total_ns) * ns_per_tick),
+                                             (unsigned long long)(double(self) * ns_per_tick))));
     check_status(PyList_Append(out, row.get()));
   }
-  for (const auto& [k, child] : node.children) collect(*child, path, tid, out);
+  for (const auto& [k, child] : node.children) collect(*child, path, tid, ns_per_tick, out);
   if (node.key) path.pop_back();
 }
 
@@ -95,23 +122,23 @@ void start() {
   session_keys.clear();
   ++session.generation;
   session.active = true;
+  session.start_ticks = now_ticks();
+  session.start_ns = steady_ns();
 }
 
-void enter(PyObject* key) {
-  if (!session.active) return;
+namespace {
+
+uint64_t open_call(PyObject* key, uint64_t serial) {
   ThreadTree* t = tree();
-  Node* n = t->current->child(key);
-  t->current = n;
-  t->starts.push_back(now_ns());
+  t->current = t->current->child(key);
+  t->open.push_back({now_ticks(), serial});
+  return serial;
 }
 
-void exit() {
-  uint64_t end = now_ns();
-  if (!session.active) return;
-  ThreadTree* t = tree();
-  if (t->starts.empty()) return;  // entered before this session started
-  uint64_t elapsed = end - t->starts.back();
-  t->starts.pop_back();
+// Closes the innermost open call of thread tree `t` at time `end`.
+void close_call(ThreadTree* t, uint64_t end) {
+  uint64_t elapsed = end - t->open.back().start_ns;
+  t->open.pop_back();
   Node* n = t->current;
   n->calls += 1;
   n->total_ns += elapsed;
@@ -119,11 +146,83 @@ void exit() {
   t->current = n->parent ? n->parent : &t->root;
 }
 
+// The token an injected prologue leaves on the value stack; its deallocation (when the frame
+// returns or unwinds) closes the call. A token that dies late (its frame object outlived the call)
+// or on another thread finds no matching open call and is ignored; calls opened after it and left
+// open by such a token are closed with it.
+struct Token {
+  PyObject_HEAD
+  uint64_t serial;
+  uint64_t generation;
+};
+
+std::vector<PyObject*> token_freelist;  // GIL-protected; tokens are not GC-tracked
+
+void token_dealloc(PyObject* self) {
+  uint64_t end = now_ticks();
+  auto* token = reinterpret_cast<Token*>(self);
+  if (session.active && token->generation == session.generation) {
+    ThreadTree* t = tree();
+    size_t i = t->open.size();
+    while (i > 0 && t->open[i - 1].serial != token->serial) --i;
+    if (i > 0)
+      while (t->open.size() >= i) close_call(t, end);
+  }
+  if (token_freelist.size() < 1024) token_freelist.push_back(self);  // stays a Token: reused as is
+  else PyObject_Free(self);
+}
+
+PyTypeObject* token_type() {
+  static PyTypeObject type = [] {
+    PyTypeObject t = {PyVarObject_HEAD_INIT(nullptr, 0)};
+    t.tp_name = "stasis.updater.ProfileToken";
+    t.tp_basicsize = sizeof(Token);
+    t.tp_dealloc = token_dealloc;
+    t.tp_flags = Py_TPFLAGS_DEFAULT;
+    t.tp_doc = "closes a profiled call when the frame holding it ends";
+    return t;
+  }();
+  static bool ready = PyType_Ready(&type) == 0;
+  if (!ready) throw Error::python();
+  return &type;
+}
+
+}  // namespace
+
+void enter(PyObject* key) {
+  if (session.active) open_call(key, 0);
+}
+
+void exit() {
+  uint64_t end = now_ticks();
+  if (!session.active) return;
+  ThreadTree* t = tree();
+  if (!t->open.empty()) close_call(t, end);  // empty: entered before this session started
+}
+
+Ref enter_token(PyObject* key) {
+  if (!session.active) return Ref::borrow(Py_None);
+  Token* token;
+  if (!token_freelist.empty()) {
+    token = reinterpret_cast<Token*>(token_freelist.back());
+    token_freelist.pop_back();
+    _Py_NewReference(reinterpret_cast<PyObject*>(token));
+  } else {
+    token = PyObject_New(Token, token_type());
+    if (!token) throw Error::python();
+  }
+  token->generation = session.generation;
+  token->serial = open_call(key, session.next_serial++);
+  return Ref::steal(reinterpret_cast<PyObject*>(token));
+}
+
 Ref stop() {
   session.active = false;
+  uint64_t ticks = now_ticks() - session.start_ticks, ns = steady_ns() - session.start_ns;
+  double ns_per_tick = ticks ? double(ns) / double(ticks) : 1.0;
   Ref out = Ref::steal(check(PyList_New(0)));
   std::vector<PyObject*> path;
-  for (const auto& [tid, t] : session.threads) collect(t->root, path, tid, out.get());
+  for (const auto& [tid, t] : session.threads) collect(t->root, path, tid, ns_per_tick, out.get());
   session.threads.clear();
   session_keys.clear();
   ++session.generation;

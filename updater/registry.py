@@ -19,11 +19,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Un
 
 from .. import _engine
 from .errors import NotQuiescentError, UpdateError, UpdateRefusedError
-from .instrument import Hooks, Probe, build_wrapper, instrumentable
+from .instrument import Hooks, Probe, build_wrapper, inject_profile, instrumentable
 from .targets import MISSING, describe_code
 
 SafePoint = Union[str, Callable[[], bool]]
 DEFAULT_TIMEOUT = 10.0
+TOOL_SOURCES = ("profile", "trace", "watch", "lines")   # updates made by `stasis ctl` tools
 _RETRY_PAUSE = 0.002  # between safe-point attempts; releases the GIL so busy threads can leave
 
 
@@ -46,6 +47,7 @@ class FunctionGroup:
         self.layers: List[Layer] = []
         self.probes: List[Probe] = []
         self.profiles: List[Tuple[int, str]] = []
+        self.installing: Optional[types.CodeType] = None   # the code of the last swap() entry
         # Every code its functions may run now, by identity (code objects compare equal by value:
         # two modules compiled from the same source have "equal" codes).
         self.codes: Dict[int, types.CodeType] = {id(fn.__code__): fn.__code__}
@@ -56,15 +58,21 @@ class FunctionGroup:
     def swap(self) -> tuple:
         """The commit's swap entry installing what the remaining layers add up to."""
         cur = self.current()
+        froms = tuple(self.codes.values())
         if self.probes or self.profiles:
             key = self.profiles[-1][1] if self.profiles else None
-            if self.probes:
-                hooks = Hooks(list(self.probes), cur.code, key)
-                wrapper, slot = build_wrapper(cur.code, hooks=hooks)
-            else:
+            if not self.probes:
+                injected = inject_profile(cur.code, key)
+                if injected is not None:
+                    self.installing = injected
+                    return (froms, injected, cur.defaults, cur.kwdefaults, None, -1)
                 wrapper, slot = build_wrapper(cur.code, profile_key=key)
-            return (tuple(self.codes.values()), wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
-        return (tuple(self.codes.values()), cur.code, cur.defaults, cur.kwdefaults, None, -1)
+            else:
+                wrapper, slot = build_wrapper(cur.code, hooks=Hooks(list(self.probes), cur.code, key))
+            self.installing = wrapper
+            return (froms, wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
+        self.installing = cur.code
+        return (froms, cur.code, cur.defaults, cur.kwdefaults, None, -1)
 
     def drop(self, update_id: int) -> None:
         self.layers = [l for l in self.layers if l.update_id != update_id]
@@ -132,6 +140,26 @@ class Conversion:
                 object.__setattr__(obj, "__class__", real)
             self.to(obj)
 
+    def retype_map(self) -> Dict[type, type]:
+        """{type: its pending subclass} for the class and every subclass it has now."""
+        out, todo = {}, [self.cls]
+        while todo:
+            t = todo.pop()
+            if getattr(t, "__stasis_pending__", False) or t in out:
+                continue
+            out[t] = self.pending_class(t)
+            todo.extend(t.__subclasses__())
+        return out
+
+    def finish(self, obj: Any) -> None:
+        """Converts a pending instance now (eager conversion after the commit)."""
+        with self.lock:
+            pending = type(obj)
+            if getattr(pending, "__stasis_pending__", False) and self.pending.get(pending.__mro__[1]) is pending:
+                real = pending.__mro__[1]
+                object.__setattr__(obj, "__class__", real)
+                self.convert(obj, real)
+
     def pending_class(self, real: type) -> type:
         """A layout-compatible subclass whose first attribute access converts the instance."""
         if real in self.pending:
@@ -156,7 +184,7 @@ class Conversion:
             _convert_now(self_)
             delattr(self_, name)
 
-        pending = type(real)(real.__name__, (real,), {
+        pending: type = type(real)(real.__name__, (real,), {
             "__slots__": (), "__module__": real.__module__, "__qualname__": real.__qualname__,
             "__getattribute__": __getattribute__, "__setattr__": __setattr__, "__delattr__": __delattr__,
             "__stasis_pending__": True})
@@ -194,6 +222,20 @@ class Registry:
         self.updates: Dict[int, Update] = {}
         self.groups: Dict[int, FunctionGroup] = {}   # id of any code of a group -> the group
         self.slots: Dict[Tuple[int, str], AttrSlot] = {}
+
+    def after_fork(self) -> None:
+        """In a forked child: fresh lock (another thread may have held it at fork), and the
+        parent's running tools (profile/trace/watch/lines, which end by a revert in the parent's
+        control thread, absent here) reverted now."""
+        self.lock = threading.RLock()
+        for u in list(self.updates.values()):
+            if u.state == "applied" and u.source.split(" ", 1)[0] in TOOL_SOURCES:
+                u.check_codes, u.checks = False, []
+                try:
+                    self.revert(u.id)
+                except Exception as e:
+                    print(f"stasis: after fork, cannot revert the parent's {u.source}: {e}", file=sys.stderr)
+        _engine.updater_profile_stop()
 
     def new_update(self, source: str) -> Update:
         with self.lock:
@@ -276,7 +318,8 @@ class Registry:
         with self.lock:
             try:
                 classes = [f.cls for f in u.fields if not f.lazy] + [c.cls for c in u.conversions]
-                _busy, installed, instances = self._commit(u, classes, f"update {u.id} not applied")
+                retype = {t: p for c in u.conversions for t, p in c.retype_map().items()}
+                _busy, installed, instances = self._commit(u, classes, f"update {u.id} not applied", retype)
             except BaseException:
                 self.forget_plan(u)
                 raise
@@ -312,14 +355,16 @@ class Registry:
             self._unconvert(u, instances)
             return u
 
-    def _commit(self, u: Update, classes: Sequence[type], failure: str) -> tuple:
+    def _commit(self, u: Update, classes: Sequence[type], failure: str,
+                retype: Optional[Dict[type, type]] = None) -> tuple:
         swaps = [g.swap() for g in u.groups]
         attrs = [s.change() for s in u.slots]
         check = tuple(c for g in u.groups if u.check_codes for c in g.codes.values())
         deadline = time.monotonic() + u.timeout
         while True:
             if all(_run_check(c) for c in u.checks):
-                busy, installed, _swapped, instances = _engine.updater_commit(check, swaps, attrs, tuple(classes))
+                busy, installed, _swapped, instances = _engine.updater_commit(check, swaps, attrs, tuple(classes),
+                                                                              retype or None)
                 if not busy:
                     return busy, installed, instances
                 why = "still active: " + "; ".join(_describe_use(*b) for b in busy)
@@ -336,33 +381,25 @@ class Registry:
             cur = g.current().code
             mine = [c for c in installed if (c.co_qualname, c.co_filename, c.co_firstlineno)
                     == (cur.co_qualname, cur.co_filename, cur.co_firstlineno)]
-            for c in [cur] + mine:
+            for c in [cur] + mine + ([g.installing] if g.installing is not None else []):
                 g.codes[id(c)] = c
                 self.groups[id(c)] = g
 
     def _convert(self, u: Update, instances: List[List[Any]]) -> None:
-        eager_fields = [f for f in u.fields if not f.lazy]
+        """Eager work after the commit. The commit already made every change visible atomically:
+        an added field is a lazy descriptor and every instance to convert has a pending class, so a
+        thread touching an object before this loop reaches it converts it itself."""
         lists = iter(instances)
-        old_interval = sys.getswitchinterval()
-        sys.setswitchinterval(30.0)  # keep other threads off the GIL while instances are converted
-        try:
-            for f in eager_fields:
-                for obj in next(lists):
-                    d = getattr(obj, "__dict__", None)
-                    if d is not None and f.name not in d:
-                        d[f.name] = f.init(obj)
-            for c in u.conversions:
-                objs = next(lists)
+        for f in (f for f in u.fields if not f.lazy):
+            for obj in next(lists):
+                d = getattr(obj, "__dict__", None)
+                if d is not None and f.name not in d:
+                    d[f.name] = f.init(obj)
+        for c in u.conversions:
+            objs = next(lists)
+            if not c.lazy:
                 for obj in objs:
-                    real = type(obj)
-                    if getattr(real, "__stasis_pending__", False):
-                        continue
-                    if c.lazy:
-                        object.__setattr__(obj, "__class__", c.pending_class(real))
-                    else:
-                        c.convert(obj, real)
-        finally:
-            sys.setswitchinterval(old_interval)
+                    c.finish(obj)
 
     def _unconvert(self, u: Update, instances: List[List[Any]]) -> None:
         lists = iter(instances)

@@ -132,8 +132,17 @@ class StaticTables(unittest.TestCase):
                                         (name, co.co_name, ins.offset, ins.opname))
                 del begins
 
+    def test_comprehension_with_nested_calls_is_lowered(self) -> None:
+        src = 'def f(a):\n    return [g(h(x)) for x in a if k(x) and k(k(x))]\n'
+        code, _ = rewriter.rewrite_module(src, 'm.py')
+        comp = [(co, r) for co, r in all_rows(code) if co.co_name == '<listcomp>']
+        self.assertEqual(comp[0][0].co_qualname, 'f.<locals>.<listcomp>')
+        self.assertEqual(comp[0][0].co_varnames[0], '.0')
+        self.assertGreaterEqual(len(comp), 5)
+        self.assertTrue(all(r.resumable for _, r in comp), comp)
+
     def test_non_resumable_rows_say_why(self) -> None:
-        src = 'def f(a):\n    return [g(h(x)) for x in a]\n'
+        src = 'def f(a):\n    return sorted(a, key=lambda x: g(h(x)))\n'
         code, _ = rewriter.rewrite_module(src, 'm.py')
         rows = [r for _, r in all_rows(code)]
         bad = [r for r in rows if not r.resumable]

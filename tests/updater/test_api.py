@@ -9,7 +9,7 @@ import types
 import unittest
 
 from stasis import update
-from stasis.updater.errors import UpdateRefusedError
+from stasis.updater.errors import NotQuiescentError, UpdateRefusedError
 
 SOURCE = '''
 import functools
@@ -102,6 +102,18 @@ class ApiTest(unittest.TestCase):
         with self.assertRaisesRegex(UpdateRefusedError, "reverted, not applied"):
             update.revert(u1)
 
+    def test_check_function_safe_point(self) -> None:
+        ready = {"now": False}
+
+        def handler(x):
+            return "v1:%d" % x
+        with self.assertRaisesRegex(NotQuiescentError, "check function did not return True"):
+            update.redefine(f"{self.name}.handler", handler, safepoint=lambda: ready["now"], timeout=0.05)
+        self.assertEqual(self.mod.handler(1), "v0:1")
+        ready["now"] = True
+        update.redefine(f"{self.name}.handler", handler, safepoint=lambda: ready["now"], timeout=0.05)
+        self.assertEqual(self.mod.handler(1), "v1:1")
+
     def test_added_free_variable_is_refused(self) -> None:
         secret = 5
 
@@ -151,6 +163,20 @@ class ApiTest(unittest.TestCase):
         update.revert(u_cls)
         self.assertEqual(shop.hello(), "hello A")
         self.assertFalse(hasattr(shop, "bye"))
+
+    def test_eager_conversion_to_a_new_class(self) -> None:
+        m = self.mod
+        shops = [m.Shop("a"), m.Shop("b")]
+
+        class Store:
+            def __convert__(self):
+                self.name = "store " + self.name
+
+            def hello(self):
+                return "hi " + self.name
+        update.convert(f"{self.name}.Shop", Store)
+        self.assertEqual([type(s) for s in shops], [Store, Store])      # converted at once
+        self.assertEqual([s.hello() for s in shops], ["hi store a", "hi store b"])
 
     def test_instrument_keeps_tracebacks_and_arguments_explicit(self) -> None:
         m = self.mod
