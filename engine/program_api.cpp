@@ -142,10 +142,13 @@ PyObject* last_blocker(PyObject*, PyObject*) {
 PyObject* capture_stack(PyObject*, PyObject* args) {
   return guarded([&]() -> Ref {
     PyObject *frame, *base;
-    if (!PyArg_ParseTuple(args, "O!O!:capture_stack", &PyFrame_Type, &frame, &PyCode_Type, &base))
+    int in_call = 0;
+    if (!PyArg_ParseTuple(args, "O!O!|p:capture_stack", &PyFrame_Type, &frame, &PyCode_Type, &base,
+                          &in_call))
       throw Error::python();
     std::string why;
-    Ref frames = snapshot::capture_stack(reinterpret_cast<PyFrameObject*>(frame), base, true, why);
+    Ref frames = snapshot::capture_stack(reinterpret_cast<PyFrameObject*>(frame), base, true, why,
+                                         in_call != 0);
     if (!frames) throw Error(ErrorCode::NotSuspendable, "not at a safe point: " + why);
     return frames;
   });

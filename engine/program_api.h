@@ -12,7 +12,8 @@ PyObject* suspend_at_safe_point(PyObject*, PyObject* args);
 PyObject* cancel_suspend(PyObject*, PyObject*);
 // last_blocker() -> str: why the most recent 'line' event was not a safe point ('' if none).
 PyObject* last_blocker(PyObject*, PyObject*);
-// capture_stack(frame, base_code) -> frames: capture from `frame` (a frame at a resumable point).
+// capture_stack(frame, base_code, in_call=False) -> frames: capture from `frame`, which is at a
+// 'line' event, or (in_call) suspended in a call that replay will issue again.
 PyObject* capture_stack(PyObject*, PyObject* args);
 // replay(base_code, globals, frames): run base_code in globals, rebuilding frames by replay.
 PyObject* replay(PyObject*, PyObject* args);

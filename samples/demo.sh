@@ -1,34 +1,43 @@
 #!/usr/bin/env bash
-# `make demo`: the most the engine does end to end today. A program builds warm in-memory state
-# and snapshots it; `stasis inspect` describes the snapshot; a fresh process loads it and answers
-# from it; a damaged copy is refused with a clear error while the original stays intact.
-# (Replaced by the time-quota suspend/resume demo when whole-program suspension lands.)
+# `make demo`: time-quota execution. A long computation (samples/long_job.py) runs under a 1-second
+# quota: each time the quota is spent it is suspended into a snapshot (exit status 75) and resumed
+# in a fresh process, until it finishes. The concatenated output is compared with an
+# uninterrupted run. Then a program that checkpoints itself is resumed from its last checkpoint.
 set -euo pipefail
 BUILD=${1:-build}
-PY="$BUILD/bin/python"
-STASIS="$BUILD/bin/stasis"
+STASIS="$(cd "$BUILD" && pwd)/bin/stasis"
+PY="$(cd "$BUILD" && pwd)/bin/python"
+samples="$(cd "$(dirname "$0")" && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-snap="$work/index.snap"
+cd "$work"
 
-echo "== 1. build warm state in one process and snapshot it"
-"$PY" samples/word_index.py build "$snap"
-echo
-echo "== 2. stasis inspect $snap"
-"$STASIS" inspect "$snap"
-echo
-echo "== 3. a fresh process loads the snapshot and answers from it"
-"$PY" samples/word_index.py query "$snap" snapshot thread lock
-echo
-echo "== 4. a damaged copy is refused (exit status and one line), the original is untouched"
-cp "$snap" "$work/damaged.snap"
-size=$(stat -c %s "$work/damaged.snap")
-printf '\xff' | dd of="$work/damaged.snap" bs=1 seek=$((size / 2)) conv=notrunc status=none
+echo "== 1. the job, uninterrupted"
+start=$(date +%s%N)
+"$PY" "$samples/long_job.py" > plain.out
+printf '   %d lines in %d ms; last: %s\n' "$(wc -l < plain.out)" "$(( ($(date +%s%N) - start) / 1000000 ))" "$(tail -n 1 plain.out)"
+
+echo "== 2. the same job under a 1 s quota: suspend, resume in a fresh process, repeat"
 set +e
-"$STASIS" inspect "$work/damaged.snap" 2>&1
-echo "exit status $?"
-head -c $((size / 3)) "$snap" > "$work/cut.snap"
-"$STASIS" inspect "$work/cut.snap" 2>&1
-echo "exit status $?"
+"$STASIS" run --quota 1 "$samples/long_job.py" > quota.out 2> quota.err
+status=$?
+rounds=1
+while [ "$status" -eq 75 ]; do
+  printf '   round %d: exit 75, snapshot %s (%s)\n' "$rounds" long_job.snap "$(du -h long_job.snap | cut -f1)"
+  "$STASIS" resume --quota 1 long_job.snap >> quota.out 2>> quota.err
+  status=$?
+  rounds=$((rounds + 1))
+  [ "$rounds" -gt 50 ] && { echo "   too many rounds"; break; }
+done
 set -e
-"$PY" samples/word_index.py query "$snap" resume
+printf '   round %d: exit %d\n' "$rounds" "$status"
+if [ "$status" -eq 0 ] && cmp -s plain.out quota.out; then
+  echo "   => output of $rounds processes is byte-identical to the uninterrupted run"
+else
+  echo "   => MISMATCH (exit $status)"; diff plain.out quota.out | head; cat quota.err; exit 1
+fi
+"$STASIS" inspect long_job.snap | sed 's/^/   /'
+
+echo "== 3. a program that checkpoints itself, resumed from its last checkpoint"
+"$STASIS" run "$samples/checkpointing.py" | sed 's/^/   first run: /'
+"$STASIS" resume stage.snap | sed 's/^/   resumed:   /'

@@ -40,11 +40,12 @@ Ref frame_record(PyFrameObject* frame, PyCodeObject* code, PyObject* row_id, int
 
 }  // namespace
 
-Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not) {
+Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not,
+                  bool top_in_call) {
   Ref records = build ? Ref::steal(PyList_New(0)) : Ref();
   if (build && !records) throw Error::python();
   Ref frame = Ref::borrow(reinterpret_cast<PyObject*>(top));
-  bool innermost = true;
+  bool innermost = !top_in_call;
   while (frame) {
     auto* fo = reinterpret_cast<PyFrameObject*>(frame.get());
     _PyInterpreterFrame* f = internals::interpreter_frame(fo);

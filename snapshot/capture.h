@@ -26,6 +26,9 @@ namespace stasis::snapshot {
 
 // Records bottom (base) first, or an empty Ref with `why_not` saying which frame blocks capture.
 // With build == false only checks (no allocation) and returns Py_None on success.
-Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not);
+// With top_in_call, `top` is itself suspended in a call (stasis.checkpoint, a call blocked in C)
+// and is recorded like a caller: at its resume row, so that replay issues the call again.
+Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not,
+                  bool top_in_call = false);
 
 }  // namespace stasis::snapshot

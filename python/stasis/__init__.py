@@ -149,7 +149,9 @@ def suspend(path: Optional[PathLike] = None) -> None:
 
 
 def checkpoint(path: PathLike) -> bool:
-    """Write a snapshot of the whole program and continue (needs `stasis run`)."""
-    raise NotAvailableError(
-        "stasis.checkpoint() is not available yet: whole-program suspend/resume is being built "
-        "(issue 5); use stasis.dump() to save data")
+    """Write a snapshot of the whole program to `path` and go on. Returns False in the run that
+    wrote it, and True when execution continues from that snapshot (`stasis resume path`).
+    Needs a program started with `stasis run`."""
+    import sys as _sys
+    from . import program
+    return program.checkpoint(os.fsdecode(path), _sys._getframe(1))

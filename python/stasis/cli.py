@@ -151,11 +151,16 @@ def cmd_suspend(args: argparse.Namespace) -> int:
         os.kill(args.pid, signum)
     except ProcessLookupError:
         raise errors.StasisError(f"process {args.pid} is not running") from None
+    def alive() -> bool:  # a zombie (ended, not yet waited for by its parent) counts as ended
+        try:
+            with open(f"/proc/{args.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(args.pid, 0)
-        except ProcessLookupError:
+        if not alive():
             break
         time.sleep(0.05)
     else:

@@ -155,12 +155,15 @@ class Session:
             "generation": self.generation + 1,
         }
 
+    def write_snapshot(self, frames: list, path: str) -> None:
+        _flush_std_streams()
+        _engine.dump(self.program_state(frames), path, kind="program", hash_seed=self.hash_seed,
+                     key=_key(self.options.key_file), modules=list(self.user_modules()))
+
     def _on_capture(self, frames: list) -> None:
         """At the safe point: write the snapshot, flush, exit 75. No other Python code runs."""
-        _flush_std_streams()
         try:
-            _engine.dump(self.program_state(frames), self.path, kind="program", hash_seed=self.hash_seed,
-                         key=_key(self.options.key_file), modules=list(self.user_modules()))
+            self.write_snapshot(frames, self.path)
         except StasisError as e:
             sys.stderr.write(f"stasis: error: cannot suspend: {e}; the program keeps running\n")
             sys.stderr.flush()
@@ -279,6 +282,9 @@ def resume(snapshot: str, options: Options) -> int:
     frames = state["threads"][0]["frames"]
     del state
 
+    global _resuming_call
+    _resuming_call = True  # a stasis.checkpoint() call on the rebuilt stack returns True
+
     def execute() -> None:
         # Triggers are armed once the stack is rebuilt: replay needs the thread's trace function.
         _engine.replay(_session.base_code, main.__dict__, frames, _session.install_triggers)
@@ -303,6 +309,23 @@ def _fill_modules(fresh: dict, states: dict) -> types.ModuleType:
     for name, state in states.items():
         fresh[name].__dict__.update(state)
     return fresh["__main__"]
+
+
+_resuming_call = False
+
+
+def checkpoint(path: str, caller) -> bool:
+    """Writes a snapshot of the whole program as it is at the caller's call of checkpoint();
+    returns False now, and True when a resumed run re-issues that call."""
+    global _resuming_call
+    if _resuming_call:
+        _resuming_call = False
+        return True
+    if _session is None:
+        raise NotAvailableError("stasis.checkpoint() works in a program started with `stasis run`")
+    frames = _engine.capture_stack(caller, _session.base_code, True)
+    _session.write_snapshot(frames, os.path.abspath(path))
+    return False
 
 
 def suspend(path: Optional[str] = None) -> None:

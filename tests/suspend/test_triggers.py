@@ -1,0 +1,203 @@
+"""Every way to request a suspension, and the bad situations at resume time: each gets its exit
+status and a one-line message, and the snapshot stays intact."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
+STASIS = os.path.join(BUILD, "bin", "stasis")
+
+# Counts to a target, printing each step; one line of work per step keeps safe points frequent.
+COUNTER = textwrap.dedent("""
+    import sys, time
+    def step(i):
+        time.sleep(0.01)
+        return i * i
+    total = 0
+    for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 200):
+        total += step(i)
+        print(i, total, flush=True)
+    print("done", total)
+""")
+
+
+class StasisCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="stasis-triggers-")
+        self.prog = os.path.join(self.dir, "counter.py")
+        with open(self.prog, "w") as f:
+            f.write(COUNTER)
+        self.snap = os.path.join(self.dir, "counter.snap")
+        self.env = {**os.environ, "PYTHONHASHSEED": "11"}
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_stasis(self, *args, timeout=120):
+        return subprocess.run([STASIS, *args], cwd=self.dir, env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def finish(self, first_stdout):
+        """Resumes until exit 0; returns all stdout."""
+        out = first_stdout
+        for _ in range(20):
+            r = self.run_stasis("resume", self.snap)
+            out += r.stdout
+            if r.returncode != 75:
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return out
+        self.fail("did not finish")
+
+    def expected(self, n=200):
+        r = subprocess.run(["/usr/bin/python3.11", self.prog, str(n)], capture_output=True, text=True,
+                           env=self.env)
+        return r.stdout
+
+
+class TriggerTest(StasisCase):
+    def test_quota(self):
+        r = self.run_stasis("run", "--quota", "0.5", "--snapshot", self.snap, self.prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn(f"suspended into {self.snap}", r.stderr)
+        self.assertEqual(self.finish(r.stdout), self.expected())
+
+    def test_signal_and_stasis_suspend_pid(self):
+        p = subprocess.Popen([STASIS, "run", "--snapshot", self.snap, self.prog, "100000"], cwd=self.dir,
+                             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = p.stdout.readline()  # running, with its signal handler installed
+        self.assertTrue(first.startswith("0 "), first)
+        r = self.run_stasis("suspend", str(p.pid), "--timeout", "20")
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr + err)
+        self.assertEqual(p.returncode, 75, err)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), self.snap)
+        self.assertTrue(os.path.exists(self.snap))
+        # resume, then suspend again with the program's own signal, then finish
+        q = subprocess.Popen([STASIS, "resume", self.snap], cwd=self.dir, env=self.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = q.stdout.readline()
+        q.send_signal(signal.SIGUSR1)
+        out2, err2 = q.communicate(timeout=60)
+        self.assertEqual(q.returncode, 75, err2)
+        lines = (first + out + line + out2).splitlines()
+        self.assertEqual(lines, [f"{i} {sum(k * k for k in range(i + 1))}" for i in range(len(lines))])
+
+    def test_suspend_from_the_program(self):
+        prog = os.path.join(self.dir, "self_suspend.py")
+        with open(prog, "w") as f:
+            f.write("import stasis\nvalues = []\nfor i in range(6):\n    values.append(i)\n"
+                    "    if i == 2:\n        stasis.suspend()\n    print(i, values)\n")
+        r = self.run_stasis("run", "--snapshot", self.snap, prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertEqual(r.stdout, "0 [0]\n1 [0, 1]\n")
+        out = self.finish(r.stdout)
+        self.assertEqual(out.splitlines()[-1], "5 [0, 1, 2, 3, 4, 5]")
+        self.assertEqual(len(out.splitlines()), 6)
+
+    def test_checkpoint_returns_false_then_true(self):
+        prog = os.path.join(self.dir, "ck.py")
+        with open(prog, "w") as f:
+            f.write("import stasis\nn = 41\nresumed = stasis.checkpoint('ck.snap')\nn += 1\n"
+                    "print('resumed' if resumed else 'original', n)\n")
+        r = self.run_stasis("run", prog)
+        self.assertEqual((r.returncode, r.stdout), (0, "original 42\n"), r.stderr)
+        for _ in range(2):  # the same checkpoint resumes identically, as often as wanted
+            r = self.run_stasis("resume", "ck.snap")
+            self.assertEqual((r.returncode, r.stdout), (0, "resumed 42\n"), r.stderr)
+
+    def test_unsuspendable_stack_times_out_and_the_program_goes_on(self):
+        prog = os.path.join(self.dir, "sorted_cb.py")
+        with open(prog, "w") as f:
+            f.write("import time\ndef key(x):\n    time.sleep(0.3)\n    return -x\n"
+                    "print(sorted(range(8), key=key))\n")
+        r = self.run_stasis("run", "--quota", "0.2", "--safe-point-timeout", "0.5", "--snapshot", self.snap, prog)
+        self.assertIn("could not suspend within 0.5 s", r.stderr)
+        self.assertIn("called from C", r.stderr)
+        self.assertIn("key", r.stderr)
+        self.assertEqual(r.stdout, "[7, 6, 5, 4, 3, 2, 1, 0]\n")
+        self.assertFalse(os.path.exists(self.snap))
+
+
+class BadResume(StasisCase):
+    def suspended(self):
+        r = self.run_stasis("run", "--suspend-after", "30", "--snapshot", self.snap, self.prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        with open(self.snap, "rb") as f:
+            return f.read()
+
+    def assert_intact(self, before):
+        with open(self.snap, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+    def test_object_snapshot_is_not_a_program(self):
+        import stasis
+        stasis.dump([1, 2], self.snap)
+        r = self.run_stasis("resume", self.snap)
+        self.assertEqual(r.returncode, 94)
+        self.assertIn("stasis.load", r.stderr)
+
+    def test_truncated_snapshot(self):
+        data = self.suspended()
+        with open(self.snap, "wb") as f:
+            f.write(data[: len(data) // 2])
+        r = self.run_stasis("resume", self.snap)
+        self.assertEqual(r.returncode, 92, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+    def test_other_python_minor_version(self):
+        sys.path.insert(0, os.path.join(HERE, "..", "format"))
+        from snapfile import PY_HEXVERSION_AT, with_preamble_patch
+        data = self.suspended()
+        with open(self.snap, "wb") as f:
+            f.write(with_preamble_patch(data, PY_HEXVERSION_AT, (0x030C00F0).to_bytes(4, "little")))
+        r = self.run_stasis("resume", self.snap)
+        self.assertEqual(r.returncode, 94, r.stderr)
+        self.assertIn("CPython 3.12.x is needed", r.stderr)
+
+    def test_program_modules_travel_in_the_snapshot(self):
+        """A module of the program itself (under the script's directory) is captured by value:
+        resuming needs no file of the program."""
+        with open(os.path.join(self.dir, "mine.py"), "w") as f:
+            f.write("def double(v):\n    return 2 * v\n")
+        prog = os.path.join(self.dir, "uses_mine.py")
+        with open(prog, "w") as f:
+            f.write("import mine\nfor i in range(40):\n    print(mine.double(i))\n")
+        r = self.run_stasis("run", "--suspend-after", "20", "--snapshot", self.snap, prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        os.remove(os.path.join(self.dir, "mine.py"))
+        os.remove(prog)
+        rest = self.run_stasis("resume", self.snap)
+        self.assertEqual(rest.returncode, 0, rest.stderr)
+        self.assertEqual((r.stdout + rest.stdout).split(), [str(2 * i) for i in range(40)])
+
+    def test_missing_library_module(self):
+        lib = tempfile.mkdtemp(prefix="stasis-lib-")
+        self.addCleanup(shutil.rmtree, lib, True)
+        with open(os.path.join(lib, "vanishing.py"), "w") as f:
+            f.write("class Thing:\n    def __init__(self, v):\n        self.v = v\n")
+        prog = os.path.join(self.dir, "uses_lib.py")
+        with open(prog, "w") as f:
+            f.write("import sys\nsys.path.append(%r)\nimport vanishing\nthings = []\n"
+                    "for i in range(50):\n    things.append(vanishing.Thing(i))\n    print(i)\n" % lib)
+        r = self.run_stasis("run", "--suspend-after", "20", "--snapshot", self.snap, prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        with open(self.snap, "rb") as f:
+            before = f.read()
+        shutil.rmtree(lib)
+        r = self.run_stasis("resume", self.snap)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertIn("vanishing", r.stderr)
+        self.assert_intact(before)
+
+
+if __name__ == "__main__":
+    unittest.main()
