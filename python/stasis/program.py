@@ -88,6 +88,7 @@ class Session:
         if o.quota is not None:
             self._timer = threading.Timer(o.quota, self.request_from_other_thread)
             self._timer.daemon = True
+            self._timer._stasis_internal = True
             self._timer.start()
         _write_pid_record(self)
 
@@ -117,6 +118,7 @@ class Session:
             sys.stderr.flush()
         t = threading.Timer(self.options.safe_point_timeout, give_up)
         t.daemon = True
+        t._stasis_internal = True
         t.start()
 
     # --- capture -------------------------------------------------------------------------------
@@ -162,6 +164,15 @@ class Session:
 
     def _on_capture(self, frames: list) -> None:
         """At the safe point: write the snapshot, flush, exit 75. No other Python code runs."""
+        others = program_threads()
+        if others:
+            names = ", ".join(t.name for t in others)
+            sys.stderr.write(f"stasis: error: cannot suspend: the program runs {len(others)} other "
+                             f"thread(s) ({names}), and suspending programs with several threads is "
+                             "not built yet; the program keeps running\n")
+            sys.stderr.flush()
+            self.requested = False
+            return
         try:
             self.write_snapshot(frames, self.path)
         except StasisError as e:
@@ -181,6 +192,19 @@ class Session:
         self.selection = selection
         self.install_triggers()
         exec(code, globals_)
+
+
+def program_threads() -> list:
+    """Live threads of the program other than the main thread (Stasis's own are left out)."""
+    out = []
+    for t in threading.enumerate():
+        if t is threading.main_thread() or getattr(t, "_stasis_internal", False):
+            continue
+        target = getattr(t, "_target", None)
+        if str(getattr(target, "__module__", "")).startswith("stasis."):
+            continue
+        out.append(t)
+    return out
 
 
 def _key(key_file: Optional[str]) -> Optional[bytes]:

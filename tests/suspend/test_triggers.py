@@ -199,5 +199,16 @@ class BadResume(StasisCase):
         self.assert_intact(before)
 
 
+
+class NotYet(StasisCase):
+    def test_programs_with_other_threads_are_refused_and_keep_running(self):
+        prog = os.path.join(HERE, "..", "..", "samples", "worker_pool.py")
+        r = self.run_stasis("run", "--suspend-after", "300", "--snapshot", self.snap, prog)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("results 2000", r.stdout)
+        self.assertIn("several threads is not built yet", r.stderr)
+        self.assertFalse(os.path.exists(self.snap))
+
+
 if __name__ == "__main__":
     unittest.main()
