@@ -25,8 +25,9 @@ PyObject* g_savers = nullptr;
 PyObject* g_loaders = nullptr;
 
 void write_objects(format::SnapshotWriter& file, PyObject* obj, const std::string& kind,
-                   uint64_t hash_seed = 0, std::vector<std::string> modules = {}) {
-  format::PayloadWriter payload(file, format::PayloadHeader{kind, 1, hash_seed, modules});
+                   uint64_t hash_seed = 0, std::vector<std::string> modules = {},
+                   std::vector<std::string> sys_path = {}) {
+  format::PayloadWriter payload(file, format::PayloadHeader{kind, 1, hash_seed, modules, std::move(sys_path)});
   snapshot::HeapEncoder encoder(payload, snapshot::Registry{g_savers});
   encoder.set_by_value_modules(std::move(modules));
   encoder.encode(obj);
@@ -150,17 +151,17 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "modules", nullptr};
-    PyObject *obj, *path, *key = Py_None, *modules = Py_None;
+    static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "modules",
+                                  "sys_path", nullptr};
+    PyObject *obj, *path, *key = Py_None, *modules = Py_None, *sys_path = Py_None;
     int level = 3;
     const char* kind = nullptr;
     unsigned long long hash_seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKO:dump", const_cast<char**>(names), &obj,
-                                     &path, &key, &level, &kind, &hash_seed, &modules))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOO:dump", const_cast<char**>(names), &obj,
+                                     &path, &key, &level, &kind, &hash_seed, &modules, &sys_path))
       throw Error::python();
-    std::vector<std::string> module_names = strings_of(modules);
     auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level, kind_of(kind)));
-    write_objects(file, obj, kind_of(kind), hash_seed, module_names);
+    write_objects(file, obj, kind_of(kind), hash_seed, strings_of(modules), strings_of(sys_path));
     file.commit();
     return Ref::borrow(Py_None);
   });
@@ -228,6 +229,13 @@ PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
     set_item(info.get(), "root_count", int_of(h.root_count));
     set_item(info.get(), "hash_seed", int_of(h.hash_seed));
     set_item(info.get(), "modules", modules);
+    Ref search = Ref::steal(PyList_New(0));
+    if (!search) throw Error::python();
+    for (const std::string& m : h.sys_path) {
+      Ref entry = str_of(m);
+      if (!entry || PyList_Append(search.get(), entry.get()) < 0) throw Error::python();
+    }
+    set_item(info.get(), "sys_path", search);
     return info;
   });
 }

@@ -1,5 +1,8 @@
 #include "engine/program_api.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -65,17 +68,20 @@ int replay_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject*) {
   Py_ssize_t n = PyList_GET_SIZE(r->frames.get());
   if (r->next >= n) return 0;
   PyObject* record = PyList_GET_ITEM(r->frames.get(), r->next);
-  if (!restore::frame_matches(frame, record)) return 0;
-  if (r->next > 0) {
-    Ref back = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(frame)));
-    if (back.get() != r->restored.back().get()) return 0;  // same code, another activation
-  }
   try {
+    if (r->next > 0) {
+      Ref back = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(frame)));
+      if (back.get() != r->restored.back().get()) return 0;  // not called by the last rebuilt frame
+    }
+    if (!restore::frame_matches(frame, record)) return 0;
     restore::restore_frame(frame, record);
   } catch (const Error& e) {
-    PyEval_SetTrace(nullptr, nullptr);
-    raise_python(e);
-    return -1;
+    // The stack cannot be rebuilt. Raising here would run the program's own exception handlers
+    // on a half-rebuilt stack; instead end the resume as Stasis errors end: one line, its status.
+    // Nothing of the program has run yet, and the snapshot is untouched.
+    std::fprintf(stderr, "stasis: error: cannot resume: %s\n", e.what());
+    std::fflush(stderr);
+    _exit(e.code() == ErrorCode::PythonError ? int(ErrorCode::Internal) : int(e.code()));
   }
   r->restored.push_back(Ref::borrow(reinterpret_cast<PyObject*>(frame)));
   if (++r->next == n) {

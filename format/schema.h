@@ -33,9 +33,12 @@ struct PayloadHeader {
   // "program" payloads: the program's own modules (captured by value). `stasis resume` creates
   // them, empty, before building objects, so functions restored by value find their globals.
   std::vector<std::string> modules;
+  // "program" payloads: the program's sys.path, set before building objects so that the library
+  // modules it refers to are found where the program found them.
+  std::vector<std::string> sys_path;
   template <class Archive>
   void serialize(Archive& ar, std::uint32_t /*version*/) {
-    ar(kind, root_count, hash_seed, modules);
+    ar(kind, root_count, hash_seed, modules, sys_path);
   }
 };
 

@@ -14,9 +14,29 @@ Error bad_record(const std::string& what) {
 }  // namespace
 
 bool frame_matches(PyFrameObject* frame, PyObject* record) {
-  return PyTuple_Check(record) && PyTuple_GET_SIZE(record) == 5 &&
-         reinterpret_cast<PyObject*>(internals::frame_code(internals::interpreter_frame(frame))) ==
-             PyTuple_GET_ITEM(record, 0);
+  if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 5) return false;
+  PyCodeObject* live = internals::frame_code(internals::interpreter_frame(frame));
+  PyObject* want = PyTuple_GET_ITEM(record, 0);
+  if (reinterpret_cast<PyObject*>(live) == want) return true;
+  if (!PyCode_Check(want)) return false;
+  auto* rec = reinterpret_cast<PyCodeObject*>(want);
+  if (live->co_firstlineno != rec->co_firstlineno ||
+      PyObject_RichCompareBool(live->co_qualname, rec->co_qualname, Py_EQ) != 1 ||
+      PyObject_RichCompareBool(live->co_filename, rec->co_filename, Py_EQ) != 1) {
+    PyErr_Clear();
+    return false;
+  }
+  Ref a = Ref::steal(PyCode_GetCode(live));
+  Ref b = Ref::steal(PyCode_GetCode(rec));
+  if (!a || !b) throw Error::python();
+  if (PyObject_RichCompareBool(a.get(), b.get(), Py_EQ) == 1) return true;
+  PyErr_Clear();
+  const char* q = PyUnicode_AsUTF8(rec->co_qualname);
+  const char* f = PyUnicode_AsUTF8(rec->co_filename);
+  throw Error(ErrorCode::IncompatibleSnapshot,
+              std::string("the code of ") + (q ? q : "?") + " (" + (f ? f : "?") +
+                  ") changed since the snapshot was taken: resume with the version of that module "
+                  "the program ran with");
 }
 
 void restore_frame(PyFrameObject* frame, PyObject* record) {

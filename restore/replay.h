@@ -9,7 +9,10 @@
 
 namespace stasis::restore {
 
-// True when `frame` is the frame `record` describes (same code object).
+// True when `frame` runs the code `record` describes: the same code object, or (for code that
+// was re-imported, such as a library module's) a code object with the same name, file, first line
+// and bytecode. Throws IncompatibleSnapshot when name, file and line match but the bytecode does
+// not: the code changed since the snapshot was taken.
 bool frame_matches(PyFrameObject* frame, PyObject* record);
 
 // Writes the record's locals into `frame`, pushes its stack values and jumps to its offset. Only

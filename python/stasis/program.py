@@ -160,7 +160,8 @@ class Session:
     def write_snapshot(self, frames: list, path: str) -> None:
         _flush_std_streams()
         _engine.dump(self.program_state(frames), path, kind="program", hash_seed=self.hash_seed,
-                     key=_key(self.options.key_file), modules=list(self.user_modules()))
+                     key=_key(self.options.key_file), modules=list(self.user_modules()),
+                     sys_path=[p for p in sys.path if isinstance(p, str)])
 
     def _on_capture(self, frames: list) -> None:
         """At the safe point: write the snapshot, flush, exit 75. No other Python code runs."""
@@ -278,6 +279,7 @@ def resume(snapshot: str, options: Options) -> int:
 
     # The program's own modules exist (empty) before the heap is rebuilt, so that functions and
     # classes restored by value find their globals by module name.
+    sys.path[:] = header["sys_path"]  # library modules are imported from where the program had them
     fresh = _create_modules(header["modules"])
     state = _engine.load(snapshot, key=_key(options.key_file), kind="program")
     if state.get("layout") != PROGRAM_LAYOUT:

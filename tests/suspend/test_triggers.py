@@ -200,6 +200,38 @@ class BadResume(StasisCase):
 
 
 
+class ChangedCode(StasisCase):
+    def test_changed_library_code_is_refused_with_a_clear_error(self):
+        lib = tempfile.mkdtemp(prefix="stasis-lib-")
+        self.addCleanup(shutil.rmtree, lib, True)
+        with open(os.path.join(lib, "mylib.py"), "w") as f:
+            f.write("def apply_all(fn, items):\n    out = []\n    for x in items:\n"
+                    "        out.append(fn(x))\n    return out\n")
+        prog = os.path.join(self.dir, "prog.py")
+        with open(prog, "w") as f:
+            f.write("import sys\nsys.path.insert(0, %r)\nimport mylib\n"
+                    "def sq(x):\n    print('sq', x)\n    return x * x\n"
+                    "print(mylib.apply_all(sq, range(8)))\n" % lib)
+        r = self.run_stasis("run", "--rewrite", "mylib", "--suspend-after", "12", "--snapshot", self.snap, prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        with open(self.snap, "rb") as f:
+            before = f.read()
+        with open(os.path.join(lib, "mylib.py"), "a") as f:
+            f.write("\n")  # same code: still resumable
+        ok = self.run_stasis("resume", self.snap)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        with open(self.snap, "wb") as f:
+            f.write(before)
+        with open(os.path.join(lib, "mylib.py"), "w") as f:
+            f.write("def apply_all(fn, items):\n    out = [] ; extra = 1\n    for x in items:\n"
+                    "        out.append(fn(x))\n    return out\n")
+        r = self.run_stasis("resume", self.snap)
+        self.assertEqual(r.returncode, 94, r.stderr)
+        self.assertIn("the code of apply_all", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+
 class NotYet(StasisCase):
     def test_programs_with_other_threads_are_refused_and_keep_running(self):
         prog = os.path.join(HERE, "..", "..", "samples", "worker_pool.py")
