@@ -26,8 +26,8 @@ PyObject* g_loaders = nullptr;
 
 void write_objects(format::SnapshotWriter& file, PyObject* obj, const std::string& kind,
                    uint64_t hash_seed = 0, std::vector<std::string> modules = {},
-                   std::vector<std::string> sys_path = {}) {
-  format::PayloadWriter payload(file, format::PayloadHeader{kind, 1, hash_seed, modules, std::move(sys_path)});
+                   std::string meta = "") {
+  format::PayloadWriter payload(file, format::PayloadHeader{kind, 1, hash_seed, std::move(meta)});
   snapshot::HeapEncoder encoder(payload, snapshot::Registry{g_savers});
   encoder.set_by_value_modules(std::move(modules));
   encoder.encode(obj);
@@ -151,17 +151,18 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "modules",
-                                  "sys_path", nullptr};
-    PyObject *obj, *path, *key = Py_None, *modules = Py_None, *sys_path = Py_None;
+    static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "by_value",
+                                  "meta", nullptr};
+    PyObject *obj, *path, *key = Py_None, *by_value = Py_None;
     int level = 3;
     const char* kind = nullptr;
+    const char* meta = "";
     unsigned long long hash_seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOO:dump", const_cast<char**>(names), &obj,
-                                     &path, &key, &level, &kind, &hash_seed, &modules, &sys_path))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOs:dump", const_cast<char**>(names), &obj,
+                                     &path, &key, &level, &kind, &hash_seed, &by_value, &meta))
       throw Error::python();
     auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level, kind_of(kind)));
-    write_objects(file, obj, kind_of(kind), hash_seed, strings_of(modules), strings_of(sys_path));
+    write_objects(file, obj, kind_of(kind), hash_seed, strings_of(by_value), meta);
     file.commit();
     return Ref::borrow(Py_None);
   });
@@ -217,25 +218,12 @@ PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
     auto file = format::SnapshotReader::open_file(path_of(path), options);
     format::PayloadReader reader(file);
     const auto& h = reader.header();
-    Ref modules = Ref::steal(PyList_New(0));
-    if (!modules) throw Error::python();
-    for (const std::string& m : h.modules) {
-      Ref name = str_of(m);
-      if (!name || PyList_Append(modules.get(), name.get()) < 0) throw Error::python();
-    }
     Ref info = Ref::steal(PyDict_New());
     if (!info) throw Error::python();
     set_item(info.get(), "kind", str_of(h.kind));
     set_item(info.get(), "root_count", int_of(h.root_count));
     set_item(info.get(), "hash_seed", int_of(h.hash_seed));
-    set_item(info.get(), "modules", modules);
-    Ref search = Ref::steal(PyList_New(0));
-    if (!search) throw Error::python();
-    for (const std::string& m : h.sys_path) {
-      Ref entry = str_of(m);
-      if (!entry || PyList_Append(search.get(), entry.get()) < 0) throw Error::python();
-    }
-    set_item(info.get(), "sys_path", search);
+    set_item(info.get(), "meta", str_of(h.meta));
     return info;
   });
 }

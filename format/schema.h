@@ -30,15 +30,14 @@ struct PayloadHeader {
   // "program" payloads: PYTHONHASHSEED of the suspended program; `stasis resume` must know it
   // before it builds any object (set and str-keyed orders depend on it). 0 for "objects".
   uint64_t hash_seed = 0;
-  // "program" payloads: the program's own modules (captured by value). `stasis resume` creates
-  // them, empty, before building objects, so functions restored by value find their globals.
-  std::vector<std::string> modules;
-  // "program" payloads: the program's sys.path, set before building objects so that the library
-  // modules it refers to are found where the program found them.
-  std::vector<std::string> sys_path;
+  // "program" payloads: what `stasis resume` sets up before it builds any object, as a JSON
+  // object (python/stasis/program.py, FORMAT.md): the program's own modules (created empty, so
+  // functions restored by value find their globals), its sys.path, and the import hook's
+  // selection (roots, rewrite, no_rewrite), so that re-imported modules get the same code. "" else.
+  std::string meta;
   template <class Archive>
   void serialize(Archive& ar, std::uint32_t /*version*/) {
-    ar(kind, root_count, hash_seed, modules, sys_path);
+    ar(kind, root_count, hash_seed, meta);
   }
 };
 

@@ -12,6 +12,7 @@ before any other Python code runs.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal as _signal
@@ -159,9 +160,12 @@ class Session:
 
     def write_snapshot(self, frames: list, path: str) -> None:
         _flush_std_streams()
+        modules = list(self.user_modules())
+        meta = {"modules": modules, "sys_path": [p for p in sys.path if isinstance(p, str)],
+                "roots": list(getattr(self.selection, "roots", ())), "rewrite": list(self.options.rewrite),
+                "no_rewrite": list(self.options.no_rewrite)}
         _engine.dump(self.program_state(frames), path, kind="program", hash_seed=self.hash_seed,
-                     key=_key(self.options.key_file), modules=list(self.user_modules()),
-                     sys_path=[p for p in sys.path if isinstance(p, str)])
+                     key=_key(self.options.key_file), by_value=modules, meta=json.dumps(meta))
 
     def _on_capture(self, frames: list) -> None:
         """At the safe point: write the snapshot, flush, exit 75. No other Python code runs."""
@@ -277,10 +281,16 @@ def resume(snapshot: str, options: Options) -> int:
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     from .compiler_hooks import hook, runner
 
-    # The program's own modules exist (empty) before the heap is rebuilt, so that functions and
-    # classes restored by value find their globals by module name.
-    sys.path[:] = header["sys_path"]  # library modules are imported from where the program had them
-    fresh = _create_modules(header["modules"])
+    meta = json.loads(header["meta"])
+    # Before any object is built: library modules are imported from where the program had them,
+    # through the same import hook (so rewritten code is the same), and the program's own modules
+    # exist, empty, for functions restored by value.
+    sys.path[:] = meta["sys_path"]
+    rewrite = options.rewrite or meta["rewrite"]
+    no_rewrite = options.no_rewrite or meta["no_rewrite"]
+    selection = hook.Selection([r.rstrip("/") for r in meta["roots"]], rewrite, no_rewrite)
+    hook.install(selection)
+    fresh = _create_modules(meta["modules"])
     state = _engine.load(snapshot, key=_key(options.key_file), kind="program")
     if state.get("layout") != PROGRAM_LAYOUT:
         raise IncompatibleSnapshotError(f"program layout {state.get('layout')} found, this Stasis reads "
@@ -292,10 +302,6 @@ def resume(snapshot: str, options: Options) -> int:
     except OSError as e:
         sys.stderr.write(f"stasis: warning: cannot change to the program's directory {state['cwd']}: "
                          f"{e.strerror}; staying in {os.getcwd()}\n")
-    rewrite = options.rewrite or state["rewrite"]
-    no_rewrite = options.no_rewrite or state["no_rewrite"]
-    selection = hook.Selection([r.rstrip("/") for r in state["roots"]], rewrite, no_rewrite)
-    hook.install(selection)
     main = _fill_modules(fresh, state["modules"])
     random.setstate(state["random"])
 
