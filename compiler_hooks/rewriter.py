@@ -568,8 +568,12 @@ class _Lowerer:
             del self.blocks[-1][mark:]
             first = (head, False)
         # If-chain: `.r = a; if .r: .r = b; ...` (`if not .r` for `or`).
-        result = self.new_temp()
-        pre.append(ast.copy_location(ast.Assign(targets=[_store(result, e)], value=first[0]), e.values[0]))
+        head_e = first[0]
+        if isinstance(head_e, ast.Name) and head_e.id.startswith(TEMP_PREFIX) and not first[1]:
+            result = head_e.id              # already our own temporary: it becomes the result
+        else:
+            result = self.new_temp()
+            pre.append(ast.copy_location(ast.Assign(targets=[_store(result, e)], value=head_e), e.values[0]))
         tail = pre
         for v in rest:
             test: ast.expr = _load(result, v)
