@@ -100,6 +100,8 @@ def has_site(node: ast.AST | None) -> bool:
         return False
     if isinstance(node, SUSPENSION_NODES) and not is_pure_call(node):
         return True
+    if isinstance(node, ast.Lambda) and _lambda_needs_lowering(node):
+        return True                 # hoisted into a def where it is evaluated (x_Lambda)
     return any(has_site(c) for c in eval_children(node))
 
 
@@ -438,6 +440,8 @@ class _Lowerer:
         return self._comp_iter(e, pre, False)
 
     def x_Lambda(self, e: ast.Lambda, pre: list[ast.stmt]) -> Res:
+        if self.in_function and _lambda_needs_lowering(e):
+            return self._lambda_function(e, pre), False
         a = e.args
         kwd = [d for d in a.kw_defaults if d is not None]
         rs = self.seq([*a.defaults, *kwd], pre)
@@ -448,6 +452,20 @@ class _Lowerer:
                              kwonlyargs=a.kwonlyargs, kw_defaults=kw_defaults, kwarg=a.kwarg,
                              defaults=defaults)
         return _like(ast.Lambda(args=args, body=e.body), e), any(s for _, s in rs)
+
+    def _lambda_function(self, e: ast.Lambda, pre: list[ast.stmt]) -> ast.expr:
+        """`lambda a: g(h(a))` whose body holds nested sites becomes `def <lambda>(a): return
+        g(h(a))` (same name, qualname, first line, no docstring), lowered like any function
+        and bound to a temporary where the lambda was evaluated."""
+        body = [ast.copy_location(ast.Return(value=e.body), e.body)]
+        stable = self.scopes.stable_names_of('lambda', e.lineno)
+        lowered = _Lowerer(self.scopes, stable).block(body)
+        fdef = ast.copy_location(ast.FunctionDef(name='<lambda>', args=e.args, body=lowered,
+                                                 decorator_list=[], returns=None, type_comment=None), e)
+        pre.append(fdef)
+        t = self.assign_temp(_load('<lambda>', e), pre)
+        pre.append(self._delete(['<lambda>'], e))
+        return t
 
     def x_NamedExpr(self, e: ast.NamedExpr, pre: list[ast.stmt]) -> Res:
         r, s = self.expr(e.value, pre)
@@ -986,6 +1004,15 @@ class _Inserter(list):
 def _sites_in(node: ast.AST) -> int:
     n = 1 if isinstance(node, SUSPENSION_NODES) and not is_pure_call(node) else 0
     return n + sum(_sites_in(c) for c in eval_children(node))
+
+
+def _lambda_needs_lowering(e: ast.Lambda) -> bool:
+    if any(has_site(d) for d in (*e.args.defaults, *e.args.kw_defaults) if d is not None):
+        return False
+    for n in ast.walk(e.body):
+        if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+            return False
+    return _sites_in(e.body) > 1
 
 
 def _comprehension_needs_lowering(e: ast.ListComp | ast.SetComp | ast.DictComp) -> bool:
