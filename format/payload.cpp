@@ -250,6 +250,7 @@ const char* op_name(uint8_t op) {
     case Op::DeadWeakRef: return "DeadWeakRef";
     case Op::Registered: return "Registered";
     case Op::ExceptionState: return "ExceptionState";
+    case Op::ShapeValues: return "ShapeValues";
   }
   return nullptr;
 }
@@ -330,6 +331,17 @@ OpSummary scan_ops(PayloadReader& r) {
         break;
       }
       case Op::FrozenSet: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
+      case Op::ShapeValues: {
+        uint64_t id = r.uvar();
+        if (id >= s.memo_count)
+          throw Error(ErrorCode::CorruptSnapshot, "ShapeValues of memo id " + std::to_string(id) +
+                                                      " at op byte " + std::to_string(at) +
+                                                      " before it was defined");
+        uint64_t k = r.uvar();
+        need(k + 1, op, at);
+        depth -= k;
+        break;
+      }
       case Op::Module: case Op::Code: case Op::Generator: need(1, op, at); break;
       case Op::Global: case Op::Reduce: case Op::NewObj: case Op::Build: case Op::CellSet:
       case Op::ClassState: case Op::WeakRef: case Op::Registered:

@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 2;
+inline constexpr uint16_t kFormatVersion = 3;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -72,7 +72,7 @@ enum class Op : uint8_t {
   False = 0x03,      // push False
   IntSmall = 0x04,   // svar v: push int v (|v| < 2**63)
   IntBig = 0x05,     // uvar n, n bytes: push int from little-endian two's complement
-  Float = 0x06,      // 8 bytes IEEE-754 little-endian: push float
+  Float = 0x06,      // 8 bytes IEEE-754 big-endian (since version 3): push float
   Str = 0x07,        // uvar n, n bytes UTF-8 (surrogates pass through): push str
   Bytes = 0x08,      // uvar n, n bytes: push bytes
   Memo = 0x09,       // give the value on top of the stack the next memo id (stays on the stack)
@@ -112,8 +112,10 @@ enum class Op : uint8_t {
   DeadWeakRef = 0x2A,     // push a dead weakref.ref
   Registered = 0x2B,      // pop key (str), state: push load(state) of the handler registered under key
   ExceptionState = 0x2C,  // pop cause, context, suppress_context: set them on the exception below
+  ShapeValues = 0x2D,     // uvar id, uvar k: pop k values, insert them into the dict below under the
+                          // k str keys of the tuple memo[id] (a "shape": dicts with the same keys)
 };
-inline constexpr uint8_t kLastOp = 0x2C;
+inline constexpr uint8_t kLastOp = 0x2D;
 
 // The reconstructors a Reduce op may call besides classes (FORMAT.md, "What loading may import and
 // call"): module and qualname. Both sides check against this list; nothing else is ever called.

@@ -42,6 +42,11 @@ void HeapDecoder::push(PyObject* obj) {
   stack_.push_back(obj);
 }
 
+PyObject* HeapDecoder::memo(uint64_t id) {
+  if (id >= memo_.size()) corrupt("reference to undefined memo id " + std::to_string(id));
+  return memo_[id];
+}
+
 Ref HeapDecoder::pop() {
   if (stack_.empty()) corrupt("an op needs a value, the stack is empty");
   PyObject* o = stack_.back();
@@ -84,9 +89,12 @@ Ref HeapDecoder::decode() {
         push(_PyLong_FromByteArray(reinterpret_cast<const unsigned char*>(b.data()), b.size(), 1, 1));
         break;
       }
-      case Op::Float: {
+      case Op::Float: {  // big-endian since format version 3
+        uint64_t bits;
+        in_.raw(&bits, sizeof bits);
+        bits = __builtin_bswap64(bits);
         double d;
-        in_.raw(&d, sizeof d);
+        std::memcpy(&d, &bits, sizeof d);
         push(PyFloat_FromDouble(d));
         break;
       }

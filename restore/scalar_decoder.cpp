@@ -82,4 +82,20 @@ void decode_floats(HeapDecoder& d, uint8_t) {
   if (PyList_SetSlice(list, base, base, tail.get()) < 0) throw Error::python();
 }
 
+void decode_shape_values(HeapDecoder& d, uint8_t) {
+  PyObject* keys = d.memo(d.in().uvar());
+  uint64_t k = d.in().uvar();
+  if (!PyTuple_CheckExact(keys) || uint64_t(PyTuple_GET_SIZE(keys)) != k)
+    d.corrupt("ShapeValues names a shape that is not a tuple of " + std::to_string(k) + " keys");
+  d.need(k + 1, "ShapeValues");
+  PyObject* dict = d.container_below(k, &PyDict_Type, "ShapeValues");
+  std::vector<PyObject*>& stack = d.stack();
+  size_t base = stack.size() - k;
+  for (uint64_t i = 0; i < k; ++i)
+    if (PyDict_SetItem(dict, PyTuple_GET_ITEM(keys, Py_ssize_t(i)), stack[base + i]) < 0)
+      d.refused("ShapeValues");
+  for (size_t i = base; i < stack.size(); ++i) Py_DECREF(stack[i]);
+  stack.resize(base);
+}
+
 }  // namespace stasis::restore
