@@ -294,7 +294,11 @@ class Registry:
         _remember(u.slots, s)
 
     def plan_probe(self, u: Update, name: str, fn: types.FunctionType, probe: Probe) -> None:
-        why = instrumentable(self.current_code(fn))
+        kind = "line" if probe.line is not None or probe.line_callback is not None else "calls"
+        g = self.groups.get(id(fn.__code__))
+        if g is not None and kind == "calls" and any(p.line is not None or p.line_callback for p in g.probes):
+            kind = "line"
+        why = instrumentable(self.current_code(fn), kind)
         if why:
             raise UpdateRefusedError(f"instrument {name}: {why}")
         g = self.group_for(fn, name)
@@ -302,6 +306,9 @@ class Registry:
         _remember(u.groups, g)
 
     def plan_profile(self, u: Update, name: str, fn: types.FunctionType) -> None:
+        why = instrumentable(self.current_code(fn), "profile")
+        if why:
+            raise UpdateRefusedError(f"profile {name}: {why}")
         g = self.group_for(fn, name)
         g.profiles.append((u.id, name))
         _remember(u.groups, g)

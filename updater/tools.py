@@ -54,7 +54,7 @@ def matching_functions(pattern: str) -> Tuple[List[Tuple[str, types.FunctionType
         fn = innermost_function(value)
         if fn is None or not rx.match(name) or id(fn.__code__) in found:
             return
-        why = instrumentable(registry.current_code(fn))
+        why = instrumentable(registry.current_code(fn), "profile")
         if why:
             skipped.append(f"{name}: {why}")
         else:

@@ -45,8 +45,12 @@ class Shop:
         x = 1
         return x / 0
 
-def gen():
-    yield 1
+def gen(n):
+    yield n
+    return "done"
+
+async def coro(x):
+    return x * 2
 '''
 
 
@@ -196,8 +200,20 @@ class ApiTest(unittest.TestCase):
             m.Shop("y").fail()
         self.assertEqual(at_line, [1])
         update.revert(u)
-        with self.assertRaisesRegex(UpdateRefusedError, "generator"):
-            update.instrument(f"{self.name}.gen", before=print)
+
+    def test_instrument_generators_and_coroutines(self) -> None:
+        import asyncio
+        m = self.mod
+        seen = []
+        update.instrument(f"{self.name}.gen", before=lambda n: seen.append(("gen", n)),
+                          after=lambda return_value: seen.append(("gen done", return_value)))
+        update.instrument(f"{self.name}.coro", before=lambda x: seen.append(("coro", x)),
+                          after=lambda return_value: seen.append(("coro done", return_value)))
+        self.assertEqual(list(m.gen(7)), [7])
+        self.assertEqual(asyncio.run(m.coro(4)), 8)
+        self.assertEqual(seen, [("gen", 7), ("gen done", "done"), ("coro", 4), ("coro done", 8)])
+        with self.assertRaisesRegex(UpdateRefusedError, "generator or coroutine function.*line instruments"):
+            update.instrument(f"{self.name}.gen", line=36, before=print)
 
 
 if __name__ == "__main__":
