@@ -81,12 +81,13 @@ def compile_cached(path: str, data: bytes) -> CodeType:
     if code is None:
         try:
             code, _tree = rewrite_module(data, path)
-        except SyntaxError:
-            raise
         except Exception as e:       # noqa: B902 -- never break the program for our bug
+            # A SyntaxError of the source itself is the program's: compile() raises it again
+            # here exactly as plain Python would.  Anything else is a rewriter bug.
+            plain = compile(data, path, 'exec', dont_inherit=True)
             sys.stderr.write(f'stasis: warning: could not rewrite {path} ({type(e).__name__}: {e}); '
                              'running it unrewritten (not resumable)\n')
-            return compile(data, path, 'exec', dont_inherit=True)
+            return plain
         cache.store(path, key, code)
     return code
 

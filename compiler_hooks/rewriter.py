@@ -1010,7 +1010,8 @@ def _lambda_needs_lowering(e: ast.Lambda) -> bool:
     if any(has_site(d) for d in (*e.args.defaults, *e.args.kw_defaults) if d is not None):
         return False
     for n in ast.walk(e.body):
-        if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+        if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) or \
+                (isinstance(n, ast.comprehension) and n.is_async):
             return False
     return _sites_in(e.body) > 1
 
@@ -1024,7 +1025,9 @@ def _comprehension_needs_lowering(e: ast.ListComp | ast.SetComp | ast.DictComp) 
     parts += [c for g in e.generators for c in g.ifs] + [g.iter for g in e.generators[1:]]
     for p in parts:
         for n in ast.walk(p):
-            if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+            # (an async comprehension inside makes this one async too: it cannot become a def)
+            if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) or \
+                    (isinstance(n, ast.comprehension) and n.is_async):
                 return False
     if isinstance(e, ast.DictComp):
         # key and value share one statement-free evaluation: count them together
