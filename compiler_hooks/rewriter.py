@@ -85,6 +85,7 @@ PURE_BUILTINS = frozenset({
     'round', 'int', 'float', 'bool', 'str', 'repr', 'range', 'hex', 'oct', 'bin', 'format',
 })
 _pure_names: frozenset[str] = frozenset()      # the PURE_BUILTINS usable in the module being rewritten
+_bound_names: frozenset[str] = frozenset()     # every name the module being rewritten binds
 
 
 def is_pure_call(node: ast.AST, pure: frozenset[str] | None = None) -> bool:
@@ -657,6 +658,8 @@ class _Lowerer:
         m = getattr(self, 's_' + type(s).__name__, None)
         if m is None:
             return [s]
+        if not isinstance(s, _COMPOUND) and _introspects(s):
+            return [s]      # locals()/vars()/dir() must not see temporaries: left as written
         mark = self.ntemp
         self.blocks.append([])
         saved = self.unstable
@@ -1006,6 +1009,18 @@ def _sites_in(node: ast.AST) -> int:
     return n + sum(_sites_in(c) for c in eval_children(node))
 
 
+_INTROSPECTION = frozenset({'locals', 'vars', 'dir'})
+
+
+def _introspects(s: ast.stmt) -> bool:
+    """Does the statement call locals()/vars()/dir() without arguments (the builtins)?"""
+    for n in ast.walk(s):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _INTROSPECTION
+                and n.func.id not in _bound_names and not n.args and not n.keywords):
+            return True
+    return False
+
+
 def _lambda_needs_lowering(e: ast.Lambda) -> bool:
     if any(has_site(d) for d in (*e.args.defaults, *e.args.kw_defaults) if d is not None):
         return False
@@ -1068,17 +1083,18 @@ def _rewrite_nested(s: ast.stmt, scopes: _Scopes) -> ast.stmt:
 def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Module:
     """Rewrite a parsed module in place into the resumable form; returns it.  Sets
     `tree._stasis_pure`, the pure builtins the lowering relied on (for the table builder)."""
-    global _pure_names
+    global _pure_names, _bound_names
     assign_site_ids(tree)
     scopes = _Scopes(source, filename)
-    saved = _pure_names
+    saved = _pure_names, _bound_names
     _pure_names = scopes.pure_builtins()
+    _bound_names = frozenset(scopes.bound)
     try:
         lowerer = _Lowerer(scopes, frozenset(), in_function=False)   # module level: names may change
         tree.body = lowerer.block(tree.body) if tree.body else []
     finally:
         tree._stasis_pure = _pure_names             # type: ignore[attr-defined]
-        _pure_names = saved
+        _pure_names, _bound_names = saved
     ast.fix_missing_locations(tree)
     return tree
 
