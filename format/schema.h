@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 3;
+inline constexpr uint16_t kFormatVersion = 4;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -91,7 +91,7 @@ enum class Op : uint8_t {
   EmptySet = 0x15,        // push set()
   AddItems = 0x16,        // uvar k: pop k values, add them to the set below them
   FrozenSet = 0x17,       // uvar n: pop n values, push a frozenset of them
-  Floats = 0x18,          // uvar n, 8n bytes (byte planes, see FORMAT.md): append n floats to the list on top
+  Floats = 0x18,          // uvar n, 8n bytes (XOR-delta byte planes, FORMAT.md): append n floats to the list on top
   Global = 0x19,          // pop module name, qualname (str): push the class/function found there
   Module = 0x1A,          // pop module name (str): push the imported module
   Reduce = 0x1B,          // pop callable, args (tuple): push callable(*args); callable: a class or allowed

@@ -70,9 +70,12 @@ void decode_floats(HeapDecoder& d, uint8_t) {
   Py_ssize_t base = PyList_GET_SIZE(list);
   Ref tail = Ref::steal(PyList_New(Py_ssize_t(n)));
   if (!tail) throw Error::python();
+  uint64_t prev = 0;
   for (uint64_t i = 0; i < n; ++i) {
     uint64_t bits = 0;
     for (size_t b = 0; b < 8; ++b) bits |= uint64_t(p[b * n + i]) << (8 * b);
+    bits ^= prev;  // each value was stored XOR the one before it
+    prev = bits;
     double v;
     std::memcpy(&v, &bits, 8);
     PyObject* f = PyFloat_FromDouble(v);

@@ -102,20 +102,21 @@ void HeapEncoder::save_floats(PyObject* list, Work& w) {
          Py_IS_TYPE(PyList_GET_ITEM(list, end), &PyFloat_Type))
     ++end;
   size_t n = size_t(end - w.next);
-  planes_.resize(n * 8);
   values_.resize(n);
-  uint8_t* p = planes_.data();
   uint64_t* v = values_.data();
   PyObject** items = &PyList_GET_ITEM(list, w.next);
   for (size_t i = 0; i < n; ++i) std::memcpy(&v[i], &reinterpret_cast<PyFloatObject*>(items[i])->ob_fval, 8);
+  // Each value XOR the one before it: neighbouring floats share sign, exponent and high mantissa
+  // bits, so the high planes become mostly zero bytes, which zstd compresses fast and small.
+  for (size_t i = n; i-- > 1;) v[i] ^= v[i - 1];
+  out_.op(format::Op::Floats);
+  out_.uvar(n);
+  uint8_t* p = out_.claim(n * 8);  // the planes are written straight into the chunk buffer
   for (size_t b = 0; b < 8; ++b) {  // one plane at a time: sequential writes the compiler vectorizes
     uint8_t* plane = p + b * n;
     for (size_t i = 0; i < n; ++i) plane[i] = uint8_t(v[i] >> (8 * b));
   }
-  out_.op(format::Op::Floats);
-  out_.uvar(n);
-  out_.raw(p, n * 8);
-  for (size_t i = 0; i < n; ++i) out_.count_object();
+  out_.count_objects(n);
   w.next = end;
 }
 

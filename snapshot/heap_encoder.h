@@ -149,8 +149,7 @@ class HeapEncoder {
   std::vector<Work> stack_;
   PointerMap memo_;
   std::vector<Ref> memo_keepalive_;
-  std::vector<uint8_t> planes_;  // scratch for Floats
-  std::vector<uint64_t> values_;
+  std::vector<uint64_t> values_;  // scratch for Floats
   std::unordered_map<uint64_t, Shape> shapes_;  // by hash of the key pointers
   const Shape* last_shape_ = nullptr;
   PyObject* root_ = nullptr;
