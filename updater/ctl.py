@@ -175,7 +175,9 @@ def main(argv: Sequence[str]) -> int:
         except OSError as e:
             results[pid] = {"ok": False, "error": f"process {pid}: {e}", "code": ControlChannelError.code}
 
-    threads = [threading.Thread(target=run, args=(p,)) for p in pids]
+    # Daemon threads: Ctrl-C ends the client at once; each target sees the hang-up and reverts
+    # whatever tool it was running for us.
+    threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in pids]
     for t in threads:
         t.start()
     for t in threads:
