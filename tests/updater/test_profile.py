@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 import unittest
 import xml.etree.ElementTree as ET
 
 from stasis import _engine
+from stasis.updater import channel
 from stasis.updater.instrument import inject_profile
 from tests.updater.support import TargetTestCase
 
@@ -133,6 +135,18 @@ class CtlToolsTest(TargetTestCase):
     def test_pattern_limits_what_is_profiled(self) -> None:
         _, out, _ = self.ctl(self.proc.pid, "profile", "app.mid*", "--seconds", "0.3")
         self.assertEqual([line.split()[0] for line in out.splitlines()[1:]], ["app.middle"])
+
+    def test_client_hangup_ends_and_reverts_the_tool(self) -> None:
+        with channel.connect(self.proc.pid, timeout=20) as s:
+            channel.send(s, {"protocol": channel.PROTOCOL, "op": "trace", "function": "app.leaf", "seconds": 600})
+            self.assertIn("-> app.leaf(x=", channel.recv(s)["event"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            _, listing, _ = self.ctl(self.proc.pid, "list")
+            if "1 reverted" in listing:
+                break
+            time.sleep(0.05)
+        self.assertRegex(listing, r"1 reverted .*trace app\.leaf")
 
     def test_trace_watch_lines(self) -> None:
         _, out, _ = self.ctl(self.proc.pid, "trace", "app.middle", "--seconds", "0.3")
