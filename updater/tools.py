@@ -83,6 +83,19 @@ def _thread_names() -> Dict[str, str]:
 def profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, Any]:
     """Wraps the matching functions for `seconds` (or until `stop`), then reverts; returns the call
     tree rows: [thread id, [function, ...], calls, total ns, self ns]."""
+    if not _profile_lock.acquire(blocking=False):
+        raise UpdateRefusedError("another profile is running in this process (one at a time: the C++ "
+                                 "session is per process); try again when it ends")
+    try:
+        return _profile(pattern, seconds, stop)
+    finally:
+        _profile_lock.release()
+
+
+_profile_lock = threading.Lock()
+
+
+def _profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, Any]:
     functions, skipped = matching_functions(pattern)
     if not functions:
         raise UpdateRefusedError(f"no function of a loaded module matches {pattern!r}"

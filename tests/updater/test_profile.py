@@ -132,6 +132,15 @@ class CtlToolsTest(TargetTestCase):
         _, listing, _ = self.ctl(self.proc.pid, "list")
         self.assertRegex(listing, r"1 reverted .*profile app\.\*")
 
+    def test_one_profile_at_a_time(self) -> None:
+        with channel.connect(self.proc.pid, timeout=20) as s:
+            channel.send(s, {"protocol": channel.PROTOCOL, "op": "profile", "pattern": "app.*", "seconds": 600})
+            deadline = time.monotonic() + 20   # wait until the first profile is applied
+            while "applied" not in self.ctl(self.proc.pid, "list")[1] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            _, _, err = self.ctl(self.proc.pid, "profile", "app.*", "--seconds", "0.1", expect=102)
+            self.assertIn("another profile is running", err)
+
     def test_pattern_limits_what_is_profiled(self) -> None:
         _, out, _ = self.ctl(self.proc.pid, "profile", "app.mid*", "--seconds", "0.3")
         self.assertEqual([line.split()[0] for line in out.splitlines()[1:]], ["app.middle"])
