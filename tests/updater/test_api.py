@@ -9,6 +9,7 @@ import types
 import unittest
 
 from stasis import update
+from stasis.updater import apply_file
 from stasis.updater.errors import NotQuiescentError, UpdateRefusedError
 
 SOURCE = '''
@@ -181,6 +182,25 @@ class ApiTest(unittest.TestCase):
         update.convert(f"{self.name}.Shop", Store)
         self.assertEqual([type(s) for s in shops], [Store, Store])      # converted at once
         self.assertEqual([s.hello() for s in shops], ["hi store a", "hi store b"])
+
+    def test_a_refused_attribute_rolls_the_whole_commit_back(self) -> None:
+        import enum
+
+        class Color(enum.Enum):
+            RED = 1
+        self.mod.Color = Color
+        shop = self.mod.Shop("a")
+        source = (f"from stasis.update import convert, redefine\n"
+                  f"convert('{self.name}.Shop', lambda s: None, lazy=True, undo=lambda s: None)\n"
+                  f"class Color:\n"
+                  f"    RED = 2\n"                       # EnumType refuses to reassign a member
+                  f"redefine('{self.name}.Color', Color)\n")
+        before = len(update.list_updates())
+        with self.assertRaisesRegex(AttributeError, "RED"):
+            apply_file("<rollback test>", source)
+        self.assertIs(type(shop), self.mod.Shop)            # the retyping was undone
+        self.assertEqual(Color.RED.value, 1)
+        self.assertEqual(len(update.list_updates()), before)
 
     def test_instrument_keeps_tracebacks_and_arguments_explicit(self) -> None:
         m = self.mod
