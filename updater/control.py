@@ -40,12 +40,16 @@ def serve_updates() -> None:
         except FileNotFoundError:
             pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
+        old_umask = os.umask(0o177)   # the socket file is 0600 from the start
         try:
             sock.bind(path)
+            sock.listen(16)
+        except OSError as e:
+            sock.close()
+            raise ControlChannelError(f"cannot serve updates on {path}: {e.strerror or e} "
+                                      f"(set STASIS_CONTROL_DIR to a short private directory)") from None
         finally:
             os.umask(old_umask)
-        sock.listen(16)
         _state.update(pid=os.getpid(), sock=sock, path=path)
         threading.Thread(target=_accept_loop, args=(sock,), name="stasis-control", daemon=True).start()
         if not _state["fork_hook"]:
