@@ -139,7 +139,9 @@ def _format(pid: int, args: argparse.Namespace, reply: Dict[str, Any]) -> str:
     if args.command == "lines":
         return render.lines_table(reply)
     if args.command in ("trace", "watch"):
-        return f"({args.command} ended; update {reply['update']} reverted)\n"
+        dropped = reply.get("dropped_events")
+        note = f"; {dropped} events dropped: the client did not keep up" if dropped else ""
+        return f"({args.command} ended; update {reply['update']} reverted{note})\n"
     return ""
 
 
