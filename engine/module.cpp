@@ -27,6 +27,8 @@ PyMethodDef kMethods[] = {
     {"updater_profile_enter", stasis::updater::api::profile_enter, METH_O, "called by profile wrappers"},
     {"updater_profile_exit", stasis::updater::api::profile_exit, METH_NOARGS, "called by profile wrappers"},
     {"updater_profile_token", stasis::updater::api::profile_token, METH_O, "called by profile prologues"},
+    {"updater_profile_async_token", stasis::updater::api::profile_async_token, METH_O,
+     "called by profile prologues of generators and coroutines"},
     {"updater_line_trace_enter", stasis::updater::api::line_trace_enter, METH_O, "called by line wrappers"},
     {"updater_line_trace_exit", stasis::updater::api::line_trace_exit, METH_NOARGS, "called by line wrappers"},
     {"register", stasis::engine::register_handler, METH_VARARGS,

@@ -53,9 +53,10 @@ _GENERAL = '''{async_}def {name}({params}):
 '''
 
 # Generators and coroutines get a wrapper of their own kind (`yield from` / `await` the original),
-# whose before() runs at the first resumption. Their calls span suspensions, so they are neither
-# profiled (the per-thread call tree would misattribute what runs while they are parked) nor
-# line-instrumented (the line tracer would stay on the thread while they are parked).
+# whose before() runs at the first resumption. Their calls span suspensions: they are not
+# line-instrumented (the line tracer would stay on the thread while they are parked), and profile
+# times them apart from the call trees (wall time per call, awaits included: what runs while they
+# are parked is not their callee).
 _SUSPENDING = inspect.CO_GENERATOR | inspect.CO_COROUTINE
 _NEVER = inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
@@ -65,10 +66,9 @@ def instrumentable(code: types.CodeType, kind: str = "calls") -> Optional[str]:
     "line": line callbacks; "profile")."""
     if code.co_flags & _NEVER:
         return f"{code.co_qualname} is an async generator or a types.coroutine generator; those cannot be instrumented yet"
-    if code.co_flags & _SUSPENDING and kind != "calls":
-        what = "profiled" if kind == "profile" else "given line instruments"
-        return (f"{code.co_qualname} is a generator or coroutine function; those cannot be {what} yet "
-                f"(their calls span suspensions); use before/after/on_exception")
+    if code.co_flags & _SUSPENDING and kind == "line":
+        return (f"{code.co_qualname} is a generator or coroutine function; those cannot be given line "
+                f"instruments yet (their calls span suspensions); use before/after/on_exception")
     clash = set(_HIDDEN) & set(code.co_varnames + code.co_freevars)
     if clash:
         return f"{code.co_qualname} uses the reserved names {sorted(clash)}"
@@ -272,7 +272,9 @@ def _exception_item(value: int, first: bool) -> bytes:
 
 def inject_profile(code: types.CodeType, key: str) -> Optional[types.CodeType]:
     """`code` with an enter(key) prologue whose token ends the timing, or None when the code's
-    layout is not the plain one this supports (the caller then uses a wrapper)."""
+    layout is not the plain one this supports (the caller then uses a wrapper). In a generator or
+    coroutine the prologue runs at the first resumption and the token lives on the suspended
+    frame's stack until the end."""
     if instrumentable(code, "profile"):
         return None
     raw = code.co_code
@@ -281,7 +283,8 @@ def inject_profile(code: types.CodeType, key: str) -> Optional[types.CodeType]:
     if resume is None:
         return None
     at = resume + 1                                           # insert after RESUME (code units)
-    consts = code.co_consts + (_engine.updater_profile_token, sys.intern(key))
+    enter = _engine.updater_profile_async_token if code.co_flags & _SUSPENDING else _engine.updater_profile_token
+    consts = code.co_consts + (enter, sys.intern(key))
     prologue: List[int] = []
     _emit(prologue, "PUSH_NULL")
     _emit(prologue, "LOAD_CONST", len(consts) - 2)

@@ -8,11 +8,19 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 Row = Tuple[int, str, List[str], int, int, int]   # pid, thread name, path, calls, total ns, self ns
 
+# Generator and coroutine functions are timed apart from the call trees: wall time per call from
+# the first resumption to the end, awaits included. Their names carry this mark everywhere.
+ASYNC_MARK = " [generator/coroutine: wall time]"
+
 
 def rows_of(pid: int, result: Dict[str, Any]) -> List[Row]:
     names = result.get("threads", {})
-    return [(pid, names.get(tid, f"thread-{tid}"), keys, calls, total, self_)
-            for tid, keys, calls, total, self_ in result["rows"]]
+    rows: List[Row] = []
+    for tid, keys, calls, total, self_, is_async in result["rows"]:
+        if is_async:
+            keys = [keys[-1] + ASYNC_MARK]
+        rows.append((pid, names.get(tid, f"thread-{tid}"), keys, calls, total, self_))
+    return rows
 
 
 def folded(rows: Sequence[Row]) -> str:

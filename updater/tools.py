@@ -81,8 +81,9 @@ def _thread_names() -> Dict[str, str]:
 
 
 def profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, Any]:
-    """Wraps the matching functions for `seconds` (or until `stop`), then reverts; returns the call
-    tree rows: [thread id, [function, ...], calls, total ns, self ns]."""
+    """Profiles the matching functions for `seconds` (or until `stop`), then reverts; returns the
+    call tree rows: [thread id, [function, ...], calls, total ns, self ns, is_async] (is_async:
+    a generator or coroutine function, timed apart: wall time per call, awaits included)."""
     if not _profile_lock.acquire(blocking=False):
         raise UpdateRefusedError("another profile is running in this process (one at a time: the C++ "
                                  "session is per process); try again when it ends")
@@ -114,7 +115,8 @@ def _profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, A
     finally:
         rows = _engine.updater_profile_stop()
     return {"update": u.id, "functions": [n for n, _ in functions], "skipped": skipped,
-            "rows": [[str(tid), list(keys), calls, total, self_] for tid, keys, calls, total, self_ in rows],
+            "rows": [[str(tid), list(keys), calls, total, self_, is_async]
+                     for tid, keys, calls, total, self_, is_async in rows],
             "threads": _thread_names()}
 
 
