@@ -24,11 +24,15 @@ def rows_of(pid: int, result: Dict[str, Any]) -> List[Row]:
 
 
 def folded(rows: Sequence[Row]) -> str:
+    """One line per stack: its self time in microseconds (at least 1 for a stack that ran, so a
+    sub-microsecond function still shows)."""
     agg: Dict[str, int] = {}
-    for pid, thread, path, _calls, _total, self_ns in rows:
+    for pid, thread, path, calls, _total, self_ns in rows:
+        if not calls:
+            continue
         key = ";".join([f"process {pid}", f"thread {thread}"] + list(path))
-        agg[key] = agg.get(key, 0) + self_ns // 1000
-    return "".join(f"{k} {v}\n" for k, v in sorted(agg.items()) if v > 0)
+        agg[key] = agg.get(key, 0) + max(1, round(self_ns / 1000))
+    return "".join(f"{k} {v}\n" for k, v in sorted(agg.items()))
 
 
 def summary(rows: Sequence[Row]) -> str:

@@ -76,6 +76,14 @@ class PreforkTest(TargetTestCase):
         self.assertEqual(versions, {w: "v2" for w in workers})
         _, listing, _ = self.ctl("--all-children", proc.pid, "list")
         self.assertEqual(listing.count("applied"), 4, listing)
+        # One profile across the server: folded stacks name each worker process.
+        folded = os.path.join(self.tmp, "all.folded")
+        _, out, _ = self.ctl("--all-children", proc.pid, "profile", "__main__.version", "--seconds", "0.3",
+                             "--folded", folded)
+        self.assertIn("__main__.version", out)
+        with open(folded) as f:
+            profiled = {int(m) for m in re.findall(r"^process (\d+);", f.read(), re.M)}
+        self.assertEqual(profiled, set(workers))   # the parent never calls version()
 
 
 if __name__ == "__main__":
