@@ -78,17 +78,21 @@ def compile_cached(path: str, data: bytes) -> CodeType:
     the module is compiled plainly, with a warning on stderr: it runs, but is not resumable."""
     key = cache.source_key(path, data)
     code = cache.load(path, key)
-    if code is None:
-        try:
-            code, _tree = rewrite_module(data, path)
-        except SyntaxError:
-            raise
-        except Exception as e:       # noqa: B902 -- never break the program for our bug
-            sys.stderr.write(f'stasis: warning: could not rewrite {path} ({type(e).__name__}: {e}); '
-                             'running it unrewritten (not resumable)\n')
-            return compile(data, path, 'exec', dont_inherit=True)
+    if code is not None:
+        return code
+    try:
+        code, _tree = rewrite_module(data, path)
+    except Exception as e:           # noqa: B902 -- never break the program for our bug
+        failure = f'{type(e).__name__}: {e}'
+    else:
         cache.store(path, key, code)
-    return code
+        return code
+    # A SyntaxError of the source itself is the program's: compile() raises it here exactly as
+    # plain Python would (outside the except block: no chained context).  Else it was our bug.
+    plain = compile(data, path, 'exec', dont_inherit=True)
+    sys.stderr.write(f'stasis: warning: could not rewrite {path} ({failure}); '
+                     'running it unrewritten (not resumable)\n')
+    return plain
 
 
 class RewritingLoader(importlib.machinery.SourceFileLoader):

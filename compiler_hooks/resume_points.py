@@ -221,8 +221,9 @@ def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]
     for k in range(j, i):
         ins = instrs[k]
         name = ins.opname
-        if name in _CALLS and pos_index.get(tuple(ins.positions), ('', ''))[1] == PURE:
-            continue        # a pure builtin (rewriter.PURE_BUILTINS) is recomputed on replay
+        if name in _CALLS and pos_index.get(tuple(ins.positions), ('', ''))[1] in (PURE, GENEXP):
+            continue        # a pure builtin (rewriter.PURE_BUILTINS) is recomputed on replay;
+            #               creating a generator runs none of its code (a fresh one is made)
         if name in _NOT_REPLAYABLE or name.startswith(('STORE_', 'DELETE_')):
             return -1, f'{name} at {ins.offset} precedes the site in the same statement'
     st_site = before[instrs[i].offset]

@@ -85,6 +85,7 @@ PURE_BUILTINS = frozenset({
     'round', 'int', 'float', 'bool', 'str', 'repr', 'range', 'hex', 'oct', 'bin', 'format',
 })
 _pure_names: frozenset[str] = frozenset()      # the PURE_BUILTINS usable in the module being rewritten
+_bound_names: frozenset[str] = frozenset()     # every name the module being rewritten binds
 
 
 def is_pure_call(node: ast.AST, pure: frozenset[str] | None = None) -> bool:
@@ -100,6 +101,8 @@ def has_site(node: ast.AST | None) -> bool:
         return False
     if isinstance(node, SUSPENSION_NODES) and not is_pure_call(node):
         return True
+    if isinstance(node, ast.Lambda) and _lambda_needs_lowering(node):
+        return True                 # hoisted into a def where it is evaluated (x_Lambda)
     return any(has_site(c) for c in eval_children(node))
 
 
@@ -438,6 +441,8 @@ class _Lowerer:
         return self._comp_iter(e, pre, False)
 
     def x_Lambda(self, e: ast.Lambda, pre: list[ast.stmt]) -> Res:
+        if self.in_function and _lambda_needs_lowering(e):
+            return self._lambda_function(e, pre), False
         a = e.args
         kwd = [d for d in a.kw_defaults if d is not None]
         rs = self.seq([*a.defaults, *kwd], pre)
@@ -448,6 +453,20 @@ class _Lowerer:
                              kwonlyargs=a.kwonlyargs, kw_defaults=kw_defaults, kwarg=a.kwarg,
                              defaults=defaults)
         return _like(ast.Lambda(args=args, body=e.body), e), any(s for _, s in rs)
+
+    def _lambda_function(self, e: ast.Lambda, pre: list[ast.stmt]) -> ast.expr:
+        """`lambda a: g(h(a))` whose body holds nested sites becomes `def <lambda>(a): return
+        g(h(a))` (same name, qualname, first line, no docstring), lowered like any function
+        and bound to a temporary where the lambda was evaluated."""
+        body = [ast.copy_location(ast.Return(value=e.body), e.body)]
+        stable = self.scopes.stable_names_of('lambda', e.lineno)
+        lowered = _Lowerer(self.scopes, stable).block(body)
+        fdef = ast.copy_location(ast.FunctionDef(name='<lambda>', args=e.args, body=lowered,
+                                                 decorator_list=[], returns=None, type_comment=None), e)
+        pre.append(fdef)
+        t = self.assign_temp(_load('<lambda>', e), pre)
+        pre.append(self._delete(['<lambda>'], e))
+        return t
 
     def x_NamedExpr(self, e: ast.NamedExpr, pre: list[ast.stmt]) -> Res:
         r, s = self.expr(e.value, pre)
@@ -568,8 +587,12 @@ class _Lowerer:
             del self.blocks[-1][mark:]
             first = (head, False)
         # If-chain: `.r = a; if .r: .r = b; ...` (`if not .r` for `or`).
-        result = self.new_temp()
-        pre.append(ast.copy_location(ast.Assign(targets=[_store(result, e)], value=first[0]), e.values[0]))
+        head_e = first[0]
+        if isinstance(head_e, ast.Name) and head_e.id.startswith(TEMP_PREFIX) and not first[1]:
+            result = head_e.id              # already our own temporary: it becomes the result
+        else:
+            result = self.new_temp()
+            pre.append(ast.copy_location(ast.Assign(targets=[_store(result, e)], value=head_e), e.values[0]))
         tail = pre
         for v in rest:
             test: ast.expr = _load(result, v)
@@ -635,6 +658,8 @@ class _Lowerer:
         m = getattr(self, 's_' + type(s).__name__, None)
         if m is None:
             return [s]
+        if not isinstance(s, _COMPOUND) and _introspects(s):
+            return [s]      # locals()/vars()/dir() must not see temporaries: left as written
         mark = self.ntemp
         self.blocks.append([])
         saved = self.unstable
@@ -984,6 +1009,28 @@ def _sites_in(node: ast.AST) -> int:
     return n + sum(_sites_in(c) for c in eval_children(node))
 
 
+_INTROSPECTION = frozenset({'locals', 'vars', 'dir'})
+
+
+def _introspects(s: ast.stmt) -> bool:
+    """Does the statement call locals()/vars()/dir() without arguments (the builtins)?"""
+    for n in ast.walk(s):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _INTROSPECTION
+                and n.func.id not in _bound_names and not n.args and not n.keywords):
+            return True
+    return False
+
+
+def _lambda_needs_lowering(e: ast.Lambda) -> bool:
+    if any(has_site(d) for d in (*e.args.defaults, *e.args.kw_defaults) if d is not None):
+        return False
+    for n in ast.walk(e.body):
+        if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) or \
+                (isinstance(n, ast.comprehension) and n.is_async):
+            return False
+    return _sites_in(e.body) > 1
+
+
 def _comprehension_needs_lowering(e: ast.ListComp | ast.SetComp | ast.DictComp) -> bool:
     """Some part evaluated inside the comprehension holds more than one site (so the
     comprehension frame cannot replay it), and nothing in it forbids moving it into a def."""
@@ -993,7 +1040,9 @@ def _comprehension_needs_lowering(e: ast.ListComp | ast.SetComp | ast.DictComp) 
     parts += [c for g in e.generators for c in g.ifs] + [g.iter for g in e.generators[1:]]
     for p in parts:
         for n in ast.walk(p):
-            if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+            # (an async comprehension inside makes this one async too: it cannot become a def)
+            if isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) or \
+                    (isinstance(n, ast.comprehension) and n.is_async):
                 return False
     if isinstance(e, ast.DictComp):
         # key and value share one statement-free evaluation: count them together
@@ -1034,17 +1083,18 @@ def _rewrite_nested(s: ast.stmt, scopes: _Scopes) -> ast.stmt:
 def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Module:
     """Rewrite a parsed module in place into the resumable form; returns it.  Sets
     `tree._stasis_pure`, the pure builtins the lowering relied on (for the table builder)."""
-    global _pure_names
+    global _pure_names, _bound_names
     assign_site_ids(tree)
     scopes = _Scopes(source, filename)
-    saved = _pure_names
+    saved = _pure_names, _bound_names
     _pure_names = scopes.pure_builtins()
+    _bound_names = frozenset(scopes.bound)
     try:
         lowerer = _Lowerer(scopes, frozenset(), in_function=False)   # module level: names may change
         tree.body = lowerer.block(tree.body) if tree.body else []
     finally:
         tree._stasis_pure = _pure_names             # type: ignore[attr-defined]
-        _pure_names = saved
+        _pure_names, _bound_names = saved
     ast.fix_missing_locations(tree)
     return tree
 

@@ -96,8 +96,6 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
         return _exit_status(e.code)
     except BaseException as e:             # noqa: B902 -- the program's uncaught exception
         return _report(e)
-    finally:
-        sys.settrace(None)
     del finder          # stays installed: code the program imports later (atexit, threads) too
     return 0
 

@@ -46,6 +46,10 @@ inline _PyInterpreterFrame* current_interpreter_frame(PyThreadState* tstate) {
   return tstate->cframe ? tstate->cframe->current_frame : nullptr;
 }
 
+// The frame that called `frame` on the same thread (pycore_frame.h _PyInterpreterFrame::previous),
+// or null at the bottom. Borrowed.
+inline _PyInterpreterFrame* calling_frame(_PyInterpreterFrame* frame) { return frame->previous; }
+
 // Source line of an interpreter frame's last instruction (pycore_frame.h _PyInterpreterFrame_LASTI).
 inline int interpreter_frame_line(_PyInterpreterFrame* frame) {
   return PyCode_Addr2Line(frame->f_code, _PyInterpreterFrame_LASTI(frame) * int(sizeof(_Py_CODEUNIT)));

@@ -2,6 +2,7 @@
 #include <Python.h>
 
 #include "engine/errors.h"
+#include "engine/heap_api.h"
 #include "engine/objects_api.h"
 #include "engine/program_api.h"
 #include "format/schema.h"
@@ -36,10 +37,20 @@ PyMethodDef kMethods[] = {
     {"updater_profile_enter", stasis::updater::api::profile_enter, METH_O, "called by profile wrappers"},
     {"updater_profile_exit", stasis::updater::api::profile_exit, METH_NOARGS, "called by profile wrappers"},
     {"updater_profile_token", stasis::updater::api::profile_token, METH_O, "called by profile prologues"},
+    {"updater_profile_async_token", stasis::updater::api::profile_async_token, METH_O,
+     "called by profile prologues of generators and coroutines"},
     {"updater_line_trace_enter", stasis::updater::api::line_trace_enter, METH_O, "called by line wrappers"},
     {"updater_line_trace_exit", stasis::updater::api::line_trace_exit, METH_NOARGS, "called by line wrappers"},
     {"register", stasis::engine::register_handler, METH_VARARGS,
      "register(type, key, save, load): a type handler (stasis.register)"},
+    {"module_state", stasis::engine::module_state, METH_O,
+     "module_state(module) -> ('user', name, {global: value}) | ('library', name, state or None)"},
+    {"restore_module_state", stasis::engine::restore_module_state, METH_VARARGS,
+     "restore_module_state(module, state): apply module_state() output after re-import"},
+    {"register_module_state", stasis::engine::register_module_state, METH_VARARGS,
+     "register_module_state(name, save, load): state kept for a library module"},
+    {"is_user_module", stasis::engine::is_user_module, METH_O,
+     "is_user_module(module) -> bool: a source file outside the interpreter's library paths"},
     {"register_error_classes", stasis::engine::register_error_classes, METH_O,
      "register_error_classes({code: class}): used once by stasis/__init__.py"},
     {nullptr, nullptr, 0, nullptr},

@@ -1,7 +1,9 @@
 // engine/objects_api.cpp — stasis.dump/dumps/load/loads and inspect: object graphs in the container.
 #include "engine/objects_api.h"
 
+#include <algorithm>
 #include <string>
+#include <thread>
 
 #include "engine/errors.h"
 #include "format/payload.h"
@@ -70,6 +72,10 @@ format::WriteOptions write_options(PyObject* key, int level, const std::string& 
   o.payload_kind = kind;
   o.key = key_from(key);
   o.level = level;
+  // zstd compresses on worker threads while the walker runs; with one worker, compression of
+  // poorly compressible data (1e6 distinct strings) is the bottleneck. Output bytes do not depend
+  // on the number of workers.
+  o.workers = int(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
   return o;
 }
 

@@ -36,7 +36,15 @@ class PayloadWriter {
   }
   void svar(int64_t v) { uvar((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
   void raw(const void* data, size_t size);
+  // Room for `size` (<= kMaxChunk) bytes written in place by the caller; they count as written.
+  uint8_t* claim(size_t size) {
+    if (used_ + size > kMaxChunk) flush_chunk();
+    uint8_t* p = buf_.data() + used_;
+    used_ += size;
+    return p;
+  }
   void count_object() { ++end_.object_count; }
+  void count_objects(uint64_t n) { end_.object_count += n; }
   void count_memo() { ++end_.memo_count; }
   uint64_t memo_count() const { return end_.memo_count; }
 

@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 4;
+inline constexpr uint16_t kFormatVersion = 5;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -80,7 +80,7 @@ enum class Op : uint8_t {
   False = 0x03,      // push False
   IntSmall = 0x04,   // svar v: push int v (|v| < 2**63)
   IntBig = 0x05,     // uvar n, n bytes: push int from little-endian two's complement
-  Float = 0x06,      // 8 bytes IEEE-754 little-endian: push float
+  Float = 0x06,      // 8 bytes IEEE-754 big-endian (since version 3): push float
   Str = 0x07,        // uvar n, n bytes UTF-8 (surrogates pass through): push str
   Bytes = 0x08,      // uvar n, n bytes: push bytes
   Memo = 0x09,       // give the value on top of the stack the next memo id (stays on the stack)
@@ -99,7 +99,7 @@ enum class Op : uint8_t {
   EmptySet = 0x15,        // push set()
   AddItems = 0x16,        // uvar k: pop k values, add them to the set below them
   FrozenSet = 0x17,       // uvar n: pop n values, push a frozenset of them
-  Floats = 0x18,          // uvar n, 8n bytes (byte planes, see FORMAT.md): append n floats to the list on top
+  Floats = 0x18,          // uvar n, 8n bytes (XOR-delta byte planes, FORMAT.md): append n floats to the list on top
   Global = 0x19,          // pop module name, qualname (str): push the class/function found there
   Module = 0x1A,          // pop module name (str): push the imported module
   Reduce = 0x1B,          // pop callable, args (tuple): push callable(*args); callable: a class or allowed
@@ -120,10 +120,12 @@ enum class Op : uint8_t {
   DeadWeakRef = 0x2A,     // push a dead weakref.ref
   Registered = 0x2B,      // pop key (str), state: push load(state) of the handler registered under key
   ExceptionState = 0x2C,  // pop cause, context, suppress_context: set them on the exception below
-  SetLayout = 0x2D,       // uvar mask, finger, n, n slot deltas, d, d dummy-slot deltas: give the
+  ShapeValues = 0x2D,     // uvar id, uvar k: pop k values, insert them into the dict below under the
+                          // k str keys of the tuple memo[id] (a "shape": dicts with the same keys)
+  SetLayout = 0x2E,       // uvar mask, finger, n, n slot deltas, d, d dummy-slot deltas: give the
                           // set/frozenset on top the hash-table layout it had (same iteration order)
 };
-inline constexpr uint8_t kLastOp = 0x2D;
+inline constexpr uint8_t kLastOp = 0x2E;
 
 // The reconstructors a Reduce op may call besides classes (FORMAT.md, "What loading may import and
 // call"): module and qualname. Both sides check against this list; nothing else is ever called.

@@ -18,9 +18,8 @@ void make_generator(HeapDecoder& d) {
   Ref func = d.pop();
   if (!PyFunction_Check(func.get())) d.corrupt("Generator of a non-function");
   auto* co = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(func.get()));
-  if (!(co->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE)) ||
-      (co->co_flags & CO_ASYNC_GENERATOR))
-    d.corrupt("Generator of a function that is not a generator or coroutine function");
+  if (!(co->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)))
+    d.corrupt("Generator of a function that is not a generator, coroutine or async generator function");
   // Placeholders for every parameter (the frame's slots are overwritten by GeneratorFrame).
   Ref args = Ref::steal(PyTuple_New(co->co_argcount));
   if (!args) throw Error::python();
@@ -33,7 +32,7 @@ void make_generator(HeapDecoder& d) {
   }
   PyObject* gen = PyObject_Call(func.get(), args.get(), kwargs.get());
   if (!gen) d.refused("Generator");
-  if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen)) {
+  if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen) && !PyAsyncGen_CheckExact(gen)) {
     Py_DECREF(gen);
     d.corrupt("Generator: the function did not return a generator or coroutine");
   }
@@ -47,10 +46,15 @@ void fill_frame(HeapDecoder& d) {
   Ref mask = d.pop();
   Ref locals = d.pop();
   PyObject* gen = d.peek();
-  if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen)) d.corrupt("GeneratorFrame on a non-generator");
+  if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen) && !PyAsyncGen_CheckExact(gen))
+    d.corrupt("GeneratorFrame on a non-generator");
   if (internals::generator_state(gen) != -2) d.corrupt("GeneratorFrame on a generator that was already filled");
   long state = PyLong_Check(state_obj.get()) ? PyLong_AsLong(state_obj.get()) : 99;
-  if (state >= 1 && state <= 4) {  // completed or cleared
+  if (state >= 1 && state <= 4) {  // completed or cleared: mark the not-started frame completed
+    if (PyAsyncGen_CheckExact(gen)) {  // aclose() would need an event loop; nothing ran: just end it
+      internals::set_generator_state(gen, 1);
+      return;
+    }
     Ref r = Ref::steal(PyObject_CallMethod(gen, "close", nullptr));
     if (!r) d.refused("GeneratorFrame (close)");
     return;

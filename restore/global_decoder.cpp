@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/python_error.h"
 #include "restore/decoders.h"
 
 namespace stasis::restore {
@@ -19,16 +20,10 @@ std::string str_of(HeapDecoder& d, PyObject* s, const char* what) {
 Ref import(HeapDecoder& d, PyObject* name) {
   Ref module = Ref::steal(PyImport_Import(name));
   if (!module) {
-    PyObject *t, *v, *b;
-    PyErr_Fetch(&t, &v, &b);
-    Ref msg = Ref::steal(v ? PyObject_Str(v) : nullptr);
-    Py_XDECREF(t);
-    Py_XDECREF(v);
-    Py_XDECREF(b);
-    PyErr_Clear();
-    throw Error(ErrorCode::IncompatibleSnapshot,
-                "the snapshot needs module '" + str_of(d, name, "module name") +
-                    "', which cannot be imported here: " + (msg ? PyUnicode_AsUTF8(msg.get()) : "?"));
+    std::string why = take_python_error();
+    throw Error(ErrorCode::IncompatibleSnapshot, "the snapshot needs module '" +
+                                                     str_of(d, name, "module name") +
+                                                     "', which cannot be imported here: " + why);
   }
   return module;
 }

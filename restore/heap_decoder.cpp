@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/python_error.h"
 #include "restore/decoders.h"
 
 namespace stasis::restore {
@@ -19,27 +20,17 @@ void HeapDecoder::corrupt(const std::string& what) const {
   throw Error(ErrorCode::CorruptSnapshot, what + " (op at op byte " + std::to_string(op_at_) + ")");
 }
 
-void HeapDecoder::refused(const std::string& what) {
-  PyObject *type, *value, *tb;
-  PyErr_Fetch(&type, &value, &tb);
-  PyErr_NormalizeException(&type, &value, &tb);
-  Ref msg = Ref::steal(value ? PyObject_Str(value) : nullptr);
-  std::string text = type ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "error";
-  if (msg) {
-    const char* m = PyUnicode_AsUTF8(msg.get());
-    if (m) text += std::string(": ") + m;
-  }
-  Py_XDECREF(type);
-  Py_XDECREF(value);
-  Py_XDECREF(tb);
-  PyErr_Clear();
-  corrupt(what + ": " + text);
-}
+void HeapDecoder::refused(const std::string& what) { corrupt(what + ": " + take_python_error()); }
 
 void HeapDecoder::push(PyObject* obj) {
   // A CPython constructor refused bytes that passed the checksum: the writer produced them.
   if (!obj) refused("invalid value");
   stack_.push_back(obj);
+}
+
+PyObject* HeapDecoder::memo(uint64_t id) {
+  if (id >= memo_.size()) corrupt("reference to undefined memo id " + std::to_string(id));
+  return memo_[id];
 }
 
 Ref HeapDecoder::pop() {
@@ -84,9 +75,12 @@ Ref HeapDecoder::decode() {
         push(_PyLong_FromByteArray(reinterpret_cast<const unsigned char*>(b.data()), b.size(), 1, 1));
         break;
       }
-      case Op::Float: {
+      case Op::Float: {  // big-endian since format version 3
+        uint64_t bits;
+        in_.raw(&bits, sizeof bits);
+        bits = __builtin_bswap64(bits);
         double d;
-        in_.raw(&d, sizeof d);
+        std::memcpy(&d, &bits, sizeof d);
         push(PyFloat_FromDouble(d));
         break;
       }

@@ -44,6 +44,8 @@ class HeapDecoder {
   void need(size_t values, const char* op);
   PyObject* container_below(size_t values, PyTypeObject* type, const char* op);
   [[noreturn]] void corrupt(const std::string& what) const;
+  PyObject* memo(uint64_t id);  // borrowed; CorruptSnapshot for an undefined id
+  std::vector<PyObject*>& stack() { return stack_; }  // owned references (for batch ops)
   // Turns the Python exception that is set into CorruptSnapshot (a value CPython refused).
   [[noreturn]] void refused(const std::string& what);
   // Items of sets being built, in the order they were added, until SetLayout consumes them.

@@ -163,9 +163,12 @@ void decode_floats(HeapDecoder& d, uint8_t) {
   Py_ssize_t base = PyList_GET_SIZE(list);
   Ref tail = Ref::steal(PyList_New(Py_ssize_t(n)));
   if (!tail) throw Error::python();
+  uint64_t prev = 0;
   for (uint64_t i = 0; i < n; ++i) {
     uint64_t bits = 0;
     for (size_t b = 0; b < 8; ++b) bits |= uint64_t(p[b * n + i]) << (8 * b);
+    bits ^= prev;  // each value was stored XOR the one before it
+    prev = bits;
     double v;
     std::memcpy(&v, &bits, 8);
     PyObject* f = PyFloat_FromDouble(v);
@@ -173,6 +176,22 @@ void decode_floats(HeapDecoder& d, uint8_t) {
     PyList_SET_ITEM(tail.get(), Py_ssize_t(i), f);
   }
   if (PyList_SetSlice(list, base, base, tail.get()) < 0) throw Error::python();
+}
+
+void decode_shape_values(HeapDecoder& d, uint8_t) {
+  PyObject* keys = d.memo(d.in().uvar());
+  uint64_t k = d.in().uvar();
+  if (!PyTuple_CheckExact(keys) || uint64_t(PyTuple_GET_SIZE(keys)) != k)
+    d.corrupt("ShapeValues names a shape that is not a tuple of " + std::to_string(k) + " keys");
+  d.need(k + 1, "ShapeValues");
+  PyObject* dict = d.container_below(k, &PyDict_Type, "ShapeValues");
+  std::vector<PyObject*>& stack = d.stack();
+  size_t base = stack.size() - k;
+  for (uint64_t i = 0; i < k; ++i)
+    if (PyDict_SetItem(dict, PyTuple_GET_ITEM(keys, Py_ssize_t(i)), stack[base + i]) < 0)
+      d.refused("ShapeValues");
+  for (size_t i = base; i < stack.size(); ++i) Py_DECREF(stack[i]);
+  stack.resize(base);
 }
 
 }  // namespace stasis::restore

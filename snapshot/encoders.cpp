@@ -29,6 +29,7 @@ const ExactType kExactTypes[] = {
     {&PyProperty_Type, encode_property},          // Reduce(property, (fget, fset, fdel, doc))
     {&PyGen_Type, encode_generator},              // Generator + GeneratorFrame
     {&PyCoro_Type, encode_generator},             // Generator + GeneratorFrame
+    {&PyAsyncGen_Type, encode_generator},         // Generator + GeneratorFrame
     {&_PyWeakref_RefType, encode_weakref},        // WeakRef / DeadWeakRef
     {&PyModule_Type, encode_module},              // Module
 };

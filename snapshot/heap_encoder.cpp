@@ -43,6 +43,7 @@ void HeapEncoder::encode(PyObject* root) {
     switch (w.kind) {
       case Kind::List: pushed = step_list(w); break;
       case Kind::Dict: pushed = step_dict(w); break;
+      case Kind::ShapedDict: pushed = step_shaped_dict(w); break;
       case Kind::Set: pushed = step_set(w); break;
       case Kind::Plan: pushed = step_plan(w); break;
       case Kind::Tuple:
@@ -104,20 +105,21 @@ void HeapEncoder::save_floats(PyObject* list, Work& w) {
          Py_IS_TYPE(PyList_GET_ITEM(list, end), &PyFloat_Type))
     ++end;
   size_t n = size_t(end - w.next);
-  planes_.resize(n * 8);
   values_.resize(n);
-  uint8_t* p = planes_.data();
   uint64_t* v = values_.data();
   PyObject** items = &PyList_GET_ITEM(list, w.next);
   for (size_t i = 0; i < n; ++i) std::memcpy(&v[i], &reinterpret_cast<PyFloatObject*>(items[i])->ob_fval, 8);
+  // Each value XOR the one before it: neighbouring floats share sign, exponent and high mantissa
+  // bits, so the high planes become mostly zero bytes, which zstd compresses fast and small.
+  for (size_t i = n; i-- > 1;) v[i] ^= v[i - 1];
+  out_.op(format::Op::Floats);
+  out_.uvar(n);
+  uint8_t* p = out_.claim(n * 8);  // the planes are written straight into the chunk buffer
   for (size_t b = 0; b < 8; ++b) {  // one plane at a time: sequential writes the compiler vectorizes
     uint8_t* plane = p + b * n;
     for (size_t i = 0; i < n; ++i) plane[i] = uint8_t(v[i] >> (8 * b));
   }
-  out_.op(format::Op::Floats);
-  out_.uvar(n);
-  out_.raw(p, n * 8);
-  for (size_t i = 0; i < n; ++i) out_.count_object();
+  out_.count_objects(n);
   w.next = end;
 }
 
@@ -146,6 +148,85 @@ bool HeapEncoder::step_dict(Work& w) {
     out_.op(format::Op::SetItems);
     out_.uvar(w.pending);
   }
+  stack_.pop_back();
+  return false;
+}
+
+// Dicts whose keys are the same str objects in the same order as an earlier dict's share a shape:
+// the keys are written once (a memoized tuple) and each such dict writes only its values.
+const HeapEncoder::Shape* HeapEncoder::shape_of(PyObject* dict) {
+  constexpr Py_ssize_t kMaxKeys = 32;
+  constexpr size_t kMaxShapes = 1 << 16;
+  Py_ssize_t n = PyDict_GET_SIZE(dict);
+  if (n == 0 || n > kMaxKeys) return nullptr;
+  PyObject* keys[kMaxKeys];
+  PyObject *key, *value;
+  Py_ssize_t pos = 0, i = 0;
+  uint64_t h = uint64_t(n);
+  while (PyDict_Next(dict, &pos, &key, &value)) {
+    if (!PyUnicode_CheckExact(key)) return nullptr;
+    keys[i++] = key;
+    h = (h ^ (reinterpret_cast<uintptr_t>(key) >> 4)) * 0x100000001B3ull;
+  }
+  auto same = [&](const Shape* s) {
+    if (!s || s->keys.size() != size_t(n)) return false;
+    for (Py_ssize_t k = 0; k < n; ++k)
+      if (s->keys[size_t(k)] != keys[k]) return false;
+    return true;
+  };
+  if (same(last_shape_)) return last_shape_;
+  auto it = shapes_.find(h);
+  if (it == shapes_.end()) {
+    if (shapes_.size() < kMaxShapes) {
+      Shape s;
+      s.keys.assign(keys, keys + n);
+      shapes_.emplace(h, std::move(s));  // first sighting: remembered, written as a plain dict
+    }
+    return nullptr;
+  }
+  Shape& s = it->second;
+  if (!same(&s)) return nullptr;  // a hash collision: plain dict
+  if (!s.defined) {
+    // Second sighting: write the keys tuple once and memoize it (the memo keeps the keys alive).
+    Ref tuple = Ref::steal(PyTuple_New(n));
+    if (!tuple) throw Error::python();
+    for (Py_ssize_t k = 0; k < n; ++k) {
+      PyTuple_SET_ITEM(tuple.get(), k, Py_NewRef(keys[k]));
+      if (!memoized(keys[k])) {
+        save_str(keys[k]);
+        memoize_always(keys[k]);
+      }
+    }
+    out_.op(format::Op::Tuple);
+    out_.uvar(uint64_t(n));
+    s.memo_id = out_.memo_count();
+    memoize_always(tuple.get());
+    out_.op(format::Op::Pop);
+    out_.uvar(1);
+    s.defined = true;
+  }
+  last_shape_ = &s;
+  return &s;
+}
+
+bool HeapEncoder::step_shaped_dict(Work& w) {
+  const Shape& shape = *w.shape;
+  PyObject* obj = w.obj.get();
+  for (;;) {
+    PyObject *key, *value;
+    if (!PyDict_Next(obj, &w.next, &key, &value)) break;
+    // Python code run by an encoder (a __reduce__) may have changed the dict meanwhile.
+    if (w.pending >= shape.keys.size() || shape.keys[w.pending] != key)
+      throw Error(ErrorCode::UnsupportedObject, path_to_top() + ": a dict changed while it was being written");
+    ++w.pending;
+    w.key = key;
+    if (save(value)) return true;
+  }
+  if (w.pending != shape.keys.size())
+    throw Error(ErrorCode::UnsupportedObject, path_to_top() + ": a dict changed while it was being written");
+  out_.op(format::Op::ShapeValues);
+  out_.uvar(shape.memo_id);
+  out_.uvar(shape.keys.size());
   stack_.pop_back();
   return false;
 }
@@ -264,9 +345,14 @@ bool HeapEncoder::save(PyObject* obj, Py_ssize_t held) {
     return false;
   }
   if (type == &PyFloat_Type) {
+    // Big-endian: sign, exponent and high mantissa first, trailing zero bytes last — zstd finds
+    // far longer matches in that order (a third smaller on typical data than little-endian).
     double d = PyFloat_AS_DOUBLE(obj);
+    uint64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    bits = __builtin_bswap64(bits);
     out_.op(format::Op::Float);
-    out_.raw(&d, sizeof d);  // x86-64 and aarch64 are little-endian, as the format requires
+    out_.raw(&bits, sizeof bits);
     return false;
   }
   if (obj == Py_None) {
@@ -280,6 +366,14 @@ bool HeapEncoder::save(PyObject* obj, Py_ssize_t held) {
   if (memoized(obj)) return false;
   bool shared = may_be_shared(obj, held);
   if (type == &PyDict_Type) {
+    if (const Shape* shape = shape_of(obj)) {
+      out_.op(format::Op::EmptyDict);
+      if (shared) memoize_always(obj);
+      Work w{Ref::borrow(obj), Kind::ShapedDict};
+      w.shape = shape;
+      stack_.push_back(std::move(w));
+      return true;
+    }
     out_.op(format::Op::EmptyDict);
     if (shared) memoize_always(obj);
     stack_.push_back(Work{Ref::borrow(obj), Kind::Dict});
@@ -423,6 +517,9 @@ std::string HeapEncoder::path_to_top() const {
       case Kind::Tuple: path += "[" + std::to_string(w.next - 1) + "]"; break;
       case Kind::Set:
       case Kind::FrozenSet: path += ".<item " + std::to_string(w.next - 1) + ">"; break;
+      case Kind::ShapedDict:
+        if (w.key) path += "[" + short_repr(w.key) + "]";
+        break;
       case Kind::Dict:
         if (w.value == nullptr && w.key) path += "[" + short_repr(w.key) + "]";
         else if (w.key) path += ".<key " + short_repr(w.key) + ">";

@@ -113,7 +113,15 @@ class HeapEncoder {
   static std::string type_name(PyTypeObject* type);
 
  private:
-  enum class Kind : uint8_t { List, Tuple, Dict, Set, FrozenSet, Plan };
+  enum class Kind : uint8_t { List, Tuple, Dict, ShapedDict, Set, FrozenSet, Plan };
+  // A dict shape: the key objects (in order) of dicts written with ShapeValues, and the memo id of
+  // the tuple of those keys in the op stream.
+  struct Shape {
+    std::vector<PyObject*> keys;  // borrowed: the memo keeps the keys tuple alive
+    uint64_t memo_id = 0;
+    bool defined = false;         // seen once: defined (written) the second time it is seen
+  };
+
   struct Work {
     Ref obj;
     Kind kind;
@@ -123,6 +131,7 @@ class HeapEncoder {
     PyObject* value = nullptr;
     Ref items;               // set/frozenset: its items as a tuple (table order)
     std::vector<Step> steps; // Plan
+    const Shape* shape = nullptr;  // ShapedDict: pending counts the values written
     const char* label = "";
   };
 
@@ -131,6 +140,8 @@ class HeapEncoder {
   bool save_other(PyObject* obj);
   bool step_list(Work& w);
   bool step_dict(Work& w);
+  bool step_shaped_dict(Work& w);
+  const Shape* shape_of(PyObject* dict);
   bool step_set(Work& w);
   bool step_plan(Work& w);
   void save_str(PyObject* obj);
@@ -148,8 +159,9 @@ class HeapEncoder {
   std::vector<Work> stack_;
   PointerMap memo_;
   std::vector<Ref> memo_keepalive_;
-  std::vector<uint8_t> planes_;  // scratch for Floats
-  std::vector<uint64_t> values_;
+  std::vector<uint64_t> values_;  // scratch for Floats
+  std::unordered_map<uint64_t, Shape> shapes_;  // by hash of the key pointers
+  const Shape* last_shape_ = nullptr;
   PyObject* root_ = nullptr;
   bool plan_pushed_ = false;
   Py_ssize_t held_ = 0;

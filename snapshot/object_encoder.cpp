@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/python_error.h"
 #include "snapshot/encoders.h"
 
 namespace stasis::snapshot {
@@ -141,16 +142,7 @@ bool encode_registered(HeapEncoder& e, PyObject* obj) {
   PyObject* save = PyTuple_GET_ITEM(entry, 1);
   Ref state = Ref::steal(PyObject_CallOneArg(save, obj));
   if (!state) {
-    Ref type, value, tb;
-    PyObject *t, *v, *b;
-    PyErr_Fetch(&t, &v, &b);
-    Ref vv = Ref::steal(v);
-    Py_XDECREF(t);
-    Py_XDECREF(b);
-    Ref msg = Ref::steal(vv ? PyObject_Str(vv.get()) : nullptr);
-    PyErr_Clear();
-    e.unsupported(obj, std::string("its registered save function failed: ") +
-                           (msg ? PyUnicode_AsUTF8(msg.get()) : "?"));
+    e.unsupported(obj, "its registered save function failed: " + take_python_error());
   }
   Plan plan(obj);
   plan.save(key).save(state, ".<registered state>").atomic(format::Op::Registered, 2);
@@ -204,14 +196,7 @@ void encode_reduce(HeapEncoder& e, PyObject* obj) {
     if (method) rv = Ref::steal(PyObject_CallFunction(method.get(), "i", 5));
   }
   if (!rv) {
-    PyObject *t, *v, *b;
-    PyErr_Fetch(&t, &v, &b);
-    Ref msg = Ref::steal(v ? PyObject_Str(v) : nullptr);
-    Py_XDECREF(t);
-    Py_XDECREF(v);
-    Py_XDECREF(b);
-    PyErr_Clear();
-    e.unsupported(obj, msg ? PyUnicode_AsUTF8(msg.get()) : "it has no reduce support");
+    e.unsupported(obj, take_python_error("it has no reduce support"));
   }
   if (PyUnicode_Check(rv.get())) {  // "a global": the object is module.<name>
     Ref module = Ref::steal(PyObject_GetAttrString(obj, "__module__"));

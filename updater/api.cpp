@@ -159,6 +159,10 @@ PyObject* profile_token(PyObject*, PyObject* key) {
   return engine::guarded([&]() -> Ref { return profiler::enter_token(key); });
 }
 
+PyObject* profile_async_token(PyObject*, PyObject* key) {
+  return engine::guarded([&]() -> Ref { return profiler::enter_async_token(key); });
+}
+
 PyObject* line_trace_enter(PyObject*, PyObject* spec) {
   return engine::guarded([&]() -> Ref {
     line_tracer::enter(spec);

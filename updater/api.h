@@ -14,6 +14,7 @@ PyObject* profile_stop(PyObject* self, PyObject* unused);
 PyObject* profile_enter(PyObject* self, PyObject* key);
 PyObject* profile_exit(PyObject* self, PyObject* unused);
 PyObject* profile_token(PyObject* self, PyObject* key);
+PyObject* profile_async_token(PyObject* self, PyObject* key);
 PyObject* line_trace_enter(PyObject* self, PyObject* spec);
 PyObject* line_trace_exit(PyObject* self, PyObject* unused);
 

@@ -7,6 +7,7 @@ is). Called outside an update file, each call is an update of its own, applied a
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import types
 from typing import Any, Callable, Iterator, List, Optional, Union
@@ -187,15 +188,24 @@ def apply_file(path: str, source: str) -> Update:
     u = registry.new_update(path)
     module = types.ModuleType(f"stasis_update_{u.id}")
     module.__file__ = path
+    # Registered like any module: functions and classes an update adds live on and name it in
+    # their __module__ (pickle, inspect and snapshots look it up there).
+    sys.modules[module.__name__] = module
     _local.update = u
     try:
         exec(compile(source, path, "exec"), module.__dict__)
     except BaseException:
         registry.forget_plan(u)
+        sys.modules.pop(module.__name__, None)
         raise
     finally:
         _local.update = None
     if not u.actions:
+        sys.modules.pop(module.__name__, None)
         raise UpdateRefusedError(f"{path} planned no change (call stasis.update.redefine/add_field/convert/instrument)")
-    registry.apply(u)
+    try:
+        registry.apply(u)
+    except BaseException:
+        sys.modules.pop(module.__name__, None)
+        raise
     return u

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import queue
 import select
 import socket
 import sys
@@ -40,12 +41,16 @@ def serve_updates() -> None:
         except FileNotFoundError:
             pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
+        old_umask = os.umask(0o177)   # the socket file is 0600 from the start
         try:
             sock.bind(path)
+            sock.listen(16)
+        except OSError as e:
+            sock.close()
+            raise ControlChannelError(f"cannot serve updates on {path}: {e.strerror or e} "
+                                      f"(set STASIS_CONTROL_DIR to a short private directory)") from None
         finally:
             os.umask(old_umask)
-        sock.listen(16)
         _state.update(pid=os.getpid(), sock=sock, path=path)
         threading.Thread(target=_accept_loop, args=(sock,), name="stasis-control", daemon=True).start()
         if not _state["fork_hook"]:
@@ -131,13 +136,16 @@ def _serve_connection(conn: socket.socket) -> None:
                 return
             # A client that disconnects ends streaming operations early (they revert their update).
             watcher = threading.Thread(target=_watch_hangup, args=(conn, stop), daemon=True)
-            emit = _emitter(conn, stop)
+            events = _EventStream(conn)
             try:
-                reply = {"ok": True, **_dispatch(request, stop, emit, watcher)}
+                reply = {"ok": True, **_dispatch(request, stop, events.emit, watcher)}
             except Exception as e:
                 reply = _error(e)
             finally:
                 stop.set()
+                events.close()
+            if events.dropped:
+                reply["dropped_events"] = events.dropped
             try:
                 channel.send(conn, reply)
             except OSError:
@@ -155,18 +163,52 @@ def _watch_hangup(conn: socket.socket, stop: threading.Event) -> None:
     stop.set()
 
 
-def _emitter(conn: socket.socket, stop: threading.Event) -> Callable[[str], None]:
-    send_lock = threading.Lock()
+class _EventStream:
+    """Events of trace/watch go to the client through a bounded queue and a sender thread, so an
+    instrumented function never waits for a slow client: when the queue is full, events are
+    dropped and counted (the final reply says how many)."""
 
-    def emit(text: str) -> None:
-        if stop.is_set():
-            return
+    LIMIT = 10000
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.queue: "queue.Queue[Optional[str]]" = queue.Queue(self.LIMIT)
+        self.dropped = 0
+        self.broken = False
+        self.closed = False
+        self.sender: Optional[threading.Thread] = None
+        self.lock = threading.Lock()
+
+    def emit(self, text: str) -> None:
+        with self.lock:
+            if self.closed:
+                return  # a callback still running on another thread as its tool ended
+            if self.sender is None:
+                self.sender = threading.Thread(target=self._send_all, name="stasis-control-events", daemon=True)
+                self.sender.start()
         try:
-            with send_lock:
-                channel.send(conn, {"event": text})
-        except OSError:
-            stop.set()
-    return emit
+            self.queue.put_nowait(text)
+        except queue.Full:
+            self.dropped += 1
+
+    def _send_all(self) -> None:
+        while True:
+            text = self.queue.get()
+            if text is None:
+                return
+            if not self.broken:
+                try:
+                    channel.send(self.conn, {"event": text})
+                except OSError:
+                    self.broken = True  # the client is gone; the hang-up watcher ends the tool
+
+    def close(self) -> None:
+        """Sends what is queued (before the final reply), then stops the sender."""
+        with self.lock:
+            self.closed = True
+        if self.sender is not None:
+            self.queue.put(None)
+            self.sender.join()
 
 
 def _seconds(request: Dict[str, Any], default: float) -> float:

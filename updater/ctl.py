@@ -139,7 +139,9 @@ def _format(pid: int, args: argparse.Namespace, reply: Dict[str, Any]) -> str:
     if args.command == "lines":
         return render.lines_table(reply)
     if args.command in ("trace", "watch"):
-        return f"({args.command} ended; update {reply['update']} reverted)\n"
+        dropped = reply.get("dropped_events")
+        note = f"; {dropped} events dropped: the client did not keep up" if dropped else ""
+        return f"({args.command} ended; update {reply['update']} reverted{note})\n"
     return ""
 
 
@@ -175,7 +177,9 @@ def main(argv: Sequence[str]) -> int:
         except OSError as e:
             results[pid] = {"ok": False, "error": f"process {pid}: {e}", "code": ControlChannelError.code}
 
-    threads = [threading.Thread(target=run, args=(p,)) for p in pids]
+    # Daemon threads: Ctrl-C ends the client at once; each target sees the hang-up and reverts
+    # whatever tool it was running for us.
+    threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in pids]
     for t in threads:
         t.start()
     for t in threads:

@@ -75,29 +75,51 @@ PyObject* class_attr_name() {
 // Sets obj.__class__ without the class's own __setattr__ (object_set_class: no Python code).
 void set_class(PyObject* obj, PyObject* type) { check_status(PyObject_GenericSetAttr(obj, class_attr_name(), type)); }
 
-// Gives instances their pending classes; on failure puts back those already changed.
-void retype_instances(const HeapMatches& m, PyObject* retype) {
-  std::vector<std::pair<PyObject*, PyObject*>> done;  // (object, original type)
-  try {
-    for (const auto& list : m.instances)
-      for (const Ref& obj : list) {
-        PyObject* type = (PyObject*)Py_TYPE(obj.get());
-        PyObject* to = PyDict_GetItemWithError(retype, type);  // types hash by identity
-        if (!to) {
-          if (PyErr_Occurred()) throw Error::python();
-          continue;
-        }
-        set_class(obj.get(), to);
-        done.emplace_back(obj.get(), type);
-      }
-  } catch (...) {
+// Undo records for the two phase-2 steps that can fail (a metaclass may refuse an attribute,
+// e.g. an Enum's members); on failure everything already done is put back, newest first.
+class Rollback {
+ public:
+  ~Rollback() {
+    if (committed_) return;
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    for (auto it = done.rbegin(); it != done.rend(); ++it)
-      if (PyObject_GenericSetAttr(it->first, class_attr_name(), it->second) < 0) PyErr_Clear();
+    for (auto it = attrs_.rbegin(); it != attrs_.rend(); ++it)
+      if (PyObject_SetAttr(it->owner.get(), it->name.get(), it->value.get()) < 0) PyErr_Clear();
+    for (auto it = classes_.rbegin(); it != classes_.rend(); ++it)
+      if (PyObject_GenericSetAttr(it->first.get(), class_attr_name(), it->second.get()) < 0) PyErr_Clear();
     PyErr_Restore(t, v, tb);
-    throw;
   }
+  void retyped(PyObject* obj, PyObject* old_type) { classes_.emplace_back(Ref::borrow(obj), Ref::borrow(old_type)); }
+  // Records the current value of owner.name (from the type's or module's own dict; null if absent).
+  void before_set(const AttrChange& a) {
+    PyObject* dict = PyType_Check(a.owner.get()) ? ((PyTypeObject*)a.owner.get())->tp_dict
+                     : PyModule_Check(a.owner.get()) ? PyModule_GetDict(a.owner.get()) : nullptr;
+    PyObject* old = dict ? PyDict_GetItemWithError(dict, a.name.get()) : nullptr;
+    if (PyErr_Occurred()) throw Error::python();
+    attrs_.push_back({a.owner, a.name, Ref::borrow(old)});
+  }
+  void commit() { committed_ = true; }
+
+ private:
+  bool committed_ = false;
+  std::vector<std::pair<Ref, Ref>> classes_;
+  std::vector<AttrChange> attrs_;
+};
+
+// Gives instances their pending classes.
+void retype_instances(const HeapMatches& m, PyObject* retype, Rollback& rollback) {
+  for (const auto& list : m.instances)
+    for (const Ref& obj : list) {
+      PyObject* type = (PyObject*)Py_TYPE(obj.get());
+      PyObject* to = PyDict_GetItemWithError(retype, type);  // types hash by identity
+      if (!to) {
+        if (PyErr_Occurred()) throw Error::python();
+        continue;
+      }
+      Ref keep_type = Ref::borrow(type);
+      set_class(obj.get(), to);
+      rollback.retyped(obj.get(), type);
+    }
 }
 
 CommitResult commit(const CodeSet& check_codes, const std::vector<CodeSwap>& swaps,
@@ -148,9 +170,15 @@ CommitResult commit(const CodeSet& check_codes, const std::vector<CodeSwap>& swa
     plan.push_back(std::move(p));
   }
 
-  // Phase 2: assign. Only instance retyping and attribute changes can fail; they come first.
-  if (retype && retype != Py_None) retype_instances(result.matches, retype);
-  for (const auto& a : attrs) check_status(PyObject_SetAttr(a.owner.get(), a.name.get(), a.value.get()));
+  // Phase 2: assign. Only instance retyping and attribute changes can fail; they come first and
+  // are undone if either fails.
+  Rollback rollback;
+  if (retype && retype != Py_None) retype_instances(result.matches, retype, rollback);
+  for (const auto& a : attrs) {
+    rollback.before_set(a);
+    check_status(PyObject_SetAttr(a.owner.get(), a.name.get(), a.value.get()));
+  }
+  rollback.commit();
   std::vector<Ref> graveyard;  // old values die after every swap is done
   for (auto& p : plan) {
     PyFunctionObject* fn = p.fn;

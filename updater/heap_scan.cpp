@@ -95,9 +95,11 @@ struct FrameWalk {
 
   static int visit(PyThreadState* ts, void* arg) {
     auto* w = static_cast<FrameWalk*>(arg);
-    for (_PyInterpreterFrame* f = internals::current_interpreter_frame(ts); f; f = f->previous)
-      if (w->codes->count((PyObject*)f->f_code))
-        w->hits.emplace_back((unsigned long)ts->thread_id, (PyObject*)f->f_code, internals::interpreter_frame_line(f));
+    for (_PyInterpreterFrame* f = internals::current_interpreter_frame(ts); f; f = internals::calling_frame(f)) {
+      auto* code = (PyObject*)internals::frame_code(f);
+      if (w->codes->count(code))
+        w->hits.emplace_back((unsigned long)ts->thread_id, code, internals::interpreter_frame_line(f));
+    }
     return 0;
   }
 };

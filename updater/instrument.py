@@ -40,10 +40,10 @@ _FAST = '''def {name}({params}):
         "{exit}"()
 '''
 
-_GENERAL = '''def {name}({params}):
+_GENERAL = '''{async_}def {name}({params}):
     _stasis_call_ = "{hooks}".before({argdict})
     try:
-        _stasis_result_ = "{orig}"({args})
+        _stasis_result_ = {delegate}"{orig}"({args})
     except BaseException as _stasis_exc_:
         _stasis_exc_.__traceback__ = _stasis_exc_.__traceback__.tb_next
         "{hooks}".exception(_stasis_call_, _stasis_exc_)
@@ -52,14 +52,23 @@ _GENERAL = '''def {name}({params}):
     return _stasis_result_
 '''
 
-UNSUPPORTED_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+# Generators and coroutines get a wrapper of their own kind (`yield from` / `await` the original),
+# whose before() runs at the first resumption. Their calls span suspensions: they are not
+# line-instrumented (the line tracer would stay on the thread while they are parked), and profile
+# times them apart from the call trees (wall time per call, awaits included: what runs while they
+# are parked is not their callee).
+_SUSPENDING = inspect.CO_GENERATOR | inspect.CO_COROUTINE
+_NEVER = inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
-def instrumentable(code: types.CodeType) -> Optional[str]:
-    """None, or why `code` cannot be wrapped."""
-    if code.co_flags & UNSUPPORTED_FLAGS:
-        return (f"{code.co_qualname} is a generator or coroutine function; instrumenting those is not "
-                f"supported yet (the wrapper would time only the creation of the generator)")
+def instrumentable(code: types.CodeType, kind: str = "calls") -> Optional[str]:
+    """None, or why `code` cannot be instrumented with `kind` ("calls": before/after/on_exception;
+    "line": line callbacks; "profile")."""
+    if code.co_flags & _NEVER:
+        return f"{code.co_qualname} is an async generator or a types.coroutine generator; those cannot be instrumented yet"
+    if code.co_flags & _SUSPENDING and kind == "line":
+        return (f"{code.co_qualname} is a generator or coroutine function; those cannot be given line "
+                f"instruments yet (their calls span suspensions); use before/after/on_exception")
     clash = set(_HIDDEN) & set(code.co_varnames + code.co_freevars)
     if clash:
         return f"{code.co_qualname} uses the reserved names {sorted(clash)}"
@@ -103,7 +112,8 @@ def build_wrapper(code: types.CodeType, *, hooks: Any = None, profile_key: Optio
                   ) -> Tuple[types.CodeType, int]:
     """A wrapper code for `code` and the index of its ORIG placeholder constant. With only a
     profile key, the fast form (two C calls); otherwise the general form calling `hooks`."""
-    why = instrumentable(code)
+    why = instrumentable(code, "calls" if hooks is not None and not hooks.line_probes and not profile_key else
+                         "line" if hooks is not None and hooks.line_probes else "profile")
     if why:
         raise UpdateRefusedError(why)
     params, args, names = _signature(code)
@@ -111,7 +121,10 @@ def build_wrapper(code: types.CodeType, *, hooks: Any = None, profile_key: Optio
         src = _FAST.format(name="_w", params=params, args=args, enter=_ENTER, key=_KEY, orig=ORIG, exit=_EXIT)
     else:
         argdict = "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
-        src = _GENERAL.format(name="_w", params=params, args=args, hooks=_HOOKS, orig=ORIG, argdict=argdict)
+        delegate = ("yield from " if code.co_flags & inspect.CO_GENERATOR else
+                    "await " if code.co_flags & inspect.CO_COROUTINE else "")
+        src = _GENERAL.format(name="_w", params=params, args=args, hooks=_HOOKS, orig=ORIG, argdict=argdict,
+                              delegate=delegate, async_="async " if code.co_flags & inspect.CO_COROUTINE else "")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "'str' object is not callable": placeholders, replaced below
         module = compile(src, code.co_filename, "exec")
@@ -259,8 +272,10 @@ def _exception_item(value: int, first: bool) -> bytes:
 
 def inject_profile(code: types.CodeType, key: str) -> Optional[types.CodeType]:
     """`code` with an enter(key) prologue whose token ends the timing, or None when the code's
-    layout is not the plain one this supports (the caller then uses a wrapper)."""
-    if instrumentable(code):
+    layout is not the plain one this supports (the caller then uses a wrapper). In a generator or
+    coroutine the prologue runs at the first resumption and the token lives on the suspended
+    frame's stack until the end."""
+    if instrumentable(code, "profile"):
         return None
     raw = code.co_code
     units = len(raw) // 2
@@ -268,7 +283,8 @@ def inject_profile(code: types.CodeType, key: str) -> Optional[types.CodeType]:
     if resume is None:
         return None
     at = resume + 1                                           # insert after RESUME (code units)
-    consts = code.co_consts + (_engine.updater_profile_token, sys.intern(key))
+    enter = _engine.updater_profile_async_token if code.co_flags & _SUSPENDING else _engine.updater_profile_token
+    consts = code.co_consts + (enter, sys.intern(key))
     prologue: List[int] = []
     _emit(prologue, "PUSH_NULL")
     _emit(prologue, "LOAD_CONST", len(consts) - 2)

@@ -67,12 +67,20 @@ struct ThreadTree {
 };
 
 // All state is touched with the GIL held only.
+struct AsyncStat {
+  Ref key;
+  uint64_t calls = 0, total = 0;
+};
+
 struct Session {
   uint64_t generation = 0;
   uint64_t next_serial = 1;
   bool active = false;
   uint64_t start_ticks = 0, start_ns = 0;   // for the ticks -> ns rate
   std::map<unsigned long, std::unique_ptr<ThreadTree>> threads;
+  // Generator and coroutine calls: wall time from first resumption to the end, per thread and key,
+  // kept out of the call trees (what runs while they are parked is not their callee).
+  std::map<std::pair<unsigned long, PyObject*>, AsyncStat> async_calls;
 } session;
 
 // One-entry cache: the GIL lets one thread run at a time and switches are rare (milliseconds),
@@ -106,9 +114,9 @@ void collect(const Node& node, std::vector<PyObject*>& path, unsigned long tid, 
       PyTuple_SET_ITEM(keys.get(), Py_ssize_t(i), path[i]);
     }
     uint64_t self = node.total_ns > node.child_ns ? node.total_ns - node.child_ns : 0;
-    Ref row = Ref::steal(check(Py_BuildValue("(kOKKK)", tid, keys.get(), (unsigned long long)node.calls,
+    Ref row = Ref::steal(check(Py_BuildValue("(kOKKKO)", tid, keys.get(), (unsigned long long)node.calls,
                                              (unsigned long long)(double(node.total_ns) * ns_per_tick),
-                                             (unsigned long long)(double(self) * ns_per_tick))));
+                                             (unsigned long long)(double(self) * ns_per_tick), Py_False)));
     check_status(PyList_Append(out, row.get()));
   }
   for (const auto& [k, child] : node.children) collect(*child, path, tid, ns_per_tick, out);
@@ -119,6 +127,7 @@ void collect(const Node& node, std::vector<PyObject*>& path, unsigned long tid, 
 
 void start() {
   session.threads.clear();
+  session.async_calls.clear();
   session_keys.clear();
   ++session.generation;
   session.active = true;
@@ -200,6 +209,54 @@ void exit() {
   if (!t->open.empty()) close_call(t, end);  // empty: entered before this session started
 }
 
+// The token of a generator or coroutine call (see enter_async_token).
+struct AsyncToken {
+  PyObject_HEAD
+  uint64_t start;
+  uint64_t generation;
+  unsigned long thread_id;
+  PyObject* key;  // strong
+};
+
+void async_token_dealloc(PyObject* self) {
+  uint64_t end = now_ticks();
+  auto* token = reinterpret_cast<AsyncToken*>(self);
+  if (session.active && token->generation == session.generation) {
+    AsyncStat& stat = session.async_calls[{token->thread_id, token->key}];
+    if (!stat.key) stat.key = Ref::borrow(token->key);
+    stat.calls += 1;
+    stat.total += end - token->start;
+  }
+  Py_DECREF(token->key);
+  PyObject_Free(self);
+}
+
+PyTypeObject* async_token_type() {
+  static PyTypeObject type = [] {
+    PyTypeObject t = {PyVarObject_HEAD_INIT(nullptr, 0)};
+    t.tp_name = "stasis.updater.ProfileAsyncToken";
+    t.tp_basicsize = sizeof(AsyncToken);
+    t.tp_dealloc = async_token_dealloc;
+    t.tp_flags = Py_TPFLAGS_DEFAULT;
+    t.tp_doc = "records a generator or coroutine call when its frame ends";
+    return t;
+  }();
+  static bool ready = PyType_Ready(&type) == 0;
+  if (!ready) throw Error::python();
+  return &type;
+}
+
+Ref enter_async_token(PyObject* key) {
+  if (!session.active) return Ref::borrow(Py_None);
+  auto* token = PyObject_New(AsyncToken, async_token_type());
+  if (!token) throw Error::python();
+  token->start = now_ticks();
+  token->generation = session.generation;
+  token->thread_id = PyThread_get_thread_ident();
+  token->key = Py_NewRef(key);
+  return Ref::steal(reinterpret_cast<PyObject*>(token));
+}
+
 Ref enter_token(PyObject* key) {
   if (!session.active) return Ref::borrow(Py_None);
   Token* token;
@@ -223,6 +280,13 @@ Ref stop() {
   Ref out = Ref::steal(check(PyList_New(0)));
   std::vector<PyObject*> path;
   for (const auto& [tid, t] : session.threads) collect(t->root, path, tid, ns_per_tick, out.get());
+  for (const auto& [where, stat] : session.async_calls) {
+    auto ns_total = (unsigned long long)(double(stat.total) * ns_per_tick);
+    Ref row = Ref::steal(check(Py_BuildValue("(k(O)KKKO)", where.first, stat.key.get(),
+                                             (unsigned long long)stat.calls, ns_total, ns_total, Py_True)));
+    check_status(PyList_Append(out.get(), row.get()));
+  }
+  session.async_calls.clear();
   session.threads.clear();
   session_keys.clear();
   ++session.generation;

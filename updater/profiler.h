@@ -13,11 +13,15 @@
 namespace stasis::updater::profiler {
 
 void start();                 // discards previous data and starts a session
-Ref stop();                   // ends the session: [(thread_id, (key, ...), calls, total_ns, self_ns), ...]
+// Ends the session: [(thread_id, (key, ...), calls, total_ns, self_ns, is_async), ...]
+Ref stop();
 void enter(PyObject* key);    // key: the function's qualified name (kept alive by the wrapper)
 void exit();
 // For prologues injected into a function's code (stasis/updater/instrument.py inject_profile):
 // opens a call and returns a token whose deallocation closes it (None outside a session).
 Ref enter_token(PyObject* key);
+// For generator and coroutine functions: a token that records one call (wall time from the first
+// resumption to the end, awaits included) outside the call trees when the frame ends.
+Ref enter_async_token(PyObject* key);
 
 }  // namespace stasis::updater::profiler

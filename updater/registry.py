@@ -10,6 +10,7 @@ scan for the whole update), attribute changes — with no Python code running in
 from __future__ import annotations
 
 import dis
+import inspect
 import sys
 import threading
 import time
@@ -56,23 +57,29 @@ class FunctionGroup:
         return self.layers[-1] if self.layers else self.base
 
     def swap(self) -> tuple:
-        """The commit's swap entry installing what the remaining layers add up to."""
+        """The commit's swap entry installing what the remaining layers add up to: the current
+        layer's code, with the profile prologue injected when profiled, wrapped when probed."""
         cur = self.current()
         froms = tuple(self.codes.values())
-        if self.probes or self.profiles:
-            key = self.profiles[-1][1] if self.profiles else None
-            if not self.probes:
-                injected = inject_profile(cur.code, key)
-                if injected is not None:
-                    self.installing = injected
-                    return (froms, injected, cur.defaults, cur.kwdefaults, None, -1)
-                wrapper, slot = build_wrapper(cur.code, profile_key=key)
+        code, wrapper_key = cur.code, None
+        if self.profiles:
+            key = self.profiles[-1][1]
+            injected = inject_profile(cur.code, key)
+            if injected is not None:
+                code = injected
+            elif cur.code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE):
+                raise UpdateRefusedError(f"profile {key}: cannot add the profile prologue to this generator or coroutine")
             else:
-                wrapper, slot = build_wrapper(cur.code, hooks=Hooks(list(self.probes), cur.code, key))
-            self.installing = wrapper
-            return (froms, wrapper, cur.defaults, cur.kwdefaults, cur.code, slot)
-        self.installing = cur.code
-        return (froms, cur.code, cur.defaults, cur.kwdefaults, None, -1)
+                wrapper_key = key   # unusual code layout: time the calls from a wrapper instead
+        if self.probes:
+            wrapper, slot = build_wrapper(code, hooks=Hooks(list(self.probes), code, wrapper_key))
+        elif wrapper_key is not None:
+            wrapper, slot = build_wrapper(code, profile_key=wrapper_key)
+        else:
+            self.installing = code
+            return (froms, code, cur.defaults, cur.kwdefaults, None, -1)
+        self.installing = wrapper
+        return (froms, wrapper, cur.defaults, cur.kwdefaults, code, slot)
 
     def drop(self, update_id: int) -> None:
         self.layers = [l for l in self.layers if l.update_id != update_id]
@@ -294,7 +301,11 @@ class Registry:
         _remember(u.slots, s)
 
     def plan_probe(self, u: Update, name: str, fn: types.FunctionType, probe: Probe) -> None:
-        why = instrumentable(self.current_code(fn))
+        kind = "line" if probe.line is not None or probe.line_callback is not None else "calls"
+        g = self.groups.get(id(fn.__code__))
+        if g is not None and kind == "calls" and any(p.line is not None or p.line_callback for p in g.probes):
+            kind = "line"
+        why = instrumentable(self.current_code(fn), kind)
         if why:
             raise UpdateRefusedError(f"instrument {name}: {why}")
         g = self.group_for(fn, name)
@@ -302,6 +313,9 @@ class Registry:
         _remember(u.groups, g)
 
     def plan_profile(self, u: Update, name: str, fn: types.FunctionType) -> None:
+        why = instrumentable(self.current_code(fn), "profile")
+        if why:
+            raise UpdateRefusedError(f"profile {name}: {why}")
         g = self.group_for(fn, name)
         g.profiles.append((u.id, name))
         _remember(u.groups, g)

@@ -8,19 +8,31 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 Row = Tuple[int, str, List[str], int, int, int]   # pid, thread name, path, calls, total ns, self ns
 
+# Generator and coroutine functions are timed apart from the call trees: wall time per call from
+# the first resumption to the end, awaits included. Their names carry this mark everywhere.
+ASYNC_MARK = " [generator/coroutine: wall time]"
+
 
 def rows_of(pid: int, result: Dict[str, Any]) -> List[Row]:
     names = result.get("threads", {})
-    return [(pid, names.get(tid, f"thread-{tid}"), keys, calls, total, self_)
-            for tid, keys, calls, total, self_ in result["rows"]]
+    rows: List[Row] = []
+    for tid, keys, calls, total, self_, is_async in result["rows"]:
+        if is_async:
+            keys = [keys[-1] + ASYNC_MARK]
+        rows.append((pid, names.get(tid, f"thread-{tid}"), keys, calls, total, self_))
+    return rows
 
 
 def folded(rows: Sequence[Row]) -> str:
+    """One line per stack: its self time in microseconds (at least 1 for a stack that ran, so a
+    sub-microsecond function still shows)."""
     agg: Dict[str, int] = {}
-    for pid, thread, path, _calls, _total, self_ns in rows:
+    for pid, thread, path, calls, _total, self_ns in rows:
+        if not calls:
+            continue
         key = ";".join([f"process {pid}", f"thread {thread}"] + list(path))
-        agg[key] = agg.get(key, 0) + self_ns // 1000
-    return "".join(f"{k} {v}\n" for k, v in sorted(agg.items()) if v > 0)
+        agg[key] = agg.get(key, 0) + max(1, round(self_ns / 1000))
+    return "".join(f"{k} {v}\n" for k, v in sorted(agg.items()))
 
 
 def summary(rows: Sequence[Row]) -> str:

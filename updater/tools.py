@@ -54,7 +54,7 @@ def matching_functions(pattern: str) -> Tuple[List[Tuple[str, types.FunctionType
         fn = innermost_function(value)
         if fn is None or not rx.match(name) or id(fn.__code__) in found:
             return
-        why = instrumentable(registry.current_code(fn))
+        why = instrumentable(registry.current_code(fn), "profile")
         if why:
             skipped.append(f"{name}: {why}")
         else:
@@ -81,8 +81,22 @@ def _thread_names() -> Dict[str, str]:
 
 
 def profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, Any]:
-    """Wraps the matching functions for `seconds` (or until `stop`), then reverts; returns the call
-    tree rows: [thread id, [function, ...], calls, total ns, self ns]."""
+    """Profiles the matching functions for `seconds` (or until `stop`), then reverts; returns the
+    call tree rows: [thread id, [function, ...], calls, total ns, self ns, is_async] (is_async:
+    a generator or coroutine function, timed apart: wall time per call, awaits included)."""
+    if not _profile_lock.acquire(blocking=False):
+        raise UpdateRefusedError("another profile is running in this process (one at a time: the C++ "
+                                 "session is per process); try again when it ends")
+    try:
+        return _profile(pattern, seconds, stop)
+    finally:
+        _profile_lock.release()
+
+
+_profile_lock = threading.Lock()
+
+
+def _profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, Any]:
     functions, skipped = matching_functions(pattern)
     if not functions:
         raise UpdateRefusedError(f"no function of a loaded module matches {pattern!r}"
@@ -101,7 +115,8 @@ def profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, An
     finally:
         rows = _engine.updater_profile_stop()
     return {"update": u.id, "functions": [n for n, _ in functions], "skipped": skipped,
-            "rows": [[str(tid), list(keys), calls, total, self_] for tid, keys, calls, total, self_ in rows],
+            "rows": [[str(tid), list(keys), calls, total, self_, is_async]
+                     for tid, keys, calls, total, self_, is_async in rows],
             "threads": _thread_names()}
 
 

@@ -41,17 +41,20 @@ def make(workload: str, scale: float):
 WORKLOADS = ["dicts", "floats", "instances", "strings"]
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def timed_pair(a: Callable[[], object], b: Callable[[], object], repeat: int):
+    """Medians of `a` and `b`, run alternately so that load from other processes on the machine
+    affects both alike. The cyclic GC is off while timing (for both)."""
+    ta, tb = [], []
     for _ in range(repeat):
-        gc.collect()
-        gc.disable()
-        t = time.perf_counter()
-        r = fn()
-        times.append(time.perf_counter() - t)
-        gc.enable()
-        del r
-    return statistics.median(times)
+        for fn, out in ((a, ta), (b, tb)):
+            gc.collect()
+            gc.disable()
+            t = time.perf_counter()
+            r = fn()
+            out.append(time.perf_counter() - t)
+            gc.enable()
+            del r
+    return statistics.median(ta), statistics.median(tb)
 
 
 def zstd3(data: bytes) -> int:
@@ -90,7 +93,7 @@ def peak(workload: str, scale: float, phase: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--no-memory", action="store_true")
     args = ap.parse_args()
@@ -101,10 +104,10 @@ def main() -> None:
         s = stasis.dumps(data)
         assert stasis.loads(s) == data or w == "instances"
         row: Dict[str, object] = {"workload": w}
-        row["pickle_dump"] = timed(lambda: pickle.dumps(data, 5), args.repeat)
-        row["stasis_dump"] = timed(lambda: stasis.dumps(data), args.repeat)
-        row["pickle_load"] = timed(lambda: pickle.loads(p), args.repeat)
-        row["stasis_load"] = timed(lambda: stasis.loads(s), args.repeat)
+        row["pickle_dump"], row["stasis_dump"] = timed_pair(
+            lambda: pickle.dumps(data, 5), lambda: stasis.dumps(data), args.repeat)
+        row["pickle_load"], row["stasis_load"] = timed_pair(
+            lambda: pickle.loads(p), lambda: stasis.loads(s), args.repeat)
         row["pickle_size"] = len(p)
         row["zstd_pickle_size"] = zstd3(p)
         row["stasis_size"] = len(s)

@@ -9,7 +9,6 @@ Errors:         StasisError and its subclasses (stasis.errors)
 from __future__ import annotations
 
 import os
-import sys
 from types import ModuleType
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -94,51 +93,29 @@ def register(type_: type, save: Callable[[Any], Any], load: Callable[[Any], Any]
 for _type, (_key, _save, _load) in _handlers.builtin_handlers().items():
     register(_type, _save, _load, key=_key)
 
-_MODULE_STATES: Dict[str, Tuple[Callable[[ModuleType], Any], Callable[[ModuleType, Any], None]]] = \
-    dict(_handlers.builtin_module_states())
-_MODULE_METADATA = frozenset({"__name__", "__loader__", "__spec__", "__builtins__", "__file__",
-                              "__cached__", "__package__", "__path__", "__doc__"})
-
-
 def register_module_state(name: str, save: Callable[[ModuleType], Any],
                           load: Callable[[ModuleType, Any], None]) -> None:
-    """State of library module `name` to keep across a snapshot (e.g. random's global generator)."""
-    _MODULE_STATES[name] = (save, load)
+    """State of library module `name` to keep across a snapshot (e.g. random's global generator):
+    save(module) -> state, load(module, state)."""
+    _engine.register_module_state(name, save, load)
 
 
-def _is_user_module(module: ModuleType) -> bool:
-    path = getattr(module, "__file__", None)
-    if not path or module.__name__ in sys.builtin_module_names:
-        return False
-    path = os.path.realpath(path)
-    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
-        lib = os.path.realpath(os.path.join(prefix, "lib"))
-        if path.startswith(lib + os.sep):
-            return False
-    return "site-packages" not in path and "dist-packages" not in path and not path.startswith(os.path.dirname(os.__file__) + os.sep)
+for _name, (_msave, _mload) in _handlers.builtin_module_states().items():
+    register_module_state(_name, _msave, _mload)
 
 
 def module_state(module: ModuleType) -> Tuple[str, str, Any]:
-    """The state of `module` for a whole-program snapshot: ("user", name, {global: value}) with all
-    globals of a user module (values that are modules, classes or functions importable by name are
-    written by reference by dumps), ("library", name, state) for a library module with registered
-    state, or ("library", name, None)."""
-    name = module.__name__
-    if _is_user_module(module):
-        return ("user", name, {k: v for k, v in vars(module).items() if k not in _MODULE_METADATA})
-    entry = _MODULE_STATES.get(name)
-    return ("library", name, entry[0](module) if entry else None)
+    """The state of `module` for a whole-program snapshot (engine/heap_api.cpp):
+    ("user", name, {global: value}) with all globals of a user module (module metadata aside;
+    values that are modules, or classes and functions importable by name, are written by reference
+    by dumps), ("library", name, state) for a library module with registered state, or
+    ("library", name, None)."""
+    return _engine.module_state(module)
 
 
 def restore_module_state(module: ModuleType, state: Tuple[str, str, Any]) -> None:
     """Apply `module_state(...)` output (after loads) to the re-imported module."""
-    kind, name, value = state
-    if name != module.__name__:
-        raise ValueError(f"state of module {name!r} applied to {module.__name__!r}")
-    if kind == "user":
-        vars(module).update(value)
-    elif value is not None:
-        _MODULE_STATES[name][1](module, value)
+    _engine.restore_module_state(module, state)
 
 
 def suspend(path: Optional[PathLike] = None) -> None:

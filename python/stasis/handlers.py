@@ -143,6 +143,16 @@ def _load_random_module(module: Any, state: Any) -> None:
     module._inst.setstate(state)
 
 
+def _save_threading_module(module: Any) -> Any:
+    # threading._counter = itertools.count(1).__next__ numbers new threads ("Thread-7").
+    return module._counter.__self__
+
+
+def _load_threading_module(module: Any, counter: Any) -> None:
+    module._counter = counter.__next__
+
+
 def builtin_module_states() -> Dict[str, Tuple[Callable, Callable]]:
     """{module name: (save(module) -> state, load(module, state))}."""
-    return {"random": (_save_random_module, _load_random_module)}
+    return {"random": (_save_random_module, _load_random_module),
+            "threading": (_save_threading_module, _load_threading_module)}

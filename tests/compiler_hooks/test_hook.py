@@ -154,6 +154,19 @@ class Cache(unittest.TestCase):
         shutil.copy(self.src, other)
         self.assertNotEqual(cache.source_key(other, data), key)
 
+    def test_rewriter_failure_falls_back_to_plain_code(self) -> None:
+        data = self.write('def f(x):\n    return str(len(x))\n')
+        err = __import__('io').StringIO()
+        with mock.patch.object(hook, 'rewrite_module', side_effect=RuntimeError('bug')), \
+                mock.patch.object(sys, 'stderr', err):
+            code = hook.compile_cached(self.src, data)
+        self.assertIsNone(resume_points.resume_table(code))
+        self.assertIn('running it unrewritten', err.getvalue())
+        bad = self.write('def f(:\n')
+        with self.assertRaises(SyntaxError) as cm:
+            hook.compile_cached(self.src, bad)
+        self.assertEqual(cm.exception.lineno, 1)
+
     def test_read_only_directory_falls_back(self) -> None:
         ro = os.path.join(self.dir, 'ro')
         os.mkdir(ro)

@@ -6,7 +6,7 @@ Runs each CPython test module (Debian `libpython3.11-testsuite`) twice -- plainl
 the unittest counts (tests run, failures, errors, skipped, expected failures, unexpected
 successes).  Prints one table row per module; exits 0 only if every module matches.
 
-    run.py --fast | --full | MODULE...  [--jobs N] [--stasis PATH] [--python PATH]
+    run.py --fast | --full | --extra | MODULE...  [--jobs N] [--stasis PATH] [--python PATH]
 """
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ FULL = [
     'test_iter', 'test_funcattrs', 'test_types', 'test_bool',
     'test_traceback', 'test_inspect', 'test_threading', 'test_queue', 'test_sched',
 ]
+# More of the suite (`--extra`).  test_dis, test_compile and test_sys_settrace inspect the
+# bytecode, constants, positions or line events of functions defined in the test module itself,
+# which the rewriting changes by design (compiler_hooks/README.md, deviations 4 and 5).
+EXTRA = ['test_builtin', 'test_descr', 'test_typing', 'test_argparse', 'test_copy', 'test_heapq',
+         'test_operator', 'test_statistics', 'test_logging', 'test_sort', 'test_property',
+         'test_abc', 'test_gc', 'test_weakref', 'test_syntax', 'test_unittest', 'test_pprint',
+         'test_textwrap', 'test_difflib', 'test_csv', 'test_random', 'test_dis', 'test_compile',
+         'test_sys_settrace']
 # A fast subset (< 1 min for both runs on a loaded 2-core machine), run by `make test`.
 FAST = ['test_grammar', 'test_scope', 'test_with', 'test_raise', 'test_augassign',
         'test_named_expressions', 'test_listcomps', 'test_unpack', 'test_except_star',
@@ -150,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('modules', nargs='*')
     ap.add_argument('--fast', action='store_true')
     ap.add_argument('--full', action='store_true')
+    ap.add_argument('--extra', action='store_true', help='the modules beyond the issue\'s list')
     ap.add_argument('--jobs', type=int, default=2)
     ap.add_argument('--timeout', type=float, default=900)
     ap.add_argument('--python', default=sys.executable)
     ap.add_argument('--stasis', default=None, help='stasis CLI (default: build/bin/stasis if built)')
     ns = ap.parse_args(argv)
-    modules = ns.modules or (FULL if ns.full else FAST)
+    modules = ns.modules or (EXTRA if ns.extra else FULL if ns.full else FAST)
     stasis = ns.stasis if ns.stasis is not None else default_stasis()
     stasis = stasis or None
     print(f'conformance: {len(modules)} modules; plain = {ns.python} -m test -v M; '

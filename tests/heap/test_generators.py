@@ -74,6 +74,25 @@ class GeneratorTest(unittest.TestCase):
             c2.send(None)
         self.assertEqual(e.exception.value, 7)
 
+    def test_async_generator_rebuilt(self):
+        async def agen():
+            total = 0
+            for i in range(4):
+                total += i
+                yield total
+
+        def step(ag):
+            try:
+                ag.asend(None).send(None)
+            except StopIteration as e:
+                return e.value
+        a = agen()
+        self.assertEqual(step(a), 0)
+        self.assertEqual(step(a), 1)
+        b = stasis.loads(stasis.dumps(a))
+        self.assertEqual([step(b), step(b)], [3, 6])
+        self.assertEqual([step(a), step(a)], [3, 6])
+
     def test_running_generator_is_unsupported(self):
         def gen():
             yield stasis.dumps(g)

@@ -30,6 +30,14 @@ class ModuleStateTest(unittest.TestCase):
         stasis.restore_module_state(me, state)
         self.assertNotIn("COUNTER", state[2])
 
+    def test_threading_counter(self):
+        import threading
+        threading.Thread(target=lambda: None).name  # advance the counter
+        data = stasis.dumps(stasis.module_state(threading))
+        expected = threading.Thread(target=lambda: None).name
+        stasis.restore_module_state(threading, stasis.loads(data))
+        self.assertEqual(threading.Thread(target=lambda: None).name, expected)
+
     def test_library_module_without_registration(self):
         import json
         self.assertEqual(stasis.module_state(json), ("library", "json", None))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ class TargetTestCase(unittest.TestCase):
             os.environ.pop("STASIS_CONTROL_DIR", None)
         else:
             os.environ["STASIS_CONTROL_DIR"] = self._old_env
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def write(self, name: str, text: str) -> str:
         path = os.path.join(self.tmp, name)

@@ -9,6 +9,7 @@ import types
 import unittest
 
 from stasis import update
+from stasis.updater import apply_file
 from stasis.updater.errors import NotQuiescentError, UpdateRefusedError
 
 SOURCE = '''
@@ -45,8 +46,12 @@ class Shop:
         x = 1
         return x / 0
 
-def gen():
-    yield 1
+def gen(n):
+    yield n
+    return "done"
+
+async def coro(x):
+    return x * 2
 '''
 
 
@@ -178,6 +183,25 @@ class ApiTest(unittest.TestCase):
         self.assertEqual([type(s) for s in shops], [Store, Store])      # converted at once
         self.assertEqual([s.hello() for s in shops], ["hi store a", "hi store b"])
 
+    def test_a_refused_attribute_rolls_the_whole_commit_back(self) -> None:
+        import enum
+
+        class Color(enum.Enum):
+            RED = 1
+        self.mod.Color = Color
+        shop = self.mod.Shop("a")
+        source = (f"from stasis.update import convert, redefine\n"
+                  f"convert('{self.name}.Shop', lambda s: None, lazy=True, undo=lambda s: None)\n"
+                  f"class Color:\n"
+                  f"    RED = 2\n"                       # EnumType refuses to reassign a member
+                  f"redefine('{self.name}.Color', Color)\n")
+        before = len(update.list_updates())
+        with self.assertRaisesRegex(AttributeError, "RED"):
+            apply_file("<rollback test>", source)
+        self.assertIs(type(shop), self.mod.Shop)            # the retyping was undone
+        self.assertEqual(Color.RED.value, 1)
+        self.assertEqual(len(update.list_updates()), before)
+
     def test_instrument_keeps_tracebacks_and_arguments_explicit(self) -> None:
         m = self.mod
         seen = []
@@ -196,8 +220,20 @@ class ApiTest(unittest.TestCase):
             m.Shop("y").fail()
         self.assertEqual(at_line, [1])
         update.revert(u)
-        with self.assertRaisesRegex(UpdateRefusedError, "generator"):
-            update.instrument(f"{self.name}.gen", before=print)
+
+    def test_instrument_generators_and_coroutines(self) -> None:
+        import asyncio
+        m = self.mod
+        seen = []
+        update.instrument(f"{self.name}.gen", before=lambda n: seen.append(("gen", n)),
+                          after=lambda return_value: seen.append(("gen done", return_value)))
+        update.instrument(f"{self.name}.coro", before=lambda x: seen.append(("coro", x)),
+                          after=lambda return_value: seen.append(("coro done", return_value)))
+        self.assertEqual(list(m.gen(7)), [7])
+        self.assertEqual(asyncio.run(m.coro(4)), 8)
+        self.assertEqual(seen, [("gen", 7), ("gen done", "done"), ("coro", 4), ("coro done", 8)])
+        with self.assertRaisesRegex(UpdateRefusedError, "generator or coroutine function.*line instruments"):
+            update.instrument(f"{self.name}.gen", line=36, before=print)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,17 @@ def version():
     return "v1"
 
 stasis.serve_updates()
+parent = os.getpid()
 workers = []
 for i in range(3):
     pid = os.fork()
     if pid == 0:
         # The child serves on its own socket (re-created after fork by stasis).
-        while True:
+        while os.getppid() == parent:   # a worker ends with its parent, however the parent ends
             with open(os.path.join(sys.argv[1], f"{os.getpid()}.out"), "w") as f:
                 f.write(version())
             time.sleep(0.02)
+        os._exit(0)
     workers.append(pid)
 socket_dir = os.environ["STASIS_CONTROL_DIR"]
 while not all(os.path.exists(os.path.join(socket_dir, f"{w}.sock")) for w in workers):
@@ -74,6 +76,14 @@ class PreforkTest(TargetTestCase):
         self.assertEqual(versions, {w: "v2" for w in workers})
         _, listing, _ = self.ctl("--all-children", proc.pid, "list")
         self.assertEqual(listing.count("applied"), 4, listing)
+        # One profile across the server: folded stacks name each worker process.
+        folded = os.path.join(self.tmp, "all.folded")
+        _, out, _ = self.ctl("--all-children", proc.pid, "profile", "__main__.version", "--seconds", "0.3",
+                             "--folded", folded)
+        self.assertIn("__main__.version", out)
+        with open(folded) as f:
+            profiled = {int(m) for m in re.findall(r"^process (\d+);", f.read(), re.M)}
+        self.assertEqual(profiled, set(workers))   # the parent never calls version()
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class SecurityTest(TargetTestCase):
         p, _ = self.start("target.py", TARGET)
         path = channel.socket_path(p.pid)
         code = CLIENT_AS_NOBODY.format(uid=nobody.pw_uid, gid=nobody.pw_gid)
-        run = lambda: subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=30)
+        run = lambda: subprocess.run([sys._base_executable, "-I", "-c", code, path], capture_output=True, text=True, timeout=30)
         # 1. The 0700 directory keeps other users out.
         r = run()
         self.assertEqual(r.stdout.strip(), "connect failed: PermissionError", r.stderr)

@@ -1,4 +1,4 @@
-"""Writes tests/fuzz/seeds/heap_v<N>.snap: a snapshot that uses every op of the heap engine that an
+"""Writes tests/fuzz/seeds/heap_v<N>.golden: a snapshot that uses every op of the heap engine that an
 embedded interpreter without the stasis package can load (no registered handlers), as a seed for
 loads_fuzz. Run with build/bin/python after a format-version bump (and delete the old seed)."""
 import collections
@@ -34,7 +34,7 @@ def value():
     return d
 
 
-path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"heap_v{stasis.FORMAT_VERSION}.snap")
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"heap_v{stasis.FORMAT_VERSION}.golden")
 with open(path, "wb") as f:
     f.write(stasis.dumps(value()))
 print("wrote", path)
