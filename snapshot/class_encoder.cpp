@@ -29,6 +29,17 @@ void encode_class(HeapEncoder& e, PyObject* obj) {
   auto* type = reinterpret_cast<PyTypeObject*>(obj);
   if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE))
     e.unsupported(obj, std::string("the builtin class ") + type->tp_name + " cannot be found by its name");
+  // Metaclasses that need their own namespace type (enum's _EnumDict) cannot be rebuilt by Class.
+  static PyObject* enum_type = [] {
+    Ref m = Ref::steal(PyImport_ImportModule("enum"));
+    PyObject* t = m ? PyObject_GetAttrString(m.get(), "EnumType") : nullptr;
+    if (!t) PyErr_Clear();
+    return t;
+  }();
+  if (enum_type && PyObject_IsInstance(obj, enum_type) == 1)
+    e.unsupported(obj, std::string("the Enum class ") + type->tp_name +
+                           " is not importable by its name (defined inside a function?); define it "
+                           "at module level so it is written by reference");
   PyObject* dict = type->tp_dict;
   Ref ns = Ref::steal(PyDict_New());
   Ref state = Ref::steal(PyDict_New());

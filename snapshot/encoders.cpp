@@ -27,6 +27,7 @@ const ExactType kExactTypes[] = {
     {&PyStaticMethod_Type, encode_staticmethod},  // Reduce(staticmethod, (func,))
     {&PyClassMethod_Type, encode_classmethod},    // Reduce(classmethod, (func,))
     {&PyProperty_Type, encode_property},          // Reduce(property, (fget, fset, fdel, doc))
+    {&PyDictProxy_Type, encode_mappingproxy},     // Reduce(types.MappingProxyType, (dict copy,))
     {&PyGen_Type, encode_generator},              // Generator + GeneratorFrame
     {&PyCoro_Type, encode_generator},             // Generator + GeneratorFrame
     {&PyAsyncGen_Type, encode_generator},         // Generator + GeneratorFrame

@@ -16,6 +16,7 @@ void encode_object(HeapEncoder& e, PyObject* obj);
 void encode_complex(HeapEncoder& e, PyObject* obj);
 void encode_bytearray(HeapEncoder& e, PyObject* obj);
 void encode_memoryview(HeapEncoder& e, PyObject* obj);
+void encode_mappingproxy(HeapEncoder& e, PyObject* obj);
 // snapshot/global_encoder.cpp: classes, functions and modules by reference
 bool encode_global(HeapEncoder& e, PyObject* obj);  // false: not importable under its name
 void encode_module(HeapEncoder& e, PyObject* obj);

@@ -1,4 +1,4 @@
-// snapshot/scalar_encoder.cpp — complex, bytearray and memoryview. Counterpart:
+// snapshot/scalar_encoder.cpp — complex, bytearray, memoryview and mappingproxy. Counterpart:
 // restore/scalar_decoder.cpp (Complex, ByteArray); a memoryview is a Reduce of memoryview over
 // the object that owns its buffer
 // (or over a bytes copy of a 1-D unsigned-byte slice).
@@ -49,6 +49,17 @@ void encode_memoryview(HeapEncoder& e, PyObject* obj) {
   if (!bytes) e.unsupported(obj, "its contents cannot be copied");
   Ref args = Ref::steal(PyTuple_Pack(1, bytes.get()));
   plan.save(memoryview, "").save(args, ".obj").atomic(format::Op::Reduce, 2);
+  e.run(std::move(plan));
+}
+
+// types.MappingProxyType (e.g. dataclass field metadata): restored over a dict copy of its
+// mapping (the proxied mapping itself is not reachable through the C API).
+void encode_mappingproxy(HeapEncoder& e, PyObject* obj) {
+  Ref copy = Ref::steal(PyDict_New());
+  if (!copy || PyDict_Merge(copy.get(), obj, 1) < 0) e.unsupported(obj, "its mapping cannot be copied");
+  Ref args = Ref::steal(PyTuple_Pack(1, copy.get()));
+  Plan plan(obj);
+  plan.save(reinterpret_cast<PyObject*>(&PyDictProxy_Type)).save(args, ".<mapping>").atomic(format::Op::Reduce, 2);
   e.run(std::move(plan));
 }
 

@@ -245,7 +245,7 @@ def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[st
             raise UpdateRefusedError(f"{path} changed between reading and applying (sha256 {digest} is not "
                                      f"the {request.get('sha256')} the client sent); apply again")
         u = api.apply_file(path, data.decode("utf-8"))
-        return {"update": u.id, "actions": u.actions}
+        return {"update": u.id, "actions": u.actions, "warnings": u.warnings}
     if op == "list":
         return {"updates": api.list_updates()}
     if op == "revert":
@@ -253,7 +253,7 @@ def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[st
         if not isinstance(update_id, int):
             raise UpdateRefusedError("revert needs an integer update id")
         u = api.registry.revert(update_id)
-        return {"update": u.id, "actions": u.actions}
+        return {"update": u.id, "actions": u.actions, "warnings": u.warnings}
     if op in ("profile", "trace", "watch", "lines"):
         watcher.start()
         if op == "profile":

@@ -201,6 +201,8 @@ def main(argv: Sequence[str]) -> int:
             for s in reply.get("skipped", []):
                 print(f"{prefix}skipped {s}", file=sys.stderr)
             continue
+        for w in reply.get("warnings", []):
+            print(f"{prefix}stasis: warning: {w}", file=sys.stderr)
         text = _format(pid, args, reply)
         sys.stdout.write("".join(prefix + line + "\n" for line in text.splitlines()) if multi else text)
     if args.command == "profile" and any(results[p].get("ok") for p in pids):

@@ -214,10 +214,12 @@ class Update:
     state: str = "planned"                   # planned, applied, reverted
     applied_at: float = 0.0
     not_revertible: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)   # conversions that raised (update stays applied)
 
     def describe(self) -> Dict[str, Any]:
         return {"id": self.id, "source": self.source, "state": self.state, "actions": list(self.actions),
-                "applied_at": self.applied_at, "revertible": self.not_revertible is None}
+                "applied_at": self.applied_at, "revertible": self.not_revertible is None,
+                "warnings": list(self.warnings)}
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -402,18 +404,21 @@ class Registry:
     def _convert(self, u: Update, instances: List[List[Any]]) -> None:
         """Eager work after the commit. The commit already made every change visible atomically:
         an added field is a lazy descriptor and every instance to convert has a pending class, so a
-        thread touching an object before this loop reaches it converts it itself."""
+        thread touching an object before this loop reaches it converts it itself. A conversion that
+        raises is counted in u.warnings; the update stays applied."""
         lists = iter(instances)
         for f in (f for f in u.fields if not f.lazy):
-            for obj in next(lists):
-                d = getattr(obj, "__dict__", None)
-                if d is not None and f.name not in d:
-                    d[f.name] = f.init(obj)
+            with _Failures(u, f"add_field {f.cls.__qualname__}.{f.name}: init") as failures:
+                for obj in next(lists):
+                    d = getattr(obj, "__dict__", None)
+                    if d is not None and f.name not in d:
+                        failures.run(lambda: d.__setitem__(f.name, f.init(obj)))
         for c in u.conversions:
             objs = next(lists)
             if not c.lazy:
-                for obj in objs:
-                    c.finish(obj)
+                with _Failures(u, f"convert {c.cls.__qualname__}") as failures:
+                    for obj in objs:
+                        failures.run(lambda: c.finish(obj))
 
     def _unconvert(self, u: Update, instances: List[List[Any]]) -> None:
         lists = iter(instances)
@@ -423,12 +428,35 @@ class Registry:
                 if d is not None:
                     d.pop(f.name, None)
         for c in u.conversions:
-            for obj in next(lists):
-                real = type(obj)
-                if getattr(real, "__stasis_pending__", False):
-                    object.__setattr__(obj, "__class__", real.__mro__[1])
-                elif c.undo is not None:
-                    c.undo(obj)
+            with _Failures(u, f"undo of convert {c.cls.__qualname__}") as failures:
+                for obj in next(lists):
+                    real = type(obj)
+                    if getattr(real, "__stasis_pending__", False):
+                        object.__setattr__(obj, "__class__", real.__mro__[1])
+                    elif c.undo is not None:
+                        failures.run(lambda: c.undo(obj))
+
+
+class _Failures:
+    """Runs one conversion step per object, counting the ones that raise."""
+
+    def __init__(self, u: Update, what: str):
+        self.u, self.what, self.count, self.first = u, what, 0, None
+
+    def run(self, step: Callable[[], Any]) -> None:
+        try:
+            step()
+        except Exception as e:
+            self.count += 1
+            self.first = self.first or e
+
+    def __enter__(self) -> "_Failures":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.count:
+            self.u.warnings.append(f"{self.what} raised for {self.count} instance(s), first: "
+                                   f"{type(self.first).__name__}: {self.first}")
 
 
 registry = Registry()

@@ -132,8 +132,11 @@ def main() -> None:
         print(f"{r['workload']:10} {r['pickle_dump']:10.3f}s {r['stasis_dump']:10.3f}s {dr:6.2f} "
               f"{r['pickle_load']:10.3f}s {r['stasis_load']:10.3f}s {lr:6.2f} {r['zstd_pickle_size']:12d} "
               f"{r['stasis_size']:10d} {sr:6.2f} {dp:>9} {lp:>9}")
-    print("targets: dump <= 0.50, load <= 0.67, size <= 1.00 (peaks: growth of RSS during the call "
-          "/ snapshot size)")
+    print("targets: dump <= 0.50, load <= 0.67, size <= 1.00 (ratios: stasis / pickle; sizes against "
+          "`zstd -3` of pickle's bytes)")
+    print("peaks: growth of the RSS high-water mark during one dumps/loads in a fresh process, as a "
+          "multiple of the snapshot size (load: mostly the objects built; dump: zstd's buffers and "
+          "the output)")
     print("all targets met" if ok else "SOME TARGETS MISSED")
 
 

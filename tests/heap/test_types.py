@@ -200,6 +200,44 @@ class TypesTest(unittest.TestCase):
         d = rt(Dyn(4))
         self.assertEqual((d.z, d.method()), (1, 8))
 
+    def test_dynamic_abc_dataclass_namedtuple(self):
+        import abc
+
+        def factory():
+            class Base(abc.ABC):
+                @abc.abstractmethod
+                def m(self):
+                    ...
+
+            class Impl(Base):
+                def m(self):
+                    return 5
+
+            @dataclasses.dataclass
+            class Data:
+                x: int = 1
+            LocalPair = collections.namedtuple("LocalPair", "a b")
+            return Base, Impl(), Data(3), LocalPair(1, 2)
+        base, impl, data, pair = rt(factory())
+        self.assertIsInstance(impl, base)
+        self.assertEqual(impl.m(), 5)
+        with self.assertRaises(TypeError):
+            base()
+        self.assertEqual(data, type(data)(3))
+        self.assertEqual((pair.a, pair.b), (1, 2))
+
+    def test_mappingproxy(self):
+        self.assertEqual(rt(types.MappingProxyType({"a": 1})), {"a": 1})
+
+    def test_enum_class_by_value_is_refused_clearly(self):
+        def factory():
+            class Local(enum.Enum):
+                X = 1
+            return Local.X
+        with self.assertRaises(stasis.UnsupportedObjectError) as e:
+            stasis.dumps(factory())
+        self.assertIn("define it at module level", str(e.exception))
+
     def test_bound_method_staticmethod_classmethod_property(self):
         p = Plain(3)
         m = rt(p.method)

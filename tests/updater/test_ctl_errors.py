@@ -10,6 +10,10 @@ TARGET = '''
 import sys, stasis
 def greet(name):
     return "hello " + name
+class Box:
+    def __init__(self, size):
+        self.size = size
+BOXES = [Box(1), Box(0), Box(2)]
 stasis.serve_updates()
 print("ready", flush=True)
 sys.stdin.read()
@@ -45,6 +49,12 @@ class CtlErrorsTest(TargetTestCase):
         self.assertIn("must be functions or classes", err)
         _, listing, _ = self.ctl(self.proc.pid, "list")
         self.assertEqual(listing.strip(), "no updates")
+        # A conversion that raises for some instances: applied, with a warning that counts them.
+        _, out, err = self.ctl(self.proc.pid, "apply", self.write("fields.py",
+                               "from stasis.update import add_field\n"
+                               "add_field('__main__.Box.ratio', init=lambda box: 10 // box.size)\n"))
+        self.assertRegex(out, r"update \d+ applied")   # failed updates used ids too
+        self.assertIn("warning: add_field Box.ratio: init raised for 1 instance(s), first: ZeroDivisionError", err)
         _, _, err = self.ctl(self.proc.pid, "revert", "7", expect=102)
         self.assertIn("no update 7", err)
         _, _, err = self.ctl(self.proc.pid, "frobnicate", expect=64)
