@@ -15,6 +15,10 @@ const char* error_code_name(ErrorCode code) noexcept {
     case ErrorCode::NotAvailable: return "NotAvailable";
     case ErrorCode::Io: return "Io";
     case ErrorCode::NotSuspendable: return "NotSuspendable";
+    case ErrorCode::UpdateFailed: return "UpdateFailed";
+    case ErrorCode::NotQuiescent: return "NotQuiescent";
+    case ErrorCode::UpdateRefused: return "UpdateRefused";
+    case ErrorCode::ControlChannel: return "ControlChannel";
   }
   return "Unknown";
 }

@@ -23,6 +23,10 @@ enum class ErrorCode : int {
   NotAvailable = 97,           // NotAvailableError: a feature that is not built yet
   Io = 98,                     // SnapshotIOError: cannot read or write a file
   NotSuspendable = 99,         // NotSuspendableError: no safe point reached in time
+  UpdateFailed = 100,          // UpdateError: an update, revert or instrument failed; nothing changed
+  NotQuiescent = 101,          // NotQuiescentError: the update's safe point was not reached in time
+  UpdateRefused = 102,         // UpdateRefusedError: the update is not allowed as written
+  ControlChannel = 103,        // ControlChannelError: a process's control socket cannot be used
 };
 
 const char* error_code_name(ErrorCode code) noexcept;

@@ -1,15 +1,14 @@
-// updater/update_errors.h — the error codes of the updater. They continue core/error.h's ErrorCode
-// (same numbering space, same "never renumber" rule) and match stasis/updater/errors.py, which
-// registers the Python classes for them; they belong in core/error.h once its owner appends them.
+// updater/update_errors.h — the updater's names for its error codes, which live in core/error.h
+// with every other code (python/stasis/errors.py has the matching classes).
 #pragma once
 
 #include "core/error.h"
 
 namespace stasis::updater {
 
-constexpr ErrorCode kUpdateError = static_cast<ErrorCode>(100);     // UpdateError
-constexpr ErrorCode kNotQuiescent = static_cast<ErrorCode>(101);    // NotQuiescentError
-constexpr ErrorCode kUpdateRefused = static_cast<ErrorCode>(102);   // UpdateRefusedError
-constexpr ErrorCode kControlChannel = static_cast<ErrorCode>(103);  // ControlChannelError
+constexpr ErrorCode kUpdateError = ErrorCode::UpdateFailed;       // UpdateError
+constexpr ErrorCode kNotQuiescent = ErrorCode::NotQuiescent;      // NotQuiescentError
+constexpr ErrorCode kUpdateRefused = ErrorCode::UpdateRefused;    // UpdateRefusedError
+constexpr ErrorCode kControlChannel = ErrorCode::ControlChannel;  // ControlChannelError
 
 }  // namespace stasis::updater

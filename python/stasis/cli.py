@@ -279,6 +279,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if argv and argv[0] == "run":
             return cmd_run(argv[1:])
+        if argv and argv[0] == "ctl":  # its own parser (options such as --all-children come first)
+            try:
+                from .updater import ctl
+            except ImportError:
+                raise NotAvailableError("`stasis ctl` is not available yet (updater, issue 6)") from None
+            return ctl.main(argv[1:])
         parser = _parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):

@@ -75,9 +75,34 @@ class NotSuspendableError(StasisError):
     code = 99
 
 
+class UpdateError(StasisError):
+    """An update, revert or instrument request failed; nothing was changed."""
+
+    code = 100
+
+
+class NotQuiescentError(UpdateError):
+    """The safe point was not reached in time; the message lists what was still active."""
+
+    code = 101
+
+
+class UpdateRefusedError(UpdateError):
+    """The update is not allowed as written (free variables added, unknown target, not revertible...)."""
+
+    code = 102
+
+
+class ControlChannelError(StasisError):
+    """The control socket of a process cannot be found, trusted or used."""
+
+    code = 103
+
+
 ALL = (StasisError, NotASnapshotError, TruncatedSnapshotError, CorruptSnapshotError,
        IncompatibleSnapshotError, SignatureError, UnsupportedObjectError, NotAvailableError,
-       SnapshotIOError, NotSuspendableError)
+       SnapshotIOError, NotSuspendableError, UpdateError, NotQuiescentError, UpdateRefusedError,
+       ControlChannelError)
 
 # The engine raises by code; StasisError stands for the internal-error code 90.
 BY_CODE = {cls.code: cls for cls in ALL}
