@@ -3,19 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "error_code_of.h"
 #include "format/schema.h"
 
 namespace stasis::format {
 namespace {
 
-ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ErrorCode::PythonError;  // "no error" marker for these tests
-}
+using stasis::testing::code_of;
 
 TEST(Preamble, RoundTripsEveryField) {
   Preamble p = current_preamble("objects", kFlagSigned);

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "error_code_of.h"
 #include "format/payload.h"
 #include "format/schema.h"
 
@@ -15,14 +16,7 @@ namespace fs = boost::filesystem;
 namespace stasis::format {
 namespace {
 
-ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ErrorCode::PythonError;  // "no error"
-}
+using stasis::testing::code_of;
 
 // A payload of `n` varints and a string, spanning several chunks.
 void write_sample(SnapshotWriter& w, uint64_t n) {
