@@ -189,7 +189,8 @@ PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
     } release{&data};
     format::ReadOptions options;
     options.key = key_from(key);
-    options.verify_payload = false;  // read_objects decodes and verifies in one pass
+    // The zstd frame is checked whole (blocks and checksum) before any object is built; measured
+    // at under 5% of loads on the 1e6-dict workload. The op grammar is checked by the decoder.
     auto file = format::SnapshotReader::open_bytes(
         std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options);
     return read_objects(file, kind_of(kind));
@@ -206,7 +207,8 @@ PyObject* load(PyObject*, PyObject* args, PyObject* kwargs) {
       throw Error::python();
     format::ReadOptions options;
     options.key = key_from(key);
-    options.verify_payload = false;  // read_objects decodes and verifies in one pass
+    // The zstd frame is checked whole (blocks and checksum) before any object is built; measured
+    // at under 5% of loads on the 1e6-dict workload. The op grammar is checked by the decoder.
     auto file = format::SnapshotReader::open_file(path_of(path), options);
     return read_objects(file, kind_of(kind));
   });
