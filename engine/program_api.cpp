@@ -56,7 +56,7 @@ int trigger_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject*) 
 
 struct Replay {
   Ref frames;
-  Ref then;  // called once the innermost frame is rebuilt (installs the next trigger), or None
+  Ref then;  // then(innermost frame), once that frame is rebuilt (next trigger, debugger), or None
   Py_ssize_t next = 0;
   std::vector<Ref> restored;
 };
@@ -90,7 +90,7 @@ int replay_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject*) {
     r->restored.clear();
     PyEval_SetTrace(nullptr, nullptr);  // the innermost frame runs on untraced, as before
     if (then && then.get() != Py_None) {
-      Ref done = Ref::steal(PyObject_CallNoArgs(then.get()));
+      Ref done = Ref::steal(PyObject_CallOneArg(then.get(), reinterpret_cast<PyObject*>(frame)));
       if (!done) return -1;
     }
   }

@@ -15,6 +15,7 @@ PyObject* last_blocker(PyObject*, PyObject*);
 // capture_stack(frame, base_code, in_call=False) -> frames: capture from `frame`, which is at a
 // 'line' event, or (in_call) suspended in a call that replay will issue again.
 PyObject* capture_stack(PyObject*, PyObject* args);
-// replay(base_code, globals, frames): run base_code in globals, rebuilding frames by replay.
+// replay(base_code, globals, frames, then=None): run base_code in globals, rebuilding frames by
+// replay; then(frame) is called with the innermost frame as soon as it is rebuilt.
 PyObject* replay(PyObject*, PyObject* args);
 }  // namespace stasis::engine

@@ -134,6 +134,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return program.resume(args.snapshot, options)
 
 
+def cmd_debug(args: argparse.Namespace) -> int:
+    """Rebuilds a suspended program and opens pdb at its suspension point; the snapshot is only
+    read, so every debug session starts from the same state."""
+    from . import program
+    return program.resume(args.snapshot, _program_options({}, args.key_file, [], []), debug=True)
+
+
 def cmd_suspend(args: argparse.Namespace) -> int:
     """Asks a process running under Stasis to suspend, waits for it to end, prints the path."""
     import os
@@ -266,8 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("rest", nargs=argparse.REMAINDER)
     pa.set_defaults(func=_not_available("patch", 6))
     d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point")
-    d.add_argument("rest", nargs=argparse.REMAINDER)
-    d.set_defaults(func=_not_available("debug", 5))
+    d.add_argument("snapshot")
+    d.add_argument("--key-file")
+    d.set_defaults(func=cmd_debug)
     c = sub.add_parser("ctl", help="patch, instrument or profile a live process", add_help=False)
     c.add_argument("rest", nargs=argparse.REMAINDER)
     c.set_defaults(func=cmd_ctl)

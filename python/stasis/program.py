@@ -266,8 +266,9 @@ def run(target: str, args: list, *, module: bool, options: Options) -> int:
                       execute=_session.execute)
 
 
-def resume(snapshot: str, options: Options) -> int:
-    """Continues a suspended program from `snapshot` in this process."""
+def resume(snapshot: str, options: Options, debug: bool = False) -> int:
+    """Continues a suspended program from `snapshot` in this process; with `debug`, under pdb,
+    stopped at the suspension point."""
     global _session
     header = _engine.payload_header(snapshot, key=_key(options.key_file))
     if header["kind"] != "program":
@@ -317,11 +318,33 @@ def resume(snapshot: str, options: Options) -> int:
     global _resuming_call
     _resuming_call = True  # a stasis.checkpoint() call on the rebuilt stack returns True
 
+    def rebuilt(frame: types.FrameType) -> None:
+        if debug:
+            _start_debugger(frame, snapshot)
+        else:
+            _session.install_triggers()  # armed once the stack is rebuilt: replay needs the tracer
+
     def execute() -> None:
-        # Triggers are armed once the stack is rebuilt: replay needs the thread's trace function.
-        _engine.replay(_session.base_code, main.__dict__, frames, _session.install_triggers)
+        _engine.replay(_session.base_code, main.__dict__, frames, rebuilt)
 
     return runner.run_resumed(execute)
+
+
+def _start_debugger(frame: types.FrameType, snapshot: str) -> None:
+    """Opens pdb on the rebuilt stack, at the suspension point, before the program goes on."""
+    import pdb
+    debugger = pdb.Pdb()
+    debugger.reset()
+    f = frame
+    while f is not None:  # as pdb.set_trace(frame) does: trace every frame of the rebuilt stack
+        f.f_trace = debugger.trace_dispatch
+        debugger.botframe = f
+        f = f.f_back
+    debugger.set_step()
+    sys.settrace(debugger.trace_dispatch)
+    print(f"stasis debug: {snapshot} rebuilt; the program is at its suspension point "
+          "(the snapshot is not changed; debug it again to replay from the same point)")
+    debugger.interaction(frame, None)
 
 
 def _create_modules(names: list) -> dict:

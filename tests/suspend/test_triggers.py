@@ -212,6 +212,20 @@ class BadResume(StasisCase):
 
 
 
+class Debug(StasisCase):
+    def test_debug_opens_pdb_at_the_suspension_point_every_time(self):
+        r = self.run_stasis("run", "--suspend-after", "40", "--snapshot", self.snap, self.prog, "30")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        done = len(r.stdout.splitlines())  # the loop index the program was in when suspended
+        for _ in range(2):  # the snapshot is only read: both sessions start at the same point
+            d = subprocess.run([STASIS, "debug", self.snap], input="p i\nc\n", cwd=self.dir, env=self.env,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(d.returncode, 0, d.stderr)
+            self.assertIn("(Pdb) %d" % done, d.stdout)
+            self.assertIn("done", d.stdout)
+        self.assertTrue(os.path.exists(self.snap))
+
+
 class ChangedCode(StasisCase):
     def test_changed_library_code_is_refused_with_a_clear_error(self):
         lib = tempfile.mkdtemp(prefix="stasis-lib-")
