@@ -121,7 +121,7 @@ class Usage(unittest.TestCase):
         self.assertNotIn("Traceback", r.stderr)
 
     def test_unbuilt_commands_say_so(self):
-        r = run("debug", "x.snap")
+        r = run("patch", "x.snap", "fix.py")
         self.assertEqual(r.returncode, 97)
         self.assertIn("not available yet", r.stderr)
 
