@@ -89,7 +89,14 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
     finder = hook.install(selection)
     try:
         if module:
-            runpy._run_module_as_main(target, alter_argv=True)   # type: ignore[attr-defined]
+            if execute is not None:
+                # runpy._run_code ends with exec(code, run_globals): a module-level `exec` in runpy
+                # shadows the builtin for this one call, so the module's code runs through execute.
+                runpy.exec = lambda code, run_globals: execute(code, run_globals, selection)  # type: ignore[attr-defined]
+            try:
+                runpy._run_module_as_main(target, alter_argv=True)   # type: ignore[attr-defined]
+            finally:
+                runpy.__dict__.pop('exec', None)
         else:
             _run_script(target, execute, selection)
     except SystemExit as e:

@@ -99,14 +99,14 @@ def _program_options(values: dict, key_file, rewrite, no_rewrite):
 
 def cmd_run(argv: Sequence[str]) -> int:
     ns = _split_run_args(argv)
-    if not ns.module:  # scripts run in a suspendable session (signal, quota, suspend-after)
+    if ns.suspend_options or not ns.module:
+        # A suspendable session (signal, quota, suspend-after). `-m MODULE` without suspension
+        # options runs as plain `python3 -m` would (no session), which CPython's own test suite
+        # needs under the rewriter (the conformance oracle).
         from . import program
         options = _program_options(ns.suspend_options, ns.key_file, ns.rewrite, ns.no_rewrite)
         _start_update_channel()
-        return program.run(ns.target, ns.args, module=False, options=options)
-    if ns.suspend_options:
-        raise NotAvailableError("suspension options with -m MODULE are not available yet; "
-                                "run the module's file as a script")
+        return program.run(ns.target, ns.args, module=ns.module, options=options)
     try:
         from .compiler_hooks import runner
     except ImportError:

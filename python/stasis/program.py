@@ -257,12 +257,10 @@ def ensure_hash_seed() -> int:
 def run(target: str, args: list, *, module: bool, options: Options) -> int:
     global _session
     from .compiler_hooks import runner
-    if module:
-        raise NotAvailableError("suspension options with -m MODULE are not available yet; run the "
-                                "module's file as a script")
     seed = ensure_hash_seed()
-    _session = Session(options, target, generation=0, hash_seed=seed)
-    return runner.run(target, args, module=False, rewrite=options.rewrite, no_rewrite=options.no_rewrite,
+    name = target.rsplit(".", 1)[-1] if module else target
+    _session = Session(options, name, generation=0, hash_seed=seed)
+    return runner.run(target, args, module=module, rewrite=options.rewrite, no_rewrite=options.no_rewrite,
                       execute=_session.execute)
 
 

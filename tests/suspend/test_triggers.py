@@ -212,6 +212,17 @@ class BadResume(StasisCase):
 
 
 
+class ModuleMode(StasisCase):
+    def test_dash_m_module_suspends_and_resumes(self):
+        pkg = os.path.join(self.dir, "pkgx")
+        os.makedirs(pkg)
+        open(os.path.join(pkg, "__init__.py"), "w").close()
+        shutil.copy(self.prog, os.path.join(pkg, "job.py"))
+        r = self.run_stasis("run", "--suspend-after", "25", "--snapshot", self.snap, "-m", "pkgx.job", "40")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertEqual(self.finish(r.stdout), self.expected(40))
+
+
 class Debug(StasisCase):
     def test_debug_opens_pdb_at_the_suspension_point_every_time(self):
         r = self.run_stasis("run", "--suspend-after", "40", "--snapshot", self.snap, self.prog, "30")
