@@ -269,6 +269,12 @@ bool HeapEncoder::step_plan(Work& w) {
       case Step::MemoizeForce:
         memoize_always(s.obj.get());
         break;
+      case Step::CellShell:
+        if (!memoized(s.obj.get())) {
+          out_.op(format::Op::Cell);
+          memoize_always(s.obj.get());
+        }
+        break;
       case Step::Atomic: {
         PyObject* obj = w.obj.get();
         const uint64_t* id = memo_.find(obj);
