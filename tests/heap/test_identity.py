@@ -80,6 +80,15 @@ class IdentityTest(unittest.TestCase):
         self.assertIs(inc2.__globals__, get2.__globals__)
         self.assertIs(inc2.__globals__["pair"][0], inc2)
 
+    def test_instance_reached_through_its_by_value_class(self):
+        def factory():
+            class Local:
+                pass
+            Local.singleton = Local()
+            return Local.singleton
+        obj = rt(factory())
+        self.assertIs(type(obj).singleton, obj)
+
     def test_deep_nesting_100000(self):
         deep = []
         cur = deep
