@@ -17,7 +17,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 5
+REWRITER_VERSION = 6
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -353,7 +353,10 @@ class _Lowerer:
         return _like(ast.Await(value=self.lift(self.expr(e.value, pre), pre)), e), True
 
     def x_Yield(self, e: ast.Yield, pre: list[ast.stmt]) -> Res:
-        v = self.lift(self.expr(e.value, pre), pre) if e.value is not None else None
+        # The operand is not lifted: a generator suspended at `yield` is rebuilt in place (at
+        # YIELD_VALUE, resume_points), not replayed, and a temporary would keep the yielded
+        # value alive while the generator is suspended (concurrent.futures relies on it not).
+        v = self.expr(e.value, pre)[0] if e.value is not None else None
         return _like(ast.Yield(value=v), e), True
 
     def x_YieldFrom(self, e: ast.YieldFrom, pre: list[ast.stmt]) -> Res:
