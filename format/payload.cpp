@@ -251,6 +251,7 @@ const char* op_name(uint8_t op) {
     case Op::Registered: return "Registered";
     case Op::ExceptionState: return "ExceptionState";
     case Op::ShapeValues: return "ShapeValues";
+    case Op::ShapeDict: return "ShapeDict";
   }
   return nullptr;
 }
@@ -331,6 +332,17 @@ OpSummary scan_ops(PayloadReader& r) {
         break;
       }
       case Op::FrozenSet: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
+      case Op::ShapeDict: {
+        uint64_t id = r.uvar();
+        if (id >= s.memo_count)
+          throw Error(ErrorCode::CorruptSnapshot, "ShapeDict of memo id " + std::to_string(id) +
+                                                      " at op byte " + std::to_string(at) +
+                                                      " before it was defined");
+        uint64_t k = r.uvar();
+        need(k, op, at);
+        depth = depth - k + 1;
+        break;
+      }
       case Op::ShapeValues: {
         uint64_t id = r.uvar();
         if (id >= s.memo_count)

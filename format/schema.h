@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 4;
+inline constexpr uint16_t kFormatVersion = 5;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -114,8 +114,10 @@ enum class Op : uint8_t {
   ExceptionState = 0x2C,  // pop cause, context, suppress_context: set them on the exception below
   ShapeValues = 0x2D,     // uvar id, uvar k: pop k values, insert them into the dict below under the
                           // k str keys of the tuple memo[id] (a "shape": dicts with the same keys)
+  ShapeDict = 0x2E,       // uvar id, uvar k: pop k values, push a new dict of them under the keys of
+                          // memo[id] (an unshared dict: nothing inside can refer back to it)
 };
-inline constexpr uint8_t kLastOp = 0x2D;
+inline constexpr uint8_t kLastOp = 0x2E;
 
 // The reconstructors a Reduce op may call besides classes (FORMAT.md, "What loading may import and
 // call"): module and qualname. Both sides check against this list; nothing else is ever called.

@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/ref.h"
@@ -45,6 +46,8 @@ class HeapDecoder {
   [[noreturn]] void corrupt(const std::string& what) const;
   PyObject* memo(uint64_t id);  // borrowed; CorruptSnapshot for an undefined id
   std::vector<PyObject*>& stack() { return stack_; }  // owned references (for batch ops)
+  // The template dict ({key: None}) of the shape whose keys tuple is memo[id]; borrowed.
+  PyObject* shape_template(uint64_t id, uint64_t k);
   // Turns the Python exception that is set into CorruptSnapshot (a value CPython refused).
   [[noreturn]] void refused(const std::string& what);
 
@@ -53,6 +56,9 @@ class HeapDecoder {
   Registry registry_;
   std::vector<PyObject*> stack_;  // owned references
   std::vector<PyObject*> memo_;   // owned references
+  std::unordered_map<uint64_t, Ref> templates_;  // shape templates by memo id
+  uint64_t last_template_id_ = UINT64_MAX;
+  PyObject* last_template_ = nullptr;
   uint64_t op_at_ = 0;
 };
 

@@ -221,7 +221,7 @@ bool HeapEncoder::step_shaped_dict(Work& w) {
   }
   if (w.pending != shape.keys.size())
     throw Error(ErrorCode::UnsupportedObject, path_to_top() + ": a dict changed while it was being written");
-  out_.op(format::Op::ShapeValues);
+  out_.op(w.build_after ? format::Op::ShapeDict : format::Op::ShapeValues);
   out_.uvar(shape.memo_id);
   out_.uvar(shape.keys.size());
   stack_.pop_back();
@@ -340,10 +340,15 @@ bool HeapEncoder::save(PyObject* obj, Py_ssize_t held) {
   bool shared = may_be_shared(obj, held);
   if (type == &PyDict_Type) {
     if (const Shape* shape = shape_of(obj)) {
-      out_.op(format::Op::EmptyDict);
-      if (shared) memoize_always(obj);
+      // Unshared: nothing inside can refer back to it, so it is built after its values
+      // (ShapeDict, the fastest to decode); shared: the shell first, for cycles (ShapeValues).
+      if (shared) {
+        out_.op(format::Op::EmptyDict);
+        memoize_always(obj);
+      }
       Work w{Ref::borrow(obj), Kind::ShapedDict};
       w.shape = shape;
+      w.build_after = !shared;
       stack_.push_back(std::move(w));
       return true;
     }

@@ -130,6 +130,7 @@ class HeapEncoder {
     Ref items;               // frozenset: its items as a tuple (stable order while walking)
     std::vector<Step> steps; // Plan
     const Shape* shape = nullptr;  // ShapedDict: pending counts the values written
+    bool build_after = false;      // ShapedDict: ShapeDict builds it after its values (unshared)
     const char* label = "";
   };
 
