@@ -98,9 +98,12 @@ void HeapEncoder::save_floats(PyObject* list, Work& w) {
   }
   Py_ssize_t end = w.next;
   Py_ssize_t size = PyList_GET_SIZE(list);
-  while (end < size && uint64_t(end - w.next) < kFloatRun &&
-         Py_IS_TYPE(PyList_GET_ITEM(list, end), &PyFloat_Type))
+  while (end < size && uint64_t(end - w.next) < kFloatRun) {
+    // Every item is a separate object: prefetch a few ahead (the type check is a cache miss each).
+    if (end + 16 < size) __builtin_prefetch(PyList_GET_ITEM(list, end + 16));
+    if (!Py_IS_TYPE(PyList_GET_ITEM(list, end), &PyFloat_Type)) break;
     ++end;
+  }
   size_t n = size_t(end - w.next);
   values_.resize(n);
   uint64_t* v = values_.data();
