@@ -45,7 +45,8 @@ _COMP_NAMES = {'<listcomp>', '<setcomp>', '<dictcomp>'}
 class Row(NamedTuple):
     """One suspension site of a code object.
 
-    `start` is the byte offset where replay begins (-1: not resumable); `begin`..`end` is the
+    `start` is the byte offset where replay begins (-1: not resumable; == `begin` for a plain
+    `yield`, which is resumed in place, not replayed); `begin`..`end` is the
     byte range in which `f_lasti` lies while the frame is suspended at this site (PRECALL/CALL
     and its caches, or SEND/YIELD_VALUE of an await loop); `stack` lists the structural values
     that are on the value stack at `start`, bottom first; `reason` says why a row is not
@@ -191,6 +192,14 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
         base = 0
         while base < len(st) and st[base] in STRUCTURAL:
             base += 1
+        if name == 'YIELD_VALUE':
+            # Resumed in place: a suspended generator is rebuilt at its YIELD_VALUE (locals,
+            # the structural values below the yielded one, prev_instr), nothing is replayed.
+            below = st[:-1]
+            ok = all(k in STRUCTURAL for k in below)
+            rows.append(Row(sid, begin if ok else -1, begin, end, line, below if ok else st[:base],
+                            '' if ok else 'temporary values under the yielded value'))
+            continue
         start, reason = _find_start(instrs, before, i, base, pos_index)
         if kind == GENEXP and name in _CALLS:
             reason, start = GENERATOR_CREATION, -1

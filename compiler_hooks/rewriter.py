@@ -17,7 +17,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 5
+REWRITER_VERSION = 6
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -353,8 +353,12 @@ class _Lowerer:
         return _like(ast.Await(value=self.lift(self.expr(e.value, pre), pre)), e), True
 
     def x_Yield(self, e: ast.Yield, pre: list[ast.stmt]) -> Res:
-        v = self.lift(self.expr(e.value, pre), pre) if e.value is not None else None
-        return _like(ast.Yield(value=v), e), True
+        # The operand is left as written: a generator suspended at `yield` is rebuilt in place
+        # (at YIELD_VALUE, resume_points), not replayed, and temporaries would keep the yielded
+        # value -- or what it was computed from -- alive while the generator is suspended
+        # (concurrent.futures relies on that not happening).  Nested calls inside the operand
+        # are therefore not all resume points.
+        return _like(ast.Yield(value=e.value), e), True
 
     def x_YieldFrom(self, e: ast.YieldFrom, pre: list[ast.stmt]) -> Res:
         return _like(ast.YieldFrom(value=self.lift(self.expr(e.value, pre), pre)), e), True

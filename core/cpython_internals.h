@@ -144,6 +144,10 @@ extern "C" {
 // core/cpython_internals_shim.c: pieces that need Py_BUILD_CORE headers, which only compile as C.
 // Returns the number of thread states of the current interpreter, walked under HEAD_LOCK.
 int stasis_internals_thread_count(void);
+// A new dict with the keys of `tmpl` (a dict of n str keys, built by n inserts) and `values` (n
+// references, stolen on success): a memcpy of tmpl's key table instead of n inserts. Returns NULL
+// without an exception when tmpl has another layout (the caller keeps the references).
+PyObject* stasis_internals_dict_from_template(PyObject* tmpl, PyObject** values, Py_ssize_t n);
 // Calls visit(obj, arg) for every GC-tracked object of the current interpreter (all generations
 // and the permanent one), borrowed, until visit returns non-zero (that value is returned).
 // visit must not allocate, untrack or free GC objects nor run Python code. GIL held.

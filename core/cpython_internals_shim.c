@@ -3,6 +3,7 @@
  * <stdatomic.h>; CPYTHON311.md §2), so code that needs them lives here, behind plain C functions. */
 #define Py_BUILD_CORE 1
 #include <Python.h>
+#include "internal/pycore_dict.h"
 #include "internal/pycore_pystate.h"
 #include "internal/pycore_runtime.h"
 
@@ -50,4 +51,31 @@ int stasis_internals_visit_thread_states(int (*visit)(PyThreadState *, void *), 
   for (PyThreadState *ts = interp->threads.head; ts != NULL && rc == 0; ts = ts->next) rc = visit(ts, arg);
   STASIS_HEAD_UNLOCK();
   return rc;
+}
+
+/* Objects/dictobject.c: PyDict_Copy of a clean combined table clones its keys object with one
+ * memcpy (clone_combined_dict_keys), so the copy's entries are the template's, in insertion order
+ * (pycore_dict.h DK_UNICODE_ENTRIES). Their values (the template's) are replaced by `values`, whose
+ * references are stolen. Returns NULL without an exception when the template does not have that
+ * layout (the caller then keeps its references and inserts normally). */
+PyObject* stasis_internals_dict_from_template(PyObject* tmpl, PyObject** values, Py_ssize_t n) {
+  PyObject* d = PyDict_Copy(tmpl);
+  if (!d) return NULL;
+  PyDictObject* mp = (PyDictObject*)d;
+  PyDictKeysObject* keys = mp->ma_keys;
+  if (mp->ma_values != NULL || !DK_IS_UNICODE(keys) || keys->dk_nentries != n || mp->ma_used != n) {
+    Py_DECREF(d);
+    return NULL;
+  }
+  PyDictUnicodeEntry* ep = DK_UNICODE_ENTRIES(keys);
+  int track = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* old = ep[i].me_value;
+    ep[i].me_value = values[i];
+    Py_XDECREF(old);
+    if (PyObject_IS_GC(values[i])) track = 1;
+  }
+  /* dictobject.c MAINTAIN_TRACKING: a dict holding containers must be tracked by the GC. */
+  if (track && !PyObject_GC_IsTracked(d)) PyObject_GC_Track(d);
+  return d;
 }

@@ -1,6 +1,8 @@
 // engine/objects_api.cpp — stasis.dump/dumps/load/loads and inspect: object graphs in the container.
 #include "engine/objects_api.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <string>
 #include <thread>
@@ -25,6 +27,61 @@ std::optional<std::string> key_from(PyObject* key) {
 // The handlers of stasis.register: {type: (key, save)} for dumping, {key: load} for loading.
 PyObject* g_savers = nullptr;
 PyObject* g_loaders = nullptr;
+
+// While a snapshot is loaded, pymalloc's arenas (1 MiB blocks that hold all small objects) are
+// carved from 2 MiB-aligned regions marked MADV_HUGEPAGE: the kernel then maps a new arena with
+// one fault per 2 MiB instead of one per 4 KiB page, which was a third of the time of loading
+// millions of small objects. Arenas are freed with munmap, as CPython's own allocator does, so
+// arenas from either allocator may be freed by the other. Restored when loading ends.
+class HugeArenas {
+ public:
+  HugeArenas() {
+    PyObject_GetArenaAllocator(&saved_);
+    PyObjectArenaAllocator mine{this, &HugeArenas::alloc, &HugeArenas::free};
+    PyObject_SetArenaAllocator(&mine);
+  }
+  ~HugeArenas() {
+    PyObject_SetArenaAllocator(&saved_);
+    if (next_ < end_) munmap(next_, size_t(end_ - next_));  // the unused tail of the region
+  }
+  HugeArenas(const HugeArenas&) = delete;
+  HugeArenas& operator=(const HugeArenas&) = delete;
+
+ private:
+  static constexpr size_t kHuge = size_t(2) << 20;
+  static constexpr size_t kRegion = 16 * kHuge;
+
+  static void* alloc(void* ctx, size_t size) {
+    auto* self = static_cast<HugeArenas*>(ctx);
+    if (size > kHuge) return self->saved_.alloc(self->saved_.ctx, size);
+    if (size_t(self->end_ - self->next_) < size && !self->map_region())
+      return self->saved_.alloc(self->saved_.ctx, size);
+    void* p = self->next_;
+    self->next_ += size;
+    return p;
+  }
+  static void free(void*, void* ptr, size_t size) { munmap(ptr, size); }
+
+  bool map_region() {
+    if (next_ < end_) munmap(next_, size_t(end_ - next_));
+    next_ = end_ = nullptr;
+    void* raw = mmap(nullptr, kRegion + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return false;
+    auto* base = static_cast<char*>(raw);
+    char* aligned = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(kHuge - 1));
+    if (aligned > base) munmap(base, size_t(aligned - base));
+    char* stop = aligned + kRegion;
+    if (base + kRegion + kHuge > stop) munmap(stop, size_t(base + kRegion + kHuge - stop));
+    madvise(aligned, kRegion, MADV_HUGEPAGE);  // a hint: without THP it changes nothing
+    next_ = aligned;
+    end_ = stop;
+    return true;
+  }
+
+  PyObjectArenaAllocator saved_{};
+  char* next_ = nullptr;
+  char* end_ = nullptr;
+};
 
 void write_objects(format::SnapshotWriter& file, PyObject* obj, const std::string& kind,
                    uint64_t hash_seed = 0, std::vector<std::string> modules = {},
@@ -64,6 +121,7 @@ Ref read_objects(format::SnapshotReader& file, const std::string& kind) {
       if (was) PyGC_Enable();
     }
   } pause;
+  HugeArenas arenas;
   return restore::HeapDecoder(payload, restore::Registry{g_loaders}).decode();
 }
 

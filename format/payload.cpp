@@ -252,6 +252,7 @@ const char* op_name(uint8_t op) {
     case Op::Registered: return "Registered";
     case Op::ExceptionState: return "ExceptionState";
     case Op::ShapeValues: return "ShapeValues";
+    case Op::ShapeDict: return "ShapeDict";
   }
   return nullptr;
 }
@@ -265,6 +266,14 @@ OpSummary scan_ops(PayloadReader& r) {
                                                   std::to_string(at) + " needs " +
                                                   std::to_string(n) + " values, the stack has " +
                                                   std::to_string(depth));
+  };
+  // Reads a memo id operand: it must name an id defined earlier in the stream.
+  auto memo_id = [&](uint8_t op, uint64_t at) {
+    uint64_t id = r.uvar();
+    if (id >= s.memo_count)
+      throw Error(ErrorCode::CorruptSnapshot, std::string(op_name(op)) + " of memo id " +
+                                                  std::to_string(id) + " at op byte " +
+                                                  std::to_string(at) + " before it was defined");
   };
   while (!r.at_end()) {
     uint64_t at = r.offset();
@@ -284,24 +293,21 @@ OpSummary scan_ops(PayloadReader& r) {
         break;
       }
       case Op::Memo: need(1, op, at); ++s.memo_count; break;
-      case Op::Ref: {
-        uint64_t id = r.uvar();
-        if (id >= s.memo_count)
-          throw Error(ErrorCode::CorruptSnapshot, "Ref to memo id " + std::to_string(id) +
-                                                      " at op byte " + std::to_string(at) +
-                                                      " before it was defined");
-        ++depth;
+      case Op::Ref: memo_id(op, at); ++depth; break;
+      case Op::Appends: case Op::AddItems: case Op::ListItems: {
+        uint64_t k = r.uvar();
+        need(k + 1, op, at);
+        depth -= k;
         break;
       }
-      case Op::Appends: { uint64_t k = r.uvar(); need(k + 1, op, at); depth -= k; break; }
-      case Op::SetItems: {
+      case Op::SetItems: case Op::DictItems: {
         uint64_t k = r.uvar();
         if (k > (uint64_t(1) << 62)) need(UINT64_MAX, op, at);
         need(2 * k + 1, op, at);
         depth -= 2 * k;
         break;
       }
-      case Op::Tuple: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
+      case Op::Tuple: case Op::FrozenSet: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
       case Op::Pop: { uint64_t n = r.uvar(); need(n, op, at); depth -= n; break; }
       // Ops with a fixed stack effect: values needed, values left in their place.
       case Op::Ellipsis: case Op::NotImplemented: case Op::EmptySet: case Op::Cell:
@@ -323,21 +329,15 @@ OpSummary scan_ops(PayloadReader& r) {
         r.view(n * 8);
         break;
       }
-      case Op::AddItems: case Op::ListItems: { uint64_t k = r.uvar(); need(k + 1, op, at); depth -= k; break; }
-      case Op::DictItems: {
+      case Op::ShapeDict: {  // a new dict from k values
+        memo_id(op, at);
         uint64_t k = r.uvar();
-        if (k > (uint64_t(1) << 62)) need(UINT64_MAX, op, at);
-        need(2 * k + 1, op, at);
-        depth -= 2 * k;
+        need(k, op, at);
+        depth = depth - k + 1;
         break;
       }
-      case Op::FrozenSet: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
-      case Op::ShapeValues: {
-        uint64_t id = r.uvar();
-        if (id >= s.memo_count)
-          throw Error(ErrorCode::CorruptSnapshot, "ShapeValues of memo id " + std::to_string(id) +
-                                                      " at op byte " + std::to_string(at) +
-                                                      " before it was defined");
+      case Op::ShapeValues: {  // k values into the dict below them
+        memo_id(op, at);
         uint64_t k = r.uvar();
         need(k + 1, op, at);
         depth -= k;

@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 5;
+inline constexpr uint16_t kFormatVersion = 6;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -122,10 +122,12 @@ enum class Op : uint8_t {
   ExceptionState = 0x2C,  // pop cause, context, suppress_context: set them on the exception below
   ShapeValues = 0x2D,     // uvar id, uvar k: pop k values, insert them into the dict below under the
                           // k str keys of the tuple memo[id] (a "shape": dicts with the same keys)
-  SetLayout = 0x2E,       // uvar mask, finger, n, n slot deltas, d, d dummy-slot deltas: give the
+  ShapeDict = 0x2E,       // uvar id, uvar k: pop k values, push a new dict of them under the keys of
+                          // memo[id] (an unshared dict: nothing inside can refer back to it)
+  SetLayout = 0x2F,       // uvar mask, finger, n, n slot deltas, d, d dummy-slot deltas: give the
                           // set/frozenset on top the hash-table layout it had (same iteration order)
 };
-inline constexpr uint8_t kLastOp = 0x2E;
+inline constexpr uint8_t kLastOp = 0x2F;
 
 // The reconstructors a Reduce op may call besides classes (FORMAT.md, "What loading may import and
 // call"): module and qualname. Both sides check against this list; nothing else is ever called.

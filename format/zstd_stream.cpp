@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 
@@ -11,10 +12,23 @@ void check_zstd(size_t rc, const char* what) {
   if (ZSTD_isError(rc))
     throw Error(ErrorCode::Internal, std::string(what) + ": " + ZSTD_getErrorName(rc));
 }
+
+// One compression context kept per thread between snapshots: its worker threads and buffer pools
+// (tens of MB for a large payload) are reused instead of being mapped and faulted in again.
+thread_local ZSTD_CCtx* t_spare_cctx = nullptr;
+
+ZSTD_CCtx* take_cctx() {
+  ZSTD_CCtx* c = std::exchange(t_spare_cctx, nullptr);
+  if (c && ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters))) {
+    ZSTD_freeCCtx(c);
+    c = nullptr;
+  }
+  return c ? c : ZSTD_createCCtx();
+}
 }  // namespace
 
 ZstdWriteBuf::ZstdWriteBuf(ByteSink& sink, int level, int workers)
-    : sink_(sink), cctx_(ZSTD_createCCtx()), in_(1 << 20), out_(ZSTD_CStreamOutSize()) {
+    : sink_(sink), cctx_(take_cctx()), in_(1 << 20), out_(ZSTD_CStreamOutSize()) {
   if (!cctx_) throw Error(ErrorCode::Internal, "cannot create a zstd compression context");
   check_zstd(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level), "zstd level");
   check_zstd(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1), "zstd checksum flag");
@@ -26,7 +40,12 @@ ZstdWriteBuf::ZstdWriteBuf(ByteSink& sink, int level, int workers)
   setp(in_.data(), in_.data() + in_.size());
 }
 
-ZstdWriteBuf::~ZstdWriteBuf() { ZSTD_freeCCtx(cctx_); }
+ZstdWriteBuf::~ZstdWriteBuf() {
+  if (!t_spare_cctx && !ZSTD_isError(ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_only)))
+    t_spare_cctx = cctx_;
+  else
+    ZSTD_freeCCtx(cctx_);
+}
 
 void ZstdWriteBuf::compress(ZSTD_EndDirective mode) {
   size_t pending = size_t(pptr() - pbase());

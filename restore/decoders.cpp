@@ -30,7 +30,7 @@ const Entry kDecoders[] = {
     {Op::Generator, decode_generator},      {Op::GeneratorFrame, decode_generator},
     {Op::WeakRef, decode_weakref},          {Op::DeadWeakRef, decode_constant},
     {Op::Registered, decode_registered},    {Op::ExceptionState, decode_exception_state},
-    {Op::ShapeValues, decode_shape_values},
+    {Op::ShapeValues, decode_shape_values}, {Op::ShapeDict, decode_shape_dict},
     {Op::SetLayout, decode_set_layout},
 };
 

@@ -21,6 +21,7 @@ void decode_set(HeapDecoder& d, uint8_t op);  // EmptySet, AddItems, FrozenSet
 void decode_set_layout(HeapDecoder& d, uint8_t op);  // SetLayout
 void decode_floats(HeapDecoder& d, uint8_t op);
 void decode_shape_values(HeapDecoder& d, uint8_t op);
+void decode_shape_dict(HeapDecoder& d, uint8_t op);
 // restore/global_decoder.cpp
 void decode_global(HeapDecoder& d, uint8_t op);
 void decode_module(HeapDecoder& d, uint8_t op);

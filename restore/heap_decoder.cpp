@@ -33,6 +33,31 @@ PyObject* HeapDecoder::memo(uint64_t id) {
   return memo_[id];
 }
 
+PyObject* HeapDecoder::shape_template(uint64_t id, uint64_t k) {
+  if (id == last_template_id_) {
+    if (uint64_t(PyDict_GET_SIZE(last_template_)) != k) corrupt("a shape used with another key count");
+    return last_template_;
+  }
+  auto it = templates_.find(id);
+  if (it == templates_.end()) {
+    PyObject* keys = memo(id);
+    if (!PyTuple_CheckExact(keys)) corrupt("a shape that is not a tuple of keys");
+    Ref tmpl = Ref::steal(PyDict_New());
+    if (!tmpl) throw Error::python();
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys); ++i) {
+      PyObject* key = PyTuple_GET_ITEM(keys, i);
+      if (!PyUnicode_CheckExact(key)) corrupt("a shape key that is not a str");
+      if (PyDict_SetItem(tmpl.get(), key, Py_None) < 0) refused("shape");
+    }
+    if (PyDict_GET_SIZE(tmpl.get()) != PyTuple_GET_SIZE(keys)) corrupt("a shape with repeated keys");
+    it = templates_.emplace(id, std::move(tmpl)).first;
+  }
+  last_template_id_ = id;
+  last_template_ = it->second.get();
+  if (uint64_t(PyDict_GET_SIZE(last_template_)) != k) corrupt("a shape used with another key count");
+  return last_template_;
+}
+
 Ref HeapDecoder::pop() {
   if (stack_.empty()) corrupt("an op needs a value, the stack is empty");
   PyObject* o = stack_.back();

@@ -46,6 +46,8 @@ class HeapDecoder {
   [[noreturn]] void corrupt(const std::string& what) const;
   PyObject* memo(uint64_t id);  // borrowed; CorruptSnapshot for an undefined id
   std::vector<PyObject*>& stack() { return stack_; }  // owned references (for batch ops)
+  // The template dict ({key: None}) of the shape whose keys tuple is memo[id]; borrowed.
+  PyObject* shape_template(uint64_t id, uint64_t k);
   // Turns the Python exception that is set into CorruptSnapshot (a value CPython refused).
   [[noreturn]] void refused(const std::string& what);
   // Items of sets being built, in the order they were added, until SetLayout consumes them.
@@ -56,6 +58,9 @@ class HeapDecoder {
   Registry registry_;
   std::vector<PyObject*> stack_;  // owned references
   std::vector<PyObject*> memo_;   // owned references
+  std::unordered_map<uint64_t, Ref> templates_;  // shape templates by memo id
+  uint64_t last_template_id_ = UINT64_MAX;
+  PyObject* last_template_ = nullptr;
   std::unordered_map<PyObject*, std::vector<Ref>> set_items_;
   uint64_t op_at_ = 0;
 };

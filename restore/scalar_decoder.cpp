@@ -2,6 +2,7 @@
 // Counterpart: snapshot/scalar_encoder.cpp and the fast paths of snapshot/heap_encoder.cpp.
 #include <cstring>
 
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "restore/decoders.h"
 
@@ -192,6 +193,32 @@ void decode_shape_values(HeapDecoder& d, uint8_t) {
       d.refused("ShapeValues");
   for (size_t i = base; i < stack.size(); ++i) Py_DECREF(stack[i]);
   stack.resize(base);
+}
+
+// An unshared dict of a known shape, built after its values: a copy of the shape's template dict
+// (one memcpy of its key table) whose values are the popped ones (core/cpython_internals.h).
+void decode_shape_dict(HeapDecoder& d, uint8_t) {
+  uint64_t id = d.in().uvar();
+  uint64_t k = d.in().uvar();
+  d.need(k, "ShapeDict");
+  PyObject* tmpl = d.shape_template(id, k);
+  std::vector<PyObject*>& stack = d.stack();
+  size_t base = stack.size() - k;
+  PyObject* dict = stasis_internals_dict_from_template(tmpl, stack.data() + base, Py_ssize_t(k));
+  if (dict) {
+    stack.resize(base);  // the references went into the dict
+    return d.push(dict);
+  }
+  if (PyErr_Occurred()) throw Error::python();
+  Ref fresh = Ref::steal(PyDict_New());  // another layout: insert one by one
+  if (!fresh) throw Error::python();
+  PyObject* keys = d.memo(id);
+  for (uint64_t i = 0; i < k; ++i)
+    if (PyDict_SetItem(fresh.get(), PyTuple_GET_ITEM(keys, Py_ssize_t(i)), stack[base + i]) < 0)
+      d.refused("ShapeDict");
+  for (size_t i = base; i < stack.size(); ++i) Py_DECREF(stack[i]);
+  stack.resize(base);
+  d.push(std::move(fresh));
 }
 
 }  // namespace stasis::restore

@@ -46,24 +46,24 @@ void encode_function(HeapEncoder& e, PyObject* obj) {
   if (module) plan.save(module, ".__globals__");
   else plan.save(f->func_globals, ".__globals__");
   plan.save(f->func_name, ".__name__").save(f->func_qualname, ".__qualname__");
-  // Closure: new cells as shells (Cell, memo id), shared ones by Ref; filled after the function.
+  // Closure: new cells as shells (Cell, memo id), memoized ones by Ref; filled after the function.
   std::vector<PyObject*> fill;
   Py_ssize_t ncells = f->func_closure ? PyTuple_GET_SIZE(f->func_closure) : 0;
   if (f->func_closure) {
     for (Py_ssize_t i = 0; i < ncells; ++i) {
       PyObject* cell = PyTuple_GET_ITEM(f->func_closure, i);
-      if (e.is_memoized(cell)) {
-        plan.save(cell, ".__closure__");  // written as a Ref
-        continue;
-      }
-      plan.op(format::Op::Cell).memoize_always(cell);
-      fill.push_back(cell);
+      plan.cell_shell(cell);
+      // Filled here unless another function already wrote it (filling twice is harmless: the
+      // same contents; a walk that reaches this cell first through the globals is covered).
+      if (!e.is_memoized(cell)) fill.push_back(cell);
     }
     plan.op(format::Op::Tuple, uint64_t(ncells));
   } else {
     plan.save(Py_None);
   }
-  plan.op(format::Op::Function).memoize();
+  // Atomic: a function whose globals are a dict by value may be reached again through them; the
+  // inner occurrence then writes it in full and this one refers to it.
+  plan.atomic(format::Op::Function, 5);
   for (PyObject* cell : fill) {
     PyObject* contents = PyCell_GET(cell);
     if (!contents) continue;  // an empty cell (a variable not yet assigned) stays empty

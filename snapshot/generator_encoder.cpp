@@ -16,7 +16,7 @@ void encode_generator(HeapEncoder& e, PyObject* obj) {
   PyObject* func = internals::frame_function(f);
   if (!func || !PyFunction_Check(func)) e.unsupported(obj, "its frame has no function");
   Plan plan(obj);
-  plan.save(func, ".gi_frame.f_func").op(format::Op::Generator).memoize();
+  plan.save(func, ".gi_frame.f_func").atomic(format::Op::Generator, 1);
   if (state >= 1) {  // completed or cleared: no frame left; the decoder closes a fresh one
     plan.save(Py_None).save(Py_None).save(Py_None).save(Py_None);
     plan.save(Ref::steal(PyLong_FromLong(state))).op(format::Op::GeneratorFrame);

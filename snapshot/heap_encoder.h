@@ -28,7 +28,7 @@ class HeapEncoder;
 
 // One step of an encoder's plan: save an object, write an op, or finish an atomic construction.
 struct Step {
-  enum Kind : uint8_t { Save, Emit, Memoize, MemoizeForce, Atomic } kind;
+  enum Kind : uint8_t { Save, Emit, Memoize, MemoizeForce, Atomic, CellShell } kind;
   format::Op op = format::Op::None;
   bool has_arg = false;
   uint64_t arg = 0;
@@ -65,6 +65,12 @@ class Plan {
   // Gives `obj` a memo id even when it is not shared now (it is referred to later by Ref).
   Plan& memoize_always(PyObject* obj) {
     steps_.push_back(Step{Step::MemoizeForce, format::Op::None, false, 0, Ref::borrow(obj), ""});
+    return *this;
+  }
+  // A closure cell: a Ref when it has a memo id by the time the step runs, else an empty cell
+  // shell (Cell) that gets a memo id; its contents are written later (CellSet).
+  Plan& cell_shell(PyObject* cell) {
+    steps_.push_back(Step{Step::CellShell, format::Op::None, false, 0, Ref::borrow(cell), ""});
     return *this;
   }
   // Ends a construction from `values` values pushed by this plan: if the object got a memo id
@@ -132,6 +138,7 @@ class HeapEncoder {
     Ref items;               // set/frozenset: its items as a tuple (table order)
     std::vector<Step> steps; // Plan
     const Shape* shape = nullptr;  // ShapedDict: pending counts the values written
+    bool build_after = false;      // ShapedDict: ShapeDict builds it after its values (unshared)
     const char* label = "";
   };
 

@@ -178,8 +178,9 @@ bool encode_plain_instance(HeapEncoder& e, PyObject* obj) {
     state = dict;
   }
   Plan plan(obj);
+  // Atomic: a class written by value may reach this instance through its own __dict__.
   plan.save(reinterpret_cast<PyObject*>(type), ".__class__").op(format::Op::Tuple, 0)
-      .op(format::Op::NewObj).memoize();
+      .atomic(format::Op::NewObj, 2);
   if (state) plan.save(state, ".__dict__").op(format::Op::Build);
   e.run(std::move(plan));
   return true;

@@ -62,6 +62,33 @@ class IdentityTest(unittest.TestCase):
         f = rt(make())
         self.assertIs(f(), f)
 
+    def test_cycle_through_function_globals_by_value(self):
+        g = {"__builtins__": __builtins__}
+        exec("def make():\n"
+             "    n = [0]\n"
+             "    def inc():\n"
+             "        n[0] += 1\n"
+             "        return n[0]\n"
+             "    def get():\n"
+             "        return n[0]\n"
+             "    return inc, get\n", g)
+        inc, get = g["make"]()
+        g["pair"] = (inc, get)  # the functions' own globals refer back to them
+        inc2, get2 = rt((inc, get))
+        inc2()
+        self.assertEqual(get2(), 1)
+        self.assertIs(inc2.__globals__, get2.__globals__)
+        self.assertIs(inc2.__globals__["pair"][0], inc2)
+
+    def test_instance_reached_through_its_by_value_class(self):
+        def factory():
+            class Local:
+                pass
+            Local.singleton = Local()
+            return Local.singleton
+        obj = rt(factory())
+        self.assertIs(type(obj).singleton, obj)
+
     def test_deep_nesting_100000(self):
         deep = []
         cur = deep

@@ -70,8 +70,12 @@ TEST(HeapEncoder, WritesFloatRunsAsOneOp) {
 TEST(HeapEncoder, DictsWithTheSameKeysShareAShape) {
   Ref dicts = eval("[{'a': i, 'b': -i} for i in range(100)]");
   format::OpSummary s = encode(dicts.get());
-  EXPECT_EQ(count(s, Op::ShapeValues), 99u);  // the first dict is written plainly
+  EXPECT_EQ(count(s, Op::ShapeDict), 99u);  // the first dict is written plainly
   EXPECT_EQ(count(s, Op::SetItems), 1u);
+  Ref shared = eval("(lambda d: [{'a': 1, 'b': 2}, d, d])({'a': 0, 'b': 0})");
+  s = encode(shared.get());
+  EXPECT_EQ(count(s, Op::ShapeValues), 1u);  // shared: shell first (for cycles), then its values
+  EXPECT_EQ(count(s, Op::ShapeDict), 0u);     // the first sighting of the shape is plain
 }
 
 TEST(HeapEncoder, UnsupportedObjectNamesThePath) {
