@@ -65,6 +65,18 @@ def _module_root(name: str) -> list[str]:
     return locations or [os.path.dirname(spec.origin)]
 
 
+_finder: hook.RewritingFinder | None = None
+
+
+def prepare(no_rewrite: Sequence[str] = ()) -> None:
+    """Install the hook now, selecting only the blocking stdlib modules (hook.DEFAULT_STDLIB),
+    so that Stasis's own start-up (e.g. the updater's control thread importing `threading`,
+    `queue`, `socket`) imports them rewritten.  `run` completes the selection.  Idempotent."""
+    global _finder
+    if _finder is None:
+        _finder = hook.install(hook.Selection((), (), no_rewrite))
+
+
 def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = (),
         no_rewrite: Sequence[str] = (), execute=None) -> int:
     """Run SCRIPT `target` (or module `target` when `module`) with `args`; returns the exit
@@ -85,8 +97,9 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
         else:
             sys.path.append(script_dir)
         roots = [script_dir]
-    selection = hook.Selection(roots, rewrite, no_rewrite)
-    finder = hook.install(selection)
+    prepare(no_rewrite)
+    assert _finder is not None
+    _finder.selection = hook.Selection(roots, rewrite, no_rewrite)
     try:
         if module:
             if execute is not None:
@@ -103,8 +116,7 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
         return _exit_status(e.code)
     except BaseException as e:             # noqa: B902 -- the program's uncaught exception
         return _report(e)
-    del finder          # stays installed: code the program imports later (atexit, threads) too
-    return 0
+    return 0            # the hook stays installed: code imported later (atexit, threads) too
 
 
 def run_resumed(execute) -> int:

@@ -259,6 +259,18 @@ class Run(unittest.TestCase):
                 self.assertEqual(rw.stdout, plain.stdout)
                 self.assertEqual(rw.stderr, plain.stderr)
 
+    def test_prepare_rewrites_blocking_stdlib_imported_before_run(self) -> None:
+        from chsupport import PACKAGE, REPO
+        code = ('import sys; sys.path.insert(0, %r)\n'
+                'from %s import runner, resume_points\n'
+                'runner.prepare()\n'
+                'import queue, json\n'
+                'print(resume_points.resume_table(queue.Queue.get.__code__) is not None,\n'
+                '      resume_points.resume_table(json.dumps.__code__) is not None)\n' % (REPO, PACKAGE))
+        p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                           env=self.env, timeout=120)
+        self.assertEqual(p.stdout.split(), ['True', 'False'], p.stderr)
+
     def test_missing_script(self) -> None:
         plain, rw = self.both(['app/nope.py'])
         self.assertEqual((plain.returncode, rw.returncode), (2, 2))
