@@ -99,7 +99,7 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
         roots = [script_dir]
     prepare(no_rewrite)
     assert _finder is not None
-    _finder.selection = hook.Selection(roots, rewrite, no_rewrite)
+    selection = _finder.selection = hook.Selection(roots, rewrite, no_rewrite)
     try:
         if module:
             if execute is not None:
