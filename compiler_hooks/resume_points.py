@@ -25,6 +25,7 @@ WITH_EXIT = 'with_exit'             # bound __exit__ / __aexit__ of a `with` / `
 EXC_PREV = 'exc_prev'               # exception that was being handled before this handler
 EXC = 'exc'                         # exception propagating through a `finally` (exceptional path)
 COMP_ACC = 'comp_acc'               # the list/set/dict a comprehension is building
+AWAITED = 'awaited'                 # (in-place rows of await/yield from only) the SEND receiver
 LASTI = 'lasti'                     # instruction offset pushed for a cleanup handler
 STRUCTURAL = frozenset({FOR_ITER, ASYNC_FOR_ITER, WITH_EXIT, EXC_PREV, EXC, COMP_ACC, LASTI})
 TMP = 'tmp'
@@ -45,8 +46,8 @@ _COMP_NAMES = {'<listcomp>', '<setcomp>', '<dictcomp>'}
 class Row(NamedTuple):
     """One suspension site of a code object.
 
-    `start` is the byte offset where replay begins (-1: not resumable; == `begin` for a plain
-    `yield`, which is resumed in place, not replayed); `begin`..`end` is the
+    `start` is the byte offset where replay begins (-1: not resumable; == `begin` for `yield`,
+    `await` and `yield from`, which are resumed in place, not replayed); `begin`..`end` is the
     byte range in which `f_lasti` lies while the frame is suspended at this site (PRECALL/CALL
     and its caches, or SEND/YIELD_VALUE of an await loop); `stack` lists the structural values
     that are on the value stack at `start`, bottom first; `reason` says why a row is not
@@ -192,6 +193,15 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
         base = 0
         while base < len(st) and st[base] in STRUCTURAL:
             base += 1
+        if name == 'SEND':
+            # `await` / `yield from`: resumed in place at the YIELD_VALUE of the SEND loop, with
+            # the structural values and the awaited object (the SEND receiver) pushed back.
+            below = st[:-2]
+            ok = all(k in STRUCTURAL for k in below)
+            rows.append(Row(sid, begin if ok else -1, begin, end, line,
+                            (below + (AWAITED,)) if ok else st[:base],
+                            '' if ok else 'temporary values under the awaited object'))
+            continue
         if name == 'YIELD_VALUE':
             # Resumed in place: a suspended generator is rebuilt at its YIELD_VALUE (locals,
             # the structural values below the yielded one, prev_instr), nothing is replayed.

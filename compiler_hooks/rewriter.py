@@ -17,7 +17,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 6
+REWRITER_VERSION = 7
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -350,7 +350,10 @@ class _Lowerer:
         return _like(ast.Starred(value=r, ctx=e.ctx), e), s
 
     def x_Await(self, e: ast.Await, pre: list[ast.stmt]) -> Res:
-        return _like(ast.Await(value=self.lift(self.expr(e.value, pre), pre)), e), True
+        # Like `yield`: a coroutine suspended in `await` is rebuilt in place (ARCHITECTURE §4,
+        # CPYTHON311 §6) with the awaited object pushed back, so the operand is not lifted; a
+        # call in it (`await f(x)`) creates the awaitable and is the replayable site before it.
+        return _like(ast.Await(value=self.expr(e.value, pre)[0]), e), True
 
     def x_Yield(self, e: ast.Yield, pre: list[ast.stmt]) -> Res:
         # The operand is left as written: a generator suspended at `yield` is rebuilt in place
@@ -361,7 +364,7 @@ class _Lowerer:
         return _like(ast.Yield(value=e.value), e), True
 
     def x_YieldFrom(self, e: ast.YieldFrom, pre: list[ast.stmt]) -> Res:
-        return _like(ast.YieldFrom(value=self.lift(self.expr(e.value, pre), pre)), e), True
+        return _like(ast.YieldFrom(value=self.expr(e.value, pre)[0]), e), True     # as x_Await
 
     def _comp_iter(self, e: ast.AST, pre: list[ast.stmt], lift: bool) -> tuple[ast.AST, bool]:
         gen0 = e.generators[0]

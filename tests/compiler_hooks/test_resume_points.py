@@ -182,10 +182,16 @@ class DynamicStack(unittest.TestCase):
                 row = starts[co].get(frame.f_lasti)
                 if row is not None:
                     stack = frame_stack(frame)
-                    if row.start == row.begin:      # a yield, resumed in place: the value on top
-                        stack = stack[:-1]
+                    expect = row.stack
+                    if row.start == row.begin:
+                        # resumed in place (yield / await / yield from): the yielded or sent
+                        # value is on top; for await the awaited object is under it
+                        stack = stack[:len(expect)]
+                        if expect and expect[-1] == resume_points.AWAITED:
+                            expect = expect[:-1]
+                            stack = stack[:-1]
                     checked[0] += 1
-                    if len(stack) != len(row.stack) or not all(map(kind_holds, row.stack, stack)):
+                    if len(stack) != len(expect) or not all(map(kind_holds, expect, stack)):
                         problems.append(f'{co.co_name}@{row.start} {row.id}: table {row.stack} real {stack!r}')
             return tracer
 
