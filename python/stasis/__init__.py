@@ -13,7 +13,6 @@ from types import ModuleType
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _engine
-from . import handlers as _handlers
 from .errors import (EXIT_SUSPENDED, CorruptSnapshotError, IncompatibleSnapshotError,
                      NotASnapshotError, NotAvailableError, NotSuspendableError, SignatureError,
                      SnapshotError, SnapshotIOError, StasisError, TruncatedSnapshotError,
@@ -30,7 +29,12 @@ __all__ = [
 
 _engine.register_error_classes(BY_CODE)
 
-from .updater.control import serve_updates  # noqa: E402  (live updates: `stasis ctl PID ...`)
+
+
+def serve_updates() -> None:
+    """Serve live updates (`stasis ctl PID ...`) from this process (idempotent)."""
+    from .updater.control import serve_updates as serve  # imported on use: threading, sockets
+    serve()
 
 FORMAT_VERSION: int = _engine.FORMAT_VERSION
 __version__: str = _engine.ENGINE_VERSION
@@ -55,22 +59,26 @@ def read_key(key_file: Optional[PathLike] = None) -> Optional[bytes]:
 
 def dumps(obj: Any, *, key_file: Optional[PathLike] = None, level: int = 3) -> bytes:
     """Snapshot the object graph reachable from `obj` into bytes (a complete snapshot file)."""
+    _ensure_builtin_handlers()
     return _engine.dumps(obj, key=read_key(key_file), level=level)
 
 
 def loads(data: bytes, *, key_file: Optional[PathLike] = None) -> Any:
     """Rebuild an object graph from `dumps` output, validating it completely first."""
+    _ensure_builtin_handlers()
     return _engine.loads(data, key=read_key(key_file))
 
 
 def dump(obj: Any, path: PathLike, *, key_file: Optional[PathLike] = None, level: int = 3) -> None:
     """Write a snapshot of `obj` to `path` atomically (an existing file is replaced only when the
     new one is complete and durable)."""
+    _ensure_builtin_handlers()
     _engine.dump(obj, path, key=read_key(key_file), level=level)
 
 
 def load(path: PathLike, *, key_file: Optional[PathLike] = None) -> Any:
     """Read the object graph of the snapshot at `path`, validating it completely first."""
+    _ensure_builtin_handlers()
     return _engine.load(path, key=read_key(key_file))
 
 
@@ -90,8 +98,6 @@ def register(type_: type, save: Callable[[Any], Any], load: Callable[[Any], Any]
     _engine.register(type_, key, save, load)
 
 
-for _type, (_key, _save, _load) in _handlers.builtin_handlers().items():
-    register(_type, _save, _load, key=_key)
 
 def register_module_state(name: str, save: Callable[[ModuleType], Any],
                           load: Callable[[ModuleType, Any], None]) -> None:
@@ -100,8 +106,22 @@ def register_module_state(name: str, save: Callable[[ModuleType], Any],
     _engine.register_module_state(name, save, load)
 
 
-for _name, (_msave, _mload) in _handlers.builtin_module_states().items():
-    register_module_state(_name, _msave, _mload)
+_builtins_registered = False
+
+
+def _ensure_builtin_handlers() -> None:
+    """Registers the built-in handlers (locks, weak containers, files...) and module states on
+    first use, not at import: importing stasis must not import threading, queue or socket before
+    `stasis run` installs its import hook (so those modules are rewritten, compiler_hooks)."""
+    global _builtins_registered
+    if _builtins_registered:
+        return
+    _builtins_registered = True
+    from . import handlers
+    for type_, (key, save, load_) in handlers.builtin_handlers().items():
+        register(type_, save, load_, key=key)
+    for name, (msave, mload) in handlers.builtin_module_states().items():
+        register_module_state(name, msave, mload)
 
 
 def module_state(module: ModuleType) -> Tuple[str, str, Any]:
@@ -110,11 +130,13 @@ def module_state(module: ModuleType) -> Tuple[str, str, Any]:
     values that are modules, or classes and functions importable by name, are written by reference
     by dumps), ("library", name, state) for a library module with registered state, or
     ("library", name, None)."""
+    _ensure_builtin_handlers()
     return _engine.module_state(module)
 
 
 def restore_module_state(module: ModuleType, state: Tuple[str, str, Any]) -> None:
     """Apply `module_state(...)` output (after loads) to the re-imported module."""
+    _ensure_builtin_handlers()
     _engine.restore_module_state(module, state)
 
 

@@ -97,8 +97,19 @@ def _program_options(values: dict, key_file, rewrite, no_rewrite):
     return o
 
 
+def _prepare_hook(no_rewrite: Sequence[str]) -> None:
+    """Installs the import hook before Stasis's own start-up imports threading, queue or socket,
+    so that those blocking stdlib modules run rewritten (resumable) code too."""
+    try:
+        from .compiler_hooks import runner
+    except ImportError:
+        return
+    runner.prepare(no_rewrite)
+
+
 def cmd_run(argv: Sequence[str]) -> int:
     ns = _split_run_args(argv)
+    _prepare_hook(ns.no_rewrite)
     if ns.suspend_options or not ns.module:
         # A suspendable session (signal, quota, suspend-after). `-m MODULE` without suspension
         # options runs as plain `python3 -m` would (no session), which CPython's own test suite
@@ -128,6 +139,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from . import program
     if args.patch:
         raise NotAvailableError("--patch is not available yet (updates of snapshots, issue 6)")
+    _prepare_hook(args.no_rewrite)
     values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
     _start_update_channel()

@@ -159,6 +159,8 @@ class Session:
         }
 
     def write_snapshot(self, frames: list, path: str) -> None:
+        from . import _ensure_builtin_handlers
+        _ensure_builtin_handlers()
         _flush_std_streams()
         modules = list(self.user_modules())
         meta = {"modules": modules, "sys_path": [p for p in sys.path if isinstance(p, str)],
@@ -290,6 +292,8 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     selection = hook.Selection([r.rstrip("/") for r in meta["roots"]], rewrite, no_rewrite)
     hook.install(selection)
     fresh = _create_modules(meta["modules"])
+    from . import _ensure_builtin_handlers
+    _ensure_builtin_handlers()
     state = _engine.load(snapshot, key=_key(options.key_file), kind="program")
     if state.get("layout") != PROGRAM_LAYOUT:
         raise IncompatibleSnapshotError(f"program layout {state.get('layout')} found, this Stasis reads "
