@@ -1,5 +1,7 @@
 #include "format/zstd_stream.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 #include <utility>
@@ -15,10 +17,15 @@ void check_zstd(size_t rc, const char* what) {
 
 // One compression context kept per thread between snapshots: its worker threads and buffer pools
 // (tens of MB for a large payload) are reused instead of being mapped and faulted in again.
+// After fork() the child has none of the parent's zstd worker threads: a context cached by the
+// parent would wait for them forever, so the child drops it (without freeing: that would join
+// threads that do not exist in this process).
 thread_local ZSTD_CCtx* t_spare_cctx = nullptr;
+thread_local pid_t t_spare_pid = 0;
 
 ZSTD_CCtx* take_cctx() {
   ZSTD_CCtx* c = std::exchange(t_spare_cctx, nullptr);
+  if (c && t_spare_pid != getpid()) c = nullptr;  // inherited through fork(): abandoned
   if (c && ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters))) {
     ZSTD_freeCCtx(c);
     c = nullptr;
@@ -41,10 +48,12 @@ ZstdWriteBuf::ZstdWriteBuf(ByteSink& sink, int level, int workers)
 }
 
 ZstdWriteBuf::~ZstdWriteBuf() {
-  if (!t_spare_cctx && !ZSTD_isError(ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_only)))
+  if (!t_spare_cctx && !ZSTD_isError(ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_only))) {
     t_spare_cctx = cctx_;
-  else
+    t_spare_pid = getpid();
+  } else {
     ZSTD_freeCCtx(cctx_);
+  }
 }
 
 void ZstdWriteBuf::compress(ZSTD_EndDirective mode) {
