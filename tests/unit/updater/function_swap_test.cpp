@@ -3,21 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "python_namespace.h"
 #include "updater/update_errors.h"
 
 namespace stasis::updater {
 namespace {
 
-Ref run(const char* source) {
-  Ref ns = Ref::steal(PyDict_New());
-  PyDict_SetItemString(ns.get(), "__builtins__", PyEval_GetBuiltins());
-  Ref result = Ref::steal(PyRun_String(source, Py_file_input, ns.get(), ns.get()));
-  if (!result) PyErr_Print();
-  EXPECT_TRUE(result);
-  return ns;
-}
-
-PyObject* item(const Ref& ns, const char* name) { return PyDict_GetItemString(ns.get(), name); }
+Ref run(const char* source) { return testing::run_python(source); }
+using testing::item;
 
 long call_long(PyObject* fn, long arg) {
   Ref r = Ref::steal(PyObject_CallFunction(fn, "l", arg));

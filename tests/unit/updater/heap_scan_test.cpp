@@ -3,21 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "python_namespace.h"
 
 namespace stasis::updater {
 namespace {
 
-// Runs `source` in a fresh namespace and returns it.
-Ref run(const char* source) {
-  Ref ns = Ref::steal(PyDict_New());
-  PyDict_SetItemString(ns.get(), "__builtins__", PyEval_GetBuiltins());
-  Ref result = Ref::steal(PyRun_String(source, Py_file_input, ns.get(), ns.get()));
-  if (!result) PyErr_Print();
-  EXPECT_TRUE(result);
-  return ns;
-}
-
-PyObject* item(const Ref& ns, const char* name) { return PyDict_GetItemString(ns.get(), name); }
+Ref run(const char* source) { return testing::run_python(source); }
+using testing::item;
 
 TEST(HeapScan, FindsEveryFunctionMadeFromACode) {
   Ref ns = run(
