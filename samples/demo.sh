@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: time-quota execution. A long computation (samples/long_job.py) runs under a 1-second
+# `make demo`: time-quota execution. A long computation (samples/long_job.py) runs under a 0.4-second
 # quota: each time the quota is spent it is suspended into a snapshot (exit status 75) and resumed
 # in a fresh process, until it finishes. The concatenated output is compared with an
 # uninterrupted run. Then a program that checkpoints itself is resumed from its last checkpoint.
@@ -17,14 +17,14 @@ start=$(date +%s%N)
 "$PY" "$samples/long_job.py" > plain.out
 printf '   %d lines in %d ms; last: %s\n' "$(wc -l < plain.out)" "$(( ($(date +%s%N) - start) / 1000000 ))" "$(tail -n 1 plain.out)"
 
-echo "== 2. the same job under a 1 s quota: suspend, resume in a fresh process, repeat"
+echo "== 2. the same job under a 0.4 s quota: suspend, resume in a fresh process, repeat"
 set +e
-"$STASIS" run --quota 1 "$samples/long_job.py" > quota.out 2> quota.err
+"$STASIS" run --quota 0.4 "$samples/long_job.py" > quota.out 2> quota.err
 status=$?
 rounds=1
 while [ "$status" -eq 75 ]; do
   printf '   round %d: exit 75, snapshot %s (%s)\n' "$rounds" long_job.snap "$(du -h long_job.snap | cut -f1)"
-  "$STASIS" resume --quota 1 long_job.snap >> quota.out 2>> quota.err
+  "$STASIS" resume --quota 0.4 long_job.snap >> quota.out 2>> quota.err
   status=$?
   rounds=$((rounds + 1))
   [ "$rounds" -gt 50 ] && { echo "   too many rounds"; break; }
