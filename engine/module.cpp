@@ -24,7 +24,6 @@ PyMethodDef kMethods[] = {
     // whole-program suspension (issue 5): python/stasis/program.py
     {"suspend_at_safe_point", stasis::engine::suspend_at_safe_point, METH_VARARGS,
      "suspend_at_safe_point(base_code, n, callback): call callback(frames) at the n-th safe point"},
-    {"cancel_suspend", stasis::engine::cancel_suspend, METH_NOARGS, "remove this thread's trigger"},
     {"last_blocker", stasis::engine::last_blocker, METH_NOARGS, "why the last line was not a safe point"},
     {"capture_stack", stasis::engine::capture_stack, METH_VARARGS, "capture_stack(frame, base_code) -> frames"},
     {"replay", stasis::engine::replay, METH_VARARGS, "replay(base_code, globals, frames): rebuild and continue"},

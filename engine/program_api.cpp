@@ -132,13 +132,6 @@ PyObject* suspend_at_safe_point(PyObject*, PyObject* args) {
   });
 }
 
-PyObject* cancel_suspend(PyObject*, PyObject*) {
-  return guarded([&]() -> Ref {
-    PyEval_SetTrace(nullptr, nullptr);
-    return Ref::borrow(Py_None);
-  });
-}
-
 PyObject* last_blocker(PyObject*, PyObject*) {
   return guarded([&]() -> Ref {
     return Ref::steal(PyUnicode_FromStringAndSize(last_why().data(), Py_ssize_t(last_why().size())));

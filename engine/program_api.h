@@ -8,8 +8,6 @@ namespace stasis::engine {
 // suspend_at_safe_point(base_code, n, callback): at the n-th safe point of this thread, stop
 // tracing and call callback(frames).
 PyObject* suspend_at_safe_point(PyObject*, PyObject* args);
-// cancel_suspend(): remove the trigger of this thread, if any.
-PyObject* cancel_suspend(PyObject*, PyObject*);
 // last_blocker() -> str: why the most recent 'line' event was not a safe point ('' if none).
 PyObject* last_blocker(PyObject*, PyObject*);
 // capture_stack(frame, base_code, in_call=False) -> frames: capture from `frame`, which is at a

@@ -8,20 +8,13 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/python_import.h"
 #include "restore/decoders.h"
 
 using stasis::format::Op;
 
 namespace stasis::restore {
 namespace {
-
-Ref import_attr(const char* module, const char* name) {
-  Ref m = Ref::steal(PyImport_ImportModule(module));
-  if (!m) throw Error::python();
-  Ref a = Ref::steal(PyObject_GetAttrString(m.get(), name));
-  if (!a) throw Error::python();
-  return a;
-}
 
 bool allowed_callable(PyObject* callable) {
   static std::vector<Ref>* reducers = [] {

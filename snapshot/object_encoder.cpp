@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/python_import.h"
 #include "core/python_error.h"
 #include "snapshot/encoders.h"
 
@@ -15,14 +16,6 @@ namespace stasis::snapshot {
 namespace {
 
 constexpr uint64_t kBatch = 1000;
-
-Ref import_attr(const char* module, const char* name) {
-  Ref m = Ref::steal(PyImport_ImportModule(module));
-  if (!m) throw Error::python();
-  Ref a = Ref::steal(PyObject_GetAttrString(m.get(), name));
-  if (!a) throw Error::python();
-  return a;
-}
 
 struct Known {
   Ref dispatch_table, newobj, newobj_ex, slotnames, partial_type;

@@ -71,8 +71,7 @@ class Session:
         self.hash_seed = hash_seed
         self.base_code: Optional[types.CodeType] = None
         self.selection = None
-        self.path = options.snapshot or (os.path.splitext(os.path.basename(target))[0] + ".snap")
-        self.path = os.path.abspath(self.path)
+        self.path = os.path.abspath(options.snapshot or os.path.splitext(os.path.basename(target))[0] + ".snap")
         self._timer: Optional[threading.Timer] = None
         self.requested = False
 
@@ -87,21 +86,15 @@ class Session:
         signum = _signal_number(o.signal)
         _signal.signal(signum, lambda _n, _f: self.request())
         if o.quota is not None:
-            self._timer = threading.Timer(o.quota, self.request_from_other_thread)
+            self._timer = threading.Timer(o.quota, self.request)
             self._timer.daemon = True
             self._timer._stasis_internal = True
             self._timer.start()
         _write_pid_record(self)
 
     def request(self) -> None:
-        """Suspend at the main thread's next safe point (called on the main thread)."""
-        if self.requested:
-            return
-        self.requested = True
-        _engine.suspend_at_safe_point(self.base_code, 1, self._on_capture)
-        self._watch_timeout()
-
-    def request_from_other_thread(self) -> None:
+        """Suspend at the main thread's next safe point (from any thread: signal handler, quota
+        timer, stasis.suspend())."""
         if self.requested:
             return
         self.requested = True
