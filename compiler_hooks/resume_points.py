@@ -31,7 +31,9 @@ STRUCTURAL = frozenset({FOR_ITER, ASYNC_FOR_ITER, WITH_EXIT, EXC_PREV, EXC, COMP
 TMP = 'tmp'
 
 _CALLS = {'CALL', 'CALL_FUNCTION_EX'}
-_SITES = _CALLS | {'SEND', 'YIELD_VALUE'}
+# BEFORE_WITH calls __enter__: a thread blocked entering `with lock:` (a C __enter__), or a
+# Python __enter__ entered from it, is suspended there; replay evaluates the `with` item again.
+_SITES = _CALLS | {'SEND', 'YIELD_VALUE', 'BEFORE_WITH'}
 _NOT_REPLAYABLE = _SITES | {
     'FOR_ITER', 'BEFORE_WITH', 'BEFORE_ASYNC_WITH', 'IMPORT_NAME', 'IMPORT_FROM', 'IMPORT_STAR',
     'RAISE_VARARGS', 'RERAISE', 'PUSH_EXC_INFO', 'POP_EXCEPT', 'RETURN_VALUE', 'GET_ANEXT',
@@ -187,6 +189,8 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
         pos = tuple(ins.positions)
         sid, kind = pos_index.get(pos, (None, ''))
         line = ins.positions.lineno or -1
+        if name == 'BEFORE_WITH':   # the With node's own id names its __exit__ call
+            sid = f'{sid}.enter' if sid is not None else f'with@{pos[0]}:{pos[2]}'
         if sid is None:
             sid = f'implicit@{pos[0]}:{pos[2]}'
         st = before[ins.offset]

@@ -93,6 +93,17 @@ inline int code_units(PyCodeObject* co) { return int(Py_SIZE(co)); }
 inline bool is_yield_value(PyCodeObject* co, int index) {
   return _Py_OPCODE(_PyCode_CODE(co)[index]) == YIELD_VALUE;
 }
+// Whether the instruction at `index` calls a Python function through C without C state of its
+// own, so that executing the instruction again rebuilds the callee's frame: CALL_FUNCTION_EX
+// (`f(*args, **kwargs)`, through PyObject_Call) and BEFORE_WITH (a Python `__enter__`). 3.11 has
+// no specialised forms of either.
+inline bool is_call_function_ex(PyCodeObject* co, int index) {
+  return _Py_OPCODE(_PyCode_CODE(co)[index]) == CALL_FUNCTION_EX;
+}
+inline bool is_reissuable_c_call(PyCodeObject* co, int index) {
+  int op = _Py_OPCODE(_PyCode_CODE(co)[index]);
+  return op == CALL_FUNCTION_EX || op == BEFORE_WITH;
+}
 
 // --- Set hash tables (Include/cpython/setobject.h PySetObject, setentry; Objects/setobject.c) ------
 // A set's iteration order is its table order, which depends on the history of insertions and

@@ -22,11 +22,13 @@ PyMethodDef kMethods[] = {
     {"payload_header", KW(stasis::engine::payload_header),
      "payload_header(path, *, key=None) -> {kind, root_count, hash_seed}: validates, builds nothing"},
     // whole-program suspension (issue 5): python/stasis/program.py
-    {"suspend_at_safe_point", stasis::engine::suspend_at_safe_point, METH_VARARGS,
-     "suspend_at_safe_point(base_code, n, callback): call callback(frames) at the n-th safe point"},
-    {"last_blocker", stasis::engine::last_blocker, METH_NOARGS, "why the last line was not a safe point"},
+    {"arm_thread", KW(stasis::engine::arm_thread), "arm_thread(thread_id, base_code, ...): park it at a safe point"},
+    {"park_states", stasis::engine::park_states, METH_NOARGS, "states of the armed threads"},
+    {"thread_states", stasis::engine::thread_states, METH_NOARGS, "[(ident, has_frames)] of all threads"},
+    {"freeze", stasis::engine::freeze, METH_NOARGS, "every armed thread parks at its next event"},
+    {"thaw", stasis::engine::thaw, METH_NOARGS, "disarm every thread and let parked ones go on"},
     {"capture_stack", stasis::engine::capture_stack, METH_VARARGS, "capture_stack(frame, base_code) -> frames"},
-    {"replay", stasis::engine::replay, METH_VARARGS, "replay(base_code, globals, frames): rebuild and continue"},
+    {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::updater::api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
     {"updater_active", stasis::updater::api::active, METH_O, "updater_active(codes)"},

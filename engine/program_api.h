@@ -1,19 +1,30 @@
-// engine/program_api.h — Python entry points for whole-program suspension: the safe-point trigger
-// (a C trace function that captures the stack, snapshot/capture.h) and the stack rebuild by
-// replay (restore/replay.h).
+// engine/program_api.h — Python entry points for whole-program suspension: arming threads for a
+// safe point (a C trace function that captures the stack, snapshot/capture.h, and parks the
+// thread), and rebuilding stacks by replay (restore/replay.h).
 #pragma once
 #include <Python.h>
 
 namespace stasis::engine {
-// suspend_at_safe_point(base_code, n, callback): at the n-th safe point of this thread, stop
-// tracing and call callback(frames).
-PyObject* suspend_at_safe_point(PyObject*, PyObject* args);
-// last_blocker() -> str: why the most recent 'line' event was not a safe point ('' if none).
-PyObject* last_blocker(PyObject*, PyObject*);
-// capture_stack(frame, base_code, in_call=False) -> frames: capture from `frame`, which is at a
-// 'line' event, or (in_call) suspended in a call that replay will issue again.
+// arm_thread(thread_id, base_code, base_is_caller=False, countdown=1, on_reached=None) -> bool:
+// that thread parks at its countdown-th safe point after capturing its frames; on_reached() is
+// called then. False when the thread is already armed.
+PyObject* arm_thread(PyObject*, PyObject* args, PyObject* kwargs);
+// park_states() -> {ident: (parked, frames | None, trace_events, why_not_safe)} of armed threads.
+PyObject* park_states(PyObject*, PyObject*);
+// thread_states() -> [(ident, has_python_frames)] of every thread state of the interpreter. A
+// thread that was created but has not started yet shows its creator's ident, and no frames.
+PyObject* thread_states(PyObject*, PyObject*);
+// freeze(): from now on every armed thread parks at its next trace event, safe point or not.
+PyObject* freeze(PyObject*, PyObject*);
+// thaw(): disarms every thread and lets parked ones continue (the suspension was abandoned).
+PyObject* thaw(PyObject*, PyObject*);
+// capture_stack(frame, base_code, in_call=False, base_is_caller=False) -> frames: capture from
+// `frame`, which is at a 'line' event, or (in_call) suspended in a call replay will issue again.
 PyObject* capture_stack(PyObject*, PyObject* args);
-// replay(base_code, globals, frames, then=None): run base_code in globals, rebuilding frames by
-// replay; then(frame) is called with the innermost frame as soon as it is rebuilt.
-PyObject* replay(PyObject*, PyObject* args);
+// replay(entry, globals, frames, then=None, before=None, caller_code=None): run entry (code, in
+// globals) rebuilding frames by replay; with entry None, only install the replay trace on this
+// thread (the caller then calls the thread's bootstrap). before() runs when the first record's
+// frame is entered (called by caller_code, when given), then(frame) with the innermost frame as
+// soon as it is rebuilt.
+PyObject* replay(PyObject*, PyObject* args, PyObject* kwargs);
 }  // namespace stasis::engine

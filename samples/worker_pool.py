@@ -1,6 +1,6 @@
 """A threaded worker pool: three workers take numbers from a queue and put results on another;
-the main thread collects them. (Suspending programs with several threads is not built yet: this
-sample is the target of that work; it runs plainly and under `stasis run` without suspension.)"""
+the main thread collects them. Under `stasis run --quota S` it is suspended with its workers
+(parked at safe points or blocked in queue.get) and resumed with them in a fresh process."""
 import queue
 import threading
 

@@ -38,10 +38,31 @@ Ref frame_record(PyFrameObject* frame, PyCodeObject* code, PyObject* row_id, int
                                   stack.get()));
 }
 
+// A frame entered from C only because its caller used `f(*args, **kwargs)` or `with`: resumable
+// like a frame its caller called directly, since executing that instruction again calls it again.
+// Not when `f` is a class: the frame is then its __init__, and calling the class again would make
+// another instance.
+bool called_by_reissuable_call(PyFrameObject* frame) {
+  Ref back = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(frame)));
+  if (!back) return false;
+  _PyInterpreterFrame* caller = internals::interpreter_frame(reinterpret_cast<PyFrameObject*>(back.get()));
+  PyCodeObject* code = internals::frame_code(caller);
+  int lasti = internals::frame_lasti(caller);
+  if (!internals::is_reissuable_c_call(code, lasti)) return false;
+  if (!internals::is_call_function_ex(code, lasti)) return true;
+  // In rewritten code the call's operands sit right above the row's structural values:
+  // NULL, the callable, the argument tuple[, the keyword dict].
+  const auto* table = compiler_hooks::resume_table(code);
+  const compiler_hooks::ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
+  if (!row) return false;
+  PyObject* callable = internals::frame_localsplus(caller)[code->co_nlocalsplus + row->structural + 1];
+  return callable && !PyType_Check(callable);
+}
+
 }  // namespace
 
 Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not,
-                  bool top_in_call) {
+                  bool top_in_call, bool base_is_caller) {
   Ref records = build ? Ref::steal(PyList_New(0)) : Ref();
   if (build && !records) throw Error::python();
   Ref frame = Ref::borrow(reinterpret_cast<PyObject*>(top));
@@ -51,8 +72,13 @@ Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::stri
     _PyInterpreterFrame* f = internals::interpreter_frame(fo);
     PyCodeObject* code = internals::frame_code(f);
     int lasti_bytes = internals::frame_lasti(f) * int(sizeof(_Py_CODEUNIT));
-    bool is_base = reinterpret_cast<PyObject*>(code) == base_code;
-    if (!is_base && internals::entered_from_c(fo)) {
+    bool is_base = !base_is_caller && reinterpret_cast<PyObject*>(code) == base_code;
+    if (base_is_caller) {
+      Ref caller = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(fo)));
+      is_base = caller && reinterpret_cast<PyObject*>(internals::frame_code(internals::interpreter_frame(
+                              reinterpret_cast<PyFrameObject*>(caller.get())))) == base_code;
+    }
+    if (!is_base && internals::entered_from_c(fo) && !called_by_reissuable_call(fo)) {
       why_not = where(code, lasti_bytes) + " was called from C code (a callback, a dunder method, "
                 "__init__ through a class call, or a generator being iterated)";
       return {};
@@ -63,10 +89,19 @@ Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::stri
       return {};
     }
     int depth = internals::frame_stacktop(f) - code->co_nlocalsplus;
+    // A frame suspended in a call made through C (a call blocked in C; CALL_FUNCTION_EX) is
+    // still executing in the eval loop's terms: it has no saved stack pointer.
+    bool called_through_c = depth < 0;
     int offset = lasti_bytes;
     PyObject* row_id = nullptr;
     int keep = depth;
     if (innermost) {
+      // Replay does not restore the exception being handled (sys.exc_info(), a bare `raise`).
+      Ref handled = Ref::steal(PyErr_GetHandledException());
+      if (handled && handled.get() != Py_None) {
+        why_not = where(code, lasti_bytes) + " is inside an exception handler";
+        return {};
+      }
       PyObject** values = internals::frame_localsplus(f) + code->co_nlocalsplus;
       for (int i = 0; i < depth; ++i)
         if (values[i] == nullptr) {
@@ -83,6 +118,7 @@ Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::stri
         why_not = where(code, lasti_bytes) + " is inside an exception handler";
         return {};
       }
+      if (called_through_c) depth = row->structural;  // the values below the call are the row's
       if (depth < row->structural) {
         why_not = where(code, lasti_bytes) + " has a shorter value stack than its resume row";
         return {};

@@ -1,7 +1,9 @@
 // snapshot/capture.h — captures a thread's Python stack at a safe point, as frame records.
 // A safe point is a 'line' event of the innermost frame where every frame from it down to the
-// program's base frame (the __main__ code, entered from C by exec) runs rewritten code, none was
-// entered from C, and every caller is suspended at a resumable row of its resume table.
+// thread's base frame runs rewritten code, none was entered from C, and every caller is suspended
+// at a resumable row of its resume table. The main thread's base frame runs the __main__ code
+// (entered from C by exec); another thread's base is the frame threading.Thread._bootstrap_inner
+// called (its run method), which replay re-enters through a fresh Thread bootstrap.
 // Counterpart: restore/replay.h rebuilds the stack from the records by replaying calls.
 //
 // A frame record is the tuple (code, row_id | None, offset, locals, stack):
@@ -27,8 +29,11 @@ namespace stasis::snapshot {
 // Records bottom (base) first, or an empty Ref with `why_not` saying which frame blocks capture.
 // With build == false only checks (no allocation) and returns Py_None on success.
 // With top_in_call, `top` is itself suspended in a call (stasis.checkpoint, a call blocked in C)
-// and is recorded like a caller: at its resume row, so that replay issues the call again.
+// and is recorded like a caller: at its resume row, so that replay issues the call again. A frame
+// blocked in a C call has no saved stack pointer; its row says how many values lie below the call.
+// With base_is_caller, the base frame is the one whose caller runs `base_code` (that caller and
+// the frames below it are not recorded).
 Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not,
-                  bool top_in_call = false);
+                  bool top_in_call = false, bool base_is_caller = false);
 
 }  // namespace stasis::snapshot

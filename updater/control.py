@@ -19,6 +19,7 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, Optional
 
+from .. import internal_threads
 from ..errors import StasisError
 from . import api, channel, tools
 from .registry import registry
@@ -52,7 +53,7 @@ def serve_updates() -> None:
         finally:
             os.umask(old_umask)
         _state.update(pid=os.getpid(), sock=sock, path=path)
-        threading.Thread(target=_accept_loop, args=(sock,), name="stasis-control", daemon=True).start()
+        internal_threads.start(_accept_loop, sock)  # invisible to the program's threading module
         if not _state["fork_hook"]:
             os.register_at_fork(after_in_child=_after_fork_in_child)
             atexit.register(_remove_socket)

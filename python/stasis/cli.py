@@ -136,10 +136,10 @@ def _start_update_channel() -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from . import program
     if args.patch:
         raise NotAvailableError("--patch is not available yet (updates of snapshots, issue 6)")
-    _prepare_hook(args.no_rewrite)
+    _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
+    from . import program
     values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
     _start_update_channel()
@@ -149,6 +149,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_debug(args: argparse.Namespace) -> int:
     """Rebuilds a suspended program and opens pdb at its suspension point; the snapshot is only
     read, so every debug session starts from the same state."""
+    _prepare_hook([])
     from . import program
     return program.resume(args.snapshot, _program_options({}, args.key_file, [], []), debug=True)
 

@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import SnapshotIOError
 
@@ -32,26 +32,50 @@ def _load_lock(locked: bool) -> Any:
 _RLOCK_STATE = re.compile(r"owner=(\d+) count=(\d+)")
 
 
-def _save_rlock(lock: Any) -> int:
+def _save_rlock(lock: Any) -> Tuple[int, int]:
     # The C RLock exposes its owner and count only in its repr.
     m = _RLOCK_STATE.search(repr(lock))
-    return int(m.group(2)) if m else 0
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-def _load_rlock(count: int) -> Any:
-    """The restored RLock is held `count` times by the thread that loads it."""
+# While a program is resumed (stasis/program.py), held RLocks are collected here as
+# (lock, old owner ident, count) and taken again by the threads that held them.
+deferred_rlocks: Optional[List[Tuple[Any, int, int]]] = None
+
+
+def _load_rlock(state: Any) -> Any:
+    """The restored RLock is held `count` times by the thread that loads it (stasis.load), or by
+    the thread that held it (a resumed program)."""
+    owner, count = state if isinstance(state, tuple) else (0, state)  # snapshots before owners
     lock = _thread.RLock()
+    if count and deferred_rlocks is not None:
+        deferred_rlocks.append((lock, owner, count))
+        return lock
     for _ in range(count):
         lock.acquire()
     return lock
 
 
 def _save_condition(cond: threading.Condition) -> Any:
-    return cond._lock  # waiters belong to threads of the old process: not kept
+    # Waiters are the locks that threads blocked in wait() sleep on; a resumed program's threads
+    # wait on the same (restored) locks, and notify() must find them.
+    return (cond._lock, list(cond._waiters))
 
 
-def _load_condition(lock: Any) -> threading.Condition:
-    return threading.Condition(lock)
+def _load_condition(state: Any) -> threading.Condition:
+    lock, waiters = state if isinstance(state, tuple) else (state, [])
+    cond = threading.Condition(lock)
+    cond._waiters.extend(waiters)
+    return cond
+
+
+def _save_main_thread(_t: threading.Thread) -> None:
+    return None
+
+
+def _load_main_thread(_state: None) -> threading.Thread:
+    """The main thread of the old process is the main thread of this one."""
+    return threading.main_thread()
 
 
 # ---- weak containers: referents are written strongly and die after loading unless held --------
@@ -121,6 +145,7 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         _thread.LockType: ("stasis.lock", _save_lock, _load_lock),
         _thread.RLock: ("stasis.rlock", _save_rlock, _load_rlock),
         threading.Condition: ("stasis.condition", _save_condition, _load_condition),
+        threading._MainThread: ("stasis.main_thread", _save_main_thread, _load_main_thread),
         weakref.WeakValueDictionary: ("stasis.weakvaluedict", _save_wvd, weakref.WeakValueDictionary),
         weakref.WeakKeyDictionary: ("stasis.weakkeydict", _save_wkd, weakref.WeakKeyDictionary),
         weakref.WeakSet: ("stasis.weakset", _save_weakset, weakref.WeakSet),

@@ -16,16 +16,19 @@ import json
 import os
 import random
 import signal as _signal
+import _thread
 import sys
 import threading
+import time
 import types
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from . import _engine
-from .errors import EXIT_SUSPENDED, IncompatibleSnapshotError, NotAvailableError, StasisError
+from . import _engine, internal_threads
+from .errors import (EXIT_SUSPENDED, IncompatibleSnapshotError, NotAvailableError, NotSuspendableError,
+                     StasisError)
 
-PROGRAM_LAYOUT = 1  # keys of the program root dict; bump with any change to them
+PROGRAM_LAYOUT = 2  # keys of the program root dict; bump with any change to them
 
 # Module attributes rebuilt on resume instead of being captured (import machinery objects).
 _MODULE_DUNDERS_NOT_CAPTURED = ("__builtins__", "__loader__", "__spec__", "__cached__")
@@ -72,7 +75,6 @@ class Session:
         self.base_code: Optional[types.CodeType] = None
         self.selection = None
         self.path = os.path.abspath(options.snapshot or os.path.splitext(os.path.basename(target))[0] + ".snap")
-        self._timer: Optional[threading.Timer] = None
         self.requested = False
 
     # --- triggers ------------------------------------------------------------------------------
@@ -82,40 +84,141 @@ class Session:
         if o.suspend_after is not None:
             if o.suspend_after < 1:
                 raise StasisError("--suspend-after counts safe points from 1")
-            _engine.suspend_at_safe_point(self.base_code, o.suspend_after, self._on_capture)
+            # The main thread parks at its N-th safe point and starts the coordinator from there.
+            self.requested = True
+            _engine.arm_thread(threading.main_thread().ident, self.base_code, countdown=o.suspend_after,
+                               on_reached=self._start_coordinator, no_park_file=threading.__file__)
         signum = _signal_number(o.signal)
         _signal.signal(signum, lambda _n, _f: self.request())
         if o.quota is not None:
-            self._timer = threading.Timer(o.quota, self.request)
-            self._timer.daemon = True
-            self._timer._stasis_internal = True
-            self._timer.start()
+            def quota(seconds: float) -> None:
+                time.sleep(seconds)
+                self.request()
+            internal_threads.start(quota, o.quota)
         _write_pid_record(self)
 
     def request(self) -> None:
-        """Suspend at the main thread's next safe point (from any thread: signal handler, quota
-        timer, stasis.suspend())."""
+        """Suspend the program at the next point where every thread is at a safe point or blocked
+        in a call that can be issued again (from any thread: signal handler, quota timer,
+        stasis.suspend())."""
         if self.requested:
             return
         self.requested = True
-        _engine.suspend_at_safe_point(self.base_code, 1, self._on_capture, threading.main_thread().ident)
-        self._watch_timeout()
+        me = threading.get_ident()
+        if me not in internal_threads.idents and me in threading._active:
+            # A program thread asking (stasis.suspend(), the signal handler in the main thread)
+            # stops at its own next safe point, not at one after the coordinator has started.
+            base, is_caller = self._thread_base(me)
+            _engine.arm_thread(me, base, is_caller, no_park_file=threading.__file__)
+        self._start_coordinator()
 
-    def _watch_timeout(self) -> None:
-        def give_up() -> None:
-            if not self.requested:
-                return
-            why = _engine.last_blocker() or "no line of rewritten code ran"
-            sys.stderr.write(
-                f"stasis: could not suspend within {self.options.safe_point_timeout:g} s: no safe "
-                f"point was reached ({why}); the program keeps running\n")
-            sys.stderr.flush()
-        t = threading.Timer(self.options.safe_point_timeout, give_up)
-        t.daemon = True
-        t._stasis_internal = True
-        t.start()
+    def _start_coordinator(self) -> None:
+        internal_threads.start(self._coordinate)
 
     # --- capture -------------------------------------------------------------------------------
+
+    def _coordinate(self) -> None:
+        """The coordinator (a thread of Stasis, invisible to `threading`): brings every thread of
+        the program to a capturable state, writes the snapshot and ends the process with status 75
+        before any program thread runs again; or, when that fails, lets the program go on."""
+        try:
+            threads = self.freeze_threads()
+            if threads is None:
+                self.requested = False
+                return
+            self.write_snapshot(threads, self.path)
+        except Exception as e:  # noqa: BLE001 - whatever failed, the program must not stay parked
+            _engine.thaw()
+            what = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"
+            sys.stderr.write(f"stasis: error: cannot suspend: {what}; the program keeps running\n")
+            sys.stderr.flush()
+            self.requested = False
+            return
+        sys.stderr.write(f"stasis: suspended into {self.path}\n")
+        _flush_std_streams()
+        os._exit(EXIT_SUSPENDED)
+
+    def _thread_base(self, ident: int) -> tuple:
+        """(base code, base_is_caller) of a program thread's stack: the main thread's base frame runs
+        the __main__ code; another thread's is the frame Thread._bootstrap_inner called (run())."""
+        if ident == threading.main_thread().ident:
+            return self.base_code, False
+        return _BOOTSTRAP_INNER, True
+
+    def freeze_threads(self, own: Optional[tuple] = None) -> Optional[list]:
+        """Parks every program thread at a safe point, or finds it blocked in a call that replay can
+        issue again, and returns the thread records; `own` = (ident, frames) of the calling thread,
+        already captured (stasis.checkpoint). Returns None after saying on stderr what blocked it
+        when no such point came within --safe-point-timeout (every thread is then let go).
+
+        A thread blocked in C is only taken as blocked when, across several windows in which the
+        GIL was free, it ran no Python code: a lock released before the decision would have woken
+        it. After the decision every armed thread parks at its next trace event, and the decision
+        is checked once more after one more window."""
+        me = threading.get_ident()
+        deadline = time.monotonic() + self.options.safe_point_timeout
+        previous, stable, blockers = None, 0, []
+        while True:
+            threads, strangers = _program_threads(exclude=me)
+            for ident, _t in threads:
+                base, is_caller = self._thread_base(ident)
+                _engine.arm_thread(ident, base, is_caller, no_park_file=threading.__file__)
+            states = _engine.park_states()
+            current = sys._current_frames()
+            frames, blocked, blockers = {}, [], list(strangers)
+            for ident, t in threads:
+                parked, captured, events, why = states.get(ident, (False, None, 0, ""))
+                if parked:
+                    frames[ident] = captured
+                    continue
+                top = current.get(ident)
+                if top is None:  # the thread ended meanwhile
+                    continue
+                base, is_caller = self._thread_base(ident)
+                try:
+                    frames[ident] = _engine.capture_stack(top, base, True, is_caller)
+                    blocked.append((ident, events, top.f_lasti))
+                except StasisError as e:
+                    blockers.append(f"thread {t.name!r}: {why or str(e)}")
+            current = top = None
+            if not blockers:
+                stable = stable + 1 if blocked == previous else 0
+                previous = blocked
+                if not blocked or stable >= 2:
+                    _engine.freeze()
+                    if not blocked or self._still_blocked(blocked):
+                        return self._thread_records(threads, frames, own)
+                    _engine.thaw()  # a blocked thread woke up while deciding: start over
+                    previous, stable = None, 0
+            if time.monotonic() > deadline:
+                _engine.thaw()
+                why = "; ".join(blockers) or "a thread kept running outside safe points"
+                sys.stderr.write(f"stasis: could not suspend within {self.options.safe_point_timeout:g} s: "
+                                 f"no safe point was reached ({why}); the program keeps running\n")
+                sys.stderr.flush()
+                return None
+            time.sleep(_SETTLE_WINDOW if blocked else _POLL)
+
+    def _still_blocked(self, blocked: list) -> bool:
+        time.sleep(_SETTLE_WINDOW)
+        states = _engine.park_states()
+        return all(states.get(ident, (0, 0, -1))[2] == events for ident, events, _ in blocked)
+
+    def _thread_records(self, threads: list, frames: dict, own: Optional[tuple]) -> list:
+        main = threading.main_thread()
+        if own is not None:
+            frames[own[0]] = own[1]
+            threads = threads + [(own[0], threading._active.get(own[0], main))]
+        records = []
+        for ident, t in threads:
+            if ident not in frames:
+                continue
+            record = {"ident": ident, "name": t.name, "main": ident == main.ident, "frames": frames[ident]}
+            if ident != main.ident:
+                record["thread"] = t
+            records.append(record)
+        records.sort(key=lambda r: not r["main"])
+        return records
 
     def user_modules(self) -> dict:
         """Modules captured by value: __main__ and modules under the program's own directory."""
@@ -130,7 +233,7 @@ class Session:
                 out[name] = mod
         return out
 
-    def program_state(self, frames: list) -> dict:
+    def program_state(self, threads: list) -> dict:
         modules = {}
         for name, mod in self.user_modules().items():
             state = {k: v for k, v in vars(mod).items() if k not in _MODULE_DUNDERS_NOT_CAPTURED}
@@ -146,43 +249,23 @@ class Session:
             "no_rewrite": list(self.options.no_rewrite),
             "modules": modules,
             "base_code": self.base_code,
-            "threads": [{"name": threading.main_thread().name, "frames": frames}],
+            "threads": threads,
             "random": random.getstate(),
             "generation": self.generation + 1,
         }
 
-    def write_snapshot(self, frames: list, path: str) -> None:
+    def write_snapshot(self, threads: list, path: str, checkpoint: Optional[int] = None) -> None:
         from . import _ensure_builtin_handlers
         _ensure_builtin_handlers()
         _flush_std_streams()
         modules = list(self.user_modules())
         meta = {"modules": modules, "sys_path": [p for p in sys.path if isinstance(p, str)],
                 "roots": list(getattr(self.selection, "roots", ())), "rewrite": list(self.options.rewrite),
-                "no_rewrite": list(self.options.no_rewrite)}
-        _engine.dump(self.program_state(frames), path, kind="program", hash_seed=self.hash_seed,
+                "no_rewrite": list(self.options.no_rewrite), "threads": len(threads)}
+        state = self.program_state(threads)
+        state["checkpoint"] = checkpoint  # the thread whose stasis.checkpoint() call returns True
+        _engine.dump(state, path, kind="program", hash_seed=self.hash_seed,
                      key=_key(self.options.key_file), by_value=modules, meta=json.dumps(meta))
-
-    def _on_capture(self, frames: list) -> None:
-        """At the safe point: write the snapshot, flush, exit 75. No other Python code runs."""
-        others = program_threads()
-        if others:
-            names = ", ".join(t.name for t in others)
-            sys.stderr.write(f"stasis: error: cannot suspend: the program runs {len(others)} other "
-                             f"thread(s) ({names}), and suspending programs with several threads is "
-                             "not built yet; the program keeps running\n")
-            sys.stderr.flush()
-            self.requested = False
-            return
-        try:
-            self.write_snapshot(frames, self.path)
-        except StasisError as e:
-            sys.stderr.write(f"stasis: error: cannot suspend: {e}; the program keeps running\n")
-            sys.stderr.flush()
-            self.requested = False
-            return
-        sys.stderr.write(f"stasis: suspended into {self.path}\n")
-        _flush_std_streams()
-        os._exit(EXIT_SUSPENDED)
 
     # --- running -------------------------------------------------------------------------------
 
@@ -194,17 +277,47 @@ class Session:
         exec(code, globals_)
 
 
-def program_threads() -> list:
-    """Live threads of the program other than the main thread (Stasis's own are left out)."""
-    out = []
-    for t in threading.enumerate():
-        if t is threading.main_thread() or getattr(t, "_stasis_internal", False):
+_BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__
+_REBUILD_TIMEOUT = 60   # seconds a resume waits for every thread's stack to be rebuilt
+_POLL = 0.002           # seconds between looks while threads run towards safe points
+_SETTLE_WINDOW = 0.01   # GIL-free window in which a thread taken as blocked must not run
+
+
+def _program_threads(exclude: int) -> tuple:
+    """([(ident, Thread)] of the program's threads, [why not capturable] for threads that Stasis
+    cannot rebuild: started by _thread.start_new_thread or by C code, not by threading.Thread)."""
+    active = dict(threading._active)  # no lock: a parked thread may hold _active_limbo_lock
+    threads, strangers = [], []
+    for ident, t in active.items():
+        if ident == exclude or ident in internal_threads.idents:
             continue
         target = getattr(t, "_target", None)
-        if str(getattr(target, "__module__", "")).startswith("stasis."):
+        if getattr(t, "_stasis_internal", False) or str(getattr(target, "__module__", "")).startswith("stasis."):
             continue
-        out.append(t)
-    return out
+        if isinstance(t, threading._DummyThread):
+            strangers.append(f"thread {ident} was not started by threading.Thread, so Stasis cannot "
+                             "start it again on resume")
+            continue
+        threads.append((ident, t))
+    frames = sys._current_frames()
+    for ident, has_frames in _engine.thread_states():
+        if not has_frames:
+            # Created, not started yet (it shows its creator's ident meanwhile), or past its last
+            # frame: wait until it runs Python code or is gone.
+            strangers.append(f"a thread (ident {ident}) has no Python frames yet: starting, or run by C code")
+            continue
+        if ident in active or ident == exclude or ident in internal_threads.idents:
+            continue
+        frame = frames.get(ident)
+        if frame is not None and frame.f_code.co_filename == threading.__file__:
+            # A threading.Thread that is starting (in _limbo) or finishing (it leaves _active before
+            # its last lines): its Thread object is half set up. Wait until that is over.
+            strangers.append(f"thread {ident} is starting or finishing")
+            continue
+        where = f" (in {frame.f_code.co_qualname})" if frame is not None else ""
+        strangers.append(f"thread {ident}{where} was not started by threading.Thread, so Stasis cannot "
+                         "start it again on resume")
+    return threads, strangers
 
 
 def _key(key_file: Optional[str]) -> Optional[bytes]:
@@ -287,7 +400,13 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     fresh = _create_modules(meta["modules"])
     from . import _ensure_builtin_handlers
     _ensure_builtin_handlers()
-    state = _engine.load(snapshot, key=_key(options.key_file), kind="program")
+    from . import handlers
+    handlers.deferred_rlocks = []  # held RLocks are taken again by their own threads, below
+    try:
+        state = _engine.load(snapshot, key=_key(options.key_file), kind="program")
+        rlocks = handlers.deferred_rlocks
+    finally:
+        handlers.deferred_rlocks = None
     if state.get("layout") != PROGRAM_LAYOUT:
         raise IncompatibleSnapshotError(f"program layout {state.get('layout')} found, this Stasis reads "
                                         f"layout {PROGRAM_LAYOUT}")
@@ -307,22 +426,126 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     _session = Session(opts, target, generation=state["generation"], hash_seed=int(seed))
     _session.base_code = state["base_code"]
     _session.selection = selection
-    frames = state["threads"][0]["frames"]
+    threads = state["threads"]
+    checkpointed = state["checkpoint"]
     del state
-
-    global _resuming_call
-    _resuming_call = True  # a stasis.checkpoint() call on the rebuilt stack returns True
+    main_record = next(r for r in threads if r["main"])
+    restart = _RestartedThreads([r for r in threads if not r["main"]], main_record["ident"], rlocks)
 
     def rebuilt(frame: types.FrameType) -> None:
+        restart.take_rlocks(main_record["ident"])
         if debug:
             _start_debugger(frame, snapshot)
-        else:
+        try:
+            restart.barrier.wait(None if debug else _REBUILD_TIMEOUT)
+        except threading.BrokenBarrierError:
+            _fail(f"the program's threads were not all rebuilt within {_REBUILD_TIMEOUT} s (a thread's "
+                  "run method or threading.py differs from the suspended program's)")
+        if not debug:
             _session.install_triggers()  # armed once the stack is rebuilt: replay needs the tracer
 
     def execute() -> None:
-        _engine.replay(_session.base_code, main.__dict__, frames, rebuilt)
+        global _resuming_ident
+        restart.start()
+        if checkpointed is not None:
+            _resuming_ident = restart.new_ident(checkpointed)
+        _engine.replay(_session.base_code, main.__dict__, main_record["frames"], rebuilt)
 
     return runner.run_resumed(execute)
+
+
+class _RestartedThreads:
+    """Starts the program's threads again on resume. Each restored Thread object is reset to
+    "not started" and started on a bare thread that runs its usual bootstrap under replay: the
+    bootstrap gives it its new ident, tstate lock and place in threading._active, then calls
+    run(), whose frame and those above it are rebuilt from the thread's records. Before any frame
+    is rebuilt, references in the records to the old process's threads are translated: the
+    tstate locks join() waits on, and the owner idents in saved Condition states. Every thread,
+    the main thread included, takes back the RLocks it held and waits at a barrier until all
+    stacks are rebuilt; then all continue together."""
+
+    def __init__(self, records: list, main_ident: int, rlocks: list) -> None:
+        self.records = records
+        self.main_ident = main_ident
+        self.rlocks = rlocks  # [(lock, old owner ident, count)]
+        self.barrier = threading.Barrier(len(records) + 1)
+        self.ready = threading.Event()
+        self.idents = {main_ident: threading.get_ident()}
+
+    def new_ident(self, old: int) -> Optional[int]:
+        return self.idents.get(old)
+
+    def start(self) -> None:
+        if not self.records:
+            return
+        old_locks = {}
+        for record in self.records:
+            t = record["thread"]
+            old_locks[id(t)] = t._tstate_lock
+            t._ident = t._native_id = t._tstate_lock = None
+            t._is_stopped = False
+            t._started = threading.Event()
+            with threading._active_limbo_lock:
+                threading._limbo[t] = t
+            _thread.start_new_thread(self._run, (record,))
+        for record in self.records:
+            t = record["thread"]
+            if not t._started.wait(_REBUILD_TIMEOUT):
+                _fail(f"thread {t.name!r} did not start again within {_REBUILD_TIMEOUT} s")
+            self.idents[record["ident"]] = t.ident
+        lock_map = {id(old_locks[id(r["thread"])]): r["thread"]._tstate_lock for r in self.records
+                    if old_locks[id(r["thread"])] is not None}
+        for record in self.records + [None]:
+            frames = record["frames"] if record else []
+            for frame in frames:
+                self._translate(frame, lock_map)
+        self.ready.set()
+
+    def _translate(self, frame: tuple, lock_map: dict) -> None:
+        code, _row, _offset, local_values, _stack = frame
+        in_threading = code.co_filename == threading.__file__
+        for name, value in list(local_values.items()):
+            new = lock_map.get(id(value))
+            if new is not None:
+                local_values[name] = new
+            elif (in_threading and type(value) is tuple and len(value) == 2 and type(value[1]) is int
+                  and value[1] in self.idents):
+                local_values[name] = (value[0], self.idents[value[1]])  # (count, owner) of an RLock
+
+    def take_rlocks(self, old_ident: int) -> None:
+        mine = old_ident == self.main_ident
+        for lock, owner, count in self.rlocks:
+            if owner == old_ident or (mine and owner not in self.idents):
+                for _ in range(count):
+                    lock.acquire()
+
+    def _run(self, record: dict) -> None:
+        t = record["thread"]
+
+        def before() -> None:
+            self.ready.wait()
+
+        def rebuilt(_frame: types.FrameType) -> None:
+            self.take_rlocks(record["ident"])
+            try:
+                self.barrier.wait()
+            except threading.BrokenBarrierError:
+                pass  # the main thread ends the process
+
+        try:
+            _engine.replay(None, None, record["frames"], rebuilt, before, _BOOTSTRAP_INNER)
+        except StasisError as e:
+            _fail(f"thread {t.name!r}: {e}", e.code)
+        except BaseException as e:  # noqa: BLE001 - any failure here ends the resume
+            _fail(f"thread {t.name!r} could not be rebuilt: {type(e).__name__}: {e}")
+        t._bootstrap()  # rebuilt by the replay trace as it calls run()
+
+
+def _fail(message: str, status: int = 90) -> None:
+    """Ends a resume that cannot go on: nothing of the program has run yet."""
+    sys.stderr.write(f"stasis: error: cannot resume: {message}\n")
+    _flush_std_streams()
+    os._exit(status)
 
 
 def _start_debugger(frame: types.FrameType, snapshot: str) -> None:
@@ -361,20 +584,34 @@ def _fill_modules(fresh: dict, states: dict) -> types.ModuleType:
     return fresh["__main__"]
 
 
-_resuming_call = False
+_resuming_ident: Optional[int] = None  # this thread's stasis.checkpoint() call returns True
 
 
 def checkpoint(path: str, caller) -> bool:
     """Writes a snapshot of the whole program as it is at the caller's call of checkpoint();
     returns False now, and True when a resumed run re-issues that call."""
-    global _resuming_call
-    if _resuming_call:
-        _resuming_call = False
+    global _resuming_ident
+    me = threading.get_ident()
+    if _resuming_ident == me:
+        _resuming_ident = None
         return True
     if _session is None:
         raise NotAvailableError("stasis.checkpoint() works in a program started with `stasis run`")
-    frames = _engine.capture_stack(caller, _session.base_code, True)
-    _session.write_snapshot(frames, os.path.abspath(path))
+    if _session.requested:
+        raise NotSuspendableError("stasis.checkpoint() was called while a suspension of the program is "
+                                  "in progress")
+    base, is_caller = _session._thread_base(me)
+    frames = _engine.capture_stack(caller, base, True, is_caller)
+    _session.requested = True
+    try:
+        threads = _session.freeze_threads(own=(me, frames))
+        if threads is None:
+            raise NotSuspendableError("stasis.checkpoint(): the program's other threads did not reach a "
+                                      "safe point (see the message above); no snapshot was written")
+        _session.write_snapshot(threads, os.path.abspath(path), checkpoint=me)
+    finally:
+        _engine.thaw()
+        _session.requested = False
     return False
 
 

@@ -19,8 +19,6 @@ MAX_ROUNDS = 40
 
 # Programs whose kind of state is not suspendable yet: the reason is printed with the skip.
 NOT_YET = {
-    "threads_queue.py": "threads other than the main thread are not captured yet",
-    "threads_locks.py": "threads other than the main thread are not captured yet",
     "coroutines.py": "coroutines on the stack run in frames entered from C (asyncio's event loop); "
                      "their suspension needs coroutine capture, not built yet",
 }

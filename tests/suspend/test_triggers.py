@@ -13,6 +13,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
+PLAIN = "/usr/bin/python3.11"
 
 # Counts to a target, printing each step; one line of work per step keeps safe points frequent.
 COUNTER = textwrap.dedent("""
@@ -269,13 +270,26 @@ class ChangedCode(StasisCase):
         self.assertEqual(r.stdout, "")
 
 
-class NotYet(StasisCase):
-    def test_programs_with_other_threads_are_refused_and_keep_running(self):
+class Threads(StasisCase):
+    def test_worker_pool_suspended_and_resumed_with_its_threads(self):
         prog = os.path.join(HERE, "..", "..", "samples", "worker_pool.py")
+        plain = subprocess.run([PLAIN, prog], capture_output=True, text=True, timeout=300)
         r = self.run_stasis("run", "--suspend-after", "300", "--snapshot", self.snap, prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        out = self.finish(r.stdout)
+        self.assertEqual(out, plain.stdout)
+
+    def test_a_thread_that_cannot_be_rebuilt_is_named_and_the_program_keeps_running(self):
+        prog = os.path.join(self.dir, "raw_thread.py")
+        with open(prog, "w") as f:
+            f.write("import _thread, time\nstop = []\n_thread.start_new_thread(lambda: time.sleep(30), ())\n"
+                    "for i in range(40):\n    time.sleep(0.01)\nprint('done')\n")
+        r = self.run_stasis("run", "--suspend-after", "10", "--safe-point-timeout", "0.5",
+                            "--snapshot", self.snap, prog)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("results 2000", r.stdout)
-        self.assertIn("several threads is not built yet", r.stderr)
+        self.assertEqual(r.stdout, "done\n")
+        self.assertIn("was not started by threading.Thread", r.stderr)
+        self.assertIn("the program keeps running", r.stderr)
         self.assertFalse(os.path.exists(self.snap))
 
 
