@@ -18,4 +18,16 @@ inline Ref import_attr(const char* module, const char* name) {
   return a;
 }
 
+// Whether `obj` is one of the typing module's own objects (typing.List, Optional[int], a TypeVar of
+// typing): these are named by Global and rebuilt by subscripting (operator.getitem), which both
+// sides allow for them only (FORMAT.md "What loading may import and call").
+inline bool is_typing_object(PyObject* obj) {
+  Ref m = Ref::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(obj)), "__module__"));
+  if (!m) {
+    PyErr_Clear();
+    return false;
+  }
+  return PyUnicode_Check(m.get()) && PyUnicode_CompareWithASCIIString(m.get(), "typing") == 0;
+}
+
 }  // namespace stasis

@@ -18,6 +18,17 @@ void decode_class(HeapDecoder& d, uint8_t op) {
       d.corrupt("Class metaclass is not a subclass of type");
     if (!PyUnicode_Check(name.get()) || !PyTuple_Check(bases.get()) || !PyDict_CheckExact(ns.get()))
       d.corrupt("Class needs a name, a tuple of bases and a dict");
+    // As a class statement does: the metaclass's __prepare__ makes the namespace (an Enum's
+    // members are defined by storing their values in EnumType's namespace).
+    Ref prepared = Ref::steal(PyObject_CallMethod(meta.get(), "__prepare__", "OO", name.get(), bases.get()));
+    if (!prepared) d.refused("Class");
+    if (!PyDict_CheckExact(prepared.get())) {
+      PyObject *k, *v;
+      Py_ssize_t pos = 0;
+      while (PyDict_Next(ns.get(), &pos, &k, &v))
+        if (PyObject_SetItem(prepared.get(), k, v) < 0) d.refused("Class");
+      ns = prepared;
+    }
     Ref args = Ref::steal(PyTuple_Pack(3, name.get(), bases.get(), ns.get()));
     PyObject* cls = PyObject_Call(meta.get(), args.get(), nullptr);
     if (!cls) d.refused("Class");

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/python_import.h"
 #include "core/python_error.h"
 #include "restore/decoders.h"
 
@@ -50,9 +51,10 @@ void decode_global(HeapDecoder& d, uint8_t) {
     start = dot + 1;
   }
   PyObject* o = cur.get();
-  if (!PyType_Check(o) && !PyFunction_Check(o) && !PyCFunction_Check(o))
+  if (!PyType_Check(o) && !PyFunction_Check(o) && !PyCFunction_Check(o) &&
+      !(m == "typing" && is_typing_object(o)))
     d.corrupt("Global " + m + "." + q + " is a " + Py_TYPE(o)->tp_name +
-              ", not a class or function");
+              ", not a class, a function or a typing object");
   d.push(std::move(cur));
 }
 

@@ -1,7 +1,8 @@
 // restore/object_decoder.cpp — Reduce, NewObj, Build, ListItems/DictItems, Registered and
 // ExceptionState. Counterpart: snapshot/object_encoder.cpp.
 // The callables this file may run are exactly those FORMAT.md lists: a class, a reducer of
-// format/schema.h kAllowedReducers, functools.partial of a class (operator.methodcaller), an
+// format/schema.h kAllowedReducers, functools.partial of a class (operator.methodcaller),
+// operator.getitem of a typing object (List[int]), an
 // object's own __setstate__, append/extend/__setitem__ of the object being filled, and the load
 // function of a handler registered in this process.
 #include <string>
@@ -22,11 +23,11 @@ bool allowed_callable(PyObject* callable) {
     for (const auto& r : format::kAllowedReducers) v->push_back(import_attr(r[0], r[1]));
     return v;
   }();
-  static Ref partial = import_attr("functools", "partial");
+  static PyObject* partial = import_attr("functools", "partial").release();  // lives to exit
   if (PyType_Check(callable)) return true;
   for (const Ref& r : *reducers)
     if (r.get() == callable) return true;
-  if (Py_IS_TYPE(callable, reinterpret_cast<PyTypeObject*>(partial.get()))) {
+  if (Py_IS_TYPE(callable, reinterpret_cast<PyTypeObject*>(partial))) {
     Ref func = Ref::steal(PyObject_GetAttrString(callable, "func"));
     if (!func) throw Error::python();
     return PyType_Check(func.get());
@@ -40,7 +41,10 @@ void decode_reduce(HeapDecoder& d, uint8_t) {
   Ref args = d.pop();
   Ref callable = d.pop();
   if (!PyTuple_Check(args.get())) d.corrupt("Reduce arguments are not a tuple");
-  if (!allowed_callable(callable.get()))
+  static PyObject* getitem = import_attr("_operator", "getitem").release();  // lives to exit
+  bool typing_subscript = callable.get() == getitem && PyTuple_GET_SIZE(args.get()) == 2 &&
+                          is_typing_object(PyTuple_GET_ITEM(args.get(), 0));
+  if (!typing_subscript && !allowed_callable(callable.get()))
     d.corrupt(std::string("Reduce asks to call a ") + Py_TYPE(callable.get())->tp_name +
               ", which loading never calls");
   PyObject* r = PyObject_Call(callable.get(), args.get(), nullptr);

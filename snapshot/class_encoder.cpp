@@ -3,6 +3,7 @@
 // bases and a small namespace (__module__, __qualname__, __doc__, __slots__) create the class
 // (Class, memo id), then ClassState sets every other attribute of its __dict__ — so methods whose
 // closures refer to the class (super()'s __class__ cell) link to the class shell.
+// Enum classes are made from their members' values (see below), which keeps members identical.
 // Counterpart: restore/class_decoder.cpp.
 #include <cstring>
 
@@ -23,23 +24,31 @@ bool made_by_type(const char* name, PyObject* value) {
          std::strcmp(Py_TYPE(value)->tp_name, "getset_descriptor") == 0;
 }
 
+// What EnumType.__new__ puts in an Enum class's namespace itself (enum.py, 3.11): made again when
+// the class is made again from its members.
+bool made_by_enum(const char* name) {
+  static const char* kEnum[] = {"_new_member_", "_use_args_", "_member_names_", "_member_map_",
+                                "_value2member_map_", "_unhashable_values_", "_member_type_",
+                                "_value_repr_", "_boundary_", "_flag_mask_", "_singles_mask_",
+                                "_all_bits_", "_inverted_", "__new_member__", "__new__", "_ignore_"};
+  for (const char* s : kEnum)
+    if (std::strcmp(name, s) == 0) return true;
+  return false;
+}
+
 }  // namespace
 
 void encode_class(HeapEncoder& e, PyObject* obj) {
   auto* type = reinterpret_cast<PyTypeObject*>(obj);
   if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE))
     e.unsupported(obj, std::string("the builtin class ") + type->tp_name + " cannot be found by its name");
-  // Metaclasses that need their own namespace type (enum's _EnumDict) cannot be rebuilt by Class.
   static PyObject* enum_type = [] {
     Ref m = Ref::steal(PyImport_ImportModule("enum"));
     PyObject* t = m ? PyObject_GetAttrString(m.get(), "EnumType") : nullptr;
     if (!t) PyErr_Clear();
     return t;
   }();
-  if (enum_type && PyObject_IsInstance(obj, enum_type) == 1)
-    e.unsupported(obj, std::string("the Enum class ") + type->tp_name +
-                           " is not importable by its name (defined inside a function?); define it "
-                           "at module level so it is written by reference");
+  bool is_enum = enum_type && PyObject_IsInstance(obj, enum_type) == 1;
   PyObject* dict = type->tp_dict;
   Ref ns = Ref::steal(PyDict_New());
   Ref state = Ref::steal(PyDict_New());
@@ -47,12 +56,32 @@ void encode_class(HeapEncoder& e, PyObject* obj) {
   for (const char* k : {"__module__", "__qualname__", "__doc__", "__slots__"})
     if (PyObject* v = PyDict_GetItemString(dict, k))
       if (PyDict_SetItemString(ns.get(), k, v) < 0) throw Error::python();
+  Ref members;
+  if (is_enum) {
+    // An Enum class is made again the way its class statement made it: EnumType.__prepare__'s
+    // namespace (the decoder calls __prepare__) with each member's value, in definition order,
+    // and the methods that make members (__init__, _generate_next_value_) already there.
+    members = Ref::steal(PyObject_GetAttrString(obj, "_member_map_"));
+    if (!members || !PyDict_Check(members.get())) throw Error::python();
+    for (const char* k : {"_generate_next_value_", "__init__"})
+      if (PyObject* v = PyDict_GetItemString(dict, k))
+        if (PyDict_SetItemString(ns.get(), k, v) < 0) throw Error::python();
+    PyObject *name, *member;
+    Py_ssize_t i = 0;
+    while (PyDict_Next(members.get(), &i, &name, &member)) {
+      Ref value = Ref::steal(PyObject_GetAttrString(member, "_value_"));
+      if (!value || PyDict_SetItem(ns.get(), name, value.get()) < 0) throw Error::python();
+    }
+  }
   PyObject *key, *value;
   Py_ssize_t pos = 0;
   while (PyDict_Next(dict, &pos, &key, &value)) {
     const char* k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : nullptr;
     if (!k) throw Error::python();
     if (made_by_type(k, value)) continue;
+    if (is_enum && (made_by_enum(k) || PyDict_Contains(members.get(), key) == 1 ||
+                    PyDict_Contains(ns.get(), key) == 1))
+      continue;
     if (PyDict_SetItem(state.get(), key, value) < 0) throw Error::python();
   }
   Plan plan(obj);

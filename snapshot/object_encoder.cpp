@@ -18,7 +18,7 @@ namespace {
 constexpr uint64_t kBatch = 1000;
 
 struct Known {
-  Ref dispatch_table, newobj, newobj_ex, slotnames, partial_type;
+  Ref dispatch_table, newobj, newobj_ex, slotnames, partial_type, getitem, enum_type;
   std::vector<Ref> reducers;
   PyObject* object_reduce_ex = nullptr;
   PyObject* object_reduce = nullptr;
@@ -33,6 +33,8 @@ const Known& known() {
     k->newobj_ex = import_attr("copyreg", "__newobj_ex__");
     k->slotnames = import_attr("copyreg", "_slotnames");
     k->partial_type = import_attr("functools", "partial");
+    k->getitem = import_attr("_operator", "getitem");
+    k->enum_type = import_attr("enum", "EnumType");
     for (const auto& r : format::kAllowedReducers) k->reducers.push_back(import_attr(r[0], r[1]));
     PyObject* base = reinterpret_cast<PyObject*>(&PyBaseObject_Type);
     k->object_reduce_ex = PyDict_GetItemString(PyBaseObject_Type.tp_dict, "__reduce_ex__");
@@ -182,6 +184,17 @@ bool encode_plain_instance(HeapEncoder& e, PyObject* obj) {
 void encode_reduce(HeapEncoder& e, PyObject* obj) {
   const Known& k = known();
   PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(obj));
+  if (PyObject_IsInstance(type, k.enum_type.get()) == 1) {
+    // An enum member (or a Flag combination) is its class called with its value: the member
+    // itself, also when the class is written by value (Flag's own reduce calls operator.or_).
+    Ref value = Ref::steal(PyObject_GetAttrString(obj, "_value_"));
+    if (!value) throw Error::python();
+    Ref args = Ref::steal(PyTuple_Pack(1, value.get()));
+    if (!args) throw Error::python();
+    Plan plan(obj);
+    plan.save(type, ".__class__").save(args, "._value_").atomic(format::Op::Reduce, 2);
+    return e.run(std::move(plan));
+  }
   Ref rv;
   if (PyObject* reducer = PyDict_GetItem(k.dispatch_table.get(), type)) {
     rv = Ref::steal(PyObject_CallOneArg(reducer, obj));
@@ -195,6 +208,10 @@ void encode_reduce(HeapEncoder& e, PyObject* obj) {
   if (PyUnicode_Check(rv.get())) {  // "a global": the object is module.<name>
     Ref module = Ref::steal(PyObject_GetAttrString(obj, "__module__"));
     if (!module || !PyUnicode_Check(module.get())) e.unsupported(obj, "reduces to a name without a module");
+    if (e.by_value_module(PyUnicode_AsUTF8(module.get())))
+      e.unsupported(obj, std::string("it is saved by its name ") + PyUnicode_AsUTF8(module.get()) + "." +
+                             PyUnicode_AsUTF8(rv.get()) + ", but that module is restored from the snapshot "
+                             "itself; register a handler with stasis.register");
     Plan plan(obj);
     plan.save(module).save(rv).atomic(format::Op::Global, 2);
     return e.run(std::move(plan));
@@ -223,7 +240,9 @@ void encode_reduce(HeapEncoder& e, PyObject* obj) {
     }
     plan.save(cls, ".__class__").save(rest, ".<new args>").atomic(format::Op::NewObj, 2);
   } else {
-    if (!allowed_reducer(callable))
+    bool typing_subscript = callable == k.getitem.get() && PyTuple_GET_SIZE(args) == 2 &&
+                            is_typing_object(PyTuple_GET_ITEM(args, 0));
+    if (!typing_subscript && !allowed_reducer(callable))
       e.unsupported(obj, "it reduces to " + describe(callable) +
                              ", which loading may not call; register a handler with stasis.register");
     plan.save(callable, ".<reduce callable>").save(args, ".<reduce args>").atomic(format::Op::Reduce, 2);

@@ -5,6 +5,7 @@ function rebuilds the object from it. Loading calls only these functions, by the
 from __future__ import annotations
 
 import _thread
+import functools
 import io
 import os
 import re
@@ -93,6 +94,22 @@ def _save_weakset(s: weakref.WeakSet) -> list:
     return list(s)
 
 
+# ---- functools.lru_cache wrappers: made again around the same function (the cache starts empty) --
+
+
+def _save_lru_cache(wrapper: Any) -> Tuple:
+    params = wrapper.cache_parameters()
+    extra = {k: v for k, v in vars(wrapper).items() if k != "__wrapped__"}
+    return (wrapper.__wrapped__, params["maxsize"], params["typed"], extra)
+
+
+def _load_lru_cache(state: Tuple) -> Any:
+    func, maxsize, typed, extra = state
+    wrapper = functools.lru_cache(maxsize=maxsize, typed=typed)(func)
+    vars(wrapper).update(extra)
+    return wrapper
+
+
 # ---- open files ---------------------------------------------------------------------------------
 
 _STD = {"<stdin>": "stdin", "<stdout>": "stdout", "<stderr>": "stderr"}
@@ -149,6 +166,7 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         weakref.WeakValueDictionary: ("stasis.weakvaluedict", _save_wvd, weakref.WeakValueDictionary),
         weakref.WeakKeyDictionary: ("stasis.weakkeydict", _save_wkd, weakref.WeakKeyDictionary),
         weakref.WeakSet: ("stasis.weakset", _save_weakset, weakref.WeakSet),
+        functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
     }
     for t in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO):
         h[t] = ("stasis.file", _save_file, _load_file)

@@ -229,14 +229,54 @@ class TypesTest(unittest.TestCase):
     def test_mappingproxy(self):
         self.assertEqual(rt(types.MappingProxyType({"a": 1})), {"a": 1})
 
-    def test_enum_class_by_value_is_refused_clearly(self):
+    def test_enum_class_by_value(self):
         def factory():
             class Local(enum.Enum):
                 X = 1
-            return Local.X
-        with self.assertRaises(stasis.UnsupportedObjectError) as e:
-            stasis.dumps(factory())
-        self.assertIn("define it at module level", str(e.exception))
+                Y = "why"
+                Z = 1            # an alias of X
+
+                def describe(self):
+                    return f"{self.name}={self.value}"
+
+            class Planet(enum.Enum):
+                EARTH = (5.97e24, 6.37e6)
+
+                def __init__(self, mass, radius):
+                    self.mass, self.radius = mass, radius
+
+            class Perm(enum.IntFlag):
+                R = 4
+                W = 2
+            return [Local.X, Local.Y, Local.Z, Local, Planet.EARTH, Perm.R | Perm.W, Perm.W]
+        x, y, z, cls, earth, rw, w = rt(factory())
+        self.assertIs(type(x), cls)
+        self.assertIs(x, z)
+        self.assertIs(cls(1), x)
+        self.assertIs(cls["Y"], y)
+        self.assertEqual([m.name for m in cls], ["X", "Y"])
+        self.assertEqual(y.describe(), "Y=why")
+        self.assertEqual((earth.mass, earth.radius), (5.97e24, 6.37e6))
+        self.assertEqual(int(rw), 6)
+        self.assertIs(rw & w, w)
+        self.assertIs(type(w)(2), w)
+
+    def test_typing_aliases(self):
+        import typing
+        values = [typing.List[int], typing.Optional[str], typing.Dict[str, typing.Any],
+                  typing.Callable[[int], str], typing.List, list[int]]
+        self.assertEqual(rt(values), values)
+
+    def test_lru_cache_function_by_value(self):
+        def factory():
+            @functools.lru_cache(maxsize=16)
+            def square(n):
+                return n * n
+            return square
+        f = rt(factory())
+        self.assertEqual((f(3), f(3)), (9, 9))
+        self.assertEqual(f.cache_info().hits, 1)
+        self.assertEqual(f.cache_parameters()["maxsize"], 16)
 
     def test_bound_method_staticmethod_classmethod_property(self):
         p = Plain(3)
