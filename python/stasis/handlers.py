@@ -4,6 +4,7 @@ function rebuilds the object from it. Loading calls only these functions, by the
 """
 from __future__ import annotations
 
+import _queue
 import _thread
 import functools
 import io
@@ -94,6 +95,28 @@ def _save_weakset(s: weakref.WeakSet) -> list:
     return list(s)
 
 
+# ---- queue.SimpleQueue (C): no way to read its items but taking them; they are put back at once --
+
+
+def _save_simple_queue(q: Any) -> list:
+    items = []
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except _queue.Empty:
+            break
+    for item in items:
+        q.put(item)
+    return items
+
+
+def _load_simple_queue(items: list) -> Any:
+    q = _queue.SimpleQueue()
+    for item in items:
+        q.put(item)
+    return q
+
+
 # ---- functools.lru_cache wrappers: made again around the same function (the cache starts empty) --
 
 
@@ -167,6 +190,7 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         weakref.WeakKeyDictionary: ("stasis.weakkeydict", _save_wkd, weakref.WeakKeyDictionary),
         weakref.WeakSet: ("stasis.weakset", _save_weakset, weakref.WeakSet),
         functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
+        _queue.SimpleQueue: ("stasis.simple_queue", _save_simple_queue, _load_simple_queue),
     }
     for t in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO):
         h[t] = ("stasis.file", _save_file, _load_file)

@@ -410,6 +410,16 @@ class TypesTest(unittest.TestCase):
         with cond:
             cond.notify_all()
 
+    def test_simple_queue(self):
+        import _queue
+        q = _queue.SimpleQueue()
+        for v in (1, "two", None):
+            q.put(v)
+        q2 = rt(q)
+        self.assertEqual([q2.get_nowait() for _ in range(3)], [1, "two", None])
+        self.assertTrue(q2.empty())
+        self.assertEqual([q.get_nowait() for _ in range(3)], [1, "two", None])  # put back, in order
+
     def test_queue(self):
         q = queue.Queue(maxsize=5)
         q.put(1)
