@@ -17,7 +17,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 7
+REWRITER_VERSION = 8
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -29,6 +29,7 @@ SUSPENSION_NODES = (ast.Call, ast.Await, ast.Yield, ast.YieldFrom,
 SITE_NODES = SUSPENSION_NODES + (ast.GeneratorExp, ast.With, ast.AsyncWith, ast.AsyncFor,
                                  ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 SITE_ATTR = '_stasis_id'
+REUSE_ATTR = '_stasis_reuse'        # on a lowered Call: a temporary it consumes (x_Call)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,8 +231,10 @@ class _Lowerer:
         self.blocks[-1].append(name)
         return name
 
-    def assign_temp(self, value: ast.expr, pre: list[ast.stmt]) -> ast.Name:
-        name = self.new_temp()
+    def assign_temp(self, value: ast.expr, pre: list[ast.stmt], reuse: bool = True) -> ast.Name:
+        # A call that consumes a temporary of its own (`.t0.m(x)`, `f(.t0)`) stores its result
+        # in that temporary: `.t0 = .t0.m(x)` (see x_Call).
+        name = (getattr(value, REUSE_ATTR, None) if reuse else None) or self.new_temp()
         pre.append(ast.copy_location(ast.Assign(targets=[_store(name, value)], value=value), value))
         return _load(name, value)
 
@@ -291,8 +294,10 @@ class _Lowerer:
             return e, False
         return getattr(self, 'x_' + type(e).__name__, self.x_generic)(e, pre)
 
-    def seq(self, items: list[ast.expr], pre: list[ast.stmt], *, lift: bool = False) -> list[Res]:
-        """Lower `items`, evaluated in this order; values before a later site are stabilized."""
+    def seq(self, items: list[ast.expr], pre: list[ast.stmt], *, lift: bool = False,
+            fresh: list[str] | None = None) -> list[Res]:
+        """Lower `items`, evaluated in this order; values before a later site are stabilized.
+        `fresh` collects the temporaries made here that hold a whole item (used once: there)."""
         later = [False] * len(items)
         acc = False
         for i in range(len(items) - 1, -1, -1):
@@ -302,10 +307,13 @@ class _Lowerer:
         for item, lat in zip(items, later):
             star = isinstance(item, ast.Starred)
             r = self.expr(item.value if star else item, pre)
+            low = r[0]
             if lat:
                 r = (self.stabilize(r, pre), False)
             elif lift:
                 r = (self.lift(r, pre), False)
+            if fresh is not None and r[0] is not low:
+                fresh.append(r[0].id)
             if star:
                 r = (_like(ast.Starred(value=r[0], ctx=item.ctx), item), r[1])
             out.append(r)
@@ -320,6 +328,7 @@ class _Lowerer:
             return _like(ast.Call(func=e.func, args=[r for r, _ in rs], keywords=[]), e), any(s for _, s in rs)
         args_site = any(has_site(a) for a in e.args) or any(has_site(k.value) for k in e.keywords)
         func = e.func
+        fresh: list[str] = []
         if isinstance(func, ast.Attribute):
             # The receiver is evaluated in order; the method lookup stays at the call, so the
             # call still compiles to LOAD_METHOD (no bound-method object).
@@ -330,6 +339,8 @@ class _Lowerer:
                 recv_e = recv[0]
             else:
                 recv_e = self.stabilize(recv, pre)
+            if recv_e is not recv[0]:
+                fresh.append(recv_e.id)
             func = _like(ast.Attribute(value=recv_e, attr=func.attr, ctx=ast.Load()), func)
         elif args_site and isinstance(func, ast.Name):
             pass            # callee names are looked up at the call (documented deviation)
@@ -338,12 +349,19 @@ class _Lowerer:
         else:
             func = self.lift(self.expr(func, pre), pre)
         items = [*e.args, *(k.value for k in e.keywords)]
-        rs = self.seq(items, pre, lift=True)
+        rs = self.seq(items, pre, lift=True, fresh=fresh)
         args = []
         for a, (r, _) in zip(e.args, rs[:len(e.args)]):
             args.append(r)
         kws = [_like(ast.keyword(arg=k.arg, value=r), k) for k, (r, _) in zip(e.keywords, rs[len(e.args):])]
-        return _like(ast.Call(func=func, args=args, keywords=kws), e), True
+        call = _like(ast.Call(func=func, args=args, keywords=kws), e)
+        if fresh:
+            # A temporary made here for the receiver or an argument is read once, by this call,
+            # before the call runs: if the call is lifted in turn, its result can go into that
+            # temporary (one slot, one `del` less per chain link; the consumed value is released
+            # when the call returns, as CPython pops it).
+            setattr(call, REUSE_ATTR, fresh[0])
+        return call, True
 
     def x_Starred(self, e: ast.Starred, pre: list[ast.stmt]) -> Res:
         r, s = self.expr(e.value, pre)
@@ -690,13 +708,16 @@ class _Lowerer:
             return out if _is_terminal(out) else out + [self._delete(temps, s)]
         # Simple statement: temporaries are released on the exceptional path too, as CPython
         # releases its value stack while unwinding (zero-cost `try` in 3.11; bare `raise`
-        # re-raises with the traceback unchanged).
+        # re-raises with the traceback unchanged).  The normal path's `del` is the last
+        # statement *inside* the `try`: then the jump over the handler goes straight to the
+        # next statement, and when that is the back edge of a loop the compiler threads the two
+        # jumps into one (a statement ending a loop body costs no jump at all).
         clear = [ast.copy_location(ast.Assign(targets=[_store(t, s) for t in temps],
                                               value=ast.copy_location(ast.Constant(None), s)), s),
                  self._delete(temps, s), ast.copy_location(ast.Raise(exc=None, cause=None), s)]
         handler = ast.copy_location(ast.ExceptHandler(type=None, name=None, body=clear), s)
-        wrapped = ast.copy_location(ast.Try(body=out, handlers=[handler], orelse=[], finalbody=[]), s)
-        return [wrapped] if _is_terminal(out) else [wrapped, self._delete(temps, s)]
+        body = out if _is_terminal(out) else out + [self._delete(temps, s)]
+        return [ast.copy_location(ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[]), s)]
 
     def header(self, s: ast.stmt, exprs: list[ast.expr | None]) -> None:
         self.unstable = _walrus_targets(exprs)
@@ -927,7 +948,7 @@ class _Lowerer:
                 # `with cm(g()):` -- the context manager is made first and the argument
                 # temporaries released before __enter__ runs, as CPython's stack would be.
                 args_temps = self.blocks[-1][:]
-                ctx = self.assign_temp(r[0], pre)
+                ctx = self.assign_temp(r[0], pre, reuse=False)     # outlives the argument temps
                 if args_temps:
                     pre.append(self._delete(args_temps, s))
                     del self.blocks[-1][:len(args_temps)]

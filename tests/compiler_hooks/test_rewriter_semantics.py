@@ -355,6 +355,27 @@ def t(n):
     return i
 result = (t(3), t(9), log)
 ''',
+    'call_chain_lifetimes': '''
+import weakref
+log = []
+refs = []
+class N:
+    def __init__(self, k):
+        self.k = k
+        refs.append(weakref.ref(self))
+    def nxt(self, *extra):
+        log.append(('nxt', self.k, extra, [r() is not None for r in refs]))
+        return N(self.k + 1)
+def f(x): log.append(x); return x
+def wrap(n): log.append(('wrap', n.k, [r() is not None for r in refs])); return N(n.k * 10)
+def t():
+    v = N(0).nxt().nxt(f(1)).nxt()
+    log.append([r() is not None for r in refs])
+    w = wrap(wrap(N(5).nxt(f(2), f(3))))
+    log.append([r() is not None for r in refs])
+    return v.k, w.k
+result = (t(), log)
+''',
 }
 
 

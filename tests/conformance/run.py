@@ -145,12 +145,15 @@ def compare(module: str, python: str, stasis: str | None, timeout: float) -> Res
 
 
 def default_stasis() -> str | None:
-    """build/bin/stasis if it is built and starts, else None (then the runner is driven)."""
-    path = os.path.join(REPO, 'build', 'bin', 'stasis')
-    if not os.access(path, os.X_OK):
-        return None
-    ok = subprocess.run([path, 'rewrite', os.devnull], capture_output=True).returncode == 0
-    return path if ok else None
+    """The build tree's stasis (beside the interpreter running this, as `make conformance
+    BUILD=...` does, else build/bin/stasis) if it is built and starts, else None (then the
+    runner is driven)."""
+    for path in (os.path.join(os.path.dirname(sys.executable), 'stasis'),
+                 os.path.join(REPO, 'build', 'bin', 'stasis')):
+        if os.access(path, os.X_OK) and \
+                subprocess.run([path, 'rewrite', os.devnull], capture_output=True).returncode == 0:
+            return path
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
