@@ -153,6 +153,9 @@ inline void jump_at_trace_event(PyFrameObject* frame, int index) {
 
 extern "C" {
 // core/cpython_internals_shim.c: pieces that need Py_BUILD_CORE headers, which only compile as C.
+// Holding the GIL without running Python code, watches for `microseconds` whether another thread
+// asks for the GIL (a thread waiting longer than the switch interval sets gil_drop_request).
+int stasis_internals_gil_wanted_within(long microseconds);
 // Returns the number of thread states of the current interpreter, walked under HEAD_LOCK.
 int stasis_internals_thread_count(void);
 // A new dict with the keys of `tmpl` (a dict of n str keys, built by n inserts) and `values` (n

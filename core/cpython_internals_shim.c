@@ -3,6 +3,7 @@
  * <stdatomic.h>; CPYTHON311.md §2), so code that needs them lives here, behind plain C functions. */
 #define Py_BUILD_CORE 1
 #include <Python.h>
+#include <time.h>
 #include "internal/pycore_dict.h"
 #include "internal/pycore_pystate.h"
 #include "internal/pycore_runtime.h"
@@ -11,6 +12,20 @@
  * WAIT_LOCK) — the macro is private to pystate.c, so it is repeated here. */
 #define STASIS_HEAD_LOCK() PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK)
 #define STASIS_HEAD_UNLOCK() PyThread_release_lock(_PyRuntime.interpreters.mutex)
+
+/* Python/ceval_gil.h take_gil: a thread that has waited `interval` for the GIL sets the
+ * interpreter's gil_drop_request. Holding the GIL (and not running Python, so never dropping it),
+ * watches that flag for `microseconds`: 1 as soon as another thread asks for the GIL, else 0. */
+int stasis_internals_gil_wanted_within(long microseconds) {
+  PyInterpreterState* interp = PyInterpreterState_Get();
+  _PyTime_t end = _PyTime_GetMonotonicClock() + (_PyTime_t)microseconds * 1000;
+  for (;;) {
+    if (_Py_atomic_load_relaxed(&interp->ceval.gil_drop_request)) return 1;
+    if (_PyTime_GetMonotonicClock() >= end) return 0;
+    struct timespec pause = {0, 100000};  /* 0.1 ms; the GIL stays ours */
+    nanosleep(&pause, NULL);
+  }
+}
 
 int stasis_internals_thread_count(void) {
   PyInterpreterState* interp = PyInterpreterState_Get();

@@ -106,6 +106,10 @@ int park_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject*) {
   return 0;
 }
 
+bool internals_gil_wanted(double seconds) {
+  return stasis_internals_gil_wanted_within(long(seconds * 1e6)) != 0;
+}
+
 PyThreadState* thread_state(unsigned long ident) {
   if (ident == PyThread_get_thread_ident()) return PyThreadState_Get();
   // Thread states are added and removed with the GIL held, which we hold: the list is stable. A
@@ -221,6 +225,16 @@ PyObject* park_states(PyObject*, PyObject*) {
       if (!key || !value || PyDict_SetItem(out.get(), key.get(), value.get()) < 0) throw Error::python();
     }
     return out;
+  });
+}
+
+PyObject* settle(PyObject*, PyObject* arg) {
+  return guarded([&]() -> Ref {
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds < 0 && PyErr_Occurred()) throw Error::python();
+    if (internals_gil_wanted(seconds)) return Ref::borrow(Py_False);
+    parking().freezing = true;  // no Python code ran since the watch: nothing moved
+    return Ref::borrow(Py_True);
   });
 }
 

@@ -14,6 +14,10 @@ PyObject* park_states(PyObject*, PyObject*);
 // thread_states() -> [(ident, has_python_frames)] of every thread state of the interpreter. A
 // thread that was created but has not started yet shows its creator's ident, and no frames.
 PyObject* thread_states(PyObject*, PyObject*);
+// settle(seconds) -> bool: holds the GIL for `seconds` without running Python code; when no other
+// thread asked for the GIL meanwhile, every thread that is not parked is blocked in a C call it
+// has not finished, and freeze() takes effect at once (True). False: some thread wants to run.
+PyObject* settle(PyObject*, PyObject* arg);
 // freeze(): from now on every armed thread parks at its next trace event, safe point or not.
 PyObject* freeze(PyObject*, PyObject*);
 // thaw(): disarms every thread and lets parked ones continue (the suspension was abandoned).

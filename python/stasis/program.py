@@ -151,10 +151,11 @@ class Session:
         already captured (stasis.checkpoint). Returns None after saying on stderr what blocked it
         when no such point came within --safe-point-timeout (every thread is then let go).
 
-        A thread blocked in C is only taken as blocked when, across several windows in which the
-        GIL was free, it ran no Python code: a lock released before the decision would have woken
-        it. After the decision every armed thread parks at its next trace event, and the decision
-        is checked once more after one more window."""
+        A thread blocked in C is only taken as blocked when it ran no Python code across a window
+        in which the GIL was free, and then, while the coordinator holds the GIL for several
+        switch intervals, no thread asks for it: a thread whose call has returned (an acquire
+        that succeeded) would. From that moment every armed thread parks at its next trace event;
+        no program code runs until the process ends or the program is let go."""
         me = threading.get_ident()
         deadline = time.monotonic() + self.options.safe_point_timeout
         previous, stable, blockers = None, 0, []
@@ -184,11 +185,16 @@ class Session:
             if not blockers:
                 stable = stable + 1 if blocked == previous else 0
                 previous = blocked
-                if not blocked or stable >= 2:
+                if not blocked:
                     _engine.freeze()
-                    if not blocked or self._still_blocked(blocked):
+                    return self._thread_records(threads, frames, own)
+                # Threads blocked in C: take them as they are only when none of them ran Python
+                # code across a GIL-free window, and none is waiting for the GIL (a call that has
+                # returned, e.g. an acquire that succeeded, would be issued twice on resume).
+                if stable >= 1 and _engine.settle(3 * sys.getswitchinterval()):
+                    if self._unmoved(blocked):
                         return self._thread_records(threads, frames, own)
-                    _engine.thaw()  # a blocked thread woke up while deciding: start over
+                    _engine.thaw()  # one of them ran between the look and the settle: again
                     previous, stable = None, 0
             if time.monotonic() > deadline:
                 _engine.thaw()
@@ -199,8 +205,7 @@ class Session:
                 return None
             time.sleep(_SETTLE_WINDOW if blocked else _POLL)
 
-    def _still_blocked(self, blocked: list) -> bool:
-        time.sleep(_SETTLE_WINDOW)
+    def _unmoved(self, blocked: list) -> bool:
         states = _engine.park_states()
         return all(states.get(ident, (0, 0, -1))[2] == events for ident, events, _ in blocked)
 
@@ -430,7 +435,7 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     checkpointed = state["checkpoint"]
     del state
     main_record = next(r for r in threads if r["main"])
-    restart = _RestartedThreads([r for r in threads if not r["main"]], main_record["ident"], rlocks)
+    restart = _RestartedThreads([r for r in threads if not r["main"]], main_record, rlocks)
 
     def rebuilt(frame: types.FrameType) -> None:
         restart.take_rlocks(main_record["ident"])
@@ -464,9 +469,10 @@ class _RestartedThreads:
     the main thread included, takes back the RLocks it held and waits at a barrier until all
     stacks are rebuilt; then all continue together."""
 
-    def __init__(self, records: list, main_ident: int, rlocks: list) -> None:
+    def __init__(self, records: list, main_record: dict, rlocks: list) -> None:
         self.records = records
-        self.main_ident = main_ident
+        self.main_record = main_record
+        main_ident = self.main_ident = main_record["ident"]
         self.rlocks = rlocks  # [(lock, old owner ident, count)]
         self.barrier = threading.Barrier(len(records) + 1)
         self.ready = threading.Event()
@@ -495,9 +501,8 @@ class _RestartedThreads:
             self.idents[record["ident"]] = t.ident
         lock_map = {id(old_locks[id(r["thread"])]): r["thread"]._tstate_lock for r in self.records
                     if old_locks[id(r["thread"])] is not None}
-        for record in self.records + [None]:
-            frames = record["frames"] if record else []
-            for frame in frames:
+        for record in self.records + [self.main_record]:
+            for frame in record["frames"]:
                 self._translate(frame, lock_map)
         self.ready.set()
 

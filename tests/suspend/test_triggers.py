@@ -279,6 +279,24 @@ class Threads(StasisCase):
         out = self.finish(r.stdout)
         self.assertEqual(out, plain.stdout)
 
+    def test_threads_under_a_short_quota_until_done(self):
+        # Suspended wherever the quota falls: workers running, blocked in queue.get, finishing;
+        # the main thread in put() or join(). Every round resumes all of them.
+        prog = os.path.join(HERE, "..", "..", "samples", "worker_pool.py")
+        plain = subprocess.run([PLAIN, prog], capture_output=True, text=True, timeout=300)
+        out, rounds = "", 0
+        args = ["run", "--quota", "0.05", "--snapshot", self.snap, prog]
+        while rounds < 300:
+            rounds += 1
+            r = self.run_stasis(*args)
+            out += r.stdout
+            if r.returncode != 75:
+                break
+            args = ["resume", self.snap, "--quota", "0.05"]
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(out, plain.stdout)
+        self.assertGreater(rounds, 1)
+
     def test_a_thread_that_cannot_be_rebuilt_is_named_and_the_program_keeps_running(self):
         prog = os.path.join(self.dir, "raw_thread.py")
         with open(prog, "w") as f:
