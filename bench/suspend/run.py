@@ -4,6 +4,8 @@ Suspend latency: from the program's request (stasis.suspend()) to the durable sn
 process has exited 75 after fsync + rename). Resume latency: from starting `stasis resume` to the
 first instruction of the resumed program. Heaps of ~1 MB, ~100 MB (and ~1 GB with
 STASIS_BENCH_GB=1) of small dicts; stack depths 10, 100, 900. Median of 3 (1 for 1 GB).
+Threads: the 1 MB heap with 0, 4 and 16 other threads, half of them running Python code and half
+blocked in queue.get; median of 5.
 Steady state: a CPU-bound program plainly and under `stasis run` (no request), median of 5.
 """
 import os
@@ -18,9 +20,23 @@ STASIS = os.path.join(BUILD, "bin", "stasis")
 PLAIN = "/usr/bin/python3.11"
 
 PROGRAM = r"""
-import sys, time, stasis
-n_objects, depth, mark = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+import sys, time, stasis, threading, queue
+n_objects, depth, mark, n_threads = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 heap = [{"id": i, "name": "item%d" % i, "val": i * 0.5} for i in range(n_objects)]
+jobs = queue.Queue()
+stop = []
+
+def spin():  # running Python code: parks at its next safe point
+    x = 0
+    while not stop:
+        x += 1
+
+def wait():  # blocked in C (Condition.wait in queue.get): captured at that call
+    jobs.get()
+
+workers = [threading.Thread(target=spin if i % 2 else wait) for i in range(n_threads)]
+for w in workers:
+    w.start()
 
 def down(d):
     if d > 1:
@@ -33,6 +49,11 @@ def down(d):
     return len(heap)
 
 down(depth)
+stop.append(1)
+for w in workers:
+    jobs.put(None)
+for w in workers:
+    w.join()
 """
 
 STEADY = r"""
@@ -49,13 +70,13 @@ print(total, sum(p.x for p in ps))
 """
 
 
-def one(tmp, n_objects, depth):
+def one(tmp, n_objects, depth, threads=0):
     prog = os.path.join(tmp, "prog.py")
     with open(prog, "w") as f:
         f.write(PROGRAM)
     mark, snap = os.path.join(tmp, "mark"), os.path.join(tmp, "prog.snap")
     env = {**os.environ, "PYTHONHASHSEED": "1"}
-    r = subprocess.run([STASIS, "run", "--snapshot", snap, prog, str(n_objects), str(depth), mark],
+    r = subprocess.run([STASIS, "run", "--snapshot", snap, prog, str(n_objects), str(depth), mark, str(threads)],
                        cwd=tmp, env=env, capture_output=True, text=True)
     done = time.time()
     if r.returncode != 75:
@@ -89,6 +110,13 @@ def main():
                 s = statistics.median(r[0] for r in runs) * 1000
                 q = statistics.median(r[1] for r in runs) * 1000
                 print(f"{label:>7} {depth:>6} {runs[0][2] / 1e6:>8.1f}MB {s:>11.0f} {q:>10.0f}", flush=True)
+        print(f"{'heap':>7} {'depth':>6} {'threads':>8} {'suspend ms':>11} {'resume ms':>10}  "
+              "(half running Python, half blocked in queue.get)")
+        for threads in (0, 4, 16):
+            runs = [one(tmp, 5_000, 10, threads) for _ in range(5)]
+            s = statistics.median(r[0] for r in runs) * 1000
+            q = statistics.median(r[1] for r in runs) * 1000
+            print(f"{'1 MB':>7} {10:>6} {threads:>8} {s:>11.0f} {q:>10.0f}", flush=True)
         prog = os.path.join(tmp, "steady.py")
         with open(prog, "w") as f:
             f.write(STEADY)

@@ -297,6 +297,41 @@ class Threads(StasisCase):
         self.assertEqual(out, plain.stdout)
         self.assertGreater(rounds, 1)
 
+    def test_checkpoint_with_a_worker_thread(self):
+        prog = os.path.join(self.dir, "ck_threads.py")
+        with open(prog, "w") as f:
+            f.write(textwrap.dedent("""
+                import threading, queue, time, stasis
+                q = queue.Queue()
+                out = []
+                def worker():
+                    while True:
+                        v = q.get()
+                        if v is None:
+                            return
+                        out.append(v * 2)
+                t = threading.Thread(target=worker, name="w")
+                t.start()
+                for i in range(5):
+                    q.put(i)
+                while len(out) < 5:
+                    time.sleep(0.001)
+                resumed = stasis.checkpoint("ck.snap")
+                print("resumed" if resumed else "first", sorted(out), t.is_alive())
+                for i in range(5, 8):
+                    q.put(i)
+                q.put(None)
+                t.join()
+                print("end", sorted(out), threading.active_count())
+            """))
+        first = self.run_stasis("run", prog)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual(first.stdout, "first [0, 2, 4, 6, 8] True\nend [0, 2, 4, 6, 8, 10, 12, 14] 1\n")
+        for _ in range(2):  # resumable as often as wanted, always from the same point
+            again = self.run_stasis("resume", os.path.join(self.dir, "ck.snap"))
+            self.assertEqual(again.returncode, 0, again.stderr)
+            self.assertEqual(again.stdout, first.stdout.replace("first", "resumed"))
+
     def test_a_thread_that_cannot_be_rebuilt_is_named_and_the_program_keeps_running(self):
         prog = os.path.join(self.dir, "raw_thread.py")
         with open(prog, "w") as f:
