@@ -4,6 +4,11 @@
 // Invariant: op bytes are buffered into chunks of at most kMaxChunk; neither side holds more than
 // a few (the reader decompresses up to kReadAhead chunks ahead on a background thread, so zstd
 // runs while the decoder builds objects; only that thread touches the archive after the header).
+// Verification: when the SnapshotReader did not check the payload when it opened, this one pass
+// is the check (zstd blocks, frame checksum, raw size, end record); verified() says when it has
+// passed. wait_verified() blocks until then: meanwhile the background thread reads ahead without
+// the kReadAhead bound (up to ReadOptions::max_buffered bytes, then it verifies the rest without
+// keeping it, and decompresses that part again once the payload is verified).
 #pragma once
 
 #include <array>
@@ -94,19 +99,32 @@ class PayloadReader {
   uint64_t offset() const { return consumed_ + pos_; }
   // After at_end(): the end record and the check that nothing follows it.
   const PayloadEnd& end() const { return end_; }
+  // True once every byte of the payload passed zstd's checks (when opened, or by this pass).
+  bool verified() const { return verified_; }
+  // Blocks until the whole payload is verified; throws its error (CorruptSnapshot, Truncated...)
+  // if it is not. The op bytes not read yet stay available.
+  void wait_verified() {
+    if (!verified_) wait_for_verification(true);
+  }
+  // After an error while decoding unverified bytes: throws the payload's own error, if it has one
+  // (a damaged frame explains garbage ops better than the op does); returns when it verifies.
+  void rethrow_payload_error() {
+    if (!verified_) wait_for_verification(false);
+  }
 
  private:
   bool next_chunk();
+  void wait_for_verification(bool keep);
   Error past_end() const;
   struct ReadAhead;
   std::unique_ptr<ReadAhead> ahead_;
   SnapshotReader& file_;
-  cereal::PortableBinaryInputArchive& ar_;
   PayloadHeader header_;
   std::vector<uint8_t> chunk_;
   size_t pos_ = 0;
   uint64_t consumed_ = 0;
   bool ended_ = false;
+  bool verified_ = false;
   PayloadEnd end_;
   std::string scratch_;
 };

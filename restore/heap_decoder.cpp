@@ -86,6 +86,17 @@ PyObject* HeapDecoder::container_below(size_t values, PyTypeObject* type, const 
 }
 
 Ref HeapDecoder::decode() {
+  try {
+    return run();
+  } catch (const Error&) {
+    // Bytes not verified yet may be damaged: their error (zstd's, with the file offset) is the
+    // cause, the op that failed on them only a symptom.
+    in_.rethrow_payload_error();
+    throw;
+  }
+}
+
+Ref HeapDecoder::run() {
   while (!in_.at_end()) {
     op_at_ = in_.offset();
     uint8_t op = in_.byte();
@@ -181,6 +192,9 @@ Ref HeapDecoder::decode() {
       default: {
         Decoder decode = decoder_for(op);
         if (!decode) corrupt("unknown op " + std::to_string(op));
+        // Ops that import, call or make code objects run on verified bytes only: until then the
+        // decoder builds nothing but plain values (dropped, with no effect, if the check fails).
+        if (!in_.verified() && !builds_plain_values(op)) in_.wait_verified();
         decode(*this, op);
         break;
       }

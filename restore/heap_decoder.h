@@ -31,7 +31,10 @@ class HeapDecoder {
   HeapDecoder(const HeapDecoder&) = delete;
   HeapDecoder& operator=(const HeapDecoder&) = delete;
 
-  // Runs every op; returns the single root. Throws CorruptSnapshot naming the op byte on failure.
+  // Runs every op; returns the single root. Throws CorruptSnapshot naming the op byte on failure
+  // (or the payload's own error when its bytes were not verified yet and are damaged).
+  // The payload may be verified as it is read (format/payload.h): until it is, only the core ops
+  // and the ops restore/decoders.cpp marks plain run; any other waits for the verification.
   Ref decode();
 
   // For the per-type decoders (restore/*_decoder.cpp).
@@ -54,6 +57,7 @@ class HeapDecoder {
   std::unordered_map<PyObject*, std::vector<Ref>>& set_items() { return set_items_; }
 
  private:
+  Ref run();
   format::PayloadReader& in_;
   Registry registry_;
   std::vector<PyObject*> stack_;  // owned references
