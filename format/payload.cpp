@@ -245,7 +245,7 @@ void PayloadReader::raw(void* out, size_t size) {
   }
 }
 
-std::string_view PayloadReader::view(size_t size) {
+std::string_view PayloadReader::view_across(size_t size) {
   if (pos_ == chunk_.size() && size > 0 && !next_chunk()) throw past_end();
   if (chunk_.size() - pos_ >= size) {
     std::string_view v(reinterpret_cast<const char*>(chunk_.data() + pos_), size);

@@ -80,6 +80,22 @@ class PayloadReader {
     return chunk_[pos_++];
   }
   uint64_t uvar() {
+    if (chunk_.size() - pos_ >= 10) {  // the whole varint is in this chunk
+      const uint8_t* p = chunk_.data() + pos_;
+      uint64_t v = p[0] & 0x7F;
+      if (!(p[0] & 0x80)) {
+        pos_ += 1;
+        return v;
+      }
+      for (int i = 1; i < 10; ++i) {
+        v |= uint64_t(p[i] & 0x7F) << (7 * i);
+        if (!(p[i] & 0x80)) {
+          pos_ += size_t(i) + 1;
+          return v;
+        }
+      }
+      throw Error(ErrorCode::CorruptSnapshot, "malformed varint at op byte " + std::to_string(offset()));
+    }
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       uint8_t b = byte();
@@ -95,7 +111,14 @@ class PayloadReader {
   // Copies `size` op bytes into `out` (they may span chunks).
   void raw(void* out, size_t size);
   // Returns a view of `size` op bytes, valid until the next read.
-  std::string_view view(size_t size);
+  std::string_view view(size_t size) {
+    if (chunk_.size() - pos_ >= size) {
+      std::string_view v(reinterpret_cast<const char*>(chunk_.data() + pos_), size);
+      pos_ += size;
+      return v;
+    }
+    return view_across(size);
+  }
   uint64_t offset() const { return consumed_ + pos_; }
   // After at_end(): the end record and the check that nothing follows it.
   const PayloadEnd& end() const { return end_; }
@@ -114,6 +137,7 @@ class PayloadReader {
 
  private:
   bool next_chunk();
+  std::string_view view_across(size_t size);
   void wait_for_verification(bool keep);
   Error past_end() const;
   struct ReadAhead;

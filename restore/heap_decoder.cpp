@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "core/python_error.h"
 #include "restore/decoders.h"
@@ -21,12 +22,6 @@ void HeapDecoder::corrupt(const std::string& what) const {
 }
 
 void HeapDecoder::refused(const std::string& what) { corrupt(what + ": " + take_python_error()); }
-
-void HeapDecoder::push(PyObject* obj) {
-  // A CPython constructor refused bytes that passed the checksum: the writer produced them.
-  if (!obj) refused("invalid value");
-  stack_.push_back(obj);
-}
 
 PyObject* HeapDecoder::memo(uint64_t id) {
   if (id >= memo_.size()) corrupt("reference to undefined memo id " + std::to_string(id));
@@ -148,12 +143,10 @@ Ref HeapDecoder::run() {
         uint64_t k = in_.uvar();
         if (k > stack_.size()) corrupt("Appends of more values than the stack holds");
         PyObject* list = container_below(k, &PyList_Type, "Appends");
-        for (size_t i = stack_.size() - k; i < stack_.size(); ++i)
-          if (PyList_Append(list, stack_[i]) < 0) refused("Appends");
-        for (uint64_t i = 0; i < k; ++i) {
-          Py_DECREF(stack_.back());
-          stack_.pop_back();
-        }
+        size_t base = stack_.size() - k;
+        if (!internals::list_extend_stealing(list, stack_.data() + base, Py_ssize_t(k)))
+          throw Error::python();
+        stack_.resize(base);  // the references went into the list
         break;
       }
       case Op::SetItems: {

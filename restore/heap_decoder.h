@@ -40,7 +40,11 @@ class HeapDecoder {
   // For the per-type decoders (restore/*_decoder.cpp).
   format::PayloadReader& in() { return in_; }
   const Registry& registry() const { return registry_; }
-  void push(PyObject* obj);  // steals; a nullptr (CPython refused the value) becomes CorruptSnapshot
+  // Steals; a nullptr (a CPython constructor refused the value) becomes CorruptSnapshot.
+  void push(PyObject* obj) {
+    if (!obj) refused("invalid value");
+    stack_.push_back(obj);
+  }
   void push(Ref obj) { push(obj.release()); }
   Ref pop();
   PyObject* peek(size_t below_top = 0);  // borrowed; CorruptSnapshot when the stack is too short
