@@ -33,13 +33,18 @@ _RLOCK_STATE = re.compile(r"owner=(\d+) count=(\d+)")
 
 
 def _save_rlock(lock: Any) -> int:
-    # The C RLock exposes its owner and count only in its repr.
+    # The C RLock exposes its owner and count only in its repr. Only the count is kept: the owner
+    # is a thread of the writing process (see _load_rlock).
     m = _RLOCK_STATE.search(repr(lock))
     return int(m.group(2)) if m else 0
 
 
 def _load_rlock(count: int) -> Any:
-    """The restored RLock is held `count` times by the thread that loads it."""
+    """The restored RLock is held `count` times by the thread that loads it, whichever thread
+    held it when it was dumped (thread identities do not survive a snapshot). That thread must
+    release it `count` times; other threads block on it until then. `stasis resume` loads on the
+    program's main thread, the only thread a suspended program has, so its held RLocks come back
+    held by the thread that held them. An RLock that was not held comes back free."""
     lock = _thread.RLock()
     for _ in range(count):
         lock.acquire()
@@ -47,7 +52,10 @@ def _load_rlock(count: int) -> Any:
 
 
 def _save_condition(cond: threading.Condition) -> Any:
-    return cond._lock  # waiters belong to threads of the old process: not kept
+    # Only the lock (with its held state) is kept. Waiters are threads of the writing process
+    # blocked in wait(): none of them exists after loading, so the restored Condition has none,
+    # and notify() on it wakes nobody until a thread of the loading process waits.
+    return cond._lock
 
 
 def _load_condition(lock: Any) -> threading.Condition:

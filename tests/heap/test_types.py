@@ -300,6 +300,73 @@ class TypesTest(unittest.TestCase):
         self.assertIs(r.__cause__, r.__context__)
         self.assertTrue(r.__suppress_context__)
 
+    def test_exception_traceback_is_dropped(self):
+        def fail():
+            try:
+                raise KeyError("inner")
+            except KeyError as inner:
+                raise ValueError("outer") from inner
+        try:
+            fail()
+        except ValueError as e:
+            e.add_note("a note")
+            err = e
+        self.assertIsNotNone(err.__traceback__)
+        self.assertIsNotNone(err.__cause__.__traceback__)
+        r = rt(err)
+        self.assertIsNone(r.__traceback__)
+        self.assertIsNone(r.__cause__.__traceback__)
+        self.assertEqual(r.__notes__, ["a note"])
+        try:
+            raise r
+        except ValueError as again:
+            self.assertIs(again, r)
+            self.assertIsNotNone(again.__traceback__)
+
+    def test_rlock_owner_is_the_loading_thread(self):
+        def in_thread(fn):
+            out = []
+            t = threading.Thread(target=lambda: out.append(fn()))
+            t.start()
+            t.join()
+            return out[0]
+        rl = threading.RLock()
+        in_thread(lambda: (rl.acquire(), rl.acquire()))  # held twice by a thread that has ended
+        r = rt(rl)
+        self.assertTrue(r._is_owned())  # by this thread, the one that loaded it
+        self.assertIn("count=2", repr(r))
+        self.assertFalse(in_thread(lambda: r.acquire(blocking=False)))
+        r.release()
+        r.release()
+        with self.assertRaises(RuntimeError):
+            r.release()
+        self.assertTrue(in_thread(lambda: r.acquire(blocking=False)))
+        free = rt(threading.RLock())
+        self.assertFalse(free._is_owned())
+        self.assertIn("unlocked", repr(free))
+
+    def test_condition_waiters_are_dropped(self):
+        cond = threading.Condition(threading.Lock())
+        waiting = threading.Event()
+        def waiter():
+            with cond:
+                waiting.set()
+                cond.wait(timeout=30)
+        t = threading.Thread(target=waiter)
+        t.start()
+        waiting.wait()
+        with cond:  # the waiter released the lock in wait()
+            self.assertEqual(len(cond._waiters), 1)
+            r = rt(cond)
+            cond.notify_all()
+        t.join()
+        self.assertEqual(len(r._waiters), 0)
+        self.assertTrue(r._lock.locked())  # held when dumped: comes back held
+        r._lock.release()
+        with r:
+            r.notify_all()  # nobody waits: wakes nobody, does not fail
+            self.assertFalse(r.wait(timeout=0.01))
+
     def test_module(self):
         self.assertIs(rt(math), math)
 
