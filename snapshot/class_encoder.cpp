@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/python_error.h"
+#include "core/python_import.h"
 #include "snapshot/encoders.h"
 
 namespace stasis::snapshot {
@@ -23,6 +25,31 @@ bool made_by_type(const char* name, PyObject* value) {
          std::strcmp(Py_TYPE(value)->tp_name, "getset_descriptor") == 0;
 }
 
+// An Enum class: rebuilt on load by enum's functional API on its base, by the built-in handler
+// "stasis.enum_class" (python/stasis/handlers.py), when its body holds members only.
+void encode_enum_class(HeapEncoder& e, PyObject* obj) {
+  auto* type = reinterpret_cast<PyTypeObject*>(obj);
+  std::string why;
+  Ref state;
+  try {
+    Ref save = import_attr("stasis.handlers", "save_enum_class");
+    state = Ref::steal(PyObject_CallOneArg(save.get(), obj));
+    if (!state) why = take_python_error();
+  } catch (const Error& err) {
+    why = PyErr_Occurred() ? take_python_error() : err.message();
+  }
+  if (!state)
+    e.unsupported(obj, std::string("the Enum class ") + type->tp_name +
+                           " is not importable by its name (defined inside a function?) and cannot "
+                           "be rebuilt from its members (" + why + "); define it at module level so "
+                           "it is written by reference");
+  Ref key = Ref::steal(PyUnicode_FromString("stasis.enum_class"));
+  if (!key) throw Error::python();
+  Plan plan(obj);
+  plan.save(std::move(key)).save(std::move(state), ".<enum members>").atomic(format::Op::Registered, 2);
+  e.run(std::move(plan));
+}
+
 }  // namespace
 
 void encode_class(HeapEncoder& e, PyObject* obj) {
@@ -36,10 +63,7 @@ void encode_class(HeapEncoder& e, PyObject* obj) {
     if (!t) PyErr_Clear();
     return t;
   }();
-  if (enum_type && PyObject_IsInstance(obj, enum_type) == 1)
-    e.unsupported(obj, std::string("the Enum class ") + type->tp_name +
-                           " is not importable by its name (defined inside a function?); define it "
-                           "at module level so it is written by reference");
+  if (enum_type && PyObject_IsInstance(obj, enum_type) == 1) return encode_enum_class(e, obj);
   PyObject* dict = type->tp_dict;
   Ref ns = Ref::steal(PyDict_New());
   Ref state = Ref::steal(PyDict_New());

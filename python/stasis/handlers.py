@@ -123,6 +123,55 @@ def _load_file(state: Tuple) -> Any:
     return f
 
 
+# ---- Enum classes that cannot be found by name (defined inside a function, or by Enum(...)) -----
+# The class machinery of enum needs its own namespace type, so the generic Class op cannot rebuild
+# them. The ones whose body holds nothing but members are rebuilt by enum's functional API on
+# their base, `Base(name, [(member, value)...], module=, qualname=, boundary=)`: the base's
+# methods (an importable Enum subclass without members: Enum, IntEnum, Flag, a user's base) are
+# kept; a body with methods, _ignore_, properties... is refused when dumping (snapshot/class_encoder.cpp).
+
+
+class EnumClassByValue:
+    """Key of the handler that loads such classes; never instantiated (the writer emits its
+    Registered op from snapshot/class_encoder.cpp, for classes only)."""
+
+
+def _functional_enum(base: Any, name: str, module: Any, qualname: str, members: list,
+                     boundary: Any) -> Any:
+    import enum
+    kwargs: Dict[str, Any] = {"module": module, "qualname": qualname}
+    if issubclass(base, enum.Flag):
+        kwargs["boundary"] = boundary
+    return base(name, members, **kwargs)
+
+
+def save_enum_class(cls: Any) -> Tuple[Any, ...]:
+    """(base, name, module, qualname, [(member, value)...], boundary, doc), or TypeError saying
+    why the class cannot be rebuilt that way."""
+    bases = cls.__bases__
+    if len(bases) != 1 or len(bases[0].__members__) != 0:
+        raise TypeError("it has several bases or its base has members")
+    base = bases[0]
+    members = [(n, m._value_) for n, m in cls.__members__.items()]
+    boundary = getattr(cls, "_boundary_", None)
+    rebuilt = _functional_enum(base, cls.__name__, cls.__module__, cls.__qualname__, members,
+                               boundary)
+    extra = sorted(set(vars(cls)) ^ set(vars(rebuilt)))
+    if extra:
+        raise TypeError("its body defines more than members: " + ", ".join(extra))
+    if [(n, m._value_) for n, m in rebuilt.__members__.items()] != members:
+        raise TypeError("its members do not come back from their values")
+    return (base, cls.__name__, cls.__module__, cls.__qualname__, members, boundary, cls.__doc__)
+
+
+def _load_enum_class(state: Tuple[Any, ...]) -> Any:
+    base, name, module, qualname, members, boundary, doc = state
+    cls = _functional_enum(base, name, module, qualname, members, boundary)
+    if doc is not None and cls.__doc__ != doc:
+        cls.__doc__ = doc
+    return cls
+
+
 def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
     """{type: (key, save, load)} registered by stasis at import."""
     h: Dict[type, Tuple[str, Callable, Callable]] = {
@@ -132,6 +181,7 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         weakref.WeakValueDictionary: ("stasis.weakvaluedict", _save_wvd, weakref.WeakValueDictionary),
         weakref.WeakKeyDictionary: ("stasis.weakkeydict", _save_wkd, weakref.WeakKeyDictionary),
         weakref.WeakSet: ("stasis.weakset", _save_weakset, weakref.WeakSet),
+        EnumClassByValue: ("stasis.enum_class", save_enum_class, _load_enum_class),
     }
     for t in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO):
         h[t] = ("stasis.file", _save_file, _load_file)

@@ -229,14 +229,57 @@ class TypesTest(unittest.TestCase):
     def test_mappingproxy(self):
         self.assertEqual(rt(types.MappingProxyType({"a": 1})), {"a": 1})
 
-    def test_enum_class_by_value_is_refused_clearly(self):
+    def test_enum_class_by_value(self):
+        def factory():
+            class Local(enum.Enum):
+                """Local doc."""
+                X = 1
+                Y = (2, "two")
+                ALIAS = 1
+            return Local
+        local = factory()
+        cls, x, y, alias = rt([local, local.X, local.Y, local.ALIAS])
+        self.assertIsNot(cls, local)  # a new class, built by enum's functional API
+        self.assertIs(x, cls.X)
+        self.assertIs(alias, cls.X)
+        self.assertIs(y, cls((2, "two")))
+        self.assertEqual((cls.__name__, cls.__qualname__, cls.__module__, cls.__doc__),
+                         (local.__name__, local.__qualname__, local.__module__, "Local doc."))
+        self.assertEqual([(m.name, m.value) for m in cls], [("X", 1), ("Y", (2, "two"))])
+        self.assertEqual(list(cls.__members__), ["X", "Y", "ALIAS"])
+        made = enum.Enum("Made", "A B")  # functional API, not importable: its module is this one
+        self.assertEqual([m.value for m in rt(made)], [1, 2])
+
+    def test_enum_class_by_value_keeps_its_base(self):
+        def factory():
+            class Perm(enum.IntFlag):
+                R = 4
+                W = 2
+            class Level(enum.IntEnum):
+                LOW = 1
+                HIGH = 2
+            return Perm, Level
+        perm, level = rt(factory())
+        self.assertEqual(perm.R | perm.W, 6)
+        self.assertIsInstance(perm.R | perm.W, perm)
+        self.assertTrue(issubclass(perm, enum.IntFlag))
+        self.assertLess(level.LOW, level.HIGH)
+        self.assertEqual(level(2), 2)
+        high = rt(level.HIGH)
+        self.assertIs(high, type(high).HIGH)
+
+    def test_enum_class_with_more_than_members_is_refused_clearly(self):
         def factory():
             class Local(enum.Enum):
                 X = 1
+
+                def describe(self):
+                    return self.name
             return Local.X
         with self.assertRaises(stasis.UnsupportedObjectError) as e:
             stasis.dumps(factory())
         self.assertIn("define it at module level", str(e.exception))
+        self.assertIn("describe", str(e.exception))
 
     def test_bound_method_staticmethod_classmethod_property(self):
         p = Plain(3)
