@@ -85,8 +85,15 @@ Ref HeapDecoder::decode() {
     return run();
   } catch (const Error&) {
     // Bytes not verified yet may be damaged: their error (zstd's, with the file offset) is the
-    // cause, the op that failed on them only a symptom.
-    in_.rethrow_payload_error();
+    // cause, the op that failed on them only a symptom (whose Python exception, if any, goes).
+    if (!in_.verified()) {
+      try {
+        in_.rethrow_payload_error();
+      } catch (const Error&) {
+        PyErr_Clear();
+        throw;
+      }
+    }
     throw;
   }
 }
