@@ -5,6 +5,8 @@
 #pragma once
 
 #include <Python.h>
+
+#include <cstring>
 #include <frameobject.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
@@ -147,6 +149,29 @@ inline void frame_stack_push(_PyInterpreterFrame* f, PyObject* value) {
 inline void jump_at_trace_event(PyFrameObject* frame, int index) {
   frame->f_frame->prev_instr = _PyCode_CODE(frame->f_frame->f_code) + index;
   frame->f_lineno = 0;
+}
+
+// Appends `k` references (stolen) to an exact list with one resize: Objects/listobject.c
+// list_resize's growth pattern over cpython/listobject.h PyListObject::ob_item/allocated. The
+// decoder fills lists in batches of up to 1000 values; PyList_Append per value was most of the
+// cost of a batch. Returns false (MemoryError set, nothing stolen) when memory runs out.
+inline bool list_extend_stealing(PyObject* list, PyObject* const* items, Py_ssize_t k) {
+  auto* l = reinterpret_cast<PyListObject*>(list);
+  Py_ssize_t n = Py_SIZE(l);
+  Py_ssize_t want = n + k;
+  if (want > l->allocated) {
+    size_t grown = (size_t(want) + (size_t(want) >> 3) + 6) & ~size_t(3);
+    auto** fresh = static_cast<PyObject**>(PyMem_Realloc(l->ob_item, grown * sizeof(PyObject*)));
+    if (!fresh) {
+      PyErr_NoMemory();
+      return false;
+    }
+    l->ob_item = fresh;
+    l->allocated = Py_ssize_t(grown);
+  }
+  if (k > 0) std::memcpy(l->ob_item + n, items, size_t(k) * sizeof(PyObject*));
+  Py_SET_SIZE(l, want);
+  return true;
 }
 
 }  // namespace stasis::internals

@@ -110,8 +110,9 @@ Ref read_objects(format::SnapshotReader& file, const std::string& kind) {
                                        : "load it with stasis.load()"));
   // One pass: the decoder checks every op as it runs it (stack depths, memo ids, types, lengths;
   // the loads fuzzer holds it to that), and the zstd frame checksum and the end record are checked
-  // when the stream ends; on any failure everything built so far is dropped. A separate validation
-  // pass (scan_ops, kept for `stasis inspect`) would decompress the payload twice more.
+  // when the stream ends (before, if an op with effects waits for them); on any failure everything
+  // built so far is dropped. A separate validation pass (scan_ops, kept for `stasis inspect`)
+  // would decompress the payload once more.
   format::PayloadReader payload(file);
   // Decoding allocates only reachable objects: a cyclic GC pass could free nothing, and with
   // millions of new containers it would run hundreds of times. Paused for the decode.
@@ -247,8 +248,11 @@ PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
     } release{&data};
     format::ReadOptions options;
     options.key = key_from(key);
-    // The zstd frame is checked whole (blocks and checksum) before any object is built; measured
-    // at under 5% of loads on the 1e6-dict workload. The op grammar is checked by the decoder.
+    // One decompression, which is also the check of every compressed byte (zstd blocks, frame
+    // checksum, raw size): the decoder builds plain values meanwhile, and any op with effects
+    // (imports, calls, handlers) waits until the payload is verified (format/payload.h); if the
+    // check fails, what was built is dropped. The op grammar is checked by the decoder.
+    options.verify_payload = false;
     auto file = format::SnapshotReader::open_bytes(
         std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options);
     return read_objects(file, kind_of(kind));
@@ -265,8 +269,11 @@ PyObject* load(PyObject*, PyObject* args, PyObject* kwargs) {
       throw Error::python();
     format::ReadOptions options;
     options.key = key_from(key);
-    // The zstd frame is checked whole (blocks and checksum) before any object is built; measured
-    // at under 5% of loads on the 1e6-dict workload. The op grammar is checked by the decoder.
+    // One decompression, which is also the check of every compressed byte (zstd blocks, frame
+    // checksum, raw size): the decoder builds plain values meanwhile, and any op with effects
+    // (imports, calls, handlers) waits until the payload is verified (format/payload.h); if the
+    // check fails, what was built is dropped. The op grammar is checked by the decoder.
+    options.verify_payload = false;
     auto file = format::SnapshotReader::open_file(path_of(path), options);
     return read_objects(file, kind_of(kind));
   });

@@ -1,5 +1,6 @@
 #include "format/payload.h"
 
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -46,49 +47,80 @@ void PayloadWriter::finish() {
 }
 
 // The background reader: decodes OpChunk records (zstd decompression included) up to
-// kReadAhead chunks ahead of the decoder, then the end record and the end-of-stream checks.
+// kReadAhead chunks ahead of the decoder, then the end record and the end-of-stream checks, which
+// verify the payload when the SnapshotReader did not. While the decoder waits for that
+// (wait_verified) it reads ahead without the bound, up to max_buffered bytes; past them it goes on
+// checking without keeping chunks, and notes the first one dropped (resume_at): once verified, a
+// second pass (a fresh archive) skips the chunks decoded already and reads the rest.
 // Errors are handed over and rethrown, in order, by next_chunk() on the decoding thread.
 struct PayloadReader::ReadAhead {
   static constexpr size_t kReadAhead = 4;
+  static constexpr size_t kSpares = kReadAhead + 2;
+  static constexpr uint64_t kNone = UINT64_MAX;
   std::mutex mutex;
   std::condition_variable cv;
   std::deque<std::vector<uint8_t>> ready;
   std::vector<std::vector<uint8_t>> spare;
-  bool done = false;
-  bool stop = false;
+  uint64_t buffered = 0;       // bytes in `ready`
+  uint64_t max_buffered = 0;   // the most `ready` may hold beyond kReadAhead chunks while waiting
+  bool done = false;           // the pass ended: end record checked, or an error
+  bool verified = false;       // ... with every check passed
+  bool waiting = false;        // the decoder waits for the end: read ahead without the bound
+  bool keep = true;            // ... keeping chunks (false: it only wants the verdict)
+  uint64_t resume_at = kNone;  // the first chunk (by record index) dropped while waiting
+  uint64_t skip = 0;           // chunks this pass skips (a second pass: decoded already)
+  std::atomic<bool> stop{false};
   std::exception_ptr error;
   PayloadEnd end;
   std::thread worker;
 
-  void run(cereal::PortableBinaryInputArchive& ar, SnapshotReader& file) {
+  // ar: the archive, positioned after the header; nullptr for a second pass (a fresh archive).
+  void run(cereal::PortableBinaryInputArchive* ar, SnapshotReader& file) {
     uint64_t chunks = 0, bytes = 0;
     try {
-      for (;;) {
+      if (!ar) {
+        ar = &file.archive();
         RecordTag tag{};
-        ar(tag);
+        PayloadHeader header;
+        (*ar)(tag);
+        if (tag != RecordTag::Header)
+          throw Error(ErrorCode::CorruptSnapshot, "the payload changed while it was read");
+        (*ar)(header);
+      }
+      std::vector<uint8_t> buf;
+      for (;;) {
+        if (stop.load(std::memory_order_relaxed)) return;
+        RecordTag tag{};
+        (*ar)(tag);
         if (tag == RecordTag::OpChunk) {
-          std::vector<uint8_t> buf;
-          {
+          if (buf.capacity() == 0) {
             std::lock_guard<std::mutex> lock(mutex);
             if (!spare.empty()) {
               buf = std::move(spare.back());
               spare.pop_back();
             }
           }
-          load_op_chunk(ar, buf);
-          ++chunks;
+          load_op_chunk(*ar, buf);
+          uint64_t index = chunks++;
           bytes += buf.size();
-          if (buf.empty()) continue;
+          if (buf.empty() || index < skip) continue;
           std::unique_lock<std::mutex> lock(mutex);
-          cv.wait(lock, [&] { return ready.size() < kReadAhead || stop; });
+          if (resume_at != kNone) continue;  // only checking now
+          cv.wait(lock, [&] { return ready.size() < kReadAhead || waiting || stop; });
           if (stop) return;
+          if (ready.size() >= kReadAhead && (!keep || buffered + buf.size() > max_buffered)) {
+            resume_at = index;
+            continue;
+          }
+          buffered += buf.size();
           ready.push_back(std::move(buf));
+          buf = std::vector<uint8_t>();
           cv.notify_all();
           continue;
         }
         if (tag == RecordTag::End) {
           PayloadEnd e;
-          ar(e);
+          (*ar)(e);
           if (e.chunk_count != chunks || e.op_bytes != bytes)
             throw Error(ErrorCode::CorruptSnapshot,
                         "end record counts " + std::to_string(e.chunk_count) + " chunks / " +
@@ -97,7 +129,7 @@ struct PayloadReader::ReadAhead {
           file.expect_end();
           std::lock_guard<std::mutex> lock(mutex);
           end = e;
-          done = true;
+          done = verified = true;
           cv.notify_all();
           return;
         }
@@ -121,20 +153,24 @@ struct PayloadReader::ReadAhead {
   }
 };
 
-PayloadReader::PayloadReader(SnapshotReader& file) : file_(file), ar_(file.archive()) {
+PayloadReader::PayloadReader(SnapshotReader& file) : file_(file) {
+  cereal::PortableBinaryInputArchive& ar = file.archive();  // the worker's, after the header
   RecordTag tag{};
   try {
-    ar_(tag);
+    ar(tag);
     if (tag != RecordTag::Header)
       throw Error(ErrorCode::CorruptSnapshot,
                   "payload does not start with a header record (tag " +
                       std::to_string(int(tag)) + ")");
-    ar_(header_);
+    ar(header_);
   } catch (const cereal::Exception& e) {
     throw Error(ErrorCode::CorruptSnapshot, std::string("cannot read the payload header: ") + e.what());
   }
+  verified_ = file.payload_verified();
   ahead_ = std::make_unique<ReadAhead>();
-  ahead_->worker = std::thread([this] { ahead_->run(ar_, file_); });
+  ahead_->max_buffered = file.options().max_buffered;
+  cereal::PortableBinaryInputArchive* first = &ar;
+  ahead_->worker = std::thread([this, first] { ahead_->run(first, file_); });
 }
 
 PayloadReader::~PayloadReader() {
@@ -146,22 +182,47 @@ PayloadReader::~PayloadReader() {
   ahead_->worker.join();
 }
 
+void PayloadReader::wait_for_verification(bool keep) {
+  ReadAhead& a = *ahead_;
+  std::unique_lock<std::mutex> lock(a.mutex);
+  a.waiting = true;
+  a.keep = keep;
+  a.cv.notify_all();
+  a.cv.wait(lock, [&] { return a.done; });
+  a.waiting = false;
+  if (a.error) std::rethrow_exception(a.error);
+  verified_ = a.verified;
+}
+
 bool PayloadReader::next_chunk() {
   if (ended_) return false;
   consumed_ += chunk_.size();
   pos_ = 0;
   ReadAhead& a = *ahead_;
   std::unique_lock<std::mutex> lock(a.mutex);
-  a.cv.wait(lock, [&] { return !a.ready.empty() || a.done; });
-  if (!a.ready.empty()) {
-    a.spare.push_back(std::move(chunk_));
-    chunk_ = std::move(a.ready.front());
-    a.ready.pop_front();
-    a.cv.notify_all();
-    return true;
+  for (;;) {
+    a.cv.wait(lock, [&] { return !a.ready.empty() || a.done; });
+    if (!a.ready.empty()) {
+      if (a.spare.size() < ReadAhead::kSpares) a.spare.push_back(std::move(chunk_));
+      chunk_ = std::move(a.ready.front());
+      a.ready.pop_front();
+      a.buffered -= chunk_.size();
+      a.cv.notify_all();
+      return true;
+    }
+    chunk_.clear();
+    if (a.error) std::rethrow_exception(a.error);
+    if (a.resume_at == ReadAhead::kNone) break;
+    // Verified, with chunks dropped while waiting: a second pass reads them (and what follows).
+    a.skip = a.resume_at;
+    a.resume_at = ReadAhead::kNone;
+    a.done = false;
+    lock.unlock();
+    a.worker.join();
+    a.worker = std::thread([this] { ahead_->run(nullptr, file_); });
+    lock.lock();
   }
-  chunk_.clear();
-  if (a.error) std::rethrow_exception(a.error);
+  verified_ = true;
   end_ = a.end;
   ended_ = true;
   return false;
@@ -184,7 +245,7 @@ void PayloadReader::raw(void* out, size_t size) {
   }
 }
 
-std::string_view PayloadReader::view(size_t size) {
+std::string_view PayloadReader::view_across(size_t size) {
   if (pos_ == chunk_.size() && size > 0 && !next_chunk()) throw past_end();
   if (chunk_.size() - pos_ >= size) {
     std::string_view v(reinterpret_cast<const char*>(chunk_.data() + pos_), size);

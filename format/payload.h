@@ -4,6 +4,11 @@
 // Invariant: op bytes are buffered into chunks of at most kMaxChunk; neither side holds more than
 // a few (the reader decompresses up to kReadAhead chunks ahead on a background thread, so zstd
 // runs while the decoder builds objects; only that thread touches the archive after the header).
+// Verification: when the SnapshotReader did not check the payload when it opened, this one pass
+// is the check (zstd blocks, frame checksum, raw size, end record); verified() says when it has
+// passed. wait_verified() blocks until then: meanwhile the background thread reads ahead without
+// the kReadAhead bound (up to ReadOptions::max_buffered bytes, then it verifies the rest without
+// keeping it, and decompresses that part again once the payload is verified).
 #pragma once
 
 #include <array>
@@ -75,6 +80,22 @@ class PayloadReader {
     return chunk_[pos_++];
   }
   uint64_t uvar() {
+    if (chunk_.size() - pos_ >= 10) {  // the whole varint is in this chunk
+      const uint8_t* p = chunk_.data() + pos_;
+      uint64_t v = p[0] & 0x7F;
+      if (!(p[0] & 0x80)) {
+        pos_ += 1;
+        return v;
+      }
+      for (int i = 1; i < 10; ++i) {
+        v |= uint64_t(p[i] & 0x7F) << (7 * i);
+        if (!(p[i] & 0x80)) {
+          pos_ += size_t(i) + 1;
+          return v;
+        }
+      }
+      throw Error(ErrorCode::CorruptSnapshot, "malformed varint at op byte " + std::to_string(offset()));
+    }
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       uint8_t b = byte();
@@ -90,23 +111,44 @@ class PayloadReader {
   // Copies `size` op bytes into `out` (they may span chunks).
   void raw(void* out, size_t size);
   // Returns a view of `size` op bytes, valid until the next read.
-  std::string_view view(size_t size);
+  std::string_view view(size_t size) {
+    if (chunk_.size() - pos_ >= size) {
+      std::string_view v(reinterpret_cast<const char*>(chunk_.data() + pos_), size);
+      pos_ += size;
+      return v;
+    }
+    return view_across(size);
+  }
   uint64_t offset() const { return consumed_ + pos_; }
   // After at_end(): the end record and the check that nothing follows it.
   const PayloadEnd& end() const { return end_; }
+  // True once every byte of the payload passed zstd's checks (when opened, or by this pass).
+  bool verified() const { return verified_; }
+  // Blocks until the whole payload is verified; throws its error (CorruptSnapshot, Truncated...)
+  // if it is not. The op bytes not read yet stay available.
+  void wait_verified() {
+    if (!verified_) wait_for_verification(true);
+  }
+  // After an error while decoding unverified bytes: throws the payload's own error, if it has one
+  // (a damaged frame explains garbage ops better than the op does); returns when it verifies.
+  void rethrow_payload_error() {
+    if (!verified_) wait_for_verification(false);
+  }
 
  private:
   bool next_chunk();
+  std::string_view view_across(size_t size);
+  void wait_for_verification(bool keep);
   Error past_end() const;
   struct ReadAhead;
   std::unique_ptr<ReadAhead> ahead_;
   SnapshotReader& file_;
-  cereal::PortableBinaryInputArchive& ar_;
   PayloadHeader header_;
   std::vector<uint8_t> chunk_;
   size_t pos_ = 0;
   uint64_t consumed_ = 0;
   bool ended_ = false;
+  bool verified_ = false;
   PayloadEnd end_;
   std::string scratch_;
 };

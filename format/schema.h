@@ -36,8 +36,29 @@ struct PayloadHeader {
   // selection (roots, rewrite, no_rewrite), so that re-imported modules get the same code. "" else.
   std::string meta;
   template <class Archive>
-  void serialize(Archive& ar, std::uint32_t /*version*/) {
+  void save(Archive& ar, std::uint32_t /*version*/) const {
     ar(kind, root_count, hash_seed, meta);
+  }
+  // The same bytes as cereal's own std::string load, with the length checked before allocating:
+  // the header may be read before the payload is verified (format/payload.h).
+  template <class Archive>
+  void load(Archive& ar, std::uint32_t /*version*/) {
+    load_string(ar, kind);
+    ar(root_count, hash_seed);
+    load_string(ar, meta);
+  }
+
+ private:
+  static constexpr uint64_t kMaxString = uint64_t(64) << 20;
+  template <class Archive>
+  static void load_string(Archive& ar, std::string& s) {
+    cereal::size_type size = 0;
+    ar(cereal::make_size_tag(size));
+    if (size > kMaxString)
+      throw Error(ErrorCode::CorruptSnapshot, "payload header field claims " +
+                                                  std::to_string(size) + " bytes");
+    s.resize(size_t(size));
+    ar(cereal::binary_data(s.data(), s.size()));
   }
 };
 

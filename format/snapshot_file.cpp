@@ -151,8 +151,10 @@ struct SnapshotReader::Impl {
   std::unique_ptr<ZstdReadBuf> zbuf;
   std::unique_ptr<std::istream> stream;
   std::unique_ptr<cereal::PortableBinaryInputArchive> archive;
+  ReadOptions options;
 
   void open(const ReadOptions& options) {
+    this->options = options;
     const uint64_t size = source->size();
     std::string head(size_t(std::min<uint64_t>(size, 8192)), '\0');
     source->read_at(0, head.data(), head.size());
@@ -233,6 +235,8 @@ SnapshotReader SnapshotReader::open_bytes(std::string_view bytes, const ReadOpti
 
 const Preamble& SnapshotReader::preamble() const { return impl_->preamble; }
 const Footer& SnapshotReader::footer() const { return impl_->footer; }
+const ReadOptions& SnapshotReader::options() const { return impl_->options; }
+bool SnapshotReader::payload_verified() const { return impl_->options.verify_payload; }
 uint64_t SnapshotReader::file_size() const { return impl_->source->size(); }
 
 cereal::PortableBinaryInputArchive& SnapshotReader::archive() {
@@ -252,6 +256,10 @@ void SnapshotReader::expect_end() {
     throw Error(ErrorCode::CorruptSnapshot,
                 "payload has bytes after its end record (at payload byte " +
                     std::to_string(m.zbuf->raw_bytes_read()) + ")");
+  if (m.zbuf->raw_bytes_read() != m.footer.raw_size)
+    throw Error(ErrorCode::CorruptSnapshot,
+                "payload decompresses to " + std::to_string(m.zbuf->raw_bytes_read()) +
+                    " bytes, the footer says " + std::to_string(m.footer.raw_size));
 }
 
 Preamble read_preamble_only(const std::string& path) {

@@ -1,7 +1,9 @@
 // format/snapshot_file.h — the snapshot container: preamble | zstd(cereal payload) | footer | [HMAC].
 // SnapshotWriter writes it atomically (temporary file beside the target, fsync, rename, fsync of the
-// directory); SnapshotReader validates everything — structure, signature, every compressed byte
-// and checksum, record framing — before handing out the payload for decoding.
+// directory); SnapshotReader validates structure and signature when it opens, and every compressed
+// byte and checksum either then (verify_payload) or during the one decompression that decoding
+// does: PayloadReader then reports when the payload is verified (load/loads wait for that before
+// any op with effects; format/payload.h).
 #pragma once
 
 #include <cereal/archives/portable_binary.hpp>
@@ -42,7 +44,13 @@ class SnapshotWriter {
 
 struct ReadOptions {
   std::optional<std::string> key;  // require a valid signature when set
-  bool verify_payload = true;      // decompress everything once to check it before decoding
+  // Decompress everything once to check it when opening. load/loads pass false: PayloadReader's
+  // single decompression checks the same (zstd blocks, frame checksum, raw size) as it reads.
+  bool verify_payload = true;
+  // Without verify_payload: the most decompressed bytes PayloadReader holds while the decoder waits
+  // for the verification (an op with effects before the end); beyond it, it verifies the rest
+  // without keeping it and decompresses that part again once verified.
+  uint64_t max_buffered = uint64_t(64) << 20;
 };
 
 struct PayloadStats {
@@ -62,9 +70,13 @@ class SnapshotReader {
   const Preamble& preamble() const;
   const Footer& footer() const;
   uint64_t file_size() const;
+  const ReadOptions& options() const;
+  // True when open() verified the whole payload (ReadOptions::verify_payload).
+  bool payload_verified() const;
   // A fresh archive positioned at the first payload record.
   cereal::PortableBinaryInputArchive& archive();
-  // Called by the decoder at the end: the archive was read to the end exactly.
+  // Called by the decoder at the end: the archive was read to the end exactly, the zstd frame
+  // ended (its checksum verified) and the raw size matches the footer.
   void expect_end();
 
  private:

@@ -114,13 +114,20 @@ ZstdReadBuf::ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t len
 ZstdReadBuf::~ZstdReadBuf() { ZSTD_freeDCtx(dctx_); }
 
 bool ZstdReadBuf::refill() {
+  size_t n = decompress_into(out_.data(), out_.size());
+  if (n == 0) return false;
+  setg(out_.data(), out_.data(), out_.data() + n);
+  return true;
+}
+
+size_t ZstdReadBuf::decompress_into(char* dst, size_t capacity) {
   for (;;) {
     if (frame_done_) {
       if (in_read_ < in_size_ || in_pos_ < length_)
         throw Error(ErrorCode::CorruptSnapshot,
                     "unexpected bytes after the end of the compressed payload at offset " +
                         std::to_string(offset_ + in_pos_ - (in_size_ - in_read_)));
-      return false;
+      return 0;
     }
     if (in_read_ == in_size_) {
       if (in_pos_ >= length_)
@@ -136,7 +143,7 @@ bool ZstdReadBuf::refill() {
       in_read_ = 0;
     }
     ZSTD_inBuffer input = {in_.data(), in_size_, in_read_};
-    ZSTD_outBuffer output = {out_.data(), out_.size(), 0};
+    ZSTD_outBuffer output = {dst, capacity, 0};
     size_t rc = ZSTD_decompressStream(dctx_, &output, &input);
     uint64_t at = offset_ + in_pos_ - (in_size_ - in_read_);
     in_read_ = input.pos;
@@ -147,8 +154,7 @@ bool ZstdReadBuf::refill() {
     if (rc == 0) frame_done_ = true;
     if (output.pos) {
       raw_bytes_ += output.pos;
-      setg(out_.data(), out_.data(), out_.data() + output.pos);
-      return true;
+      return output.pos;
     }
   }
 }
@@ -162,6 +168,13 @@ ZstdReadBuf::int_type ZstdReadBuf::underflow() {
 std::streamsize ZstdReadBuf::xsgetn(char* s, std::streamsize n) {
   std::streamsize done = 0;
   while (done < n) {
+    if (gptr() == egptr() && n - done >= std::streamsize(out_.size())) {
+      // A large read (an op chunk): zstd writes into the caller's buffer, without a copy.
+      size_t k = decompress_into(s + done, size_t(n - done));
+      if (k == 0) break;
+      done += std::streamsize(k);
+      continue;
+    }
     if (gptr() == egptr() && !refill()) break;
     std::streamsize k = std::min<std::streamsize>(egptr() - gptr(), n - done);
     std::memcpy(s + done, gptr(), size_t(k));

@@ -61,6 +61,8 @@ class ZstdReadBuf final : public std::streambuf {
 
  private:
   bool refill();
+  // Decompresses up to `capacity` bytes into dst; 0 at the end of the frame.
+  size_t decompress_into(char* dst, size_t capacity);
   const ByteSource& source_;
   uint64_t offset_;
   uint64_t length_;

@@ -12,6 +12,9 @@ namespace stasis::restore {
 using Decoder = void (*)(HeapDecoder&, uint8_t op);
 // The decoder of `op`, or nullptr for an unknown op.
 Decoder decoder_for(uint8_t op);
+// True for the ops of this table that build plain built-in values only (sets, floats, shaped
+// dicts...): the decoder runs them before the payload is verified; any other op waits for that.
+bool builds_plain_values(uint8_t op);
 
 // restore/scalar_decoder.cpp
 void decode_constant(HeapDecoder& d, uint8_t op);  // Ellipsis, NotImplemented, DeadWeakRef

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "core/python_error.h"
 #include "restore/decoders.h"
@@ -21,12 +22,6 @@ void HeapDecoder::corrupt(const std::string& what) const {
 }
 
 void HeapDecoder::refused(const std::string& what) { corrupt(what + ": " + take_python_error()); }
-
-void HeapDecoder::push(PyObject* obj) {
-  // A CPython constructor refused bytes that passed the checksum: the writer produced them.
-  if (!obj) refused("invalid value");
-  stack_.push_back(obj);
-}
 
 PyObject* HeapDecoder::memo(uint64_t id) {
   if (id >= memo_.size()) corrupt("reference to undefined memo id " + std::to_string(id));
@@ -86,6 +81,24 @@ PyObject* HeapDecoder::container_below(size_t values, PyTypeObject* type, const 
 }
 
 Ref HeapDecoder::decode() {
+  try {
+    return run();
+  } catch (const Error&) {
+    // Bytes not verified yet may be damaged: their error (zstd's, with the file offset) is the
+    // cause, the op that failed on them only a symptom (whose Python exception, if any, goes).
+    if (!in_.verified()) {
+      try {
+        in_.rethrow_payload_error();
+      } catch (const Error&) {
+        PyErr_Clear();
+        throw;
+      }
+    }
+    throw;
+  }
+}
+
+Ref HeapDecoder::run() {
   while (!in_.at_end()) {
     op_at_ = in_.offset();
     uint8_t op = in_.byte();
@@ -137,12 +150,10 @@ Ref HeapDecoder::decode() {
         uint64_t k = in_.uvar();
         if (k > stack_.size()) corrupt("Appends of more values than the stack holds");
         PyObject* list = container_below(k, &PyList_Type, "Appends");
-        for (size_t i = stack_.size() - k; i < stack_.size(); ++i)
-          if (PyList_Append(list, stack_[i]) < 0) refused("Appends");
-        for (uint64_t i = 0; i < k; ++i) {
-          Py_DECREF(stack_.back());
-          stack_.pop_back();
-        }
+        size_t base = stack_.size() - k;
+        if (!internals::list_extend_stealing(list, stack_.data() + base, Py_ssize_t(k)))
+          throw Error::python();
+        stack_.resize(base);  // the references went into the list
         break;
       }
       case Op::SetItems: {
@@ -181,6 +192,9 @@ Ref HeapDecoder::decode() {
       default: {
         Decoder decode = decoder_for(op);
         if (!decode) corrupt("unknown op " + std::to_string(op));
+        // Ops that import, call or make code objects run on verified bytes only: until then the
+        // decoder builds nothing but plain values (dropped, with no effect, if the check fails).
+        if (!in_.verified() && !builds_plain_values(op)) in_.wait_verified();
         decode(*this, op);
         break;
       }

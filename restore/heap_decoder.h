@@ -31,13 +31,20 @@ class HeapDecoder {
   HeapDecoder(const HeapDecoder&) = delete;
   HeapDecoder& operator=(const HeapDecoder&) = delete;
 
-  // Runs every op; returns the single root. Throws CorruptSnapshot naming the op byte on failure.
+  // Runs every op; returns the single root. Throws CorruptSnapshot naming the op byte on failure
+  // (or the payload's own error when its bytes were not verified yet and are damaged).
+  // The payload may be verified as it is read (format/payload.h): until it is, only the core ops
+  // and the ops restore/decoders.cpp marks plain run; any other waits for the verification.
   Ref decode();
 
   // For the per-type decoders (restore/*_decoder.cpp).
   format::PayloadReader& in() { return in_; }
   const Registry& registry() const { return registry_; }
-  void push(PyObject* obj);  // steals; a nullptr (CPython refused the value) becomes CorruptSnapshot
+  // Steals; a nullptr (a CPython constructor refused the value) becomes CorruptSnapshot.
+  void push(PyObject* obj) {
+    if (!obj) refused("invalid value");
+    stack_.push_back(obj);
+  }
   void push(Ref obj) { push(obj.release()); }
   Ref pop();
   PyObject* peek(size_t below_top = 0);  // borrowed; CorruptSnapshot when the stack is too short
@@ -54,6 +61,7 @@ class HeapDecoder {
   std::unordered_map<PyObject*, std::vector<Ref>>& set_items() { return set_items_; }
 
  private:
+  Ref run();
   format::PayloadReader& in_;
   Registry registry_;
   std::vector<PyObject*> stack_;  // owned references

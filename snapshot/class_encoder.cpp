@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/python_error.h"
+#include "core/python_import.h"
 #include "snapshot/encoders.h"
 
 namespace stasis::snapshot {
@@ -53,9 +55,12 @@ void encode_class(HeapEncoder& e, PyObject* obj) {
   Ref ns = Ref::steal(PyDict_New());
   Ref state = Ref::steal(PyDict_New());
   if (!ns || !state) throw Error::python();
-  for (const char* k : {"__module__", "__qualname__", "__doc__", "__slots__"})
+  for (const char* k : {"__module__", "__doc__", "__slots__"})
     if (PyObject* v = PyDict_GetItemString(dict, k))
       if (PyDict_SetItemString(ns.get(), k, v) < 0) throw Error::python();
+  // type() keeps __qualname__ out of the class __dict__ (PyHeapTypeObject::ht_qualname).
+  PyObject* qualname = reinterpret_cast<PyHeapTypeObject*>(type)->ht_qualname;
+  if (qualname && PyDict_SetItemString(ns.get(), "__qualname__", qualname) < 0) throw Error::python();
   Ref members;
   if (is_enum) {
     // An Enum class is made again the way its class statement made it: EnumType.__prepare__'s

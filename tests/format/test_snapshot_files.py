@@ -72,6 +72,74 @@ class BasicTypesRoundTrip(unittest.TestCase):
             self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
 
 
+class Reopened:
+    """Stands for an object whose loader has effects (as reopening a file has)."""
+
+    def __init__(self, n):
+        self.n = n
+
+
+LOADED = []
+
+
+def _load_reopened(n):
+    LOADED.append(n)
+    return Reopened(n)
+
+
+stasis.register(Reopened, lambda r: r.n, _load_reopened, key="tests.format.Reopened")
+
+
+class DamagedPayloadRunsNoLoader(unittest.TestCase):
+    """load/loads decompress the payload once and verify it as they read it: plain values may be
+    built meanwhile (and dropped), but no loader, import or call runs before the whole payload
+    has passed zstd's checks, wherever the object is in the payload."""
+
+    def setUp(self):
+        LOADED.clear()
+
+    def payloads(self):
+        text = ["s%07d-%x" % (i, i * 2654435761 % 2**32) for i in range(300_000)]
+        return {"first": [Reopened(1)] + text, "middle": text[:1000] + [Reopened(2)] + text,
+                "last": text + [Reopened(3)]}
+
+    def test_damaged_payload_calls_no_loader(self):
+        for where, value in self.payloads().items():
+            good = stasis.dumps(value)
+            # the frame checksum, the last compressed block, the middle of the payload
+            for at in (len(good) - 41, len(good) - 45, len(good) // 2):
+                with self.subTest(where=where, at=at):
+                    bad = bytearray(good)
+                    bad[at] ^= 0x10
+                    with self.assertRaises(stasis.CorruptSnapshotError) as cm:
+                        stasis.loads(bytes(bad))
+                    self.assertRegex(str(cm.exception), r"offset|damaged|checksum")
+                    self.assertEqual(LOADED, [])
+
+    def test_damaged_file_calls_no_loader(self):
+        value = self.payloads()["middle"]
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "x.snap")
+            stasis.dump(value, path)
+            with open(path, "r+b") as f:
+                f.seek(-41, os.SEEK_END)
+                b = f.read(1)
+                f.seek(-41, os.SEEK_END)
+                f.write(bytes([b[0] ^ 0x10]))
+            with self.assertRaises(stasis.CorruptSnapshotError):
+                stasis.load(path)
+        self.assertEqual(LOADED, [])
+
+    def test_intact_payload_calls_each_loader_once(self):
+        for where, value in self.payloads().items():
+            with self.subTest(where=where):
+                LOADED.clear()
+                out = stasis.loads(stasis.dumps(value))
+                self.assertEqual(len(LOADED), 1)
+                self.assertEqual(len(out), len(value))
+                self.assertEqual([x.n for x in out if isinstance(x, Reopened)], LOADED)
+
+
 class BadFiles(unittest.TestCase):
     """Each kind of bad file gets its own exception class and a message that says what is wrong."""
 

@@ -47,6 +47,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_kind(e);
   }
   PyErr_Clear();
+  // 1b. As load/loads read it: one decompression, verified while the decoder runs.
+  try {
+    format::ReadOptions unverified;
+    unverified.verify_payload = false;
+    auto file = format::SnapshotReader::open_bytes(
+        std::string_view(reinterpret_cast<const char*>(data), size), unverified);
+    format::PayloadReader payload(file);
+    restore::HeapDecoder(payload).decode();
+  } catch (const Error& e) {
+    check_kind(e);
+  }
+  PyErr_Clear();
   // 2. The input as an op stream inside a valid container: exercises the decoder directly.
   std::string wrapped;
   {

@@ -277,6 +277,45 @@ class TypesTest(unittest.TestCase):
         self.assertEqual((f(3), f(3)), (9, 9))
         self.assertEqual(f.cache_info().hits, 1)
         self.assertEqual(f.cache_parameters()["maxsize"], 16)
+    def test_enum_class_by_value_keeps_name_doc_and_aliases(self):
+        def factory():
+            class Local(enum.Enum):
+                """Local doc."""
+                X = 1
+                Y = (2, "two")
+                ALIAS = 1
+            return Local
+        local = factory()
+        cls, x, y, alias = rt([local, local.X, local.Y, local.ALIAS])
+        self.assertIsNot(cls, local)  # a new class, made from the members' values
+        self.assertIs(x, cls.X)
+        self.assertIs(alias, cls.X)
+        self.assertIs(y, cls((2, "two")))
+        self.assertEqual((cls.__name__, cls.__qualname__, cls.__module__, cls.__doc__),
+                         (local.__name__, local.__qualname__, local.__module__, "Local doc."))
+        self.assertEqual([(m.name, m.value) for m in cls], [("X", 1), ("Y", (2, "two"))])
+        self.assertEqual(list(cls.__members__), ["X", "Y", "ALIAS"])
+        made = enum.Enum("Made", "A B")  # functional API, not importable: its module is this one
+        self.assertEqual([m.value for m in rt(made)], [1, 2])
+
+    def test_enum_class_by_value_keeps_its_base(self):
+        def factory():
+            class Perm(enum.IntFlag):
+                R = 4
+                W = 2
+            class Level(enum.IntEnum):
+                LOW = 1
+                HIGH = 2
+            return Perm, Level
+        perm, level = rt(factory())
+        self.assertEqual(perm.R | perm.W, 6)
+        self.assertIsInstance(perm.R | perm.W, perm)
+        self.assertTrue(issubclass(perm, enum.IntFlag))
+        self.assertLess(level.LOW, level.HIGH)
+        self.assertEqual(level(2), 2)
+        high = rt(level.HIGH)
+        self.assertIs(high, type(high).HIGH)
+
 
     def test_bound_method_staticmethod_classmethod_property(self):
         p = Plain(3)
@@ -339,6 +378,77 @@ class TypesTest(unittest.TestCase):
         self.assertIsInstance(r.__cause__, KeyError)
         self.assertIs(r.__cause__, r.__context__)
         self.assertTrue(r.__suppress_context__)
+
+    def test_exception_traceback_is_dropped(self):
+        def fail():
+            try:
+                raise KeyError("inner")
+            except KeyError as inner:
+                raise ValueError("outer") from inner
+        try:
+            fail()
+        except ValueError as e:
+            e.add_note("a note")
+            err = e
+        self.assertIsNotNone(err.__traceback__)
+        self.assertIsNotNone(err.__cause__.__traceback__)
+        r = rt(err)
+        self.assertIsNone(r.__traceback__)
+        self.assertIsNone(r.__cause__.__traceback__)
+        self.assertEqual(r.__notes__, ["a note"])
+        try:
+            raise r
+        except ValueError as again:
+            self.assertIs(again, r)
+            self.assertIsNotNone(again.__traceback__)
+
+    def test_rlock_owner_is_the_loading_thread(self):
+        def in_thread(fn):
+            out = []
+            t = threading.Thread(target=lambda: out.append(fn()))
+            t.start()
+            t.join()
+            return out[0]
+        rl = threading.RLock()
+        in_thread(lambda: (rl.acquire(), rl.acquire()))  # held twice by a thread that has ended
+        r = rt(rl)
+        self.assertTrue(r._is_owned())  # by this thread, the one that loaded it
+        self.assertIn("count=2", repr(r))
+        self.assertFalse(in_thread(lambda: r.acquire(blocking=False)))
+        r.release()
+        r.release()
+        with self.assertRaises(RuntimeError):
+            r.release()
+        self.assertTrue(in_thread(lambda: r.acquire(blocking=False)))
+        free = rt(threading.RLock())
+        self.assertFalse(free._is_owned())
+        self.assertIn("unlocked", repr(free))
+
+    def test_condition_waiters_are_kept(self):
+        cond = threading.Condition(threading.Lock())
+        waiting = threading.Event()
+        def waiter():
+            with cond:
+                waiting.set()
+                cond.wait(timeout=30)
+        t = threading.Thread(target=waiter)
+        t.start()
+        waiting.wait()
+        with cond:  # the waiter released the lock in wait()
+            self.assertEqual(len(cond._waiters), 1)
+            r = rt(cond)
+            cond.notify_all()
+        t.join()
+        # The waiter's lock comes back (held: its thread sleeps on it) for a resumed program's
+        # thread to wait on again; here nobody does, and notify_all() just releases it.
+        self.assertEqual(len(r._waiters), 1)
+        self.assertTrue(r._waiters[0].locked())
+        self.assertTrue(r._lock.locked())  # held when dumped: comes back held
+        r._lock.release()
+        with r:
+            r.notify_all()
+            self.assertEqual(len(r._waiters), 0)
+            self.assertFalse(r.wait(timeout=0.01))
 
     def test_module(self):
         self.assertIs(rt(math), math)

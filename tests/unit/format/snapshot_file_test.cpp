@@ -184,5 +184,92 @@ TEST(SnapshotFile, ScanOpsRejectsABadStream) {
   EXPECT_EQ(code_of([&] { scan_ops(p); }), ErrorCode::CorruptSnapshot);
 }
 
+// Without verify_payload (load/loads), PayloadReader's one decompression is the check.
+ReadOptions unverified(uint64_t max_buffered = uint64_t(64) << 20) {
+  ReadOptions o;
+  o.verify_payload = false;
+  o.max_buffered = max_buffered;
+  return o;
+}
+
+// Reads the sample's ops [from, to).
+void read_ops(PayloadReader& p, uint64_t from, uint64_t to) {
+  for (uint64_t i = from; i < to; ++i) {
+    ASSERT_EQ(p.byte(), uint8_t(Op::IntSmall)) << "op " << i;
+    ASSERT_EQ(p.svar(), int64_t(i * 2654435761u) - int64_t(i)) << "op " << i;
+  }
+}
+
+TEST(PayloadVerification, TheOneReadVerifiesWhenItReachesTheEnd) {
+  std::string bytes = make_bytes(200'000);
+  auto r = SnapshotReader::open_bytes(bytes, unverified());
+  EXPECT_FALSE(r.payload_verified());
+  PayloadReader p(r);
+  EXPECT_FALSE(p.verified());
+  read_ops(p, 0, 200'000);
+  EXPECT_EQ(p.byte(), uint8_t(Op::Tuple));
+  EXPECT_EQ(p.uvar(), 200'000u);
+  EXPECT_TRUE(p.at_end());
+  EXPECT_TRUE(p.verified());
+  // Opened with verify_payload, the payload is verified before the first op.
+  auto v = SnapshotReader::open_bytes(bytes, ReadOptions{});
+  EXPECT_TRUE(PayloadReader(v).verified());
+}
+
+TEST(PayloadVerification, WaitingKeepsTheOpsNotReadYet) {
+  const uint64_t n = 400'000;
+  std::string bytes = make_bytes(n);
+  auto r = SnapshotReader::open_bytes(bytes, unverified());
+  PayloadReader p(r);
+  read_ops(p, 0, 1000);
+  p.wait_verified();
+  EXPECT_TRUE(p.verified());
+  read_ops(p, 1000, n);
+  EXPECT_EQ(p.byte(), uint8_t(Op::Tuple));
+  EXPECT_EQ(p.uvar(), n);
+  EXPECT_TRUE(p.at_end());
+  EXPECT_GT(p.end().chunk_count, 6u) << "the sample should need more than the read-ahead";
+}
+
+TEST(PayloadVerification, PastTheBufferLimitTheRestIsDecompressedAgain) {
+  const uint64_t n = 400'000;
+  std::string bytes = make_bytes(n);
+  for (uint64_t limit : {uint64_t(0), uint64_t(kMaxChunk) * 2}) {
+    auto r = SnapshotReader::open_bytes(bytes, unverified(limit));
+    PayloadReader p(r);
+    read_ops(p, 0, 1000);
+    p.wait_verified();  // keeps the read-ahead chunks (and `limit` bytes), drops the rest
+    read_ops(p, 1000, n);
+    EXPECT_EQ(p.byte(), uint8_t(Op::Tuple));
+    EXPECT_EQ(p.uvar(), n);
+    EXPECT_TRUE(p.at_end());
+    EXPECT_TRUE(p.verified());
+  }
+}
+
+TEST(PayloadVerification, ADamagedPayloadFailsTheWaitAndTheRead) {
+  std::string bytes = make_bytes(200'000);
+  size_t preamble_size;
+  decode_preamble(bytes, false, preamble_size);
+  for (size_t at : {preamble_size + 500, bytes.size() / 2, bytes.size() - 45, bytes.size() - 41}) {
+    std::string bad = bytes;
+    bad[at] ^= 0x20;
+    EXPECT_EQ(code_of([&] {
+                auto r = SnapshotReader::open_bytes(bad, unverified());
+                PayloadReader p(r);
+                p.wait_verified();
+              }),
+              ErrorCode::CorruptSnapshot)
+        << "flip at " << at;
+    EXPECT_EQ(code_of([&] {
+                auto r = SnapshotReader::open_bytes(bad, unverified());
+                PayloadReader p(r);
+                while (!p.at_end()) p.byte();
+              }),
+              ErrorCode::CorruptSnapshot)
+        << "flip at " << at;
+  }
+}
+
 }  // namespace
 }  // namespace stasis::format

@@ -133,5 +133,55 @@ TEST(HeapDecoder, FunctionClosureMustMatchTheCode) {
   EXPECT_NE(msg.find("Function without a code object"), std::string::npos) << msg;
 }
 
+bool imported(const char* module) {
+  PyObject* modules = PyImport_GetModuleDict();
+  return PyDict_GetItemString(modules, module) != nullptr;
+}
+
+// load/loads read the payload once and verify it as they go: plain values are built meanwhile,
+// but an op with effects (here an import) waits for the verdict, and a damaged payload fails with
+// zstd's error, not with whatever its garbage ops did.
+TEST(HeapDecoder, OpsWithEffectsWaitForTheVerification) {
+  ASSERT_FALSE(imported("colorsys")) << "the test needs a module nothing imported yet";
+  // Plain values, an import, and more plain values: many chunks after the import, more than
+  // the reader decompresses ahead, so the decoder reaches it long before the end is verified.
+  const uint64_t n = 600'000, at = 1000;
+  std::string bytes = wrap([&](format::PayloadWriter& p) {
+    for (uint64_t i = 0; i < n; ++i) {
+      if (i == at) global(p, "colorsys", "rgb_to_hsv");
+      p.op(Op::IntSmall);
+      p.svar(int64_t(i * 2654435761u));
+    }
+    p.op(Op::Tuple);
+    p.uvar(n + 1);
+  });
+  format::ReadOptions options;
+  options.verify_payload = false;
+  for (size_t from_end : {41, 45}) {  // the frame checksum, the last compressed block
+    std::string bad = bytes;
+    bad[bad.size() - from_end] ^= 0x10;
+    std::string msg;
+    try {
+      auto r = format::SnapshotReader::open_bytes(bad, options);
+      format::PayloadReader p(r);
+      HeapDecoder(p).decode();
+      ADD_FAILURE() << "a damaged payload decoded";
+    } catch (const Error& e) {
+      PyErr_Clear();
+      EXPECT_EQ(e.code(), ErrorCode::CorruptSnapshot);
+      msg = e.message();
+    }
+    EXPECT_NE(msg.find("damaged"), std::string::npos) << msg;
+    EXPECT_FALSE(imported("colorsys")) << "an op with effects ran on unverified bytes";
+  }
+  auto r = format::SnapshotReader::open_bytes(bytes, options);
+  format::PayloadReader p(r);
+  Ref root = HeapDecoder(p).decode();
+  ASSERT_TRUE(root);
+  EXPECT_EQ(PyTuple_GET_SIZE(root.get()), Py_ssize_t(n + 1));
+  EXPECT_TRUE(PyFunction_Check(PyTuple_GET_ITEM(root.get(), Py_ssize_t(at))));
+  EXPECT_TRUE(imported("colorsys"));
+}
+
 }  // namespace
 }  // namespace stasis::restore
