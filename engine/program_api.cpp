@@ -238,6 +238,30 @@ PyObject* settle(PyObject*, PyObject* arg) {
   });
 }
 
+PyObject* thread_context_value(PyObject*, PyObject* args) {
+  return guarded([&]() -> Ref {
+    unsigned long ident;
+    PyObject* name;
+    if (!PyArg_ParseTuple(args, "kU:thread_context_value", &ident, &name)) throw Error::python();
+    PyThreadState* ts = thread_state(ident);
+    if (!ts || !ts->context) return Ref::borrow(Py_None);
+    Ref context = Ref::borrow(ts->context);  // immutable (a HAMT): safe to read from here
+    Ref keys = Ref::steal(PyObject_GetIter(context.get()));
+    if (!keys) throw Error::python();
+    while (Ref var = Ref::steal(PyIter_Next(keys.get()))) {
+      Ref var_name = Ref::steal(PyObject_GetAttrString(var.get(), "name"));
+      if (!var_name) throw Error::python();
+      if (PyObject_RichCompareBool(var_name.get(), name, Py_EQ) == 1) {
+        Ref value = Ref::steal(PyObject_GetItem(context.get(), var.get()));
+        if (!value) throw Error::python();
+        return value;
+      }
+    }
+    if (PyErr_Occurred()) throw Error::python();
+    return Ref::borrow(Py_None);
+  });
+}
+
 PyObject* thread_states(PyObject*, PyObject*) {
   return guarded([&]() -> Ref {
     Ref out = Ref::steal(PyList_New(0));

@@ -18,6 +18,9 @@ PyObject* thread_states(PyObject*, PyObject*);
 // thread asked for the GIL meanwhile, every thread that is not parked is blocked in a C call it
 // has not finished, and freeze() takes effect at once (True). False: some thread wants to run.
 PyObject* settle(PyObject*, PyObject* arg);
+// thread_context_value(ident, name): the value of the context variable called `name` in that
+// thread's current contextvars context (decimal's context lives there), or None.
+PyObject* thread_context_value(PyObject*, PyObject* args);
 // freeze(): from now on every armed thread parks at its next trace event, safe point or not.
 PyObject* freeze(PyObject*, PyObject*);
 // thaw(): disarms every thread and lets parked ones continue (the suspension was abandoned).

@@ -102,8 +102,13 @@ def register(type_: type, save: Callable[[Any], Any], load: Callable[[Any], Any]
 def register_module_state(name: str, save: Callable[[ModuleType], Any],
                           load: Callable[[ModuleType, Any], None]) -> None:
     """State of library module `name` to keep across a snapshot (e.g. random's global generator):
-    save(module) -> state, load(module, state)."""
+    save(module) -> state, load(module, state). A suspended program keeps the registered state of
+    every such module it has imported."""
     _engine.register_module_state(name, save, load)
+    _module_state_names.add(name)
+
+
+_module_state_names: set = set()
 
 
 _builtins_registered = False

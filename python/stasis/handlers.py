@@ -192,6 +192,9 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
         _queue.SimpleQueue: ("stasis.simple_queue", _save_simple_queue, _load_simple_queue),
     }
+    import logging
+    for t in (logging.Logger, logging.RootLogger):
+        h[t] = ("stasis.logger", _save_logger, _load_logger)
     for t in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO):
         h[t] = ("stasis.file", _save_file, _load_file)
     if threading.RLock is not _thread.RLock:  # the pure-Python fallback, if ever used
@@ -219,7 +222,60 @@ def _load_threading_module(module: Any, counter: Any) -> None:
     module._counter = counter.__next__
 
 
+def _save_decimal_module(module: Any) -> Any:
+    """The main thread's decimal context (precision, rounding, traps...): a context variable of
+    that thread, read from whichever thread writes the snapshot."""
+    from . import _engine
+    context = _engine.thread_context_value(threading.main_thread().ident, "decimal_context")
+    return context if context is not None else module.getcontext()
+
+
+def _load_decimal_module(module: Any, context: Any) -> None:
+    module.setcontext(context)
+
+
+def _save_logging_module(module: Any) -> Any:
+    """Levels, handlers (with their formatters, filters and streams) and flags of the root logger
+    and of every named logger: what logging.basicConfig / dictConfig set up."""
+    def logger_state(lg: Any) -> Tuple:
+        return (lg.level, lg.propagate, lg.disabled, list(lg.handlers), list(lg.filters))
+    manager = module.root.manager
+    loggers = {name: logger_state(lg) for name, lg in list(manager.loggerDict.items())
+               if isinstance(lg, module.Logger)}
+    return (logger_state(module.root), loggers, manager.disable)
+
+
+def _load_logging_module(module: Any, state: Any) -> None:
+    root_state, loggers, disable = state
+    def apply(lg: Any, st: Tuple) -> None:
+        lg.level, lg.propagate, lg.disabled, handlers, filters = st
+        lg.handlers[:] = handlers
+        lg.filters[:] = filters
+    apply(module.root, root_state)
+    for name, st in loggers.items():
+        apply(module.getLogger(name), st)
+    module.root.manager.disable = disable
+    module.root.manager._clear_cache()
+    for handlers in [root_state[3]] + [st[3] for st in loggers.values()]:
+        for h in handlers:  # flushed and closed at exit, like handlers made in this process
+            module._addHandlerRef(h)
+
+
+def _save_logger(logger: Any) -> Optional[str]:
+    import logging
+    return None if logger is logging.root else logger.name
+
+
+def _load_logger(name: Optional[str]) -> Any:
+    """The logger of that name in this process (its configuration is the logging module's
+    state, restored with it)."""
+    import logging
+    return logging.getLogger(name)
+
+
 def builtin_module_states() -> Dict[str, Tuple[Callable, Callable]]:
     """{module name: (save(module) -> state, load(module, state))}."""
     return {"random": (_save_random_module, _load_random_module),
-            "threading": (_save_threading_module, _load_threading_module)}
+            "threading": (_save_threading_module, _load_threading_module),
+            "decimal": (_save_decimal_module, _load_decimal_module),
+            "logging": (_save_logging_module, _load_logging_module)}

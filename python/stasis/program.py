@@ -28,7 +28,7 @@ from . import _engine, internal_threads
 from .errors import (EXIT_SUSPENDED, IncompatibleSnapshotError, NotAvailableError, NotSuspendableError,
                      StasisError)
 
-PROGRAM_LAYOUT = 2  # keys of the program root dict; bump with any change to them
+PROGRAM_LAYOUT = 3  # keys of the program root dict; bump with any change to them
 
 # Module attributes rebuilt on resume instead of being captured (import machinery objects).
 _MODULE_DUNDERS_NOT_CAPTURED = ("__builtins__", "__loader__", "__spec__", "__cached__")
@@ -256,6 +256,8 @@ class Session:
             "base_code": self.base_code,
             "threads": threads,
             "random": random.getstate(),
+            "library": _library_states(),
+            "recursion_limit": sys.getrecursionlimit(),
             "generation": self.generation + 1,
         }
 
@@ -323,6 +325,21 @@ def _program_threads(exclude: int) -> tuple:
         strangers.append(f"thread {ident}{where} was not started by threading.Thread, so Stasis cannot "
                          "start it again on resume")
     return threads, strangers
+
+
+def _library_states() -> dict:
+    """Registered state (stasis.register_module_state) of the library modules the program has
+    imported: logging's configuration, the decimal context, threading's name counter..."""
+    from . import _module_state_names, module_state
+    return {name: module_state(sys.modules[name]) for name in sorted(_module_state_names)
+            if name in sys.modules and name != "random"}  # random: kept with the program state
+
+
+def _restore_library_states(states: dict) -> None:
+    import importlib
+    from . import restore_module_state
+    for name, state in states.items():
+        restore_module_state(importlib.import_module(name), state)
 
 
 def _key(key_file: Optional[str]) -> Optional[bytes]:
@@ -424,6 +441,8 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
                          f"{e.strerror}; staying in {os.getcwd()}\n")
     main = _fill_modules(fresh, state["modules"])
     random.setstate(state["random"])
+    _restore_library_states(state["library"])
+    sys.setrecursionlimit(state["recursion_limit"])
 
     target = state["target"]
     opts = Options(**{**options.__dict__, "snapshot": options.snapshot or snapshot,
