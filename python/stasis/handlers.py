@@ -117,6 +117,23 @@ def _load_simple_queue(items: list) -> Any:
     return q
 
 
+# ---- subprocess.Popen: only a finished child can be part of a snapshot --------------------------
+
+
+def _save_popen(p: Any) -> dict:
+    if p.returncode is None and p.poll() is None:
+        raise TypeError(f"its child process {p.pid} is still running and cannot be suspended with "
+                        "the program; wait for it (wait(), communicate()) first")
+    return {k: (None if k in ("stdin", "stdout", "stderr") else v) for k, v in vars(p).items()}
+
+
+def _load_popen(state: dict) -> Any:
+    import subprocess
+    p = subprocess.Popen.__new__(subprocess.Popen)
+    vars(p).update(state)
+    return p
+
+
 # ---- functools.lru_cache wrappers: made again around the same function (the cache starts empty) --
 
 
@@ -192,6 +209,8 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
         _queue.SimpleQueue: ("stasis.simple_queue", _save_simple_queue, _load_simple_queue),
     }
+    import subprocess
+    h[subprocess.Popen] = ("stasis.popen", _save_popen, _load_popen)
     import logging
     for t in (logging.Logger, logging.RootLogger):
         h[t] = ("stasis.logger", _save_logger, _load_logger)

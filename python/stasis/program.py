@@ -28,7 +28,7 @@ from . import _engine, internal_threads
 from .errors import (EXIT_SUSPENDED, IncompatibleSnapshotError, NotAvailableError, NotSuspendableError,
                      StasisError)
 
-PROGRAM_LAYOUT = 3  # keys of the program root dict; bump with any change to them
+PROGRAM_LAYOUT = 4  # keys of the program root dict; bump with any change to them
 
 # Module attributes rebuilt on resume instead of being captured (import machinery objects).
 _MODULE_DUNDERS_NOT_CAPTURED = ("__builtins__", "__loader__", "__spec__", "__cached__")
@@ -258,8 +258,26 @@ class Session:
             "random": random.getstate(),
             "library": _library_states(),
             "recursion_limit": sys.getrecursionlimit(),
+            "signals": self._signal_handlers(),
+            "atexit": [c for c in _atexit_calls if _defined_in(c[0], self.user_modules())],
             "generation": self.generation + 1,
         }
+
+    def _signal_handlers(self) -> dict:
+        """{signal number: handler} of the signals whose handling the program set from Python
+        (its handler, SIG_IGN, SIG_DFL), except the one that requests suspension."""
+        own = _signal_number(self.options.signal)
+        out = {}
+        for signum in _signal.valid_signals():
+            if signum == own:
+                continue
+            try:
+                handler = _signal.getsignal(signum)
+            except (ValueError, OSError):
+                continue
+            if handler is not None:
+                out[int(signum)] = handler
+        return out
 
     def write_snapshot(self, threads: list, path: str, checkpoint: Optional[int] = None) -> None:
         from . import _ensure_builtin_handlers
@@ -280,6 +298,7 @@ class Session:
         """Runs the main script's code (called by compiler_hooks.runner)."""
         self.base_code = code
         self.selection = selection
+        _record_atexit()
         self.install_triggers()
         exec(code, globals_)
 
@@ -325,6 +344,50 @@ def _program_threads(exclude: int) -> tuple:
         strangers.append(f"thread {ident}{where} was not started by threading.Thread, so Stasis cannot "
                          "start it again on resume")
     return threads, strangers
+
+
+# atexit keeps its functions in C, out of reach: registrations are recorded as they are made, and
+# those of the program's own modules are made again on resume (a library registers its own again
+# when it is imported).
+_atexit_calls: list = []
+
+
+def _record_atexit() -> None:
+    import atexit
+    if getattr(atexit.register, "_stasis", False):
+        return
+    register, unregister = atexit.register, atexit.unregister
+
+    def recording_register(func, *args, **kwargs):
+        _atexit_calls.append((func, args, kwargs))
+        return register(func, *args, **kwargs)
+
+    def recording_unregister(func):
+        _atexit_calls[:] = [c for c in _atexit_calls if c[0] != func]
+        return unregister(func)
+    recording_register._stasis = True  # type: ignore[attr-defined]
+    recording_register.__doc__, recording_unregister.__doc__ = register.__doc__, unregister.__doc__
+    atexit.register, atexit.unregister = recording_register, recording_unregister
+
+
+def _defined_in(func: Any, modules: dict) -> bool:
+    module = getattr(func, "__module__", None) or getattr(getattr(func, "func", None), "__module__", None)
+    return module in modules
+
+
+def _restore_process_state(state: dict, suspend_signal: int) -> None:
+    """Signal handlers and atexit functions of the program, as they were at suspension."""
+    import atexit
+    for signum, handler in state["signals"].items():
+        if signum == suspend_signal or _signal.getsignal(signum) == handler:
+            continue
+        try:
+            _signal.signal(signum, handler)
+        except (ValueError, OSError, TypeError) as e:
+            sys.stderr.write(f"stasis: warning: cannot set the handler of signal {signum} again: {e}\n")
+    _record_atexit()
+    for func, args, kwargs in state["atexit"]:
+        atexit.register(func, *args, **kwargs)
 
 
 def _library_states() -> dict:
@@ -443,6 +506,7 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     random.setstate(state["random"])
     _restore_library_states(state["library"])
     sys.setrecursionlimit(state["recursion_limit"])
+    _restore_process_state(state, _signal_number(options.signal))
 
     target = state["target"]
     opts = Options(**{**options.__dict__, "snapshot": options.snapshot or snapshot,

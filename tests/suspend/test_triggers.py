@@ -332,6 +332,17 @@ class Threads(StasisCase):
             self.assertEqual(again.returncode, 0, again.stderr)
             self.assertEqual(again.stdout, first.stdout.replace("first", "resumed"))
 
+    def test_a_running_child_process_is_named_and_the_program_keeps_running(self):
+        prog = os.path.join(self.dir, "child.py")
+        with open(prog, "w") as f:
+            f.write("import subprocess, time\np = subprocess.Popen(['sleep', '0.6'])\n"
+                    "for i in range(20):\n    time.sleep(0.05)\np.wait()\nprint('done', p.returncode)\n")
+        r = self.run_stasis("run", "--suspend-after", "3", "--snapshot", self.snap, prog)
+        self.assertEqual((r.returncode, r.stdout), (0, "done 0\n"), r.stderr)
+        self.assertIn("root['modules']['__main__']['p']: subprocess.Popen is not supported", r.stderr)
+        self.assertIn("is still running", r.stderr)
+        self.assertFalse(os.path.exists(self.snap))
+
     def test_a_thread_that_cannot_be_rebuilt_is_named_and_the_program_keeps_running(self):
         prog = os.path.join(self.dir, "raw_thread.py")
         with open(prog, "w") as f:
