@@ -181,6 +181,9 @@ extern "C" {
 // Holding the GIL without running Python code, watches for `microseconds` whether another thread
 // asks for the GIL (a thread waiting longer than the switch interval sets gil_drop_request).
 int stasis_internals_gil_wanted_within(long microseconds);
+// The parts of an `async_generator_asend` awaitable (borrowed): its async generator, the value it
+// sends, its state (0 not started, 1 started, 2 closed). Returns 0 when `obj` is not one.
+int stasis_internals_asend_parts(PyObject* obj, PyObject** gen, PyObject** sendval, int* state);
 // Returns the number of thread states of the current interpreter, walked under HEAD_LOCK.
 int stasis_internals_thread_count(void);
 // A new dict with the keys of `tmpl` (a dict of n str keys, built by n inserts) and `values` (n

@@ -3,6 +3,7 @@
  * <stdatomic.h>; CPYTHON311.md §2), so code that needs them lives here, behind plain C functions. */
 #define Py_BUILD_CORE 1
 #include <Python.h>
+#include <string.h>
 #include <time.h>
 #include "internal/pycore_dict.h"
 #include "internal/pycore_pystate.h"
@@ -93,4 +94,24 @@ PyObject* stasis_internals_dict_from_template(PyObject* tmpl, PyObject** values,
   /* dictobject.c MAINTAIN_TRACKING: a dict holding containers must be tracked by the GC. */
   if (track && !PyObject_GC_IsTracked(d)) PyObject_GC_Track(d);
   return d;
+}
+
+/* Objects/genobject.c (3.11): the awaitable that `agen.__anext__()` / `agen.asend(v)` returns. The
+ * struct is private to genobject.c; this mirror of it is checked by the type's name and size. */
+typedef struct {
+  PyObject_HEAD
+  PyObject *ags_gen;
+  PyObject *ags_sendval;
+  int ags_state; /* AwaitableState: 0 init, 1 iter, 2 closed */
+} stasis_asend;
+
+int stasis_internals_asend_parts(PyObject *obj, PyObject **gen, PyObject **sendval, int *state) {
+  PyTypeObject *t = Py_TYPE(obj);
+  if (strcmp(t->tp_name, "async_generator_asend") != 0 || t->tp_basicsize != sizeof(stasis_asend))
+    return 0;
+  stasis_asend *a = (stasis_asend *)obj;
+  *gen = a->ags_gen;
+  *sendval = a->ags_sendval;
+  *state = a->ags_state;
+  return 1;
 }

@@ -25,6 +25,7 @@ PyMethodDef kMethods[] = {
     {"arm_thread", KW(stasis::engine::arm_thread), "arm_thread(thread_id, base_code, ...): park it at a safe point"},
     {"park_states", stasis::engine::park_states, METH_NOARGS, "states of the armed threads"},
     {"thread_states", stasis::engine::thread_states, METH_NOARGS, "[(ident, has_frames)] of all threads"},
+    {"asend_parts", stasis::engine::asend_parts, METH_O, "(agen, sendval, state) of an asend awaitable"},
     {"thread_context_value", stasis::engine::thread_context_value, METH_VARARGS,
      "thread_context_value(ident, name): a context variable of another thread"},
     {"settle", stasis::engine::settle, METH_O, "hold the GIL a while; freeze if no thread wants it"},

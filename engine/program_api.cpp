@@ -238,6 +238,16 @@ PyObject* settle(PyObject*, PyObject* arg) {
   });
 }
 
+PyObject* asend_parts(PyObject*, PyObject* obj) {
+  return guarded([&]() -> Ref {
+    PyObject *gen, *sendval;
+    int state;
+    if (!stasis_internals_asend_parts(obj, &gen, &sendval, &state))
+      throw Error(ErrorCode::Internal, "not an async_generator_asend object");
+    return Ref::steal(Py_BuildValue("(OOi)", gen ? gen : Py_None, sendval ? sendval : Py_None, state));
+  });
+}
+
 PyObject* thread_context_value(PyObject*, PyObject* args) {
   return guarded([&]() -> Ref {
     unsigned long ident;

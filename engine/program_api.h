@@ -18,6 +18,8 @@ PyObject* thread_states(PyObject*, PyObject*);
 // thread asked for the GIL meanwhile, every thread that is not parked is blocked in a C call it
 // has not finished, and freeze() takes effect at once (True). False: some thread wants to run.
 PyObject* settle(PyObject*, PyObject* arg);
+// asend_parts(obj) -> (async generator, send value, state) of an async_generator_asend awaitable.
+PyObject* asend_parts(PyObject*, PyObject* obj);
 // thread_context_value(ident, name): the value of the context variable called `name` in that
 // thread's current contextvars context (decimal's context lives there), or None.
 PyObject* thread_context_value(PyObject*, PyObject* args);

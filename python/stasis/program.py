@@ -286,7 +286,8 @@ class Session:
         modules = list(self.user_modules())
         meta = {"modules": modules, "sys_path": [p for p in sys.path if isinstance(p, str)],
                 "roots": list(getattr(self.selection, "roots", ())), "rewrite": list(self.options.rewrite),
-                "no_rewrite": list(self.options.no_rewrite), "threads": len(threads)}
+                "no_rewrite": list(self.options.no_rewrite), "threads": len(threads),
+                "asyncio": "asyncio" in sys.modules}
         state = self.program_state(threads)
         state["checkpoint"] = checkpoint  # the thread whose stasis.checkpoint() call returns True
         _engine.dump(state, path, kind="program", hash_seed=self.hash_seed,
@@ -390,6 +391,32 @@ def _restore_process_state(state: dict, suspend_signal: int) -> None:
         atexit.register(func, *args, **kwargs)
 
 
+def _pure_python_asyncio() -> None:
+    """asyncio's tasks and futures in their pure-Python form (the C accelerator _asyncio is kept
+    out): a suspended program's Task objects are then plain objects of the heap, and their steps
+    are Python methods. Same behaviour, somewhat slower event-loop bookkeeping."""
+    if "asyncio" not in sys.modules:
+        sys.modules.setdefault("_asyncio", None)  # type: ignore[arg-type]
+
+
+def _restore_running_loops(frames: list) -> None:
+    """An event loop whose run_forever() frame is on this thread's rebuilt stack is running
+    again: what run_forever() set up before its loop (skipped by the jump) is set up here."""
+    for code, _row, _offset, local_values, _stack in frames:
+        if code.co_name != "run_forever" or not code.co_filename.endswith("asyncio/base_events.py"):
+            continue
+        loop = local_values.get("self")
+        if loop is None:
+            continue
+        from asyncio import events
+        loop._thread_id = threading.get_ident()
+        events._set_running_loop(loop)
+        if threading.current_thread() is threading.main_thread():
+            events.set_event_loop(loop)  # as asyncio.run's Runner did
+        sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
+                               finalizer=loop._asyncgen_finalizer_hook)
+
+
 def _library_states() -> dict:
     """Registered state (stasis.register_module_state) of the library modules the program has
     imported: logging's configuration, the decimal context, threading's name counter..."""
@@ -451,6 +478,7 @@ def run(target: str, args: list, *, module: bool, options: Options) -> int:
     global _session
     from .compiler_hooks import runner
     seed = ensure_hash_seed()
+    _pure_python_asyncio()
     name = target.rsplit(".", 1)[-1] if module else target
     _session = Session(options, name, generation=0, hash_seed=seed)
     return runner.run(target, args, module=module, rewrite=options.rewrite, no_rewrite=options.no_rewrite,
@@ -483,6 +511,9 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     selection = hook.Selection([r.rstrip("/") for r in meta["roots"]], rewrite, no_rewrite)
     hook.install(selection)
     fresh = _create_modules(meta["modules"])
+    if meta.get("asyncio"):
+        _pure_python_asyncio()
+        import asyncio  # noqa: F401 - rewritten, through the hook; its loop handler needs it
     from . import _ensure_builtin_handlers
     _ensure_builtin_handlers()
     from . import handlers
@@ -537,6 +568,7 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
         restart.start()
         if checkpointed is not None:
             _resuming_ident = restart.new_ident(checkpointed)
+        _restore_running_loops(main_record["frames"])
         _engine.replay(_session.base_code, main.__dict__, main_record["frames"], rebuilt)
 
     return runner.run_resumed(execute)
@@ -612,6 +644,7 @@ class _RestartedThreads:
 
         def before() -> None:
             self.ready.wait()
+            _restore_running_loops(record["frames"])
 
         def rebuilt(_frame: types.FrameType) -> None:
             self.take_rlocks(record["ident"])

@@ -18,10 +18,7 @@ KS = (1, 4, 29)
 MAX_ROUNDS = 40
 
 # Programs whose kind of state is not suspendable yet: the reason is printed with the skip.
-NOT_YET = {
-    "coroutines.py": "coroutines on the stack run in frames entered from C (asyncio's event loop); "
-                     "their suspension needs coroutine capture, not built yet",
-}
+NOT_YET: dict = {}
 HELPERS = {"helper_mod.py"}
 
 
