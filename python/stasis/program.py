@@ -173,7 +173,8 @@ class Session:
                     frames[ident] = captured
                     continue
                 top = current.get(ident)
-                if top is None:  # the thread ended meanwhile
+                if top is None:  # between its last frame and leaving threading._active: wait
+                    blockers.append(f"thread {t.name!r} has no Python frames")
                     continue
                 base, is_caller = self._thread_base(ident)
                 try:
