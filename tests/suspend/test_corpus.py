@@ -36,15 +36,16 @@ def plain_output(program):
 
 def suspended_output(program, k, snapshot):
     """Runs `program` suspending at safe point k, then resumes with a doubling step until exit 0.
-    Returns (stdout bytes, rounds, last stderr)."""
-    out = b""
+    Returns (stdout bytes, rounds, exit status, stderr of all rounds)."""
+    out, err = b"", b""
     cmd = [STASIS, "run", "--suspend-after", str(k), "--snapshot", snapshot, program]
     step = k
     for rounds in range(1, MAX_ROUNDS + 1):
         r = subprocess.run(cmd, cwd=PROGRAMS, env=env(), capture_output=True, timeout=300)
         out += r.stdout
+        err += r.stderr  # of every round: no round may report a suspension that failed
         if r.returncode != 75:
-            return out, rounds, r.returncode, r.stderr.decode(errors="replace")
+            return out, rounds, r.returncode, err.decode(errors="replace")
         step = max(step * 2, 8)
         cmd = [STASIS, "resume", snapshot, "--suspend-after", str(step)]
     raise AssertionError(f"{program} did not finish in {MAX_ROUNDS} rounds")
