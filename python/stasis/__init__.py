@@ -9,6 +9,7 @@ Errors:         StasisError and its subclasses (stasis.errors)
 from __future__ import annotations
 
 import os
+import sys
 from types import ModuleType
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -112,21 +113,29 @@ _module_state_names: set = set()
 
 
 _builtins_registered = False
+_module_handlers_registered: set = set()
 
 
 def _ensure_builtin_handlers() -> None:
     """Registers the built-in handlers (locks, weak containers, files...) and module states on
     first use, not at import: importing stasis must not import threading, queue or socket before
-    `stasis run` installs its import hook (so those modules are rewritten, compiler_hooks)."""
+    `stasis run` installs its import hook (so those modules are rewritten, compiler_hooks). The
+    handlers of a library module's types (logging, subprocess, asyncio) are registered on the
+    first call after the program imported that module."""
     global _builtins_registered
-    if _builtins_registered:
-        return
-    _builtins_registered = True
     from . import handlers
-    for type_, (key, save, load_) in handlers.builtin_handlers().items():
-        register(type_, save, load_, key=key)
-    for name, (msave, mload) in handlers.builtin_module_states().items():
-        register_module_state(name, msave, mload)
+    if not _builtins_registered:
+        _builtins_registered = True
+        for type_, (key, save, load_) in handlers.builtin_handlers().items():
+            register(type_, save, load_, key=key)
+        for name, (msave, mload) in handlers.builtin_module_states().items():
+            register_module_state(name, msave, mload)
+    for module, make in handlers.MODULE_HANDLERS.items():
+        if module in _module_handlers_registered or module not in sys.modules:
+            continue
+        _module_handlers_registered.add(module)
+        for type_, (key, save, load_) in make().items():
+            register(type_, save, load_, key=key)
 
 
 def module_state(module: ModuleType) -> Tuple[str, str, Any]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import _queue
 import _thread
+import contextvars
 import functools
+import heapq
 import io
 import os
 import re
@@ -128,7 +130,6 @@ def _save_context_var(var: Any) -> Tuple:
     # A new variable of the same name and default: the snapshot keeps which values it held (its
     # identity is shared within the snapshot); a variable of a library module is not that
     # module's any more.
-    import contextvars
     try:
         return (var.name, contextvars.Context().run(var.get))  # its default, seen from no context
     except LookupError:
@@ -136,7 +137,6 @@ def _save_context_var(var: Any) -> Tuple:
 
 
 def _load_context_var(state: Tuple) -> Any:
-    import contextvars
     if len(state) > 1:
         return contextvars.ContextVar(state[0], default=state[1])
     return contextvars.ContextVar(state[0])
@@ -147,7 +147,6 @@ def _save_context(ctx: Any) -> list:
 
 
 def _load_context(items: list) -> Any:
-    import contextvars
     ctx = contextvars.Context()
     for var, value in items:
         ctx.run(var.set, value)
@@ -181,7 +180,7 @@ def _save_event_loop(loop: Any) -> dict:
     return {"class": type(loop), "selector": loop._selector, "ready": list(loop._ready),
             "scheduled": [(h, h._when - now) for h in loop._scheduled],
             "debug": loop._debug, "closed": loop._closed, "stopping": loop._stopping,
-            "running": loop._thread_id is not None, "default_executor": loop._default_executor,
+            "default_executor": loop._default_executor,
             "task_factory": loop._task_factory, "exception_handler": loop._exception_handler,
             "asyncgens": list(loop._asyncgens),
             "asyncgens_shutdown_called": loop._asyncgens_shutdown_called,
@@ -190,8 +189,8 @@ def _save_event_loop(loop: Any) -> dict:
 
 def _load_event_loop(state: dict) -> Any:
     """A new loop of the same class around the restored selector (it makes a new self-pipe);
-    a loop that was running is marked so by stasis/program.py once its frames are rebuilt."""
-    import heapq
+    a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program.py
+    _restore_running_loops sets up what that method had set up)."""
     loop = state["class"](state["selector"])
     loop._ready.extend(state["ready"])
     now = loop.time()
@@ -207,7 +206,6 @@ def _load_event_loop(state: dict) -> Any:
         loop._asyncgens.add(agen)
     loop._asyncgens_shutdown_called = state["asyncgens_shutdown_called"]
     loop._executor_shutdown_called = state["executor_shutdown_called"]
-    loop._stasis_was_running = state["running"]
     if state["closed"]:
         loop.close()
     return loop
@@ -363,31 +361,47 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
         _queue.SimpleQueue: ("stasis.simple_queue", _save_simple_queue, _load_simple_queue),
     }
-    import subprocess
-    h[subprocess.Popen] = ("stasis.popen", _save_popen, _load_popen)
-    import contextvars
     h[contextvars.Context] = ("stasis.context", _save_context, _load_context)
     h[contextvars.ContextVar] = ("stasis.context_var", _save_context_var, _load_context_var)
-    if "asyncio" in sys.modules:  # a program that uses asyncio has imported it; never import it here
-        import asyncio.unix_events as ue
-        import selectors
-        h[ue._UnixSelectorEventLoop] = ("stasis.event_loop", _save_event_loop, _load_event_loop)
-        for t in (selectors.EpollSelector, selectors.PollSelector, selectors.SelectSelector):
-            h[t] = ("stasis.selector", _save_selector, _load_selector)
-        h[ue._UnixDefaultEventLoopPolicy] = ("stasis.event_loop_policy", _save_policy, _load_policy)
 
     async def _agen() -> Any:
         yield None
     h[type(_agen().__anext__())] = ("stasis.asend", _save_asend, _load_asend)
     h[type(sys.get_asyncgen_hooks())] = ("stasis.asyncgen_hooks", _save_asyncgen_hooks, _load_asyncgen_hooks)
-    import logging
-    for t in (logging.Logger, logging.RootLogger):
-        h[t] = ("stasis.logger", _save_logger, _load_logger)
     for t in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO):
         h[t] = ("stasis.file", _save_file, _load_file)
-    if threading.RLock is not _thread.RLock:  # the pure-Python fallback, if ever used
-        pass
     return h
+
+
+def _subprocess_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    import subprocess
+    return {subprocess.Popen: ("stasis.popen", _save_popen, _load_popen)}
+
+
+def _logging_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    import logging
+    return {t: ("stasis.logger", _save_logger, _load_logger) for t in (logging.Logger, logging.RootLogger)}
+
+
+def _asyncio_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    import asyncio.unix_events as ue
+    import selectors
+    h: Dict[type, Tuple[str, Callable, Callable]] = {
+        ue._UnixSelectorEventLoop: ("stasis.event_loop", _save_event_loop, _load_event_loop),
+        ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy)}
+    for t in (selectors.EpollSelector, selectors.PollSelector, selectors.SelectSelector):
+        h[t] = ("stasis.selector", _save_selector, _load_selector)
+    return h
+
+
+# Handlers for the types of a library module, registered once the program has imported that
+# module (never imported for this: a snapshot never needs them otherwise). A resumed program
+# imports the ones its snapshot was written with before loading it (stasis/program.py).
+MODULE_HANDLERS: Dict[str, Callable[[], Dict[type, Tuple[str, Callable, Callable]]]] = {
+    "subprocess": _subprocess_handlers,
+    "logging": _logging_handlers,
+    "asyncio": _asyncio_handlers,
+}
 
 
 # ---- module state: library modules keep only registered state ----------------------------------

@@ -12,6 +12,7 @@ before any other Python code runs.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -281,14 +282,14 @@ class Session:
         return out
 
     def write_snapshot(self, threads: list, path: str, checkpoint: Optional[int] = None) -> None:
-        from . import _ensure_builtin_handlers
+        from . import _ensure_builtin_handlers, handlers
         _ensure_builtin_handlers()
         _flush_std_streams()
         modules = list(self.user_modules())
         meta = {"modules": modules, "sys_path": [p for p in sys.path if isinstance(p, str)],
                 "roots": list(getattr(self.selection, "roots", ())), "rewrite": list(self.options.rewrite),
                 "no_rewrite": list(self.options.no_rewrite), "threads": len(threads),
-                "asyncio": "asyncio" in sys.modules}
+                "handler_modules": [m for m in handlers.MODULE_HANDLERS if m in sys.modules]}
         state = self.program_state(threads)
         state["checkpoint"] = checkpoint  # the thread whose stasis.checkpoint() call returns True
         _engine.dump(state, path, kind="program", hash_seed=self.hash_seed,
@@ -427,7 +428,6 @@ def _library_states() -> dict:
 
 
 def _restore_library_states(states: dict) -> None:
-    import importlib
     from . import restore_module_state
     for name, state in states.items():
         restore_module_state(importlib.import_module(name), state)
@@ -512,9 +512,10 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     selection = hook.Selection([r.rstrip("/") for r in meta["roots"]], rewrite, no_rewrite)
     hook.install(selection)
     fresh = _create_modules(meta["modules"])
-    if meta.get("asyncio"):
+    if "asyncio" in meta["handler_modules"]:
         _pure_python_asyncio()
-        import asyncio  # noqa: F401 - rewritten, through the hook; its loop handler needs it
+    for name in meta["handler_modules"]:  # through the hook: asyncio and subprocess are rewritten
+        importlib.import_module(name)  # their types' handlers are registered for the load below
     from . import _ensure_builtin_handlers
     _ensure_builtin_handlers()
     from . import handlers
