@@ -281,13 +281,15 @@ PyObject* load(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"path", "key", nullptr};
+    static const char* names[] = {"path", "key", "verify", nullptr};
     PyObject *path, *key = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:payload_header", const_cast<char**>(names),
-                                     &path, &key))
+    int verify = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Op:payload_header", const_cast<char**>(names),
+                                     &path, &key, &verify))
       throw Error::python();
     format::ReadOptions options;
     options.key = key_from(key);
+    options.verify_payload = verify != 0;  // without: structure, CRCs, signature; not the payload
     auto file = format::SnapshotReader::open_file(path_of(path), options);
     format::PayloadReader reader(file);
     const auto& h = reader.header();

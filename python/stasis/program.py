@@ -490,7 +490,17 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     """Continues a suspended program from `snapshot` in this process; with `debug`, under pdb,
     stopped at the suspension point."""
     global _session
-    header = _engine.payload_header(snapshot, key=_key(options.key_file))
+    # The header is read without checking the whole payload (load checks it before building
+    # anything with effects); only what looks wrong is checked in full, so that a damaged file is
+    # reported as damaged rather than as another kind of snapshot.
+    header = _engine.payload_header(snapshot, key=_key(options.key_file), verify=False)
+    try:
+        meta = json.loads(header["meta"])
+    except ValueError:
+        meta = None
+    if header["kind"] != "program" or not isinstance(meta, dict):
+        header = _engine.payload_header(snapshot, key=_key(options.key_file))
+        meta = json.loads(header["meta"]) if header["kind"] == "program" else None
     if header["kind"] != "program":
         raise IncompatibleSnapshotError(
             f"{snapshot} holds an object graph (stasis.dump), not a suspended program: load it with "
@@ -502,7 +512,6 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     from .compiler_hooks import hook, runner
 
-    meta = json.loads(header["meta"])
     # Before any object is built: library modules are imported from where the program had them,
     # through the same import hook (so rewritten code is the same), and the program's own modules
     # exist, empty, for functions restored by value.

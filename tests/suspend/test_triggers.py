@@ -165,6 +165,22 @@ class BadResume(StasisCase):
         self.assertEqual(r.returncode, 92, r.stderr)
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
 
+    def test_damaged_payload_anywhere(self):
+        # A flipped byte in the compressed payload, near its start (where the program header
+        # and its metadata are), in the middle, and near its end: always "corrupt", one line,
+        # no program output, the file untouched.
+        data = self.suspended()
+        for at in (200, len(data) // 2, len(data) - 120):
+            damaged = bytearray(data)
+            damaged[at] ^= 0x5A
+            with open(self.snap, "wb") as f:
+                f.write(damaged)
+            r = self.run_stasis("resume", self.snap)
+            self.assertIn(r.returncode, (92, 93), (at, r.stderr))
+            self.assertEqual(r.stdout, "", at)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, (at, r.stderr))
+            self.assert_intact(bytes(damaged))
+
     def test_other_python_minor_version(self):
         sys.path.insert(0, os.path.join(HERE, "..", "format"))
         from snapfile import PY_HEXVERSION_AT, with_preamble_patch
