@@ -2,7 +2,8 @@
 # `make demo`: time-quota execution. A long computation (samples/long_job.py) runs under a 0.4-second
 # quota: each time the quota is spent it is suspended into a snapshot (exit status 75) and resumed
 # in a fresh process, until it finishes. The concatenated output is compared with an
-# uninterrupted run. Then a program that checkpoints itself is resumed from its last checkpoint.
+# uninterrupted run. Then a program that checkpoints itself is resumed from its last checkpoint,
+# and a threaded worker pool runs under a quota the same way.
 set -euo pipefail
 BUILD=${1:-build}
 STASIS="$(cd "$BUILD" && pwd)/bin/stasis"
@@ -41,3 +42,22 @@ fi
 echo "== 3. a program that checkpoints itself, resumed from its last checkpoint"
 "$STASIS" run "$samples/checkpointing.py" | sed 's/^/   first run: /'
 "$STASIS" resume stage.snap | sed 's/^/   resumed:   /'
+
+echo "== 4. a worker pool (3 threads and a queue) under a 0.05 s quota: every thread is suspended and resumed"
+"$PY" "$samples/worker_pool.py" > pool_plain.out
+set +e
+"$STASIS" run --quota 0.05 "$samples/worker_pool.py" > pool.out 2> pool.err
+status=$?
+rounds=1
+while [ "$status" -eq 75 ]; do
+  "$STASIS" resume --quota 0.05 worker_pool.snap >> pool.out 2>> pool.err
+  status=$?
+  rounds=$((rounds + 1))
+  [ "$rounds" -gt 200 ] && { echo "   too many rounds"; break; }
+done
+set -e
+if [ "$status" -eq 0 ] && cmp -s pool_plain.out pool.out; then
+  echo "   => $rounds processes (each suspended with its workers running or blocked in queue.get); output identical: $(cat pool.out)"
+else
+  echo "   => MISMATCH (exit $status)"; diff pool_plain.out pool.out | head; tail -3 pool.err; exit 1
+fi
