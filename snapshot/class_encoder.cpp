@@ -40,10 +40,23 @@ bool made_by_enum(const char* name) {
 
 }  // namespace
 
+bool is_python_class(PyTypeObject* type) {
+  static destructor python_dealloc = [] {
+    Ref probe = Ref::steal(PyObject_CallFunction(reinterpret_cast<PyObject*>(&PyType_Type), "s()N",
+                                                 "probe", PyDict_New()));
+    if (!probe) throw Error::python();
+    return reinterpret_cast<PyTypeObject*>(probe.get())->tp_dealloc;
+  }();
+  return (type->tp_flags & Py_TPFLAGS_HEAPTYPE) && type->tp_dealloc == python_dealloc;
+}
+
 void encode_class(HeapEncoder& e, PyObject* obj) {
   auto* type = reinterpret_cast<PyTypeObject*>(obj);
   if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE))
     e.unsupported(obj, std::string("the builtin class ") + type->tp_name + " cannot be found by its name");
+  if (!is_python_class(type))
+    e.unsupported(obj, std::string("the class ") + type->tp_name + " of a C extension cannot be found "
+                                                                   "by its name, nor made again");
   static PyObject* enum_type = [] {
     Ref m = Ref::steal(PyImport_ImportModule("enum"));
     PyObject* t = m ? PyObject_GetAttrString(m.get(), "EnumType") : nullptr;

@@ -30,6 +30,10 @@ void encode_classmethod(HeapEncoder& e, PyObject* obj);
 void encode_property(HeapEncoder& e, PyObject* obj);
 // snapshot/class_encoder.cpp
 void encode_class(HeapEncoder& e, PyObject* obj);
+// Whether `type` was made by a class statement or type(...): such classes share one deallocator
+// (typeobject.c subtype_dealloc). Heap types of C extensions (_csv.writer, ...) do not: their
+// instances hold C state that no attribute shows, and they cannot be rebuilt as Python classes.
+bool is_python_class(PyTypeObject* type);
 // snapshot/object_encoder.cpp: instances, the reduce protocol, exceptions, registered handlers
 bool encode_registered(HeapEncoder& e, PyObject* obj);  // false: no handler for its type
 bool encode_plain_instance(HeapEncoder& e, PyObject* obj);  // false: not a plain instance

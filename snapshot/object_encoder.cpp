@@ -83,7 +83,7 @@ int plain_kind(HeapEncoder& e, PyTypeObject* type) {
     Ref n = Ref::steal(PyUnicode_FromString(name));
     return _PyType_Lookup(type, n.get());
   };
-  bool plain = (type->tp_flags & Py_TPFLAGS_HEAPTYPE) && type->tp_new == PyBaseObject_Type.tp_new &&
+  bool plain = is_python_class(type) && type->tp_new == PyBaseObject_Type.tp_new &&
                !PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(PyExc_BaseException)) &&
                lookup("__reduce_ex__") == k.object_reduce_ex && lookup("__reduce__") == k.object_reduce &&
                lookup("__getstate__") == k.object_getstate && !lookup("__getnewargs_ex__") &&
