@@ -5,6 +5,7 @@ function rebuilds the object from it. Loading calls only these functions, by the
 from __future__ import annotations
 
 import _queue
+import _struct
 import _thread
 import contextvars
 import functools
@@ -286,6 +287,18 @@ def _load_popen(state: dict) -> Any:
     return p
 
 
+# ---- struct.Struct: made again from its format -------------------------------------------------
+
+
+def _save_struct(st: Any) -> str:
+    return st.format
+
+
+def _load_struct(fmt: str) -> Any:
+    import struct
+    return struct.Struct(fmt)
+
+
 # ---- functools.lru_cache wrappers: made again around the same function (the cache starts empty) --
 
 
@@ -360,6 +373,7 @@ def builtin_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         weakref.WeakSet: ("stasis.weakset", _save_weakset, weakref.WeakSet),
         functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
         _queue.SimpleQueue: ("stasis.simple_queue", _save_simple_queue, _load_simple_queue),
+        _struct.Struct: ("stasis.struct", _save_struct, _load_struct),
     }
     h[contextvars.Context] = ("stasis.context", _save_context, _load_context)
     h[contextvars.ContextVar] = ("stasis.context_var", _save_context_var, _load_context_var)

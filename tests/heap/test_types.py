@@ -520,6 +520,12 @@ class TypesTest(unittest.TestCase):
         with cond:
             cond.notify_all()
 
+    def test_struct(self):
+        import struct
+        st = rt(struct.Struct("<iH4s"))
+        self.assertEqual(st.format, "<iH4s")
+        self.assertEqual(st.unpack(st.pack(-7, 9, b"abcd")), (-7, 9, b"abcd"))
+
     def test_simple_queue(self):
         import _queue
         q = _queue.SimpleQueue()
