@@ -184,8 +184,6 @@ int stasis_internals_gil_wanted_within(long microseconds);
 // The parts of an `async_generator_asend` awaitable (borrowed): its async generator, the value it
 // sends, its state (0 not started, 1 started, 2 closed). Returns 0 when `obj` is not one.
 int stasis_internals_asend_parts(PyObject* obj, PyObject** gen, PyObject** sendval, int* state);
-// Returns the number of thread states of the current interpreter, walked under HEAD_LOCK.
-int stasis_internals_thread_count(void);
 // A new dict with the keys of `tmpl` (a dict of n str keys, built by n inserts) and `values` (n
 // references, stolen on success): a memcpy of tmpl's key table instead of n inserts. Returns NULL
 // without an exception when tmpl has another layout (the caller keeps the references).

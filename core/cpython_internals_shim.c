@@ -28,15 +28,6 @@ int stasis_internals_gil_wanted_within(long microseconds) {
   }
 }
 
-int stasis_internals_thread_count(void) {
-  PyInterpreterState* interp = PyInterpreterState_Get();
-  int count = 0;
-  STASIS_HEAD_LOCK();
-  for (PyThreadState* ts = interp->threads.head; ts != NULL; ts = ts->next) ++count;
-  STASIS_HEAD_UNLOCK();
-  return count;
-}
-
 /* Modules/gcmodule.c: every GC-tracked object sits in one of the interpreter's generation lists
  * (gc.generations[0..2] and gc.permanent_generation; pycore_gc.h / pycore_interp.h), linked
  * through the PyGC_Head that precedes it (FROM_GC(g) == (PyObject *)(g + 1)). Calls visit(obj, arg)

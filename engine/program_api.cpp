@@ -106,8 +106,17 @@ int park_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject*) {
   return 0;
 }
 
-bool internals_gil_wanted(double seconds) {
-  return stasis_internals_gil_wanted_within(long(seconds * 1e6)) != 0;
+// A capsule that owns `p` (deleted with the capsule), named `name` (a string literal).
+template <typename T, const char* const& Name>
+Ref owned_capsule(T* p) {
+  Ref capsule = Ref::steal(PyCapsule_New(p, Name, [](PyObject* c) {
+    delete static_cast<T*>(PyCapsule_GetPointer(c, Name));
+  }));
+  if (!capsule) {
+    delete p;
+    throw Error::python();
+  }
+  return capsule;
 }
 
 PyThreadState* thread_state(unsigned long ident) {
@@ -197,13 +206,7 @@ PyObject* arm_thread(PyObject*, PyObject* args, PyObject* kwargs) {
     if (!target) throw Error(ErrorCode::Internal, "no Python thread " + std::to_string(ident));
     auto* p = new Park{ident, Ref::borrow(base), base_is_caller != 0, countdown, Ref::borrow(on_reached),
                        no_park_file == Py_None ? Ref() : Ref::borrow(no_park_file)};
-    Ref capsule = Ref::steal(PyCapsule_New(p, kParkName, [](PyObject* c) {
-      delete static_cast<Park*>(PyCapsule_GetPointer(c, kParkName));
-    }));
-    if (!capsule) {
-      delete p;
-      throw Error::python();
-    }
+    Ref capsule = owned_capsule<Park, kParkName>(p);
     // _PyEval_SetTrace (exported, cpython/ceval.h) switches that thread to the tracing path at its
     // next instruction, even while it is blocked in C (CPYTHON311.md section 4).
     if (_PyEval_SetTrace(target, park_trace, capsule.get()) < 0) throw Error::python();
@@ -232,7 +235,7 @@ PyObject* settle(PyObject*, PyObject* arg) {
   return guarded([&]() -> Ref {
     double seconds = PyFloat_AsDouble(arg);
     if (seconds < 0 && PyErr_Occurred()) throw Error::python();
-    if (internals_gil_wanted(seconds)) return Ref::borrow(Py_False);
+    if (stasis_internals_gil_wanted_within(long(seconds * 1e6))) return Ref::borrow(Py_False);
     parking().freezing = true;  // no Python code ran since the watch: nothing moved
     return Ref::borrow(Py_True);
   });
@@ -343,13 +346,7 @@ PyObject* replay(PyObject*, PyObject* args, PyObject* kwargs) {
     if (!run_code && entry != Py_None) throw Error(ErrorCode::Internal, "replay entry: code or None");
     auto* r = new Replay{Ref::borrow(frames), Ref::borrow(then), Ref::borrow(before),
                          caller == Py_None ? Ref() : Ref::borrow(caller)};
-    Ref capsule = Ref::steal(PyCapsule_New(r, kReplayName, [](PyObject* c) {
-      delete static_cast<Replay*>(PyCapsule_GetPointer(c, kReplayName));
-    }));
-    if (!capsule) {
-      delete r;
-      throw Error::python();
-    }
+    Ref capsule = owned_capsule<Replay, kReplayName>(r);
     PyEval_SetTrace(replay_trace, capsule.get());
     // A thread's bootstrap is called by the caller, not from here: a daemon thread still running
     // at interpreter exit is ended by pthread_exit, which must not unwind through C++ frames.

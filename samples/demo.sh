@@ -18,24 +18,31 @@ start=$(date +%s%N)
 "$PY" "$samples/long_job.py" > plain.out
 printf '   %d lines in %d ms; last: %s\n' "$(wc -l < plain.out)" "$(( ($(date +%s%N) - start) / 1000000 ))" "$(tail -n 1 plain.out)"
 
-echo "== 2. the same job under a 0.4 s quota: suspend, resume in a fresh process, repeat"
-set +e
-"$STASIS" run --quota 0.4 "$samples/long_job.py" > quota.out 2> quota.err
-status=$?
-rounds=1
-while [ "$status" -eq 75 ]; do
-  printf '   round %d: exit 75, snapshot %s (%s)\n' "$rounds" long_job.snap "$(du -h long_job.snap | cut -f1)"
-  "$STASIS" resume --quota 0.4 long_job.snap >> quota.out 2>> quota.err
+# quota_rounds SCRIPT SNAPSHOT QUOTA OUT [--verbose]: runs SCRIPT under the quota, resuming SNAPSHOT
+# in a fresh process after each suspension (exit 75); sets $status and $rounds.
+quota_rounds() {
+  local script=$1 snap=$2 quota=$3 out=$4 verbose=${5:-}
+  set +e
+  "$STASIS" run --quota "$quota" "$script" > "$out" 2> "$out.err"
   status=$?
-  rounds=$((rounds + 1))
-  [ "$rounds" -gt 50 ] && { echo "   too many rounds"; break; }
-done
-set -e
+  rounds=1
+  while [ "$status" -eq 75 ]; do
+    [ -n "$verbose" ] && printf '   round %d: exit 75, snapshot %s (%s)\n' "$rounds" "$snap" "$(du -h "$snap" | cut -f1)"
+    "$STASIS" resume --quota "$quota" "$snap" >> "$out" 2>> "$out.err"
+    status=$?
+    rounds=$((rounds + 1))
+    [ "$rounds" -gt 200 ] && { echo "   too many rounds"; break; }
+  done
+  set -e
+}
+
+echo "== 2. the same job under a 0.4 s quota: suspend, resume in a fresh process, repeat"
+quota_rounds "$samples/long_job.py" long_job.snap 0.4 quota.out --verbose
 printf '   round %d: exit %d\n' "$rounds" "$status"
 if [ "$status" -eq 0 ] && cmp -s plain.out quota.out; then
   echo "   => output of $rounds processes is byte-identical to the uninterrupted run"
 else
-  echo "   => MISMATCH (exit $status)"; diff plain.out quota.out | head; cat quota.err; exit 1
+  echo "   => MISMATCH (exit $status)"; diff plain.out quota.out | head; cat quota.out.err; exit 1
 fi
 "$STASIS" inspect long_job.snap | sed 's/^/   /'
 
@@ -45,19 +52,9 @@ echo "== 3. a program that checkpoints itself, resumed from its last checkpoint"
 
 echo "== 4. a worker pool (3 threads and a queue) under a 0.05 s quota: every thread is suspended and resumed"
 "$PY" "$samples/worker_pool.py" > pool_plain.out
-set +e
-"$STASIS" run --quota 0.05 "$samples/worker_pool.py" > pool.out 2> pool.err
-status=$?
-rounds=1
-while [ "$status" -eq 75 ]; do
-  "$STASIS" resume --quota 0.05 worker_pool.snap >> pool.out 2>> pool.err
-  status=$?
-  rounds=$((rounds + 1))
-  [ "$rounds" -gt 200 ] && { echo "   too many rounds"; break; }
-done
-set -e
+quota_rounds "$samples/worker_pool.py" worker_pool.snap 0.05 pool.out
 if [ "$status" -eq 0 ] && cmp -s pool_plain.out pool.out; then
   echo "   => $rounds processes (each suspended with its workers running or blocked in queue.get); output identical: $(cat pool.out)"
 else
-  echo "   => MISMATCH (exit $status)"; diff pool_plain.out pool.out | head; tail -3 pool.err; exit 1
+  echo "   => MISMATCH (exit $status)"; diff pool_plain.out pool.out | head; tail -3 pool.out.err; exit 1
 fi

@@ -321,7 +321,7 @@ def _program_threads(exclude: int) -> tuple:
         if ident == exclude or ident in internal_threads.idents:
             continue
         target = getattr(t, "_target", None)
-        if getattr(t, "_stasis_internal", False) or str(getattr(target, "__module__", "")).startswith("stasis."):
+        if str(getattr(target, "__module__", "")).startswith("stasis."):
             continue
         if isinstance(t, threading._DummyThread):
             strangers.append(f"thread {ident} was not started by threading.Thread, so Stasis cannot "
