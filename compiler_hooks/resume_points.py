@@ -28,6 +28,12 @@ COMP_ACC = 'comp_acc'               # the list/set/dict a comprehension is build
 AWAITED = 'awaited'                 # (in-place rows of await/yield from only) the SEND receiver
 LASTI = 'lasti'                     # instruction offset pushed for a cleanup handler
 STRUCTURAL = frozenset({FOR_ITER, ASYNC_FOR_ITER, WITH_EXIT, EXC_PREV, EXC, COMP_ACC, LASTI})
+# The result of a completed call, still on the stack under a later site of the same statement
+# (`f(a) + g(b)`: f's result while g runs).  Not structural: it lives within one statement.  A
+# call row may start replay right after the call that produced it; the engine then captures it
+# from its slot like a structural value (the rewriter keeps one only where it saves a local).
+OPERAND = 'operand'
+CAPTURED = STRUCTURAL | {OPERAND}
 TMP = 'tmp'
 
 _CALLS = {'CALL', 'CALL_FUNCTION_EX'}
@@ -135,6 +141,10 @@ def _effect(ins: dis.Instruction, st: tuple[str, ...], jump: bool, comp: bool) -
         return tuple(s)
     if comp and name in ('BUILD_LIST', 'BUILD_SET', 'BUILD_MAP') and arg == 0 and not s:
         return (COMP_ACC,)
+    if name in _CALLS:
+        n = dis.stack_effect(ins.opcode, arg, jump=jump)
+        del s[len(s) + n - 1:]
+        return tuple(s + [OPERAND])
     n = dis.stack_effect(ins.opcode, arg, jump=jump)
     if n < 0:
         del s[len(s) + n:]
@@ -197,6 +207,11 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
         base = 0
         while base < len(st) and st[base] in STRUCTURAL:
             base += 1
+        # A call may also keep completed call results below it (OPERAND): replay then starts
+        # after the call that produced the topmost one.
+        cbase = base
+        while cbase < len(st) and st[cbase] in CAPTURED:
+            cbase += 1
         if name == 'SEND':
             # `await` / `yield from`: resumed in place at the YIELD_VALUE of the SEND loop, with
             # the structural values and the awaited object (the SEND receiver) pushed back.
@@ -214,13 +229,13 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
             rows.append(Row(sid, begin if ok else -1, begin, end, line, below if ok else st[:base],
                             '' if ok else 'temporary values under the yielded value'))
             continue
-        start, reason = _find_start(instrs, before, i, base, pos_index)
+        start, reason = _find_start(instrs, before, i, cbase, pos_index)
         if kind == GENEXP and name in _CALLS:
             reason, start = GENERATOR_CREATION, -1
         elif sid.startswith('implicit@') and not reason:
             reason = 'implicit call (no source expression to replay)'
             start = -1
-        rows.append(Row(sid, start if not reason else -1, begin, end, line, st[:base], reason))
+        rows.append(Row(sid, start if not reason else -1, begin, end, line, st[:cbase], reason))
     return rows
 
 

@@ -65,6 +65,8 @@ def kind_holds(kind: str, value: object) -> bool:
         return isinstance(value, BaseException)
     if kind == resume_points.COMP_ACC:
         return isinstance(value, (list, set, dict))
+    if kind == resume_points.OPERAND:
+        return True                 # any value: a call's result
     return False
 
 
@@ -97,6 +99,22 @@ class StaticTables(unittest.TestCase):
             self.assertLess(r.begin, r.end)
             self.assertEqual(r.line, 2)
         self.assertEqual([r.id for r in rows], ['body[0].body[0].value.args[0]', 'body[0].body[0].value'])
+
+    def test_left_call_result_is_an_operand_not_a_local(self) -> None:
+        src = ('def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n'
+               'def mixed(a):\n    return a.x + f(a) - g(h(a))\n')
+        code, _ = rewriter.rewrite_module(src, 'm.py')
+        fib, mixed = (c for c in code.co_consts if isinstance(c, types.CodeType))
+        self.assertEqual(fib.co_varnames, ('n',))           # no temporary: no extra local
+        left, right = resume_points.resume_table(fib)
+        self.assertEqual((left.stack, right.stack), ((), (resume_points.OPERAND,)))
+        self.assertTrue(left.resumable and right.resumable)
+        self.assertGreater(right.start, left.begin)         # replay starts after the left call
+        # Not at the bottom of its statement, or the right operand needs a statement of its
+        # own: temporaries as before.
+        self.assertEqual([n for n in mixed.co_varnames if n.startswith('.')], ['.t0', '.t1', '.t2'])
+        self.assertTrue(all(r.resumable and resume_points.OPERAND not in r.stack
+                            for r in resume_points.resume_table(mixed)))
 
     def test_rewriting_is_what_makes_sites_resumable(self) -> None:
         """Explicit sites in function bodies: nearly all resumable after rewriting, far fewer
