@@ -75,6 +75,8 @@ def prepare(no_rewrite: Sequence[str] = ()) -> None:
     global _finder
     if _finder is None:
         _finder = hook.install(hook.Selection((), (), no_rewrite))
+        from .. import _engine
+        _engine.hide_temporaries()      # frame.f_locals never shows `.t0` & co. (README)
 
 
 def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = (),

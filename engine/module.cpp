@@ -1,6 +1,7 @@
 // engine/module.cpp — the stasis._engine module table. Each folder's entry points are listed here.
 #include <Python.h>
 
+#include "compiler_hooks/hidden_locals.h"
 #include "engine/errors.h"
 #include "engine/heap_api.h"
 #include "engine/objects_api.h"
@@ -12,6 +13,11 @@
 namespace {
 
 #define KW(fn) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn)), METH_VARARGS | METH_KEYWORDS
+
+PyObject* hide_temporaries(PyObject*, PyObject*) {
+  if (!stasis::compiler_hooks::hide_temporaries_from_f_locals()) return nullptr;
+  Py_RETURN_NONE;
+}
 
 PyMethodDef kMethods[] = {
     {"dumps", KW(stasis::engine::dumps), "dumps(obj, *, key=None, level=3) -> bytes"},
@@ -56,6 +62,8 @@ PyMethodDef kMethods[] = {
      "register_module_state(name, save, load): state kept for a library module"},
     {"is_user_module", stasis::engine::is_user_module, METH_O,
      "is_user_module(module) -> bool: a source file outside the interpreter's library paths"},
+    {"hide_temporaries", hide_temporaries, METH_NOARGS,
+     "frame.f_locals leaves out the rewriter's hidden temporaries (compiler_hooks/hidden_locals.h)"},
     {"register_error_classes", stasis::engine::register_error_classes, METH_O,
      "register_error_classes({code: class}): used once by stasis/__init__.py"},
     {nullptr, nullptr, 0, nullptr},

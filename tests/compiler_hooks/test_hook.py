@@ -259,6 +259,38 @@ class Run(unittest.TestCase):
                 self.assertEqual(rw.stdout, plain.stdout)
                 self.assertEqual(rw.stderr, plain.stderr)
 
+    def test_f_locals_never_shows_hidden_temporaries(self) -> None:
+        # A callee reads its caller's f_locals in the middle of a lowered statement (a hidden
+        # temporary is bound there); a tracer reads f_locals at every event and its write-back
+        # (PyFrame_LocalsToFast) must not clear the temporaries; traceback captures locals.
+        self.put('app/flocals.py', """
+            import sys, traceback
+            def peek():
+                return sorted(sys._getframe(1).f_locals)
+            def caller(x):
+                y = [x]
+                return [peek()] + [len(str(peek())), f(f(y) + f(peek()))]
+            def f(a):
+                return list(a)
+            def capture(k):
+                a = 1
+                return traceback.StackSummary.extract(
+                    traceback.walk_stack(None), capture_locals=True, limit=1)
+            print(caller(1))
+            print(capture(3).format())
+            seen = set()
+            def tracer(frame, event, arg):
+                seen.update(frame.f_locals)
+                return tracer
+            sys.settrace(tracer)
+            print(caller(2), capture(4)[0].locals)
+            sys.settrace(None)
+            print(sorted(n for n in seen if n.startswith('.')))
+        """)
+        plain, rw = self.both(['app/flocals.py'])
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertEqual((rw.returncode, rw.stdout, rw.stderr), (0, plain.stdout, ''))
+
     def test_prepare_rewrites_blocking_stdlib_imported_before_run(self) -> None:
         from chsupport import PACKAGE, REPO
         code = ('import sys; sys.path.insert(0, %r)\n'
