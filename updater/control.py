@@ -2,13 +2,14 @@
 
 While idle, the channel holds no Python thread: a watcher in C++ (control_watch.cpp) polls the
 listening socket and, when a client connects, calls _accept_one with a thread state of its own for
-that call only, so the program's sys._current_frames() and _thread._count() see what plain python3
-shows except while a request is being served. Each connection gets its own thread; each request is
-one JSON object naming an operation, and gets exactly one final reply ({"ok": true, ...} or
-{"ok": false, "error", "code", "kind"}), preceded for trace/watch by {"event": text} messages.
-After fork, the child closes the inherited socket and serves on its own (os.register_at_fork), so
-every worker of a pre-fork server can be updated. Operations: ping, apply, list, revert, profile,
-trace, watch, lines.
+that call only. Each connection then gets a bare thread of its own (internal_threads, as do its
+hang-up watcher and event sender), so the program's threading sees none of them, and its
+sys._current_frames() and _thread._count() see what plain python3 shows except while a request is
+being served. Each request is one JSON object naming an operation, and gets exactly one final
+reply ({"ok": true, ...} or {"ok": false, "error", "code", "kind"}), preceded for trace/watch by
+{"event": text} messages. After fork, the child closes the inherited socket and serves on its own
+(os.register_at_fork), so every worker of a pre-fork server can be updated. Operations: ping,
+apply, list, revert, profile, trace, watch, lines.
 """
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def _accept_one(sock: socket.socket) -> bool:
                 pass
             conn.close()
             return True
-        threading.Thread(target=_serve_connection, args=(conn,), name="stasis-control-conn", daemon=True).start()
+        internal_threads.start(_serve_connection, conn)  # not in the program's threading.enumerate()
     except Exception:
         conn.close()  # no peer credentials, or no thread could be started: drop this client
     return True
@@ -154,10 +155,10 @@ def _serve_connection(conn: socket.socket) -> None:
             if request is None:
                 return
             # A client that disconnects ends streaming operations early (they revert their update).
-            watcher = threading.Thread(target=_watch_hangup, args=(conn, stop), daemon=True)
             events = _EventStream(conn)
             try:
-                reply = {"ok": True, **_dispatch(request, stop, events.emit, watcher)}
+                reply = {"ok": True, **_dispatch(request, stop, events.emit,
+                                                 lambda: internal_threads.start(_watch_hangup, conn, stop))}
             except Exception as e:
                 reply = _error(e)
             finally:
@@ -195,7 +196,7 @@ class _EventStream:
         self.dropped = 0
         self.broken = False
         self.closed = False
-        self.sender: Optional[threading.Thread] = None
+        self.sender: Optional[Any] = None   # the sender's lock, held until it has ended
         self.lock = threading.Lock()
 
     def emit(self, text: str) -> None:
@@ -203,8 +204,7 @@ class _EventStream:
             if self.closed:
                 return  # a callback still running on another thread as its tool ended
             if self.sender is None:
-                self.sender = threading.Thread(target=self._send_all, name="stasis-control-events", daemon=True)
-                self.sender.start()
+                self.sender = internal_threads.start(self._send_all)
         try:
             self.queue.put_nowait(text)
         except queue.Full:
@@ -227,7 +227,8 @@ class _EventStream:
             self.closed = True
         if self.sender is not None:
             self.queue.put(None)
-            self.sender.join()
+            with self.sender:
+                pass
 
 
 def _seconds(request: Dict[str, Any], default: float) -> float:
@@ -245,7 +246,7 @@ def _str(request: Dict[str, Any], key: str) -> str:
 
 
 def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[str], None],
-              watcher: threading.Thread) -> Dict[str, Any]:
+              watch_hangup: Callable[[], Any]) -> Dict[str, Any]:
     op = request.get("op")
     if request.get("protocol", channel.PROTOCOL) != channel.PROTOCOL:
         raise ControlChannelError(f"protocol {request.get('protocol')} is not {channel.PROTOCOL}; "
@@ -274,7 +275,7 @@ def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[st
         u = api.registry.revert(update_id)
         return {"update": u.id, "actions": u.actions, "warnings": u.warnings}
     if op in ("profile", "trace", "watch", "lines"):
-        watcher.start()
+        watch_hangup()
         if op == "profile":
             return tools.profile(_str(request, "pattern"), _seconds(request, 10.0), stop)
         if op == "trace":

@@ -2,7 +2,8 @@
 its own threads in sys._current_frames(), threading and _thread._count(), the same as under plain
 python3, in the parent and in a forked child (CPython's test_threading
 test_clear_threads_states_after_fork checks this); both still answer `stasis ctl`, and once a
-request is served the program is back to its own threads."""
+request is served the program is back to its own threads. The threads serving a request are not
+in the program's threading either."""
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ def settle(before):
     return now
 
 def tick():
-    return 1
+    return threading.active_count()   # traced while a request is served
 
 serving = sys.argv[1] == "serving"   # under `stasis run`: wait for the test's requests
 release = threading.Event()
@@ -80,9 +81,12 @@ class IdleThreadsTest(TargetTestCase):
         self.assertTrue(out.startswith(f"pid {child} (parent {parent})"), out)
         _, out, _ = self.ctl(parent, "ping")
         self.assertTrue(out.startswith(f"pid {parent} "), out)
-        # A streaming request (its hang-up watcher and event sender threads are Stasis's too).
+        # While a streaming request is served (its connection, hang-up watcher and event sender
+        # threads run), the program's threading still counts only its own 4 threads.
         _, out, _ = self.ctl(parent, "trace", "__main__.tick", "--seconds", "0.3")
-        self.assertIn("tick", out)
+        returned = re.findall(r"tick returned (\d+)", out)
+        self.assertTrue(returned, out)
+        self.assertEqual(set(returned), {"4"}, out)
 
         # Served: each is back to exactly its own threads.
         open(os.path.join(self.tmp, "child-go"), "w").close()
