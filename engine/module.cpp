@@ -9,6 +9,7 @@
 #include "format/schema.h"
 #include "format/version.h"
 #include "updater/api.h"
+#include "updater/control_watch.h"
 
 namespace {
 
@@ -52,6 +53,11 @@ PyMethodDef kMethods[] = {
      "called by profile prologues of generators and coroutines"},
     {"updater_line_trace_enter", stasis::updater::api::line_trace_enter, METH_O, "called by line wrappers"},
     {"updater_line_trace_exit", stasis::updater::api::line_trace_exit, METH_NOARGS, "called by line wrappers"},
+    {"updater_watch_start", stasis::updater::control_watch::start, METH_VARARGS,
+     "updater_watch_start(fd, callback, owners) -> ident: call callback() with the GIL when fd is readable"},
+    {"updater_watch_stop", stasis::updater::control_watch::stop, METH_NOARGS, "stop and join the watcher"},
+    {"updater_watch_forget", stasis::updater::control_watch::forget, METH_NOARGS,
+     "in a forked child: drop the parent's watcher"},
     {"register", stasis::engine::register_handler, METH_VARARGS,
      "register(type, key, save, load): a type handler (stasis.register)"},
     {"module_state", stasis::engine::module_state, METH_O,

@@ -1,14 +1,20 @@
-"""The control channel's server: serve_updates() starts it (idempotent) in a daemon thread.
+"""The control channel's server: serve_updates() starts it (idempotent).
 
-Each connection gets its own thread; each request is one JSON object naming an operation, and
-gets exactly one final reply ({"ok": true, ...} or {"ok": false, "error", "code", "kind"}),
-preceded for trace/watch by {"event": text} messages. After fork, the child closes the inherited
-socket and serves on its own (os.register_at_fork), so every worker of a pre-fork server can be
-updated. Operations: ping, apply, list, revert, profile, trace, watch, lines.
+While idle, the channel holds no Python thread: a watcher in C++ (control_watch.cpp) polls the
+listening socket and, when a client connects, calls _accept_one with a thread state of its own for
+that call only. Each connection then gets a bare thread of its own (internal_threads, as do its
+hang-up watcher and event sender), so the program's threading sees none of them, and its
+sys._current_frames() and _thread._count() see what plain python3 shows except while a request is
+being served. Each request is one JSON object naming an operation, and gets exactly one final
+reply ({"ok": true, ...} or {"ok": false, "error", "code", "kind"}), preceded for trace/watch by
+{"event": text} messages. After fork, the child closes the inherited socket and serves on its own
+(os.register_at_fork), so every worker of a pre-fork server can be updated. Operations: ping,
+apply, list, revert, profile, trace, watch, lines.
 """
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import os
 import queue
@@ -19,7 +25,7 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, Optional
 
-from .. import internal_threads
+from .. import _engine, internal_threads
 from ..errors import StasisError
 from . import api, channel, tools
 from .registry import registry
@@ -52,15 +58,23 @@ def serve_updates() -> None:
                                       f"(set STASIS_CONTROL_DIR to a short private directory)") from None
         finally:
             os.umask(old_umask)
+        sock.setblocking(False)   # the watcher says when to accept; a client gone by then is no wait
+        try:
+            _engine.updater_watch_start(sock.fileno(), functools.partial(_accept_one, sock),
+                                        internal_threads.idents)
+        except BaseException:
+            sock.close()
+            os.unlink(path)
+            raise
         _state.update(pid=os.getpid(), sock=sock, path=path)
-        internal_threads.start(_accept_loop, sock)  # invisible to the program's threading module
         if not _state["fork_hook"]:
             os.register_at_fork(after_in_child=_after_fork_in_child)
-            atexit.register(_remove_socket)
+            atexit.register(_at_exit)
             _state["fork_hook"] = True
 
 
 def _after_fork_in_child() -> None:
+    _engine.updater_watch_forget()  # the parent's watcher thread does not exist in the child
     sock = _state.get("sock")
     _state.update(pid=None, sock=None, path=None)  # the parent's socket path stays the parent's
     if sock is not None:
@@ -77,7 +91,9 @@ def _after_fork_in_child() -> None:
         print(f"stasis: the forked process {os.getpid()} cannot serve updates: {e}", file=sys.stderr)
 
 
-def _remove_socket() -> None:
+def _at_exit() -> None:
+    # The watcher is joined while the interpreter is intact: it never asks a finalizing one for the GIL.
+    _engine.updater_watch_stop()
     if _state.get("pid") == os.getpid() and _state.get("path"):
         try:
             os.unlink(_state["path"])
@@ -85,17 +101,17 @@ def _remove_socket() -> None:
             pass
 
 
-def _accept_loop(sock: socket.socket) -> None:
-    while True:
-        try:
-            conn, _ = sock.accept()
-        except OSError:
-            return  # closed (fork, exit)
-        try:
-            _pid, uid, _gid = channel.peer_credentials(conn)
-        except OSError:
-            conn.close()
-            continue
+def _accept_one(sock: socket.socket) -> bool:
+    """Called by the watcher when the listening socket is readable; True: go on watching."""
+    try:
+        conn, _ = sock.accept()
+    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+        return True   # the client went away before we accepted
+    except OSError:
+        return False  # the socket is closed or broken: the watcher ends
+    try:
+        conn.setblocking(True)   # whatever socket.setdefaulttimeout() the program has set
+        _pid, uid, _gid = channel.peer_credentials(conn)
         if uid != os.getuid():
             try:
                 channel.send(conn, _error(ControlChannelError(
@@ -103,8 +119,11 @@ def _accept_loop(sock: socket.socket) -> None:
             except OSError:
                 pass
             conn.close()
-            continue
-        threading.Thread(target=_serve_connection, args=(conn,), name="stasis-control-conn", daemon=True).start()
+            return True
+        internal_threads.start(_serve_connection, conn)  # not in the program's threading.enumerate()
+    except Exception:
+        conn.close()  # no peer credentials, or no thread could be started: drop this client
+    return True
 
 
 def _error(e: BaseException) -> Dict[str, Any]:
@@ -136,10 +155,10 @@ def _serve_connection(conn: socket.socket) -> None:
             if request is None:
                 return
             # A client that disconnects ends streaming operations early (they revert their update).
-            watcher = threading.Thread(target=_watch_hangup, args=(conn, stop), daemon=True)
             events = _EventStream(conn)
             try:
-                reply = {"ok": True, **_dispatch(request, stop, events.emit, watcher)}
+                reply = {"ok": True, **_dispatch(request, stop, events.emit,
+                                                 lambda: internal_threads.start(_watch_hangup, conn, stop))}
             except Exception as e:
                 reply = _error(e)
             finally:
@@ -177,7 +196,7 @@ class _EventStream:
         self.dropped = 0
         self.broken = False
         self.closed = False
-        self.sender: Optional[threading.Thread] = None
+        self.sender: Optional[Any] = None   # the sender's lock, held until it has ended
         self.lock = threading.Lock()
 
     def emit(self, text: str) -> None:
@@ -185,8 +204,7 @@ class _EventStream:
             if self.closed:
                 return  # a callback still running on another thread as its tool ended
             if self.sender is None:
-                self.sender = threading.Thread(target=self._send_all, name="stasis-control-events", daemon=True)
-                self.sender.start()
+                self.sender = internal_threads.start(self._send_all)
         try:
             self.queue.put_nowait(text)
         except queue.Full:
@@ -209,7 +227,8 @@ class _EventStream:
             self.closed = True
         if self.sender is not None:
             self.queue.put(None)
-            self.sender.join()
+            with self.sender:
+                pass
 
 
 def _seconds(request: Dict[str, Any], default: float) -> float:
@@ -227,7 +246,7 @@ def _str(request: Dict[str, Any], key: str) -> str:
 
 
 def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[str], None],
-              watcher: threading.Thread) -> Dict[str, Any]:
+              watch_hangup: Callable[[], Any]) -> Dict[str, Any]:
     op = request.get("op")
     if request.get("protocol", channel.PROTOCOL) != channel.PROTOCOL:
         raise ControlChannelError(f"protocol {request.get('protocol')} is not {channel.PROTOCOL}; "
@@ -256,7 +275,7 @@ def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[st
         u = api.registry.revert(update_id)
         return {"update": u.id, "actions": u.actions, "warnings": u.warnings}
     if op in ("profile", "trace", "watch", "lines"):
-        watcher.start()
+        watch_hangup()
         if op == "profile":
             return tools.profile(_str(request, "pattern"), _seconds(request, 10.0), stop)
         if op == "trace":

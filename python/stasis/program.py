@@ -330,12 +330,14 @@ def _program_threads(exclude: int) -> tuple:
         threads.append((ident, t))
     frames = sys._current_frames()
     for ident, has_frames in _engine.thread_states():
+        if ident in internal_threads.idents:
+            continue  # first: the control channel's watcher is frameless while it waits for the GIL
         if not has_frames:
             # Created, not started yet (it shows its creator's ident meanwhile), or past its last
             # frame: wait until it runs Python code or is gone.
             strangers.append(f"a thread (ident {ident}) has no Python frames yet: starting, or run by C code")
             continue
-        if ident in active or ident == exclude or ident in internal_threads.idents:
+        if ident in active or ident == exclude:
             continue
         frame = frames.get(ident)
         if frame is not None and frame.f_code.co_filename == threading.__file__:

@@ -12,11 +12,13 @@ import sys
 import tempfile
 import textwrap
 import unittest
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from stasis.updater import ctl
 
 READY_TIMEOUT = 20.0
+# `stasis run`, beside the build's interpreter (build/bin/python, which runs these tests).
+STASIS_RUN = [os.path.join(os.path.dirname(sys.executable), "stasis"), "run"]
 
 
 class TargetTestCase(unittest.TestCase):
@@ -50,10 +52,12 @@ class TargetTestCase(unittest.TestCase):
             f.write(textwrap.dedent(text))
         return path
 
-    def start(self, name: str, text: str, *args: str) -> Tuple[subprocess.Popen, str]:
-        """Starts a target program; returns it and its first stdout line (it prints one when ready)."""
+    def start(self, name: str, text: str, *args: str,
+              runner: Sequence[str] = (sys.executable,)) -> Tuple[subprocess.Popen, str]:
+        """Starts a target program (with `runner`, e.g. STASIS_RUN); returns it and its first stdout
+        line (it prints one when ready)."""
         path = self.write(name, text)
-        p = subprocess.Popen([sys.executable, path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        p = subprocess.Popen([*runner, path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=self.tmp)
         self.procs.append(p)
         line = self.readline(p)
