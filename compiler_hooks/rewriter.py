@@ -12,6 +12,7 @@ short-circuiting are kept; see README.md for the two documented deviations.
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib.util
 import symtable
 from typing import Callable, Iterable, Iterator
@@ -84,7 +85,10 @@ def eval_children(node: ast.AST) -> list[ast.expr]:
 PURE_BUILTINS = frozenset({
     'len', 'isinstance', 'issubclass', 'abs', 'ord', 'chr', 'callable', 'id', 'hash', 'divmod',
     'round', 'int', 'float', 'bool', 'str', 'repr', 'range', 'hex', 'oct', 'bin', 'format',
-})
+}) | frozenset(
+    # The built-in exception classes: their __new__/__init__ are C and only store the arguments,
+    # so `raise ValueError(msg)` / `ExceptionGroup('eg', [TypeError(1)])` stay as written.
+    name for name, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException))
 _pure_names: frozenset[str] = frozenset()      # the PURE_BUILTINS usable in the module being rewritten
 _bound_names: frozenset[str] = frozenset()     # every name the module being rewritten binds
 
