@@ -111,6 +111,38 @@ def has_site(node: ast.AST | None) -> bool:
     return any(has_site(c) for c in eval_children(node))
 
 
+def _reloadable(e: ast.expr) -> bool:
+    """A name or an attribute chain on a name: looked up again, not computed, on replay."""
+    while isinstance(e, ast.Attribute):
+        e = e.value
+    return isinstance(e, ast.Name)
+
+
+def _decorators_stay_inline(decorators: list[ast.expr]) -> bool:
+    """Can a decorator list stay as written (v9)?  Each decorator must be reloadable or a call
+    of a reloadable callee whose arguments hold no site.  At each decorator call, the values
+    below it on the stack are the earlier decorators: its resume row captures the leading call
+    results (`operand`) and replays the loads after them, so no call may come after a loaded
+    decorator before it.  `@name @factory(arg)` (the usual shape) stays as written, keeping
+    CPython's evaluation order and line events (`test_trace`)."""
+    def call(d: ast.expr) -> bool:
+        return isinstance(d, ast.Call)
+    for d in decorators:
+        if call(d):
+            if not _reloadable(d.func) or any(has_site(x) for x in eval_children(d)):
+                return False
+        elif not _reloadable(d):
+            return False
+    for i, d in enumerate(decorators):
+        if call(d):
+            k = 0
+            while k < i and call(decorators[k]):
+                k += 1
+            if any(call(x) for x in decorators[k:i]):
+                return False
+    return True
+
+
 def _walrus_targets(exprs: Iterable[ast.AST | None]) -> set[str]:
     out: set[str] = set()
     stack = [e for e in exprs if e is not None]
@@ -1010,7 +1042,10 @@ class _Lowerer:
         a = s.args
         kwd = [d for d in a.kw_defaults if d is not None]
         parts = [*s.decorator_list, *a.defaults, *kwd]
-        if any(has_site(p) for p in parts):
+        if (any(has_site(p) for p in parts) and not any(has_site(d) for d in [*a.defaults, *kwd])
+                and _decorators_stay_inline(s.decorator_list)):
+            decorators = s.decorator_list
+        elif any(has_site(p) for p in parts):
             self.header(s, parts)
             rs = iter(self.seq(parts, pre, lift=True))
             decorators = [next(rs)[0] for _ in s.decorator_list]
