@@ -1,23 +1,26 @@
 #!/usr/bin/env python3
 """Overhead of the resumable form (issue 4): each program plainly and rewritten, interleaved.
 
-For every program in programs/: `--rounds` rounds; in each, three processes in rotating order --
+For every program in programs/, `--rounds` rounds; in each, three fresh processes --
 `python3.11 PROG`, `stasis run PROG` (the rewritten program), and `python3.11 PROG` again as an
-A/A control that shows the noise floor of this machine.  Each process reports the smallest CPU
-time of 5 runs of its own work (start-up, imports and the one-off rewrite are outside).  Prints
-the medians, the ratio rewritten/plain, and the geometric mean.  Targets: geomean <= 1.02, no
-program > 1.05.  `--inproc` adds an in-process comparison (both variants in one process).
+A/A control that shows the noise floor of this machine -- serve single runs of work(n) (start-up,
+imports and the one-off rewrite are outside), 5 each, interleaved.  A round's ratio compares
+runs made side by side; fresh processes each round average over memory layouts.  Prints the
+median ratio rewritten/plain over the rounds and the geometric mean.  Targets: geomean <= 1.02,
+no program > 1.05.  `--inproc` adds an in-process comparison (both variants in one process).
 
 Timing on a shared machine is noisy (the A/A column), so the same targets are also checked
 load-independently: the CPU instructions (valgrind callgrind `Ir`) that the interpreter executes
 for work(n), n scaled down, plain vs rewritten code object vs plain again, counted only
 between two client requests around the call (`perf stat` is not supported in this container).
 The same count comes out on a busy or an idle machine (A/A = 1.000 up to address-dependent
-hashing).  Then the bytecode instructions executed (sys.settrace opcode events: a weaker proxy,
+hashing).  Then simulated cycles: the same runs under callgrind's cache and branch simulation,
+weighted like KCachegrind's cycle estimate, which also sees layout and branch effects that Ir
+does not (a model, but equally independent of load).  Then the bytecode instructions executed (sys.settrace opcode events: a weaker proxy,
 every instruction counts 1), and the rewrite cost itself: parse + rewrite + compile + tables for a
 first import, against a plain compile and a load from the rewrite cache.
 
-    run.py [--rounds N] [--only time,ir,bytecode,cost] [--inproc] [--python PATH] [--stasis PATH]
+    run.py [--rounds N] [--only time,ir,cycles,bytecode,cost] [--inproc] [--python PATH] [--stasis PATH]
            [PROGRAM...]
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ import glob
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -211,11 +215,22 @@ def _toggle_library(tmp: str) -> str | None:
     return lib if cc.returncode == 0 else None
 
 
-def _callgrind_ir(python: str, prog: str, variant: str, scale: float, lib: str, tmp: str) -> tuple[int, str]:
+# Simulated cycles: callgrind's cache and branch simulation, weighted like KCachegrind's "CEst"
+# (Ir + 10 per branch mispredict + 10 per L1 miss + 100 per last-level miss).  A model, not a
+# measurement, but it sees what Ir does not (code and data layout, mispredicted branches) and,
+# like Ir, does not depend on what else runs on the machine.
+CEST_WEIGHTS = {'Ir': 1, 'Bcm': 10, 'Bim': 10, 'I1mr': 10, 'D1mr': 10, 'D1mw': 10,
+                'ILmr': 100, 'DLmr': 100, 'DLmw': 100}
+
+
+def _callgrind_ir(python: str, prog: str, variant: str, scale: float, lib: str, tmp: str,
+                  simulate: bool = False) -> tuple[int, str]:
+    """Ir of work(n) in one process, or with `simulate` its simulated cycles (CEST_WEIGHTS)."""
     code = (IR.replace('PROGRAMS', repr(PROGRAMS)).replace('REPO', repr(REPO)).replace('LIB', repr(lib))
             .replace('PATH', repr(prog)).replace('SCALE', repr(scale)).replace('VARIANT', repr(variant)))
     out = os.path.join(tmp, f'cg.{variant}.out')
-    cmd = ['valgrind', '--tool=callgrind', '--instr-atstart=no', f'--callgrind-out-file={out}',
+    sim = ['--cache-sim=yes', '--branch-sim=yes'] if simulate else []
+    cmd = ['valgrind', '--tool=callgrind', '--instr-atstart=no', *sim, f'--callgrind-out-file={out}',
            python, '-c', code]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=PROGRAMS,
                        env=dict(os.environ, PYTHONHASHSEED='0'))
@@ -227,14 +242,21 @@ def _callgrind_ir(python: str, prog: str, variant: str, scale: float, lib: str, 
             text = f.read()
         os.unlink(path)
         if 'work' in re.findall(r'^desc: Trigger: Client Request: (\S+)', text, re.M):
-            total = int(re.search(r'^totals: (\d+)', text, re.M).group(1))
+            events = re.search(r'^events: (.*)$', text, re.M).group(1).split()
+            totals = [int(x) for x in re.search(r'^totals: (.*)$', text, re.M).group(1).split()]
+            values = dict(zip(events, totals))
+            total = (sum(w * values.get(e, 0) for e, w in CEST_WEIGHTS.items()) if simulate
+                     else values['Ir'])
     if total is None:
         raise SystemExit(f'{prog} ({variant}): no callgrind dump for work(n)')
     return total, p.stdout.split('RESULT ', 1)[1].strip()
 
 
-def cpu_instructions(progs: list[str], python: str, default_scale: float = 1.0) -> bool | None:
-    """Machine instructions (callgrind Ir) of work(n): plain, rewritten, and plain again (A/A)."""
+def cpu_instructions(progs: list[str], python: str, default_scale: float = 1.0,
+                     simulate: bool = False) -> bool | None:
+    """Machine instructions (callgrind Ir) of work(n), or with `simulate` simulated cycles:
+    plain, rewritten, and plain again (A/A)."""
+    what = 'cycles' if simulate else 'Ir'
     if subprocess.run(['valgrind', '--version'], capture_output=True).returncode != 0:
         print('(valgrind not found: skipped)')
         return None
@@ -243,22 +265,24 @@ def cpu_instructions(progs: list[str], python: str, default_scale: float = 1.0) 
         if lib is None:
             print('(cannot compile the callgrind toggle with cc: skipped)')
             return None
-        print(f'{"program":20} {"n":>5} {"plain_Ir":>14} {"rewritten_Ir":>14} {"ratio":>7} {"A/A":>7}')
+        print(f'{"program":20} {"n":>5} {"plain_" + what:>14} {"rewritten_" + what:>16} {"ratio":>7} {"A/A":>7}')
         ratios, controls = [], []
         for prog in progs:
             name = os.path.basename(prog)[:-3]
             scale = IR_SCALE.get(name, default_scale)
-            (a, ra), (b, rb), (c, rc) = (_callgrind_ir(python, prog, v, scale, lib, tmp)
+            if simulate and name in COUNT_SCALE:   # exponential programs: keep their mix
+                scale = max(scale, COUNT_SCALE[name])
+            (a, ra), (b, rb), (c, rc) = (_callgrind_ir(python, prog, v, scale, lib, tmp, simulate)
                                          for v in ('plain', 'rewritten', 'control'))
             if not ra == rb == rc:
                 raise SystemExit(f'{prog}: results differ {ra!r} {rb!r} {rc!r}')
             ratios.append(b / a)
             controls.append(c / a)
             flag = '  > 1.05' if b / a > 1.05 else ''
-            print(f'{name:20} {scale:5.2f} {a:14d} {b:14d} {b / a:7.4f} {c / a:7.4f}{flag}', flush=True)
+            print(f'{name:20} {scale:5.2f} {a:14d} {b:16d} {b / a:7.4f} {c / a:7.4f}{flag}', flush=True)
     geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
     geo_c = math.exp(sum(map(math.log, controls)) / len(controls))
-    print(f'{"geometric mean":20} {"":5} {"":14} {"":14} {geo:7.4f} {geo_c:7.4f}   (targets: geomean <= 1.02, '
+    print(f'{"geometric mean":20} {"":5} {"":14} {"":16} {geo:7.4f} {geo_c:7.4f}   (targets: geomean <= 1.02, '
           f'max <= 1.05; max here {max(ratios):.3f}; n column: fraction of the timed size)')
     return geo <= 1.02 and max(ratios) <= 1.05
 
@@ -286,41 +310,71 @@ def inproc(progs: list[str], python: str, rounds: int) -> bool:
     return geo <= 1.02 and max(ratios) <= 1.05
 
 
-def overhead(progs: list[str], python: str, stasis: str | None, rounds: int, env: dict[str, str]) -> bool:
-    """Whole processes: plain, rewritten (`stasis run`), and plain again (A/A control), their
-    order rotated every round; each process reports the best CPU time of 5 runs of its work."""
-    times: dict[str, list[list[float]]] = {p: [[], [], []] for p in progs}
-    for prog in progs:                       # warm the rewrite cache; check same results
-        plain, rw = commands(prog, python, stasis)
-        r1, r2 = timed(plain, env)[1], timed(rw, env)[1]
-        if r1 != r2:
-            raise SystemExit(f'{prog}: result differs plain {r1!r} vs rewritten {r2!r}')
-    for rnd in range(rounds):
-        for prog in progs:
-            plain, rw = commands(prog, python, stasis)
-            order = [(0, plain), (1, rw), (2, plain)]
-            order = order[rnd % 3:] + order[:rnd % 3]
-            for which, cmd in order:
-                times[prog][which].append(timed(cmd, env)[0])
-    print(f'{"program":20} {"plain_s":>9} {"rewritten_s":>12} {"ratio":>7} {"A/A":>7} {"min_ratio":>10} {"min_A/A":>8}')
-    ratios, controls, mins, min_controls = [], [], [], []
+# The three processes of a program run one at a time, all on the same CPU (when `taskset` is
+# there), so that they see the same core, caches and neighbours.
+PIN = ['taskset', '-c', str(max(os.sched_getaffinity(0)))] if shutil.which('taskset') else []
+
+
+def overhead(progs: list[str], python: str, stasis: str | None, rounds: int, env: dict[str, str],
+             runs: int = 5) -> bool:
+    """Whole processes: in each round, three fresh processes -- `python3.11 PROG`, `stasis run PROG`
+    and `python3.11 PROG` again (A/A control) -- serve single runs of work(n) (bm_common,
+    BM_SERVE=1), `runs` each, interleaved in rotating order, so the runs compared were made side
+    by side and load that changes more slowly than a second cancels out.  Fresh processes every
+    round, because one process's memory layout alone moves a program's time by several percent
+    (the same code measured in two processes differs that much).  A round's ratio compares the
+    medians of its processes' runs; reported: the median over rounds (CPU time of the run)."""
+    ratios, controls = [], []
+    print(f'{"program":20} {"plain_s":>9} {"rewritten_s":>12} {"ratio":>7} {"A/A":>7} {"iqr_ratio":>16}')
     for prog in progs:
-        p, r, c = (statistics.median(t) for t in times[prog])
-        pm, rm, cm = (min(t) for t in times[prog])
-        ratios.append(r / p)
-        controls.append(c / p)
-        mins.append(rm / pm)
-        min_controls.append(cm / pm)
-        flag = '  > 1.05' if r / p > 1.05 else ''
-        print(f'{os.path.basename(prog)[:-3]:20} {p:9.4f} {r:12.4f} {r / p:7.3f} {c / p:7.3f} '
-              f'{rm / pm:10.3f} {cm / pm:8.3f}{flag}', flush=True)
+        plain, rw = commands(prog, python, stasis)
+        serve_env = dict(env, BM_SERVE='1')
+        per_round, per_round_c, med = [], [], [[], [], []]
+        for rnd in range(rounds):
+            procs = [subprocess.Popen(PIN + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                      cwd=PROGRAMS, env=serve_env) for cmd in (plain, rw, plain)]
+            try:
+                def one(k: int) -> tuple[float, str]:
+                    procs[k].stdin.write('run\n')
+                    procs[k].stdin.flush()
+                    line = procs[k].stdout.readline().split(' ', 2)
+                    if len(line) < 3 or line[0] != 'TIME':
+                        raise SystemExit(f'{prog}: {"plain rewritten control".split()[k]} process failed')
+                    return float(line[1]), line[2].strip()
+                results = {one(k)[1] for k in range(3)}      # warm-up run; same results
+                if len(results) != 1:
+                    raise SystemExit(f'{prog}: results differ {results!r}')
+                times: list[list[float]] = [[], [], []]
+                for i in range(runs):
+                    order = [0, 1, 2][(rnd + i) % 3:] + [0, 1, 2][:(rnd + i) % 3]
+                    for k in order:
+                        times[k].append(one(k)[0])
+            finally:
+                for p in procs:
+                    p.stdin.close()
+                    p.wait(timeout=60)
+            p_, r_, c_ = (statistics.median(t) for t in times)
+            per_round.append(r_ / p_)
+            per_round_c.append(c_ / p_)
+            for k, v in enumerate((p_, r_, c_)):
+                med[k].append(v)
+        per_round.sort()
+        ratio = statistics.median(per_round)
+        control = statistics.median(per_round_c)
+        q1, q3 = per_round[len(per_round) // 4], per_round[(3 * len(per_round)) // 4]
+        ratios.append(ratio)
+        controls.append(control)
+        flag = '  > 1.05' if ratio > 1.05 else ''
+        print(f'{os.path.basename(prog)[:-3]:20} {statistics.median(med[0]):9.4f} '
+              f'{statistics.median(med[1]):12.4f} {ratio:7.3f} {control:7.3f} {q1:7.3f}..{q3:<7.3f}{flag}',
+              flush=True)
 
     def geo(xs: list[float]) -> float:
         return math.exp(sum(map(math.log, xs)) / len(xs))
-    print(f'{"geometric mean":20} {"":9} {"":12} {geo(ratios):7.3f} {geo(controls):7.3f} {geo(mins):10.3f} '
-          f'{geo(min_controls):8.3f}')
-    print(f'(median of {rounds} processes per variant; min_* use the fastest process instead.  Targets: '
-          f'geomean <= 1.02, max <= 1.05; max here {max(ratios):.3f}.  A/A = plain vs plain: the noise floor.)')
+    print(f'{"geometric mean":20} {"":9} {"":12} {geo(ratios):7.3f} {geo(controls):7.3f}')
+    print(f'(median over {rounds} rounds of fresh processes, {runs} interleaved runs each; iqr_ratio: '
+          f'the middle half of the rounds\' ratios.  Targets: geomean <= 1.02, max <= 1.05; max here '
+          f'{max(ratios):.3f}.  A/A = plain vs plain: the noise floor.)')
     return geo(ratios) <= 1.02 and max(ratios) <= 1.05
 
 
@@ -349,12 +403,15 @@ def rewrite_cost(sources: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('programs', nargs='*')
-    ap.add_argument('--rounds', type=int, default=5)
+    ap.add_argument('--rounds', type=int, default=11, help='rounds (fresh processes) of the time part')
     ap.add_argument('--inproc', action='store_true', help='also measure both variants inside one process')
-    ap.add_argument('--only', default='time,ir,bytecode,cost',
+    ap.add_argument('--only', default='time,ir,cycles,bytecode,cost',
                     help='comma-separated parts to run: time (interleaved processes), ir (callgrind '
-                         'CPU instructions), bytecode (bytecode instructions), cost (rewrite cost)')
+                         'CPU instructions), cycles (callgrind cache and branch simulation), '
+                         'bytecode (bytecode instructions), cost (rewrite cost)')
     ap.add_argument('--ir-scale', type=float, default=1.0, help='fraction of each n counted by callgrind')
+    ap.add_argument('--cycles-scale', type=float, default=0.25,
+                    help='fraction of each n simulated (cache simulation is slow)')
     ap.add_argument('--python', default='/usr/bin/python3.11')
     ap.add_argument('--stasis', default=None, help="stasis CLI; '' drives the runner directly")
     ns = ap.parse_args(argv)
@@ -367,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
           f'rewritten = {stasis or "compiler_hooks.runner"} run')
     verdicts = []
     if 'time' in parts:
-        print('\nwhole processes, interleaved: python3.11 PROG vs stasis run PROG '
-              '(median over rounds of each process\'s best-of-5 CPU time of its work)')
+        print('\nwhole processes: python3.11 PROG vs stasis run PROG, fresh processes each round, '
+              'single runs of work(n) interleaved between them (CPU time)')
         with tempfile.TemporaryDirectory() as cache_dir:
             env = dict(os.environ, STASIS_CACHE_DIR=cache_dir, PYTHONHASHSEED='0')
             verdicts.append(('time', overhead(progs, ns.python, stasis, ns.rounds, env)))
@@ -376,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
         print('\nCPU instructions of work(n) (callgrind Ir; load-independent: same count on a busy '
               'or idle machine)')
         verdicts.append(('Ir', cpu_instructions(progs, ns.python, ns.ir_scale)))
+    if 'cycles' in parts:
+        print('\nsimulated cycles of work(n) (callgrind cache and branch simulation, Ir + 10 x '
+              'mispredicts + 10 x L1 misses + 100 x LL misses; load-independent)')
+        verdicts.append(('simulated cycles', cpu_instructions(progs, ns.python, ns.cycles_scale, simulate=True)))
     if 'bytecode' in parts:
         print('\nbytecode instructions executed (load-independent)')
         instruction_counts(progs, ns.python)
