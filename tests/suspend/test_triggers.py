@@ -298,10 +298,12 @@ class Threads(StasisCase):
     def test_threads_under_a_short_quota_until_done(self):
         # Suspended wherever the quota falls: workers running, blocked in queue.get, finishing;
         # the main thread in put() or join(). Every round resumes all of them.
+        # 5000 jobs take ~0.6 s plainly: the first quota always falls well before the end (with
+        # the default 2000, a suspension that waited for a safe point ~0.2 s could miss it).
         prog = os.path.join(HERE, "..", "..", "samples", "worker_pool.py")
-        plain = subprocess.run([PLAIN, prog], capture_output=True, text=True, timeout=300)
+        plain = subprocess.run([PLAIN, prog, "5000"], capture_output=True, text=True, timeout=300)
         out, rounds = "", 0
-        args = ["run", "--quota", "0.05", "--snapshot", self.snap, prog]
+        args = ["run", "--quota", "0.05", "--snapshot", self.snap, prog, "5000"]
         while rounds < 300:
             rounds += 1
             r = self.run_stasis(*args)
