@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import unittest
 from typing import List, Optional, Sequence, Tuple
 
@@ -31,6 +33,7 @@ class TargetTestCase(unittest.TestCase):
         self._old_env = os.environ.get("STASIS_CONTROL_DIR")
         os.environ["STASIS_CONTROL_DIR"] = self.control_dir
         self.procs: List[subprocess.Popen] = []
+        self._lines: dict = {}
 
     def tearDown(self) -> None:
         for p in self.procs:
@@ -64,12 +67,27 @@ class TargetTestCase(unittest.TestCase):
         return p, line
 
     def readline(self, p: subprocess.Popen) -> str:
-        import select
-        ready, _, _ = select.select([p.stdout], [], [], READY_TIMEOUT)
-        if not ready:
+        """The target's next stdout line, waiting at most READY_TIMEOUT.  A reader thread per target
+        feeds a queue: waiting on the pipe itself (select) missed a second line that had already
+        arrived in the same read as the first, and then timed out."""
+        lines = self._lines.get(p.pid)
+        if lines is None:
+            lines = self._lines[p.pid] = queue.Queue()
+
+            def pump(stream=p.stdout, out=lines) -> None:
+                try:
+                    for text in iter(stream.readline, ""):
+                        out.put(text)
+                except (OSError, ValueError):
+                    pass  # closed by tearDown
+                out.put(None)  # EOF
+            threading.Thread(target=pump, daemon=True).start()
+        try:
+            line = lines.get(timeout=READY_TIMEOUT)
+        except queue.Empty:
             self.fail(f"target did not answer within {READY_TIMEOUT} s")
-        line = p.stdout.readline()
-        if not line:
+        if line is None:
+            lines.put(None)
             self.fail(f"target exited (status {p.wait()}): {p.stderr.read()}")
         return line.strip()
 
