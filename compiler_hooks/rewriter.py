@@ -2,12 +2,14 @@
 
 Counterparts: `resume_table` (reads the compiled result and records each resume point),
 `hook` (compiles selected modules through `rewrite_module`).  Invariant kept by the lowering:
-in a rewritten function body, each statement holds at most one suspension site (call, `await`,
-`yield`, `yield from`, list/set/dict comprehension) per execution path, and every value that
-sits on the frame's value stack while that site runs is either a structural value
-(for-iterator, `with` exit, saved exception: see resume_table) or is recomputed without side
-effects by re-executing the statement from its first instruction.  Evaluation order and
-short-circuiting are kept; see README.md for the two documented deviations.
+in a rewritten function body, every value that sits on the frame's value stack while a
+suspension site (call, `await`, `yield`, `yield from`, list/set/dict comprehension) runs is
+either a structural value (for-iterator, `with` exit, saved exception: see resume_table), or the
+result of an earlier call of the same statement left for the next operator (an `operand`:
+`f(a) + g(b)`, decorator lists), or is recomputed without side effects by re-executing the
+statement from its first instruction (or from just after the call that produced the operand).
+Otherwise a statement holds at most one site per execution path.  Evaluation order and
+short-circuiting are kept; see README.md for the documented deviations.
 """
 from __future__ import annotations
 
@@ -1233,7 +1235,7 @@ def statement_sites(s: ast.stmt) -> Iterator[ast.AST]:
 
 def format_resumable(source: str, filename: str) -> str:
     """Source-like text of the resumable form, each statement preceded by comments naming the
-    resume points it holds (`resume <id>` with the structural stack) and the suspension sites
+    resume points it holds (`resume <id>` with the captured stack values) and the suspension sites
     that are not resumable (`NOT resumable <id>: reason`)."""
     from .resume_points import iter_tables
     code, tree = rewrite_module(source, filename)
@@ -1253,5 +1255,6 @@ def format_resumable(source: str, filename: str) -> str:
             notes[id(s)] = lines
     header = (f'# stasis rewrite {filename} (rewriter v{REWRITER_VERSION})\n'
               '# hidden names start with "."; "resume" lines list the resume points of the next\n'
-              '# statement: id, bytecode offsets and the structural values on the stack there.\n')
+              '# statement: id, bytecode offsets and the values the engine captures from the stack\n'
+              '# there (structural values of enclosing constructs; "operand": a call result).\n')
     return header + _MarkingUnparser(notes).visit(tree) + '\n'
