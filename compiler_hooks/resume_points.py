@@ -212,6 +212,9 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
         cbase = base
         while cbase < len(st) and st[cbase] in CAPTURED:
             cbase += 1
+        # ... but never a value the site itself consumes (a decorator applied to the function,
+        # a context manager): a Python callee owns those once it runs, so their slots are stale.
+        cbase = min(cbase, max(base, len(st) - _consumed(ins)))
         if name == 'SEND':
             # `await` / `yield from`: resumed in place at the YIELD_VALUE of the SEND loop, with
             # the structural values and the awaited object (the SEND receiver) pushed back.
@@ -237,6 +240,17 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
             start = -1
         rows.append(Row(sid, start if not reason else -1, begin, end, line, st[:cbase], reason))
     return rows
+
+
+def _consumed(ins: dis.Instruction) -> int:
+    """Values of the model stack (see _effect) the site instruction takes: the callable pair of
+    a CALL (PRECALL already took the arguments), NULL/callable/args[/kwargs] of
+    CALL_FUNCTION_EX, the manager of BEFORE_WITH."""
+    if ins.opname == 'CALL':
+        return 2
+    if ins.opname == 'CALL_FUNCTION_EX':
+        return 3 + (ins.arg & 1)
+    return 1
 
 
 def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]],

@@ -116,6 +116,29 @@ class StaticTables(unittest.TestCase):
         self.assertTrue(all(r.resumable and resume_points.OPERAND not in r.stack
                             for r in resume_points.resume_table(mixed)))
 
+    def test_decorator_lists_stay_in_order_with_operand_rows(self) -> None:
+        src = ('def outer(a, b, log):\n'
+               '    @a\n    @b(1)\n    def g(): pass\n'
+               '    @b(2)\n    @b(3)\n    def h(): pass\n'
+               '    @a\n    @b(log(4))\n    def k(): pass\n'
+               '    return g, h, k\n')
+        code, _ = rewriter.rewrite_module(src, 'm.py')
+        outer = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+        # Only the decorator whose argument holds a site is lifted (into one temporary).
+        self.assertEqual([n for n in outer.co_varnames if n.startswith('.')], ['.t0'])
+        rows = {}
+        for r in resume_points.resume_table(outer):
+            rows.setdefault(r.id, []).append(r)
+        factory, applied = rows['body[0].body[0].decorator_list[1]']       # @a @b(1): b(1), then its result
+        self.assertEqual((factory.resumable, factory.stack), (True, ()))
+        # Applying a decorator that is a call result: the call takes that value from the stack
+        # (a Python decorator owns it once it runs), so it is never listed as captured.
+        self.assertFalse(applied.resumable, applied)
+        first = rows['body[0].body[1].decorator_list[0]'][0]                # @b(2) @b(3)
+        second = rows['body[0].body[1].decorator_list[1]'][0]
+        self.assertEqual((second.resumable, second.stack), (True, (resume_points.OPERAND,)))
+        self.assertGreater(second.start, first.begin)                       # replay starts after b(2)
+
     def test_rewriting_is_what_makes_sites_resumable(self) -> None:
         """Explicit sites in function bodies: nearly all resumable after rewriting, far fewer
         in the plain compilation of the same source (tables built the same way)."""
