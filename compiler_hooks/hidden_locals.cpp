@@ -1,5 +1,7 @@
 #include "compiler_hooks/hidden_locals.h"
 
+#include "compiler_hooks/resume_table.h"
+
 namespace stasis::compiler_hooks {
 namespace {
 
@@ -11,16 +13,6 @@ bool is_hidden(PyObject* name) {
   return PyUnicode_READ_CHAR(name, 0) == '.' && !Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(name, 1));
 }
 
-bool is_rewritten(PyCodeObject* code) {
-  PyObject* consts = code->co_consts;
-  Py_ssize_t n = PyTuple_GET_SIZE(consts);
-  if (n == 0) return false;
-  PyObject* last = PyTuple_GET_ITEM(consts, n - 1);
-  if (!PyTuple_CheckExact(last) || PyTuple_GET_SIZE(last) != 3) return false;
-  PyObject* marker = PyTuple_GET_ITEM(last, 0);
-  return PyUnicode_Check(marker) && PyUnicode_CompareWithASCIIString(marker, ".stasis-resume-table") == 0;
-}
-
 // The frame's own dict is what a debugger writes into (PyFrame_LocalsToFast reads it back after
 // a trace function): removing the temporaries from it would clear them in the running frame.
 // So frames that hold temporaries get a copy; writes through it are lost (README, deviation 2).
@@ -30,12 +22,7 @@ PyObject* f_locals_without_temporaries(PyObject* frame, void* closure) {
   PyCodeObject* code = PyFrame_GetCode(reinterpret_cast<PyFrameObject*>(frame));
   PyObject* copy = nullptr;
   if ((code->co_flags & CO_OPTIMIZED) && is_rewritten(code)) {
-    PyObject* names = PyCode_GetVarnames(code);  // new reference (3.11 computes it)
-    if (!names) {
-      Py_DECREF(code);
-      Py_DECREF(locals);
-      return nullptr;
-    }
+    PyObject* names = code->co_localsplusnames;  // all locals, cells, frees: no tuple to build
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); ++i) {
       PyObject* name = PyTuple_GET_ITEM(names, i);
       if (!is_hidden(name) || !PyDict_Contains(locals, name)) continue;
@@ -45,7 +32,6 @@ PyObject* f_locals_without_temporaries(PyObject* frame, void* closure) {
         break;
       }
     }
-    Py_DECREF(names);
     if (PyErr_Occurred()) {
       Py_XDECREF(copy);
       Py_DECREF(code);

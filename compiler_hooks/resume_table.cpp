@@ -55,26 +55,33 @@ bool parse(PyObject* rows, std::vector<ResumeRow>& out) {
   return true;
 }
 
+// The table tuple of `code` (borrowed), or nullptr when it has none of this version.
+PyObject* table_of(PyCodeObject* code) {
+  PyObject* consts = code->co_consts;
+  Py_ssize_t n = consts ? PyTuple_GET_SIZE(consts) : 0;
+  if (n == 0) return nullptr;
+  PyObject* last = PyTuple_GET_ITEM(consts, n - 1);
+  if (PyTuple_Check(last) && PyTuple_GET_SIZE(last) == 3 && is_marker(PyTuple_GET_ITEM(last, 0)) &&
+      PyLong_Check(PyTuple_GET_ITEM(last, 1)) && PyLong_AsLong(PyTuple_GET_ITEM(last, 1)) == kTableVersion &&
+      PyTuple_Check(PyTuple_GET_ITEM(last, 2)))
+    return last;
+  return nullptr;
+}
+
 }  // namespace
+
+bool is_rewritten(PyCodeObject* code) { return table_of(code) != nullptr; }
 
 const std::vector<ResumeRow>* resume_table(PyCodeObject* code) {
   auto it = cache().find(code);
   if (it != cache().end()) return it->second ? &it->second->rows : nullptr;
-  PyObject* consts = code->co_consts;
   Cached* entry = nullptr;
-  Py_ssize_t n = consts ? PyTuple_GET_SIZE(consts) : 0;
-  if (n > 0) {
-    PyObject* last = PyTuple_GET_ITEM(consts, n - 1);
-    if (PyTuple_Check(last) && PyTuple_GET_SIZE(last) == 3 && is_marker(PyTuple_GET_ITEM(last, 0)) &&
-        PyLong_Check(PyTuple_GET_ITEM(last, 1)) &&
-        PyLong_AsLong(PyTuple_GET_ITEM(last, 1)) == kTableVersion &&
-        PyTuple_Check(PyTuple_GET_ITEM(last, 2))) {
-      entry = new Cached{Py_NewRef(last), {}};
-      if (!parse(PyTuple_GET_ITEM(last, 2), entry->rows)) {
-        Py_DECREF(entry->table);
-        delete entry;
-        entry = nullptr;
-      }
+  if (PyObject* last = table_of(code)) {
+    entry = new Cached{Py_NewRef(last), {}};
+    if (!parse(PyTuple_GET_ITEM(last, 2), entry->rows)) {
+      Py_DECREF(entry->table);
+      delete entry;
+      entry = nullptr;
     }
   }
   Py_INCREF(code);  // the key must stay valid: cached code objects are kept alive

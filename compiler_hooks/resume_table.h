@@ -24,6 +24,10 @@ struct ResumeRow {
 // rewritten (or has an unknown table version). Borrowed; valid while `code` lives.
 const std::vector<ResumeRow>* resume_table(PyCodeObject* code);
 
+// Whether `code` carries a table (it was rewritten). Cheap, uncached, keeps nothing alive: for
+// paths that only need to know (compiler_hooks/hidden_locals.cpp).
+bool is_rewritten(PyCodeObject* code);
+
 // The row whose [begin, end] holds `lasti_bytes`, or nullptr.
 const ResumeRow* row_at(const std::vector<ResumeRow>& table, int lasti_bytes);
 

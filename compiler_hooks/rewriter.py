@@ -124,25 +124,20 @@ def _decorators_stay_inline(decorators: list[ast.expr]) -> bool:
     """Can a decorator list stay as written (v9)?  Each decorator must be reloadable or a call
     of a reloadable callee whose arguments hold no site.  At each decorator call, the values
     below it on the stack are the earlier decorators: its resume row captures the leading call
-    results (`operand`) and replays the loads after them, so no call may come after a loaded
-    decorator before it.  `@name @factory(arg)` (the usual shape) stays as written, keeping
-    CPython's evaluation order and line events (`test_trace`)."""
-    def call(d: ast.expr) -> bool:
-        return isinstance(d, ast.Call)
+    results (`operand`) and replays the loads after them, so after the first loaded decorator
+    at most one call may follow.  `@name @factory(arg)` (the usual shape) stays as written,
+    keeping CPython's evaluation order and line events (`test_trace`)."""
+    calls_after_load, loaded = 0, False
     for d in decorators:
-        if call(d):
+        if isinstance(d, ast.Call):
             if not _reloadable(d.func) or any(has_site(x) for x in eval_children(d)):
                 return False
-        elif not _reloadable(d):
+            calls_after_load += loaded
+        elif _reloadable(d):
+            loaded = True
+        else:
             return False
-    for i, d in enumerate(decorators):
-        if call(d):
-            k = 0
-            while k < i and call(decorators[k]):
-                k += 1
-            if any(call(x) for x in decorators[k:i]):
-                return False
-    return True
+    return calls_after_load <= 1
 
 
 def _walrus_targets(exprs: Iterable[ast.AST | None]) -> set[str]:
