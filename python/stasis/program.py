@@ -529,13 +529,9 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
         importlib.import_module(name)  # their types' handlers are registered for the load below
     from . import _ensure_builtin_handlers
     _ensure_builtin_handlers()
-    from . import handlers
-    handlers.deferred_rlocks = []  # held RLocks are taken again by their own threads, below
-    try:
+    from .handlers import threads as thread_handlers
+    with thread_handlers.collect_held_rlocks() as rlocks:  # taken again by their own threads, below
         state = _engine.load(snapshot, key=_key(options.key_file), kind="program")
-        rlocks = handlers.deferred_rlocks
-    finally:
-        handlers.deferred_rlocks = None
     if state.get("layout") != PROGRAM_LAYOUT:
         raise IncompatibleSnapshotError(f"program layout {state.get('layout')} found, this Stasis reads "
                                         f"layout {PROGRAM_LAYOUT}")

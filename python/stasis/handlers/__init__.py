@@ -1,0 +1,51 @@
+"""Built-in handlers (stasis.register) for library types that pickle cannot capture, and the
+module-state registrations (stasis.register_module_state) for library modules, one module per
+concern. Each save function returns plain data; each load function rebuilds the object from it.
+Loading calls only these functions, by their key.
+
+Types of every process are registered on first use of stasis (`builtin_handlers`); the types of
+a library module, once the program has imported that module (`MODULE_HANDLERS`): a snapshot
+never needs them otherwise, and importing stasis imports none of them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Tuple
+
+from . import asyncio_loop, files, logging_state, process, threads, values, weak
+
+Handlers = Dict[type, Tuple[str, Callable, Callable]]
+
+
+def builtin_handlers() -> Handlers:
+    """{type: (key, save, load)} registered by stasis on first use."""
+    h: Handlers = {}
+    for concern in (threads, weak, values, asyncio_loop, files):
+        h.update(concern.handlers())
+    return h
+
+
+# Handlers for the types of a library module, registered once the program has imported that
+# module. A resumed program imports the ones its snapshot was written with before loading it
+# (stasis/program.py).
+MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
+    "subprocess": process.subprocess_handlers,
+    "logging": logging_state.logging_handlers,
+    "asyncio": asyncio_loop.asyncio_handlers,
+}
+
+
+def _save_random_module(module: Any) -> Any:
+    return module._inst.getstate()
+
+
+def _load_random_module(module: Any, state: Any) -> None:
+    module._inst.setstate(state)
+
+
+def builtin_module_states() -> Dict[str, Tuple[Callable, Callable]]:
+    """{module name: (save(module) -> state, load(module, state))}: library modules keep only
+    registered state."""
+    states: Dict[str, Tuple[Callable, Callable]] = {"random": (_save_random_module, _load_random_module)}
+    for concern in (threads, values, asyncio_loop, logging_state):
+        states.update(concern.module_states())
+    return states

@@ -1,0 +1,187 @@
+"""contextvars and asyncio event loops.
+
+A suspended asyncio program is captured between two callbacks of its event loop (or while the
+loop waits in select): its coroutines are suspended objects of the heap, its tasks and futures
+the pure-Python ones (stasis run keeps asyncio's C accelerator out, see program.py), its loop
+made again around the same ready and scheduled callbacks with a new selector and self-pipe.
+The contextvars and async-generator handlers are always registered; the loop's only once the
+program has imported asyncio."""
+from __future__ import annotations
+
+import contextvars
+import heapq
+import sys
+from typing import Any, Callable, Dict, Tuple
+
+def _save_context_var(var: Any) -> Tuple:
+    # A new variable of the same name and default: the snapshot keeps which values it held (its
+    # identity is shared within the snapshot); a variable of a library module is not that
+    # module's any more.
+    try:
+        return (var.name, contextvars.Context().run(var.get))  # its default, seen from no context
+    except LookupError:
+        return (var.name,)
+
+
+def _load_context_var(state: Tuple) -> Any:
+    if len(state) > 1:
+        return contextvars.ContextVar(state[0], default=state[1])
+    return contextvars.ContextVar(state[0])
+
+
+def _save_context(ctx: Any) -> list:
+    return list(ctx.items())
+
+
+def _load_context(items: list) -> Any:
+    ctx = contextvars.Context()
+    for var, value in items:
+        ctx.run(var.set, value)
+    return ctx
+
+
+def _is_self_pipe_key(key: Any) -> bool:
+    import asyncio.selector_events as se
+    handle = key.data[0] if isinstance(key.data, tuple) and key.data else None
+    callback = getattr(handle, "_callback", None)
+    return getattr(callback, "__func__", None) is se.BaseSelectorEventLoop._read_from_self
+
+
+def _save_selector(sel: Any) -> Tuple:
+    watched = [k for k in sel.get_map().values() if not _is_self_pipe_key(k)]
+    if watched:
+        fds = ", ".join(str(k.fd) for k in watched)
+        raise TypeError(f"it watches file descriptor(s) {fds} (sockets, pipes): their I/O cannot be "
+                        "suspended with the program")
+    return (type(sel),)
+
+
+def _load_selector(state: Tuple) -> Any:
+    return state[0]()
+
+
+def _save_event_loop(loop: Any) -> dict:
+    if getattr(loop, "_signal_handlers", None):
+        raise TypeError("it has signal handlers (loop.add_signal_handler), which are not kept")
+    now = loop.time()
+    return {"class": type(loop), "selector": loop._selector, "ready": list(loop._ready),
+            "scheduled": [(h, h._when - now) for h in loop._scheduled],
+            "debug": loop._debug, "closed": loop._closed, "stopping": loop._stopping,
+            "default_executor": loop._default_executor,
+            "task_factory": loop._task_factory, "exception_handler": loop._exception_handler,
+            "asyncgens": list(loop._asyncgens),
+            "asyncgens_shutdown_called": loop._asyncgens_shutdown_called,
+            "executor_shutdown_called": loop._executor_shutdown_called}
+
+
+def _load_event_loop(state: dict) -> Any:
+    """A new loop of the same class around the restored selector (it makes a new self-pipe);
+    a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program.py
+    _restore_running_loops sets up what that method had set up)."""
+    loop = state["class"](state["selector"])
+    loop._ready.extend(state["ready"])
+    now = loop.time()
+    for handle, delay in state["scheduled"]:
+        handle._when = now + delay
+        heapq.heappush(loop._scheduled, handle)
+    loop._debug = state["debug"]
+    loop._stopping = state["stopping"]
+    loop._default_executor = state["default_executor"]
+    loop._task_factory = state["task_factory"]
+    loop._exception_handler = state["exception_handler"]
+    for agen in state["asyncgens"]:
+        loop._asyncgens.add(agen)
+    loop._asyncgens_shutdown_called = state["asyncgens_shutdown_called"]
+    loop._executor_shutdown_called = state["executor_shutdown_called"]
+    if state["closed"]:
+        loop.close()
+    return loop
+
+
+def _save_asend(aw: Any) -> Tuple:
+    """`agen.__anext__()` awaited by a suspended coroutine: made again as agen.asend(value); a
+    started one continues the generator where it is suspended (its first send passes the same
+    value the coroutine would: None from the task's step)."""
+    from .. import _engine
+    agen, sendval, state = _engine.asend_parts(aw)
+    if state == 2:
+        raise TypeError("it has already finished")
+    return (agen, sendval)
+
+
+def _load_asend(state: Tuple) -> Any:
+    agen, sendval = state
+    return agen.asend(sendval)
+
+
+def _save_asyncgen_hooks(hooks: Any) -> Tuple:
+    return tuple(hooks)
+
+
+def _load_asyncgen_hooks(values: Tuple) -> Any:
+    return type(sys.get_asyncgen_hooks())(values)
+
+
+def _save_policy(policy: Any) -> Tuple:
+    return (type(policy),)
+
+
+def _load_policy(state: Tuple) -> Any:
+    """asyncio's event loop policy of this process, of the saved class (its per-thread loops are
+    set again with the running loops)."""
+    from asyncio import events
+    if type(events._event_loop_policy) is not state[0]:
+        events._event_loop_policy = state[0]()
+    return events._event_loop_policy
+
+
+def _save_asyncio_events_module(module: Any) -> Any:
+    # The event loop policy: its class (its per-thread loops are set again with the running loops,
+    # stasis/program.py _restore_running_loops).
+    policy = module._event_loop_policy
+    return None if policy is None else type(policy)
+
+
+def _load_asyncio_events_module(module: Any, policy_class: Any) -> None:
+    if policy_class is not None and type(module._event_loop_policy) is not policy_class:
+        module._event_loop_policy = policy_class()
+
+
+def _save_asyncio_tasks_module(module: Any) -> list:
+    return list(module._all_tasks)
+
+
+def _load_asyncio_tasks_module(module: Any, tasks: list) -> None:
+    for task in tasks:
+        module._register_task(task)
+
+
+def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    """contextvars and async generators: types of every process."""
+    h: Dict[type, Tuple[str, Callable, Callable]] = {
+        contextvars.Context: ("stasis.context", _save_context, _load_context),
+        contextvars.ContextVar: ("stasis.context_var", _save_context_var, _load_context_var),
+    }
+
+    async def _agen() -> Any:
+        yield None
+    h[type(_agen().__anext__())] = ("stasis.asend", _save_asend, _load_asend)
+    h[type(sys.get_asyncgen_hooks())] = ("stasis.asyncgen_hooks", _save_asyncgen_hooks, _load_asyncgen_hooks)
+    return h
+
+
+def asyncio_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    """The event loop, its selector and the policy: registered once the program imported asyncio."""
+    import asyncio.unix_events as ue
+    import selectors
+    h: Dict[type, Tuple[str, Callable, Callable]] = {
+        ue._UnixSelectorEventLoop: ("stasis.event_loop", _save_event_loop, _load_event_loop),
+        ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy)}
+    for t in (selectors.EpollSelector, selectors.PollSelector, selectors.SelectSelector):
+        h[t] = ("stasis.selector", _save_selector, _load_selector)
+    return h
+
+
+def module_states() -> Dict[str, Tuple[Callable, Callable]]:
+    return {"asyncio.tasks": (_save_asyncio_tasks_module, _load_asyncio_tasks_module),
+            "asyncio.events": (_save_asyncio_events_module, _load_asyncio_events_module)}
