@@ -3,9 +3,9 @@
 
 #include "compiler_hooks/hidden_locals.h"
 #include "engine/errors.h"
-#include "engine/heap_api.h"
 #include "engine/objects_api.h"
 #include "engine/program_api.h"
+#include "format/program_schema.h"
 #include "format/schema.h"
 #include "format/version.h"
 #include "updater/api.h"
@@ -28,7 +28,7 @@ PyMethodDef kMethods[] = {
     {"inspect", KW(stasis::engine::inspect), "inspect(path, *, key=None) -> dict"},
     {"payload_header", KW(stasis::engine::payload_header),
      "payload_header(path, *, key=None, verify=True) -> {kind, root_count, hash_seed, meta}: builds nothing"},
-    // whole-program suspension (issue 5): python/stasis/program.py
+    // whole-program suspension (issue 5): python/stasis/program/
     {"arm_thread", KW(stasis::engine::arm_thread), "arm_thread(thread_id, base_code, ...): park it at a safe point"},
     {"park_states", stasis::engine::park_states, METH_NOARGS, "states of the armed threads"},
     {"thread_states", stasis::engine::thread_states, METH_NOARGS, "[(ident, has_frames)] of all threads"},
@@ -60,14 +60,6 @@ PyMethodDef kMethods[] = {
      "in a forked child: drop the parent's watcher"},
     {"register", stasis::engine::register_handler, METH_VARARGS,
      "register(type, key, save, load): a type handler (stasis.register)"},
-    {"module_state", stasis::engine::module_state, METH_O,
-     "module_state(module) -> ('user', name, {global: value}) | ('library', name, state or None)"},
-    {"restore_module_state", stasis::engine::restore_module_state, METH_VARARGS,
-     "restore_module_state(module, state): apply module_state() output after re-import"},
-    {"register_module_state", stasis::engine::register_module_state, METH_VARARGS,
-     "register_module_state(name, save, load): state kept for a library module"},
-    {"is_user_module", stasis::engine::is_user_module, METH_O,
-     "is_user_module(module) -> bool: a source file outside the interpreter's library paths"},
     {"hide_temporaries", hide_temporaries, METH_NOARGS,
      "frame.f_locals leaves out the rewriter's hidden temporaries (compiler_hooks/hidden_locals.h)"},
     {"register_error_classes", stasis::engine::register_error_classes, METH_O,
@@ -78,13 +70,41 @@ PyMethodDef kMethods[] = {
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "stasis._engine",
                        "Stasis C++ engine (use the stasis package, not this module).", -1, kMethods};
 
+// The field names of the program payload's records (format/program_schema.h), as tuples of str.
+#define STASIS_FIELD_STR(name) #name,
+constexpr const char* kFrameFields[] = {STASIS_FRAME_FIELDS(STASIS_FIELD_STR)};
+constexpr const char* kThreadFields[] = {STASIS_THREAD_FIELDS(STASIS_FIELD_STR)};
+constexpr const char* kProgramFields[] = {STASIS_PROGRAM_FIELDS(STASIS_FIELD_STR)};
+constexpr const char* kMetaFields[] = {STASIS_META_FIELDS(STASIS_FIELD_STR)};
+#undef STASIS_FIELD_STR
+
+template <size_t N>
+int add_fields(PyObject* m, const char* name, const char* const (&fields)[N]) {
+  PyObject* t = PyTuple_New(N);
+  if (!t) return -1;
+  for (size_t i = 0; i < N; ++i) {
+    PyObject* s = PyUnicode_FromString(fields[i]);
+    if (!s) {
+      Py_DECREF(t);
+      return -1;
+    }
+    PyTuple_SET_ITEM(t, i, s);
+  }
+  int rc = PyModule_AddObjectRef(m, name, t);
+  Py_DECREF(t);
+  return rc;
+}
+
 }  // namespace
 
 PyMODINIT_FUNC PyInit__engine(void) {
   PyObject* m = PyModule_Create(&kModule);
   if (!m) return nullptr;
   if (PyModule_AddIntConstant(m, "FORMAT_VERSION", stasis::format::kFormatVersion) < 0 ||
-      PyModule_AddStringConstant(m, "ENGINE_VERSION", STASIS_ENGINE_VERSION) < 0) {
+      PyModule_AddStringConstant(m, "ENGINE_VERSION", STASIS_ENGINE_VERSION) < 0 ||
+      PyModule_AddIntConstant(m, "PROGRAM_LAYOUT", stasis::format::program::kProgramLayout) < 0 ||
+      add_fields(m, "FRAME_FIELDS", kFrameFields) < 0 || add_fields(m, "THREAD_FIELDS", kThreadFields) < 0 ||
+      add_fields(m, "PROGRAM_FIELDS", kProgramFields) < 0 || add_fields(m, "META_FIELDS", kMetaFields) < 0) {
     Py_DECREF(m);
     return nullptr;
   }

@@ -93,7 +93,7 @@ void write_objects(format::SnapshotWriter& file, PyObject* obj, const std::strin
   payload.finish();
 }
 
-// Payload kinds: "objects" (stasis.dump) and "program" (a suspended program, python/stasis/program.py).
+// Payload kinds: "objects" (stasis.dump) and "program" (a suspended program, python/stasis/program/).
 std::string kind_of(const char* kind) {
   std::string k = kind ? kind : "objects";
   if (k != "objects" && k != "program")

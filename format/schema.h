@@ -31,7 +31,7 @@ struct PayloadHeader {
   // before it builds any object (set and str-keyed orders depend on it). 0 for "objects".
   uint64_t hash_seed = 0;
   // "program" payloads: what `stasis resume` sets up before it builds any object, as a JSON
-  // object (python/stasis/program.py, FORMAT.md): the program's own modules (created empty, so
+  // object (python/stasis/program/, FORMAT.md): the program's own modules (created empty, so
   // functions restored by value find their globals), its sys.path, and the import hook's
   // selection (roots, rewrite, no_rewrite), so that re-imported modules get the same code. "" else.
   std::string meta;

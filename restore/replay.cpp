@@ -5,18 +5,34 @@
 #include "core/cpython_internals.h"
 #include "core/error.h"
 #include "core/ref.h"
+#include "format/program_schema.h"
 
 namespace stasis::restore {
 namespace {
 Error bad_record(const std::string& what) {
   return Error(ErrorCode::CorruptSnapshot, "frame record: " + what);
 }
+
+// The record's field `name` (borrowed), or nullptr when `record` is not a dict holding it.
+PyObject* field_of(PyObject* record, const char* name) {
+  if (!PyDict_Check(record)) return nullptr;
+  PyObject* value = PyDict_GetItemString(record, name);
+  return value;
+}
+
+PyObject* required(PyObject* record, const char* name) {
+  PyObject* value = field_of(record, name);
+  if (!value) throw bad_record(std::string("no '") + name + "' field");
+  return value;
+}
 }  // namespace
 
+namespace field = format::program::field;
+
 bool frame_matches(PyFrameObject* frame, PyObject* record) {
-  if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 5) return false;
+  PyObject* want = field_of(record, field::code);
+  if (!want) return false;
   PyCodeObject* live = internals::frame_code(internals::interpreter_frame(frame));
-  PyObject* want = PyTuple_GET_ITEM(record, 0);
   if (reinterpret_cast<PyObject*>(live) == want) return true;
   if (!PyCode_Check(want)) return false;
   auto* rec = reinterpret_cast<PyCodeObject*>(want);
@@ -42,9 +58,11 @@ bool frame_matches(PyFrameObject* frame, PyObject* record) {
 void restore_frame(PyFrameObject* frame, PyObject* record) {
   _PyInterpreterFrame* f = internals::interpreter_frame(frame);
   PyCodeObject* code = internals::frame_code(f);
-  long offset = PyLong_AsLong(PyTuple_GET_ITEM(record, 2));
-  PyObject* locals = PyTuple_GET_ITEM(record, 3);
-  PyObject* stack = PyTuple_GET_ITEM(record, 4);
+  PyObject* offset_value = required(record, field::offset);
+  PyObject* locals = required(record, field::locals);
+  PyObject* stack = required(record, field::stack);
+  long offset = PyLong_Check(offset_value) ? PyLong_AsLong(offset_value) : -1;
+  if (offset == -1 && PyErr_Occurred()) PyErr_Clear();
   if (offset < 0 || offset % 2 || offset / 2 >= internals::code_units(code))
     throw bad_record("offset " + std::to_string(offset) + " is outside the code");
   if (!PyDict_Check(locals) || !PyTuple_Check(stack))

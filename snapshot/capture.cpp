@@ -3,6 +3,7 @@
 #include "compiler_hooks/resume_table.h"
 #include "core/cpython_internals.h"
 #include "core/error.h"
+#include "format/program_schema.h"
 
 namespace stasis::snapshot {
 namespace {
@@ -34,8 +35,12 @@ Ref frame_record(PyFrameObject* frame, PyCodeObject* code, PyObject* row_id, int
   if (!stack) throw Error::python();
   PyObject** base = internals::frame_localsplus(f) + code->co_nlocalsplus;
   for (int i = 0; i < keep; ++i) PyTuple_SET_ITEM(stack.get(), i, Py_NewRef(base[i]));
-  return Ref::steal(Py_BuildValue("(OOiOO)", code, row_id ? row_id : Py_None, offset, locals.get(),
-                                  stack.get()));
+  namespace field = format::program::field;
+  Ref record = Ref::steal(Py_BuildValue("{sOsOsisOsO}", field::code, code, field::row, row_id ? row_id : Py_None,
+                                        field::offset, offset, field::locals, locals.get(), field::stack,
+                                        stack.get()));
+  if (!record) throw Error::python();
+  return record;
 }
 
 // A frame entered from C only because its caller used `f(*args, **kwargs)` or `with`: resumable

@@ -6,9 +6,9 @@
 // called (its run method), which replay re-enters through a fresh Thread bootstrap.
 // Counterpart: restore/replay.h rebuilds the stack from the records by replaying calls.
 //
-// A frame record is the tuple (code, row_id | None, offset, locals, stack):
+// A frame record is a dict with the fields of format/program_schema.h (STASIS_FRAME_FIELDS):
 //   code    the code object the frame runs
-//   row_id  the resume row a caller is suspended in (None for the innermost frame)
+//   row     the resume row a caller is suspended in (None for the innermost frame)
 //   offset  byte offset replay jumps to: the row's start, or for the innermost frame the
 //           instruction its 'line' event was about to run
 //   locals  {name: value} of bound fast locals; cell variables map to their cell object (so

@@ -95,7 +95,7 @@ class HeapEncoder {
   // Encodes the graph reachable from `root`; leaves exactly one value on the op machine's stack.
   void encode(PyObject* root);
   // Modules whose classes and functions are written by value even when importable: a suspended
-  // program's own modules, which are not re-imported on resume (python/stasis/program.py).
+  // program's own modules, which are not re-imported on resume (python/stasis/program/).
   void set_by_value_modules(std::vector<std::string> names) { by_value_modules_ = std::move(names); }
   bool by_value_module(const char* name) const {
     for (const auto& m : by_value_modules_)

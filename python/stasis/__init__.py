@@ -105,11 +105,8 @@ def register_module_state(name: str, save: Callable[[ModuleType], Any],
     """State of library module `name` to keep across a snapshot (e.g. random's global generator):
     save(module) -> state, load(module, state). A suspended program keeps the registered state of
     every such module it has imported."""
-    _engine.register_module_state(name, save, load)
-    _module_state_names.add(name)
-
-
-_module_state_names: set = set()
+    from . import modules
+    modules.register_state(name, save, load)
 
 
 _builtins_registered = False
@@ -139,19 +136,21 @@ def _ensure_builtin_handlers() -> None:
 
 
 def module_state(module: ModuleType) -> Tuple[str, str, Any]:
-    """The state of `module` for a whole-program snapshot (engine/heap_api.cpp):
-    ("user", name, {global: value}) with all globals of a user module (module metadata aside;
-    values that are modules, or classes and functions importable by name, are written by reference
-    by dumps), ("library", name, state) for a library module with registered state, or
+    """The state of `module` to keep across a snapshot (stasis/modules.py decides what is a user
+    module): ("user", name, {global: value}) with all globals of a user module (module metadata
+    aside; values that are modules, or classes and functions importable by name, are written by
+    reference by dumps), ("library", name, state) for a library module with registered state, or
     ("library", name, None)."""
+    from . import modules
     _ensure_builtin_handlers()
-    return _engine.module_state(module)
+    return modules.module_state(module)
 
 
 def restore_module_state(module: ModuleType, state: Tuple[str, str, Any]) -> None:
     """Apply `module_state(...)` output (after loads) to the re-imported module."""
+    from . import modules
     _ensure_builtin_handlers()
-    _engine.restore_module_state(module, state)
+    modules.restore_module_state(module, state)
 
 
 def suspend(path: Optional[PathLike] = None) -> None:

@@ -26,7 +26,7 @@ def builtin_handlers() -> Handlers:
 
 # Handlers for the types of a library module, registered once the program has imported that
 # module. A resumed program imports the ones its snapshot was written with before loading it
-# (stasis/program.py).
+# (stasis/program/resume.py).
 MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
     "subprocess": process.subprocess_handlers,
     "logging": logging_state.logging_handlers,

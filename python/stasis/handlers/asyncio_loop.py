@@ -2,7 +2,7 @@
 
 A suspended asyncio program is captured between two callbacks of its event loop (or while the
 loop waits in select): its coroutines are suspended objects of the heap, its tasks and futures
-the pure-Python ones (stasis run keeps asyncio's C accelerator out, see program.py), its loop
+the pure-Python ones (stasis run keeps asyncio's C accelerator out, see program/process_state.py), its loop
 made again around the same ready and scheduled callbacks with a new selector and self-pipe.
 The contextvars and async-generator handlers are always registered; the loop's only once the
 program has imported asyncio."""
@@ -76,7 +76,7 @@ def _save_event_loop(loop: Any) -> dict:
 
 def _load_event_loop(state: dict) -> Any:
     """A new loop of the same class around the restored selector (it makes a new self-pipe);
-    a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program.py
+    a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
     _restore_running_loops sets up what that method had set up)."""
     loop = state["class"](state["selector"])
     loop._ready.extend(state["ready"])
@@ -137,7 +137,7 @@ def _load_policy(state: Tuple) -> Any:
 
 def _save_asyncio_events_module(module: Any) -> Any:
     # The event loop policy: its class (its per-thread loops are set again with the running loops,
-    # stasis/program.py _restore_running_loops).
+    # stasis/program/restart.py restore_running_loops).
     policy = module._event_loop_policy
     return None if policy is None else type(policy)
 

@@ -30,8 +30,7 @@ def _save_rlock(lock: Any) -> Tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-# While a program is resumed (stasis/program.py), held RLocks are collected here as
-# While a program is resumed (stasis/program.py), held RLocks are not taken by the thread that
+# While a program is resumed (stasis/program/resume.py), held RLocks are not taken by the thread that
 # loads them but collected as (lock, old owner ident, count), to be taken again by the restarted
 # threads that held them: see collect_held_rlocks().
 _held_rlocks: Optional[List[Tuple[Any, int, int]]] = None

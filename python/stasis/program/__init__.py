@@ -1,0 +1,25 @@
+"""Whole-program suspension and resume, one module per concern:
+
+- options.py        the options of `stasis run` / `stasis resume`
+- session.py        the program running under Stasis: requests, the coordinator that writes the
+                    snapshot, stasis.suspend() / stasis.checkpoint()
+- triggers.py       what requests a suspension: --suspend-after, the signal, the quota timer
+- freeze.py         bringing every thread to a capturable state (the freeze protocol)
+- layout.py         the program snapshot's records (schema: format/program_schema.h)
+- process_state.py  hash seed, signal handlers, atexit, library-module state, asyncio set-up
+- resume.py         `stasis resume`: metadata, heap, process state, then the stacks by replay
+- restart.py        starting the resumed program's threads again
+- debugger.py       `stasis debug`: pdb at the suspension point
+
+Counterparts: snapshot/capture.cpp (which stack is a safe point, frame records),
+restore/replay.cpp (rebuilding frames by replay), engine/program_api.cpp (the parking and replay
+traces), compiler_hooks/runner.py (runs the script and calls Session.execute).
+"""
+from __future__ import annotations
+
+from .options import Options
+from .resume import resume
+from .session import checkpoint, current, run, suspend
+from .triggers import pid_dir
+
+__all__ = ["Options", "run", "resume", "checkpoint", "suspend", "current", "pid_dir"]

@@ -1,0 +1,148 @@
+"""The freeze protocol: brings every thread of the program to a state whose stack can be captured
+(parked at a safe point, or blocked in a C call that replay can issue again) and returns their
+records; or gives up after --safe-point-timeout and lets every thread go.
+
+Counterpart in C++: the parking trace (engine/program_api.cpp arm_thread, park_states, settle,
+freeze, thaw) and snapshot/capture.cpp, which decides what a safe point is."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+from .. import _engine, internal_threads
+from ..errors import StasisError
+from .layout import FrameRecord, ThreadRecord
+
+_POLL = 0.002           # seconds between looks while threads run towards safe points
+_SETTLE_WINDOW = 0.01   # GIL-free window in which a thread taken as blocked must not run
+
+BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__
+
+ThreadBase = Callable[[int], Tuple[object, bool]]
+
+
+def freeze_threads(thread_base: ThreadBase, timeout: float,
+                   own: Optional[Tuple[int, list]] = None) -> Optional[List[ThreadRecord]]:
+    """Parks every program thread at a safe point, or finds it blocked in a call that replay can
+    issue again, and returns the thread records (main thread first); `own` = (ident, frames) of
+    the calling thread, already captured (stasis.checkpoint). `thread_base(ident)` gives the
+    (base code, base_is_caller) of a thread's stack. Returns None after saying on stderr what
+    blocked it when no such point came within `timeout` seconds (every thread is then let go).
+
+    A thread blocked in C is only taken as blocked when it ran no Python code across a window in
+    which the GIL was free, and then, while the coordinator holds the GIL for several switch
+    intervals, no thread asks for it: a thread whose call has returned (an acquire that succeeded)
+    would. From that moment every armed thread parks at its next trace event; no program code runs
+    until the process ends or the program is let go."""
+    me = threading.get_ident()
+    deadline = time.monotonic() + timeout
+    previous, stable, blockers = None, 0, []
+    while True:
+        threads, strangers = program_threads(exclude=me)
+        for ident, _t in threads:
+            base, is_caller = thread_base(ident)
+            _engine.arm_thread(ident, base, is_caller, no_park_file=threading.__file__)
+        states = _engine.park_states()
+        current = sys._current_frames()
+        frames, blocked, blockers = {}, [], list(strangers)
+        for ident, t in threads:
+            parked, captured, events, why = states.get(ident, (False, None, 0, ""))
+            if parked:
+                frames[ident] = captured
+                continue
+            top = current.get(ident)
+            if top is None:  # between its last frame and leaving threading._active: wait
+                blockers.append(f"thread {t.name!r} has no Python frames")
+                continue
+            base, is_caller = thread_base(ident)
+            try:
+                frames[ident] = _engine.capture_stack(top, base, True, is_caller)
+                blocked.append((ident, events, top.f_lasti))
+            except StasisError as e:
+                blockers.append(f"thread {t.name!r}: {why or str(e)}")
+        current = top = None
+        if not blockers:
+            stable = stable + 1 if blocked == previous else 0
+            previous = blocked
+            if not blocked:
+                _engine.freeze()
+                return _thread_records(threads, frames, own)
+            # Threads blocked in C: take them as they are only when none of them ran Python
+            # code across a GIL-free window, and none is waiting for the GIL (a call that has
+            # returned, e.g. an acquire that succeeded, would be issued twice on resume).
+            if stable >= 1 and _engine.settle(3 * sys.getswitchinterval()):
+                if _unmoved(blocked):
+                    return _thread_records(threads, frames, own)
+                _engine.thaw()  # one of them ran between the look and the settle: again
+                previous, stable = None, 0
+        if time.monotonic() > deadline:
+            _engine.thaw()
+            why = "; ".join(blockers) or "a thread kept running outside safe points"
+            sys.stderr.write(f"stasis: could not suspend within {timeout:g} s: "
+                             f"no safe point was reached ({why}); the program keeps running\n")
+            sys.stderr.flush()
+            return None
+        time.sleep(_SETTLE_WINDOW if blocked else _POLL)
+
+
+def _unmoved(blocked: list) -> bool:
+    states = _engine.park_states()
+    return all(states.get(ident, (0, 0, -1))[2] == events for ident, events, _ in blocked)
+
+
+def _thread_records(threads: list, frames: dict, own: Optional[tuple]) -> List[ThreadRecord]:
+    main = threading.main_thread()
+    if own is not None:
+        frames[own[0]] = own[1]
+        threads = threads + [(own[0], threading._active.get(own[0], main))]
+    records = []
+    for ident, t in threads:
+        if ident not in frames:
+            continue
+        is_main = ident == main.ident
+        records.append(ThreadRecord(ident=ident, name=t.name, main=is_main,
+                                    frames=[FrameRecord.from_payload(f) for f in frames[ident]],
+                                    thread=None if is_main else t))
+    records.sort(key=lambda r: not r.main)
+    return records
+
+
+def program_threads(exclude: int) -> tuple:
+    """([(ident, Thread)] of the program's threads, [why not capturable] for threads that Stasis
+    cannot rebuild: started by _thread.start_new_thread or by C code, not by threading.Thread)."""
+    active = dict(threading._active)  # no lock: a parked thread may hold _active_limbo_lock
+    threads, strangers = [], []
+    for ident, t in active.items():
+        if ident == exclude or ident in internal_threads.idents:
+            continue
+        target = getattr(t, "_target", None)
+        if str(getattr(target, "__module__", "")).startswith("stasis."):
+            continue
+        if isinstance(t, threading._DummyThread):
+            strangers.append(f"thread {ident} was not started by threading.Thread, so Stasis cannot "
+                             "start it again on resume")
+            continue
+        threads.append((ident, t))
+    frames = sys._current_frames()
+    for ident, has_frames in _engine.thread_states():
+        if ident in internal_threads.idents:
+            continue  # first: the control channel's watcher is frameless while it waits for the GIL
+        if not has_frames:
+            # Created, not started yet (it shows its creator's ident meanwhile), or past its last
+            # frame: wait until it runs Python code or is gone.
+            strangers.append(f"a thread (ident {ident}) has no Python frames yet: starting, or run by C code")
+            continue
+        if ident in active or ident == exclude:
+            continue
+        frame = frames.get(ident)
+        if frame is not None and frame.f_code.co_filename == threading.__file__:
+            # A threading.Thread that is starting (in _limbo) or finishing (it leaves _active before
+            # its last lines): its Thread object is half set up. Wait until that is over.
+            strangers.append(f"thread {ident} is starting or finishing")
+            continue
+        where = f" (in {frame.f_code.co_qualname})" if frame is not None else ""
+        strangers.append(f"thread {ident}{where} was not started by threading.Thread, so Stasis cannot "
+                         "start it again on resume")
+    return threads, strangers

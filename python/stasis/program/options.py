@@ -1,0 +1,30 @@
+"""Options of a program running under Stasis (`stasis run` / `stasis resume`)."""
+from __future__ import annotations
+
+import signal as _signal
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from ..errors import StasisError
+
+
+@dataclass
+class Options:
+    snapshot: Optional[str] = None        # where a suspension writes (default: SCRIPT stem + .snap)
+    quota: Optional[float] = None         # wall-clock seconds before a suspension request
+    suspend_after: Optional[int] = None   # suspend at the N-th safe point (a testing aid)
+    signal: str = "SIGUSR1"               # the signal that requests suspension
+    safe_point_timeout: float = 10.0      # give up a request after this long; the program goes on
+    key_file: Optional[str] = None
+    rewrite: List[str] = field(default_factory=list)
+    no_rewrite: List[str] = field(default_factory=list)
+
+
+def signal_number(name: str) -> int:
+    n = name.upper()
+    if not n.startswith("SIG"):
+        n = "SIG" + n
+    try:
+        return int(getattr(_signal, n))
+    except AttributeError:
+        raise StasisError(f"unknown signal {name!r} (use a name such as SIGUSR1 or SIGTERM)") from None

@@ -1,0 +1,209 @@
+"""The program running under Stasis in this process: its suspension requests, the coordinator
+that captures and writes the program snapshot, and the in-program API (stasis.suspend,
+stasis.checkpoint).
+
+A suspension request (quota timer, signal, `stasis.suspend()`, `--suspend-after N`) arms a C trace
+function on the program's threads; at their next safe points the stacks are captured (freeze.py),
+stdout and stderr are flushed, the snapshot is written atomically, and the process ends with
+status 75 before any other Python code runs."""
+from __future__ import annotations
+
+import os
+import random
+import sys
+import threading
+import time
+import types
+from typing import Any, List, Optional
+
+from .. import _engine, internal_threads, modules
+from ..errors import EXIT_SUSPENDED, NotAvailableError, NotSuspendableError, StasisError
+from . import freeze, process_state, triggers
+from .layout import ProgramMeta, ProgramState, Suspension, ThreadRecord
+from .options import Options, signal_number
+
+
+class Session:
+    """The program running under Stasis in this process (one per process)."""
+
+    def __init__(self, options: Options, target: str, generation: int, hash_seed: int) -> None:
+        self.options = options
+        self.target = target
+        self.generation = generation      # how many times this program was suspended before
+        self.hash_seed = hash_seed
+        self.base_code: Optional[types.CodeType] = None
+        self.selection: Any = None
+        self.path = os.path.abspath(options.snapshot or os.path.splitext(os.path.basename(target))[0] + ".snap")
+        self.requested = False
+        self.trigger = ""                 # what made the pending request (Suspension.trigger)
+        self.requested_at = 0.0           # when (Unix seconds)
+        # A resumed snapshot written by stasis.checkpoint(): the (new) ident of the thread whose
+        # checkpoint() call returns True when it is issued again by replay.
+        self.resumed_checkpoint_ident: Optional[int] = None
+
+    @property
+    def roots(self) -> List[str]:
+        return list(getattr(self.selection, "roots", ()))
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def note_request(self, trigger: str) -> None:
+        self.requested = True
+        self.trigger = trigger
+        self.requested_at = time.time()
+
+    def request(self, trigger: str = "api") -> None:
+        """Suspend the program at the next point where every thread is at a safe point or blocked
+        in a call that can be issued again (from any thread: signal handler, quota timer,
+        stasis.suspend())."""
+        if self.requested:
+            return
+        self.note_request(trigger)
+        me = threading.get_ident()
+        if me not in internal_threads.idents and me in threading._active:
+            # A program thread asking (stasis.suspend(), the signal handler in the main thread)
+            # stops at its own next safe point, not at one after the coordinator has started.
+            base, is_caller = self.thread_base(me)
+            _engine.arm_thread(me, base, is_caller, no_park_file=threading.__file__)
+        self.start_coordinator()
+
+    def start_coordinator(self) -> None:
+        internal_threads.start(self._coordinate)
+
+    def thread_base(self, ident: int) -> tuple:
+        """(base code, base_is_caller) of a program thread's stack: the main thread's base frame runs
+        the __main__ code; another thread's is the frame Thread._bootstrap_inner called (run())."""
+        if ident == threading.main_thread().ident:
+            return self.base_code, False
+        return freeze.BOOTSTRAP_INNER, True
+
+    # --- capture ---------------------------------------------------------------------------------
+
+    def _coordinate(self) -> None:
+        """The coordinator (a thread of Stasis, invisible to `threading`): brings every thread of
+        the program to a capturable state, writes the snapshot and ends the process with status 75
+        before any program thread runs again; or, when that fails, lets the program go on."""
+        try:
+            threads = freeze.freeze_threads(self.thread_base, self.options.safe_point_timeout)
+            if threads is None:
+                self.requested = False
+                return
+            self.write_snapshot(threads, self.path)
+        except Exception as e:  # noqa: BLE001 - whatever failed, the program must not stay parked
+            _engine.thaw()
+            what = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"
+            sys.stderr.write(f"stasis: error: cannot suspend: {what}; the program keeps running\n")
+            sys.stderr.flush()
+            self.requested = False
+            return
+        sys.stderr.write(f"stasis: suspended into {self.path}\n")
+        process_state.flush_std_streams()
+        os._exit(EXIT_SUSPENDED)
+
+    def own_modules(self) -> dict:
+        return modules.program_modules(self.roots)
+
+    def program_state(self, threads: List[ThreadRecord], checkpoint: Optional[int]) -> ProgramState:
+        own = self.own_modules()
+        return ProgramState(
+            target=self.target, argv=list(sys.argv), path=list(sys.path), cwd=os.getcwd(),
+            roots=self.roots, rewrite=list(self.options.rewrite), no_rewrite=list(self.options.no_rewrite),
+            modules={name: modules.program_globals(mod) for name, mod in own.items()},
+            base_code=self.base_code, threads=threads, checkpoint=checkpoint, random=random.getstate(),
+            library=process_state.library_states(), recursion_limit=sys.getrecursionlimit(),
+            signals=process_state.signal_handlers(signal_number(self.options.signal)),
+            atexit=process_state.ATEXIT.program_calls(own), generation=self.generation + 1,
+            suspension=Suspension(self.trigger or "api", self.requested_at or time.time(), time.time()))
+
+    def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None) -> None:
+        """Writes the program snapshot; `checkpoint` is the thread whose stasis.checkpoint() call
+        returns True on resume."""
+        from .. import _ensure_builtin_handlers, handlers
+        _ensure_builtin_handlers()
+        process_state.flush_std_streams()
+        state = self.program_state(threads, checkpoint)
+        own = list(state.modules)
+        meta = ProgramMeta(modules=own, sys_path=[p for p in sys.path if isinstance(p, str)], roots=self.roots,
+                           rewrite=list(self.options.rewrite), no_rewrite=list(self.options.no_rewrite),
+                           threads=len(threads),
+                           handler_modules=[m for m in handlers.MODULE_HANDLERS if m in sys.modules])
+        _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
+                     key=_key(self.options.key_file), by_value=own, meta=meta.to_json())
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def execute(self, code: types.CodeType, globals_: dict, selection: Any) -> None:
+        """Runs the main script's code (called by compiler_hooks.runner)."""
+        self.base_code = code
+        self.selection = selection
+        process_state.ATEXIT.install()
+        triggers.install(self)
+        exec(code, globals_)
+
+
+def _key(key_file: Optional[str]) -> Optional[bytes]:
+    from .. import read_key
+    return read_key(key_file)
+
+
+# --- the current session and the in-program API ---------------------------------------------------
+
+_session: Optional[Session] = None
+
+
+def current() -> Optional[Session]:
+    return _session
+
+
+def set_current(session: Session) -> None:
+    global _session
+    _session = session
+
+
+def run(target: str, args: list, *, module: bool, options: Options) -> int:
+    from ..compiler_hooks import runner
+    seed = process_state.ensure_hash_seed()
+    process_state.pure_python_asyncio()
+    name = target.rsplit(".", 1)[-1] if module else target
+    session = Session(options, name, generation=0, hash_seed=seed)
+    set_current(session)
+    return runner.run(target, args, module=module, rewrite=options.rewrite, no_rewrite=options.no_rewrite,
+                      execute=session.execute)
+
+
+def checkpoint(path: str, caller: types.FrameType) -> bool:
+    """Writes a snapshot of the whole program as it is at the caller's call of checkpoint();
+    returns False now, and True when a resumed run re-issues that call."""
+    session = _session
+    me = threading.get_ident()
+    if session is not None and session.resumed_checkpoint_ident == me:
+        session.resumed_checkpoint_ident = None
+        return True
+    if session is None:
+        raise NotAvailableError("stasis.checkpoint() works in a program started with `stasis run`")
+    if session.requested:
+        raise NotSuspendableError("stasis.checkpoint() was called while a suspension of the program is "
+                                  "in progress")
+    base, is_caller = session.thread_base(me)
+    frames = _engine.capture_stack(caller, base, True, is_caller)
+    session.note_request("checkpoint")
+    try:
+        threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout,
+                                        own=(me, frames))
+        if threads is None:
+            raise NotSuspendableError("stasis.checkpoint(): the program's other threads did not reach a "
+                                      "safe point (see the message above); no snapshot was written")
+        session.write_snapshot(threads, os.path.abspath(path), checkpoint=me)
+    finally:
+        _engine.thaw()
+        session.requested = False
+    return False
+
+
+def suspend(path: Optional[str] = None) -> None:
+    """Write a snapshot of the whole program at the next safe point and exit with status 75."""
+    if _session is None:
+        raise NotAvailableError("stasis.suspend() works in a program started with `stasis run`")
+    if path is not None:
+        _session.path = os.path.abspath(path)
+    _session.request("api")
