@@ -71,6 +71,13 @@ class Selection:
         return origin is not None and _under(origin, self.roots)
 
 
+# The source bytes of the program's own modules (those under the selection's roots, and the main
+# script), by real path, as they were compiled: a program snapshot keeps them, so that a patch
+# given as an edited source file can be diffed against the code that is running (the file on
+# disk may have been edited since). Library modules are not kept.
+SOURCES: dict[str, bytes] = {}
+
+
 def compile_cached(path: str, data: bytes) -> CodeType:
     """Resumable code for the source `data` read from `path`, through the cache.
 
@@ -98,9 +105,14 @@ def compile_cached(path: str, data: bytes) -> CodeType:
 class RewritingLoader(importlib.machinery.SourceFileLoader):
     """SourceFileLoader whose code comes from the rewriter (via the cache)."""
 
+    keep_source = False     # set by the finder for the program's own modules (SOURCES)
+
     def get_code(self, fullname: str) -> CodeType:
         path = self.get_filename(fullname)
-        return compile_cached(path, self.get_data(path))
+        data = self.get_data(path)
+        if self.keep_source:
+            SOURCES[os.path.realpath(path)] = data
+        return compile_cached(path, data)
 
 
 class RewritingFinder(importlib.abc.MetaPathFinder):
@@ -117,6 +129,7 @@ class RewritingFinder(importlib.abc.MetaPathFinder):
         if not sel.selects(fullname, spec.origin):
             return None
         spec.loader = RewritingLoader(fullname, spec.origin)
+        spec.loader.keep_source = spec.origin is not None and _under(spec.origin, sel.roots)
         return spec
 
     def invalidate_caches(self) -> None:

@@ -147,6 +147,7 @@ def _run_script(path: str, execute=None, selection=None) -> None:
     except OSError as e:
         sys.stderr.write(f"{sys.executable}: can't open file {abspath!r}: [Errno {e.errno}] {e.strerror}\n")
         raise SystemExit(2)
+    hook.SOURCES[os.path.realpath(abspath)] = data
     try:
         code = hook.compile_cached(abspath, data)
     except SyntaxError as e:

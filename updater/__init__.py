@@ -10,8 +10,8 @@ from .errors import BY_CODE as _BY_CODE
 
 _engine.register_error_classes(_BY_CODE)
 
-from .api import add_field, apply_file, convert, instrument, list_updates, redefine, revert  # noqa: E402
+from .api import add_field, apply_file, convert, instrument, list_updates, map_frame, redefine, revert  # noqa: E402
 from .errors import ControlChannelError, NotQuiescentError, UpdateError, UpdateRefusedError  # noqa: E402
 
-__all__ = ["redefine", "add_field", "convert", "instrument", "revert", "list_updates", "apply_file",
+__all__ = ["redefine", "add_field", "convert", "instrument", "map_frame", "revert", "list_updates", "apply_file",
            "UpdateError", "NotQuiescentError", "UpdateRefusedError", "ControlChannelError"]

@@ -10,14 +10,14 @@ import contextlib
 import sys
 import threading
 import types
-from typing import Any, Callable, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 from .errors import UpdateError, UpdateRefusedError
 from .instrument import Probe
 from .registry import (DEFAULT_TIMEOUT, Conversion, FieldAdd, LazyField, SafePoint, Update, registry)
 from .targets import MISSING, describe_code, innermost_function, resolve
 
-__all__ = ["redefine", "add_field", "convert", "instrument", "revert", "list_updates", "apply_file"]
+__all__ = ["redefine", "add_field", "convert", "instrument", "map_frame", "revert", "list_updates", "apply_file"]
 
 _local = threading.local()
 _CLASS_SKIP = {"__dict__", "__weakref__", "__module__", "__qualname__"}
@@ -170,6 +170,49 @@ def instrument(target: Any, *, before: Optional[Callable] = None, after: Optiona
         registry.plan_probe(u, t.name, fn, Probe(u.id, t.name, before, after, on_exception, line))
         u.actions.append(f"instrument {t.name}" + (f" line {line}" if line is not None else ""))
         return u.id
+
+
+def map_frame(function: Any, line: Optional[int] = None, *, to_line: Optional[int] = None,
+              rename: Optional[Dict[str, str]] = None,
+              init: Optional[Dict[str, Callable[[Dict[str, Any]], Any]]] = None) -> None:
+    """In a patch of a suspended program (`stasis patch`, `stasis resume --patch`): how the frames
+    of `function` ("module.func", "module.Class.method" or the function) that are suspended at
+    old line `line` (None: all of them) continue in its new code. `to_line`: the line of the new
+    code where they continue — for the innermost frame, the statement starting there; for a
+    frame suspended in a call, the call of the same callee in that statement (None: found by
+    matching the two versions). `rename`: {old local name: new name}. `init`: {new local name:
+    f(locals) -> value} for locals the old frame did not have (they start unbound otherwise).
+    Without this, a frame whose statement was deleted or whose call changed its callee is refused."""
+    u = getattr(_local, "update", None)
+    if u is None or not u.snapshot:
+        raise UpdateRefusedError("map_frame applies to patches of suspended programs (stasis patch, stasis resume "
+                                 "--patch); the frames of a live process finish on their old code")
+    from .frame_map import FrameRule
+    if isinstance(function, str):
+        module, qualname = _split_target(function)
+    else:
+        fn = innermost_function(function)
+        if fn is None:
+            raise UpdateRefusedError(f"map_frame: {function!r} is not a function")
+        module, qualname = fn.__module__, fn.__code__.co_qualname
+    for what, value in (("rename", rename), ("init", init)):
+        if value is not None and not isinstance(value, dict):
+            raise UpdateRefusedError(f"map_frame({function!r}): {what} must be a dict")
+    if init and not all(callable(f) for f in init.values()):
+        raise UpdateRefusedError(f"map_frame({function!r}): each init value must be a function of the frame's "
+                                 "locals (a dict) returning the value")
+    u.frame_rules.append(FrameRule(module, qualname, line, to_line, dict(rename or {}), dict(init or {})))
+    u.actions.append(f"map_frame {module}.{qualname}" + (f" line {line}" if line is not None else "")
+                     + (f" -> line {to_line}" if to_line is not None else ""))
+
+
+def _split_target(name: str) -> tuple:
+    """("module", "qualname") of "module.Class.method": the longest loaded module prefix."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:cut]) in sys.modules:
+            return ".".join(parts[:cut]), ".".join(parts[cut:])
+    raise UpdateRefusedError(f"map_frame: no module of the program is a prefix of {name!r}")
 
 
 def revert(update_id: int) -> None:

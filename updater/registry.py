@@ -215,6 +215,11 @@ class Update:
     applied_at: float = 0.0
     not_revertible: Optional[str] = None
     warnings: List[str] = field(default_factory=list)   # conversions that raised (update stays applied)
+    # Patches of a snapshot (stasis patch / resume --patch, snapshot_patch.py): applied to a loaded
+    # program none of whose code is running, with the frames on its stacks moved to the new code
+    # (map_frame rules say how where matching cannot).
+    snapshot: bool = False
+    frame_rules: List[Any] = field(default_factory=list)
 
     def describe(self) -> Dict[str, Any]:
         return {"id": self.id, "source": self.source, "state": self.state, "actions": list(self.actions),

@@ -136,14 +136,46 @@ def _start_update_channel() -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    if args.patch:
-        raise NotAvailableError("--patch is not available yet (updates of snapshots, issue 6)")
+    patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
     from . import program
     values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
     _start_update_channel()
-    return program.resume(args.snapshot, options)
+    return program.resume(args.snapshot, options, patches=patches)
+
+
+# --- patch: (kind, argument) pairs in command-line order ------------------------------------------
+
+def _patch_arguments(p: argparse.ArgumentParser, auto: bool) -> None:
+    p.add_argument("--source", dest="patches", action="append", default=[], metavar="PATH[=MODULE]",
+                   type=lambda v: ("source", v),
+                   help="a new source file of one of the program's modules (matched by its path relative "
+                        "to the script's directory; =MODULE names it)")
+    p.add_argument("--update", dest="patches", action="append", metavar="FILE", type=lambda v: ("update", v),
+                   help="an update module, as for `stasis ctl PID apply` (stasis.update)")
+    if auto:
+        p.add_argument("--patch", dest="patches", action="append", metavar="FILE", type=lambda v: ("auto", v),
+                       help="a new source of the program's module of that file name, else an update module")
+
+
+def _read_patches(pairs: Sequence) -> list:
+    if not pairs:
+        return []
+    from .updater import snapshot_patch
+    return [snapshot_patch.read_spec(kind, arg) for kind, arg in pairs]
+
+
+def cmd_patch(args: argparse.Namespace) -> int:
+    """Applies patches to a suspended program's snapshot and writes the patched snapshot."""
+    if not args.patches:
+        raise UsageError("stasis patch: give at least one --source PATH or --update FILE")
+    patches = _read_patches(args.patches)
+    _prepare_hook([])
+    from .program import patch
+    lines = patch.patch_snapshot(args.snapshot, patches, args.output, _program_options({}, args.key_file, [], []))
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    return 0
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
@@ -267,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument(opt)
     r.add_argument("--rewrite", action="append", default=[])
     r.add_argument("--no-rewrite", action="append", default=[])
-    r.add_argument("--patch", action="append", default=[])
+    _patch_arguments(r, auto=True)
     r.add_argument("--key-file")
     r.set_defaults(func=cmd_resume)
     s = sub.add_parser("suspend", help="suspend a process running under Stasis")
@@ -282,9 +314,15 @@ def _parser() -> argparse.ArgumentParser:
     w = sub.add_parser("rewrite", help="print the resumable form of a module")
     w.add_argument("file")
     w.set_defaults(func=cmd_rewrite)
-    pa = sub.add_parser("patch", help="apply an update to a suspended snapshot")
-    pa.add_argument("rest", nargs=argparse.REMAINDER)
-    pa.set_defaults(func=_not_available("patch", 6))
+    pa = sub.add_parser("patch", help="patch a suspended program: patch SNAPSHOT (--source PATH | --update FILE)... "
+                                       "[-o OUT]")
+    pa.add_argument("snapshot")
+    _patch_arguments(pa, auto=False)
+    pa.add_argument("-o", "--output", metavar="OUT",
+                    help="write the patched snapshot here (default: replace SNAPSHOT, keeping the old one as "
+                         "SNAPSHOT.before-patch-N)")
+    pa.add_argument("--key-file", help="verify and sign with this key (default $STASIS_KEY_FILE)")
+    pa.set_defaults(func=cmd_patch)
     d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point")
     d.add_argument("snapshot")
     d.add_argument("--key-file")

@@ -25,6 +25,9 @@ _RLOCK_STATE = re.compile(r"owner=(\d+) count=(\d+)")
 
 
 def _save_rlock(lock: Any) -> Tuple[int, int]:
+    recorded = _rlock_states.get(id(lock)) if _rlock_states else None
+    if recorded is not None and recorded[0] is lock:
+        return recorded[1], recorded[2]
     # The C RLock exposes its owner and count only in its repr.
     m = _RLOCK_STATE.search(repr(lock))
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
@@ -47,6 +50,22 @@ def collect_held_rlocks() -> Iterator[List[Tuple[Any, int, int]]]:
         yield collected
     finally:
         _held_rlocks = None
+
+
+# While a loaded program is written again (`stasis patch`): the RLocks collected free by
+# collect_held_rlocks() are written with their recorded owner and count.
+_rlock_states: Dict[int, Tuple[Any, int, int]] = {}
+
+
+@contextlib.contextmanager
+def write_held_rlocks(collected: List[Tuple[Any, int, int]]) -> Iterator[None]:
+    """Within this block, the RLocks of `collected` (collect_held_rlocks) are written as held by
+    their recorded owners, not as the free locks they are in this process."""
+    _rlock_states.update({id(lock): (lock, owner, count) for lock, owner, count in collected})
+    try:
+        yield
+    finally:
+        _rlock_states.clear()
 
 
 def _load_rlock(state: Any) -> Any:

@@ -21,6 +21,9 @@ from .. import _engine
 from ..errors import CorruptSnapshotError, IncompatibleSnapshotError
 
 PROGRAM_LAYOUT: int = _engine.PROGRAM_LAYOUT
+# Names of the modules that patches given as update modules become (kept with the program: the
+# functions and classes they define may be in its heap). No source file can be imported as one.
+PATCH_MODULE_PREFIX = "__stasis_patch_"
 
 
 def _fields(cls: type) -> tuple:
@@ -99,6 +102,96 @@ class Suspension:
 
 
 @dataclass
+class ModuleSource:
+    """The source one of the program's own modules was compiled from (kept so that a patch given
+    as a new source file can be diffed against the code that is running, and frames mapped)."""
+    path: str               # the module's file when it was imported (for __main__: the script)
+    source: bytes           # its source bytes, as compiled
+    sha256: str             # hex digest of `source`
+
+    @classmethod
+    def from_payload(cls, record: Any) -> "ModuleSource":
+        r = _check_keys("a module source record", record, _fields(cls))
+        if not isinstance(r["path"], str) or not isinstance(r["source"], bytes):
+            raise CorruptSnapshotError("a module source record has fields of the wrong types")
+        return cls(**r)
+
+    def to_payload(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class PatchFile:
+    """One file of a patch: a new source of one of the program's modules, or an update module."""
+    kind: str               # "source" or "update"
+    path: str               # the file as given (absolute)
+    module: Optional[str]   # for a source: the program module it replaced
+    sha256: str             # hex digest of the file's bytes
+
+    @classmethod
+    def from_payload(cls, record: Any) -> "PatchFile":
+        return cls(**_check_keys("a patch file record", record, _fields(cls)))
+
+    def to_payload(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class PatchRecord:
+    """One patch applied to the program (`stasis patch`, `stasis resume --patch`), oldest first
+    in ProgramState.patches: what `stasis inspect` lists as the snapshot's patch history."""
+    applied_at: float       # Unix seconds
+    by: str                 # "stasis patch" or "stasis resume --patch"
+    files: List[PatchFile]
+    changes: List[str]      # what it changed, one line each ("redefine job.helper", ...)
+    frames: List[str]       # the frames it moved to new code ("MainThread job.process line 14 -> 16")
+
+    @classmethod
+    def from_payload(cls, record: Any) -> "PatchRecord":
+        r = dict(_check_keys("a patch record", record, _fields(cls)))
+        if not isinstance(r["files"], list):
+            raise CorruptSnapshotError("a patch record's files are not a list")
+        r["files"] = [PatchFile.from_payload(f) for f in r["files"]]
+        return cls(**r)
+
+    def to_payload(self) -> dict:
+        return {"applied_at": self.applied_at, "by": self.by, "files": [f.to_payload() for f in self.files],
+                "changes": list(self.changes), "frames": list(self.frames)}
+
+    def describe(self) -> List[str]:
+        """Lines for `stasis inspect`: when, how, each file with its hash, then what changed."""
+        import datetime
+        when = datetime.datetime.fromtimestamp(self.applied_at, datetime.timezone.utc)
+        lines = [f"{when:%Y-%m-%d %H:%M:%S} UTC by {self.by}"]
+        for f in self.files:
+            what = f"source of {f.module}" if f.kind == "source" else "update module"
+            lines.append(f"  {what}: {f.path} (sha256 {f.sha256[:16]})")
+        lines += [f"  {c}" for c in self.changes] + [f"  frame {fr}" for fr in self.frames]
+        return lines
+
+
+@dataclass
+class CrashRecord:
+    """Why a crash snapshot (`--snapshot-on-crash`) was written: the exception that was about to
+    end the program, and the thread it was raised in. The innermost frame of that thread is
+    positioned at the start of the statement that raised it."""
+    thread: int             # ident (in the crashed process) of the thread that raised it
+    thread_name: str
+    exception: Any          # the exception object (no __traceback__), or None if it could not be kept
+    summary: str            # "KeyError: 'gamma'"
+    traceback: str          # the stack as it stood when it was raised, formatted like a traceback
+
+    @classmethod
+    def from_payload(cls, record: Any) -> Optional["CrashRecord"]:
+        if record is None:
+            return None
+        return cls(**_check_keys("the crash record", record, _fields(cls)))
+
+    def to_payload(self) -> dict:
+        return {name: getattr(self, name) for name in _fields(self)}
+
+
+@dataclass
 class ProgramState:
     """The root record of a program payload."""
     target: str                 # the script (or module name with -m)
@@ -119,6 +212,9 @@ class ProgramState:
     atexit: List[tuple]         # [(func, args, kwargs)] registered by the program's own modules
     generation: int             # how many suspensions this run has been through
     suspension: Suspension
+    sources: Dict[str, ModuleSource] = dataclasses.field(default_factory=dict)  # by module name
+    patches: List[PatchRecord] = dataclasses.field(default_factory=list)        # oldest first
+    crash: Optional[CrashRecord] = None      # set in a snapshot written by --snapshot-on-crash
     layout: int = PROGRAM_LAYOUT
 
     @classmethod
@@ -134,13 +230,25 @@ class ProgramState:
         if not values["threads"] or sum(t.main for t in values["threads"]) != 1:
             raise CorruptSnapshotError("the program record must hold exactly one main thread")
         values["suspension"] = Suspension.from_payload(r["suspension"])
+        if not isinstance(r["sources"], dict) or not isinstance(r["patches"], list):
+            raise CorruptSnapshotError("the program record's sources or patches have the wrong type")
+        values["sources"] = {name: ModuleSource.from_payload(s) for name, s in r["sources"].items()}
+        values["patches"] = [PatchRecord.from_payload(p) for p in r["patches"]]
+        values["crash"] = CrashRecord.from_payload(r["crash"])
         return cls(**values)
 
     def to_payload(self) -> dict:
         out = {name: getattr(self, name) for name in _PROGRAM}
         out["threads"] = [t.to_payload() for t in self.threads]
         out["suspension"] = self.suspension.to_payload()
+        out["sources"] = {name: s.to_payload() for name, s in self.sources.items()}
+        out["patches"] = [p.to_payload() for p in self.patches]
+        out["crash"] = self.crash.to_payload() if self.crash is not None else None
         return out
+
+    def patch_history(self) -> List[PatchRecord]:
+        """The patches applied to this program, oldest first (for `stasis inspect`)."""
+        return list(self.patches)
 
     @property
     def main_thread(self) -> ThreadRecord:

@@ -14,12 +14,12 @@ import random
 import sys
 import threading
 import types
-from typing import Optional
+from typing import Optional, Sequence
 
 from .. import _engine
 from ..errors import IncompatibleSnapshotError, StasisError
 from . import debugger, process_state
-from .layout import ProgramMeta, ProgramState
+from .layout import PATCH_MODULE_PREFIX, ProgramMeta, ProgramState
 from .options import Options, signal_number
 from .restart import REBUILD_TIMEOUT, RestartedThreads, fail, restore_running_loops
 from .session import Session, _key, set_current
@@ -48,9 +48,17 @@ def _read_meta(snapshot: str, key: Optional[bytes]) -> tuple:
     return header, meta
 
 
-def resume(snapshot: str, options: Options, debug: bool = False) -> int:
-    """Continues a suspended program from `snapshot` in this process; with `debug`, under pdb,
-    stopped at the suspension point."""
+class Loaded:
+    """A program snapshot loaded into this process, its stacks not rebuilt yet (load_program)."""
+
+    def __init__(self, **kw: object) -> None:
+        self.__dict__.update(kw)
+
+
+def load_program(snapshot: str, options: Options) -> Loaded:
+    """Loads a program snapshot into this process: re-executes it with the program's hash seed,
+    sets up sys.path and the import hook, builds the heap and fills the program's own modules.
+    Shared by `stasis resume`, `stasis debug` and `stasis patch`."""
     key = _key(options.key_file)
     header, meta = _read_meta(snapshot, key)
     seed = str(header["hash_seed"])
@@ -85,18 +93,37 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
         sys.stderr.write(f"stasis: warning: cannot change to the program's directory {state.cwd}: "
                          f"{e.strerror}; staying in {os.getcwd()}\n")
     main = _fill_modules(fresh, state.modules)
+    return Loaded(header=header, meta=meta, state=state, selection=selection, main=main, rlocks=rlocks,
+                  seed=seed, rewrite=rewrite, no_rewrite=no_rewrite, key=key)
+
+
+def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequence = ()) -> int:
+    """Continues a suspended program from `snapshot` in this process; with `debug`, under pdb,
+    stopped at the suspension point; with `patches` (updater.snapshot_patch.PatchSpec), after
+    applying them to the loaded program (UpdateRefusedError: nothing of the program has run)."""
+    loaded = load_program(snapshot, options)
+    from ..compiler_hooks import runner
+    state, selection, main, rlocks = loaded.state, loaded.selection, loaded.main, loaded.rlocks
+    seed, rewrite, no_rewrite = loaded.seed, loaded.rewrite, loaded.no_rewrite
+    del loaded
     random.setstate(state.random)
     process_state.restore_library_states(state.library)
     sys.setrecursionlimit(state.recursion_limit)
     suspend_signal = signal_number(options.signal)
     process_state.restore_signal_handlers(state.signals, suspend_signal)
     process_state.ATEXIT.register_again(state.atexit)
+    if patches:  # the program's state is complete; none of its frames runs yet
+        from ..updater import snapshot_patch
+        snapshot_patch.apply_patches(state, patches, by="stasis resume --patch")
 
     opts = Options(**{**options.__dict__, "snapshot": options.snapshot or snapshot,
                       "rewrite": rewrite, "no_rewrite": no_rewrite})
     session = Session(opts, state.target, generation=state.generation, hash_seed=int(seed))
     session.base_code = state.base_code
     session.selection = selection
+    session.sources, session.patches = dict(state.sources), list(state.patches)
+    session.patch_modules = [m for m in state.modules if m.startswith(PATCH_MODULE_PREFIX)]
+    crash = state.crash
     set_current(session)
     main_record = state.main_thread
     restart = RestartedThreads([t for t in state.threads if not t.main], main_record, rlocks)
@@ -106,7 +133,7 @@ def resume(snapshot: str, options: Options, debug: bool = False) -> int:
     def rebuilt(frame: types.FrameType) -> None:
         restart.take_rlocks(main_record.ident)
         if debug:
-            debugger.start(frame, snapshot)
+            debugger.start(frame, snapshot, crash)
         try:
             restart.barrier.wait(None if debug else REBUILD_TIMEOUT)
         except threading.BrokenBarrierError:

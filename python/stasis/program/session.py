@@ -40,6 +40,13 @@ class Session:
         # A resumed snapshot written by stasis.checkpoint(): the (new) ident of the thread whose
         # checkpoint() call returns True when it is issued again by replay.
         self.resumed_checkpoint_ident: Optional[int] = None
+        # Carried from snapshot to snapshot: the sources of the program's own modules as they were
+        # compiled (a resumed program does not import them again), the patches applied so far,
+        # and the modules that patches added (update modules: their functions may be in the heap).
+        self.sources: dict = {}
+        self.patches: list = []
+        self.patch_modules: List[str] = []
+        self.crash: Any = None            # set while a crash snapshot is written (crash.py)
 
     @property
     def roots(self) -> List[str]:
@@ -101,7 +108,11 @@ class Session:
         os._exit(EXIT_SUSPENDED)
 
     def own_modules(self) -> dict:
-        return modules.program_modules(self.roots)
+        own = modules.program_modules(self.roots)
+        for name in self.patch_modules:
+            if name in sys.modules:
+                own[name] = sys.modules[name]
+        return own
 
     def program_state(self, threads: List[ThreadRecord], checkpoint: Optional[int]) -> ProgramState:
         own = self.own_modules()
@@ -113,7 +124,8 @@ class Session:
             library=process_state.library_states(), recursion_limit=sys.getrecursionlimit(),
             signals=process_state.signal_handlers(signal_number(self.options.signal)),
             atexit=process_state.ATEXIT.program_calls(own), generation=self.generation + 1,
-            suspension=Suspension(self.trigger or "api", self.requested_at or time.time(), time.time()))
+            suspension=Suspension(self.trigger or "api", self.requested_at or time.time(), time.time()),
+            sources=_sources(own, self.sources), patches=list(self.patches), crash=self.crash)
 
     def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None) -> None:
         """Writes the program snapshot; `checkpoint` is the thread whose stasis.checkpoint() call
@@ -139,6 +151,23 @@ class Session:
         process_state.ATEXIT.install()
         triggers.install(self)
         exec(code, globals_)
+
+
+def _sources(own: dict, known: dict) -> dict:
+    """{module name: ModuleSource} of the program's own modules: the bytes the import hook compiled
+    (compiler_hooks.hook.SOURCES), else what the snapshot this run resumed from carried."""
+    import hashlib
+    from ..compiler_hooks import hook
+    from .layout import ModuleSource
+    out = {}
+    for name, mod in own.items():
+        path = getattr(mod, "__file__", None)
+        data = hook.SOURCES.get(os.path.realpath(path)) if isinstance(path, str) else None
+        if data is not None:
+            out[name] = ModuleSource(path, data, hashlib.sha256(data).hexdigest())
+        elif name in known:
+            out[name] = known[name]
+    return out
 
 
 def _key(key_file: Optional[str]) -> Optional[bytes]:
