@@ -76,6 +76,9 @@ class Selection:
 # given as an edited source file can be diffed against the code that is running (the file on
 # disk may have been edited since). Library modules are not kept.
 SOURCES: dict[str, bytes] = {}
+# Applied to the code of the program's own modules as they are imported (set by
+# --snapshot-on-crash: stasis/program/crash.py adds its exception handlers).
+OWN_CODE_TRANSFORM = None
 
 
 def compile_cached(path: str, data: bytes) -> CodeType:
@@ -110,9 +113,11 @@ class RewritingLoader(importlib.machinery.SourceFileLoader):
     def get_code(self, fullname: str) -> CodeType:
         path = self.get_filename(fullname)
         data = self.get_data(path)
-        if self.keep_source:
-            SOURCES[os.path.realpath(path)] = data
-        return compile_cached(path, data)
+        if not self.keep_source:
+            return compile_cached(path, data)
+        SOURCES[os.path.realpath(path)] = data
+        code = compile_cached(path, data)
+        return OWN_CODE_TRANSFORM(code) if OWN_CODE_TRANSFORM is not None else code
 
 
 class RewritingFinder(importlib.abc.MetaPathFinder):

@@ -43,12 +43,19 @@ def _strip_own_frames(exc: BaseException) -> None:
     exc.__traceback__ = tb
 
 
+# Called with the exception that ends the program, after its traceback is printed
+# (stasis/program/crash.py publishes the crash snapshot it wrote before the stack unwound).
+ON_UNCAUGHT: list = []
+
+
 def _report(exc: BaseException) -> int:
     _strip_own_frames(exc)
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
     except Exception:
         pass
+    for on_uncaught in ON_UNCAUGHT:
+        on_uncaught(exc)
     return 130 if isinstance(exc, KeyboardInterrupt) else 1
 
 

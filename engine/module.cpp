@@ -2,6 +2,7 @@
 #include <Python.h>
 
 #include "compiler_hooks/hidden_locals.h"
+#include "engine/crash_api.h"
 #include "engine/errors.h"
 #include "engine/objects_api.h"
 #include "engine/program_api.h"
@@ -39,6 +40,8 @@ PyMethodDef kMethods[] = {
     {"freeze", stasis::engine::freeze, METH_NOARGS, "every armed thread parks at its next event"},
     {"thaw", stasis::engine::thaw, METH_NOARGS, "disarm every thread and let parked ones go on"},
     {"capture_stack", stasis::engine::capture_stack, METH_VARARGS, "capture_stack(frame, base_code) -> frames"},
+    {"crash_frame_record", stasis::engine::crash_frame_record, METH_VARARGS,
+     "crash_frame_record(frame, offset, keep, depth) -> the record of a frame raising (--snapshot-on-crash)"},
     {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::updater::api::scan, METH_VARARGS, "updater_scan(codes, classes)"},

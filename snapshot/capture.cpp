@@ -43,10 +43,8 @@ Ref frame_record(PyFrameObject* frame, PyCodeObject* code, PyObject* row_id, int
   return record;
 }
 
-// A frame entered from C only because its caller used `f(*args, **kwargs)` or `with`: resumable
-// like a frame its caller called directly, since executing that instruction again calls it again.
-// Not when `f` is a class: the frame is then its __init__, and calling the class again would make
-// another instance.
+}  // namespace
+
 bool called_by_reissuable_call(PyFrameObject* frame) {
   Ref back = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(frame)));
   if (!back) return false;
@@ -63,8 +61,6 @@ bool called_by_reissuable_call(PyFrameObject* frame) {
   PyObject* callable = internals::frame_localsplus(caller)[code->co_nlocalsplus + row->structural + 1];
   return callable && !PyType_Check(callable);
 }
-
-}  // namespace
 
 Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not,
                   bool top_in_call, bool base_is_caller) {

@@ -36,4 +36,10 @@ namespace stasis::snapshot {
 Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not,
                   bool top_in_call = false, bool base_is_caller = false);
 
+// A frame entered from C only because its caller used `f(*args, **kwargs)` or `with`: resumable
+// like a frame its caller called directly, since executing that instruction again calls it again.
+// Not when `f` is a class: the frame is then its __init__, and calling the class again would make
+// another instance.
+bool called_by_reissuable_call(PyFrameObject* frame);
+
 }  // namespace stasis::snapshot

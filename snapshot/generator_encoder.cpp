@@ -8,6 +8,32 @@
 #include "snapshot/encoders.h"
 
 namespace stasis::snapshot {
+namespace {
+
+// The function to make the generator again from: its own function, or — when that function's
+// code was replaced since the generator started (a live update, a patch of a snapshot) — a copy
+// running the code the generator's frame runs, with the frame's cells as closure: a generator
+// finishes on the code it started with, and its saved frame fits only that code.
+Ref generator_function(PyObject* func, _PyInterpreterFrame* f) {
+  PyCodeObject* running = internals::frame_code(f);
+  if (PyFunction_GET_CODE(func) == reinterpret_cast<PyObject*>(running)) return Ref::borrow(func);
+  Ref copy = Ref::steal(PyFunction_NewWithQualName(reinterpret_cast<PyObject*>(running), PyFunction_GET_GLOBALS(func),
+                                                   reinterpret_cast<PyFunctionObject*>(func)->func_qualname));
+  if (!copy) throw Error::python();
+  int nfree = running->co_nfreevars;
+  if (nfree) {
+    Ref cells = Ref::steal(PyTuple_New(nfree));
+    if (!cells) throw Error::python();
+    PyObject** slots = internals::frame_localsplus(f);
+    for (int i = 0, k = 0; i < running->co_nlocalsplus && k < nfree; ++i)
+      if (internals::localsplus_kind(running, i) & CO_FAST_FREE)
+        PyTuple_SET_ITEM(cells.get(), k++, Py_NewRef(slots[i] ? slots[i] : Py_None));
+    if (PyFunction_SetClosure(copy.get(), cells.get()) < 0) throw Error::python();
+  }
+  return copy;
+}
+
+}  // namespace
 
 void encode_generator(HeapEncoder& e, PyObject* obj) {
   int state = internals::generator_state(obj);
@@ -16,7 +42,8 @@ void encode_generator(HeapEncoder& e, PyObject* obj) {
   PyObject* func = internals::frame_function(f);
   if (!func || !PyFunction_Check(func)) e.unsupported(obj, "its frame has no function");
   Plan plan(obj);
-  plan.save(func, ".gi_frame.f_func").atomic(format::Op::Generator, 1);
+  plan.save(state >= 1 ? Ref::borrow(func) : generator_function(func, f), ".gi_frame.f_func")
+      .atomic(format::Op::Generator, 1);
   if (state >= 1) {  // completed or cleared: no frame left; the decoder closes a fresh one
     plan.save(Py_None).save(Py_None).save(Py_None).save(Py_None);
     plan.save(Ref::steal(PyLong_FromLong(state))).op(format::Op::GeneratorFrame);

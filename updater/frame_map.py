@@ -278,6 +278,13 @@ def _map_innermost(record: Any, old_shape: CodeShape, new_shape: CodeShape, new_
     own = new_shape.own.get(new_key)
     if not own:
         raise Refused("its statement compiles to no code in the new version", line)
+    if rule is not None and rule.to_line is not None:
+        # Where in that statement: its start, or (a loop header the frame is inside) the point
+        # with the frame's loop values on the stack: the loop's next iteration.
+        want = tuple(t for t in old_shape.tags.get(record.offset, ()) if t in STRUCTURAL)
+        fits = [o for o in own if new_shape.tags.get(o) == want]
+        if fits:
+            k, own = 0, fits
     if k == 0:
         new_offset = own[0]
     elif same and old_shape.opnames(key) == new_shape.opnames(new_key):

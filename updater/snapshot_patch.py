@@ -179,9 +179,14 @@ class _Patching:
             raise UpdateRefusedError(f"--source {spec.path}: line {e.lineno}: {e.msg}") from None
         old_src = self.source_code(filename, old.source)
         old_module_code = rewrite_module(old.source, filename)[0]
+        funcs, gens = _heap_functions(filename)
+        from ..program import crash
+        running = list(funcs) + ([self.state.base_code] if name == "__main__" else [])
+        if any(crash.is_instrumented(c) for c in running):
+            # The program runs with --snapshot-on-crash handlers: so does its new code.
+            old_module_code, new_module_code = crash.instrument(old_module_code), crash.instrument(new_module_code)
         old_codes = sd.codes_by_definition(old_module_code, old_src.defs)
         new_codes = sd.codes_by_definition(new_module_code, new_src.defs)
-        funcs, gens = _heap_functions(filename)
         label = (lambda q: f"{name}.{q}")
 
         u = registry.new_update(f"source {spec.path}")
@@ -340,8 +345,8 @@ class _Patching:
                 return
         running = [(t, r) for t in self.state.threads for r in t.frames if id(r.code) in codes]
         for t, r in running:
-            self.refusals.append(f"thread {t.name!r}: {r.code.co_qualname} (old line {fm.old_line(r)}): its "
-                                 f"function was deleted from the source and is on the stack")
+            self.refusals.append(f"thread {t.name!r}: {what if fn is not None else r.code.co_qualname} (old line "
+                                 f"{fm.old_line(r)}): its function was deleted from the source and is on the stack")
         if running:
             return
         if any(id(g.gi_code) in codes for g in gens):

@@ -57,6 +57,8 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
             ns.suspend_options[name] = value()
         elif name == "--key-file":
             ns.key_file = value()
+        elif name == "--snapshot-on-crash":
+            ns.suspend_options[name] = inline if eq else ""
         elif a == "-m":
             i += 1
             if i >= len(argv):
@@ -92,6 +94,7 @@ def _program_options(values: dict, key_file, rewrite, no_rewrite):
                 rewrite=list(rewrite), no_rewrite=list(no_rewrite))
     if values.get("--signal"):
         o.signal = values["--signal"]
+    o.snapshot_on_crash = values.get("--snapshot-on-crash")
     if values.get("--safe-point-timeout") is not None:
         o.safe_point_timeout = num("--safe-point-timeout", float)
     return o
@@ -140,6 +143,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
     from . import program
     values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
+    values["--snapshot-on-crash"] = args.snapshot_on_crash
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
     _start_update_channel()
     return program.resume(args.snapshot, options, patches=patches)
@@ -300,6 +304,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rewrite", action="append", default=[])
     r.add_argument("--no-rewrite", action="append", default=[])
     _patch_arguments(r, auto=True)
+    r.add_argument("--snapshot-on-crash", nargs="?", const="", metavar="PATH",
+                   help="write a snapshot when an exception is about to end the program (default path: "
+                        "STEM.crash.snap beside the snapshot)")
     r.add_argument("--key-file")
     r.set_defaults(func=cmd_resume)
     s = sub.add_parser("suspend", help="suspend a process running under Stasis")

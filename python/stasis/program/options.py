@@ -18,6 +18,7 @@ class Options:
     key_file: Optional[str] = None
     rewrite: List[str] = field(default_factory=list)
     no_rewrite: List[str] = field(default_factory=list)
+    snapshot_on_crash: Optional[str] = None   # --snapshot-on-crash[=PATH] ("": beside --snapshot)
 
 
 def signal_number(name: str) -> int:

@@ -116,6 +116,9 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
         from ..updater import snapshot_patch
         snapshot_patch.apply_patches(state, patches, by="stasis resume --patch")
 
+    if options.snapshot_on_crash is not None:  # the restored code gets the crash handlers
+        from . import crash
+        crash.instrument_loaded(state, {n: sys.modules[n] for n in state.modules if n in sys.modules})
     opts = Options(**{**options.__dict__, "snapshot": options.snapshot or snapshot,
                       "rewrite": rewrite, "no_rewrite": no_rewrite})
     session = Session(opts, state.target, generation=state.generation, hash_seed=int(seed))
@@ -124,6 +127,9 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     session.sources, session.patches = dict(state.sources), list(state.patches)
     session.patch_modules = [m for m in state.modules if m.startswith(PATCH_MODULE_PREFIX)]
     crash = state.crash
+    if options.snapshot_on_crash is not None:
+        from . import crash as crash_snapshots
+        crash_snapshots.enable(session, crash_snapshots.crash_path(session.path, options.snapshot_on_crash))
     set_current(session)
     main_record = state.main_thread
     restart = RestartedThreads([t for t in state.threads if not t.main], main_record, rlocks)

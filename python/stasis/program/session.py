@@ -146,6 +146,10 @@ class Session:
 
     def execute(self, code: types.CodeType, globals_: dict, selection: Any) -> None:
         """Runs the main script's code (called by compiler_hooks.runner)."""
+        if self.options.snapshot_on_crash is not None:
+            from . import crash
+            code = crash.instrument(code)
+            crash.enable(self, crash.crash_path(self.path, self.options.snapshot_on_crash))
         self.base_code = code
         self.selection = selection
         process_state.ATEXIT.install()
