@@ -103,7 +103,13 @@ class CodeShape:
                 self.own.setdefault(key, []).append(ins.offset)
 
     def statement_at(self, offset: int) -> Tuple[Optional[Tuple[Step, ...]], int]:
-        """(statement path, index of `offset` among that statement's own instructions)."""
+        """(statement path, index of `offset` among that statement's own instructions). An offset
+        inside an instruction's inline caches (a frame's f_lasti during a call) is that instruction."""
+        if offset not in self.by_offset:
+            starts = [o for o in self.by_offset if o <= offset]
+            if not starts:
+                return None, -1
+            offset = max(starts)
         key = self.owner.get(offset)
         if key is None:
             return None, -1

@@ -139,8 +139,8 @@ def _start_update_channel() -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
+    patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     from . import program
     values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
     values["--snapshot-on-crash"] = args.snapshot_on_crash
@@ -174,8 +174,8 @@ def cmd_patch(args: argparse.Namespace) -> int:
     """Applies patches to a suspended program's snapshot and writes the patched snapshot."""
     if not args.patches:
         raise UsageError("stasis patch: give at least one --source PATH or --update FILE")
+    _prepare_hook([])  # first: the loaded program's threading code is the rewritten one
     patches = _read_patches(args.patches)
-    _prepare_hook([])
     from .program import patch
     lines = patch.patch_snapshot(args.snapshot, patches, args.output, _program_options({}, args.key_file, [], []))
     sys.stdout.write("".join(f"{line}\n" for line in lines))
