@@ -3,7 +3,8 @@
 # quota: each time the quota is spent it is suspended into a snapshot (exit status 75) and resumed
 # in a fresh process, until it finishes. The concatenated output is compared with an
 # uninterrupted run. Then a program that checkpoints itself is resumed from its last checkpoint,
-# and a threaded worker pool runs under a quota the same way.
+# and a threaded worker pool runs under a quota the same way. Last, a job that crashes part-way is
+# snapshotted as it crashes, debugged, patched with its fix and finished (samples/crash_story.sh).
 set -euo pipefail
 BUILD=${1:-build}
 STASIS="$(cd "$BUILD" && pwd)/bin/stasis"
@@ -58,3 +59,6 @@ if [ "$status" -eq 0 ] && cmp -s pool_plain.out pool.out; then
 else
   echo "   => MISMATCH (exit $status)"; diff pool_plain.out pool.out | head; tail -3 pool.out.err; exit 1
 fi
+
+echo "== 5. a job that crashes part-way, fixed and finished from where it crashed"
+bash "$samples/crash_story.sh" "$(dirname "$(dirname "$STASIS")")"

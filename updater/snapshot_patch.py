@@ -86,6 +86,10 @@ def apply_patches(state: ProgramState, patches: Sequence[PatchSpec], by: str) ->
         else:
             raise UpdateError(f"unknown kind of patch {spec.kind!r}")
     ctx.move_frames()
+    from ..modules import program_globals
+    for name in state.modules:  # the modules' dicts are what patches changed (new names, removals)
+        if name in sys.modules:
+            state.modules[name] = program_globals(sys.modules[name])
     record = PatchRecord(applied_at=time.time(), by=by,
                          files=[PatchFile(s.kind, s.path, ctx.module_of.get(id(s)), s.sha256) for s in patches],
                          changes=ctx.notes, frames=ctx.moved)
@@ -245,7 +249,8 @@ class _Patching:
                                             tuple(types.CellType() for _ in nc.co_freevars) or None)
                 new_fn.__kwdefaults__ = kwdefaults
                 registry.plan_redefine(u, label(q), fn, new_fn)
-                u.actions.append(f"redefine {label(q)}")
+                u.actions.append(f"redefine {label(q)}" if sd.dump(od.node) != sd.dump(nd.node)
+                                 else f"renumber {label(q)} (unchanged; its lines moved)")
             self._remove_deleted(u, mod, old_src, new_src, old_codes, funcs, gens, label)
             if u.groups or u.slots:
                 registry.apply(u)

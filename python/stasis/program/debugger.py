@@ -1,6 +1,7 @@
 """`stasis debug SNAPSHOT`: pdb on a rebuilt program, stopped at its suspension point — or, for a
 crash snapshot (--snapshot-on-crash), in the frame that raised, at the start of the statement that
-raised, with the exception in `sys.last_value` (and `sys.last_type`, as after a post-mortem)."""
+raised, with the exception in `sys.last_value` (and `sys.last_type`, as after a post-mortem).
+`c` lets the program go on from there; `q` ends the session (exit status 0)."""
 from __future__ import annotations
 
 import sys
@@ -10,8 +11,15 @@ from typing import Any
 
 def start(frame: types.FrameType, snapshot: str, crash: Any = None) -> None:
     """Opens pdb on the rebuilt stack, at the suspension point, before the program goes on."""
+    import os
     import pdb
-    debugger = pdb.Pdb()
+
+    class Debugger(pdb.Pdb):
+        def set_quit(self) -> None:  # `q` (or end of input) ends the session, not only the debugger
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+    debugger = Debugger()
     debugger.reset()
     f = frame
     while f is not None:  # as pdb.set_trace(frame) does: trace every frame of the rebuilt stack

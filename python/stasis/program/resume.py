@@ -9,6 +9,7 @@ replay (restore/replay.cpp) and all threads continue together."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import random
 import sys
@@ -93,6 +94,7 @@ def load_program(snapshot: str, options: Options) -> Loaded:
         sys.stderr.write(f"stasis: warning: cannot change to the program's directory {state.cwd}: "
                          f"{e.strerror}; staying in {os.getcwd()}\n")
     main = _fill_modules(fresh, state.modules)
+    _show_recorded_sources(state.sources)
     return Loaded(header=header, meta=meta, state=state, selection=selection, main=main, rlocks=rlocks,
                   seed=seed, rewrite=rewrite, no_rewrite=no_rewrite, key=key)
 
@@ -157,6 +159,24 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
         _engine.replay(session.base_code, main.__dict__, [f.to_payload() for f in main_record.frames], rebuilt)
 
     return runner.run_resumed(execute)
+
+
+def _show_recorded_sources(sources: dict) -> None:
+    """Tracebacks, pdb and inspect read a module's lines through linecache: where the file on disk
+    is not the source the program runs (edited since, or patched with another file), they get the
+    recorded source instead."""
+    import hashlib
+    import linecache
+    for src in sources.values():
+        try:
+            with open(src.path, "rb") as f:
+                if hashlib.sha256(f.read()).hexdigest() == src.sha256:
+                    continue
+        except OSError:
+            pass
+        text = importlib.util.decode_source(src.source)
+        lines = text.splitlines(True)
+        linecache.cache[src.path] = (len(text), None, lines, src.path)
 
 
 def _create_modules(names: list) -> dict:
