@@ -22,7 +22,6 @@ whose __exit__ swallows it, or C code that catches it, leave nothing behind.
 """
 from __future__ import annotations
 
-import ast
 import atexit
 import builtins
 import dis
@@ -40,6 +39,8 @@ from ..errors import StasisError
 _LOOP_VALUES = frozenset({"for_iter", "async_for_iter", "with_exit", "comp_acc"})
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200   # generator, coroutine, iterable coroutine, async generator
 
+from .freeze import BOOTSTRAP_INNER as _BOOTSTRAP_INNER  # noqa: E402 - the base of other threads' stacks
+
 _session: Any = None          # the Session whose program is watched (None: the hook does nothing)
 _path: Optional[str] = None   # where a crash snapshot goes
 _pending: Dict[int, Tuple[Any, str]] = {}       # thread ident -> (exception, temporary file)
@@ -51,6 +52,14 @@ _lock = threading.Lock()
 
 def _hook_marker(code: types.CodeType) -> bool:
     return any(c is _on_exception for c in code.co_consts)
+
+
+def _is_ours(code: types.CodeType, target: int) -> bool:
+    """Whether the handler at `target` is one `instrument` added (it calls _on_exception)."""
+    if not _hook_marker(code):
+        return False
+    first = [i for i in dis.get_instructions(code) if i.offset >= target][:2]
+    return len(first) == 2 and first[0].opname == "PUSH_NULL" and first[1].argval is _on_exception
 
 
 def is_instrumented(code: types.CodeType) -> bool:
@@ -225,6 +234,8 @@ def _on_exception(exc: BaseException, lasti: int, depth: int) -> None:
     pending = _pending.get(me)
     if pending is not None and pending[0] is exc:
         return      # captured where it was raised; this is an outer frame it is passing through
+    # (Nothing else is remembered between calls: holding on to an exception would keep its
+    # traceback's frames alive, and an id could be reused by the next one.)
     frame = sys._getframe(1)
     try:
         _consider(frame, exc, lasti, depth, me)
@@ -234,40 +245,43 @@ def _on_exception(exc: BaseException, lasti: int, depth: int) -> None:
         del frame
 
 
-def _consider(frame: types.FrameType, exc: BaseException, lasti: int, depth: int, me: int) -> None:
+def _consider(frame: types.FrameType, exc: BaseException, lasti: int, depth: int, me: int) -> bool:
+    """Captures the program if nothing catches `exc` further out. True when outer frames need not
+    look at it again (caught further out, or captured here)."""
     session = _session
     base, base_is_caller = session.thread_base(me)
-    from .freeze import BOOTSTRAP_INNER
     is_base = (frame.f_code is base) if not base_is_caller else \
-        (frame.f_back is not None and frame.f_back.f_code is BOOTSTRAP_INNER)
+        (frame.f_back is not None and frame.f_back.f_code is _BOOTSTRAP_INNER)
     if not is_base:
         why = _caught_further_out(frame.f_back, exc, base, base_is_caller)
         if why:
-            return
+            return True
     start, keep = _statement_start(frame.f_code, lasti * 2)  # lasti: in code units
     if start is None:
         _failures[me] = (exc, keep)
-        return
+        return False
     try:
         inner = _engine.crash_frame_record(frame, start, keep, depth)
         callers = [] if is_base else _engine.capture_stack(frame.f_back, base, True, base_is_caller)
     except StasisError as e:
         _failures[me] = (exc, str(e))
-        return
+        return False
     _write(exc, frame, callers + [inner], me)
+    return True
 
 
 def _caught_further_out(frame: Optional[types.FrameType], exc: BaseException, base: types.CodeType,
                         base_is_caller: bool) -> Optional[str]:
     """Why the exception may still be caught by a frame from `frame` out to the base frame, or
     None when none of them catches it."""
-    from .freeze import BOOTSTRAP_INNER
     while frame is not None:
-        why = _Handlers.of(frame.f_code).catches(frame, frame.f_lasti, exc)
-        if why:
-            return why
+        handlers = _Handlers.of(frame.f_code)
+        if handlers.entries:
+            why = handlers.catches(frame, frame.f_lasti, exc)
+            if why:
+                return why
         if (frame.f_code is base) if not base_is_caller else \
-                (frame.f_back is not None and frame.f_back.f_code is BOOTSTRAP_INNER):
+                (frame.f_back is not None and frame.f_back.f_code is _BOOTSTRAP_INNER):
             return None
         frame = frame.f_back
     return "the frame that raised it is not on the program's stack"
@@ -286,7 +300,9 @@ class _Handlers:
         return hit[1]
 
     def __init__(self, code: types.CodeType) -> None:
-        self.entries = dis._parse_exception_table(code)  # type: ignore[attr-defined]
+        # Only the entries a frame can be in while it calls: our own handlers never catch.
+        self.entries = [e for e in dis._parse_exception_table(code)  # type: ignore[attr-defined]
+                        if not _is_ours(code, e.target)]
         self.instrs = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
         self.index = {i.offset: n for n, i in enumerate(self.instrs)}
         self.ours = {i.offset for i in self.instrs if i.opname == "LOAD_CONST" and i.argval is _on_exception}
