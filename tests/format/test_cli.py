@@ -120,10 +120,13 @@ class Usage(unittest.TestCase):
         self.assertEqual(r.returncode, 64)
         self.assertNotIn("Traceback", r.stderr)
 
-    def test_unbuilt_commands_say_so(self):
+    def test_patch_without_a_patch_file_is_a_usage_error(self):
+        r = run("patch", "x.snap")
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("--source PATH or --update FILE", r.stderr)
         r = run("patch", "x.snap", "fix.py")
-        self.assertEqual(r.returncode, 97)
-        self.assertIn("not available yet", r.stderr)
+        self.assertEqual(r.returncode, 64)
+        self.assertNotIn("Traceback", r.stderr)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import os
 import subprocess
 import unittest
 
-from support import PLAIN, PatchTestCase
+from tests.patch.support import PLAIN, PatchTestCase
 
 JOB = """
 PRICES = {"apple": 3, "pear": 5, "plum": 2}
@@ -160,6 +160,34 @@ class CrashSnapshots(PatchTestCase):
         r2 = self.stasis("resume", "parser.snap", "--patch", "job.py")
         self.assertEqual(r2.rc, 0, r2)
         self.assertEqual(r2.out, "sum 3\nsum 5\nmain goes on\n")
+
+    def test_resumed_program_with_the_option_snapshots_its_crash(self):
+        """A program suspended before it crashes: `resume --snapshot-on-crash` watches it too (its
+        code, restored from the snapshot, gets the handlers)."""
+        self.write("job.py", JOB.replace('    total = 0\n', '    total = 0\n    import stasis\n    stasis.suspend()\n'))
+        r = self.stasis("run", "job.py")
+        self.assertEqual(r.rc, 75, r)
+        r = self.stasis("resume", "job.snap", "--snapshot-on-crash=crashed.snap")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn(f"crash snapshot written to {self.path('crashed.snap')}", r.err)
+        part1 = r.out
+        self.write("job.py", FIXED.replace('    total = 0\n', '    total = 0\n    import stasis\n    stasis.suspend()\n'))
+        r = self.stasis("resume", "crashed.snap", "--patch", "job.py")
+        self.assertEqual(r.rc, 0, r)
+        self.write("fixed.py", FIXED)
+        self.assertEqual(part1 + r.out, self.plain("fixed.py"))
+
+    def test_signed_crash_snapshot_patched_with_the_key(self):
+        key = self.write("key", "0123456789abcdef0123456789abcdef")
+        self.write("job.py", JOB)
+        r = self.stasis("run", "--key-file", key, "--snapshot-on-crash", "job.py")
+        self.assertIn("crash snapshot written", r.err)
+        self.write("job.py", FIXED)
+        r = self.stasis("patch", "job.crash.snap", "--key-file", key, "--source", "job.py")
+        self.assertEqual(r.rc, 0, r)
+        r = self.stasis("resume", "job.crash.snap", "--key-file", key)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("grand total", r.out)
 
     def test_without_the_option_no_snapshot(self):
         self.write("job.py", JOB)

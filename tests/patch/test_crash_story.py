@@ -4,7 +4,7 @@ import os
 import subprocess
 import unittest
 
-from support import BUILD
+from tests.patch.support import BUILD
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "samples")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import unittest
 
-from support import PatchTestCase
+from tests.patch.support import PatchTestCase
 
 NOT_ON_STACK = """
 import stasis
