@@ -16,7 +16,8 @@ Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth) {
     throw Error(ErrorCode::Internal, "crash record: " + std::to_string(keep) + " stack values asked, " +
                                          std::to_string(depth) + " kept by the handler");
   if (offset < 0 || offset % 2 || offset / 2 >= internals::code_units(code))
-    throw Error(ErrorCode::Internal, "crash record: offset " + std::to_string(offset) + " is outside the code");
+    throw Error(ErrorCode::Internal,
+                "crash record: offset " + std::to_string(offset) + " is outside the code");
   if (internals::entered_from_c(frame) && !called_by_reissuable_call(frame))
     throw Error(ErrorCode::NotSuspendable, "it was called from C code (a callback or a dunder method)");
   Ref locals = Ref::steal(PyDict_New());
@@ -34,12 +35,13 @@ Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth) {
   if (!stack) throw Error::python();
   PyObject** values = slots + code->co_nlocalsplus;
   for (int i = 0; i < keep; ++i) {
-    if (!values[i]) throw Error(ErrorCode::Internal, "crash record: an empty stack slot under the handler's depth");
+    if (!values[i])
+      throw Error(ErrorCode::Internal, "crash record: an empty stack slot under the handler's depth");
     PyTuple_SET_ITEM(stack.get(), i, Py_NewRef(values[i]));
   }
   namespace field = format::program::field;
-  Ref record = Ref::steal(Py_BuildValue("{sOsOsisOsO}", field::code, code, field::row, Py_None, field::offset, offset,
-                                        field::locals, locals.get(), field::stack, stack.get()));
+  Ref record = Ref::steal(Py_BuildValue("{sOsOsisOsO}", field::code, code, field::row, Py_None, field::offset,
+                                        offset, field::locals, locals.get(), field::stack, stack.get()));
   if (!record) throw Error::python();
   return record;
 }

@@ -17,7 +17,8 @@ namespace {
 Ref generator_function(PyObject* func, _PyInterpreterFrame* f) {
   PyCodeObject* running = internals::frame_code(f);
   if (PyFunction_GET_CODE(func) == reinterpret_cast<PyObject*>(running)) return Ref::borrow(func);
-  Ref copy = Ref::steal(PyFunction_NewWithQualName(reinterpret_cast<PyObject*>(running), PyFunction_GET_GLOBALS(func),
+  Ref copy = Ref::steal(PyFunction_NewWithQualName(reinterpret_cast<PyObject*>(running),
+                                                   PyFunction_GET_GLOBALS(func),
                                                    reinterpret_cast<PyFunctionObject*>(func)->func_qualname));
   if (!copy) throw Error::python();
   int nfree = running->co_nfreevars;
