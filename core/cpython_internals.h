@@ -196,3 +196,17 @@ int stasis_internals_visit_gc_objects(int (*visit)(PyObject*, void*), void* arg)
 // until visit returns non-zero. visit must not allocate Python objects or run Python code.
 int stasis_internals_visit_thread_states(int (*visit)(PyThreadState*, void*), void* arg);
 }
+
+// --- The frame-evaluation hook (PEP 523; cpython/pystate.h, Python/ceval.c 3.11) ---------------
+// restore/code_guard.cpp installs one while an object graph loads, so that no code object from the
+// snapshot can run. With a hook installed, 3.11's eval loop does not inline Python-to-Python
+// calls (ceval.c CALL checks `tstate->interp->eval_frame == NULL`), so every frame, generator
+// resumption included, passes through it. The hook returns NULL with an exception set to refuse
+// a frame; its caller (_PyEval_Vector, gen_send_ex2) clears the frame.
+namespace stasis::internals {
+using EvalFrameFunc = _PyFrameEvalFunction;
+inline EvalFrameFunc eval_frame_hook() { return _PyInterpreterState_GetEvalFrameFunc(PyInterpreterState_Get()); }
+inline void set_eval_frame_hook(EvalFrameFunc f) { _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), f); }
+// The code object an interpreter frame runs. Borrowed.
+inline PyObject* interpreter_frame_code(_PyInterpreterFrame* f) { return reinterpret_cast<PyObject*>(f->f_code); }
+}  // namespace stasis::internals

@@ -123,7 +123,10 @@ Ref read_objects(format::SnapshotReader& file, const std::string& kind) {
     }
   } pause;
   HugeArenas arenas;
-  return restore::HeapDecoder(payload, restore::Registry{g_loaders}).decode();
+  // A suspended program may run its own code while it is rebuilt (resuming runs it anyway); an
+  // object graph is built without running any code that came from the snapshot (FORMAT.md).
+  restore::Trust trust = kind == "program" ? restore::Trust::Program : restore::Trust::Objects;
+  return restore::HeapDecoder(payload, restore::Registry{g_loaders}, trust).decode();
 }
 
 format::WriteOptions write_options(PyObject* key, int level, const std::string& kind) {

@@ -265,68 +265,21 @@ std::string_view PayloadReader::view_across(size_t size) {
   return scratch_;
 }
 
-const char* op_name(uint8_t op) {
-  switch (static_cast<Op>(op)) {
-    case Op::None: return "None";
-    case Op::True: return "True";
-    case Op::False: return "False";
-    case Op::IntSmall: return "IntSmall";
-    case Op::IntBig: return "IntBig";
-    case Op::Float: return "Float";
-    case Op::Str: return "Str";
-    case Op::Bytes: return "Bytes";
-    case Op::Memo: return "Memo";
-    case Op::Ref: return "Ref";
-    case Op::EmptyList: return "EmptyList";
-    case Op::Appends: return "Appends";
-    case Op::EmptyDict: return "EmptyDict";
-    case Op::SetItems: return "SetItems";
-    case Op::Tuple: return "Tuple";
-    case Op::Pop: return "Pop";
-    case Op::Ellipsis: return "Ellipsis";
-    case Op::NotImplemented: return "NotImplemented";
-    case Op::Complex: return "Complex";
-    case Op::ByteArray: return "ByteArray";
-    case Op::EmptySet: return "EmptySet";
-    case Op::AddItems: return "AddItems";
-    case Op::FrozenSet: return "FrozenSet";
-    case Op::SetLayout: return "SetLayout";
-    case Op::Floats: return "Floats";
-    case Op::Global: return "Global";
-    case Op::Module: return "Module";
-    case Op::Reduce: return "Reduce";
-    case Op::NewObj: return "NewObj";
-    case Op::Build: return "Build";
-    case Op::ListItems: return "ListItems";
-    case Op::DictItems: return "DictItems";
-    case Op::Cell: return "Cell";
-    case Op::CellSet: return "CellSet";
-    case Op::Code: return "Code";
-    case Op::Function: return "Function";
-    case Op::FunctionState: return "FunctionState";
-    case Op::Class: return "Class";
-    case Op::ClassState: return "ClassState";
-    case Op::Generator: return "Generator";
-    case Op::GeneratorFrame: return "GeneratorFrame";
-    case Op::WeakRef: return "WeakRef";
-    case Op::DeadWeakRef: return "DeadWeakRef";
-    case Op::Registered: return "Registered";
-    case Op::ExceptionState: return "ExceptionState";
-    case Op::ShapeValues: return "ShapeValues";
-    case Op::ShapeDict: return "ShapeDict";
-  }
-  return nullptr;
-}
+const char* op_name(uint8_t op) { return op_info(op).name; }
 
 OpSummary scan_ops(PayloadReader& r) {
   OpSummary s;
   uint64_t depth = 0;
-  auto need = [&](uint64_t n, uint8_t op, uint64_t at) {
-    if (depth < n)
+  // Values an op at `at` needs; `count` values plus `extra` below them, without overflowing.
+  auto need = [&](uint64_t count, uint64_t per, uint64_t extra, uint8_t op, uint64_t at) {
+    bool ok = count <= (UINT64_MAX - extra) / per && depth >= count * per + extra;
+    if (!ok) {
+      std::string n = count <= (UINT64_MAX - extra) / per ? std::to_string(count * per + extra)
+                                                           : std::to_string(count) + " x " + std::to_string(per);
       throw Error(ErrorCode::CorruptSnapshot, std::string("op ") + op_name(op) + " at op byte " +
-                                                  std::to_string(at) + " needs " +
-                                                  std::to_string(n) + " values, the stack has " +
-                                                  std::to_string(depth));
+                                                  std::to_string(at) + " needs " + n +
+                                                  " values, the stack has " + std::to_string(depth));
+    }
   };
   // Reads a memo id operand: it must name an id defined earlier in the stream.
   auto memo_id = [&](uint8_t op, uint64_t at) {
@@ -339,100 +292,55 @@ OpSummary scan_ops(PayloadReader& r) {
   while (!r.at_end()) {
     uint64_t at = r.offset();
     uint8_t op = r.byte();
+    const OpInfo& info = op_info(op);
+    if (!info.name) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", op);
+      throw Error(ErrorCode::CorruptSnapshot,
+                  std::string("unknown op ") + hex + " at op byte " + std::to_string(at));
+    }
     ++s.counts[op];
-    switch (static_cast<Op>(op)) {
-      case Op::None: case Op::True: case Op::False: case Op::EmptyList: case Op::EmptyDict:
-        ++depth;
+    uint64_t k = 0;
+    switch (info.operand) {
+      case Operand::None: break;
+      case Operand::Svar: r.svar(); break;
+      case Operand::Bytes: k = r.uvar(); r.view(k); s.string_bytes += k; break;
+      case Operand::Fixed8: r.view(8); break;
+      case Operand::Fixed16: r.view(16); break;
+      case Operand::Count: k = r.uvar(); break;
+      case Operand::MemoId: memo_id(op, at); break;
+      case Operand::MemoCount: memo_id(op, at); k = r.uvar(); break;
+      case Operand::Floats:
+        k = r.uvar();
+        if (k > (uint64_t(1) << 32))
+          throw Error(ErrorCode::CorruptSnapshot, "Floats at op byte " + std::to_string(at) + " claims " +
+                                                      std::to_string(k) + " values");
+        r.view(k * 8);
         break;
-      case Op::IntSmall: r.svar(); ++depth; break;
-      case Op::Float: r.view(8); ++depth; break;
-      case Op::IntBig: case Op::Str: case Op::Bytes: {
-        uint64_t n = r.uvar();
-        r.view(n);
-        s.string_bytes += n;
-        ++depth;
-        break;
-      }
-      case Op::Memo: need(1, op, at); ++s.memo_count; break;
-      case Op::Ref: memo_id(op, at); ++depth; break;
-      case Op::Appends: case Op::AddItems: case Op::ListItems: {
-        uint64_t k = r.uvar();
-        need(k + 1, op, at);
-        depth -= k;
-        break;
-      }
-      case Op::SetItems: case Op::DictItems: {
-        uint64_t k = r.uvar();
-        if (k > (uint64_t(1) << 62)) need(UINT64_MAX, op, at);
-        need(2 * k + 1, op, at);
-        depth -= 2 * k;
-        break;
-      }
-      case Op::Tuple: case Op::FrozenSet: { uint64_t n = r.uvar(); need(n, op, at); depth = depth - n + 1; break; }
-      case Op::Pop: { uint64_t n = r.uvar(); need(n, op, at); depth -= n; break; }
-      // Ops with a fixed stack effect: values needed, values left in their place.
-      case Op::Ellipsis: case Op::NotImplemented: case Op::EmptySet: case Op::Cell:
-      case Op::DeadWeakRef:
-        ++depth;
-        break;
-      case Op::Complex: r.view(16); ++depth; break;
-      case Op::ByteArray: {
-        uint64_t n = r.uvar();
-        r.view(n);
-        s.string_bytes += n;
-        ++depth;
-        break;
-      }
-      case Op::Floats: {
-        uint64_t n = r.uvar();
-        if (n > (uint64_t(1) << 32)) need(UINT64_MAX, op, at);
-        need(1, op, at);
-        r.view(n * 8);
-        break;
-      }
-      case Op::ShapeDict: {  // a new dict from k values
-        memo_id(op, at);
-        uint64_t k = r.uvar();
-        need(k, op, at);
-        depth = depth - k + 1;
-        break;
-      }
-      case Op::ShapeValues: {  // k values into the dict below them
-        memo_id(op, at);
-        uint64_t k = r.uvar();
-        need(k + 1, op, at);
-        depth -= k;
-        break;
-      }
-      case Op::SetLayout: {
-        need(1, op, at);
+      case Operand::Layout:
         r.uvar();  // mask
         r.uvar();  // finger
         for (int part = 0; part < 2; ++part) {
           uint64_t n = r.uvar();
-          if (n > (uint64_t(1) << 40)) throw Error(ErrorCode::CorruptSnapshot, "SetLayout count too large");
+          if (n > (uint64_t(1) << 40))
+            throw Error(ErrorCode::CorruptSnapshot, "SetLayout at op byte " + std::to_string(at) + " claims " +
+                                                        std::to_string(n) + " slots");
           for (uint64_t i = 0; i < n; ++i) r.uvar();
         }
         break;
-      }
-      case Op::Module: case Op::Code: case Op::Generator: need(1, op, at); break;
-      case Op::Global: case Op::Reduce: case Op::NewObj: case Op::Build: case Op::CellSet:
-      case Op::ClassState: case Op::WeakRef: case Op::Registered:
-        need(2, op, at);
-        depth -= 1;
-        break;
-      case Op::Class: need(4, op, at); depth -= 3; break;
-      case Op::ExceptionState: need(4, op, at); depth -= 3; break;
-      case Op::Function: need(5, op, at); depth -= 4; break;
-      case Op::GeneratorFrame: need(6, op, at); depth -= 5; break;
-      case Op::FunctionState: need(7, op, at); depth -= 6; break;
-      default: {
-        char hex[8];
-        std::snprintf(hex, sizeof hex, "0x%02X", op);
-        throw Error(ErrorCode::CorruptSnapshot,
-                    std::string("unknown op ") + hex + " at op byte " + std::to_string(at));
-      }
     }
+    switch (info.effect) {
+      case Effect::Fixed: need(info.needs, 1, 0, op, at); depth = depth - info.needs + info.leaves; break;
+      case Effect::Items: need(k, 1, 1, op, at); depth -= k; break;
+      case Effect::Pairs: need(k, 2, 1, op, at); depth -= 2 * k; break;
+      case Effect::Collect: need(k, 1, 0, op, at); depth = depth - k + 1; break;
+      case Effect::Drop: need(k, 1, 0, op, at); depth -= k; break;
+    }
+    if (op == static_cast<uint8_t>(Op::Memo)) ++s.memo_count;
+    if (depth > kMaxStack)
+      throw Error(ErrorCode::CorruptSnapshot, std::string("op ") + op_name(op) + " at op byte " +
+                                                  std::to_string(at) + " leaves more than " +
+                                                  std::to_string(kMaxStack) + " values on the stack");
     s.max_stack = std::max(s.max_stack, depth);
   }
   if (depth != r.header().root_count)

@@ -1,7 +1,7 @@
 // format/schema.h — THE snapshot schema: the format version, the payload's cereal records and the
 // object-graph op codes. Defined here once; FORMAT.md documents every item. Any change to a record,
 // a tag or an op is a format change: bump kFormatVersion in the same commit and regenerate the
-// golden files (tests/golden/regen.sh); tests/golden catches a forgotten bump.
+// golden files (build/bin/python tests/golden/regen.py); tests/golden catches a forgotten bump.
 #pragma once
 
 #include <cereal/cereal.hpp>
@@ -95,70 +95,130 @@ struct PayloadEnd {
 
 // The op machine: a value stack and a memo table (ids 0, 1, 2... in MEMO order).
 // Integers in op arguments are unsigned LEB128 varints ("uvar"); signed ones are zigzag ("svar").
-enum class Op : uint8_t {
-  None = 0x01,       // push None
-  True = 0x02,       // push True
-  False = 0x03,      // push False
-  IntSmall = 0x04,   // svar v: push int v (|v| < 2**63)
-  IntBig = 0x05,     // uvar n, n bytes: push int from little-endian two's complement
-  Float = 0x06,      // 8 bytes IEEE-754 big-endian (since version 3): push float
-  Str = 0x07,        // uvar n, n bytes UTF-8 (surrogates pass through): push str
-  Bytes = 0x08,      // uvar n, n bytes: push bytes
-  Memo = 0x09,       // give the value on top of the stack the next memo id (stays on the stack)
-  Ref = 0x0A,        // uvar id: push memo[id]
-  EmptyList = 0x0B,  // push []
-  Appends = 0x0C,    // uvar k: pop k values, append them to the list now on top
-  EmptyDict = 0x0D,  // push {}
-  SetItems = 0x0E,   // uvar k: pop k key/value pairs (2k values), insert into the dict on top
-  Tuple = 0x0F,      // uvar n: pop n values, push a tuple of them
-  Pop = 0x10,        // uvar n: discard n values (a tuple whose items reached it again; see FORMAT.md)
-  // --- format version 2: every type of the heap snapshot engine (FORMAT.md, "The op stream") ---
-  Ellipsis = 0x11,        // push Ellipsis
-  NotImplemented = 0x12,  // push NotImplemented
-  Complex = 0x13,         // 16 bytes (real, imag as Float): push complex
-  ByteArray = 0x14,       // uvar n, n bytes: push bytearray
-  EmptySet = 0x15,        // push set()
-  AddItems = 0x16,        // uvar k: pop k values, add them to the set below them
-  FrozenSet = 0x17,       // uvar n: pop n values, push a frozenset of them
-  Floats = 0x18,          // uvar n, 8n bytes (XOR-delta byte planes, FORMAT.md): append n floats to the list on top
-  Global = 0x19,          // pop module name, qualname (str): push the class/function found there
-  Module = 0x1A,          // pop module name (str): push the imported module
-  Reduce = 0x1B,          // pop callable, args (tuple): push callable(*args); callable: a class or allowed
-  NewObj = 0x1C,          // pop cls, args (tuple): push cls.__new__(cls, *args)
-  Build = 0x1D,           // pop state: apply it to the object below (__setstate__, or dict/slots)
-  ListItems = 0x1E,       // uvar k: pop k values, obj.append(v) each on the object below them
-  DictItems = 0x1F,       // uvar k: pop k pairs, obj[key] = value on the object below them
-  Cell = 0x20,            // push a new empty cell
-  CellSet = 0x21,         // pop value: set it as the contents of the cell below it
-  Code = 0x22,            // pop a tuple of the 18 code fields (FORMAT.md): push a code object
-  Function = 0x23,        // pop code, globals (module or dict), name, qualname, closure: push function
-  FunctionState = 0x24,   // pop defaults, kwdefaults, annotations, dict, doc, module: set on function below
-  Class = 0x25,           // pop metaclass, name, bases, namespace: push metaclass(name, bases, namespace)
-  ClassState = 0x26,      // pop dict: setattr each item on the class below
-  Generator = 0x27,       // pop function: push a new, not started generator/coroutine of it (no code runs)
-  GeneratorFrame = 0x28,  // pop locals, bound mask, stack, lasti, state: write them into the generator below
-  WeakRef = 0x29,         // pop referent, callback: push weakref.ref(referent, callback)
-  DeadWeakRef = 0x2A,     // push a dead weakref.ref
-  Registered = 0x2B,      // pop key (str), state: push load(state) of the handler registered under key
-  ExceptionState = 0x2C,  // pop cause, context, suppress_context: set them on the exception below
-  ShapeValues = 0x2D,     // uvar id, uvar k: pop k values, insert them into the dict below under the
-                          // k str keys of the tuple memo[id] (a "shape": dicts with the same keys)
-  ShapeDict = 0x2E,       // uvar id, uvar k: pop k values, push a new dict of them under the keys of
-                          // memo[id] (an unshared dict: nothing inside can refer back to it)
-  SetLayout = 0x2F,       // uvar mask, finger, n, n slot deltas, d, d dummy-slot deltas: give the
-                          // set/frozenset on top the hash-table layout it had (same iteration order)
+//
+// THE table of ops: every fact about an op that more than one place needs is here, once —
+// its code, name, operands, stack effect and whether it builds only plain values. Read by
+// format/payload.cpp (op_name, scan_ops), restore/ (which ops may run before the payload is
+// verified) and tests/golden (every op must be covered). FORMAT.md documents each op.
+//
+// Operands, in the order they follow the op byte:
+enum class Operand : uint8_t {
+  None,       // nothing
+  Svar,       // svar v
+  Bytes,      // uvar n, then n bytes
+  Fixed8,     // 8 bytes
+  Fixed16,    // 16 bytes
+  Count,      // uvar k: the count the stack effect uses
+  MemoId,     // uvar id of an earlier Memo
+  MemoCount,  // uvar id of an earlier Memo (a shape: a tuple of keys), uvar k
+  Floats,     // uvar n, then 8n bytes
+  Layout,     // uvar mask, uvar finger, uvar n, n uvar deltas, uvar d, d uvar deltas
 };
-inline constexpr uint8_t kLastOp = 0x2F;
+// Stack effect: values the op needs on the stack and leaves in their place.
+enum class Effect : uint8_t {
+  Fixed,    // needs `needs`, leaves `leaves`
+  Items,    // k values onto the container below them: needs k + 1, leaves 1
+  Pairs,    // k key/value pairs onto the container below them: needs 2k + 1, leaves 1
+  Collect,  // k values into a new object: needs k, leaves 1
+  Drop,     // discards k values: needs k, leaves 0
+};
 
-// The reconstructors a Reduce op may call besides classes (FORMAT.md, "What loading may import and
-// call"): module and qualname. Both sides check against this list; nothing else is ever called.
-inline constexpr const char* kAllowedReducers[][2] = {
-    {"copyreg", "_reconstructor"},        // copyreg.__reduce_ex__ of protocol < 2 objects
-    {"builtins", "getattr"},              // bound builtin methods, enum-like attributes
-    {"builtins", "iter"},                 // builtin iterators (list/tuple/str/bytes/dict/set)
-    {"re", "_compile"},                   // re.Pattern
-    {"array", "_array_reconstructor"},    // array.array
+// X(name, code, operand, effect, needs, leaves, plain)
+// plain: builds only plain built-in values (no import, no call of a class, a reducer or a
+// handler, no code object, function or class), so the decoder may run it before the payload is
+// verified (format/payload.h); every other op waits for the verdict.
+#define STASIS_OPS(X)                                                                          \
+  X(None, 0x01, None, Fixed, 0, 1, true)            /* push None */                            \
+  X(True, 0x02, None, Fixed, 0, 1, true)            /* push True */                            \
+  X(False, 0x03, None, Fixed, 0, 1, true)           /* push False */                           \
+  X(IntSmall, 0x04, Svar, Fixed, 0, 1, true)        /* push int v (|v| < 2**63) */             \
+  X(IntBig, 0x05, Bytes, Fixed, 0, 1, true)         /* push int, little-endian 2's complement */ \
+  X(Float, 0x06, Fixed8, Fixed, 0, 1, true)         /* push float, IEEE-754 big-endian (v3) */ \
+  X(Str, 0x07, Bytes, Fixed, 0, 1, true)            /* push str, UTF-8 (surrogates pass) */    \
+  X(Bytes, 0x08, Bytes, Fixed, 0, 1, true)          /* push bytes */                           \
+  X(Memo, 0x09, None, Fixed, 1, 1, true)            /* next memo id to the top value */        \
+  X(Ref, 0x0A, MemoId, Fixed, 0, 1, true)           /* push memo[id] */                        \
+  X(EmptyList, 0x0B, None, Fixed, 0, 1, true)       /* push [] */                              \
+  X(Appends, 0x0C, Count, Items, 0, 0, true)        /* append k values to the list below */    \
+  X(EmptyDict, 0x0D, None, Fixed, 0, 1, true)       /* push {} */                              \
+  X(SetItems, 0x0E, Count, Pairs, 0, 0, true)       /* insert k pairs into the dict below */   \
+  X(Tuple, 0x0F, Count, Collect, 0, 0, true)        /* push a tuple of k values */             \
+  X(Pop, 0x10, Count, Drop, 0, 0, true)             /* discard k values (FORMAT.md) */         \
+  /* --- format version 2: the heap snapshot engine (FORMAT.md, "The op stream") --- */       \
+  X(Ellipsis, 0x11, None, Fixed, 0, 1, true)        /* push Ellipsis */                        \
+  X(NotImplemented, 0x12, None, Fixed, 0, 1, true)  /* push NotImplemented */                  \
+  X(Complex, 0x13, Fixed16, Fixed, 0, 1, true)      /* push complex(real, imag) */             \
+  X(ByteArray, 0x14, Bytes, Fixed, 0, 1, true)      /* push bytearray */                       \
+  X(EmptySet, 0x15, None, Fixed, 0, 1, true)        /* push set() */                           \
+  X(AddItems, 0x16, Count, Items, 0, 0, true)       /* add k values to the set below */        \
+  X(FrozenSet, 0x17, Count, Collect, 0, 0, true)    /* push a frozenset of k values */         \
+  X(Floats, 0x18, Floats, Fixed, 1, 1, true)        /* append n floats to the list on top */   \
+  X(Global, 0x19, None, Fixed, 2, 1, false)         /* module, qualname: push what is there */ \
+  X(Module, 0x1A, None, Fixed, 1, 1, false)         /* name: push the imported module */       \
+  X(Reduce, 0x1B, None, Fixed, 2, 1, false)         /* callable, args: push callable(*args) */ \
+  X(NewObj, 0x1C, None, Fixed, 2, 1, false)         /* cls, args: push cls.__new__(cls, *a) */ \
+  X(Build, 0x1D, None, Fixed, 2, 1, false)          /* state onto the object below */          \
+  X(ListItems, 0x1E, Count, Items, 0, 0, false)     /* append k values to the object below */  \
+  X(DictItems, 0x1F, Count, Pairs, 0, 0, false)     /* obj[key] = value, k pairs */            \
+  X(Cell, 0x20, None, Fixed, 0, 1, false)           /* push a new empty cell */                \
+  X(CellSet, 0x21, None, Fixed, 2, 1, false)        /* value into the cell below */            \
+  X(Code, 0x22, None, Fixed, 1, 1, false)           /* tuple of 18 fields: push code object */ \
+  X(Function, 0x23, None, Fixed, 5, 1, false)       /* code, globals, name, qualname, closure */ \
+  X(FunctionState, 0x24, None, Fixed, 7, 1, false)  /* defaults ... module onto function */   \
+  X(Class, 0x25, None, Fixed, 4, 1, false)          /* metaclass, name, bases, namespace */    \
+  X(ClassState, 0x26, None, Fixed, 2, 1, false)     /* dict: setattr each on the class below */ \
+  X(Generator, 0x27, None, Fixed, 1, 1, false)      /* function: a not started generator */    \
+  X(GeneratorFrame, 0x28, None, Fixed, 6, 1, false) /* locals, mask, stack, lasti, state */    \
+  X(WeakRef, 0x29, None, Fixed, 2, 1, false)        /* referent, callback: push weakref.ref */ \
+  X(DeadWeakRef, 0x2A, None, Fixed, 0, 1, true)     /* push a dead weakref.ref */              \
+  X(Registered, 0x2B, None, Fixed, 2, 1, false)     /* key, state: push the handler's load */  \
+  X(ExceptionState, 0x2C, None, Fixed, 4, 1, false) /* cause, context, suppress onto exc */    \
+  X(ShapeValues, 0x2D, MemoCount, Items, 0, 0, true) /* k values under the shape's keys */     \
+  X(ShapeDict, 0x2E, MemoCount, Collect, 0, 0, true) /* push a dict of the shape's k keys */   \
+  X(SetLayout, 0x2F, Layout, Fixed, 1, 1, true)     /* the hash-table layout of the set on top */
+
+enum class Op : uint8_t {
+#define STASIS_OP_ENUM(name, code, operand, effect, needs, leaves, plain) name = code,
+  STASIS_OPS(STASIS_OP_ENUM)
+#undef STASIS_OP_ENUM
 };
+
+struct OpInfo {
+  const char* name = nullptr;  // nullptr: not an op
+  Operand operand = Operand::None;
+  Effect effect = Effect::Fixed;
+  uint8_t needs = 0, leaves = 0;
+  bool plain = false;
+};
+
+namespace detail {
+struct OpTable {
+  OpInfo ops[256]{};
+  uint8_t last = 0;
+  constexpr OpTable() {
+#define STASIS_OP_INFO(name_, code, operand_, effect_, needs_, leaves_, plain_)               \
+  ops[code] = OpInfo{#name_, Operand::operand_, Effect::effect_, needs_, leaves_, plain_};   \
+  if (code > last) last = code;
+    STASIS_OPS(STASIS_OP_INFO)
+#undef STASIS_OP_INFO
+  }
+};
+inline constexpr OpTable kOpTable{};
+}  // namespace detail
+
+// The facts of `op`; info.name is nullptr for a byte that is not an op.
+constexpr const OpInfo& op_info(uint8_t op) { return detail::kOpTable.ops[op]; }
+inline constexpr uint8_t kLastOp = detail::kOpTable.last;
+static_assert(kLastOp == 0x2F, "a new op: bump kFormatVersion, FORMAT.md, tests/golden");
+
+// The writer fills containers (Appends, SetItems, AddItems, ListItems, DictItems) in batches of at
+// most kBatch values, which bounds the reader's stack by nesting depth x 2 x kBatch.
+inline constexpr uint64_t kBatch = 1000;
+
+// The most values the reader's stack may hold at once: a flood of values that no op consumes is
+// refused (CorruptSnapshotError naming the op) before it exhausts memory. Legitimate streams stay
+// far below it (nesting depth x 2 x kBatch, plus the items of the largest tuple or frozenset).
+inline constexpr uint64_t kMaxStack = uint64_t(1) << 25;
 
 }  // namespace stasis::format
 

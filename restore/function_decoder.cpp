@@ -1,7 +1,9 @@
 // restore/function_decoder.cpp — Cell/CellSet, Code, Function/FunctionState.
 // Counterpart: snapshot/function_encoder.cpp. A code object is built by types.CodeType from its
-// fields (validated by CPython); nothing in it runs while loading.
+// fields (validated by CPython) and then checked by restore/code_verifier.h before anything can
+// run it; in an object graph, nothing of it runs while loading (restore/code_guard.h).
 #include "core/error.h"
+#include "restore/code_verifier.h"
 #include "restore/decoders.h"
 
 using stasis::format::Op;
@@ -11,7 +13,7 @@ namespace stasis::restore {
 void decode_cell(HeapDecoder& d, uint8_t op) {
   if (static_cast<Op>(op) == Op::Cell) return d.push(PyCell_New(nullptr));
   Ref value = d.pop();
-  PyObject* cell = d.peek();
+  PyObject* cell = d.target(0, "CellSet");
   if (!PyCell_Check(cell)) d.corrupt("CellSet on a non-cell");
   if (PyCell_Set(cell, value.get()) < 0) throw Error::python();
 }
@@ -22,7 +24,11 @@ void decode_code(HeapDecoder& d, uint8_t) {
     d.corrupt("Code needs a tuple of 18 fields");
   PyObject* r = PyObject_Call(reinterpret_cast<PyObject*>(&PyCode_Type), fields.get(), nullptr);
   if (!r) d.refused("Code");
-  d.push(r);
+  Ref code = Ref::steal(r);
+  std::string why = verify_code(reinterpret_cast<PyCodeObject*>(r));
+  if (!why.empty()) d.corrupt("Code refused: " + why);
+  d.built_code(r);
+  d.push(std::move(code));
 }
 
 void decode_function(HeapDecoder& d, uint8_t op) {
@@ -47,6 +53,7 @@ void decode_function(HeapDecoder& d, uint8_t op) {
     if (!f) d.refused("Function");
     if (nfree && PyFunction_SetClosure(f.get(), closure.get()) < 0) d.refused("Function");
     if (PyObject_SetAttrString(f.get(), "__name__", name.get()) < 0) d.refused("Function");
+    d.built_function(f.get());
     return d.push(std::move(f));
   }
   Ref module = d.pop();
@@ -56,7 +63,9 @@ void decode_function(HeapDecoder& d, uint8_t op) {
   Ref kwdefaults = d.pop();
   Ref defaults = d.pop();
   PyObject* f = d.peek();
-  if (!PyFunction_Check(f)) d.corrupt("FunctionState on a non-function");
+  if (!PyFunction_Check(f) || !d.stream_function(f))
+    d.corrupt("FunctionState on a " + std::string(Py_TYPE(f)->tp_name) +
+              " this load did not make (loading changes no function that existed before it)");
   if (PyObject_SetAttrString(f, "__defaults__", defaults.get()) < 0 ||
       PyObject_SetAttrString(f, "__kwdefaults__", kwdefaults.get()) < 0 ||
       (annotations.get() != Py_None && PyObject_SetAttrString(f, "__annotations__", annotations.get()) < 0) ||

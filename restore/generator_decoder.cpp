@@ -7,6 +7,8 @@
 // generator runs no code either). Counterpart: snapshot/generator_encoder.cpp.
 #include "core/cpython_internals.h"
 #include "core/error.h"
+#include "restore/code_guard.h"
+#include "restore/code_verifier.h"
 #include "restore/decoders.h"
 
 using stasis::format::Op;
@@ -18,8 +20,13 @@ void make_generator(HeapDecoder& d) {
   Ref func = d.pop();
   if (!PyFunction_Check(func.get())) d.corrupt("Generator of a non-function");
   auto* co = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(func.get()));
-  if (!(co->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)))
-    d.corrupt("Generator of a function that is not a generator, coroutine or async generator function");
+  // Calling the function runs its code up to RETURN_GENERATOR: the verifier must show that this
+  // is the frame prefix and nothing else (a function flagged CO_GENERATOR whose body does not
+  // start with RETURN_GENERATOR would run whole).
+  if (!(co->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)) ||
+      !has_generator_prefix(co))
+    d.corrupt("Generator of a function whose code is not a generator, coroutine or async generator "
+              "starting with RETURN_GENERATOR");
   // Placeholders for every parameter (the frame's slots are overwritten by GeneratorFrame).
   Ref args = Ref::steal(PyTuple_New(co->co_argcount));
   if (!args) throw Error::python();
@@ -30,6 +37,15 @@ void make_generator(HeapDecoder& d) {
     PyObject* name = PyTuple_GET_ITEM(co->co_localsplusnames, co->co_argcount + i);
     if (PyDict_SetItem(kwargs.get(), name, Py_None) < 0) throw Error::python();
   }
+  struct Allow {  // the guard lets this one frame prefix run
+    CodeGuard* g;
+    Allow(CodeGuard* guard, PyObject* code) : g(guard) {
+      if (g) g->allow(code);
+    }
+    ~Allow() {
+      if (g) g->allow(nullptr);
+    }
+  } allow(d.guard(), reinterpret_cast<PyObject*>(co));
   PyObject* gen = PyObject_Call(func.get(), args.get(), kwargs.get());
   if (!gen) d.refused("Generator");
   if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen) && !PyAsyncGen_CheckExact(gen)) {
@@ -45,7 +61,7 @@ void fill_frame(HeapDecoder& d) {
   Ref stack = d.pop();
   Ref mask = d.pop();
   Ref locals = d.pop();
-  PyObject* gen = d.peek();
+  PyObject* gen = d.target(0, "GeneratorFrame");
   if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen) && !PyAsyncGen_CheckExact(gen))
     d.corrupt("GeneratorFrame on a non-generator");
   if (internals::generator_state(gen) != -2) d.corrupt("GeneratorFrame on a generator that was already filled");
@@ -72,8 +88,15 @@ void fill_frame(HeapDecoder& d) {
   if (lasti < 0 || lasti >= internals::code_units(co)) d.corrupt("GeneratorFrame position outside the code");
   if (state == -1 && !internals::is_yield_value(co, int(lasti)))
     d.corrupt("GeneratorFrame position is not a yield");
+  if (state == -1) {
+    // The eval loop uses the saved values as the code expects them (FOR_ITER calls an
+    // iterator's tp_iternext unchecked...): each must be of the kind the verifier found there.
+    std::string why = check_stack_at(co, int(lasti), stack.get(), true);
+    if (!why.empty()) d.corrupt("GeneratorFrame: " + why);
+  }
   if (state == -2 && (lasti != internals::frame_lasti(f) || PyTuple_GET_SIZE(stack.get()) != 0))
     d.corrupt("GeneratorFrame of a not started generator does not match its code");
+  int iter_slot = iterator_argument(co);
   PyObject** slots = internals::frame_localsplus(f);
   for (int i = 0; i < nlocals; ++i) {
     Ref bit = Ref::steal(PyNumber_Rshift(mask.get(), Ref::steal(PyLong_FromLong(i)).get()));
@@ -83,6 +106,8 @@ void fill_frame(HeapDecoder& d) {
     _PyLocals_Kind kind = _PyLocals_GetKind(co->co_localspluskinds, i);
     if (v && (kind & (CO_FAST_CELL | CO_FAST_FREE)) && !PyCell_Check(v))
       d.corrupt("GeneratorFrame: a cell variable holds a non-cell");
+    if (v && i == iter_slot && (!Py_TYPE(v)->tp_iternext || Py_TYPE(v)->tp_iternext == &_PyObject_NextNotImplemented))
+      d.corrupt("GeneratorFrame: a comprehension's iterator argument holds a non-iterator");
     PyObject* old = slots[i];
     slots[i] = v ? Py_NewRef(v) : nullptr;
     Py_XDECREF(old);

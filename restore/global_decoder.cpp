@@ -3,6 +3,7 @@
 // What a Global may resolve to is restricted: a class, a Python function or a builtin function.
 #include <string>
 
+#include "core/allowlist.h"
 #include "core/error.h"
 #include "core/python_import.h"
 #include "core/python_error.h"
@@ -19,6 +20,9 @@ std::string str_of(HeapDecoder& d, PyObject* s, const char* what) {
 }
 
 Ref import(HeapDecoder& d, PyObject* name) {
+  if (!PyUnicode_CheckExact(name)) d.corrupt("a module name that is not a str");
+  std::string why = allowlist::import_refusal(str_of(d, name, "module name"));
+  if (!why.empty()) d.corrupt(why);
   Ref module = Ref::steal(PyImport_Import(name));
   if (!module) {
     std::string why = take_python_error();
@@ -36,6 +40,7 @@ void decode_global(HeapDecoder& d, uint8_t) {
   Ref module_name = d.pop();
   std::string m = str_of(d, module_name.get(), "Global module");
   std::string q = str_of(d, qualname.get(), "Global qualname");
+  if (!PyUnicode_CheckExact(qualname.get())) d.corrupt("Global qualname is not a str");
   Ref cur = import(d, module_name.get());
   size_t start = 0;
   for (;;) {
@@ -55,13 +60,16 @@ void decode_global(HeapDecoder& d, uint8_t) {
       !(m == "typing" && is_typing_object(o)))
     d.corrupt("Global " + m + "." + q + " is a " + Py_TYPE(o)->tp_name +
               ", not a class, a function or a typing object");
+  d.mark_foreign(cur.get());
   d.push(std::move(cur));
 }
 
 void decode_module(HeapDecoder& d, uint8_t) {
   Ref name = d.pop();
   str_of(d, name.get(), "Module name");
-  d.push(import(d, name.get()));
+  Ref module = import(d, name.get());
+  d.mark_foreign(module.get());
+  d.push(std::move(module));
 }
 
 }  // namespace stasis::restore

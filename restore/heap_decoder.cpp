@@ -6,19 +6,70 @@
 #include "core/cpython_internals.h"
 #include "core/error.h"
 #include "core/python_error.h"
+#include "restore/code_guard.h"
 #include "restore/decoders.h"
 
 namespace stasis::restore {
 
 using format::Op;
 
+HeapDecoder::HeapDecoder(format::PayloadReader& in, Registry registry, Trust trust)
+    : in_(in), registry_(registry), trust_(trust) {}
+
 HeapDecoder::~HeapDecoder() {
   for (PyObject* o : stack_) Py_DECREF(o);
   for (PyObject* o : memo_) Py_DECREF(o);
+  stack_.clear();
+  memo_.clear();
+  set_items_.clear();
+  templates_.clear();
+  // What this load built dies here (a failed load), while the guard still refuses its code: a
+  // __del__ or a weak reference's callback of the snapshot's own never runs.
+  if (guard_) PyErr_Clear();
+}
+
+void HeapDecoder::mark_foreign(PyObject* obj) {
+  if (!foreign_.insert(obj).second) return;
+  foreign_alive_.push_back(Ref::borrow(obj));
+  if (PyList_Check(obj) || PyDict_Check(obj) || PyAnySet_Check(obj)) foreign_containers_.insert(obj);
+}
+
+void HeapDecoder::built_code(PyObject* code) {
+  if (trust_ == Trust::Objects) {
+    if (!guard_) guard_ = std::make_unique<CodeGuard>();
+    guard_->add(code);
+  }
+}
+
+bool HeapDecoder::derives_from_stream_class(PyTypeObject* type) const {
+  if (stream_classes_.empty()) return false;
+  PyObject* mro = type->tp_mro;
+  if (!mro) return stream_classes_.count(reinterpret_cast<PyObject*>(type)) != 0;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i)
+    if (stream_classes_.count(PyTuple_GET_ITEM(mro, i))) return true;
+  return false;
+}
+
+void HeapDecoder::check_guard() {
+  if (guard_ && !guard_->refused().empty()) {
+    PyErr_Clear();
+    corrupt("the snapshot tried to run its own code (" + guard_->refused() +
+            ") while it was loaded; loading never runs code from the snapshot");
+  }
+}
+
+PyObject* HeapDecoder::target(size_t below_top, const char* op) {
+  PyObject* obj = peek(below_top);
+  if (foreign(obj))
+    corrupt(std::string(op) + " would change a " + Py_TYPE(obj)->tp_name +
+            " that this load did not make (loading changes nothing that existed before it)");
+  return obj;
 }
 
 void HeapDecoder::corrupt(const std::string& what) const {
-  throw Error(ErrorCode::CorruptSnapshot, what + " (op at op byte " + std::to_string(op_at_) + ")");
+  const char* name = format::op_name(op_);
+  throw Error(ErrorCode::CorruptSnapshot, what + " (op " + (name ? name : "?") + " at op byte " +
+                                             std::to_string(op_at_) + ")");
 }
 
 void HeapDecoder::refused(const std::string& what) { corrupt(what + ": " + take_python_error()); }
@@ -60,10 +111,15 @@ Ref HeapDecoder::pop() {
   return Ref::steal(o);
 }
 
-void HeapDecoder::need(size_t values, const char* op) {
-  if (stack_.size() < values)
-    corrupt(std::string(op) + " needs " + std::to_string(values) + " stack values, there are " +
-            std::to_string(stack_.size()));
+void HeapDecoder::need(uint64_t count, uint64_t per, uint64_t extra, const char* op) {
+  uint64_t have = stack_.size();
+  // count x per + extra <= have, computed so that no count wraps around
+  bool ok = extra <= have && count <= (have - extra) / per;
+  if (!ok)
+    corrupt(std::string(op) + " needs " +
+            (count <= (UINT64_MAX - extra) / per ? std::to_string(count * per + extra)
+                                                 : std::to_string(count) + " x " + std::to_string(per)) +
+            " stack values, there are " + std::to_string(have));
 }
 
 PyObject* HeapDecoder::peek(size_t below_top) {
@@ -71,18 +127,51 @@ PyObject* HeapDecoder::peek(size_t below_top) {
   return stack_[stack_.size() - 1 - below_top];
 }
 
-PyObject* HeapDecoder::container_below(size_t values, PyTypeObject* type, const char* op) {
-  if (stack_.size() < values + 1)
-    corrupt(std::string(op) + " needs " + std::to_string(values + 1) + " stack values, there are " +
-            std::to_string(stack_.size()));
-  PyObject* c = stack_[stack_.size() - values - 1];
+PyObject* HeapDecoder::container_below(uint64_t values, PyTypeObject* type, const char* op) {
+  need(values, 1, 1, op);
+  PyObject* c = stack_[stack_.size() - size_t(values) - 1];
   if (Py_TYPE(c) != type) corrupt(std::string(op) + " applied to a " + Py_TYPE(c)->tp_name);
+  if (!foreign_containers_.empty() && foreign_containers_.count(c))
+    corrupt(std::string(op) + " would change a " + Py_TYPE(c)->tp_name +
+            " that this load did not make (loading changes nothing that existed before it)");
   return c;
+}
+
+// Whether the Python exception that is set is one of Stasis's own (stasis.errors): a handler's
+// SnapshotIOError stands; any other exception from a constructor or a handler is the snapshot's
+// fault and becomes CorruptSnapshotError naming the op.
+bool HeapDecoder::stasis_error_set() {
+  PyObject* type = PyErr_Occurred();
+  if (!type || !PyType_Check(type)) return false;
+  PyObject* module = PyDict_GetItemString(reinterpret_cast<PyTypeObject*>(type)->tp_dict, "__module__");
+  return module && PyUnicode_Check(module) && PyUnicode_CompareWithASCIIString(module, "stasis.errors") == 0;
+}
+
+void HeapDecoder::rethrow_as_snapshot_error() {
+  try {
+    throw;
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::PythonError) throw;
+    if (stasis_error_set()) throw;
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) || PyErr_ExceptionMatches(PyExc_SystemExit)) throw;
+    if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+      PyErr_Clear();
+      corrupt("out of memory while building op " + std::string(format::op_name(op_) ? format::op_name(op_) : "?"));
+    }
+    refused(std::string("op ") + (format::op_name(op_) ? format::op_name(op_) : "?"));
+  } catch (const std::bad_alloc&) {
+    PyErr_Clear();
+    corrupt("out of memory while building op " + std::string(format::op_name(op_) ? format::op_name(op_) : "?"));
+  }
 }
 
 Ref HeapDecoder::decode() {
   try {
-    return run();
+    try {
+      return run();
+    } catch (...) {
+      rethrow_as_snapshot_error();
+    }
   } catch (const Error&) {
     // Bytes not verified yet may be damaged: their error (zstd's, with the file offset) is the
     // cause, the op that failed on them only a symptom (whose Python exception, if any, goes).
@@ -99,9 +188,11 @@ Ref HeapDecoder::decode() {
 }
 
 Ref HeapDecoder::run() {
+  uint8_t previous = 0;
   while (!in_.at_end()) {
     op_at_ = in_.offset();
     uint8_t op = in_.byte();
+    op_ = op;
     switch (static_cast<Op>(op)) {
       case Op::None: push(Py_NewRef(Py_None)); break;
       case Op::True: push(Py_NewRef(Py_True)); break;
@@ -136,6 +227,9 @@ Ref HeapDecoder::run() {
       }
       case Op::Memo:
         if (stack_.empty()) corrupt("Memo with an empty stack");
+        // The writer gives an object one memo id, right after the op that made it: a Memo after
+        // a Memo would only grow the table (8 bytes per op byte) with no object to show for it.
+        if (previous == static_cast<uint8_t>(Op::Memo)) corrupt("a second Memo of the same value");
         memo_.push_back(Py_NewRef(stack_.back()));
         break;
       case Op::Ref: {
@@ -148,7 +242,6 @@ Ref HeapDecoder::run() {
       case Op::EmptyDict: push(PyDict_New()); break;
       case Op::Appends: {
         uint64_t k = in_.uvar();
-        if (k > stack_.size()) corrupt("Appends of more values than the stack holds");
         PyObject* list = container_below(k, &PyList_Type, "Appends");
         size_t base = stack_.size() - k;
         if (!internals::list_extend_stealing(list, stack_.data() + base, Py_ssize_t(k)))
@@ -158,7 +251,7 @@ Ref HeapDecoder::run() {
       }
       case Op::SetItems: {
         uint64_t k = in_.uvar();
-        if (k > stack_.size() / 2) corrupt("SetItems of more pairs than the stack holds");
+        need(k, 2, 1, "SetItems");
         PyObject* dict = container_below(2 * k, &PyDict_Type, "SetItems");
         for (size_t i = stack_.size() - 2 * k; i < stack_.size(); i += 2) {
           if (PyDict_SetItem(dict, stack_[i], stack_[i + 1]) < 0) refused("SetItems");
@@ -196,10 +289,14 @@ Ref HeapDecoder::run() {
         // decoder builds nothing but plain values (dropped, with no effect, if the check fails).
         if (!in_.verified() && !builds_plain_values(op)) in_.wait_verified();
         decode(*this, op);
+        if (guard_) check_guard();
         break;
       }
     }
+    previous = op;
   }
+  op_ = 0;
+  op_at_ = in_.offset();
   if (stack_.size() != 1)
     throw Error(ErrorCode::CorruptSnapshot,
                 "op stream ends with " + std::to_string(stack_.size()) + " values, expected 1");
@@ -207,9 +304,12 @@ Ref HeapDecoder::run() {
   stack_.pop_back();
   // Fix-up: the memo is released last; objects only it kept alive (referents of weak references
   // that nothing else holds) die now, as they would have in the writing process.
+  Ref result = Ref::steal(root);
   for (PyObject* o : memo_) Py_DECREF(o);
   memo_.clear();
-  return Ref::steal(root);
+  set_items_.clear();
+  if (guard_) check_guard();
+  return result;
 }
 
 }  // namespace stasis::restore

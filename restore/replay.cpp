@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/ref.h"
 #include "format/program_schema.h"
+#include "restore/code_verifier.h"
 
 namespace stasis::restore {
 namespace {
@@ -65,6 +66,8 @@ void restore_frame(PyFrameObject* frame, PyObject* record) {
   if (offset == -1 && PyErr_Occurred()) PyErr_Clear();
   if (offset < 0 || offset % 2 || offset / 2 >= internals::code_units(code))
     throw bad_record("offset " + std::to_string(offset) + " is outside the code");
+  if (!is_instruction_start(code, int(offset / 2)))
+    throw bad_record("offset " + std::to_string(offset) + " is not the start of an instruction the code accepts");
   if (!PyDict_Check(locals) || !PyTuple_Check(stack))
     throw bad_record("locals must be a dict and stack a tuple");
   if (internals::frame_stacktop(f) != code->co_nlocalsplus)

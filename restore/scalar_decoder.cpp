@@ -6,8 +6,6 @@
 #include "core/error.h"
 #include "restore/decoders.h"
 
-#include "core/cpython_internals.h"
-
 using stasis::format::Op;
 
 namespace stasis::restore {
@@ -44,7 +42,6 @@ void decode_set(HeapDecoder& d, uint8_t op) {
     case Op::EmptySet: return d.push(PySet_New(nullptr));
     case Op::AddItems: {
       uint64_t k = d.in().uvar();
-      d.need(k + 1, "AddItems");
       PyObject* set = d.container_below(k, &PySet_Type, "AddItems");
       std::vector<Ref> items;
       for (uint64_t i = 0; i < k; ++i) items.push_back(d.pop());
@@ -78,11 +75,12 @@ void decode_set(HeapDecoder& d, uint8_t op) {
 // found (its hash differs here, e.g. another PYTHONHASHSEED), the table built by plain insertion
 // is kept — same contents, possibly another iteration order — so the layout never breaks a set.
 void decode_set_layout(HeapDecoder& d, uint8_t) {
-  PyObject* set = d.peek();
-  if (!PyAnySet_Check(set)) d.corrupt("SetLayout applied to a " + std::string(Py_TYPE(set)->tp_name));
+  PyObject* set = d.target(0, "SetLayout");
+  if (!PyAnySet_CheckExact(set)) d.corrupt("SetLayout applied to a " + std::string(Py_TYPE(set)->tp_name));
   uint64_t mask = d.in().uvar(), finger = d.in().uvar(), n = d.in().uvar();
   if (mask > (uint64_t(1) << 40) || ((mask + 1) & mask) != 0 || mask + 1 < PySet_MINSIZE)
     d.corrupt("SetLayout with an impossible table mask " + std::to_string(mask));
+
   auto found = d.set_items().find(set);
   std::vector<Ref> items;
   if (found != d.set_items().end()) {
@@ -100,6 +98,12 @@ void decode_set_layout(HeapDecoder& d, uint8_t) {
   }
   uint64_t ndummies = d.in().uvar();
   if (ndummies > mask + 1) d.corrupt("SetLayout with more dummies than slots");
+  // A set's table never holds more than 8 slots per entry it uses (setobject.c resizes to the
+  // smallest power of two above 4 x used; deleting leaves a dummy, which the op lists): a larger
+  // table is an allocation that no byte of the snapshot justifies.
+  if (mask + 1 > PySet_MINSIZE && (mask + 1) / 16 > n + ndummies)
+    d.corrupt("SetLayout of a table of " + std::to_string(mask + 1) + " slots for " + std::to_string(n) +
+              " items and " + std::to_string(ndummies) + " dummies");
   std::vector<uint64_t> dummies(ndummies);
   at = 0;
   for (uint64_t i = 0; i < ndummies; ++i) {
@@ -184,7 +188,6 @@ void decode_shape_values(HeapDecoder& d, uint8_t) {
   uint64_t k = d.in().uvar();
   if (!PyTuple_CheckExact(keys) || uint64_t(PyTuple_GET_SIZE(keys)) != k)
     d.corrupt("ShapeValues names a shape that is not a tuple of " + std::to_string(k) + " keys");
-  d.need(k + 1, "ShapeValues");
   PyObject* dict = d.container_below(k, &PyDict_Type, "ShapeValues");
   std::vector<PyObject*>& stack = d.stack();
   size_t base = stack.size() - k;

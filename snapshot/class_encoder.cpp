@@ -32,7 +32,8 @@ bool made_by_enum(const char* name) {
   static const char* kEnum[] = {"_new_member_", "_use_args_", "_member_names_", "_member_map_",
                                 "_value2member_map_", "_unhashable_values_", "_member_type_",
                                 "_value_repr_", "_boundary_", "_flag_mask_", "_singles_mask_",
-                                "_all_bits_", "_inverted_", "__new_member__", "__new__", "_ignore_"};
+                                "_all_bits_", "_inverted_", "__new_member__", "__new__", "_ignore_",
+                                "_iter_member_"};
   for (const char* s : kEnum)
     if (std::strcmp(name, s) == 0) return true;
   return false;

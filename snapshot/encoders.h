@@ -19,6 +19,9 @@ void encode_memoryview(HeapEncoder& e, PyObject* obj);
 void encode_mappingproxy(HeapEncoder& e, PyObject* obj);
 // snapshot/global_encoder.cpp: classes, functions and modules by reference
 bool encode_global(HeapEncoder& e, PyObject* obj);  // false: not importable under its name
+// Whether encode_global would write `obj` by reference (its module and qualname find it, and its
+// module is not one written by value).
+bool findable_by_name(HeapEncoder& e, PyObject* obj);
 void encode_module(HeapEncoder& e, PyObject* obj);
 // snapshot/function_encoder.cpp
 void encode_function(HeapEncoder& e, PyObject* obj);

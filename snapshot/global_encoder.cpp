@@ -86,6 +86,27 @@ bool encode_global(HeapEncoder& e, PyObject* obj) {
   return false;
 }
 
+bool findable_by_name(HeapEncoder& e, PyObject* obj) {
+  Ref module_name = attr(obj, "__module__");
+  Ref qualname = attr(obj, "__qualname__");
+  if (!module_name || !qualname || !PyUnicode_Check(module_name.get()) || !PyUnicode_Check(qualname.get())) {
+    PyErr_Clear();
+    return false;
+  }
+  const char* m = PyUnicode_AsUTF8(module_name.get());
+  const char* q = PyUnicode_AsUTF8(qualname.get());
+  if (!m || !q || e.by_value_module(m)) {
+    PyErr_Clear();
+    return false;
+  }
+  Ref mod = Ref::steal(PyImport_GetModule(module_name.get()));
+  if (!mod) {
+    PyErr_Clear();
+    return false;
+  }
+  return lookup(mod.get(), q).get() == obj;
+}
+
 void encode_module(HeapEncoder& e, PyObject* obj) {
   const char* name = PyModule_GetName(obj);
   if (!name) e.unsupported(obj, "a module without a name");

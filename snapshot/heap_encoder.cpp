@@ -9,7 +9,7 @@
 
 namespace stasis::snapshot {
 namespace {
-constexpr uint64_t kBatch = 1000;       // values per Appends/SetItems: bounds the decoder's stack
+using format::kBatch;  // values per Appends/SetItems/...: bounds the decoder's stack
 constexpr uint64_t kFloatRun = 4096;    // floats per Floats op
 
 // Only objects that can be reached twice need a memo id: a second path to an object in the graph

@@ -2,11 +2,12 @@
 // instances of Python classes (__dict__ and __slots__, nothing called), and the reduce protocol
 // (copyreg.dispatch_table or __reduce_ex__(5), as pickle) for everything else, plus exceptions'
 // __cause__/__context__. Counterpart: restore/object_decoder.cpp.
-// Reduce callables are checked here as loading checks them (format/schema.h kAllowedReducers):
-// a snapshot never asks the loader to call what it would refuse.
+// Reduce callables are checked here as loading checks them (core/allowlist.h): a snapshot never
+// asks the loader to call what it would refuse.
 #include <cstring>
 #include <string>
 
+#include "core/allowlist.h"
 #include "core/error.h"
 #include "core/python_import.h"
 #include "core/python_error.h"
@@ -15,11 +16,10 @@
 namespace stasis::snapshot {
 namespace {
 
-constexpr uint64_t kBatch = 1000;
+using format::kBatch;
 
 struct Known {
-  Ref dispatch_table, newobj, newobj_ex, slotnames, partial_type, getitem, enum_type;
-  std::vector<Ref> reducers;
+  Ref dispatch_table, newobj, newobj_ex, slotnames, enum_type;
   PyObject* object_reduce_ex = nullptr;
   PyObject* object_reduce = nullptr;
   PyObject* object_getstate = nullptr;
@@ -32,10 +32,7 @@ const Known& known() {
     k->newobj = import_attr("copyreg", "__newobj__");
     k->newobj_ex = import_attr("copyreg", "__newobj_ex__");
     k->slotnames = import_attr("copyreg", "_slotnames");
-    k->partial_type = import_attr("functools", "partial");
-    k->getitem = import_attr("_operator", "getitem");
     k->enum_type = import_attr("enum", "EnumType");
-    for (const auto& r : format::kAllowedReducers) k->reducers.push_back(import_attr(r[0], r[1]));
     PyObject* base = reinterpret_cast<PyObject*>(&PyBaseObject_Type);
     k->object_reduce_ex = PyDict_GetItemString(PyBaseObject_Type.tp_dict, "__reduce_ex__");
     k->object_reduce = PyDict_GetItemString(PyBaseObject_Type.tp_dict, "__reduce__");
@@ -58,17 +55,15 @@ std::string describe(PyObject* callable) {
   return out;
 }
 
-bool allowed_reducer(PyObject* callable) {
-  if (PyType_Check(callable)) return true;
-  for (const Ref& r : known().reducers)
-    if (r.get() == callable) return true;
-  // operator.methodcaller reduces to partial(methodcaller, name, **kwargs): a partial of a class.
-  if (Py_IS_TYPE(callable, reinterpret_cast<PyTypeObject*>(known().partial_type.get()))) {
-    Ref func = Ref::steal(PyObject_GetAttrString(callable, "func"));
-    if (!func) throw Error::python();
-    return PyType_Check(func.get());
-  }
-  return false;
+// Why loading would refuse Reduce(callable, args), or "". Besides what every snapshot may call
+// (core/allowlist.h), a class written by value may be called: in a program's own snapshot it is
+// the program's class (restore/object_decoder.cpp); loading an object graph refuses to run its code.
+std::string reduce_refusal(HeapEncoder& e, PyObject* callable, PyObject* args) {
+  std::string why = allowlist::reduce_refusal(callable, args);
+  if (why.empty() || !PyType_Check(callable)) return why;
+  auto* type = reinterpret_cast<PyTypeObject*>(callable);
+  if (is_python_class(type) && !findable_by_name(e, callable)) return "";
+  return why;
 }
 
 // A plain instance: a Python class over object whose pickling methods are object's own, so its
@@ -240,11 +235,10 @@ void encode_reduce(HeapEncoder& e, PyObject* obj) {
     }
     plan.save(cls, ".__class__").save(rest, ".<new args>").atomic(format::Op::NewObj, 2);
   } else {
-    bool typing_subscript = callable == k.getitem.get() && PyTuple_GET_SIZE(args) == 2 &&
-                            is_typing_object(PyTuple_GET_ITEM(args, 0));
-    if (!typing_subscript && !allowed_reducer(callable))
-      e.unsupported(obj, "it reduces to " + describe(callable) +
-                             ", which loading may not call; register a handler with stasis.register");
+    std::string why = reduce_refusal(e, callable, args);
+    if (!why.empty())
+      e.unsupported(obj, "it reduces to " + describe(callable) + ", which loading may not call (" + why +
+                             "); register a handler with stasis.register");
     plan.save(callable, ".<reduce callable>").save(args, ".<reduce args>").atomic(format::Op::Reduce, 2);
   }
   if (state != Py_None) plan.save(state, ".<state>").op(format::Op::Build);

@@ -1,0 +1,175 @@
+#include "core/allowlist.h"
+
+#include <vector>
+
+#include "core/error.h"
+#include "core/python_import.h"
+#include "core/ref.h"
+
+namespace stasis::allowlist {
+namespace {
+
+struct Resolved {
+  std::vector<std::pair<Ref, const ValueType*>> value_types;
+  std::vector<std::pair<Ref, const char*>> reducers;
+  Ref partial, getitem, enum_type, array_type;
+};
+
+// Resolved on first use (with the GIL) and kept for the life of the process. A value type whose
+// module is missing here is simply not allowed.
+const Resolved& resolved() {
+  static Resolved* r = [] {
+    auto* out = new Resolved;
+    for (const ValueType& v : kValueTypes) {
+      Ref m = Ref::steal(PyImport_ImportModule(v.module));
+      Ref t = m ? Ref::steal(PyObject_GetAttrString(m.get(), v.qualname)) : Ref();
+      if (!t || !PyType_Check(t.get())) {
+        PyErr_Clear();
+        continue;
+      }
+      out->value_types.emplace_back(std::move(t), &v);
+    }
+    for (const Name& n : kReducers) out->reducers.emplace_back(import_attr(n.module, n.qualname), n.qualname);
+    out->partial = import_attr("functools", "partial");
+    out->getitem = import_attr("_operator", "getitem");
+    out->enum_type = import_attr("enum", "EnumType");
+    out->array_type = import_attr("array", "array");
+    return out;
+  }();
+  return *r;
+}
+
+std::string type_name(PyObject* o) {
+  if (PyType_Check(o)) return reinterpret_cast<PyTypeObject*>(o)->tp_name;
+  return Py_TYPE(o)->tp_name;
+}
+
+bool exact(PyObject* o, PyTypeObject* t) { return Py_IS_TYPE(o, t); }
+
+std::string reducer_args_refusal(const char* name, PyObject* args) {
+  Py_ssize_t n = PyTuple_GET_SIZE(args);
+  auto arg = [&](Py_ssize_t i) { return PyTuple_GET_ITEM(args, i); };
+  std::string r(name);
+  if (r == "_reconstructor") {
+    if (n != 3 || !PyType_Check(arg(0)) || !PyType_Check(arg(1)))
+      return "copyreg._reconstructor needs (class, base class, state)";
+    if (!PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(arg(0)), reinterpret_cast<PyTypeObject*>(arg(1))))
+      return "copyreg._reconstructor of a class that does not derive from its base";
+    if (arg(1) != reinterpret_cast<PyObject*>(&PyBaseObject_Type) && !value_type(arg(1)))
+      return std::string("copyreg._reconstructor would call ") + type_name(arg(1)) +
+             ", which is not a value type loading may call";
+    return "";
+  }
+  if (r == "getattr") {
+    if (n != 2 || !exact(arg(1), &PyUnicode_Type)) return "getattr needs (object, name) with a str name";
+    return "";
+  }
+  if (r == "iter") {
+    if (n != 1) return "iter needs exactly one argument (iter(callable, sentinel) would call the callable)";
+    return "";
+  }
+  if (r == "_compile") {
+    if (n != 2 || !(exact(arg(0), &PyUnicode_Type) || exact(arg(0), &PyBytes_Type)) ||
+        !exact(arg(1), &PyLong_Type))
+      return "re._compile needs (str or bytes pattern, int flags)";
+    return "";
+  }
+  if (r == "_array_reconstructor") {
+    if (n != 4 || !PyType_Check(arg(0)) ||
+        !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(arg(0)),
+                          reinterpret_cast<PyTypeObject*>(resolved().array_type.get())) ||
+        !exact(arg(1), &PyUnicode_Type) || !exact(arg(2), &PyLong_Type) || !exact(arg(3), &PyBytes_Type))
+      return "array._array_reconstructor needs (array class, str, int, bytes)";
+    return "";
+  }
+  return std::string("unknown reducer ") + name;
+}
+
+}  // namespace
+
+std::string import_refusal(std::string_view module) {
+  for (const char* m : kRefusedModules) {
+    std::string_view r(m);
+    if (module == r || (module.size() > r.size() && module.substr(0, r.size()) == r && module[r.size()] == '.'))
+      return "importing module '" + std::string(module) + "' has effects of its own; loading never imports it";
+  }
+  if (module != "__main__") {
+    size_t start = 0;
+    for (;;) {
+      size_t dot = module.find('.', start);
+      std::string_view part = module.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+      if (part == "__main__")
+        return "module '" + std::string(module) + "' is a program's entry point (its import runs it); "
+               "loading never imports it";
+      if (dot == std::string_view::npos) break;
+      start = dot + 1;
+    }
+  }
+  return "";
+}
+
+const ValueType* value_type(PyObject* cls) {
+  for (const auto& [t, v] : resolved().value_types)
+    if (t.get() == cls) return v;
+  return nullptr;
+}
+
+bool is_reducer(PyObject* callable) { return reducer_name(callable) != nullptr; }
+
+const char* reducer_name(PyObject* callable) {
+  for (const auto& [r, name] : resolved().reducers)
+    if (r.get() == callable) return name;
+  return nullptr;
+}
+
+bool is_plain_value(PyObject* o) {
+  PyTypeObject* t = Py_TYPE(o);
+  return o == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyFloat_Type ||
+         t == &PyComplex_Type || t == &PyUnicode_Type || t == &PyBytes_Type ||
+         t == &PyByteArray_Type || t == &PyTuple_Type || t == &PyList_Type || t == &PyDict_Type ||
+         t == &PySet_Type || t == &PyFrozenSet_Type;
+}
+
+std::string reduce_refusal(PyObject* callable, PyObject* args) {
+  const Resolved& k = resolved();
+  if (!PyTuple_Check(args)) return "Reduce arguments are not a tuple";
+  if (const char* name = reducer_name(callable)) return reducer_args_refusal(name, args);
+  if (callable == k.getitem.get()) {
+    if (PyTuple_GET_SIZE(args) == 2 && is_typing_object(PyTuple_GET_ITEM(args, 0))) return "";
+    return "operator.getitem is called only to subscript a typing object (List[int])";
+  }
+  if (Py_IS_TYPE(callable, reinterpret_cast<PyTypeObject*>(k.partial.get()))) {
+    // operator.methodcaller reduces to partial(methodcaller, name, **kwargs).
+    Ref f = Ref::steal(PyObject_GetAttrString(callable, "func"));
+    if (!f) {
+      PyErr_Clear();
+      return "a functools.partial without func";
+    }
+    if (!PyType_Check(f.get()) || !value_type(f.get()))
+      return std::string("a functools.partial of ") + type_name(f.get()) +
+             ", which is not a value type loading may call";
+    return "";
+  }
+  if (!PyType_Check(callable))
+    return std::string("a ") + Py_TYPE(callable)->tp_name + ", which loading never calls";
+  auto* type = reinterpret_cast<PyTypeObject*>(callable);
+  if (PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(PyExc_BaseException))) return "";
+  if (PyObject_TypeCheck(callable, reinterpret_cast<PyTypeObject*>(k.enum_type.get()))) return "";
+  const ValueType* v = value_type(callable);
+  if (!v)
+    return std::string("the class ") + type->tp_name +
+           ", which is not a value type loading may call (calling it could have effects)";
+  if (v->args == Args::Consumes)
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
+      PyObject* a = PyTuple_GET_ITEM(args, i);
+      if (!is_plain_value(a))
+        return std::string("the class ") + type->tp_name + " with an argument of type " +
+               Py_TYPE(a)->tp_name + " (its constructor converts its arguments; only plain values are passed)";
+      // bytes(n) and bytearray(n) allocate n bytes that no byte of the snapshot justifies.
+      if ((type == &PyBytes_Type || type == &PyByteArray_Type) && PyLong_Check(a))
+        return std::string("the class ") + type->tp_name + " with a size (an allocation the snapshot's bytes do not justify)";
+    }
+  return "";
+}
+
+}  // namespace stasis::allowlist

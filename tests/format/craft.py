@@ -1,0 +1,183 @@
+"""Crafts snapshot files from a hand-written op stream, with every checksum valid: what a hostile
+writer can produce. Used by the hostile-file tests (tests/format/test_hostile.py) and to write the
+hostile fuzz seeds (tests/fuzz/hostile/regen.py).
+
+The container is built the way format/snapshot_file.cpp writes it (FORMAT.md): a preamble taken
+from a real snapshot of the same kind (so its versions match this build), a zstd frame (the zstd
+command, which writes the content checksum the reader verifies) of a cereal portable-binary archive
+with the PayloadHeader, OpChunk and PayloadEnd records, and the footer.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import subprocess
+import zlib
+from typing import Iterable, Optional, Union
+
+from stasis import _engine
+
+# --- op codes (format/schema.h) ------------------------------------------------------------------
+NONE, TRUE, FALSE, INT_SMALL, INT_BIG, FLOAT, STR, BYTES, MEMO, REF = range(0x01, 0x0B)
+EMPTY_LIST, APPENDS, EMPTY_DICT, SET_ITEMS, TUPLE, POP = range(0x0B, 0x11)
+ELLIPSIS, NOT_IMPLEMENTED, COMPLEX, BYTE_ARRAY, EMPTY_SET, ADD_ITEMS, FROZEN_SET, FLOATS = range(0x11, 0x19)
+GLOBAL, MODULE, REDUCE, NEW_OBJ, BUILD, LIST_ITEMS, DICT_ITEMS = range(0x19, 0x20)
+CELL, CELL_SET, CODE, FUNCTION, FUNCTION_STATE, CLASS, CLASS_STATE = range(0x20, 0x27)
+GENERATOR, GENERATOR_FRAME, WEAK_REF, DEAD_WEAK_REF, REGISTERED, EXCEPTION_STATE = range(0x27, 0x2D)
+SHAPE_VALUES, SHAPE_DICT, SET_LAYOUT = range(0x2D, 0x30)
+
+
+def uvar(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def svar(v: int) -> bytes:
+    return uvar(2 * v if v >= 0 else -2 * v - 1)  # zigzag
+
+
+class Ops:
+    """A small assembler: Ops().str("os").str("system").op(GLOBAL).bytes() ..."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def op(self, code: int, *args: int) -> "Ops":
+        self.buf.append(code)
+        for a in args:
+            self.buf += uvar(a)
+        return self
+
+    def raw(self, data: bytes) -> "Ops":
+        self.buf += data
+        return self
+
+    def int(self, v: int) -> "Ops":
+        return self.op(INT_SMALL).raw(svar(v))
+
+    def str(self, s: str) -> "Ops":
+        b = s.encode("utf-8", "surrogatepass")
+        return self.op(STR, len(b)).raw(b)
+
+    def bytes_(self, b: bytes) -> "Ops":
+        return self.op(BYTES, len(b)).raw(b)
+
+    def global_(self, module: str, qualname: str) -> "Ops":
+        return self.str(module).str(qualname).op(GLOBAL)
+
+    def module(self, name: str) -> "Ops":
+        return self.str(name).op(MODULE)
+
+    def tuple(self, n: int) -> "Ops":
+        return self.op(TUPLE, n)
+
+    def value(self, v) -> "Ops":
+        """Plain values: None, bool, int, str, bytes, tuples and flat lists/dicts of them."""
+        if v is None:
+            return self.op(NONE)
+        if v is True or v is False:
+            return self.op(TRUE if v else FALSE)
+        if isinstance(v, int):
+            return self.int(v) if -2**62 < v < 2**62 else self.op(INT_BIG, (v.bit_length() + 8) // 8).raw(
+                v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True))
+        if isinstance(v, str):
+            return self.str(v)
+        if isinstance(v, bytes):
+            return self.bytes_(v)
+        if isinstance(v, tuple):
+            for x in v:
+                self.value(x)
+            return self.tuple(len(v))
+        if isinstance(v, list):
+            self.op(EMPTY_LIST)
+            for x in v:
+                self.value(x)
+            return self.op(APPENDS, len(v)) if v else self
+        if isinstance(v, dict):
+            self.op(EMPTY_DICT)
+            for k, x in v.items():
+                self.value(k)
+                self.value(x)
+            return self.op(SET_ITEMS, len(v)) if v else self
+        raise TypeError(f"craft: no plain encoding for {type(v).__name__}")
+
+    def bytes(self) -> bytes:
+        return bytes(self.buf)
+
+
+def _compress(raw: bytes) -> bytes:
+    return subprocess.run(["zstd", "-q", "-c", "--check", "-3"], input=raw, capture_output=True,
+                          check=True).stdout
+
+
+def _preamble(kind: str) -> bytes:
+    real = _engine.dumps(None, kind=kind)
+    size = 12 + int.from_bytes(real[10:12], "little") + 4
+    return real[:size]
+
+
+def _string(s: Union[str, bytes]) -> bytes:
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("<Q", len(b)) + b
+
+
+def payload(ops: bytes, *, kind: str = "objects", root_count: int = 1, hash_seed: int = 0,
+            meta: Union[str, bytes] = "", memo_count: int = 0, chunk: int = 1 << 18) -> bytes:
+    """The raw cereal archive: header, op chunks, end record."""
+    out = bytearray(b"\x01")  # PortableBinaryArchive: little-endian
+    out += b"\x01" + struct.pack("<I", 1) + _string(kind) + struct.pack("<QQ", root_count, hash_seed)
+    out += _string(meta)
+    chunks = [ops[i:i + chunk] for i in range(0, len(ops), chunk)] or []
+    for c in chunks:
+        out += b"\x02" + struct.pack("<Q", len(c)) + c
+    out += b"\x03" + struct.pack("<I", 1) + struct.pack("<QQQQ", len(chunks), len(ops), 0, memo_count)
+    return bytes(out)
+
+
+def snapshot(ops: Union[bytes, Ops], *, kind: str = "objects", key: Optional[bytes] = None,
+             raw_payload: Optional[bytes] = None, **kw) -> bytes:
+    """A complete snapshot file around `ops`, every checksum valid (and signed with `key`)."""
+    if isinstance(ops, Ops):
+        ops = ops.bytes()
+    raw = raw_payload if raw_payload is not None else payload(ops, kind=kind, **kw)
+    head = bytearray(_preamble(kind))
+    if key is not None:  # set the signed flag and recompute the preamble CRC
+        head[12:16] = struct.pack("<I", struct.unpack("<I", head[12:16])[0] | 1)
+        head[-4:] = struct.pack("<I", zlib.crc32(bytes(head[:-4])))
+    body = _compress(raw)
+    records = 2 + len(range(0, len(ops), 1 << 18)) if raw_payload is None else 3
+    footer = struct.pack("<QQQI", len(body), len(raw), records, 0)
+    footer += struct.pack("<I", zlib.crc32(footer)) + b"STASEND\n"
+    data = bytes(head) + body + footer
+    if key is not None:
+        data += hmac.new(key, data, hashlib.sha256).digest()
+    return data
+
+
+def program_meta(**fields) -> str:
+    meta = {"modules": ["__main__"], "sys_path": [], "roots": [], "rewrite": [], "no_rewrite": [],
+            "handler_modules": []}
+    meta.update(fields)
+    return json.dumps(meta)
+
+
+def code_fields(code) -> tuple:
+    """The 18 fields of the Code op (FORMAT.md), of a real code object."""
+    return (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_nlocals,
+            code.co_stacksize, code.co_flags, code.co_code, code.co_consts, code.co_names,
+            code.co_varnames, code.co_filename, code.co_name, code.co_qualname, code.co_firstlineno,
+            code.co_linetable, code.co_exceptiontable, code.co_freevars, code.co_cellvars)
+
+
+def ops_of_code(fields: Iterable) -> Ops:
+    """A Code op from 18 plain fields (nested code objects in co_consts are not supported)."""
+    o = Ops()
+    for f in fields:
+        o.value(f)
+    return o.tuple(18).op(CODE)
