@@ -32,14 +32,30 @@ def _save_file(f: Any) -> Tuple:
 
 def _load_file(state: Tuple) -> Any:
     if state[0] == "std":
+        if state[1] not in _STD.values():
+            raise TypeError(f"no standard stream {state[1]!r}")
         return getattr(sys, state[1])
     _, path, mode, position, closed, text, encoding, errors, _kind = state
-    # Reopen without truncating what the old process wrote: "w"/"x" become "r+".
+    if not (isinstance(path, str) and isinstance(mode, str) and set(mode) <= set("rwxab+t")
+            and (position is None or isinstance(position, int)) and isinstance(closed, bool)):
+        raise TypeError("an open file's state is malformed")
+    # Reopen without truncating what the old process wrote: "w"/"x" become "r+". The file must
+    # still exist: loading never creates a file (os.open without O_CREAT; "a" would create it).
     reopen = mode.replace("w", "r+").replace("x", "r+").replace("++", "+")
     if "b" not in reopen and not text:
         reopen += "b"
+    flags = os.O_RDWR if "+" in reopen else (os.O_WRONLY if "a" in reopen else os.O_RDONLY)
+    if "a" in reopen:
+        flags |= os.O_APPEND
     try:
-        f = open(path, reopen, encoding=encoding, errors=errors) if text else open(path, reopen)
+        fd = os.open(path, flags | os.O_CLOEXEC)
+        try:
+            f = open(fd, reopen, encoding=encoding, errors=errors) if text else open(fd, reopen)
+        except BaseException:
+            os.close(fd)
+            raise
+        raw = f.buffer.raw if text else getattr(f, "raw", f)
+        raw.name = path  # opened by descriptor: the name a later snapshot reopens it by
     except FileNotFoundError:
         raise SnapshotIOError(f"cannot reopen file {path!r} (mode {mode!r}) saved in the snapshot: "
                               "it no longer exists") from None

@@ -1,0 +1,291 @@
+"""Hostile snapshots (issue 18): files crafted with valid checksums (tests/format/craft.py), one per
+finding. Each must fail with its Stasis error and leave no side effect: nothing created in a
+marker directory, no process state changed, no code from the file run, no crash (each load runs in
+a child process, so a crash is a failure of the test and not of the test run)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import types
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import stasis  # noqa: E402
+from craft import (ADD_ITEMS, APPENDS, BUILD, CELL, CLASS, CLASS_STATE, CODE, DICT_ITEMS,  # noqa: E402
+                   EMPTY_DICT, EMPTY_LIST, EMPTY_SET, FUNCTION, FUNCTION_STATE, GENERATOR,
+                   LIST_ITEMS, MEMO, NEW_OBJ, NONE, POP, REDUCE, REF, SET_ITEMS, SET_LAYOUT,
+                   TUPLE, WEAK_REF, Ops, code_fields, ops_of_code, program_meta, snapshot)
+
+CORRUPT = stasis.CorruptSnapshotError.code
+
+# Runs in a child: loads the file given as argv[1] and reports what happened as one JSON line,
+# with the process state the hostile files target, so the parent can compare before and after.
+CHILD = textwrap.dedent('''
+    import builtins, json, os, sys, json as _json
+    import stasis
+    def state():
+        import json as j
+        return {"len": builtins.len is len, "environ": sorted(os.environ),
+                "modules": sorted(k for k in sys.modules if k.startswith("stasis_victim")),
+                "encoder": sorted(k for k in vars(j.JSONEncoder) if not k.startswith("__")),
+                "makedirs": repr(os.makedirs.__defaults__)}
+    before = state()
+    result = {"ok": None}
+    try:
+        stasis.load(sys.argv[1])
+        result = {"ok": True}
+    except stasis.StasisError as e:
+        result = {"ok": False, "kind": type(e).__name__, "code": e.code, "message": str(e)}
+    except BaseException as e:
+        result = {"ok": False, "kind": "NOT A STASIS ERROR: " + type(e).__name__, "message": str(e)}
+    import gc; gc.collect()
+    result["same_state"] = state() == before
+    print(json.dumps(result), flush=True)
+''')
+
+
+class Hostile(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.marker = os.path.join(self.tmp.name, "marker")
+        os.mkdir(self.marker)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def load_in_child(self, data: bytes, timeout: float = 120) -> dict:
+        path = os.path.join(self.tmp.name, "hostile.snap")
+        with open(path, "wb") as f:
+            f.write(data)
+        r = subprocess.run([sys.executable, "-c", CHILD, path], capture_output=True, text=True,
+                           timeout=timeout, cwd=self.tmp.name)
+        self.assertEqual(r.returncode, 0, f"the loading process died (status {r.returncode}): {r.stderr[-2000:]}")
+        result = json.loads(r.stdout.strip().splitlines()[-1])
+        result["stderr"] = r.stderr
+        return result
+
+    def refused(self, data: bytes, *fragments: str, kind: str = "CorruptSnapshotError") -> dict:
+        result = self.load_in_child(data)
+        self.assertEqual(result.get("kind"), kind, result)
+        for fragment in fragments:
+            self.assertIn(fragment, result["message"])
+        self.assertTrue(result["same_state"], "process state changed")
+        self.assertEqual(os.listdir(self.marker), [], "the load created files")
+        self.assertNotIn("Traceback", result["stderr"])
+        return result
+
+    # --- memory safety ---------------------------------------------------------------------------
+    def test_additems_count_that_wraps_around(self):
+        self.refused(snapshot(Ops().op(EMPTY_SET).op(ADD_ITEMS, 2**64 - 1)), "AddItems needs")
+
+    def test_additems_wraparound_in_a_damaged_file_is_the_checksum_error(self):
+        good = snapshot(Ops().op(EMPTY_SET).op(ADD_ITEMS, 2**64 - 1).op(POP, 0))
+        damaged = bytearray(good)
+        damaged[-45] ^= 0x55  # inside the compressed payload's last block: checksum fails
+        result = self.load_in_child(bytes(damaged))
+        self.assertFalse(result["ok"])
+        self.assertTrue(result["kind"] in ("CorruptSnapshotError", "TruncatedSnapshotError"), result)
+
+    def test_garbage_bytecode_with_generator_flag(self):
+        def f():
+            return 1
+        fields = list(code_fields(f.__code__))
+        fields[5] |= 0x20  # CO_GENERATOR
+        fields[6] = bytes([100, 0xFF]) * 4 + bytes([144, 0x7F, 100, 0xFF, 83, 0])  # LOAD_CONST huge
+        ops = ops_of_code(fields).module("builtins").str("f").str("f").op(NONE).op(FUNCTION).op(GENERATOR)
+        self.refused(snapshot(ops), "Code refused")
+
+    def test_code_with_a_stack_deeper_than_its_stacksize(self):
+        def f():
+            return 1
+        fields = list(code_fields(f.__code__))
+        fields[4] = 1  # co_stacksize
+        fields[6] = bytes([151, 0]) + bytes([100, 0]) * 3 + bytes([83, 0])  # RESUME, 3 x LOAD_CONST, RETURN
+        fields[14] = bytes([0x80 | (15 << 3) | 4])  # one location entry, no location, 5 units
+        self.refused(snapshot(ops_of_code(fields)), "co_stacksize")
+
+    # --- no code from the stream runs during load -------------------------------------------------
+    def marker_code(self, name: str):
+        """A function that, if it ever ran, would create a file in the marker directory."""
+        src = f"def {name}(*a, **k):\n    open({os.path.join(self.marker, name)!r}, 'w').close()\n    yield 1\n"
+        ns: dict = {}
+        exec(compile(src, "<hostile>", "exec"), ns)
+        return ns[name].__code__
+
+    def test_non_generator_flagged_generator_runs_no_code(self):
+        body = self.marker_code("flagged")
+        # The same body without the generator prefix, still flagged CO_GENERATOR.
+        plain = compile(f"def g():\n    open({os.path.join(self.marker, 'flagged')!r}, 'w').close()\n", "<h>", "exec")
+        code = next(c for c in plain.co_consts if isinstance(c, types.CodeType))
+        fields = list(code_fields(code))
+        fields[5] |= 0x20
+        ops = ops_of_code(fields).module("builtins").str("g").str("g").op(NONE).op(FUNCTION).op(GENERATOR)
+        self.assertTrue(body)
+        self.refused(snapshot(ops), "Code refused")
+
+    def test_listitems_never_calls_an_append_attribute_set_by_build(self):
+        # NewObj(types.SimpleNamespace-like plain class) + Build({"append": os.system}) + ListItems
+        ops = (Ops().global_("argparse", "Namespace").op(TUPLE, 0).op(NEW_OBJ)
+               .op(EMPTY_DICT).str("append").global_("posix", "system").op(SET_ITEMS, 1).op(BUILD)
+               .str(f"touch {os.path.join(self.marker, 'pwned')}").op(LIST_ITEMS, 1))
+        self.refused(snapshot(ops), "ListItems on a Namespace, which has no append")
+
+    def test_by_value_class_init_and_setstate_do_not_run(self):
+        init = self.marker_code("init")
+        setstate = self.marker_code("setstate")
+        # class C by value whose __init__ and __setstate__ are code from the file: Reduce(C, ()),
+        # then NewObj(C) + Build(state).
+        ops = Ops()
+        ops.global_("builtins", "type").str("C").op(TUPLE, 0).op(EMPTY_DICT).str("__module__").str("x").op(SET_ITEMS, 1)
+        ops.op(CLASS).op(MEMO)
+        ops.op(EMPTY_DICT)
+        for name, code in (("__init__", init), ("__setstate__", setstate)):
+            ops.str(name).raw(ops_of_code(code_fields(code)).bytes()).module("builtins").str(name).str(name).op(NONE).op(FUNCTION)
+        ops.op(SET_ITEMS, 2).op(CLASS_STATE)
+        ops.op(TUPLE, 0).op(REDUCE)  # C(): a class from the file is not a value type
+        self.refused(snapshot(ops), "Reduce refused")
+        ops2 = Ops().raw(ops.bytes()[:-3]).op(TUPLE, 0).op(NEW_OBJ).op(EMPTY_DICT).op(BUILD)
+        self.refused(snapshot(ops2), "never runs code from the snapshot")
+
+    def test_popen_is_never_called(self):
+        args = ["sh", "-c", f"touch {os.path.join(self.marker, 'popen')}"]
+        ops = Ops().global_("subprocess", "Popen").value((args,)).op(REDUCE)
+        self.refused(snapshot(ops), "Reduce refused", "not a value type")
+
+    def test_partial_of_popen_is_never_called(self):
+        args = ["sh", "-c", f"touch {os.path.join(self.marker, 'partial')}"]
+        partial = Ops().global_("functools", "partial").global_("subprocess", "Popen").value(args).op(TUPLE, 2).op(REDUCE)
+        # partial(Popen, args) is data; calling it (Reduce with it as the callable) is refused
+        ops = Ops().raw(partial.bytes()).op(TUPLE, 0).op(REDUCE)
+        self.refused(snapshot(ops), "Reduce refused")
+
+    def test_file_handler_creates_no_file(self):
+        path = os.path.join(self.marker, "created")
+        state = ("file", path, "a", None, False, False, None, None, "BufferedWriter")
+        ops = Ops().str("stasis.file").value(state).op(0x2B)  # Registered
+        self.refused(snapshot(ops), "cannot reopen", kind="SnapshotIOError")
+
+    def test_iter_with_a_sentinel_is_refused(self):
+        ops = Ops().global_("builtins", "iter").global_("posix", "getpid").op(NONE).op(TUPLE, 2).op(REDUCE)
+        self.refused(snapshot(ops), "iter needs exactly one argument")
+
+    def test_weakref_callback_of_the_file_never_runs(self):
+        code = self.marker_code("callback")
+        ops = (Ops().op(EMPTY_SET)  # the referent: dies at the end of the load
+               .raw(ops_of_code(code_fields(code)).bytes()).module("builtins").str("cb").str("cb").op(NONE).op(FUNCTION)
+               .op(WEAK_REF))
+        self.refused(snapshot(ops), "WeakRef with a callback")
+
+    def test_tempfile_closer_never_unlinks(self):
+        victim = os.path.join(self.tmp.name, "victim")
+        open(victim, "w").close()
+        state = {"file": None, "name": victim, "delete": True, "close_called": False}
+        ops = Ops().global_("tempfile", "_TemporaryFileCloser").op(TUPLE, 0).op(NEW_OBJ).value(state).op(BUILD)
+        self.refused(snapshot(ops), "finalizer")
+        self.assertTrue(os.path.exists(victim))
+
+    def test_modules_with_import_effects_are_not_imported(self):
+        self.refused(snapshot(Ops().module("antigravity")), "never imports it")
+        self.refused(snapshot(Ops().module("json.__main__")), "never imports it")
+
+    # --- no process-wide state changed ------------------------------------------------------------
+    def test_build_on_builtins(self):
+        ops = Ops().module("builtins").value({"len": None}).op(BUILD)
+        self.refused(snapshot(ops), "Build would change a module")
+
+    def test_dictitems_into_os_environ(self):
+        ops = (Ops().global_("builtins", "getattr").module("os").str("environ").op(TUPLE, 2).op(REDUCE)
+               .str("STASIS_HOSTILE").str("1").op(DICT_ITEMS, 1))
+        self.refused(snapshot(ops), "DictItems would change")
+
+    def test_setitems_into_sys_modules(self):
+        ops = (Ops().global_("builtins", "getattr").module("sys").str("modules").op(TUPLE, 2).op(REDUCE)
+               .str("stasis_victim").op(NONE).op(SET_ITEMS, 1))
+        self.refused(snapshot(ops), "SetItems would change")
+
+    def test_classstate_on_a_library_class(self):
+        ops = Ops().global_("json", "JSONEncoder").value({"hostile": 1}).op(CLASS_STATE)
+        self.refused(snapshot(ops), "ClassState on JSONEncoder, a class this load did not make")
+
+    def test_functionstate_on_a_library_function(self):
+        ops = (Ops().global_("os", "makedirs").op(NONE).op(NONE).op(NONE).op(NONE).op(NONE).str("os")
+               .op(FUNCTION_STATE))
+        self.refused(snapshot(ops), "FunctionState on a function this load did not make")
+
+    # --- bounded resources ------------------------------------------------------------------------
+    def test_setlayout_of_a_huge_table(self):
+        ops = Ops().op(EMPTY_SET).op(SET_LAYOUT, 2**30 - 1, 0, 0, 0)
+        self.refused(snapshot(ops), "SetLayout of a table of 1073741824 slots")
+
+    def test_flood_of_none(self):
+        result = self.refused(snapshot(bytes([NONE]) * ((1 << 25) + 10)), "value stack holds")
+        self.assertIn("op None", result["message"])
+
+    def test_flood_of_memo(self):
+        self.refused(snapshot(Ops().op(NONE).raw(bytes([MEMO]) * 1000).bytes()), "a second Memo")
+
+    def test_bytes_of_a_size(self):
+        self.refused(snapshot(Ops().global_("builtins", "bytes").value((10**12,)).op(REDUCE)), "with a size")
+
+    def test_list_of_a_huge_range(self):
+        ops = (Ops().global_("builtins", "list").global_("builtins", "range").value((10**15,)).op(REDUCE)
+               .op(TUPLE, 1).op(REDUCE))
+        self.refused(snapshot(ops), "only plain values")
+
+    # --- errors are Stasis errors -----------------------------------------------------------------
+    def test_handler_errors_are_corrupt_snapshot_errors(self):
+        ops = Ops().str("stasis.struct").value(12).op(0x2B)
+        result = self.load_in_child(snapshot(ops))
+        self.assertIn(result["kind"], ("CorruptSnapshotError", "IncompatibleSnapshotError"), result)
+
+    def test_refused_constructor_value_is_a_corrupt_snapshot_error(self):
+        self.refused(snapshot(Ops().global_("datetime", "date").value((b"xx",)).op(REDUCE)), "op Reduce")
+
+
+class Verifier(unittest.TestCase):
+    def test_every_standard_library_code_object_passes(self):
+        """The verifier refuses what it cannot prove safe, and must not refuse the compiler's own
+        output: every code object of the standard library round-trips (except* aside)."""
+        root = os.path.dirname(os.__file__)
+        checked = refused = 0
+        failures = []
+        for d, dirs, files in os.walk(root):
+            dirs[:] = [x for x in dirs if x not in ("site-packages", "dist-packages", "test", "idlelib", "lib2to3")]
+            for name in sorted(files):
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(d, name)
+                try:
+                    with open(path, "rb") as f:
+                        code = compile(f.read(), path, "exec")
+                except (SyntaxError, ValueError):
+                    continue
+                try:
+                    stasis.loads(stasis.dumps(code))
+                    checked += 1
+                except stasis.CorruptSnapshotError as e:
+                    if "except*" not in str(e):
+                        failures.append(f"{path}: {e}")
+                    refused += 1
+        self.assertEqual(failures, [])
+        self.assertGreater(checked, 500)
+
+    def test_loaded_functions_still_run(self):
+        def outer(n):
+            total = 0
+            for i in range(n):
+                try:
+                    total += [j * 2 for j in range(i)][-1] if i else 0
+                except IndexError:
+                    pass
+            return total
+        self.assertEqual(stasis.loads(stasis.dumps(outer))(5), outer(5))
+
+
+if __name__ == "__main__":
+    unittest.main()
