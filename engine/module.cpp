@@ -28,7 +28,7 @@ PyMethodDef kMethods[] = {
     {"load", KW(stasis::engine::load), "load(path, *, key=None) -> object"},
     {"inspect", KW(stasis::engine::inspect), "inspect(path, *, key=None) -> dict"},
     {"payload_header", KW(stasis::engine::payload_header),
-     "payload_header(path, *, key=None, verify=True) -> {kind, root_count, hash_seed, meta}: builds nothing"},
+     "payload_header(path or bytes, *, key=None, verify=True) -> {kind, root_count, hash_seed, meta}: builds nothing"},
     // whole-program suspension (issue 5): python/stasis/program/
     {"arm_thread", KW(stasis::engine::arm_thread), "arm_thread(thread_id, base_code, ...): park it at a safe point"},
     {"park_states", stasis::engine::park_states, METH_NOARGS, "states of the armed threads"},

@@ -151,7 +151,12 @@ std::string path_of(PyObject* path) {
   } else {
     bytes = fs;
   }
-  return std::string(PyBytes_AsString(bytes.get()), size_t(PyBytes_Size(bytes.get())));
+  std::string out(PyBytes_AsString(bytes.get()), size_t(PyBytes_Size(bytes.get())));
+  if (out.find('\0') != std::string::npos) {  // as open() does: never cut the path at the NUL
+    PyErr_SetString(PyExc_ValueError, "embedded null byte");
+    throw Error::python();
+  }
+  return out;
 }
 
 // A list of str (or None) as names: the program's own modules.
@@ -293,7 +298,20 @@ PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
     format::ReadOptions options;
     options.key = key_from(key);
     options.verify_payload = verify != 0;  // without: structure, CRCs, signature; not the payload
-    auto file = format::SnapshotReader::open_file(path_of(path), options);
+    // `path` may be the snapshot's bytes, read once by the caller (stasis resume).
+    Py_buffer data{};
+    bool bytes = PyBytes_Check(path);
+    if (bytes && PyObject_GetBuffer(path, &data, PyBUF_SIMPLE) < 0) throw Error::python();
+    struct Release {
+      Py_buffer* b;
+      bool on;
+      ~Release() {
+        if (on) PyBuffer_Release(b);
+      }
+    } release{&data, bytes};
+    auto file = bytes ? format::SnapshotReader::open_bytes(
+                            std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options)
+                      : format::SnapshotReader::open_file(path_of(path), options);
     format::PayloadReader reader(file);
     const auto& h = reader.header();
     Ref info = Ref::steal(PyDict_New());

@@ -79,7 +79,10 @@ size_t MemorySource::read_at(uint64_t offset, void* data, size_t size) const {
 }
 
 FileSource::FileSource(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (path.find('\0') != std::string::npos)
+    throw Error(ErrorCode::Io, "cannot open a path with a NUL byte");
+  // O_NONBLOCK: opening a FIFO without a writer would wait forever; only regular files are read.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) throw io_error("cannot open", path);
   struct stat st;
   if (::fstat(fd_, &st) != 0) throw io_error("cannot stat", path);
@@ -87,6 +90,11 @@ FileSource::FileSource(const std::string& path) : path_(path) {
     errno = EISDIR;
     throw io_error("cannot read", path);
   }
+  if (!S_ISREG(st.st_mode))
+    throw Error(ErrorCode::Io, "cannot read " + path + ": it is not a regular file (a FIFO, socket or device); "
+                               "a snapshot is read only from a file");
+  int flags = ::fcntl(fd_, F_GETFL);
+  if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
   size_ = static_cast<uint64_t>(st.st_size);
 }
 

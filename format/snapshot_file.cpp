@@ -1,6 +1,8 @@
 #include "format/snapshot_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/filesystem.hpp>
@@ -42,6 +44,29 @@ void fsync_directory(const fs::path& dir) {
   if (fd < 0) return;  // best effort: some filesystems do not allow opening directories
   ::fsync(fd);
   ::close(fd);
+}
+
+// Temporary files `<target>.tmp-<pid>-<random>` of writers that were killed before they could
+// rename or remove them: removed when that process no longer exists and the file is ours.
+void remove_stale_temporaries(const fs::path& target) {
+  boost::system::error_code ec;
+  fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  std::string prefix = target.filename().string() + ".tmp-";
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    size_t dash = name.find('-', prefix.size());
+    if (dash == std::string::npos) continue;
+    std::string pid_text = name.substr(prefix.size(), dash - prefix.size());
+    if (pid_text.empty() || pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    pid_t pid = pid_t(std::stol(pid_text));
+    if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::getuid()) continue;
+    ::unlink(it->path().c_str());
+  }
 }
 
 }  // namespace
@@ -91,8 +116,9 @@ SnapshotWriter SnapshotWriter::to_file(const std::string& path, const WriteOptio
   fs::path target(path);
   if (fs::is_directory(target))
     throw Error(ErrorCode::Io, "cannot write snapshot " + path + ": it is a directory");
+  remove_stale_temporaries(target);
   fs::path temp = target.parent_path() /
-                  fs::path(target.filename().string() + ".tmp-" +
+                  fs::path(target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
                            fs::unique_path("%%%%%%%%").string());
   // 0600: a snapshot holds the program's whole heap, secrets included.
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -170,7 +196,13 @@ struct SnapshotReader::Impl {
     std::string tail(kFooterSize, '\0');
     const uint64_t footer_at = size - trailer;
     source->read_at(footer_at, tail.data(), tail.size());
-    footer = decode_footer(tail);
+    try {
+      footer = decode_footer(tail);
+    } catch (const Error& e) {
+      // No end marker where the file ends: cut short, or followed by bytes that are not its own.
+      if (e.code() == ErrorCode::TruncatedSnapshot) report_trailing_bytes(size, preamble_size, trailer);
+      throw;
+    }
     payload_offset = preamble_size;
     if (footer.compressed_size != footer_at - preamble_size)
       throw Error(ErrorCode::CorruptSnapshot,
@@ -198,6 +230,30 @@ struct SnapshotReader::Impl {
                     "signing, or signed with another key");
     }
     if (options.verify_payload) verify();
+  }
+
+  // A complete snapshot (footer with its marker and CRC, then the HMAC if signed) that ends
+  // before the file does: reported as such rather than as a file cut short.
+  void report_trailing_bytes(uint64_t size, size_t preamble_size, uint64_t trailer) {
+    const uint64_t window = std::min<uint64_t>(size - preamble_size, uint64_t(1) << 20);
+    std::string buf(size_t(window), '\0');
+    const uint64_t base = size - window;
+    source->read_at(base, buf.data(), buf.size());
+    for (size_t at = buf.size(); at >= kFooterSize; --at) {
+      size_t footer_pos = at - kFooterSize;
+      if (std::memcmp(buf.data() + at - 8, kFooterMagic, 8) != 0) continue;
+      uint64_t end = base + at + (trailer - kFooterSize);  // where the snapshot ends
+      if (end >= size) continue;
+      try {
+        Footer f = decode_footer(std::string_view(buf.data() + footer_pos, kFooterSize));
+        if (f.compressed_size != base + footer_pos - preamble_size) continue;
+      } catch (const Error&) {
+        continue;
+      }
+      throw Error(ErrorCode::CorruptSnapshot,
+                  std::to_string(size - end) + " bytes follow the end of the snapshot (at byte " +
+                      std::to_string(end) + "): the file holds more than one snapshot wrote");
+    }
   }
 
   // Decompresses the whole payload once: zstd checks every block and the frame checksum.

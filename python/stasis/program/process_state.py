@@ -137,5 +137,19 @@ def library_states() -> dict:
 
 
 def restore_library_states(states: dict) -> None:
+    """Puts back the registered state of library modules. A program's snapshot may restore only
+    its own modules (resume fills them) and the states registered with register_module_state:
+    any other module it names, or a state of another kind, is refused before anything is applied."""
+    from ..errors import CorruptSnapshotError
+    registered = set(modules.registered_names())
+    if not isinstance(states, dict):
+        raise CorruptSnapshotError("the snapshot's library states are not a dict")
+    for name, state in states.items():
+        if (name not in registered or not isinstance(state, tuple) or len(state) != 3
+                or state[0] != "library" or state[1] != name):
+            raise CorruptSnapshotError(
+                f"the snapshot holds state for module {name!r} that is not a registered library state "
+                "(stasis.register_module_state); a program's snapshot restores only its own modules "
+                "and registered library states")
     for name, state in states.items():
         modules.restore_module_state(importlib.import_module(name), state)

@@ -12,13 +12,15 @@ import importlib
 import importlib.util
 import os
 import random
+import stat
+import struct
 import sys
 import threading
 import types
 from typing import Optional, Sequence
 
 from .. import _engine
-from ..errors import IncompatibleSnapshotError, StasisError
+from ..errors import CorruptSnapshotError, IncompatibleSnapshotError, SnapshotIOError, StasisError
 from . import debugger, process_state
 from .layout import PATCH_MODULE_PREFIX, ProgramMeta, ProgramState
 from .options import Options, signal_number
@@ -26,22 +28,42 @@ from .restart import REBUILD_TIMEOUT, RestartedThreads, fail, restore_running_lo
 from .session import Session, _key, set_current
 
 
-def _read_meta(snapshot: str, key: Optional[bytes]) -> tuple:
-    """(payload header, ProgramMeta) of a program snapshot. The header is read without checking the
-    whole payload (load checks it before building anything with effects); only what looks wrong
-    is checked in full, so that a damaged file is reported as damaged rather than as another kind
-    of snapshot."""
-    header = _engine.payload_header(snapshot, key=key, verify=False)
-    meta = None
-    if header["kind"] == "program":
-        try:
-            meta = ProgramMeta.from_json(header["meta"])
-        except StasisError:
-            meta = None
-    if meta is None:
-        header = _engine.payload_header(snapshot, key=key)
-        if header["kind"] == "program":
-            meta = ProgramMeta.from_json(header["meta"])
+def read_once(snapshot: str) -> bytes:
+    """The snapshot's bytes, from one open and one read: what resume acts on is one file, even if
+    the path is replaced meanwhile (Stasis itself writes by renaming). Only a regular file is read
+    (a FIFO without a writer would block); a path with a NUL byte raises ValueError, as open() does."""
+    try:
+        fd = os.open(snapshot, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise SnapshotIOError(f"cannot open {snapshot}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise SnapshotIOError(f"cannot read {snapshot}: Is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise SnapshotIOError(f"cannot read {snapshot}: it is not a regular file (a FIFO, socket or "
+                                  "device); a snapshot is read only from a file")
+        os.set_blocking(fd, True)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 24)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except SnapshotIOError:
+        raise
+    except OSError as e:
+        raise SnapshotIOError(f"cannot read {snapshot}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_meta(snapshot: str, data: bytes, key: Optional[bytes]) -> tuple:
+    """(payload header, ProgramMeta) of a program snapshot, after the whole file is verified
+    (signature, every compressed byte, the frame checksum): nothing of it is acted on before."""
+    header = _engine.payload_header(data, key=key, verify=True)
+    meta = ProgramMeta.from_json(header["meta"]) if header["kind"] == "program" else None
     if header["kind"] != "program":
         raise IncompatibleSnapshotError(
             f"{snapshot} holds an object graph (stasis.dump), not a suspended program: load it with "
@@ -61,7 +83,9 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     sets up sys.path and the import hook, builds the heap and fills the program's own modules.
     Shared by `stasis resume`, `stasis debug` and `stasis patch`."""
     key = _key(options.key_file)
-    header, meta = _read_meta(snapshot, key)
+    data = read_once(snapshot)
+    header, meta = _read_meta(snapshot, data, key)
+    _check_meta(meta)
     seed = str(header["hash_seed"])
     process_state.reexec_with_hash_seed(seed)
     from ..compiler_hooks import hook, runner
@@ -83,18 +107,20 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     _ensure_builtin_handlers()
     from ..handlers import threads as thread_handlers
     with thread_handlers.collect_held_rlocks() as rlocks:  # taken again by their own threads, below
-        payload = _engine.load(snapshot, key=key, kind="program")
+        payload = _engine.loads(data, key=key, kind="program")
+    del data
     state = ProgramState.from_payload(payload)
     del payload
-    sys.argv[:] = state.argv
-    sys.path[:] = state.path
-    try:
-        os.chdir(state.cwd)
-    except OSError as e:
-        sys.stderr.write(f"stasis: warning: cannot change to the program's directory {state.cwd}: "
-                         f"{e.strerror}; staying in {os.getcwd()}\n")
-    main = _fill_modules(fresh, state.modules)
-    _show_recorded_sources(state.sources)
+    with _malformed_state():
+        sys.argv[:] = state.argv
+        sys.path[:] = state.path
+        try:
+            os.chdir(state.cwd)
+        except OSError as e:
+            sys.stderr.write(f"stasis: warning: cannot change to the program's directory {state.cwd}: "
+                             f"{e.strerror}; staying in {os.getcwd()}\n")
+        main = _fill_modules(fresh, state.modules)
+        _show_recorded_sources(state.sources)
     return Loaded(header=header, meta=meta, state=state, selection=selection, main=main, rlocks=rlocks,
                   seed=seed, rewrite=rewrite, no_rewrite=no_rewrite, key=key)
 
@@ -108,12 +134,13 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     state, selection, main, rlocks = loaded.state, loaded.selection, loaded.main, loaded.rlocks
     seed, rewrite, no_rewrite = loaded.seed, loaded.rewrite, loaded.no_rewrite
     del loaded
-    random.setstate(state.random)
-    process_state.restore_library_states(state.library)
-    sys.setrecursionlimit(state.recursion_limit)
-    suspend_signal = signal_number(options.signal)
-    process_state.restore_signal_handlers(state.signals, suspend_signal)
-    process_state.ATEXIT.register_again(state.atexit)
+    with _malformed_state():
+        random.setstate(state.random)
+        process_state.restore_library_states(state.library)
+        sys.setrecursionlimit(state.recursion_limit)
+        suspend_signal = signal_number(options.signal)
+        process_state.restore_signal_handlers(state.signals, suspend_signal)
+        process_state.ATEXIT.register_again(state.atexit)
     if patches:  # the program's state is complete; none of its frames runs yet
         from ..updater import snapshot_patch
         snapshot_patch.apply_patches(state, patches, by="stasis resume --patch")
@@ -161,6 +188,39 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     return runner.run_resumed(execute)
 
 
+class _malformed_state:
+    """Putting the program's state back, before any of its code runs: a value of the wrong type or
+    range in the snapshot is a CorruptSnapshotError, never a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if kind is not None and issubclass(kind, (TypeError, ValueError, KeyError, AttributeError, IndexError,
+                                                  OverflowError, struct.error)) and not issubclass(kind, StasisError):
+            raise CorruptSnapshotError(f"the snapshot's program state cannot be put back: {kind.__name__}: "
+                                       f"{error}") from None
+        return False
+
+
+def _check_meta(meta: ProgramMeta) -> None:
+    """What the metadata may ask of this process before the load: modules of the program's own
+    (not one this process or the standard library has), and the library modules whose type
+    handlers Stasis registers."""
+    from ..handlers import MODULE_HANDLERS
+    for name in meta.modules:
+        top = name.split(".")[0]
+        if name != "__main__" and (name in sys.modules or top in sys.stdlib_module_names):
+            raise CorruptSnapshotError(f"the snapshot names {name!r} as one of the program's own modules, "
+                                       "which would replace a module of this process")
+    if "__main__" not in meta.modules:
+        raise CorruptSnapshotError("the snapshot's program metadata names no __main__ module")
+    for name in meta.handler_modules:
+        if name not in MODULE_HANDLERS:
+            raise CorruptSnapshotError(f"the snapshot asks to import {name!r} for its type handlers; "
+                                       "Stasis has none there")
+
+
 def _show_recorded_sources(sources: dict) -> None:
     """Tracebacks, pdb and inspect read a module's lines through linecache: where the file on disk
     is not the source the program runs (edited since, or patched with another file), they get the
@@ -192,7 +252,12 @@ def _create_modules(names: list) -> dict:
 
 
 def _fill_modules(fresh: dict, states: dict) -> types.ModuleType:
-    """Gives the fresh modules their restored globals; returns __main__."""
+    """Gives the fresh modules their restored globals; returns __main__. Only the program's own
+    modules, made empty before the load, are filled."""
+    if "__main__" not in fresh or not isinstance(states, dict) or not set(states) <= set(fresh):
+        raise CorruptSnapshotError("the snapshot's modules are not the program's own modules its metadata names")
     for name, state in states.items():
+        if not isinstance(state, dict):
+            raise CorruptSnapshotError(f"the snapshot's state of module {name!r} is not a dict")
         fresh[name].__dict__.update(state)
     return fresh["__main__"]
