@@ -1,35 +1,40 @@
 """The control channel's transport, shared by the server (control.py) and the client (ctl.py).
 
-A Unix-domain stream socket `<dir>/<pid>.sock` in a per-user directory of mode 0700
-($STASIS_CONTROL_DIR, else $XDG_RUNTIME_DIR/stasis, else /tmp/stasis-<uid>). Both ends check the
-directory (owned by us, no group/other permissions, not a symlink) and the peer's credentials
+A Unix-domain stream socket `<dir>/<pid>.sock` in a per-user directory of mode 0700:
+$STASIS_CONTROL_DIR when set (checked, and refused if others could use it), else the user's
+runtime directory (stasis/runtime_dir.py, which another user can never pre-empt). Both ends check
+the directory (owned by us, no group/other permissions, not a symlink) and the peer's credentials
 (SO_PEERCRED: same UID; the client also checks the server's PID). Messages are JSON objects
 prefixed by a 4-byte big-endian length — data only: nothing received is ever evaluated or unpickled.
+A request may be at most MAX_REQUEST bytes and MAX_DEPTH levels deep (the server reads nothing
+more); replies, which carry profiles, at most MAX_MESSAGE.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import struct
 from typing import Any, Dict, Optional, Tuple
 
+from .. import runtime_dir
 from .errors import ControlChannelError
 
-MAX_MESSAGE = 64 << 20
+MAX_MESSAGE = 64 << 20   # a reply (a profile, a trace's events): what a client reads at most
+MAX_REQUEST = 1 << 20    # a request (a path, a pattern): what the server reads at most
+MAX_DEPTH = 32           # JSON nesting of any message
 PROTOCOL = 1
 
 
 def socket_dir(create: bool = False) -> str:
-    uid = os.getuid()
     d = os.environ.get("STASIS_CONTROL_DIR")
     if not d:
-        runtime = os.environ.get("XDG_RUNTIME_DIR")
-        if runtime and os.path.isdir(runtime) and os.stat(runtime).st_uid == uid:
-            d = os.path.join(runtime, "stasis")
-        else:
-            d = f"/tmp/stasis-{uid}"
+        if create:
+            return runtime_dir.runtime_dir()
+        found = runtime_dir.candidates()
+        return found[0] if found else runtime_dir.runtime_dir()
     if create:
         try:
             os.mkdir(d, 0o700)
@@ -55,6 +60,12 @@ def check_dir(d: str) -> None:
 
 
 def socket_path(pid: int, create_dir: bool = False) -> str:
+    """Where process `pid` serves (create_dir: where this process will serve). Without
+    $STASIS_CONTROL_DIR, every runtime directory of this user is searched for the socket."""
+    if not create_dir and not os.environ.get("STASIS_CONTROL_DIR"):
+        found = runtime_dir.find(f"{pid}.sock")
+        if found:
+            return found
     return os.path.join(socket_dir(create_dir), f"{pid}.sock")
 
 
@@ -83,20 +94,39 @@ def _recv_exact(sock: socket.socket, n: int) -> Optional[bytes]:
     return b"".join(chunks)
 
 
-def recv(sock: socket.socket) -> Optional[Dict[str, Any]]:
-    """The next message, or None when the peer closed the connection between messages."""
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def _depth(body: bytes) -> int:
+    """The deepest nesting of JSON arrays and objects in `body` (strings skipped)."""
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(_STRINGS.sub(b'""', body)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def recv(sock: socket.socket, limit: int = MAX_MESSAGE) -> Optional[Dict[str, Any]]:
+    """The next message, or None when the peer closed the connection between messages. A message
+    announcing more than `limit` bytes is refused before any of it is read."""
     header = _recv_exact(sock, 4)
     if header is None:
         return None
     (n,) = struct.unpack(">I", header)
-    if n > MAX_MESSAGE:
-        raise ControlChannelError(f"announced message of {n} bytes exceeds the limit of {MAX_MESSAGE}")
+    if n > limit:
+        raise ControlChannelError(f"announced message of {n} bytes exceeds the limit of {limit}")
     body = _recv_exact(sock, n)
     if body is None:
         raise ControlChannelError("connection closed after a message header")
+    if _depth(body) > MAX_DEPTH:
+        raise ControlChannelError(f"malformed message: nested more than {MAX_DEPTH} levels deep")
     try:
         message = json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise ControlChannelError(f"malformed message (not JSON): {e}") from None
     if not isinstance(message, dict):
         raise ControlChannelError("malformed message (not a JSON object)")

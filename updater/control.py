@@ -25,7 +25,7 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, Optional
 
-from .. import _engine, internal_threads
+from .. import _engine, internal_threads, runtime_dir
 from ..errors import StasisError
 from . import api, channel, tools
 from .registry import registry
@@ -34,6 +34,12 @@ from .errors import ControlChannelError, UpdateError, UpdateRefusedError
 _lock = threading.Lock()
 _state: Dict[str, Any] = {"pid": None, "sock": None, "path": None, "fork_hook": False}
 MAX_SECONDS = 3600.0
+# Limits of what clients (of this user only) may hold: connections served at once, and how long
+# a connection may stay silent before or inside a request.
+MAX_CONNECTIONS = 16
+IDLE_TIMEOUT = 60.0
+_connections = {"count": 0}
+_connections_lock = threading.Lock()
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # .../stasis/
 
 
@@ -43,6 +49,7 @@ def serve_updates() -> None:
         if _state["pid"] == os.getpid():
             return
         path = channel.socket_path(os.getpid(), create_dir=True)
+        runtime_dir.clean_stale(os.path.dirname(path))  # sockets of programs that were killed
         try:
             os.unlink(path)  # a stale socket of an earlier process with our PID
         except FileNotFoundError:
@@ -120,10 +127,31 @@ def _accept_one(sock: socket.socket) -> bool:
                 pass
             conn.close()
             return True
-        internal_threads.start(_serve_connection, conn)  # not in the program's threading.enumerate()
+        with _connections_lock:
+            full = _connections["count"] >= MAX_CONNECTIONS
+            if not full:
+                _connections["count"] += 1
+        if full:
+            try:
+                channel.send(conn, _error(ControlChannelError(
+                    f"refused: {MAX_CONNECTIONS} connections are being served already; try again")))
+            except OSError:
+                pass
+            conn.close()
+            return True
+        try:
+            internal_threads.start(_serve_connection, conn)  # not in the program's threading.enumerate()
+        except BaseException:
+            _release_connection()
+            raise
     except Exception:
         conn.close()  # no peer credentials, or no thread could be started: drop this client
     return True
+
+
+def _release_connection() -> None:
+    with _connections_lock:
+        _connections["count"] -= 1
 
 
 def _error(e: BaseException) -> Dict[str, Any]:
@@ -141,11 +169,27 @@ def _error(e: BaseException) -> Dict[str, Any]:
 
 
 def _serve_connection(conn: socket.socket) -> None:
+    try:
+        _serve_requests(conn)
+    finally:
+        _release_connection()
+
+
+def _serve_requests(conn: socket.socket) -> None:
     with conn:
         while True:
             stop = threading.Event()
             try:
-                request = channel.recv(conn)
+                conn.settimeout(IDLE_TIMEOUT)  # a silent client does not hold its thread forever
+                request = channel.recv(conn, channel.MAX_REQUEST)
+                conn.settimeout(None)
+            except socket.timeout:
+                try:
+                    channel.send(conn, _error(ControlChannelError(
+                        f"no complete request within {IDLE_TIMEOUT:g} s; closing the connection")))
+                except OSError:
+                    pass
+                return
             except (ControlChannelError, OSError) as e:
                 try:
                     channel.send(conn, _error(e if isinstance(e, StasisError) else ControlChannelError(str(e))))

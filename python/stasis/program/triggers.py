@@ -38,9 +38,15 @@ def install(session: "Session") -> None:
 
 
 def pid_dir() -> str:
-    """Per-user directory (mode 0700) of records of processes running under Stasis."""
-    path = os.path.join(f"/tmp/stasis-{os.getuid()}", "pids")
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """Per-user directory (mode 0700, in the runtime directory, stasis/runtime_dir.py) of records
+    of processes running under Stasis; records of processes that no longer exist are removed."""
+    from .. import runtime_dir
+    path = os.path.join(runtime_dir.runtime_dir(), "pids")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    runtime_dir.clean_stale(path)
     return path
 
 
