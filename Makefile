@@ -7,6 +7,7 @@ PREFIX ?= /usr/local
 BUILD_TYPE ?= RelWithDebInfo
 JOBS   ?= $(shell nproc)
 CTEST_JOBS ?= 2
+FUZZ_SECONDS ?= 600   # per fuzz target (make fuzz); FUZZ_JOBS=N runs N workers per target
 
 .PHONY: all setup configure build test demo bench install clean conformance fuzz
 
@@ -31,6 +32,9 @@ demo: build
 
 bench: build
 	@bash bench/run_all.sh $(BUILD)
+
+fuzz: build
+	@bash tests/fuzz/run.sh $(BUILD) $(strip $(FUZZ_SECONDS))
 
 conformance: build
 	@$(BUILD)/bin/python tests/conformance/run.py --full

@@ -1,7 +1,9 @@
 // Fuzzes the whole object loader (validate, then decode into Python objects) inside an embedded
-// interpreter. Mutations of the golden snapshots reach the decoder past the checksum only when
-// libFuzzer happens to keep it valid, so the harness also feeds the op stream directly: input
-// bytes after a valid container prefix are re-wrapped as a fresh, correctly checksummed payload.
+// interpreter, as stasis.load does (Trust::Objects: the stream-code guard, the allowlists and the
+// code verifier all run). Mutations of the golden snapshots reach the decoder past the checksum
+// only when libFuzzer happens to keep it valid, so the harness also feeds the op stream directly:
+// the input bytes are re-wrapped as a fresh, correctly checksummed payload — a hostile writer's
+// file. Any error must be a snapshot error; a crash, a sanitizer report or a hang fails the run.
 #include <Python.h>
 
 #include <cstdint>
@@ -62,7 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // 2. The input as an op stream inside a valid container: exercises the decoder directly.
   std::string wrapped;
   {
-    auto w = format::SnapshotWriter::to_string(wrapped, format::WriteOptions{});
+    format::WriteOptions fast;
+    fast.level = 1;
+    fast.workers = 0;  // compress on this thread: a worker thread per input halves the exec rate
+    auto w = format::SnapshotWriter::to_string(wrapped, fast);
     format::PayloadWriter p(w, format::PayloadHeader{"objects", 1});
     p.raw(data, size);
     p.finish();
