@@ -289,3 +289,125 @@ class Verifier(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+STASIS = os.path.join(os.path.dirname(sys.executable), "stasis")
+
+
+class Files(unittest.TestCase):
+    """The file around the payload: what is read, how often, and what is reported."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def cli(self, *args, timeout=60):
+        r = subprocess.run([STASIS, *args], capture_output=True, text=True, timeout=timeout, cwd=self.dir)
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertLessEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        return r
+
+    def test_a_fifo_is_refused_not_waited_on(self):
+        fifo = os.path.join(self.dir, "pipe.snap")
+        os.mkfifo(fifo)
+        with self.assertRaisesRegex(stasis.SnapshotIOError, "not a regular file"):
+            stasis.load(fifo)
+        for command in ("inspect", "resume"):
+            r = self.cli(command, fifo, timeout=30)
+            self.assertEqual(r.returncode, stasis.SnapshotIOError.code, r.stderr)
+            self.assertIn("not a regular file", r.stderr)
+
+    def test_nul_bytes_in_paths_raise_value_error(self):
+        with self.assertRaises(ValueError):
+            stasis.dump([1], os.path.join(self.dir, "y\0/etc/passwd"))
+        with self.assertRaises(ValueError):
+            stasis.load(os.path.join(self.dir, "y\0x"))
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_bytes_after_a_signed_file_are_reported_as_such(self):
+        key = os.path.join(self.dir, "key")
+        with open(key, "wb") as f:
+            f.write(b"secret")
+        path = os.path.join(self.dir, "x.snap")
+        stasis.dump({"a": 1}, path, key_file=key)
+        with open(path, "ab") as f:
+            f.write(b"trailing garbage")
+        for k in (key, None):
+            with self.assertRaisesRegex(stasis.CorruptSnapshotError, "16 bytes follow the end of the snapshot"):
+                stasis.load(path, key_file=k)
+
+    def test_temporary_files_of_killed_writers_are_removed(self):
+        path = os.path.join(self.dir, "x.snap")
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        stale = f"{path}.tmp-{dead.pid}-abcdefgh"
+        alive = f"{path}.tmp-{os.getppid()}-abcdefgh"
+        other = os.path.join(self.dir, "y.snap.tmp-1-abcdefgh")
+        for p in (stale, alive, other):
+            open(p, "w").close()
+        stasis.dump([1], path)
+        self.assertEqual(sorted(os.listdir(self.dir)), sorted(["x.snap", os.path.basename(alive), "y.snap.tmp-1-abcdefgh"]))
+
+    def program_snapshot(self, meta: str, damaged: bool = False) -> str:
+        data = bytearray(snapshot(Ops().value({"layout": 0}), kind="program", meta=meta))
+        if damaged:
+            data[-45] ^= 0x55
+        path = os.path.join(self.dir, "prog.snap")
+        with open(path, "wb") as f:
+            f.write(bytes(data))
+        return path
+
+    def test_resume_verifies_the_file_before_acting_on_its_metadata(self):
+        """A damaged file naming a directory of its own in sys_path: nothing there is imported."""
+        planted = os.path.join(self.dir, "planted")
+        os.mkdir(planted)
+        marker = os.path.join(self.dir, "imported")
+        with open(os.path.join(planted, "subprocess.py"), "w") as f:
+            f.write(f"open({marker!r}, 'w').close()\n")
+        path = self.program_snapshot(program_meta(sys_path=[planted], handler_modules=["subprocess"]), damaged=True)
+        r = self.cli("resume", path)
+        self.assertIn(r.returncode, (stasis.CorruptSnapshotError.code, stasis.TruncatedSnapshotError.code), r.stderr)
+        self.assertFalse(os.path.exists(marker))
+
+    def test_malformed_metadata_is_a_corrupt_snapshot(self):
+        path = self.program_snapshot(json.dumps({"modules": ["__main__"]}))
+        r = self.cli("resume", path)
+        self.assertEqual(r.returncode, CORRUPT, r.stderr)
+        path = self.program_snapshot(program_meta(modules=["__main__", "os"]))
+        r = self.cli("resume", path)
+        self.assertEqual(r.returncode, CORRUPT, r.stderr)
+        self.assertIn("would replace a module of this process", r.stderr)
+        path = self.program_snapshot(program_meta(handler_modules=["antigravity"]))
+        r = self.cli("resume", path)
+        self.assertEqual(r.returncode, CORRUPT, r.stderr)
+
+    def test_resume_restores_only_registered_library_states(self):
+        code = textwrap.dedent('''
+            import os, stasis
+            from stasis.program import process_state
+            before = os.sep
+            try:
+                process_state.restore_library_states({"os": ("user", "os", {"sep": "X"})})
+            except stasis.CorruptSnapshotError as e:
+                print("refused", "registered library state" in str(e), os.sep == before)
+        ''')
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.stdout.strip(), "refused True True", r.stderr)
+
+
+class MakeFuzz(unittest.TestCase):
+    @unittest.skipUnless(os.path.exists(os.path.join(os.environ.get("STASIS_BUILD_DIR", "build"), "fuzz", "loads_fuzz")),
+                         "fuzz targets not built")
+    def test_fuzz_seconds_bounds_each_target_and_reports_the_figures(self):
+        """`make fuzz` runs tests/fuzz/run.sh with FUZZ_SECONDS; here 2 seconds per target."""
+        build = os.environ.get("STASIS_BUILD_DIR", "build")
+        src = os.path.join(HERE, "..", "..")
+        env = dict(os.environ, FUZZ_SECONDS="2", FUZZ_JOBS="1")
+        r = subprocess.run(["bash", os.path.join(src, "tests", "fuzz", "run.sh"), build], capture_output=True,
+                           text=True, timeout=300, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for target in ("loads_fuzz", "container_fuzz"):
+            self.assertRegex(r.stdout, target + r": exit 0, [1-9][0-9]* executions .*edge coverage [1-9]")
