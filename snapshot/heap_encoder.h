@@ -102,6 +102,9 @@ class HeapEncoder {
       if (m == name) return true;
     return false;
   }
+  // Whether this is a suspended program's snapshot (it has modules of its own), which loading may
+  // let run the program's code (restore/heap_decoder.h Trust::Program); an object graph's may not.
+  bool writes_program() const { return !by_value_modules_.empty(); }
 
   // For the type encoders (snapshot/*_encoder.cpp).
   format::PayloadWriter& out() { return out_; }

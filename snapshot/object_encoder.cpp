@@ -56,11 +56,11 @@ std::string describe(PyObject* callable) {
 }
 
 // Why loading would refuse Reduce(callable, args), or "". Besides what every snapshot may call
-// (core/allowlist.h), a class written by value may be called: in a program's own snapshot it is
-// the program's class (restore/object_decoder.cpp); loading an object graph refuses to run its code.
+// (core/allowlist.h), a program's own snapshot may call a class written by value: the program's
+// class (restore/object_decoder.cpp); loading an object graph never runs such a class's code.
 std::string reduce_refusal(HeapEncoder& e, PyObject* callable, PyObject* args) {
   std::string why = allowlist::reduce_refusal(callable, args);
-  if (why.empty() || !PyType_Check(callable)) return why;
+  if (why.empty() || !PyType_Check(callable) || !e.writes_program()) return why;
   auto* type = reinterpret_cast<PyTypeObject*>(callable);
   if (is_python_class(type) && !findable_by_name(e, callable)) return "";
   return why;

@@ -13,6 +13,10 @@ void encode_weakref(HeapEncoder& e, PyObject* obj) {
     return;
   }
   PyObject* callback = reinterpret_cast<PyWeakReference*>(obj)->wr_callback;
+  // Loading an object graph calls nothing when a referent dies (restore/weakref_decoder.cpp):
+  // refused here, so that every snapshot written can be loaded. A program's snapshot keeps it.
+  if (callback && !e.writes_program())
+    e.unsupported(obj, "a weak reference with a callback (loading an object graph runs no callback)");
   Plan plan(obj);
   plan.save(referent, "()").save(callback ? callback : Py_None, ".__callback__").atomic(format::Op::WeakRef, 2);
   e.run(std::move(plan));

@@ -411,3 +411,23 @@ class MakeFuzz(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         for target in ("loads_fuzz", "container_fuzz"):
             self.assertRegex(r.stdout, target + r": exit 0, [1-9][0-9]* executions .*edge coverage [1-9]")
+
+
+class WriterAgrees(unittest.TestCase):
+    """What loading an object graph refuses, dumping one refuses too: every snapshot written loads."""
+
+    def test_a_weak_reference_with_a_callback(self):
+        import weakref
+
+        class Target:
+            pass
+        t = Target()
+        with self.assertRaisesRegex(stasis.UnsupportedObjectError, "weak reference with a callback"):
+            stasis.dumps(weakref.ref(t, lambda r: None))
+
+    def test_a_local_class_that_reduces_to_itself(self):
+        class Local:
+            def __reduce__(self):
+                return (Local, ())
+        with self.assertRaisesRegex(stasis.UnsupportedObjectError, "which loading may not call"):
+            stasis.dumps(Local())
