@@ -1,7 +1,6 @@
 #include "compiler_hooks/resume_table.h"
 
 #include <cstring>
-#include <unordered_map>
 
 namespace stasis::compiler_hooks {
 namespace {
@@ -10,16 +9,23 @@ constexpr const char* kMarker = ".stasis-resume-table";
 constexpr long kTableVersion = 1;
 
 struct Cached {
-  PyObject* table;  // strong reference: keeps the borrowed row ids alive
-  std::vector<ResumeRow> rows;
+  std::vector<ResumeRow> rows;  // row ids are borrowed from the table tuple, which the code owns
 };
 
-// Code objects are immortal enough for our use: entries hold a reference to their table tuple and
-// are keyed by the code object, which holds that same tuple. Never shrinks (one entry per
-// rewritten code object that was ever on a captured stack).
-std::unordered_map<PyCodeObject*, Cached*>& cache() {
-  static auto* m = new std::unordered_map<PyCodeObject*, Cached*>();
-  return *m;
+// The parsed table rides on the code object itself (co_extra, PEP 523): freed with the code, so
+// asking about a code object never keeps it alive. Code without a table gets kNotRewritten, so
+// the answer for it is one lookup too (the parking trace asks at every 'call' event).
+Cached kNotRewritten;
+
+void free_extra(void* extra) {
+  if (extra && extra != &kNotRewritten) delete static_cast<Cached*>(extra);
+}
+
+// _PyEval_RequestCodeExtraIndex (exported, cpython/ceval.h): one slot index per interpreter; -1
+// when none is left (then the table is parsed again at each call: slow, still correct).
+Py_ssize_t extra_index() {
+  static Py_ssize_t index = _PyEval_RequestCodeExtraIndex(free_extra);
+  return index;
 }
 
 bool is_marker(PyObject* o) {
@@ -35,6 +41,7 @@ bool parse(PyObject* rows, std::vector<ResumeRow>& out) {
     if (!PyTuple_Check(stack)) return false;
     ResumeRow row{};
     row.id = PyTuple_GET_ITEM(r, 0);
+    row.reason = PyTuple_GET_ITEM(r, 6);
     row.start = int(PyLong_AsLong(PyTuple_GET_ITEM(r, 1)));
     row.begin = int(PyLong_AsLong(PyTuple_GET_ITEM(r, 2)));
     row.end = int(PyLong_AsLong(PyTuple_GET_ITEM(r, 3)));
@@ -73,20 +80,27 @@ PyObject* table_of(PyCodeObject* code) {
 bool is_rewritten(PyCodeObject* code) { return table_of(code) != nullptr; }
 
 const std::vector<ResumeRow>* resume_table(PyCodeObject* code) {
-  auto it = cache().find(code);
-  if (it != cache().end()) return it->second ? &it->second->rows : nullptr;
-  Cached* entry = nullptr;
-  if (PyObject* last = table_of(code)) {
-    entry = new Cached{Py_NewRef(last), {}};
-    if (!parse(PyTuple_GET_ITEM(last, 2), entry->rows)) {
-      Py_DECREF(entry->table);
-      delete entry;
-      entry = nullptr;
-    }
+  Py_ssize_t index = extra_index();
+  void* extra = nullptr;
+  if (index >= 0 && _PyCode_GetExtra(reinterpret_cast<PyObject*>(code), index, &extra) == 0 && extra)
+    return extra == &kNotRewritten ? nullptr : &static_cast<Cached*>(extra)->rows;
+  PyErr_Clear();
+  auto* entry = new Cached{};
+  PyObject* last = table_of(code);
+  if (!last || !parse(PyTuple_GET_ITEM(last, 2), entry->rows)) {
+    delete entry;
+    entry = &kNotRewritten;
   }
-  Py_INCREF(code);  // the key must stay valid: cached code objects are kept alive
-  cache().emplace(code, entry);
-  return entry ? &entry->rows : nullptr;
+  if (index < 0 || _PyCode_SetExtra(reinterpret_cast<PyObject*>(code), index, entry) < 0) {
+    PyErr_Clear();
+    // No slot: keep nothing (a leaked entry per call would grow without bound).
+    thread_local Cached scratch;
+    if (entry == &kNotRewritten) return nullptr;
+    scratch.rows.swap(entry->rows);
+    delete entry;
+    return &scratch.rows;
+  }
+  return entry == &kNotRewritten ? nullptr : &entry->rows;
 }
 
 const ResumeRow* row_at(const std::vector<ResumeRow>& table, int lasti_bytes) {

@@ -14,14 +14,16 @@ namespace stasis::compiler_hooks {
 
 struct ResumeRow {
   PyObject* id;       // borrowed from the table tuple (str)
+  PyObject* reason;   // borrowed: why the row is not resumable ('' when it is)
   int start;          // replay begins here (bytes); -1: not resumable
   int begin, end;     // f_lasti lies in [begin, end] while suspended at this site
   int structural;     // values on the stack at `start` (for-iterators, with-exits, ...)
   bool needs_exception_state;  // an exc/exc_prev/lasti value: replaying needs exc_info too
 };
 
-// The table of `code`, parsed once per code object and cached; nullptr when the code was not
-// rewritten (or has an unknown table version). Borrowed; valid while `code` lives.
+// The table of `code`, parsed once per code object and kept in the code object's co_extra slot
+// (so nothing is pinned: it is freed with the code); nullptr when the code was not rewritten (or
+// has an unknown table version). Borrowed; valid while `code` lives.
 const std::vector<ResumeRow>* resume_table(PyCodeObject* code);
 
 // Whether `code` carries a table (it was rewritten). Cheap, uncached, keeps nothing alive: for

@@ -87,7 +87,7 @@ void write_objects(format::SnapshotWriter& file, PyObject* obj, const std::strin
                    uint64_t hash_seed = 0, std::vector<std::string> modules = {},
                    std::string meta = "") {
   format::PayloadWriter payload(file, format::PayloadHeader{kind, 1, hash_seed, std::move(meta)});
-  snapshot::HeapEncoder encoder(payload, snapshot::Registry{g_savers});
+  snapshot::HeapEncoder encoder(payload, snapshot::SaveHandlers{g_savers});
   encoder.set_by_value_modules(std::move(modules));
   encoder.encode(obj);
   payload.finish();
@@ -126,7 +126,7 @@ Ref read_objects(format::SnapshotReader& file, const std::string& kind) {
   // A suspended program may run its own code while it is rebuilt (resuming runs it anyway); an
   // object graph is built without running any code that came from the snapshot (FORMAT.md).
   restore::Trust trust = kind == "program" ? restore::Trust::Program : restore::Trust::Objects;
-  return restore::HeapDecoder(payload, restore::Registry{g_loaders}, trust).decode();
+  return restore::HeapDecoder(payload, restore::LoadHandlers{g_loaders}, trust).decode();
 }
 
 format::WriteOptions write_options(PyObject* key, int level, const std::string& kind) {

@@ -13,8 +13,8 @@ namespace stasis::restore {
 
 using format::Op;
 
-HeapDecoder::HeapDecoder(format::PayloadReader& in, Registry registry, Trust trust)
-    : in_(in), registry_(registry), trust_(trust) {}
+HeapDecoder::HeapDecoder(format::PayloadReader& in, LoadHandlers handlers, Trust trust)
+    : in_(in), handlers_(handlers), trust_(trust) {}
 
 HeapDecoder::~HeapDecoder() {
   for (PyObject* o : stack_) Py_DECREF(o);

@@ -28,7 +28,7 @@ namespace stasis::restore {
 class CodeGuard;
 
 // Loaders of user handlers (stasis.register): {key: load}; borrowed, may be null.
-struct Registry {
+struct LoadHandlers {
   PyObject* loaders = nullptr;
 };
 
@@ -40,7 +40,7 @@ enum class Trust {
 
 class HeapDecoder {
  public:
-  explicit HeapDecoder(format::PayloadReader& in, Registry registry = {}, Trust trust = Trust::Objects);
+  explicit HeapDecoder(format::PayloadReader& in, LoadHandlers handlers = {}, Trust trust = Trust::Objects);
   ~HeapDecoder();
   HeapDecoder(const HeapDecoder&) = delete;
   HeapDecoder& operator=(const HeapDecoder&) = delete;
@@ -53,7 +53,7 @@ class HeapDecoder {
 
   // For the per-type decoders (restore/*_decoder.cpp).
   format::PayloadReader& in() { return in_; }
-  const Registry& registry() const { return registry_; }
+  const LoadHandlers& handlers() const { return handlers_; }
   bool program() const { return trust_ == Trust::Program; }
   // Steals; a nullptr (a CPython constructor refused the value) becomes CorruptSnapshot.
   void push(PyObject* obj) {
@@ -116,7 +116,7 @@ class HeapDecoder {
   Ref run();
   [[noreturn]] void rethrow_as_snapshot_error();
   format::PayloadReader& in_;
-  Registry registry_;
+  LoadHandlers handlers_;
   Trust trust_;
   std::unordered_set<PyObject*> foreign_;             // see mark_foreign
   std::unordered_set<PyObject*> foreign_containers_;  // the lists, dicts and sets among them

@@ -243,7 +243,7 @@ void decode_registered(HeapDecoder& d, uint8_t) {
   Ref state = d.pop();
   Ref key = d.pop();
   if (!PyUnicode_Check(key.get())) d.corrupt("Registered key is not a str");
-  PyObject* load = d.registry().loaders ? PyDict_GetItemWithError(d.registry().loaders, key.get()) : nullptr;
+  PyObject* load = d.handlers().loaders ? PyDict_GetItemWithError(d.handlers().loaders, key.get()) : nullptr;
   if (!load) {
     PyErr_Clear();
     const char* k = PyUnicode_AsUTF8(key.get());

@@ -20,7 +20,7 @@
 namespace stasis::snapshot {
 
 // User handlers (stasis.register): {type: (key, save)}; borrowed, may be null.
-struct Registry {
+struct SaveHandlers {
   PyObject* savers = nullptr;
 };
 
@@ -90,8 +90,8 @@ class Plan {
 
 class HeapEncoder {
  public:
-  explicit HeapEncoder(format::PayloadWriter& out, Registry registry = {})
-      : out_(out), registry_(registry) {}
+  explicit HeapEncoder(format::PayloadWriter& out, SaveHandlers handlers = {})
+      : out_(out), handlers_(handlers) {}
   // Encodes the graph reachable from `root`; leaves exactly one value on the op machine's stack.
   void encode(PyObject* root);
   // Modules whose classes and functions are written by value even when importable: a suspended
@@ -108,7 +108,7 @@ class HeapEncoder {
 
   // For the type encoders (snapshot/*_encoder.cpp).
   format::PayloadWriter& out() { return out_; }
-  const Registry& registry() const { return registry_; }
+  const SaveHandlers& handlers() const { return handlers_; }
   void run(Plan plan);                   // schedules a plan (the walker continues with it)
   void save_str_value(const char* s);    // writes a str op for a C string (never memoized)
   // Memoizes a leaf an encoder just wrote, when it may be shared (reference count above one).
@@ -164,7 +164,7 @@ class HeapEncoder {
   std::string path_to_top() const;
 
   format::PayloadWriter& out_;
-  Registry registry_;
+  SaveHandlers handlers_;
   std::vector<std::string> by_value_modules_;
   std::vector<Work> stack_;
   PointerMap memo_;

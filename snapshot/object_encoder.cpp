@@ -121,7 +121,7 @@ void save_items(Plan& plan, PyObject* list, format::Op op, uint64_t per_item, co
 }  // namespace
 
 bool encode_registered(HeapEncoder& e, PyObject* obj) {
-  PyObject* savers = e.registry().savers;
+  PyObject* savers = e.handlers().savers;
   if (!savers || PyDict_GET_SIZE(savers) == 0) return false;
   PyObject* entry = nullptr;
   PyObject* mro = Py_TYPE(obj)->tp_mro;
