@@ -52,6 +52,39 @@ inline _PyInterpreterFrame* current_interpreter_frame(PyThreadState* tstate) {
 // or null at the bottom. Borrowed.
 inline _PyInterpreterFrame* calling_frame(_PyInterpreterFrame* frame) { return frame->previous; }
 
+// The frame that called `frame`, skipping frames that have not reached their first traceable
+// instruction yet (pycore_frame.h _PyFrame_IsIncomplete; Objects/frameobject.c PyFrame_GetBack
+// does the same), or null at the bottom. Borrowed; creates no frame object.
+inline _PyInterpreterFrame* calling_complete_frame(_PyInterpreterFrame* frame) {
+  _PyInterpreterFrame* prev = frame->previous;
+  while (prev && _PyFrame_IsIncomplete(prev)) prev = prev->previous;
+  return prev;
+}
+// Whether an interpreter frame was entered from C (pycore_frame.h is_entry; CPYTHON311.md §5, G12).
+inline bool frame_entered_from_c(_PyInterpreterFrame* frame) { return frame->is_entry; }
+// Whether the frame belongs to a generator, coroutine or async generator (pycore_frame.h owner).
+inline bool frame_of_generator(_PyInterpreterFrame* frame) { return frame->owner == FRAME_OWNED_BY_GENERATOR; }
+// The frame's globals (pycore_frame.h f_globals). Borrowed.
+inline PyObject* frame_globals(_PyInterpreterFrame* frame) { return frame->f_globals; }
+
+// A thread's trace function and its argument (cpython/pystate.h PyThreadState::c_tracefunc,
+// c_traceobj; set by _PyEval_SetTrace, which is exported). Borrowed.
+inline Py_tracefunc thread_trace_function(PyThreadState* ts) { return ts->c_tracefunc; }
+inline PyObject* thread_trace_object(PyThreadState* ts) { return ts->c_traceobj; }
+// The thread's ident (cpython/pystate.h PyThreadState::thread_id).
+inline unsigned long thread_ident(PyThreadState* ts) { return ts->thread_id; }
+
+// The thread state of the thread with `ident` that runs Python code, or null. Thread states are
+// added and removed with the GIL held, which the caller holds: the list is stable. A thread that
+// was created but has not started yet carries its creator's ident until it starts
+// (Modules/_threadmodule.c t_bootstrap), and no frame: those are skipped.
+inline PyThreadState* find_thread_state(unsigned long ident) {
+  if (ident == PyThread_get_thread_ident()) return PyThreadState_Get();
+  for (PyThreadState* ts = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); ts; ts = PyThreadState_Next(ts))
+    if (ts->thread_id == ident && current_interpreter_frame(ts)) return ts;
+  return nullptr;
+}
+
 // Source line of an interpreter frame's last instruction (pycore_frame.h _PyInterpreterFrame_LASTI).
 inline int interpreter_frame_line(_PyInterpreterFrame* frame) {
   return PyCode_Addr2Line(frame->f_code, _PyInterpreterFrame_LASTI(frame) * int(sizeof(_Py_CODEUNIT)));

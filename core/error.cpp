@@ -19,6 +19,7 @@ const char* error_code_name(ErrorCode code) noexcept {
     case ErrorCode::NotQuiescent: return "NotQuiescent";
     case ErrorCode::UpdateRefused: return "UpdateRefused";
     case ErrorCode::ControlChannel: return "ControlChannel";
+    case ErrorCode::SuspensionMissed: return "SuspensionMissed";
   }
   return "Unknown";
 }

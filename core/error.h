@@ -27,6 +27,7 @@ enum class ErrorCode : int {
   NotQuiescent = 101,          // NotQuiescentError: the update's safe point was not reached in time
   UpdateRefused = 102,         // UpdateRefusedError: the update is not allowed as written
   ControlChannel = 103,        // ControlChannelError: a process's control socket cannot be used
+  SuspensionMissed = 104,      // SuspensionMissedError: the program ended after a request it never honoured
 };
 
 const char* error_code_name(ErrorCode code) noexcept;

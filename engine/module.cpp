@@ -6,11 +6,10 @@
 #include "engine/errors.h"
 #include "engine/objects_api.h"
 #include "engine/program_api.h"
+#include "engine/updater_api.h"
 #include "format/program_schema.h"
 #include "format/schema.h"
 #include "format/version.h"
-#include "updater/api.h"
-#include "updater/control_watch.h"
 
 namespace {
 
@@ -31,7 +30,12 @@ PyMethodDef kMethods[] = {
      "payload_header(path or bytes, *, key=None, verify=True) -> {kind, root_count, hash_seed, meta}: builds nothing"},
     // whole-program suspension (issue 5): python/stasis/program/
     {"arm_thread", KW(stasis::engine::arm_thread), "arm_thread(thread_id, base_code, ...): park it at a safe point"},
+    {"poll_threads", stasis::engine::poll_threads, METH_NOARGS, "trace the armed threads that can reach a safe point"},
     {"park_states", stasis::engine::park_states, METH_NOARGS, "states of the armed threads"},
+    {"avoid_parked_points", stasis::engine::avoid_parked_points, METH_NOARGS, "a capture failed: move on"},
+    {"forget_avoided", stasis::engine::forget_avoided, METH_NOARGS, "the request ended"},
+    {"program_trace", stasis::engine::program_trace, METH_NOARGS, "(armed, the program's trace function)"},
+    {"trace_replaced", stasis::engine::trace_replaced, METH_NOARGS, "after the program's sys.settrace()"},
     {"thread_states", stasis::engine::thread_states, METH_NOARGS, "[(ident, has_frames)] of all threads"},
     {"asend_parts", stasis::engine::asend_parts, METH_O, "(agen, sendval, state) of an asend awaitable"},
     {"thread_context_value", stasis::engine::thread_context_value, METH_VARARGS,
@@ -44,22 +48,22 @@ PyMethodDef kMethods[] = {
      "crash_frame_record(frame, offset, keep, depth) -> the record of a frame raising (--snapshot-on-crash)"},
     {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
     // updater (issue 6): stasis/updater/*.py
-    {"updater_scan", stasis::updater::api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
-    {"updater_active", stasis::updater::api::active, METH_O, "updater_active(codes)"},
-    {"updater_commit", stasis::updater::api::commit, METH_VARARGS, "updater_commit(check, swaps, attrs, classes)"},
-    {"updater_profile_start", stasis::updater::api::profile_start, METH_NOARGS, "start a profile session"},
-    {"updater_profile_stop", stasis::updater::api::profile_stop, METH_NOARGS, "end it: call-tree rows"},
-    {"updater_profile_enter", stasis::updater::api::profile_enter, METH_O, "called by profile wrappers"},
-    {"updater_profile_exit", stasis::updater::api::profile_exit, METH_NOARGS, "called by profile wrappers"},
-    {"updater_profile_token", stasis::updater::api::profile_token, METH_O, "called by profile prologues"},
-    {"updater_profile_async_token", stasis::updater::api::profile_async_token, METH_O,
+    {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
+    {"updater_active", stasis::engine::updater_api::active, METH_O, "updater_active(codes)"},
+    {"updater_commit", stasis::engine::updater_api::commit, METH_VARARGS, "updater_commit(check, swaps, attrs, classes)"},
+    {"updater_profile_start", stasis::engine::updater_api::profile_start, METH_NOARGS, "start a profile session"},
+    {"updater_profile_stop", stasis::engine::updater_api::profile_stop, METH_NOARGS, "end it: call-tree rows"},
+    {"updater_profile_enter", stasis::engine::updater_api::profile_enter, METH_O, "called by profile wrappers"},
+    {"updater_profile_exit", stasis::engine::updater_api::profile_exit, METH_NOARGS, "called by profile wrappers"},
+    {"updater_profile_token", stasis::engine::updater_api::profile_token, METH_O, "called by profile prologues"},
+    {"updater_profile_async_token", stasis::engine::updater_api::profile_async_token, METH_O,
      "called by profile prologues of generators and coroutines"},
-    {"updater_line_trace_enter", stasis::updater::api::line_trace_enter, METH_O, "called by line wrappers"},
-    {"updater_line_trace_exit", stasis::updater::api::line_trace_exit, METH_NOARGS, "called by line wrappers"},
-    {"updater_watch_start", stasis::updater::control_watch::start, METH_VARARGS,
+    {"updater_line_trace_enter", stasis::engine::updater_api::line_trace_enter, METH_O, "called by line wrappers"},
+    {"updater_line_trace_exit", stasis::engine::updater_api::line_trace_exit, METH_NOARGS, "called by line wrappers"},
+    {"updater_watch_start", stasis::engine::updater_api::watch_start, METH_VARARGS,
      "updater_watch_start(fd, callback, owners) -> ident: call callback() with the GIL when fd is readable"},
-    {"updater_watch_stop", stasis::updater::control_watch::stop, METH_NOARGS, "stop and join the watcher"},
-    {"updater_watch_forget", stasis::updater::control_watch::forget, METH_NOARGS,
+    {"updater_watch_stop", stasis::engine::updater_api::watch_stop, METH_NOARGS, "stop and join the watcher"},
+    {"updater_watch_forget", stasis::engine::updater_api::watch_forget, METH_NOARGS,
      "in a forked child: drop the parent's watcher"},
     {"register", stasis::engine::register_handler, METH_VARARGS,
      "register(type, key, save, load): a type handler (stasis.register)"},

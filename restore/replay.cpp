@@ -95,3 +95,115 @@ void restore_frame(PyFrameObject* frame, PyObject* record) {
 }
 
 }  // namespace stasis::restore
+
+namespace stasis::restore {
+namespace {
+
+constexpr const char* kReplayName = "stasis.replay";
+
+struct Replay {
+  Ref frames;
+  Ref then;
+  Ref before;
+  Ref caller;  // empty: the first record's frame is the first frame that matches
+  Ref on_error;
+  Py_ssize_t next = 0;
+  Ref last;    // the frame object rebuilt last: the next record's frame is called by it
+};
+
+Replay* replay_of(PyObject* capsule) { return static_cast<Replay*>(PyCapsule_GetPointer(capsule, kReplayName)); }
+
+// Reports a frame that cannot be rebuilt to the driver, which ends the resume: raising in the
+// program instead would run its own exception handlers on a half-rebuilt stack.
+int report(Replay* r, const Error& e) {
+  if (e.code() == ErrorCode::PythonError) PyErr_Clear();
+  PyEval_SetTrace(nullptr, nullptr);
+  int status = e.code() == ErrorCode::PythonError ? int(ErrorCode::Internal) : int(e.code());
+  if (r->on_error && r->on_error.get() != Py_None) {
+    Ref done = Ref::steal(PyObject_CallFunction(r->on_error.get(), "is", status, e.what()));
+    if (!done) return -1;
+  }
+  PyErr_Format(PyExc_SystemError, "stasis: cannot resume: %s", e.what());
+  return -1;
+}
+
+int replay_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject*) {
+  if (what != PyTrace_LINE) return 0;
+  Replay* r = replay_of(capsule);
+  if (!r) return -1;
+  if (!r->frames) return 0;
+  Py_ssize_t n = PyList_GET_SIZE(r->frames.get());
+  if (r->next >= n) return 0;
+  Ref keep = Ref::borrow(capsule);
+  PyObject* record = PyList_GET_ITEM(r->frames.get(), r->next);
+  try {
+    Ref back = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(frame)));
+    if (r->next > 0) {
+      if (back.get() != r->last.get()) return 0;  // not called by the last rebuilt frame
+    } else if (r->caller) {
+      if (!back || reinterpret_cast<PyObject*>(internals::frame_code(internals::interpreter_frame(
+                       reinterpret_cast<PyFrameObject*>(back.get())))) != r->caller.get())
+        return 0;  // still in the thread's bootstrap
+    }
+    // Not the frame of this record (for a thread: _bootstrap_inner's calls before run()). A
+    // record whose code changed is caught by frame_matches (same name and place, other bytecode).
+    if (!frame_matches(frame, record)) return 0;
+    if (r->next == 0 && r->before && r->before.get() != Py_None) {
+      Ref done = Ref::steal(PyObject_CallNoArgs(r->before.get()));
+      if (!done) throw Error::python();
+    }
+    restore_frame(frame, record);
+  } catch (const Error& e) {
+    return report(r, e);
+  }
+  // The record is spent: the frame holds its values now, and nothing else should.
+  if (PyList_SetItem(r->frames.get(), r->next, Py_NewRef(Py_None)) < 0) return -1;
+  r->last = Ref::borrow(reinterpret_cast<PyObject*>(frame));
+  if (++r->next == n) {
+    Ref then = r->then;
+    r->last = Ref();
+    r->frames = Ref();
+    PyEval_SetTrace(nullptr, nullptr);  // the innermost frame runs on untraced, as before
+    if (then && then.get() != Py_None) {
+      Ref done = Ref::steal(PyObject_CallOneArg(then.get(), reinterpret_cast<PyObject*>(frame)));
+      if (!done) return -1;
+    }
+  }
+  return 0;
+}
+
+Ref install(const ReplayRequest& q) {
+  if (!PyList_Check(q.frames) || PyList_GET_SIZE(q.frames) == 0)
+    throw Error(ErrorCode::CorruptSnapshot, "no frames to rebuild");
+  auto* r = new Replay{Ref::borrow(q.frames), Ref::borrow(q.then), Ref::borrow(q.before),
+                       !q.caller_code || q.caller_code == Py_None ? Ref() : Ref::borrow(q.caller_code),
+                       Ref::borrow(q.on_error)};
+  Ref capsule = Ref::steal(PyCapsule_New(r, kReplayName, [](PyObject* c) { delete replay_of(c); }));
+  if (!capsule) {
+    delete r;
+    throw Error::python();
+  }
+  PyEval_SetTrace(replay_trace, capsule.get());
+  return capsule;
+}
+
+}  // namespace
+
+void start_replay(const ReplayRequest& request) { install(request); }
+
+Ref replay_code(PyObject* code, PyObject* globals, const ReplayRequest& request) {
+  if (!PyCode_Check(code) || !PyDict_Check(globals)) throw Error(ErrorCode::Internal, "replay of code needs globals");
+  Ref capsule = install(request);
+  Replay* r = replay_of(capsule.get());
+  Ref result = Ref::steal(PyEval_EvalCode(code, globals, globals));
+  if (r->next < PyList_GET_SIZE(request.frames)) {
+    Py_ssize_t next = r->next;
+    PyEval_SetTrace(nullptr, nullptr);
+    if (!result) throw Error::python();
+    throw Error(ErrorCode::Internal, "replay ended before frame " + std::to_string(next) + " of " +
+                                         std::to_string(PyList_GET_SIZE(request.frames)) + " was rebuilt");
+  }
+  return result;
+}
+
+}  // namespace stasis::restore

@@ -1,25 +1,103 @@
 #include "snapshot/capture.h"
 
 #include "compiler_hooks/resume_table.h"
-#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "format/program_schema.h"
 
 namespace stasis::snapshot {
 namespace {
 
-std::string where(PyCodeObject* code, int lasti_bytes) {
-  const char* q = PyUnicode_AsUTF8(code->co_qualname);
-  const char* file = PyUnicode_AsUTF8(code->co_filename);
-  std::string s = std::string(q ? q : "?") + " (" + (file ? file : "?") + ":" +
-                  std::to_string(PyCode_Addr2Line(code, lasti_bytes)) + ")";
+using compiler_hooks::ResumeRow;
+
+int lasti_bytes(_PyInterpreterFrame* f) { return internals::frame_lasti(f) * int(sizeof(_Py_CODEUNIT)); }
+
+std::string text_of(PyObject* s, const char* if_none = "?") {
+  const char* t = s && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : nullptr;
+  if (!t) PyErr_Clear();
+  return t ? t : if_none;
+}
+
+// "qualname (file:line)" of a frame.
+std::string where(_PyInterpreterFrame* f) {
+  PyCodeObject* code = internals::frame_code(f);
+  std::string s = text_of(code->co_qualname) + " (" + text_of(code->co_filename) + ":" +
+                  std::to_string(PyCode_Addr2Line(code, lasti_bytes(f))) + ")";
   PyErr_Clear();
   return s;
 }
 
+std::string module_of(_PyInterpreterFrame* f) {
+  PyObject* globals = internals::frame_globals(f);
+  PyObject* name = globals && PyDict_Check(globals) ? PyDict_GetItemString(globals, "__name__") : nullptr;
+  return text_of(name, "");
+}
+
+bool is_base_frame(_PyInterpreterFrame* f, const StackBase& base) {
+  if (!base.is_caller) return reinterpret_cast<PyObject*>(internals::frame_code(f)) == base.code;
+  _PyInterpreterFrame* caller = internals::calling_complete_frame(f);
+  return caller && reinterpret_cast<PyObject*>(internals::frame_code(caller)) == base.code;
+}
+
+// A frame entered from C only because its caller used `f(*args, **kwargs)` or `with`: resumable
+// like a frame its caller called directly, since executing that instruction again calls it again.
+// Not when `f` is a class: the frame is then its __init__, and calling the class again would make
+// another instance.
+bool called_by_reissuable_call(_PyInterpreterFrame* f) {
+  _PyInterpreterFrame* caller = internals::calling_complete_frame(f);
+  if (!caller) return false;
+  PyCodeObject* code = internals::frame_code(caller);
+  int lasti = internals::frame_lasti(caller);
+  if (!internals::is_reissuable_c_call(code, lasti)) return false;
+  if (!internals::is_call_function_ex(code, lasti)) return true;
+  // In rewritten code the call's operands sit right above the row's structural values:
+  // NULL, the callable, the argument tuple[, the keyword dict].
+  const auto* table = compiler_hooks::resume_table(code);
+  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
+  if (!row) return false;
+  PyObject* callable = internals::frame_localsplus(caller)[code->co_nlocalsplus + row->structural + 1];
+  return callable && !PyType_Check(callable);
+}
+
+// Why frame `f` (not a base) cannot be entered again by replaying its caller's call: it was
+// entered from C, or its code is not rewritten.
+std::string entry_blocker(_PyInterpreterFrame* f) {
+  if (internals::frame_entered_from_c(f) && !called_by_reissuable_call(f)) {
+    PyCodeObject* code = internals::frame_code(f);
+    if (internals::frame_of_generator(f))
+      return where(f) + " is a generator or coroutine resumed by C code (next(), a for loop over "
+                        "it, send()), which replay cannot re-enter";
+    _PyInterpreterFrame* caller = internals::calling_complete_frame(f);
+    std::string by = caller ? " from " + where(caller) : "";
+    if (PyUnicode_CompareWithASCIIString(code->co_name, "__init__") == 0)
+      return where(f) + " is __init__ run by a class call" + by;
+    return where(f) + " was called from C code" + by +
+           " (a callback such as sort(key=) or map(), or a dunder method run by an operator)";
+  }
+  if (!compiler_hooks::resume_table(internals::frame_code(f))) {
+    std::string module = module_of(f);
+    return where(f) + " runs code that was not rewritten" +
+           (module.empty() ? std::string() : " (module " + module + " is not in the selection; --rewrite adds it)");
+  }
+  return {};
+}
+
+// Why caller frame `f` (suspended in the call that made the frame above it) is not at a row that
+// replay can issue again; sets `row` when it is.
+std::string caller_blocker(_PyInterpreterFrame* f, const ResumeRow*& row) {
+  const auto* table = compiler_hooks::resume_table(internals::frame_code(f));
+  row = table ? compiler_hooks::row_at(*table, lasti_bytes(f)) : nullptr;
+  if (!row) return where(f) + " is not at a resume point";
+  if (row->start < 0) {
+    std::string reason = text_of(row->reason, "");
+    return where(f) + " is in a call that cannot be replayed" + (reason.empty() ? "" : ": " + reason);
+  }
+  if (row->needs_exception_state) return where(f) + " is inside an exception handler";
+  return {};
+}
+
 // Builds one frame record; `top` frames keep their whole stack, callers their structural prefix.
-Ref frame_record(PyFrameObject* frame, PyCodeObject* code, PyObject* row_id, int offset, int keep) {
-  _PyInterpreterFrame* f = internals::interpreter_frame(frame);
+Ref frame_record(_PyInterpreterFrame* f, PyObject* row_id, int offset, int keep) {
+  PyCodeObject* code = internals::frame_code(f);
   Ref locals = Ref::steal(PyDict_New());
   if (!locals) throw Error::python();
   if (code->co_flags & CO_OPTIMIZED) {
@@ -45,106 +123,98 @@ Ref frame_record(PyFrameObject* frame, PyCodeObject* code, PyObject* row_id, int
 
 }  // namespace
 
-bool called_by_reissuable_call(PyFrameObject* frame) {
-  Ref back = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(frame)));
-  if (!back) return false;
-  _PyInterpreterFrame* caller = internals::interpreter_frame(reinterpret_cast<PyFrameObject*>(back.get()));
-  PyCodeObject* code = internals::frame_code(caller);
-  int lasti = internals::frame_lasti(caller);
-  if (!internals::is_reissuable_c_call(code, lasti)) return false;
-  if (!internals::is_call_function_ex(code, lasti)) return true;
-  // In rewritten code the call's operands sit right above the row's structural values:
-  // NULL, the callable, the argument tuple[, the keyword dict].
-  const auto* table = compiler_hooks::resume_table(code);
-  const compiler_hooks::ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
-  if (!row) return false;
-  PyObject* callable = internals::frame_localsplus(caller)[code->co_nlocalsplus + row->structural + 1];
-  return callable && !PyType_Check(callable);
-}
+std::string line_blocker(_PyInterpreterFrame* f);
 
-Ref capture_stack(PyFrameObject* top, PyObject* base_code, bool build, std::string& why_not,
-                  bool top_in_call, bool base_is_caller) {
-  Ref records = build ? Ref::steal(PyList_New(0)) : Ref();
-  if (build && !records) throw Error::python();
-  Ref frame = Ref::borrow(reinterpret_cast<PyObject*>(top));
-  bool innermost = !top_in_call;
-  while (frame) {
-    auto* fo = reinterpret_cast<PyFrameObject*>(frame.get());
-    _PyInterpreterFrame* f = internals::interpreter_frame(fo);
+namespace {
+
+// One walk serves judging (records == nullptr) and capturing.
+std::string walk(_PyInterpreterFrame* top, const StackBase& base, TopState state, PyObject* records) {
+  bool innermost = true;
+  for (_PyInterpreterFrame* f = top; f; f = internals::calling_complete_frame(f)) {
     PyCodeObject* code = internals::frame_code(f);
-    int lasti_bytes = internals::frame_lasti(f) * int(sizeof(_Py_CODEUNIT));
-    bool is_base = !base_is_caller && reinterpret_cast<PyObject*>(code) == base_code;
-    if (base_is_caller) {
-      Ref caller = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(fo)));
-      is_base = caller && reinterpret_cast<PyObject*>(internals::frame_code(internals::interpreter_frame(
-                              reinterpret_cast<PyFrameObject*>(caller.get())))) == base_code;
-    }
-    if (!is_base && internals::entered_from_c(fo) && !called_by_reissuable_call(fo)) {
-      why_not = where(code, lasti_bytes) + " was called from C code (a callback, a dunder method, "
-                "__init__ through a class call, or a generator being iterated)";
-      return {};
-    }
-    const auto* table = compiler_hooks::resume_table(code);
-    if (!table) {
-      why_not = where(code, lasti_bytes) + " is not rewritten code (add it with --rewrite)";
-      return {};
+    bool is_base = is_base_frame(f, base);
+    if (!is_base) {
+      std::string why = entry_blocker(f);
+      if (!why.empty()) return why;
+    } else if (!compiler_hooks::resume_table(code)) {
+      return where(f) + " runs code that was not rewritten";
     }
     int depth = internals::frame_stacktop(f) - code->co_nlocalsplus;
-    // A frame suspended in a call made through C (a call blocked in C; CALL_FUNCTION_EX) is
-    // still executing in the eval loop's terms: it has no saved stack pointer.
-    bool called_through_c = depth < 0;
-    int offset = lasti_bytes;
+    int offset = lasti_bytes(f);
     PyObject* row_id = nullptr;
     int keep = depth;
-    if (innermost) {
-      // Replay does not restore the exception being handled (sys.exc_info(), a bare `raise`).
-      Ref handled = Ref::steal(PyErr_GetHandledException());
-      if (handled && handled.get() != Py_None) {
-        why_not = where(code, lasti_bytes) + " is inside an exception handler";
-        return {};
-      }
-      PyObject** values = internals::frame_localsplus(f) + code->co_nlocalsplus;
-      for (int i = 0; i < depth; ++i)
-        if (values[i] == nullptr) {
-          why_not = where(code, lasti_bytes) + " is in the middle of an expression";
-          return {};
-        }
+    if (innermost && state == TopState::Running) {
+      if (is_base) return {};
+      innermost = false;
+      continue;  // judged at its own next 'line' event
+    }
+    if (innermost && state == TopState::AtLine) {
+      std::string why = line_blocker(f);
+      if (!why.empty()) return why;
     } else {
-      const compiler_hooks::ResumeRow* row = compiler_hooks::row_at(*table, lasti_bytes);
-      if (!row || row->start < 0) {
-        why_not = where(code, lasti_bytes) + " is not at a resume point";
-        return {};
-      }
-      if (row->needs_exception_state) {
-        why_not = where(code, lasti_bytes) + " is inside an exception handler";
-        return {};
-      }
-      if (called_through_c) depth = row->structural;  // the values below the call are the row's
-      if (depth < row->structural) {
-        why_not = where(code, lasti_bytes) + " has a shorter value stack than its resume row";
-        return {};
-      }
+      const ResumeRow* row = nullptr;
+      std::string why = caller_blocker(f, row);
+      if (!why.empty()) return why;
+      // A frame suspended in a call made through C (a call blocked in C; CALL_FUNCTION_EX) is
+      // still executing in the eval loop's terms: it has no saved stack pointer; the values below
+      // the call are the row's.
+      if (depth < 0) depth = row->structural;
+      if (depth < row->structural) return where(f) + " has a shorter value stack than its resume row";
       offset = row->start;
       row_id = row->id;
       keep = row->structural;
     }
-    if (depth < 0) {
-      why_not = where(code, lasti_bytes) + " is executing (no saved value stack)";
-      return {};
+    if (depth < 0) return where(f) + " is executing (no saved value stack)";
+    if (records) {
+      Ref record = frame_record(f, row_id, offset, keep);
+      if (PyList_Append(records, record.get()) < 0) throw Error::python();
     }
-    if (build) {
-      Ref record = frame_record(fo, code, row_id, offset, keep);
-      if (!record || PyList_Append(records.get(), record.get()) < 0) throw Error::python();
-    }
-    if (is_base) {
-      if (build && PyList_Reverse(records.get()) < 0) throw Error::python();
-      return build ? records : Ref::borrow(Py_None);
-    }
+    if (is_base) return {};
     innermost = false;
-    frame = Ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetBack(fo)));
   }
-  why_not = "the program's base frame is not on this thread's stack";
+  return "the program's base frame is not on this thread's stack";
+}
+
+}  // namespace
+
+std::string line_blocker(_PyInterpreterFrame* f) {
+  // Replay does not restore the exception being handled (sys.exc_info(), a bare `raise`).
+  Ref handled = Ref::steal(PyErr_GetHandledException());
+  if (handled && handled.get() != Py_None) return where(f) + " is inside an exception handler";
+  PyCodeObject* code = internals::frame_code(f);
+  int depth = internals::frame_stacktop(f) - code->co_nlocalsplus;
+  if (depth < 0) return where(f) + " is executing (no saved value stack)";
+  PyObject** values = internals::frame_localsplus(f) + code->co_nlocalsplus;
+  for (int i = 0; i < depth; ++i)
+    if (values[i] == nullptr) return where(f) + " is in the middle of an expression";
   return {};
+}
+
+bool called_by_reissuable_call(PyFrameObject* frame) {
+  return called_by_reissuable_call(internals::interpreter_frame(frame));
+}
+
+std::string stack_blocker(_PyInterpreterFrame* top, const StackBase& base, TopState state) {
+  return walk(top, base, state, nullptr);
+}
+
+std::string callee_blocker(_PyInterpreterFrame* callee, const StackBase& base) {
+  if (is_base_frame(callee, base)) return {};
+  std::string why = entry_blocker(callee);
+  if (!why.empty()) return why;
+  _PyInterpreterFrame* caller = internals::calling_complete_frame(callee);
+  if (!caller) return "the program's base frame is not on this thread's stack";
+  const ResumeRow* row = nullptr;
+  return caller_blocker(caller, row);
+}
+
+Ref capture_stack(_PyInterpreterFrame* top, const StackBase& base, TopState state, std::string& why_not) {
+  Ref records = Ref::steal(PyList_New(0));
+  if (!records) throw Error::python();
+  why_not = walk(top, base, state, records.get());
+  if (!why_not.empty()) return {};
+  if (PyList_Reverse(records.get()) < 0) throw Error::python();
+  return records;
 }
 
 }  // namespace stasis::snapshot

@@ -1,7 +1,7 @@
 """stasis.updater: patch, instrument and profile a live process, and revert (issue 6).
 
 `stasis.update` (api.py) is the API of update files; control.py serves `stasis ctl` requests over a
-per-user Unix socket; ctl.py is the client; registry.py keeps applied updates as revertible layers.
+per-user Unix socket; ctl.py is the client; layers.py keeps applied updates as revertible layers.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 from .errors import UpdateError, UpdateRefusedError
 from .instrument import Probe
-from .registry import (DEFAULT_TIMEOUT, Conversion, FieldAdd, LazyField, SafePoint, Update, registry)
+from .layers import (DEFAULT_TIMEOUT, Conversion, FieldAdd, LazyField, SafePoint, Update, layers)
 from .targets import MISSING, describe_code, innermost_function, resolve
 
 __all__ = ["redefine", "add_field", "convert", "instrument", "map_frame", "revert", "list_updates", "apply_file"]
@@ -30,16 +30,16 @@ def _update(source: str = "api") -> Iterator[Update]:
     if current is not None:
         yield current
         return
-    u = registry.new_update(source)
+    u = layers.new_update(source)
     _local.update = u
     try:
         yield u
     except BaseException:
-        registry.forget_plan(u)
+        layers.forget_plan(u)
         raise
     finally:
         _local.update = None
-    registry.apply(u)
+    layers.apply(u)
 
 
 def _policy(u: Update, safepoint: SafePoint, timeout: Optional[float]) -> None:
@@ -63,7 +63,7 @@ def redefine(target: Any, new: Any, *, safepoint: SafePoint = "quiescent",
         _policy(u, safepoint, timeout)
         t = resolve(target, allow_missing=True)
         if t.value is MISSING:
-            registry.plan_attr(u, t.owner, t.attr, new)
+            layers.plan_attr(u, t.owner, t.attr, new)
             u.actions.append(f"add {t.name}")
         elif isinstance(t.value, type):
             if not isinstance(new, type):
@@ -75,7 +75,7 @@ def redefine(target: Any, new: Any, *, safepoint: SafePoint = "quiescent",
             if old_fn is None or new_fn is None:
                 raise UpdateRefusedError(f"redefine {t.name}: both the target ({type(t.value).__name__}) and the "
                                          f"replacement ({type(new).__name__}) must be functions or classes")
-            registry.plan_redefine(u, t.name, old_fn, new_fn)
+            layers.plan_redefine(u, t.name, old_fn, new_fn)
             u.actions.append(f"redefine {t.name}")
         return u.id
 
@@ -87,9 +87,9 @@ def _plan_class(u: Update, name: str, old: type, new: type) -> None:
         current = old.__dict__.get(attr, MISSING)
         old_fn, new_fn = innermost_function(current), innermost_function(value)
         if old_fn is not None and new_fn is not None and type(current) is type(value):
-            registry.plan_redefine(u, f"{name}.{attr}", old_fn, new_fn)
+            layers.plan_redefine(u, f"{name}.{attr}", old_fn, new_fn)
         else:
-            registry.plan_attr(u, old, attr, _rebind_class_cell(value, new, old))
+            layers.plan_attr(u, old, attr, _rebind_class_cell(value, new, old))
 
 
 def _rebind_class_cell(value: Any, new: type, old: type) -> Any:
@@ -122,7 +122,7 @@ def add_field(target: str, init: Callable[[Any], Any], *, lazy: bool = False,
         u.fields.append(FieldAdd(cls, field_name, init, lazy))
         # Lazy or eager, the field is a lazy descriptor from the commit on: an instance touched
         # before the eager pass reaches it computes its value itself.
-        registry.plan_attr(u, cls, field_name, LazyField(field_name, init))
+        layers.plan_attr(u, cls, field_name, LazyField(field_name, init))
         u.actions.append(f"add_field {target} ({'lazy' if lazy else 'eager'})")
         return u.id
 
@@ -161,13 +161,13 @@ def instrument(target: Any, *, before: Optional[Callable] = None, after: Optiona
         if fn is None:
             raise UpdateRefusedError(f"instrument {t.name}: not a function")
         if line is not None:
-            code = registry.current_code(fn)
+            code = layers.current_code(fn)
             lines = {l for _, _, l in code.co_lines() if l is not None}
             if line not in lines:
                 raise UpdateRefusedError(f"instrument {t.name}: line {line} is not a line of {describe_code(code)}")
             if before is None or after is not None or on_exception is not None:
                 raise UpdateRefusedError(f"instrument {t.name}: with line= give only before=")
-        registry.plan_probe(u, t.name, fn, Probe(u.id, t.name, before, after, on_exception, line))
+        layers.plan_probe(u, t.name, fn, Probe(u.id, t.name, before, after, on_exception, line))
         u.actions.append(f"instrument {t.name}" + (f" line {line}" if line is not None else ""))
         return u.id
 
@@ -217,18 +217,18 @@ def _split_target(name: str) -> tuple:
 
 def revert(update_id: int) -> None:
     """Revert one applied update (any of them, in any order), at the safe point it was applied with."""
-    registry.revert(update_id)
+    layers.revert(update_id)
 
 
 def list_updates() -> List[dict]:
-    return [u.describe() for u in sorted(registry.updates.values(), key=lambda u: u.id)]
+    return [u.describe() for u in sorted(layers.updates.values(), key=lambda u: u.id)]
 
 
 def apply_file(path: str, source: str) -> Update:
     """Run an update file's source as a fresh module and apply what it planned, atomically."""
     if getattr(_local, "update", None) is not None:
         raise UpdateError("an update file cannot apply another update file")
-    u = registry.new_update(path)
+    u = layers.new_update(path)
     module = types.ModuleType(f"stasis_update_{u.id}")
     module.__file__ = path
     # Registered like any module: functions and classes an update adds live on and name it in
@@ -238,7 +238,7 @@ def apply_file(path: str, source: str) -> Update:
     try:
         exec(compile(source, path, "exec"), module.__dict__)
     except BaseException:
-        registry.forget_plan(u)
+        layers.forget_plan(u)
         sys.modules.pop(module.__name__, None)
         raise
     finally:
@@ -247,7 +247,7 @@ def apply_file(path: str, source: str) -> Update:
         sys.modules.pop(module.__name__, None)
         raise UpdateRefusedError(f"{path} planned no change (call stasis.update.redefine/add_field/convert/instrument)")
     try:
-        registry.apply(u)
+        layers.apply(u)
     except BaseException:
         sys.modules.pop(module.__name__, None)
         raise

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Optional
 from .. import _engine, internal_threads, runtime_dir
 from ..errors import StasisError
 from . import api, channel, tools
-from .registry import registry
+from .layers import layers
 from .errors import ControlChannelError, UpdateError, UpdateRefusedError
 
 _lock = threading.Lock()
@@ -91,7 +91,7 @@ def _after_fork_in_child() -> None:
             pass
     global _lock
     _lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
-    registry.after_fork()
+    layers.after_fork()
     try:
         serve_updates()
     except Exception as e:
@@ -316,7 +316,7 @@ def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[st
         update_id = request.get("update")
         if not isinstance(update_id, int):
             raise UpdateRefusedError("revert needs an integer update id")
-        u = api.registry.revert(update_id)
+        u = api.layers.revert(update_id)
         return {"update": u.id, "actions": u.actions, "warnings": u.warnings}
     if op in ("profile", "trace", "watch", "lines"):
         watch_hangup()

@@ -8,7 +8,8 @@
 
 #include <atomic>
 
-#include "engine/errors.h"
+#include "core/error.h"
+#include "core/ref.h"
 
 namespace stasis::updater::control_watch {
 namespace {
@@ -112,68 +113,56 @@ void stop_current() {
 
 }  // namespace
 
-PyObject* start(PyObject*, PyObject* args) {
-  return engine::guarded([&]() -> Ref {
-    int fd;
-    PyObject *callback, *owners;
-    if (!PyArg_ParseTuple(args, "iOO!:updater_watch_start", &fd, &callback, &PySet_Type, &owners))
-      throw Error::python();
-    if (!PyCallable_Check(callback)) {
-      PyErr_SetString(PyExc_TypeError, "callback must be callable");
-      throw Error::python();
-    }
-    if (current && current->owner_pid != getpid()) forget_current();
-    if (current) {
-      PyErr_SetString(PyExc_RuntimeError, "the control channel is already watched in this process");
-      throw Error::python();
-    }
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
-      PyErr_SetFromErrno(PyExc_OSError);
-      throw Error::python();
-    }
-    auto* w = new Watcher;
-    w->owner_pid = getpid();
-    w->listen_fd = fd;
-    w->wake_read = pipe_fds[0];
-    w->wake_write = pipe_fds[1];
-    w->callback = Ref::borrow(callback).release();
-    w->owners = Ref::borrow(owners).release();
-    int rc = pthread_create(&w->thread, nullptr, watch_main, w);
-    if (rc != 0) {
-      release(w);
-      errno = rc;
-      PyErr_SetFromErrno(PyExc_OSError);
-      throw Error::python();
-    }
-    w->ident = static_cast<unsigned long>(w->thread);  // = threading.get_ident() in that thread
-    current = w;
-    // The GIL is still ours, so the watcher has run no Python code yet: its ident is Stasis's own
-    // before its first thread state exists.
-    Ref ident = Ref::steal(PyLong_FromUnsignedLong(w->ident));
-    if (!ident || PySet_Add(owners, ident.get()) < 0) {
-      PyObject *type, *value, *tb;
-      PyErr_Fetch(&type, &value, &tb);
-      stop_current();
-      PyErr_Restore(type, value, tb);
-      throw Error::python();
-    }
-    return ident;
-  });
-}
-
-PyObject* stop(PyObject*, PyObject*) {
-  return engine::guarded([&]() -> Ref {
+unsigned long start(int fd, PyObject* callback, PyObject* owners) {
+  if (!PyCallable_Check(callback)) {
+    PyErr_SetString(PyExc_TypeError, "callback must be callable");
+    throw Error::python();
+  }
+  if (!PySet_Check(owners)) {
+    PyErr_SetString(PyExc_TypeError, "owners must be a set");
+    throw Error::python();
+  }
+  if (current && current->owner_pid != getpid()) forget_current();
+  if (current) {
+    PyErr_SetString(PyExc_RuntimeError, "the control channel is already watched in this process");
+    throw Error::python();
+  }
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    throw Error::python();
+  }
+  auto* w = new Watcher;
+  w->owner_pid = getpid();
+  w->listen_fd = fd;
+  w->wake_read = pipe_fds[0];
+  w->wake_write = pipe_fds[1];
+  w->callback = Ref::borrow(callback).release();
+  w->owners = Ref::borrow(owners).release();
+  int rc = pthread_create(&w->thread, nullptr, watch_main, w);
+  if (rc != 0) {
+    release(w);
+    errno = rc;
+    PyErr_SetFromErrno(PyExc_OSError);
+    throw Error::python();
+  }
+  w->ident = static_cast<unsigned long>(w->thread);  // = threading.get_ident() in that thread
+  current = w;
+  // The GIL is still ours, so the watcher has run no Python code yet: its ident is Stasis's own
+  // before its first thread state exists.
+  Ref ident = Ref::steal(PyLong_FromUnsignedLong(w->ident));
+  if (!ident || PySet_Add(owners, ident.get()) < 0) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
     stop_current();
-    return Ref::borrow(Py_None);
-  });
+    PyErr_Restore(type, value, tb);
+    throw Error::python();
+  }
+  return w->ident;
 }
 
-PyObject* forget(PyObject*, PyObject*) {
-  return engine::guarded([&]() -> Ref {
-    forget_current();
-    return Ref::borrow(Py_None);
-  });
-}
+void stop() { stop_current(); }
+
+void forget() { forget_current(); }
 
 }  // namespace stasis::updater::control_watch

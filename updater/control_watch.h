@@ -5,21 +5,21 @@
 // threading and _thread._count() see no thread of Stasis. stop() joins it before the interpreter
 // finalizes (atexit), so it never asks for the GIL of a finalizing interpreter; a forked child has
 // no watcher (forget() drops the parent's state there, without joining).
-// Counterpart: stasis/updater/control.py.
+// Counterpart: stasis/updater/control.py (through engine/updater_api.cpp).
 #pragma once
 
 #include <Python.h>
 
 namespace stasis::updater::control_watch {
 
-// watch_start(fd, callback, owners) -> ident: starts watching `fd` (the listening socket); callback()
-// runs with the GIL when fd is readable, and returns true to go on watching (false: the watcher
-// ends). The watcher's ident is added to the set `owners` (stasis.internal_threads.idents) before
-// it can run any Python code, and leaves it at stop/forget. One watcher per process.
-PyObject* start(PyObject* self, PyObject* args);
-// watch_stop(): wakes the watcher and joins it (the GIL is released meanwhile); no-op if none.
-PyObject* stop(PyObject* self, PyObject* unused);
-// watch_forget(): in a forked child, drops the parent's watcher (its thread does not exist here).
-PyObject* forget(PyObject* self, PyObject* unused);
+// Starts watching `fd` (the listening socket) and returns the watcher's ident; callback() runs
+// with the GIL when fd is readable, and returns true to go on watching (false: the watcher ends).
+// The ident is added to the set `owners` (stasis.internal_threads.idents) before the watcher can
+// run any Python code, and leaves it at stop/forget. One watcher per process. Throws Error.
+unsigned long start(int fd, PyObject* callback, PyObject* owners);
+// Wakes the watcher and joins it (the GIL is released meanwhile); no-op if none.
+void stop();
+// In a forked child, drops the parent's watcher (its thread does not exist here).
+void forget();
 
 }  // namespace stasis::updater::control_watch

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .. import _engine
 from .errors import UpdateRefusedError
 from .instrument import Probe, instrumentable
-from .registry import registry
+from .layers import layers
 from .targets import innermost_function, resolve
 
 _SELF_PREFIXES = ("stasis.", "stasis_update_")
@@ -54,7 +54,7 @@ def matching_functions(pattern: str) -> Tuple[List[Tuple[str, types.FunctionType
         fn = innermost_function(value)
         if fn is None or not rx.match(name) or id(fn.__code__) in found:
             return
-        why = instrumentable(registry.current_code(fn), "profile")
+        why = instrumentable(layers.current_code(fn), "profile")
         if why:
             skipped.append(f"{name}: {why}")
         else:
@@ -101,17 +101,17 @@ def _profile(pattern: str, seconds: float, stop: threading.Event) -> Dict[str, A
     if not functions:
         raise UpdateRefusedError(f"no function of a loaded module matches {pattern!r}"
                                  + (f" (skipped: {'; '.join(skipped)})" if skipped else ""))
-    u = registry.new_update(f"profile {pattern}")
+    u = layers.new_update(f"profile {pattern}")
     for name, fn in functions:
-        registry.plan_profile(u, name, fn)
+        layers.plan_profile(u, name, fn)
     u.actions.append(f"profile {pattern} ({len(functions)} functions)")
     _engine.updater_profile_start()
     try:
-        registry.apply(u)
+        layers.apply(u)
         try:
             stop.wait(seconds)
         finally:
-            registry.revert(u.id)
+            layers.revert(u.id)
     finally:
         rows = _engine.updater_profile_stop()
     return {"update": u.id, "functions": [n for n, _ in functions], "skipped": skipped,
@@ -138,14 +138,14 @@ def _one_function(target: str) -> Tuple[str, types.FunctionType]:
 
 def _run_probe(kind: str, name: str, fn: types.FunctionType, probe_args: Dict[str, Any],
                seconds: float, stop: threading.Event) -> int:
-    u = registry.new_update(f"{kind} {name}")
-    registry.plan_probe(u, name, fn, Probe(u.id, name, **probe_args))
+    u = layers.new_update(f"{kind} {name}")
+    layers.plan_probe(u, name, fn, Probe(u.id, name, **probe_args))
     u.actions.append(f"{kind} {name}")
-    registry.apply(u)
+    layers.apply(u)
     try:
         stop.wait(seconds)
     finally:
-        registry.revert(u.id)
+        layers.revert(u.id)
     return u.id
 
 
@@ -175,7 +175,7 @@ def trace(target: str, seconds: float, stop: threading.Event, emit: Callable[[st
 def watch(target: str, variable: str, seconds: float, stop: threading.Event,
           emit: Callable[[str], None]) -> Dict[str, Any]:
     name, fn = _one_function(target)
-    code = registry.current_code(fn)
+    code = layers.current_code(fn)
     if variable not in code.co_varnames + code.co_cellvars + code.co_freevars:
         raise UpdateRefusedError(f"{name} has no local variable {variable!r} (locals: {', '.join(code.co_varnames)})")
     unset = object()
@@ -214,7 +214,7 @@ def parse_lines(spec: str, code: types.CodeType) -> List[int]:
 
 def lines(target: str, spec: str, seconds: float, stop: threading.Event) -> Dict[str, Any]:
     name, fn = _one_function(target)
-    wanted = parse_lines(spec, registry.current_code(fn))
+    wanted = parse_lines(spec, layers.current_code(fn))
     stats: Dict[int, List[int]] = {l: [0, 0] for l in wanted}     # line -> [hits, ns]
     current: Dict[int, Tuple[int, int]] = {}                       # frame -> (line, start ns)
     clock = time.perf_counter_ns

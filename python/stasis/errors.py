@@ -99,10 +99,18 @@ class ControlChannelError(StasisError):
     code = 103
 
 
+class SuspensionMissedError(NotSuspendableError):
+    """The program ended after a suspension request that it could never honour (no safe point
+    within --safe-point-timeout, or the capture kept failing): `stasis run`/`resume` exit with this
+    status instead of the program's own, so that a job script can tell."""
+
+    code = 104
+
+
 ALL = (StasisError, NotASnapshotError, TruncatedSnapshotError, CorruptSnapshotError,
        IncompatibleSnapshotError, SignatureError, UnsupportedObjectError, NotAvailableError,
        SnapshotIOError, NotSuspendableError, UpdateError, NotQuiescentError, UpdateRefusedError,
-       ControlChannelError)
+       ControlChannelError, SuspensionMissedError)
 
 # The engine raises by code; StasisError stands for the internal-error code 90.
 BY_CODE = {cls.code: cls for cls in ALL}

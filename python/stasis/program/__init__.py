@@ -12,8 +12,9 @@
 - debugger.py       `stasis debug`: pdb at the suspension point
 
 Counterparts: snapshot/capture.cpp (which stack is a safe point, frame records),
-restore/replay.cpp (rebuilding frames by replay), engine/program_api.cpp (the parking and replay
-traces), compiler_hooks/runner.py (runs the script and calls Session.execute).
+snapshot/safe_point.cpp (the parking trace), restore/replay.cpp (the replay trace, rebuilding
+frames), engine/program_api.cpp (their bindings), compiler_hooks/runner.py (runs the script and
+calls Session.execute).
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 (parked at a safe point, or blocked in a C call that replay can issue again) and returns their
 records; or gives up after --safe-point-timeout and lets every thread go.
 
-Counterpart in C++: the parking trace (engine/program_api.cpp arm_thread, park_states, settle,
-freeze, thaw) and snapshot/capture.cpp, which decides what a safe point is."""
+Counterpart in C++: the parking trace (snapshot/safe_point.cpp: arm_thread, poll_threads,
+park_states, settle, freeze, thaw) and snapshot/capture.cpp, which decides what a safe point is."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +15,7 @@ from .. import _engine, internal_threads
 from ..errors import StasisError
 from .layout import FrameRecord, ThreadRecord
 
-_POLL = 0.002           # seconds between looks while threads run towards safe points
+_POLL = 0.005           # seconds between looks while threads run towards safe points
 _SETTLE_WINDOW = 0.01   # GIL-free window in which a thread taken as blocked must not run
 
 BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__
@@ -23,13 +23,23 @@ BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__
 ThreadBase = Callable[[int], Tuple[object, bool]]
 
 
-def freeze_threads(thread_base: ThreadBase, timeout: float,
-                   own: Optional[Tuple[int, list]] = None) -> Optional[List[ThreadRecord]]:
+def _say_on_stderr(timeout: float) -> Callable[[str], None]:
+    def say(why: str) -> None:
+        sys.stderr.write(f"stasis: could not suspend within {timeout:g} s: {why}; the program keeps running\n")
+        sys.stderr.flush()
+    return say
+
+
+def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[int, list]] = None,
+                   on_timeout: Optional[Callable[[str], None]] = None,
+                   at_once: bool = False) -> Optional[List[ThreadRecord]]:
     """Parks every program thread at a safe point, or finds it blocked in a call that replay can
     issue again, and returns the thread records (main thread first); `own` = (ident, frames) of
     the calling thread, already captured (stasis.checkpoint). `thread_base(ident)` gives the
-    (base code, base_is_caller) of a thread's stack. Returns None after saying on stderr what
-    blocked it when no such point came within `timeout` seconds (every thread is then let go).
+    (base code, base_is_caller) of a thread's stack. Returns None after telling `on_timeout` (by
+    default: stderr) what blocked it when no such point came within `timeout` seconds (every
+    thread is then let go). With `at_once` (a retry after a failed capture), threads are traced
+    from the start, so that each parks at its very next safe point.
 
     A thread blocked in C is only taken as blocked when it ran no Python code across a window in
     which the GIL was free, and then, while the coordinator holds the GIL for several switch
@@ -39,30 +49,38 @@ def freeze_threads(thread_base: ThreadBase, timeout: float,
     me = threading.get_ident()
     deadline = time.monotonic() + timeout
     previous, stable, blockers = None, 0, []
+    seen: dict = {}  # ident -> trace events at the previous look
     while True:
         threads, strangers = program_threads(exclude=me)
         for ident, _t in threads:
             base, is_caller = thread_base(ident)
-            _engine.arm_thread(ident, base, is_caller, no_park_file=threading.__file__)
+            _engine.arm_thread(ident, base, is_caller, no_park_file=threading.__file__, now=at_once)
+        _engine.poll_threads()  # traces the threads whose stacks can reach a safe point now
         states = _engine.park_states()
-        current = sys._current_frames()
-        frames, blocked, blockers = {}, [], list(strangers)
+        frames, blocked, blockers, silent = {}, [], list(strangers), []
         for ident, t in threads:
-            parked, captured, events, why = states.get(ident, (False, None, 0, ""))
+            parked, captured, events, why, traced = states.get(ident, (False, None, 0, "", False))
             if parked:
                 frames[ident] = captured
-                continue
-            top = current.get(ident)
-            if top is None:  # between its last frame and leaving threading._active: wait
-                blockers.append(f"thread {t.name!r} has no Python frames")
-                continue
-            base, is_caller = thread_base(ident)
-            try:
-                frames[ident] = _engine.capture_stack(top, base, True, is_caller)
-                blocked.append((ident, events, top.f_lasti))
-            except StasisError as e:
-                blockers.append(f"thread {t.name!r}: {why or str(e)}")
-        current = top = None
+            elif traced and seen.get(ident) == events:
+                silent.append((ident, t, events, why))  # traced, yet no event: blocked in a call?
+            else:
+                blockers.append(f"thread {t.name!r}: {why or 'running towards a safe point'}")
+            seen[ident] = events
+        if silent:  # only then the frames are looked at from here (that costs frame objects)
+            current = sys._current_frames()
+            for ident, t, events, why in silent:
+                top = current.get(ident)
+                if top is None:  # between its last frame and leaving threading._active: wait
+                    blockers.append(f"thread {t.name!r} has no Python frames")
+                    continue
+                base, is_caller = thread_base(ident)
+                try:
+                    frames[ident] = _engine.capture_stack(top, base, True, is_caller)
+                    blocked.append((ident, events, top.f_lasti))
+                except StasisError as e:
+                    blockers.append(f"thread {t.name!r}: {why or str(e)}")
+            current = top = None
         if not blockers:
             stable = stable + 1 if blocked == previous else 0
             previous = blocked
@@ -80,9 +98,7 @@ def freeze_threads(thread_base: ThreadBase, timeout: float,
         if time.monotonic() > deadline:
             _engine.thaw()
             why = "; ".join(blockers) or "a thread kept running outside safe points"
-            sys.stderr.write(f"stasis: could not suspend within {timeout:g} s: "
-                             f"no safe point was reached ({why}); the program keeps running\n")
-            sys.stderr.flush()
+            (on_timeout or _say_on_stderr(timeout))(f"no safe point was reached ({why})")
             return None
         time.sleep(_SETTLE_WINDOW if blocked else _POLL)
 

@@ -24,6 +24,12 @@ def fail(message: str, status: int = StasisError.code) -> None:
     os._exit(status)
 
 
+def replay_failed(status: int, message: str) -> None:
+    """The replay trace's report of a frame it cannot rebuild (restore/replay.cpp): the resume
+    ends with the error's status."""
+    fail(message, status)
+
+
 class RestartedThreads:
     """Starts the program's threads again on resume. Each restored Thread object is reset to
     "not started" and started on a bare thread that runs its usual bootstrap under replay: the
@@ -94,6 +100,7 @@ class RestartedThreads:
         def before() -> None:
             self.ready.wait()
             restore_running_loops(record.frames)
+            record.frames.clear()  # replay holds the records alone now (see resume.py)
 
         def rebuilt(_frame: types.FrameType) -> None:
             self.take_rlocks(record.ident)
@@ -103,7 +110,8 @@ class RestartedThreads:
                 pass  # the main thread ends the process
 
         try:
-            _engine.replay(None, None, [f.to_payload() for f in record.frames], rebuilt, before, BOOTSTRAP_INNER)
+            _engine.replay(None, None, [f.to_payload() for f in record.frames], rebuilt, before, BOOTSTRAP_INNER,
+                           replay_failed)
         except StasisError as e:
             fail(f"thread {t.name!r}: {e}", e.code)
         except BaseException as e:  # noqa: BLE001 - any failure here ends the resume

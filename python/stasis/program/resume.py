@@ -24,7 +24,7 @@ from ..errors import CorruptSnapshotError, IncompatibleSnapshotError, SnapshotIO
 from . import debugger, process_state
 from .layout import PATCH_MODULE_PREFIX, ProgramMeta, ProgramState
 from .options import Options, signal_number
-from .restart import REBUILD_TIMEOUT, RestartedThreads, fail, restore_running_loops
+from .restart import REBUILD_TIMEOUT, RestartedThreads, fail, replay_failed, restore_running_loops
 from .session import Session, _key, set_current
 
 
@@ -183,9 +183,13 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
         if checkpointed is not None:
             session.resumed_checkpoint_ident = restart.new_ident(checkpointed)
         restore_running_loops(main_record.frames)
-        _engine.replay(session.base_code, main.__dict__, [f.to_payload() for f in main_record.frames], rebuilt)
+        # The records go to replay alone, which drops each one as its frame is rebuilt: afterwards
+        # only the program's frames hold what they held.
+        frames = [f.to_payload() for f in main_record.frames]
+        main_record.frames.clear()
+        _engine.replay(session.base_code, main.__dict__, frames, rebuilt, on_error=replay_failed)
 
-    return runner.run_resumed(execute)
+    return session.final_status(runner.run_resumed(execute))
 
 
 class _malformed_state:

@@ -17,10 +17,14 @@ import types
 from typing import Any, List, Optional
 
 from .. import _engine, internal_threads, modules
-from ..errors import EXIT_SUSPENDED, NotAvailableError, NotSuspendableError, StasisError
+from ..errors import EXIT_SUSPENDED, NotAvailableError, NotSuspendableError, StasisError, SuspensionMissedError
 from . import freeze, process_state, triggers
 from .layout import ProgramMeta, ProgramState, Suspension, ThreadRecord
 from .options import Options, signal_number
+
+
+_RETRY_PAUSE = 0.001      # pauses before a failed capture is tried again
+_RETRY_PAUSE_MAX = 0.2
 
 
 class Session:
@@ -37,6 +41,7 @@ class Session:
         self.requested = False
         self.trigger = ""                 # what made the pending request (Suspension.trigger)
         self.requested_at = 0.0           # when (Unix seconds)
+        self.missed: Optional[str] = None  # why a request was given up (then the exit status is 104)
         # A resumed snapshot written by stasis.checkpoint(): the (new) ident of the thread whose
         # checkpoint() call returns True when it is issued again by replay.
         self.resumed_checkpoint_ident: Optional[int] = None
@@ -89,23 +94,57 @@ class Session:
     def _coordinate(self) -> None:
         """The coordinator (a thread of Stasis, invisible to `threading`): brings every thread of
         the program to a capturable state, writes the snapshot and ends the process with status 75
-        before any program thread runs again; or, when that fails, lets the program go on."""
-        try:
-            threads = freeze.freeze_threads(self.thread_base, self.options.safe_point_timeout)
-            if threads is None:
-                self.requested = False
-                return
-            self.write_snapshot(threads, self.path)
-        except Exception as e:  # noqa: BLE001 - whatever failed, the program must not stay parked
-            _engine.thaw()
-            what = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"
-            sys.stderr.write(f"stasis: error: cannot suspend: {what}; the program keeps running\n")
-            sys.stderr.flush()
-            self.requested = False
+        before any program thread runs again. A capture that fails (an object that cannot be
+        captured at this safe point) lets the program go on to later safe points and tries again,
+        until --safe-point-timeout after the request; then the program goes on for good and, when
+        it ends, `stasis run`/`resume` exit with SuspensionMissedError's status."""
+        deadline = time.monotonic() + self.options.safe_point_timeout
+        failure, retry = "", False
+        while True:
+            remaining = deadline - time.monotonic()
+            why: List[str] = []
+            started = time.monotonic()
+            try:
+                threads = freeze.freeze_threads(self.thread_base, max(remaining, 0.0), on_timeout=why.append,
+                                                at_once=retry) if remaining > 0 else None
+                if threads is not None:
+                    self.write_snapshot(threads, self.path)
+                    break
+                # A capture that failed says more than the later places that were avoided.
+                failure = failure or (why[0] if why else "") or "no safe point was reached"
+            except Exception as e:  # noqa: BLE001 - whatever failed, the program must not stay parked
+                _engine.avoid_parked_points()  # the next attempt moves on to later safe points
+                _engine.thaw()
+                failure = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"
+                if isinstance(e, StasisError) and time.monotonic() < deadline:
+                    # The program runs on, and the next attempt takes each thread at its very next
+                    # safe point (the object may be gone there); a pause as long as the attempt
+                    # keeps at least half of the time for the program.
+                    time.sleep(max(_RETRY_PAUSE, min(time.monotonic() - started, _RETRY_PAUSE_MAX)))
+                    retry = True
+                    continue
+            _engine.forget_avoided()
+            self._give_up(failure)
             return
         sys.stderr.write(f"stasis: suspended into {self.path}\n")
         process_state.flush_std_streams()
         os._exit(EXIT_SUSPENDED)
+
+    def _give_up(self, why: str) -> None:
+        sys.stderr.write(f"stasis: could not suspend within {self.options.safe_point_timeout:g} s: {why}; "
+                         "the program keeps running\n")
+        sys.stderr.flush()
+        self.missed = why
+        self.requested = False
+
+    def final_status(self, status: int) -> int:
+        """The exit status of `stasis run`/`resume` for a program that ended with `status`."""
+        if self.missed is None:
+            return status
+        sys.stderr.write(f"stasis: the program ended (status {status}) without being suspended as requested "
+                         f"({self.missed})\n")
+        sys.stderr.flush()
+        return SuspensionMissedError.code
 
     def own_modules(self) -> dict:
         own = modules.program_modules(self.roots)
@@ -200,8 +239,9 @@ def run(target: str, args: list, *, module: bool, options: Options) -> int:
     name = target.rsplit(".", 1)[-1] if module else target
     session = Session(options, name, generation=0, hash_seed=seed)
     set_current(session)
-    return runner.run(target, args, module=module, rewrite=options.rewrite, no_rewrite=options.no_rewrite,
-                      execute=session.execute)
+    status = runner.run(target, args, module=module, rewrite=options.rewrite, no_rewrite=options.no_rewrite,
+                        execute=session.execute)
+    return session.final_status(status)
 
 
 def checkpoint(path: str, caller: types.FrameType) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal as _signal
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 def install(session: "Session") -> None:
     o = session.options
+    program_sees_its_own_trace()
     if o.suspend_after is not None:
         if o.suspend_after < 1:
             raise StasisError("--suspend-after counts safe points from 1")
@@ -35,6 +37,30 @@ def install(session: "Session") -> None:
             session.request("quota")
         internal_threads.start(quota, o.quota)
     write_pid_record(session)
+
+
+def program_sees_its_own_trace() -> None:
+    """sys.gettrace() and sys.settrace() behave as without Stasis while a request is pending: a
+    thread armed for a safe point carries the parking trace (snapshot/safe_point.h), which calls
+    the program's own trace function with every event; these two see and replace that function,
+    never the parking trace (doctest, bdb, coverage and test.support save and restore it)."""
+    if getattr(sys.settrace, "__stasis__", False):
+        return
+    real_settrace, real_gettrace = sys.settrace, sys.gettrace
+
+    def settrace(function: object) -> None:
+        real_settrace(function)
+        _engine.trace_replaced()
+
+    def gettrace() -> object:
+        armed, function = _engine.program_trace()
+        return function if armed else real_gettrace()
+
+    for ours, real in ((settrace, real_settrace), (gettrace, real_gettrace)):
+        ours.__doc__, ours.__name__, ours.__qualname__ = real.__doc__, real.__name__, real.__name__
+        ours.__module__ = "sys"
+        ours.__stasis__ = True  # type: ignore[attr-defined]
+    sys.settrace, sys.gettrace = settrace, gettrace
 
 
 def pid_dir() -> str:

@@ -227,9 +227,9 @@ class Update:
                 "warnings": list(self.warnings)}
 
 
-# --- the registry ---------------------------------------------------------------------------------
+# --- the layers of all updates -----------------------------------------------------------------
 
-class Registry:
+class UpdateLayers:
     def __init__(self) -> None:
         self.lock = threading.RLock()              # one apply or revert at a time
         self.next_id = 1
@@ -464,7 +464,7 @@ class _Failures:
                                    f"{type(self.first).__name__}: {self.first}")
 
 
-registry = Registry()
+layers = UpdateLayers()
 
 
 # --- helpers -------------------------------------------------------------------------------------

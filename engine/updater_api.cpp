@@ -1,13 +1,17 @@
-#include "updater/api.h"
+#include "engine/updater_api.h"
 
 #include "engine/errors.h"
+#include "updater/control_watch.h"
 #include "updater/function_swap.h"
 #include "updater/heap_scan.h"
 #include "updater/line_tracer.h"
 #include "updater/profiler.h"
 #include "updater/update_errors.h"
 
-namespace stasis::updater::api {
+namespace stasis::engine::updater_api {
+
+using namespace stasis::updater;  // NOLINT: this file binds the updater
+namespace updater = stasis::updater;
 namespace {
 
 std::vector<PyTypeObject*> type_list(PyObject* classes) {
@@ -65,7 +69,7 @@ Ref uses_list(const std::vector<ActiveUse>& uses) {
 }  // namespace
 
 PyObject* scan(PyObject*, PyObject* args) {
-  return engine::guarded([&]() -> Ref {
+  return guarded([&]() -> Ref {
     PyObject *codes, *classes;
     if (!PyArg_ParseTuple(args, "OO:scan", &codes, &classes)) throw Error::python();
     Ref keep_codes = Ref::borrow(codes);
@@ -77,7 +81,7 @@ PyObject* scan(PyObject*, PyObject* args) {
 }
 
 PyObject* active(PyObject*, PyObject* codes) {
-  return engine::guarded([&]() -> Ref {
+  return guarded([&]() -> Ref {
     CodeSet set = code_set(codes);
     HeapMatches m = scan_heap(set, {});
     return uses_list(active_uses(set, m.generators));
@@ -89,7 +93,7 @@ PyObject* active(PyObject*, PyObject* codes) {
 //   attrs: [(owner, name, value)] or [(owner, name)] to delete
 // -> (busy, installed_codes, swapped_functions, [instances per class]); busy non-empty: nothing changed.
 PyObject* commit(PyObject*, PyObject* args) {
-  return engine::guarded([&]() -> Ref {
+  return guarded([&]() -> Ref {
     PyObject *check_codes, *swaps_in, *attrs_in, *classes, *retype = Py_None;
     if (!PyArg_ParseTuple(args, "OOOO|O:commit", &check_codes, &swaps_in, &attrs_in, &classes, &retype))
       throw Error::python();
@@ -134,14 +138,14 @@ PyObject* commit(PyObject*, PyObject* args) {
 }
 
 PyObject* profile_start(PyObject*, PyObject*) {
-  return engine::guarded([&]() -> Ref {
+  return guarded([&]() -> Ref {
     profiler::start();
     return Ref::borrow(Py_None);
   });
 }
 
 PyObject* profile_stop(PyObject*, PyObject*) {
-  return engine::guarded([&]() -> Ref { return profiler::stop(); });
+  return guarded([&]() -> Ref { return profiler::stop(); });
 }
 
 // The two hot entry points: no guard needed (they cannot fail), no allocation on the fast path.
@@ -156,15 +160,15 @@ PyObject* profile_exit(PyObject*, PyObject*) {
 }
 
 PyObject* profile_token(PyObject*, PyObject* key) {
-  return engine::guarded([&]() -> Ref { return profiler::enter_token(key); });
+  return guarded([&]() -> Ref { return profiler::enter_token(key); });
 }
 
 PyObject* profile_async_token(PyObject*, PyObject* key) {
-  return engine::guarded([&]() -> Ref { return profiler::enter_async_token(key); });
+  return guarded([&]() -> Ref { return profiler::enter_async_token(key); });
 }
 
 PyObject* line_trace_enter(PyObject*, PyObject* spec) {
-  return engine::guarded([&]() -> Ref {
+  return guarded([&]() -> Ref {
     line_tracer::enter(spec);
     return Ref::borrow(Py_None);
   });
@@ -175,4 +179,28 @@ PyObject* line_trace_exit(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
-}  // namespace stasis::updater::api
+PyObject* watch_start(PyObject*, PyObject* args) {
+  return guarded([&]() -> Ref {
+    int fd;
+    PyObject *callback, *owners;
+    if (!PyArg_ParseTuple(args, "iOO!:updater_watch_start", &fd, &callback, &PySet_Type, &owners))
+      throw Error::python();
+    return Ref::steal(check(PyLong_FromUnsignedLong(updater::control_watch::start(fd, callback, owners))));
+  });
+}
+
+PyObject* watch_stop(PyObject*, PyObject*) {
+  return guarded([&]() -> Ref {
+    updater::control_watch::stop();
+    return Ref::borrow(Py_None);
+  });
+}
+
+PyObject* watch_forget(PyObject*, PyObject*) {
+  return guarded([&]() -> Ref {
+    updater::control_watch::forget();
+    return Ref::borrow(Py_None);
+  });
+}
+
+}  // namespace stasis::engine::updater_api

@@ -1,0 +1,67 @@
+// snapshot/safe_point.h — waiting for safe points: the parking trace. A suspension request arms
+// the program's threads; an armed thread parks (waits without the GIL) at its first safe point,
+// after capturing its stack there (snapshot/capture.h decides what a safe point is).
+//
+// The wait is cheap. A thread is only traced while the frames below its innermost one form a
+// resumable chain: poll() samples each armed thread's stack from the coordinator (which holds the
+// GIL, so the thread stands between two instructions) and installs the C trace function only then.
+// The trace function keeps that knowledge up to date at 'call' and 'return' events (one frame
+// judged per call) and, as soon as a call enters a frame that breaks the chain (code that was not
+// rewritten, a frame entered from C), takes itself off again: the thread runs untraced and fully
+// specialised until a later sample finds it in a better place. A thread counting safe points
+// (--suspend-after) stays traced and only switches 'line' events off in such frames.
+//
+// A program that uses sys.settrace (a debugger, coverage, doctest) keeps its trace function: the
+// parking trace calls it first with every event, and sys.gettrace()/sys.settrace() see and
+// replace the program's function (program_trace, trace_replaced), never the parking trace.
+//
+// Counterparts: python/stasis/program/freeze.py (the freeze protocol that drives this) and
+// engine/program_api.cpp (the bindings).
+#pragma once
+
+#include <Python.h>
+
+#include "core/ref.h"
+
+namespace stasis::snapshot::safe_point {
+
+struct ArmRequest {
+  unsigned long ident;
+  PyObject* base_code;    // the thread's StackBase (snapshot/capture.h)
+  bool base_is_caller;
+  long countdown;         // parks at the countdown-th safe point (1: the next one)
+  PyObject* on_reached;   // called with no arguments when the countdown ends, or None
+  PyObject* no_park_file; // never park with the innermost frame in this file, or None
+  bool now;               // trace it at once (a retry: park at the very next safe point)
+};
+
+// Arms a thread; false when it is armed already. The calling thread (stasis.suspend(), a signal
+// handler), a thread counting safe points and `now` are traced at once, others from the next poll().
+bool arm(const ArmRequest& request);
+// Samples every armed thread that is neither parked nor traced and traces those whose stack below
+// the innermost frame is resumable. Called by the coordinator between its looks.
+void poll();
+// {ident: (parked, frames | None, trace events, why its latest look was not a safe point, traced)}.
+Ref states();
+// Holds the GIL for `seconds` without running Python code: true (and freeze()) when no other
+// thread asked for the GIL meanwhile.
+bool settle(double seconds);
+// From now on every armed thread parks at its next trace event, safe point or not.
+void freeze();
+// Disarms every thread and lets parked ones continue (the suspension was abandoned or failed).
+void thaw();
+
+// After a capture failed at the safe points where the threads are parked (an object that cannot be
+// captured there): those places (innermost code and offset) are no safe points for the rest of
+// this request, so that a retry moves on to later ones. forget_avoided() when the request ends.
+void avoid_parked_points();
+void forget_avoided();
+
+// The program's own trace function on the calling thread when the parking trace is installed
+// there: (true, function or None); (false, None) when it is not (then sys.gettrace() answers).
+Ref program_trace();
+// After the program's sys.settrace() on the calling thread: when the parking trace was installed
+// there, the new trace function becomes the program's and the parking trace goes back on top.
+void trace_replaced();
+
+}  // namespace stasis::snapshot::safe_point

@@ -1,0 +1,168 @@
+"""A suspension request is never lost: it survives the program's own trace functions, an object
+that cannot be captured at one safe point, and when it really cannot be honoured the exit status
+says so; a resumed program holds what its frames hold and nothing more (issue 17)."""
+import os
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
+STASIS = os.path.join(BUILD, "bin", "stasis")
+PLAIN = "/usr/bin/python3.11"
+
+# The request is made inside an exception handler (never a safe point), so the parking trace is on
+# the thread while the program saves, replaces and restores its own trace function.
+TRACE_WHILE_PENDING = textwrap.dedent("""
+    import sys, time
+    try:
+        import stasis
+    except ImportError:
+        stasis = None
+    seen = []
+    def mine(frame, event, arg):
+        seen.append(event)
+        return mine
+    def traced(n):
+        return sum(range(n))
+    def f():
+        try:
+            raise ValueError("x")
+        except ValueError:
+            if stasis:
+                stasis.suspend()
+            old = sys.gettrace()
+            print("before:", old)
+            sys.settrace(mine)
+            print("mine:", sys.gettrace() is mine)
+            traced(3)
+            sys.settrace(old)
+            print("restored:", sys.gettrace() is old)
+        print("events seen by the program's tracer:", sorted(set(seen)))
+    f()
+    for i in range(50):
+        time.sleep(0.002)
+    print("end", sys.gettrace())
+""")
+
+# A re.Match lives in a local for most of each step: most safe points cannot be captured.
+TRANSIENT = textwrap.dedent("""
+    import re, sys, time
+    def step(i):
+        m = re.match(r"(\\d+)", str(i))
+        time.sleep(0.02)
+        v = int(m.group(1))
+        del m
+        time.sleep(0.001)
+        return v
+    total = 0
+    for i in range(int(sys.argv[1])):
+        total += step(i)
+        print(i, total)
+""")
+
+PERSISTENT = textwrap.dedent("""
+    import re, time
+    keep = re.match("a", "a")
+    for i in range(60):
+        time.sleep(0.01)
+    print("done", keep.group(0))
+""")
+
+# 200 objects in reference cycles, held by a suspended frame and dropped after resume: the
+# collector must find them (the replay's frame records must not keep them alive).
+CYCLES = textwrap.dedent("""
+    import gc, sys, time
+    class Node:
+        def __init__(self):
+            self.me = self
+    def main():
+        nodes = [Node() for _ in range(200)]
+        for i in range(30):
+            time.sleep(0.01)
+        del nodes
+        gc.collect()
+        print("alive", sum(type(o) is Node for o in gc.get_objects()))
+    gc.disable()
+    main()
+""")
+
+
+class Requests(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="stasis-requests-")
+        self.env = {**os.environ, "PYTHONHASHSEED": "5"}
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def stasis(self, *args, timeout=120):
+        return subprocess.run([STASIS, *args], cwd=self.dir, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def plain(self, *args):
+        return subprocess.run([PLAIN, *args], cwd=self.dir, env=self.env, capture_output=True, text=True,
+                              timeout=120).stdout
+
+    def chain(self, first, snap):
+        out = first.stdout
+        r = first
+        for _ in range(50):
+            if r.returncode != 75:
+                break
+            r = self.stasis("resume", snap)
+            out += r.stdout
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return out
+
+    def test_the_program_sees_its_own_trace_function_while_a_request_is_pending(self):
+        prog = self.write("trace.py", TRACE_WHILE_PENDING)
+        r = self.stasis("run", "--snapshot", "trace.snap", prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn("before: None\nmine: True\nrestored: True\n", r.stdout)
+        self.assertIn("'call'", r.stdout)  # the program's tracer got its events
+        out = self.chain(r, "trace.snap")
+        self.assertEqual(out, self.plain(prog))
+
+    def test_an_object_that_blocks_one_safe_point_is_retried_at_later_ones(self):
+        prog = self.write("transient.py", TRANSIENT)
+        r = self.stasis("run", "--quota", "0.15", "--snapshot", "t.snap", prog, "40")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertNotIn("could not suspend", r.stderr)
+        self.assertEqual(self.chain(r, "t.snap"), self.plain(prog, "40"))
+
+    def test_a_request_never_honoured_ends_with_its_own_status(self):
+        prog = self.write("persistent.py", PERSISTENT)
+        r = self.stasis("run", "--quota", "0.1", "--safe-point-timeout", "0.3", "--snapshot", "p.snap", prog)
+        self.assertEqual(r.returncode, 104, r.stderr)
+        self.assertEqual(r.stdout, "done a\n")  # the program went on and finished
+        self.assertIn("could not suspend within 0.3 s", r.stderr)
+        self.assertIn("re.Match is not supported", r.stderr)
+        self.assertIn("the program ended (status 0) without being suspended", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "p.snap")))
+
+    def test_a_request_honoured_later_is_not_reported_as_missed(self):
+        prog = self.write("transient.py", TRANSIENT)
+        r = self.stasis("run", "--quota", "0.1", "--snapshot", "t.snap", prog, "20")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        r = self.stasis("resume", "t.snap")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_objects_of_a_rebuilt_frame_are_freed_with_it(self):
+        prog = self.write("cycles.py", CYCLES)
+        r = self.stasis("run", "--quota", "0.1", "--snapshot", "c.snap", prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        r = self.stasis("resume", "c.snap")
+        self.assertEqual((r.returncode, r.stdout), (0, "alive 0\n"), r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
