@@ -90,7 +90,7 @@ CYCLES = textwrap.dedent("""
 """)
 
 
-class Requests(unittest.TestCase):
+class Case(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="stasis-requests-")
         self.env = {**os.environ, "PYTHONHASHSEED": "5"}
@@ -123,6 +123,9 @@ class Requests(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return out
 
+
+
+class Requests(Case):
     def test_the_program_sees_its_own_trace_function_while_a_request_is_pending(self):
         prog = self.write("trace.py", TRACE_WHILE_PENDING)
         r = self.stasis("run", "--snapshot", "trace.snap", prog)
@@ -163,6 +166,34 @@ class Requests(unittest.TestCase):
         r = self.stasis("resume", "c.snap")
         self.assertEqual((r.returncode, r.stdout), (0, "alive 0\n"), r.stderr)
 
+
+class Paths(Case):
+    def test_relative_snapshot_paths_are_the_resuming_process_s(self):
+        work = os.path.join(self.dir, "work")
+        os.makedirs(os.path.join(work, "elsewhere"))
+        prog = self.write("walker.py", textwrap.dedent("""
+            import os, time
+            os.chdir("elsewhere")  # the program's working directory is not where stasis runs
+            for i in range(40):
+                time.sleep(0.01)
+            print("done", os.path.basename(os.getcwd()))
+        """))
+        r = subprocess.run([STASIS, "run", "--quota", "0.1", "--snapshot", "first.snap", prog], cwd=work,
+                           env=self.env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertTrue(os.path.exists(os.path.join(work, "first.snap")))
+        # Resumed from another directory, with a path relative to it: the next snapshot replaces
+        # that file (not one relative to the program's own directory).
+        first = os.path.join(work, "first.snap")
+        before = os.stat(first).st_mtime_ns
+        r = subprocess.run([STASIS, "resume", "--quota", "0.1", os.path.join("work", "first.snap")], cwd=self.dir,
+                           env=self.env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn(f"suspended into {first}", r.stderr)
+        self.assertNotEqual(os.stat(first).st_mtime_ns, before)
+        r = subprocess.run([STASIS, "resume", os.path.join("work", "first.snap")], cwd=self.dir, env=self.env,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual((r.returncode, r.stdout), (0, "done elsewhere\n"), r.stderr)
 
 if __name__ == "__main__":
     unittest.main()

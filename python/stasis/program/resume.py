@@ -78,10 +78,19 @@ class Loaded:
         self.__dict__.update(kw)
 
 
+def _absolute(snapshot: str, options: Options) -> tuple:
+    """Paths given on the command line are the resuming process's, not the program's: loading
+    changes to the program's own working directory."""
+    return os.path.abspath(snapshot), Options(**{
+        **options.__dict__, "snapshot": options.snapshot and os.path.abspath(options.snapshot),
+        "key_file": options.key_file and os.path.abspath(options.key_file)})
+
+
 def load_program(snapshot: str, options: Options) -> Loaded:
     """Loads a program snapshot into this process: re-executes it with the program's hash seed,
     sets up sys.path and the import hook, builds the heap and fills the program's own modules.
     Shared by `stasis resume`, `stasis debug` and `stasis patch`."""
+    snapshot, options = _absolute(snapshot, options)
     key = _key(options.key_file)
     data = read_once(snapshot)
     header, meta = _read_meta(snapshot, data, key)
@@ -129,6 +138,7 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     """Continues a suspended program from `snapshot` in this process; with `debug`, under pdb,
     stopped at the suspension point; with `patches` (updater.snapshot_patch.PatchSpec), after
     applying them to the loaded program (UpdateRefusedError: nothing of the program has run)."""
+    snapshot, options = _absolute(snapshot, options)
     loaded = load_program(snapshot, options)
     from ..compiler_hooks import runner
     state, selection, main, rlocks = loaded.state, loaded.selection, loaded.main, loaded.rlocks
