@@ -195,5 +195,67 @@ class Paths(Case):
                            capture_output=True, text=True, timeout=120)
         self.assertEqual((r.returncode, r.stdout), (0, "done elsewhere\n"), r.stderr)
 
+ASYNC_STEPS = textwrap.dedent("""
+    import asyncio
+    async def worker(name, n, out):
+        total = 0
+        for i in range(n):
+            total += i
+            await asyncio.sleep(0)
+        out.append((name, total))
+    async def main():
+        out = []
+        await asyncio.gather(*(worker(f"w{j}", 30, out) for j in range(3)))
+        print(sorted(out), len(asyncio.all_tasks()))
+    asyncio.run(main())
+""")
+
+SLEEPERS = textwrap.dedent("""
+    import asyncio, sys
+    async def sleeper(i):
+        await asyncio.sleep(3600)
+        return i
+    async def main(n):
+        tasks = [asyncio.create_task(sleeper(i)) for i in range(n)]
+        await asyncio.sleep(0.3)
+        for t in tasks:
+            t.cancel()
+        print("tasks", len(tasks), len(asyncio.all_tasks()))
+    asyncio.run(main(int(sys.argv[1])))
+""")
+
+
+class Asyncio(Case):
+    def test_suspended_anywhere_inside_task_step(self):
+        # --suspend-after k for k in a range: some of these safe points are lines of Task.__step
+        # after its _enter_task(), whose _leave_task() then runs in the resumed process.
+        prog = self.write("steps.py", ASYNC_STEPS)
+        expected = self.plain(prog)
+        for k in range(160, 340, 9):
+            with self.subTest(k=k):
+                r = self.stasis("run", "--suspend-after", str(k), "--snapshot", "s.snap", prog)
+                if r.returncode != 75:
+                    self.assertEqual(r.stdout, expected, r.stderr)
+                    continue
+                out = r.stdout
+                r = self.stasis("resume", "s.snap")
+                self.assertEqual((r.returncode, out + r.stdout), (0, expected), r.stderr)
+                self.assertNotIn("Traceback", r.stderr)
+
+    def objects(self, n):
+        prog = self.write("sleepers.py", SLEEPERS)
+        r = self.stasis("run", "--quota", "0.15", "--snapshot", "z.snap", prog, str(n))
+        self.assertEqual(r.returncode, 75, r.stderr)
+        info = self.stasis("inspect", "--json", "z.snap")
+        r = self.stasis("resume", "z.snap")
+        self.assertEqual((r.returncode, r.stdout), (0, self.plain(prog, str(n))), r.stderr)
+        import json
+        return json.loads(info.stdout)["objects"]
+
+    def test_snapshot_size_is_linear_in_the_number_of_tasks(self):
+        small, large = self.objects(200), self.objects(1600)
+        self.assertLess(large / small, 8 * 1.25, (small, large))  # quadratic: ~64x
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -63,9 +63,11 @@ def _load_selector(state: Tuple) -> Any:
 def _save_event_loop(loop: Any) -> dict:
     if getattr(loop, "_signal_handlers", None):
         raise TypeError("it has signal handlers (loop.add_signal_handler), which are not kept")
-    now = loop.time()
-    return {"class": type(loop), "selector": loop._selector, "ready": list(loop._ready),
-            "scheduled": [(h, h._when - now) for h in loop._scheduled],
+    # Its ready and scheduled callbacks are not part of it: each handle refers back to the loop, and
+    # the loop is built in one piece from this state, so a handle met inside it would make the
+    # encoder meet the loop again, once per handle (snapshots quadratic in the number of tasks).
+    # They are kept with the module state of asyncio.base_events (_save_base_events_module).
+    return {"class": type(loop), "selector": loop._selector,
             "debug": loop._debug, "closed": loop._closed, "stopping": loop._stopping,
             "default_executor": loop._default_executor,
             "task_factory": loop._task_factory, "exception_handler": loop._exception_handler,
@@ -79,11 +81,6 @@ def _load_event_loop(state: dict) -> Any:
     a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
     _restore_running_loops sets up what that method had set up)."""
     loop = state["class"](state["selector"])
-    loop._ready.extend(state["ready"])
-    now = loop.time()
-    for handle, delay in state["scheduled"]:
-        handle._when = now + delay
-        heapq.heappush(loop._scheduled, handle)
     loop._debug = state["debug"]
     loop._stopping = state["stopping"]
     loop._default_executor = state["default_executor"]
@@ -147,13 +144,40 @@ def _load_asyncio_events_module(module: Any, policy_class: Any) -> None:
         module._event_loop_policy = policy_class()
 
 
-def _save_asyncio_tasks_module(module: Any) -> list:
-    return list(module._all_tasks)
+def _save_base_events_module(module: Any) -> list:
+    """[(loop, ready handles, [(scheduled handle, seconds left)])] of every event loop alive.
+    Saved apart from the loops (see _save_event_loop): by the time these handles are written,
+    each loop is written already, so a handle's reference to its loop is a plain back-reference."""
+    import gc
+    out = []
+    for loop in gc.get_objects():
+        if isinstance(loop, module.BaseEventLoop) and not loop.is_closed():
+            now = loop.time()
+            out.append((loop, list(loop._ready), [(h, h._when - now) for h in loop._scheduled]))
+    return out
 
 
-def _load_asyncio_tasks_module(module: Any, tasks: list) -> None:
+def _load_base_events_module(module: Any, loops: list) -> None:
+    for loop, ready, scheduled in loops:
+        loop._ready.extend(ready)
+        now = loop.time()
+        for handle, delay in scheduled:
+            handle._when = now + delay
+            heapq.heappush(loop._scheduled, handle)
+
+
+def _save_asyncio_tasks_module(module: Any) -> tuple:
+    # The tasks (asyncio.all_tasks()), and the task each running loop is in the middle of: a
+    # thread suspended inside Task.__step, after its _enter_task(), continues there on resume and
+    # leaves the task with _leave_task(), which must find it current.
+    return list(module._all_tasks), dict(module._current_tasks)
+
+
+def _load_asyncio_tasks_module(module: Any, state: Any) -> None:
+    tasks, current = state if isinstance(state, tuple) else (state, {})
     for task in tasks:
         module._register_task(task)
+    module._current_tasks.update(current)
 
 
 def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
@@ -184,4 +208,5 @@ def asyncio_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
 
 def module_states() -> Dict[str, Tuple[Callable, Callable]]:
     return {"asyncio.tasks": (_save_asyncio_tasks_module, _load_asyncio_tasks_module),
+            "asyncio.base_events": (_save_base_events_module, _load_base_events_module),
             "asyncio.events": (_save_asyncio_events_module, _load_asyncio_events_module)}
