@@ -342,6 +342,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if sys.argv[1:] == argv:
+        from .startup import settle_hash_seed
+        settle_hash_seed(argv)  # may re-execute this command: before any other start-up work
     try:
         if argv and argv[0] == "run":
             return cmd_run(argv[1:])

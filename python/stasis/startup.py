@@ -1,0 +1,70 @@
+"""The first thing `stasis run`/`resume`/`debug` do: settle the program's hash seed.
+
+A program's str hashes and set orders depend on PYTHONHASHSEED, which only takes effect when an
+interpreter starts; so `stasis run` picks a seed (unless the environment sets one) and `stasis
+resume` needs the snapshot's, and both re-execute themselves with it. Done here, before the CLI's
+own start-up imports, the first interpreter costs little more than its start; done later it paid
+for every import twice. Whatever goes wrong here is left to the normal path, which reports it
+(program/process_state.py keeps the same re-exec as a fallback)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+_VALUE_OPTIONS = {"--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout", "--rewrite",
+                  "--no-rewrite", "--patch", "--key-file"}
+
+
+def _snapshot_argument(args: List[str]) -> Optional[str]:
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in _VALUE_OPTIONS:
+            i += 2
+            continue
+        if a.startswith("-"):
+            if "=" not in a:
+                return None  # an option this does not know: let the parser decide
+            i += 1
+            continue
+        return a
+    return None
+
+
+def _wanted_seed(argv: List[str]) -> Optional[str]:
+    command = argv[0] if argv else ""
+    if command == "run":
+        seed = os.environ.get("PYTHONHASHSEED")
+        if seed is not None and seed != "random":
+            return None
+        return str(int.from_bytes(os.urandom(4), "little") % (2**32 - 1) + 1)
+    if command in ("resume", "debug"):
+        if "--key-file" in argv or any(a.startswith("--key-file=") for a in argv) or os.environ.get("STASIS_KEY_FILE"):
+            return None  # signed snapshots: the normal path reads the key and checks it
+        path = _snapshot_argument(argv[1:])
+        if path is None:
+            return None
+        try:
+            from . import _engine
+            header = _engine.payload_header(path, key=None, verify=False)
+        except Exception:  # noqa: BLE001 - reported by the normal path
+            return None
+        if header.get("kind") != "program":
+            return None
+        return str(header["hash_seed"])
+    return None
+
+
+def settle_hash_seed(argv: List[str]) -> None:
+    """Re-executes this command with the hash seed the program needs, unless it has it already."""
+    seed = _wanted_seed(argv)
+    if seed is None or os.environ.get("PYTHONHASHSEED") == seed:
+        return
+    os.environ["PYTHONHASHSEED"] = seed
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
