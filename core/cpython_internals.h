@@ -135,6 +135,36 @@ inline bool is_yield_value(PyCodeObject* co, int index) {
 inline bool is_call_function_ex(PyCodeObject* co, int index) {
   return _Py_OPCODE(_PyCode_CODE(co)[index]) == CALL_FUNCTION_EX;
 }
+// Whether the instruction at `index` is a call (PRECALL or CALL, specialised or not: a frame blocked
+// in a C call shows either, CPYTHON311.md section 5).
+// _PyOpcode_Deopt is not exported (CPYTHON311.md section 2): the exported PyCode_GetCode gives the
+// de-specialised bytes (a cached copy). Python errors are cleared (false).
+inline bool is_call(PyCodeObject* co, int index) {
+  PyObject* bytes = PyCode_GetCode(co);
+  if (!bytes) {
+    PyErr_Clear();
+    return false;
+  }
+  int op = 2 * index < PyBytes_GET_SIZE(bytes) ? static_cast<unsigned char>(PyBytes_AS_STRING(bytes)[2 * index]) : -1;
+  Py_DECREF(bytes);
+  return op == PRECALL || op == CALL;
+}
+// Whether the value of the call at `index` (PRECALL or CALL) is thrown away: the instruction after
+// the CALL and its inline caches (PRECALL 1, CALL 4: Include/internal/pycore_code.h) is POP_TOP.
+inline bool call_result_discarded(PyCodeObject* co, int index) {
+  PyObject* bytes = PyCode_GetCode(co);
+  if (!bytes) {
+    PyErr_Clear();
+    return false;
+  }
+  const unsigned char* code = reinterpret_cast<const unsigned char*>(PyBytes_AS_STRING(bytes));
+  Py_ssize_t units = PyBytes_GET_SIZE(bytes) / 2;
+  Py_ssize_t i = index;
+  if (i < units && code[2 * i] == PRECALL) i += 2;
+  bool discarded = i < units && code[2 * i] == CALL && i + 5 < units && code[2 * (i + 5)] == POP_TOP;
+  Py_DECREF(bytes);
+  return discarded;
+}
 inline bool is_reissuable_c_call(PyCodeObject* co, int index) {
   int op = _Py_OPCODE(_PyCode_CODE(co)[index]);
   return op == CALL_FUNCTION_EX || op == BEFORE_WITH;

@@ -42,11 +42,54 @@ bool is_base_frame(_PyInterpreterFrame* f, const StackBase& base) {
 // like a frame its caller called directly, since executing that instruction again calls it again.
 // Not when `f` is a class: the frame is then its __init__, and calling the class again would make
 // another instance.
+//
+// Also socket.SocketIO.readinto, which io.BufferedReader (C) calls for a socket's makefile()
+// reader (http.server's rfile.readline(), a client's response.read()): calling the reader's method
+// again reads through the same buffered object, restored with the heap, and calls readinto again.
+// What the C method had already taken out of the buffer into its own variables before it called
+// readinto (the start of a line that arrived in pieces) is not in the heap; a thread waiting for
+// a new request or response has taken nothing.
+bool reenters_through_buffered_reader(_PyInterpreterFrame* f) {
+  PyCodeObject* code = internals::frame_code(f);
+  if (PyUnicode_CompareWithASCIIString(code->co_qualname, "SocketIO.readinto") != 0) return false;
+  Py_ssize_t n = PyUnicode_GetLength(code->co_filename);
+  Ref tail = Ref::steal(PyUnicode_Substring(code->co_filename, n >= 10 ? n - 10 : 0, n));
+  if (!tail) {
+    PyErr_Clear();
+    return false;
+  }
+  return PyUnicode_CompareWithASCIIString(tail.get(), "/socket.py") == 0;
+}
+
+// Also __init__ run by a class call whose result the caller throws away (socketserver's
+// `self.RequestHandlerClass(request, client_address, self)`, whose __init__ handles the whole
+// request): calling the class again makes a new instance with object.__new__, which runs nothing
+// of the program's, and the rebuilt __init__ frame works on the restored instance, as before. Not
+// when the class has a __new__ of its own, nor when the instance is used.
+bool is_init_of_discarded_instance(_PyInterpreterFrame* f, _PyInterpreterFrame* caller) {
+  PyCodeObject* code = internals::frame_code(f);
+  if (PyUnicode_CompareWithASCIIString(code->co_name, "__init__") != 0) return false;
+  PyCodeObject* caller_code = internals::frame_code(caller);
+  int lasti = internals::frame_lasti(caller);
+  if (!internals::call_result_discarded(caller_code, lasti)) return false;
+  const auto* table = compiler_hooks::resume_table(caller_code);
+  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
+  if (!row) return false;
+  // A call's operands sit right above the row's structural values: NULL or a method's self, then
+  // the callable (LOAD_METHOD of a non-method pushes NULL and the attribute).
+  PyObject** slots = internals::frame_localsplus(caller) + caller_code->co_nlocalsplus + row->structural;
+  PyObject* callable = slots[0] ? slots[0] : slots[1];
+  return callable && PyType_Check(callable) &&
+         reinterpret_cast<PyTypeObject*>(callable)->tp_new == PyBaseObject_Type.tp_new;
+}
+
 bool called_by_reissuable_call(_PyInterpreterFrame* f) {
   _PyInterpreterFrame* caller = internals::calling_complete_frame(f);
   if (!caller) return false;
   PyCodeObject* code = internals::frame_code(caller);
   int lasti = internals::frame_lasti(caller);
+  if (internals::is_call(code, lasti) && reenters_through_buffered_reader(f)) return true;
+  if (internals::is_call(code, lasti) && is_init_of_discarded_instance(f, caller)) return true;
   if (!internals::is_reissuable_c_call(code, lasti)) return false;
   if (!internals::is_call_function_ex(code, lasti)) return true;
   // In rewritten code the call's operands sit right above the row's structural values:

@@ -257,5 +257,44 @@ class Asyncio(Case):
         self.assertLess(large / small, 8 * 1.25, (small, large))  # quadratic: ~64x
 
 
+KEEP_ALIVE_SERVER = textwrap.dedent("""
+    import http.server, socket, threading, time
+    import stasis
+    class Hello(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def do_GET(self):
+            body = b"hello"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = socket.create_connection(server.server_address)
+    client.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+    print(client.recv(1000).split(b"\\r\\n")[0].decode(), flush=True)
+    time.sleep(0.1)  # the handler's thread waits for the next request in rfile.readline()
+    stasis.suspend()
+    for i in range(50):
+        time.sleep(0.01)
+    print("end")
+""")
+
+
+class BlockedInLibraryCode(Case):
+    def test_a_handler_thread_waiting_in_readline_has_a_capturable_stack(self):
+        # BaseHTTPRequestHandler.handle_one_request -> rfile.readline() (C, io.BufferedReader) ->
+        # SocketIO.readinto -> recv_into: its stack is taken at that call. Sockets themselves are
+        # another matter (the capture then fails on them, which is what this test checks).
+        prog = self.write("server.py", KEEP_ALIVE_SERVER)
+        r = self.stasis("run", "--safe-point-timeout", "5", "--snapshot", "k.snap", prog)
+        self.assertEqual((r.returncode, r.stdout), (104, "HTTP/1.1 200 OK\nend\n"), r.stderr)
+        self.assertNotIn("called from C", r.stderr)
+        self.assertNotIn("run by a class call", r.stderr)
+        self.assertIn("socket.socket is not supported", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -42,6 +42,7 @@ class Session:
         self.trigger = ""                 # what made the pending request (Suspension.trigger)
         self.requested_at = 0.0           # when (Unix seconds)
         self.missed: Optional[str] = None  # why a request was given up (then the exit status is 104)
+        self.failure = ""                  # why the latest capture of the pending request failed
         # A resumed snapshot written by stasis.checkpoint(): the (new) ident of the thread whose
         # checkpoint() call returns True when it is issued again by replay.
         self.resumed_checkpoint_ident: Optional[int] = None
@@ -61,6 +62,7 @@ class Session:
 
     def note_request(self, trigger: str) -> None:
         self.requested = True
+        self.failure = ""
         self.trigger = trigger
         self.requested_at = time.time()
 
@@ -116,6 +118,7 @@ class Session:
                 _engine.avoid_parked_points()  # the next attempt moves on to later safe points
                 _engine.thaw()
                 failure = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"
+                self.failure = failure
                 if isinstance(e, StasisError) and time.monotonic() < deadline:
                     # The program runs on, and the next attempt takes each thread at its very next
                     # safe point (the object may be gone there); a pause as long as the attempt
@@ -139,6 +142,8 @@ class Session:
 
     def final_status(self, status: int) -> int:
         """The exit status of `stasis run`/`resume` for a program that ended with `status`."""
+        if self.missed is None and self.requested and self.failure:
+            self.missed = self.failure  # ended while the request was still retried
         if self.missed is None:
             return status
         sys.stderr.write(f"stasis: the program ended (status {status}) without being suspended as requested "
