@@ -34,7 +34,7 @@ from . import api
 from . import frame_map as fm
 from . import source_diff as sd
 from .errors import UpdateError, UpdateRefusedError
-from .registry import Update, registry
+from .layers import Update, layers
 from .targets import MISSING, innermost_function
 
 
@@ -193,7 +193,7 @@ class _Patching:
         new_codes = sd.codes_by_definition(new_module_code, new_src.defs)
         label = (lambda q: f"{name}.{q}")
 
-        u = registry.new_update(f"source {spec.path}")
+        u = layers.new_update(f"source {spec.path}")
         u.snapshot = True
         nested: List[Tuple[types.CodeType, types.CodeType, str]] = []
         refused: List[str] = []
@@ -248,16 +248,16 @@ class _Patching:
                 new_fn = types.FunctionType(nc, mod.__dict__, nc.co_name, defaults,
                                             tuple(types.CellType() for _ in nc.co_freevars) or None)
                 new_fn.__kwdefaults__ = kwdefaults
-                registry.plan_redefine(u, label(q), fn, new_fn)
+                layers.plan_redefine(u, label(q), fn, new_fn)
                 u.actions.append(f"redefine {label(q)}" if sd.dump(od.node) != sd.dump(nd.node)
                                  else f"renumber {label(q)} (unchanged; its lines moved)")
             self._remove_deleted(u, mod, old_src, new_src, old_codes, funcs, gens, label)
             if u.groups or u.slots:
-                registry.apply(u)
+                layers.apply(u)
             else:
-                registry.forget_plan(u)
+                layers.forget_plan(u)
         except BaseException:
-            registry.forget_plan(u)
+            layers.forget_plan(u)
             raise
         # Nested functions (closures made earlier from the old code) get the new code, keeping
         # their own defaults and cells.
@@ -314,13 +314,13 @@ class _Patching:
                 value: Any = fn
                 for dec in reversed(s.decorator_list):
                     value = _evaluate(dec, mod, namespace, filename)(value)
-                registry.plan_attr(u, cls, s.name, value)
+                layers.plan_attr(u, cls, s.name, value)
                 namespace[s.name] = value
                 u.actions.append(f"add {label(q)}.{s.name}")
             elif isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None:
                 value = _evaluate(s.value, mod, namespace, filename)
                 for n in names:
-                    registry.plan_attr(u, cls, n, value)
+                    layers.plan_attr(u, cls, n, value)
                     namespace[n] = value
                 u.actions.append(f"add {label(q)}.{', '.join(names)}")
         new_members = {n for s in nd.node.body for n in _bound_names(s)}
@@ -365,7 +365,7 @@ class _Patching:
         if holders and not isinstance(value, type):
             self.notes.append(f"keep {what} (deleted from the source): the program still refers to it")
             return
-        registry.plan_attr(u, owner, attr, MISSING)
+        layers.plan_attr(u, owner, attr, MISSING)
         u.actions.append(f"remove {what}")
 
     # --- an update module -------------------------------------------------------------------------
@@ -380,7 +380,7 @@ class _Patching:
         module = types.ModuleType(name)
         module.__file__ = spec.path
         sys.modules[name] = module
-        u = registry.new_update(spec.path)
+        u = layers.new_update(spec.path)
         u.snapshot = True
         try:
             try:
@@ -406,9 +406,9 @@ class _Patching:
             for f in u.fields:
                 f.lazy = False
             before = {id(g): _layer_before(g, u.id) for g in u.groups}
-            registry.apply(u)
+            layers.apply(u)
         except BaseException:
-            registry.forget_plan(u)
+            layers.forget_plan(u)
             sys.modules.pop(name, None)
             raise
         src = self.source_code(spec.path, spec.data)
