@@ -37,6 +37,39 @@ DEFAULT_STDLIB: tuple[str, ...] = (
     'asyncio', 'asyncio.*', 'concurrent.futures', 'concurrent.futures.*', 'subprocess', 'sched',
 )
 
+# Library modules (the standard library and site-/dist-packages) are rewritten like the program's
+# own, so that frames of library code that calls back into the program (unittest running a test,
+# json calling default=, a library's main loop) and library frames above a blocking call are
+# resumable; rewritten code is cached per user (cache.py), so each module's rewrite is paid once.
+# These stay plain:
+#   importlib, importlib.*     the import system itself: the hook's loader runs inside it
+#   encodings, encodings.*     codecs, looked up and called by C code, imported at start-up
+#   site, sitecustomize,       start-up only; never on a stack that waits for anything
+#   usercustomize
+#   random                     its functions are methods of a hidden module-level Random whose
+#                              state the program snapshot restores into the new process's: a frame
+#                              of it would hold a copy, and the two would draw different numbers
+#   logging, logging.*,        their frames hold the module's own lock (logging._lock, the
+#   warnings, tempfile         filters' and tempdir's locks) around their state; a module-level
+#                              lock is not part of the heap, so a frame rebuilt inside such a
+#                              section would release a lock the new process never took
+# and so does every module imported before the hook is installed (runner.prepare()).
+LIBRARY_EXCLUDED: tuple[str, ...] = (
+    'importlib', 'importlib.*', 'encodings', 'encodings.*', 'site', 'sitecustomize', 'usercustomize',
+    'random', 'logging', 'logging.*', 'warnings', 'tempfile',
+)
+
+
+def library_dirs() -> tuple[str, ...]:
+    """Directories of library modules: the standard library and every site-/dist-packages
+    directory on sys.path (real paths, with a trailing separator)."""
+    import sysconfig
+    paths = sysconfig.get_paths()
+    dirs = {paths['stdlib'], paths['platstdlib'], paths['purelib'], paths['platlib']}
+    dirs.update(p for p in sys.path if os.path.basename(p.rstrip(os.sep)) in ('site-packages', 'dist-packages'))
+    return tuple(sorted(os.path.join(os.path.realpath(d), '') for d in dirs if d))
+
+
 _OWN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) \
     if os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) == 'stasis' \
     else os.path.dirname(os.path.abspath(__file__))
@@ -50,14 +83,17 @@ def _under(path: str, roots: Sequence[str]) -> bool:
 class Selection:
     """Which modules are rewritten.  Order of decision: Stasis's own modules never;
     `no_rewrite` globs remove; `rewrite` globs and the stdlib list add; otherwise modules whose
-    file lies under one of `roots` (the main script's directory)."""
+    file lies under one of `roots` (the main script's directory) and, with `library`, library
+    modules (library_dirs()) that are not in LIBRARY_EXCLUDED."""
 
     def __init__(self, roots: Sequence[str] = (), rewrite: Sequence[str] = (),
-                 no_rewrite: Sequence[str] = (), stdlib: Sequence[str] = DEFAULT_STDLIB) -> None:
+                 no_rewrite: Sequence[str] = (), stdlib: Sequence[str] = DEFAULT_STDLIB,
+                 library: bool = True) -> None:
         self.roots = tuple(os.path.join(os.path.realpath(r), '') for r in roots)
         self.rewrite = tuple(rewrite)
         self.no_rewrite = tuple(no_rewrite)
         self.stdlib = tuple(stdlib)
+        self.library = library_dirs() if library else ()
 
     def selects(self, fullname: str, origin: str | None) -> bool:
         if fullname == 'stasis' or fullname.startswith('stasis.'):
@@ -68,7 +104,12 @@ class Selection:
             return False
         if any(fnmatchcase(fullname, g) for g in self.rewrite + self.stdlib):
             return True
-        return origin is not None and _under(origin, self.roots)
+        if origin is None:
+            return False
+        if _under(origin, self.roots):
+            return True
+        return (bool(self.library) and _under(origin, self.library)
+                and not any(fnmatchcase(fullname, g) for g in LIBRARY_EXCLUDED))
 
 
 # The source bytes of the program's own modules (those under the selection's roots, and the main

@@ -38,6 +38,20 @@ class Selection(unittest.TestCase):
         self.assertFalse(sel.selects('stasis.cli', inside))
         self.assertFalse(sel.selects('stasis', os.path.join(self.dir, 'stasis', '__init__.py')))
 
+    def test_library_modules_are_selected_except_the_excluded_ones(self) -> None:
+        import sysconfig
+        stdlib = sysconfig.get_paths()['stdlib']
+        sel = hook.Selection([self.dir])
+        self.assertTrue(sel.selects('unittest.case', os.path.join(stdlib, 'unittest', 'case.py')))
+        self.assertTrue(sel.selects('test.test_list', os.path.join(stdlib, 'test', 'test_list.py')))
+        for name, path in (('logging', 'logging/__init__.py'), ('importlib.util', 'importlib/util.py'),
+                           ('random', 'random.py'), ('encodings.idna', 'encodings/idna.py')):
+            self.assertFalse(sel.selects(name, os.path.join(stdlib, path)), name)
+        self.assertFalse(hook.Selection([self.dir], library=False).selects(
+            'unittest.case', os.path.join(stdlib, 'unittest', 'case.py')))
+        self.assertFalse(hook.Selection([self.dir], no_rewrite=['unittest.*']).selects(
+            'unittest.case', os.path.join(stdlib, 'unittest', 'case.py')))
+
     def test_symlinked_root(self) -> None:
         real = os.path.join(self.dir, 'real')
         os.mkdir(real)
@@ -296,12 +310,14 @@ class Run(unittest.TestCase):
         code = ('import sys; sys.path.insert(0, %r)\n'
                 'from %s import runner, resume_points\n'
                 'runner.prepare()\n'
-                'import queue, json\n'
+                'import queue, json, logging\n'
                 'print(resume_points.resume_table(queue.Queue.get.__code__) is not None,\n'
-                '      resume_points.resume_table(json.dumps.__code__) is not None)\n' % (REPO, PACKAGE))
+                '      resume_points.resume_table(json.dumps.__code__) is not None,\n'
+                '      resume_points.resume_table(logging.getLogger.__code__) is not None)\n' % (REPO, PACKAGE))
         p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                            env=self.env, timeout=120)
-        self.assertEqual(p.stdout.split(), ['True', 'False'], p.stderr)
+        # Library modules are rewritten by default (json), except those of LIBRARY_EXCLUDED (logging).
+        self.assertEqual(p.stdout.split(), ['True', 'True', 'False'], p.stderr)
 
     def test_missing_script(self) -> None:
         plain, rw = self.both(['app/nope.py'])
