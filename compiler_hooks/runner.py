@@ -102,7 +102,11 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
         cwd = os.getcwd()
         if sys.path and sys.path[0] != cwd:
             sys.path[0:1] = [cwd]
-        roots = _module_root(target)
+        # A library package run as a program (`-m unittest`, `-m json.tool`) is still a library:
+        # its modules are imported (and rewritten) as libraries, not the program's own modules, which
+        # a suspended program keeps by value.
+        library = hook.library_dirs()
+        roots = [r for r in _module_root(target) if not hook._under(r, library)]
     else:
         sys.argv = [target, *args]
         script_dir = os.path.dirname(os.path.realpath(target))

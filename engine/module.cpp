@@ -32,6 +32,7 @@ PyMethodDef kMethods[] = {
     {"arm_thread", KW(stasis::engine::arm_thread), "arm_thread(thread_id, base_code, ...): park it at a safe point"},
     {"poll_threads", stasis::engine::poll_threads, METH_NOARGS, "trace the armed threads that can reach a safe point"},
     {"park_states", stasis::engine::park_states, METH_NOARGS, "states of the armed threads"},
+    {"wait_for_park", stasis::engine::wait_for_park, METH_O, "sleep until an armed thread parks"},
     {"avoid_parked_points", stasis::engine::avoid_parked_points, METH_NOARGS, "a capture failed: move on"},
     {"forget_avoided", stasis::engine::forget_avoided, METH_NOARGS, "the request ended"},
     {"program_trace", stasis::engine::program_trace, METH_NOARGS, "(armed, the program's trace function)"},

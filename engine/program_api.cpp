@@ -42,6 +42,15 @@ PyObject* poll_threads(PyObject*, PyObject*) {
   });
 }
 
+PyObject* wait_for_park(PyObject*, PyObject* arg) {
+  return guarded([&]() -> Ref {
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds < 0 && PyErr_Occurred()) throw Error::python();
+    snapshot::safe_point::wait_for_park(seconds);
+    return none();
+  });
+}
+
 PyObject* park_states(PyObject*, PyObject*) {
   return guarded([&]() -> Ref { return snapshot::safe_point::states(); });
 }

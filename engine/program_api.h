@@ -17,6 +17,8 @@ PyObject* poll_threads(PyObject*, PyObject*);
 // (a capture failed there); forget_avoided(): the request ended (snapshot/safe_point.h).
 PyObject* avoid_parked_points(PyObject*, PyObject*);
 PyObject* forget_avoided(PyObject*, PyObject*);
+// wait_for_park(seconds): sleeps without the GIL until an armed thread parks or `seconds` pass.
+PyObject* wait_for_park(PyObject*, PyObject* arg);
 // program_trace() -> (armed, function): the program's own trace function on this thread while the
 // parking trace is installed there (sys.gettrace() under Stasis).
 PyObject* program_trace(PyObject*, PyObject*);

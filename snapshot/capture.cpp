@@ -61,6 +61,19 @@ bool reenters_through_buffered_reader(_PyInterpreterFrame* f) {
   return PyUnicode_CompareWithASCIIString(tail.get(), "/socket.py") == 0;
 }
 
+// The callable of the call that `caller` is suspended in (borrowed), or null: a call's operands sit
+// right above its row's structural values, NULL or a method's self first, then the callable
+// (LOAD_METHOD of a non-method pushes NULL and the attribute).
+PyObject* callable_of_call(_PyInterpreterFrame* caller) {
+  PyCodeObject* code = internals::frame_code(caller);
+  int lasti = internals::frame_lasti(caller);
+  const auto* table = compiler_hooks::resume_table(code);
+  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
+  if (!row) return nullptr;
+  PyObject** slots = internals::frame_localsplus(caller) + code->co_nlocalsplus + row->structural;
+  return slots[0] ? slots[0] : slots[1];
+}
+
 // Also __init__ run by a class call whose result the caller throws away (socketserver's
 // `self.RequestHandlerClass(request, client_address, self)`, whose __init__ handles the whole
 // request): calling the class again makes a new instance with object.__new__, which runs nothing
@@ -72,15 +85,25 @@ bool is_init_of_discarded_instance(_PyInterpreterFrame* f, _PyInterpreterFrame* 
   PyCodeObject* caller_code = internals::frame_code(caller);
   int lasti = internals::frame_lasti(caller);
   if (!internals::call_result_discarded(caller_code, lasti)) return false;
-  const auto* table = compiler_hooks::resume_table(caller_code);
-  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
-  if (!row) return false;
-  // A call's operands sit right above the row's structural values: NULL or a method's self, then
-  // the callable (LOAD_METHOD of a non-method pushes NULL and the attribute).
-  PyObject** slots = internals::frame_localsplus(caller) + caller_code->co_nlocalsplus + row->structural;
-  PyObject* callable = slots[0] ? slots[0] : slots[1];
+  PyObject* callable = callable_of_call(caller);
   return callable && PyType_Check(callable) &&
          reinterpret_cast<PyTypeObject*>(callable)->tp_new == PyBaseObject_Type.tp_new;
+}
+
+// Also __call__ run by calling an instance (unittest's `test(result)` on suites and cases):
+// the type's call slot calls the method and keeps nothing of its own, so calling the instance again
+// enters the same method.
+bool is_call_of_instance(_PyInterpreterFrame* f, _PyInterpreterFrame* caller) {
+  PyCodeObject* code = internals::frame_code(f);
+  if (PyUnicode_CompareWithASCIIString(code->co_name, "__call__") != 0) return false;
+  PyObject* callable = callable_of_call(caller);
+  if (!callable || PyType_Check(callable)) return false;
+  Ref method = Ref::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(callable)), "__call__"));
+  if (!method) {
+    PyErr_Clear();
+    return false;
+  }
+  return PyFunction_Check(method.get()) && PyFunction_GET_CODE(method.get()) == reinterpret_cast<PyObject*>(code);
 }
 
 bool called_by_reissuable_call(_PyInterpreterFrame* f) {
@@ -90,6 +113,7 @@ bool called_by_reissuable_call(_PyInterpreterFrame* f) {
   int lasti = internals::frame_lasti(caller);
   if (internals::is_call(code, lasti) && reenters_through_buffered_reader(f)) return true;
   if (internals::is_call(code, lasti) && is_init_of_discarded_instance(f, caller)) return true;
+  if (internals::is_call(code, lasti) && is_call_of_instance(f, caller)) return true;
   if (!internals::is_reissuable_c_call(code, lasti)) return false;
   if (!internals::is_call_function_ex(code, lasti)) return true;
   // In rewritten code the call's operands sit right above the row's structural values:

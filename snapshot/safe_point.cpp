@@ -1,6 +1,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "snapshot/safe_point.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -54,6 +55,8 @@ struct Parking {
   std::mutex mutex;
   std::condition_variable wake;
   unsigned long epoch = 0;  // bumped by thaw(); guarded by mutex
+  unsigned long parks = 0;  // bumped by every thread that parks; guarded by mutex (wait_for_park)
+  std::condition_variable parked;
   bool freezing = false;    // after the capture decision every event parks, safe point or not
   std::map<unsigned long, Ref> armed;  // thread ident -> capsule holding its Park
   std::vector<std::pair<Ref, long>> avoided;  // (code, offset) where a capture failed
@@ -101,8 +104,10 @@ void park_here(Park* p) {
   {
     std::lock_guard<std::mutex> l(g.mutex);
     epoch = g.epoch;
+    ++g.parks;
   }
   p->parked = true;
+  g.parked.notify_all();
   Py_BEGIN_ALLOW_THREADS
   std::unique_lock<std::mutex> l(g.mutex);
   g.wake.wait(l, [&] { return g.epoch != epoch; });
@@ -380,6 +385,15 @@ void avoid_parked_points() {
 }
 
 void forget_avoided() { parking().avoided.clear(); }
+
+void wait_for_park(double seconds) {
+  Parking& g = parking();
+  Py_BEGIN_ALLOW_THREADS
+  std::unique_lock<std::mutex> l(g.mutex);
+  unsigned long parks = g.parks;
+  g.parked.wait_for(l, std::chrono::duration<double>(seconds), [&] { return g.parks != parks; });
+  Py_END_ALLOW_THREADS
+}
 
 Ref program_trace() {
   PyThreadState* ts = PyThreadState_Get();

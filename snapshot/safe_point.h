@@ -41,6 +41,9 @@ bool arm(const ArmRequest& request);
 // Samples every armed thread that is neither parked nor traced and traces those whose stack below
 // the innermost frame is resumable. Called by the coordinator between its looks.
 void poll();
+// Waits (without the GIL) up to `seconds` for an armed thread to park: the coordinator's pause
+// between looks, cut short by the event it waits for.
+void wait_for_park(double seconds);
 // {ident: (parked, frames | None, trace events, why its latest look was not a safe point, traced)}.
 Ref states();
 // Holds the GIL for `seconds` without running Python code: true (and freeze()) when no other

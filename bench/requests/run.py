@@ -74,6 +74,8 @@ def programs() -> list[tuple[str, str]]:
 
 
 def env(**extra: str) -> dict:
+    # The pyperf stand-in is found through PYTHONPATH and rewritten (--rewrite pyperf): its frames
+    # call the benchmark's workload.
     e = dict(os.environ, PYTHONPATH=SHIM, **extra)
     return e
 
@@ -84,8 +86,8 @@ READ_SUSPENSION = r"""
 import sys, json
 from stasis import _engine, _ensure_builtin_handlers
 from stasis.compiler_hooks import hook
-from stasis.program import resume as R
 import importlib
+R = importlib.import_module("stasis.program.resume")
 header, meta = R._read_meta(sys.argv[1], None)
 sys.path[:] = meta.sys_path + sys.path
 hook.install(hook.Selection([r.rstrip("/") for r in meta.roots], meta.rewrite, meta.no_rewrite))
@@ -112,7 +114,8 @@ def latency(rounds: int) -> None:
                 if os.path.exists(snap):
                     os.unlink(snap)
                 quota = rng.uniform(0.05, 0.4 if is_bm else 0.15)
-                r = subprocess.run([STASIS, "run", "--quota", f"{quota:.3f}", "--snapshot", snap, path],
+                r = subprocess.run([STASIS, "run", "--quota", f"{quota:.3f}", "--rewrite", "pyperf", "--snapshot", snap,
+                                    path],
                                    cwd=os.path.dirname(path), capture_output=True, text=True, timeout=600,
                                    env=env(PYPERF_SHIM_LOOPS="1000" if is_bm else "1", PYTHONHASHSEED="3"))
                 if r.returncode != 75:
@@ -133,7 +136,7 @@ def latency(rounds: int) -> None:
                 print(f"{name:28} {len(lat):4d} {lost:4d} {statistics.median(lat):10.1f} "
                       f"{lat[min(len(lat) - 1, int(len(lat) * 0.99))]:8.1f} {lat[-1]:8.1f}", flush=True)
             else:
-                print(f"{name:28} {0:4d} {lost:4d} {'(ended before its quota)':>28}", flush=True)
+                print(f"{name:28} {0:4d} {lost:4d} {'(no snapshot to read)':>28}", flush=True)
     if every:
         every.sort()
         p99 = every[min(len(every) - 1, int(len(every) * 0.99))]
@@ -217,7 +220,7 @@ def waiting(rounds: int) -> None:
                         .replace("LOOPS", "1"))
             ratios, bases, waits = [], [], []
             for _ in range(rounds):
-                r = subprocess.run([STASIS, "run", "--safe-point-timeout", "600", "--snapshot",
+                r = subprocess.run([STASIS, "run", "--safe-point-timeout", "600", "--rewrite", "pyperf", "--snapshot",
                                     os.path.join(tmp, "w.snap"), harness], cwd=os.path.dirname(path),
                                    capture_output=True, text=True, timeout=900, env=env(PYTHONHASHSEED="3"))
                 try:

@@ -100,7 +100,10 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
             why = "; ".join(blockers) or "a thread kept running outside safe points"
             (on_timeout or _say_on_stderr(timeout))(f"no safe point was reached ({why})")
             return None
-        time.sleep(_SETTLE_WINDOW if blocked else _POLL)
+        if blocked:
+            time.sleep(_SETTLE_WINDOW)
+        else:
+            _engine.wait_for_park(_POLL)  # woken as soon as a thread parks
 
 
 def _unmoved(blocked: list) -> bool:

@@ -43,6 +43,7 @@ class Session:
         self.requested_at = 0.0           # when (Unix seconds)
         self.missed: Optional[str] = None  # why a request was given up (then the exit status is 104)
         self.failure = ""                  # why the latest capture of the pending request failed
+        self.captured_at = 0.0             # when every thread's stack was captured (Unix seconds)
         # A resumed snapshot written by stasis.checkpoint(): the (new) ident of the thread whose
         # checkpoint() call returns True when it is issued again by replay.
         self.resumed_checkpoint_ident: Optional[int] = None
@@ -110,6 +111,7 @@ class Session:
                 threads = freeze.freeze_threads(self.thread_base, max(remaining, 0.0), on_timeout=why.append,
                                                 at_once=retry) if remaining > 0 else None
                 if threads is not None:
+                    self.captured_at = time.time()
                     self.write_snapshot(threads, self.path)
                     break
                 # A capture that failed says more than the later places that were avoided.
@@ -146,7 +148,7 @@ class Session:
             self.missed = self.failure  # ended while the request was still retried
         if self.missed is None:
             return status
-        sys.stderr.write(f"stasis: the program ended (status {status}) without being suspended as requested "
+        sys.stderr.write(f"stasis: the program ended (status {int(status)}) without being suspended as requested "
                          f"({self.missed})\n")
         sys.stderr.flush()
         return SuspensionMissedError.code
@@ -168,7 +170,8 @@ class Session:
             library=process_state.library_states(), recursion_limit=sys.getrecursionlimit(),
             signals=process_state.signal_handlers(signal_number(self.options.signal)),
             atexit=process_state.ATEXIT.program_calls(own), generation=self.generation + 1,
-            suspension=Suspension(self.trigger or "api", self.requested_at or time.time(), time.time()),
+            suspension=Suspension(self.trigger or "api", self.requested_at or time.time(),
+                                  self.captured_at or time.time()),
             sources=_sources(own, self.sources), patches=list(self.patches), crash=self.crash)
 
     def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None) -> None:
@@ -268,6 +271,7 @@ def checkpoint(path: str, caller: types.FrameType) -> bool:
     try:
         threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout,
                                         own=(me, frames))
+        session.captured_at = time.time()
         if threads is None:
             raise NotSuspendableError("stasis.checkpoint(): the program's other threads did not reach a "
                                       "safe point (see the message above); no snapshot was written")
