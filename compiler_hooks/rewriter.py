@@ -20,7 +20,7 @@ import symtable
 from typing import Callable, Iterable, Iterator
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key.
-REWRITER_VERSION = 9
+REWRITER_VERSION = 10
 
 # Hidden names start with '.', which no Python source can spell (CPython's own `.0` does the
 # same); `compile()` accepts them from an AST.
@@ -551,7 +551,7 @@ class _Lowerer:
             any(n[1] for n in new if n is not None)
 
     def x_BinOp(self, e: ast.BinOp, pre: list[ast.stmt]) -> Res:
-        if (self.bottom is e and isinstance(e.left, ast.Call) and has_site(e.left)
+        if (self.bottom is e and isinstance(e.left, (ast.Call, ast.Await)) and has_site(e.left)
                 and has_site(e.right)):
             # `f(a) + g(b)` evaluated first in its statement: f's result stays on the stack
             # while g runs, as an `operand` of g's resume row (resume_points.OPERAND), captured

@@ -19,6 +19,9 @@ namespace stasis::snapshot::safe_point {
 namespace {
 
 constexpr const char* kParkName = "stasis.park";
+// How long an armed thread is only sampled before it is traced while it waits for the frames that
+// keep it from a safe point to return.
+constexpr std::chrono::milliseconds kEscalateAfter{200};
 
 // One armed thread. All fields are only touched with the GIL held.
 struct Park {
@@ -48,6 +51,10 @@ struct Park {
 
   StackBase base() const { return {base_code.get(), base_is_caller}; }
   bool counting = false;  // counts safe points for --suspend-after: stays traced
+  // Traced although the innermost frames cannot become a safe point, waiting for them to return
+  // to `top` (see poll()): events of other frames are ignored.
+  bool escalated = false;
+  std::chrono::steady_clock::time_point armed_at = std::chrono::steady_clock::now();
 };
 
 // Shared by all armed threads; `armed` and the Park fields are only touched with the GIL held.
@@ -92,6 +99,7 @@ void install(Park* p, PyThreadState* ts) {
 
 void uninstall(Park* p, PyThreadState* ts) {
   p->traced = false;
+  p->escalated = false;
   p->top = nullptr;
   if (internals::thread_trace_function(ts) == park_trace && internals::thread_trace_object(ts) == p->capsule &&
       _PyEval_SetTrace(ts, p->program_func, p->program_obj.get()) < 0)
@@ -141,6 +149,7 @@ bool is_stasis_code(_PyInterpreterFrame* f) {
 // sample looks again), or for a counting thread no more 'line' events in this frame.
 void blocked(Park* p, PyFrameObject* frame, std::string why) {
   p->why = std::move(why);
+  if (p->escalated) return;  // waiting for those frames to return
   if (p->counting) {
     if (!p->program_func) internals::set_frame_line_events(frame, false);
     return;
@@ -230,6 +239,7 @@ int park_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg)
         if (f == p->top) p->top = internals::calling_complete_frame(f);
         return 0;
       case PyTrace_LINE: {
+        if (f != p->top && p->escalated) return 0;
         if (f != p->top) {
           std::string why = stack_blocker(f, p->base(), TopState::Running);
           if (!why.empty()) return blocked(p, frame, std::move(why)), 0;
@@ -316,12 +326,25 @@ void poll() {
     // The thread holds no GIL now: it stands between two instructions of `top` (or is blocked in a
     // call), so the frames below `top` are suspended in their calls and can be judged.
     std::string why = stack_blocker(top, p->base(), TopState::Running);
-    if (!why.empty()) {
-      p->why = std::move(why);
+    if (why.empty()) {
+      install(p, ts);
+      p->top = top;
       continue;
     }
-    install(p, ts);
-    p->top = top;
+    p->why = std::move(why);
+    // Its safe points may only come in short moments that samples miss (a coroutine driven by
+    // send() from C, where all the work happens, returning to its caller now and then). After a
+    // while, trace it until the frames above the innermost resumable one return to it: slower
+    // (CPython's tracing path) while those frames run, but the request is honoured.
+    if (std::chrono::steady_clock::now() - p->armed_at < kEscalateAfter) continue;
+    for (_PyInterpreterFrame* below = internals::calling_complete_frame(top); below;
+         below = internals::calling_complete_frame(below)) {
+      if (!stack_blocker(below, p->base(), TopState::Running).empty()) continue;
+      install(p, ts);
+      p->top = below;
+      p->escalated = true;
+      break;
+    }
   }
 }
 

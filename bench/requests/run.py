@@ -21,7 +21,7 @@ bench/pyperf_shim standing in for pyperf), and the suspend corpus (tests/suspend
 5. asyncio programs with 10^4 and 10^5 sleeping tasks: snapshot objects and size, suspend and
    resume time against the plain run.
 
-    run.py [--only latency,waiting,startup,imports,asyncio] [--rounds N]
+    run.py [--only latency,waiting,startup,imports,asyncio] [--rounds N] [--match NAME]...
 """
 from __future__ import annotations
 
@@ -58,8 +58,17 @@ def pyperformance_dir() -> str | None:
     return d if d and os.path.isdir(d) else None
 
 
+MATCH: list[str] = []  # --match: only programs whose name contains one of these
+
+
 def programs() -> list[tuple[str, str]]:
     """[(name, script)]: pyperformance's benchmarks (if present) and the corpus."""
+    if MATCH:
+        return [(n, p) for n, p in _programs() if any(m in n for m in MATCH)]
+    return _programs()
+
+
+def _programs() -> list[tuple[str, str]]:
     out = []
     d = pyperformance_dir()
     if d:
@@ -366,7 +375,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="latency,waiting,startup,imports,asyncio")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--match", action="append", default=[], help="only programs whose name contains this")
     ns = ap.parse_args()
+    MATCH[:] = ns.match
     parts = set(ns.only.split(","))
     if not pyperformance_dir():
         print("pyperformance not found ($STASIS_PYPERFORMANCE unset or not a directory; fetch "

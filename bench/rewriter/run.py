@@ -287,6 +287,102 @@ def cpu_instructions(progs: list[str], python: str, default_scale: float = 1.0,
     return geo <= 1.02 and max(ratios) <= 1.05
 
 
+# pyperformance's benchmarks ($STASIS_PYPERFORMANCE = its data-files/benchmarks directory), run
+# through bench/pyperf_shim in place of pyperf: plain, or the way `stasis run` runs them -- the
+# benchmark's module rewritten and every library module it imports afterwards rewritten too
+# (hook.Selection's library modules, issue 17). Only the workload is counted.
+PYPERF_IR = r"""
+import ctypes, os, sys
+sys.path[:0] = [SHIM, REPO]
+import pyperf
+pyperf.BENCH_CAPTURE = []
+with open(PATH, 'rb') as f:
+    data = f.read()
+if VARIANT == 'rewritten':
+    try:
+        from stasis.compiler_hooks import hook, runner
+    except ImportError:
+        from compiler_hooks import hook, runner
+    runner.prepare()
+    code = hook.compile_cached(PATH, data)
+else:
+    code = compile(data, PATH, 'exec', dont_inherit=True)
+sys.argv = [PATH]
+sys.path.insert(0, os.path.dirname(PATH))
+exec(code, {'__name__': '__main__', '__file__': PATH})
+kind, func, args = pyperf.BENCH_CAPTURE[0]
+pyperf.run_workload(kind, func, args, 1)             # warm-up
+lib = ctypes.CDLL(LIB)
+lib.stasis_bench_start()
+pyperf.run_workload(kind, func, args, 1)
+lib.stasis_bench_stop()
+print('RESULT ok')
+"""
+
+PYPERF_PURE = ['chaos', 'coroutines', 'deltablue', 'fannkuch', 'float', 'go', 'hexiom', 'nbody', 'nqueens',
+               'pyflate', 'raytrace', 'richards', 'spectral_norm', 'unpack_sequence', 'generators', 'deepcopy',
+               'meteor_contest', 'scimark', 'async_tree', 'comprehensions', 'richards_super']
+
+
+def pyperformance_instructions(python: str, names: list[str]) -> bool | None:
+    root = os.environ.get('STASIS_PYPERFORMANCE')
+    if not root or not os.path.isdir(root):
+        print('(pyperformance not found: set STASIS_PYPERFORMANCE to its data-files/benchmarks directory, '
+              'fetched from github:python/pyperformance: skipped)')
+        return None
+    if subprocess.run(['valgrind', '--version'], capture_output=True).returncode != 0:
+        print('(valgrind not found: skipped)')
+        return None
+    shim = os.path.join(REPO, 'bench', 'pyperf_shim')
+    ratios, controls = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = _toggle_library(tmp)
+        if lib is None:
+            print('(cannot compile the callgrind toggle with cc: skipped)')
+            return None
+        print(f'{"benchmark":20} {"plain_Ir":>14} {"rewritten_Ir":>14} {"ratio":>7} {"A/A":>7}')
+        for name in names or PYPERF_PURE:
+            path = os.path.join(root, f'bm_{name}', 'run_benchmark.py')
+            if not os.path.exists(path):
+                continue
+            irs = []
+            for variant in ('plain', 'rewritten', 'control'):
+                code = (PYPERF_IR.replace('SHIM', repr(shim)).replace('REPO', repr(REPO)).replace('LIB', repr(lib))
+                        .replace('PATH', repr(path)).replace('VARIANT', repr(variant)))
+                out = os.path.join(tmp, f'cg.{variant}.out')
+                p = subprocess.run(['valgrind', '--tool=callgrind', '--instr-atstart=no',
+                                    f'--callgrind-out-file={out}', python, '-c', code],
+                                   capture_output=True, text=True, timeout=3600, cwd=os.path.dirname(path),
+                                   env=dict(os.environ, PYTHONHASHSEED='0', STASIS_CACHE_DIR=os.path.join(tmp, 'cache')))
+                total = None
+                for dump in glob.glob(out + '*'):
+                    with open(dump) as f:
+                        text = f.read()
+                    os.unlink(dump)
+                    if 'work' in re.findall(r'^desc: Trigger: Client Request: (\S+)', text, re.M):
+                        events = re.search(r'^events: (.*)$', text, re.M).group(1).split()
+                        totals = [int(x) for x in re.search(r'^totals: (.*)$', text, re.M).group(1).split()]
+                        total = dict(zip(events, totals))['Ir']
+                if p.returncode != 0 or total is None:
+                    print(f'{name:20} failed ({variant}): {p.stderr.strip().splitlines()[-1:]}')
+                    break
+                irs.append(total)
+            if len(irs) != 3:
+                continue
+            a, b, c = irs
+            ratios.append(b / a)
+            controls.append(c / a)
+            flag = '  > 1.05' if b / a > 1.05 else ''
+            print(f'{name:20} {a:14d} {b:14d} {b / a:7.4f} {c / a:7.4f}{flag}', flush=True)
+    if not ratios:
+        return None
+    geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    geo_c = math.exp(sum(map(math.log, controls)) / len(controls))
+    print(f'{"geometric mean":20} {"":14} {"":14} {geo:7.4f} {geo_c:7.4f}   (targets: geomean <= 1.02, '
+          f'max <= 1.05; max here {max(ratios):.3f})')
+    return geo <= 1.02 and max(ratios) <= 1.05
+
+
 def inproc(progs: list[str], python: str, rounds: int) -> bool:
     print(f'{"program":20} {"plain_s":>9} {"rewritten_s":>12} {"ratio":>7} {"A/A":>7}')
     ratios, controls = [], []
@@ -405,10 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('programs', nargs='*')
     ap.add_argument('--rounds', type=int, default=11, help='rounds (fresh processes) of the time part')
     ap.add_argument('--inproc', action='store_true', help='also measure both variants inside one process')
-    ap.add_argument('--only', default='time,ir,cycles,bytecode,cost',
+    ap.add_argument('--only', default='time,ir,cycles,bytecode,cost,pyperf',
                     help='comma-separated parts to run: time (interleaved processes), ir (callgrind '
                          'CPU instructions), cycles (callgrind cache and branch simulation), '
-                         'bytecode (bytecode instructions), cost (rewrite cost)')
+                         'bytecode (bytecode instructions), cost (rewrite cost), pyperf (callgrind Ir '
+                         "of pyperformance's pure-Python benchmarks, with library modules rewritten)")
+    ap.add_argument('--bm', action='append', default=[], help='pyperf part: only this benchmark (no bm_)')
     ap.add_argument('--ir-scale', type=float, default=1.0, help='fraction of each n counted by callgrind')
     ap.add_argument('--cycles-scale', type=float, default=0.25,
                     help='fraction of each n simulated (cache simulation is slow)')
@@ -429,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as cache_dir:
             env = dict(os.environ, STASIS_CACHE_DIR=cache_dir, PYTHONHASHSEED='0')
             verdicts.append(('time', overhead(progs, ns.python, stasis, ns.rounds, env)))
+    if 'pyperf' in parts:
+        print("\npyperformance's pure-Python benchmarks: CPU instructions of one workload run (callgrind Ir), "
+              'plain vs rewritten with the library modules they import (as stasis run runs them)')
+        verdicts.append(('pyperf', pyperformance_instructions(sys.executable, ns.bm)))
     if 'ir' in parts:
         print('\nCPU instructions of work(n) (callgrind Ir; load-independent: same count on a busy '
               'or idle machine)')

@@ -80,7 +80,10 @@ class Session:
             # stops at its own next safe point, not at one after the coordinator has started.
             base, is_caller = self.thread_base(me)
             _engine.arm_thread(me, base, is_caller, no_park_file=threading.__file__)
-        self.start_coordinator()
+        if me in internal_threads.idents:
+            self._coordinate()  # a thread of Stasis asking (the quota timer) coordinates itself
+        else:
+            self.start_coordinator()
 
     def start_coordinator(self) -> None:
         internal_threads.start(self._coordinate)
