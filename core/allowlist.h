@@ -131,8 +131,11 @@ inline constexpr const char* kRefusedModules[] = {
     "antigravity", "this", "__hello__", "__phello__", "idlelib", "turtledemo", "test",
 };
 
-// Why loading refuses to import `module` (a dotted name), or "" when it may.
-std::string import_refusal(std::string_view module);
+// Why loading refuses to import `module` (a dotted name), or "" when it may. A program snapshot
+// (`program`) may import the modules of CPython's `test` package except test.autotest: a
+// program that runs CPython's tests (`python -m unittest test.test_x` under a quota) imported
+// them itself, and importing them runs no test.
+std::string import_refusal(std::string_view module, bool program = false);
 
 // The kind of constructor call Reduce may make with `cls` (a class), or nullptr when `cls` is not
 // a value type: the classes of kValueTypes (resolved once; their subclasses are not included).

@@ -21,7 +21,7 @@ std::string str_of(HeapDecoder& d, PyObject* s, const char* what) {
 
 Ref import(HeapDecoder& d, PyObject* name) {
   if (!PyUnicode_CheckExact(name)) d.corrupt("a module name that is not a str");
-  std::string why = allowlist::import_refusal(str_of(d, name, "module name"));
+  std::string why = allowlist::import_refusal(str_of(d, name, "module name"), d.program());
   if (!why.empty()) d.corrupt(why);
   Ref module = Ref::steal(PyImport_Import(name));
   if (!module) {
