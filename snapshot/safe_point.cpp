@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -411,11 +412,17 @@ void forget_avoided() { parking().avoided.clear(); }
 
 void wait_for_park(double seconds) {
   Parking& g = parking();
-  Py_BEGIN_ALLOW_THREADS
-  std::unique_lock<std::mutex> l(g.mutex);
-  unsigned long parks = g.parks;
-  g.parked.wait_for(l, std::chrono::duration<double>(seconds), [&] { return g.parks != parks; });
-  Py_END_ALLOW_THREADS
+  PyThreadState* saved = PyEval_SaveThread();
+  {
+    std::unique_lock<std::mutex> l(g.mutex);
+    unsigned long parks = g.parks;
+    g.parked.wait_for(l, std::chrono::duration<double>(seconds), [&] { return g.parks != parks; });
+  }
+  // The program may have ended meanwhile: taking the GIL back would then end this thread with
+  // pthread_exit (ceval_gil.h take_gil), whose forced unwinding through the engine's noexcept
+  // entry point aborts the process. A thread of Stasis waits for the process to end instead.
+  while (_Py_IsFinalizing()) std::this_thread::sleep_for(std::chrono::seconds(1));
+  PyEval_RestoreThread(saved);
 }
 
 Ref program_trace() {

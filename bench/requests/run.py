@@ -53,6 +53,10 @@ PYPERFORMANCE = ["chaos", "coroutines", "deltablue", "fannkuch", "float", "go", 
                  "meteor_contest", "mdp", "scimark", "async_tree", "comprehensions", "richards_super"]
 
 
+# Arguments some benchmarks need (pyperformance's manifest passes them).
+BM_ARGS = {"bm_async_tree": ["none"]}
+
+
 def pyperformance_dir() -> str | None:
     d = os.environ.get("STASIS_PYPERFORMANCE")
     return d if d and os.path.isdir(d) else None
@@ -97,14 +101,18 @@ from stasis import _engine, _ensure_builtin_handlers
 from stasis.compiler_hooks import hook
 import importlib
 R = importlib.import_module("stasis.program.resume")
-header, meta = R._read_meta(sys.argv[1], None)
+data = R.read_once(sys.argv[1])
+header, meta = R._read_meta(sys.argv[1], data, None)
 sys.path[:] = meta.sys_path + sys.path
 hook.install(hook.Selection([r.rstrip("/") for r in meta.roots], meta.rewrite, meta.no_rewrite))
 R._create_modules(meta.modules)
+if "asyncio" in meta.handler_modules:
+    from stasis.program import process_state
+    process_state.pure_python_asyncio()
 for name in meta.handler_modules:
     importlib.import_module(name)
 _ensure_builtin_handlers()
-root = _engine.load(sys.argv[1], kind="program")
+root = _engine.loads(data, key=None, kind="program")
 s = root["suspension"]
 print(json.dumps([s["requested_at"], s["captured_at"]]))
 """
@@ -124,7 +132,7 @@ def latency(rounds: int) -> None:
                     os.unlink(snap)
                 quota = rng.uniform(0.05, 0.4 if is_bm else 0.15)
                 r = subprocess.run([STASIS, "run", "--quota", f"{quota:.3f}", "--rewrite", "pyperf", "--snapshot", snap,
-                                    path],
+                                    path, *BM_ARGS.get(name, [])],
                                    cwd=os.path.dirname(path), capture_output=True, text=True, timeout=600,
                                    env=env(PYPERF_SHIM_LOOPS="1000" if is_bm else "1", PYTHONHASHSEED="3"))
                 if r.returncode != 75:
@@ -163,7 +171,7 @@ from stasis.compiler_hooks import hook
 from stasis.program import session
 path = PATH
 pyperf.BENCH_CAPTURE = []
-sys.argv = [path]
+sys.argv = [path, *ARGS]
 sys.path.insert(0, os.path.dirname(path))
 with open(path, "rb") as f:
     code = hook.compile_cached(path, f.read())      # rewritten, as stasis run would
@@ -226,7 +234,7 @@ def waiting(rounds: int) -> None:
             harness = os.path.join(tmp, "harness.py")
             with open(harness, "w") as f:
                 f.write(template.replace("SHIM", repr(SHIM)).replace("PATH", repr(path))
-                        .replace("LOOPS", "1"))
+                        .replace("LOOPS", "1").replace("ARGS", repr(BM_ARGS.get(name, []))))
             ratios, bases, waits = [], [], []
             for _ in range(rounds):
                 r = subprocess.run([STASIS, "run", "--safe-point-timeout", "600", "--rewrite", "pyperf", "--snapshot",
