@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 BENCH_CAPTURE: list | None = None
@@ -23,7 +24,7 @@ class Runner:
         self.args = None
 
     def parse_args(self, args=None):
-        self.args, _ = self.argparser.parse_known_args([] if args is None else args)
+        self.args, _ = self.argparser.parse_known_args(sys.argv[1:] if args is None else args)
         return self.args
 
     def _run(self, kind: str, func, args: tuple):

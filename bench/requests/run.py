@@ -130,7 +130,7 @@ def latency(rounds: int) -> None:
                 snap = os.path.join(tmp, "l.snap")
                 if os.path.exists(snap):
                     os.unlink(snap)
-                quota = rng.uniform(0.05, 0.4 if is_bm else 0.15)
+                quota = rng.uniform(0.05, 0.4) if is_bm else rng.uniform(0.01, 0.06)
                 r = subprocess.run([STASIS, "run", "--quota", f"{quota:.3f}", "--rewrite", "pyperf", "--snapshot", snap,
                                     path, *BM_ARGS.get(name, [])],
                                    cwd=os.path.dirname(path), capture_output=True, text=True, timeout=600,
@@ -184,16 +184,17 @@ def once():
     pyperf.run_workload(kind, func, args, LOOPS)
     return time.perf_counter() - t0
 
-def timed():  # no safe point can come while the workload runs inside sorted()'s key function
-    out = []
-    sorted([0, 1, 2], key=lambda i: out.append(once()))
-    return statistics.median(out)
-once()
-base = timed()
-session.current().request("bench")
-time.sleep(0.02)
-waiting = timed()
-print(base, waiting)
+def timed():
+    return statistics.median([once() for _ in range(3)])
+def main():  # run from sorted()'s key function: no safe point comes before it returns
+    once()
+    base = timed()
+    session.current().request("bench")
+    time.sleep(0.02)
+    waiting = timed()
+    print(base, waiting, flush=True)
+    return 0
+sorted([0], key=lambda _: main())
 """
 
 CORPUS_WAITING = r"""
@@ -209,16 +210,17 @@ def once():
     with contextlib.redirect_stdout(io.StringIO()):
         exec(code, {"__name__": "__main__", "__file__": path})
     return time.perf_counter() - t0
-def timed():  # no safe point can come while the program runs inside sorted()'s key function
-    out = []
-    sorted([0, 1, 2], key=lambda i: out.append(once()))
-    return statistics.median(out)
-once()
-base = timed()
-session.current().request("bench")
-time.sleep(0.02)
-waiting = timed()
-print(base, waiting)
+def timed():
+    return statistics.median([once() for _ in range(3)])
+def main():  # run from sorted()'s key function: no safe point comes before it returns
+    once()
+    base = timed()
+    session.current().request("bench")
+    time.sleep(0.02)
+    waiting = timed()
+    print(base, waiting, flush=True)
+    return 0
+sorted([0], key=lambda _: main())
 """
 
 
@@ -360,7 +362,8 @@ def many_tasks() -> None:
             t0 = time.perf_counter()
             subprocess.run([PLAIN, prog, str(n), mark], cwd=tmp, capture_output=True)
             plain = time.perf_counter() - t0
-            r = subprocess.run([STASIS, "run", "--quota", "0.2", "--snapshot", snap, prog, str(n), mark], cwd=tmp,
+            r = subprocess.run([STASIS, "run", "--quota", "0.2", "--safe-point-timeout", "120", "--snapshot", snap,
+                                prog, str(n), mark], cwd=tmp,
                                capture_output=True, text=True)
             done = time.time()
             if r.returncode != 75:
