@@ -1,0 +1,5 @@
+print(0, "21.5C")
+print(1, "3.500km")
+print(2, "-4.2 C")
+print(3, "+12.000 km")
+print("+1.50 kg")

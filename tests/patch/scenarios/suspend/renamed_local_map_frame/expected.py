@@ -1,0 +1,5 @@
+print("n", 1, "acc", 5)
+print("n", 2, "acc", 15)
+print("count", 3, "total", 35, "biggest", 20)
+print("count", 4, "total", 75, "biggest", 40)
+print("result", 75)

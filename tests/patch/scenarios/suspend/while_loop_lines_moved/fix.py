@@ -1,0 +1,21 @@
+# A retry/backoff loop (while) suspended inside its body; the new version removes a statement
+# before the resume point, inserts one after it, and changes the loop's exit message.
+import stasis
+
+
+def backoff(limit):
+    delay = 1
+    attempt = 0
+    log = []
+    while delay < limit:
+        attempt += 1
+        if attempt == 3:
+            stasis.suspend()
+        print("attempt", attempt, "delay", delay)
+        log.append(-delay)
+        delay *= 3
+    print("stopped at", delay, "after", attempt, "attempts")
+    return log
+
+
+print(backoff(100))
