@@ -8,10 +8,11 @@ namespace stasis::engine {
 PyObject* crash_frame_record(PyObject*, PyObject* args) {
   return guarded([&]() -> Ref {
     PyObject* frame;
-    int offset, keep, depth;
-    if (!PyArg_ParseTuple(args, "O!iii:crash_frame_record", &PyFrame_Type, &frame, &offset, &keep, &depth))
+    int offset, keep, depth, is_base;
+    if (!PyArg_ParseTuple(args, "O!iiip:crash_frame_record", &PyFrame_Type, &frame, &offset, &keep, &depth,
+                          &is_base))
       throw Error::python();
-    return snapshot::crash_frame_record(reinterpret_cast<PyFrameObject*>(frame), offset, keep, depth);
+    return snapshot::crash_frame_record(reinterpret_cast<PyFrameObject*>(frame), offset, keep, depth, is_base);
   });
 }
 

@@ -3,6 +3,6 @@
 #include <Python.h>
 
 namespace stasis::engine {
-// crash_frame_record(frame, offset, keep, depth) -> frame record
+// crash_frame_record(frame, offset, keep, depth, is_base) -> frame record
 PyObject* crash_frame_record(PyObject*, PyObject* args);
 }  // namespace stasis::engine

@@ -46,7 +46,7 @@ PyMethodDef kMethods[] = {
     {"thaw", stasis::engine::thaw, METH_NOARGS, "disarm every thread and let parked ones go on"},
     {"capture_stack", stasis::engine::capture_stack, METH_VARARGS, "capture_stack(frame, base_code) -> frames"},
     {"crash_frame_record", stasis::engine::crash_frame_record, METH_VARARGS,
-     "crash_frame_record(frame, offset, keep, depth) -> the record of a frame raising (--snapshot-on-crash)"},
+     "crash_frame_record(frame, offset, keep, depth, is_base) -> the record of a frame raising (--snapshot-on-crash)"},
     {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},

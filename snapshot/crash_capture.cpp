@@ -9,7 +9,7 @@
 
 namespace stasis::snapshot {
 
-Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth) {
+Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth, bool is_base) {
   _PyInterpreterFrame* f = internals::interpreter_frame(frame);
   PyCodeObject* code = internals::frame_code(f);
   if (keep < 0 || keep > depth || depth > code->co_stacksize)
@@ -18,7 +18,7 @@ Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth) {
   if (offset < 0 || offset % 2 || offset / 2 >= internals::code_units(code))
     throw Error(ErrorCode::Internal,
                 "crash record: offset " + std::to_string(offset) + " is outside the code");
-  if (internals::entered_from_c(frame) && !called_by_reissuable_call(frame))
+  if (!is_base && internals::entered_from_c(frame) && !called_by_reissuable_call(frame))
     throw Error(ErrorCode::NotSuspendable, "it was called from C code (a callback or a dunder method)");
   Ref locals = Ref::steal(PyDict_New());
   if (!locals) throw Error::python();

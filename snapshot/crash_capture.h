@@ -16,7 +16,8 @@ namespace stasis::snapshot {
 
 // A frame record (format/program_schema.h fields) of `frame`: its bound fast locals (cells as
 // cell objects, free variables omitted), row None, `offset`, and the first `keep` values of its
-// value stack, which must lie below `depth` (the values the running handler kept).
-Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth);
+// value stack, which must lie below `depth` (the values the running handler kept). `is_base`: the
+// frame is the base of its thread's program stack (a module or thread body, always entered from C).
+Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth, bool is_base);
 
 }  // namespace stasis::snapshot

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..compiler_hooks.resume_points import STRUCTURAL, resume_table, stack_tags
 from . import source_diff as sd
+from .errors import UpdateError
 from .source_diff import Definition, Step
 
 
@@ -118,6 +119,21 @@ class CodeShape:
     def opnames(self, key: Tuple[Step, ...]) -> List[str]:
         return [self.by_offset[o].opname for o in self.own.get(key, [])]
 
+    def named_reads_from(self, offset: int) -> List[str]:
+        """Locals of the program's own names the code may read after `offset` before assigning
+        them (in code order: an approximation of the paths through it)."""
+        seen, needed = set(), []
+        for ins in self.instrs:
+            if ins.offset < offset or ins.opname not in ("LOAD_FAST", "STORE_FAST", "DELETE_FAST"):
+                continue
+            name = ins.argval
+            if not isinstance(name, str) or name.startswith(".") or name in seen:
+                continue
+            seen.add(name)
+            if ins.opname != "STORE_FAST":
+                needed.append(name)
+        return needed
+
     def hidden_reads_from(self, offset: int) -> List[str]:
         """Hidden temporaries (`.t0`, ...) the code reads after `offset` before writing them:
         a frame continuing there needs them bound. In code order (loops are entered at their
@@ -157,8 +173,10 @@ def old_line(record: Any) -> int:
 
 # --- mapping one frame ------------------------------------------------------------------------
 
-def map_record(record: Any, change: CodeChange, rule: Optional[FrameRule]) -> Any:
-    """The frame record moved to `change.new_code` (a copy), or Refused."""
+def map_record(record: Any, change: CodeChange, rule: Optional[FrameRule], restart: bool = False) -> Any:
+    """The frame record moved to `change.new_code` (a copy), or Refused. With `restart`, a caller
+    is moved as if it stood at the start of the statement it is suspended in (a crash snapshot's
+    caller whose call changed: the frames inside it are dropped and the statement runs again)."""
     line = old_line(record)
     old_src, new_src = change.old_src, change.new_src
     if old_src is None:
@@ -175,6 +193,8 @@ def map_record(record: Any, change: CodeChange, rule: Optional[FrameRule]) -> An
     if new_def is None:
         raise Refused("its new code is not a function of the new source (a lambda or comprehension)", line)
     old_shape, new_shape = CodeShape(change.old_code, old_def), CodeShape(change.new_code, new_def)
+    if restart and record.row is not None:
+        record = statement_start(record, old_shape, line)
     if record.row is not None:
         new_row, stack = _map_caller(record, old_def, new_def, new_shape, rule, line)
         offset, row = new_row.start, new_row.id
@@ -187,7 +207,32 @@ def map_record(record: Any, change: CodeChange, rule: Optional[FrameRule]) -> An
         if missing:
             raise Refused(f"the new code at line {line_of(change.new_code, offset)} reads the hidden "
                           f"temporaries {missing}, which the old frame did not compute", line)
+        old_names = set(change.old_code.co_varnames) | set(change.old_code.co_cellvars)
+        unbound = [n for n in new_shape.named_reads_from(offset) if n not in locals_ and n not in old_names]
+        if unbound:
+            names = ", ".join(repr(n) for n in unbound)
+            raise Refused(f"the new code at line {line_of(change.new_code, offset)} reads the local(s) {names}, "
+                          f"new in this version, before assigning them: say their values with map_frame(..., "
+                          f"init={{{unbound[0]!r}: lambda f: ...}}) or, for a renamed local, rename={{'old': "
+                          f"{unbound[0]!r}}}", line)
     return type(record)(code=change.new_code, row=row, offset=offset, locals=locals_, stack=stack)
+
+
+def statement_start(record: Any, shape: CodeShape, line: int) -> Any:
+    """A caller's record moved back to the start of the statement it is suspended in: row None,
+    the statement's first instruction, only its loop/`with` values kept on the stack."""
+    rows = [r for r in resume_table(record.code) or () if r.id == record.row]
+    if not rows:
+        raise Refused(f"its resume row {record.row} is not in its code's table", line)
+    key, _k = shape.statement_at(rows[0].start)
+    if key is None:
+        raise Refused("its call is not in a statement of its function", line)
+    start = shape.own[key][0]
+    tags = rows[0].stack
+    if len(tags) != len(record.stack):
+        raise Refused("its value stack cannot be read at its call", line)
+    stack = tuple(v for v, tag in zip(record.stack, tags) if tag in STRUCTURAL)
+    return type(record)(code=record.code, row=None, offset=start, locals=record.locals, stack=stack)
 
 
 def _map_caller(record: Any, old_def: Definition, new_def: Definition, new_shape: CodeShape,
@@ -272,7 +317,9 @@ def _map_innermost(record: Any, old_shape: CodeShape, new_shape: CodeShape, new_
         new_key = tuple(_statement_at_line(new_def, rule.to_line, line))
         same, k = False, 0
     else:
-        m = sd.match_statement(old_shape.definition.node, new_def.node, list(key))
+        # At the start of its statement, statements inserted in front of it run first (a guard
+        # added before the statement that raised, say).
+        m = sd.match_statement(old_shape.definition.node, new_def.node, list(key), run_inserted=k == 0)
         if m.new_path is None:
             raise Refused(m.why, line)
         new_key, same = tuple(m.new_path), m.same
@@ -323,10 +370,23 @@ def _map_locals(old: Dict[str, Any], old_code: types.CodeType, new_code: types.C
                 out[name] = value.cell_contents
             except ValueError:
                 del out[name]
-    if rule is not None:
-        view = {n: (v.cell_contents if isinstance(v, types.CellType) and n in new_cells else v) for n, v in out.items()}
+    if rule is not None and rule.init:
+        # init functions see the frame's locals by their old names and, when renamed, their new ones.
+        view = {}
+        for n, v in list(old.items()) + list(out.items()):
+            if isinstance(v, types.CellType):
+                try:
+                    v = v.cell_contents
+                except ValueError:
+                    continue
+            view[n] = v
         for name, make in rule.init.items():
             if name not in out:
-                value = make(view)
+                try:
+                    value = make(dict(view))
+                except Exception as e:  # noqa: BLE001 - the update module's code: reported, nothing applied
+                    raise UpdateError(f"map_frame({rule.module}.{rule.qualname}): init of {name!r} raised "
+                                      f"{type(e).__name__}: {e} (it is given the frame's locals: "
+                                      f"{sorted(view)})") from None
                 out[name] = types.CellType(value) if name in new_cells else value
     return out

@@ -107,6 +107,7 @@ class _Patching:
         self.notes: List[str] = []
         self.moved: List[str] = []
         self.refusals: List[str] = []
+        self.deleted_running: List[Tuple[Any, str]] = []   # (frame record, why refused)
         self.module_of: Dict[int, str] = {}
         self._parsed: Dict[Tuple[str, str], fm.SourceCode] = {}
 
@@ -203,12 +204,20 @@ class _Patching:
             for q, od in old_src.defs.items():
                 nd = new_src.defs.get(q)
                 oc, nc = old_codes.get(q), new_codes.get(q)
-                if nd is None or oc is None or nc is None or oc == nc or od.is_class != nd.is_class:
+                if nd is None or oc is None or nc is None or od.is_class != nd.is_class:
                     continue
-                live = _live_code(oc, funcs, self.state, q, name)
-                self.changes.append(fm.CodeChange(live, nc, old_src, new_src, label(q)))
-                if any(g.gi_code == oc for g in gens):
-                    self.notes.append(f"a suspended generator of {label(q)} keeps its old code until it finishes")
+                # A function whose code is the same may still have new default values (they are
+                # evaluated by the code around it, not part of its own).
+                if oc == nc and (od.is_class or q == "<module>" or not _defaults_differ(od.node, nd.node)):
+                    continue
+                if oc != nc:
+                    live = _live_code(oc, funcs, self.state, q, name)
+                    self.changes.append(fm.CodeChange(live, nc, old_src, new_src, label(q)))
+                    kept = [g for g in gens if _generator_code(g) == oc]
+                    if kept:
+                        what = "coroutine" if isinstance(kept[0], types.CoroutineType) else \
+                            "async generator" if isinstance(kept[0], types.AsyncGeneratorType) else "generator"
+                        self.notes.append(f"a suspended {what} of {label(q)} keeps its old code until it finishes")
                 if od.is_class or q == "<module>":
                     continue
                 if sd.dump(ast.Module(od.node.decorator_list, [])) != sd.dump(ast.Module(nd.node.decorator_list, [])):
@@ -238,7 +247,7 @@ class _Patching:
 
             # New module-level names first (new code may read them), then the class members, then
             # the redefinitions, planned into one update applied at once.
-            self._run_new_statements(mod, new_src, new_module_code, filename, spec)
+            self._run_new_statements(mod, old_src, new_src, new_module_code, filename, spec)
             for q, od in old_src.defs.items():
                 nd = new_src.defs.get(q)
                 if nd is not None and od.is_class and nd.is_class:
@@ -270,13 +279,19 @@ class _Patching:
         self.notes += u.actions
         self.sources[name] = ModuleSource(filename, spec.data, hashlib.sha256(spec.data).hexdigest())
 
-    def _run_new_statements(self, mod: types.ModuleType, new_src: fm.SourceCode, module_code: types.CodeType,
-                            filename: str, spec: PatchSpec) -> None:
-        """Runs the module-level statements of the new source that bind only names the module does
-        not have: definitions, assignments, imports. Nothing else of the module body runs."""
-        for s in new_src.tree.body:
+    def _run_new_statements(self, mod: types.ModuleType, old_src: fm.SourceCode, new_src: fm.SourceCode,
+                            module_code: types.CodeType, filename: str, spec: PatchSpec) -> None:
+        """Runs the module-level statements that are new in the new source (not in the old one) and
+        bind only names the module does not have: definitions, assignments, imports. Nothing else of
+        the module body runs — in particular not the program's own statements that have not run yet
+        (a module whose body is on a stack: what comes after where it stands runs when it gets there)."""
+        old_statements = {sd.dump(s) for s in old_src.tree.body}
+        limit = self._module_resume_index(filename, old_src, new_src)
+        for j, s in enumerate(new_src.tree.body):
+            if limit is not None and j >= limit:
+                break
             names = _bound_names(s)
-            if not names or any(n in mod.__dict__ for n in names):
+            if not names or any(n in mod.__dict__ for n in names) or sd.dump(s) in old_statements:
                 continue
             code = compile(ast.Module([s], []), filename, "exec", dont_inherit=True)
             try:
@@ -287,6 +302,31 @@ class _Patching:
             for n in names:
                 _resumable_codes(mod.__dict__.get(n), module_code)
             self.notes.append(f"add {mod.__name__}.{', '.join(names)} (line {s.lineno})")
+
+    def _module_resume_index(self, filename: str, old_src: fm.SourceCode, new_src: fm.SourceCode) -> Optional[int]:
+        """Where in the new module body a frame running the module's body continues (the index of
+        its top-level statement; at the start of a statement, of the statements inserted in front
+        of it), or None when no stack runs the module's body."""
+        where = []
+        module_def = old_src.defs["<module>"]
+        for t in self.state.threads:
+            for r in t.frames:
+                if r.code.co_filename != filename or r.code.co_name != "<module>":
+                    continue
+                at_start = False
+                if r.row is not None:
+                    steps = sd.parse_path(r.row[:-len(".enter")] if r.row.endswith(".enter") else r.row)
+                else:
+                    key, k = fm.CodeShape(r.code, module_def).statement_at(r.offset)
+                    steps, at_start = list(key or ()), k == 0
+                if not steps or steps[0][0] != "body" or steps[0][1] is None:
+                    return 0
+                pairs = sd.match_statements(old_src.tree.body, new_src.tree.body)
+                j = pairs[steps[0][1]].new_index
+                if j is None:
+                    return 0    # its statement is gone: the frame is refused (move_frames)
+                where.append(sd.inserted_before(pairs, j) if at_start else j)
+        return min(where) if where else None
 
     def _update_class(self, u: Update, mod: types.ModuleType, q: str, od: sd.Definition, nd: sd.Definition,
                       new_src: fm.SourceCode, new_codes: Dict[str, types.CodeType], funcs: dict, gens: list,
@@ -349,16 +389,24 @@ class _Patching:
                 self.notes.append(f"keep {what} (deleted from the source): instances of it exist")
                 return
         running = [(t, r) for t in self.state.threads for r in t.frames if id(r.code) in codes]
-        for t, r in running:
-            self.refusals.append(f"thread {t.name!r}: {what if fn is not None else r.code.co_qualname} (old line "
-                                 f"{fm.old_line(r)}): its function was deleted from the source and is on the stack")
+        for t, r in running:  # refused unless a crash's restarted caller drops the frame (move_frames)
+            self.deleted_running.append((r, f"thread {t.name!r}: {what if fn is not None else r.code.co_qualname} "
+                                            f"(old line {fm.old_line(r)}): its function was deleted from the source "
+                                            "and is on the stack"))
         if running:
             return
-        if any(id(g.gi_code) in codes for g in gens):
+        if any(id(_generator_code(g)) in codes for g in gens):
             self.notes.append(f"keep {what} (deleted from the source): a suspended generator runs it")
             return
-        ours = {id(owner.__dict__)} | {id(v) for v in funcs.values()}
-        holders = [h for h in gc.get_referrers(value) if id(h) not in ours and not isinstance(h, types.FrameType)]
+        # Not uses: the module or class namespace itself, the lists of functions found here, and the
+        # loaded state's copies of the modules' globals (replaced by the patched ones at the end).
+        ours = {id(owner.__dict__)} | {id(v) for v in funcs.values()} | {id(g) for g in self.state.modules.values()}
+        refs = gc.get_referrers(value)
+        holders = [h for h in refs if id(h) not in ours and not isinstance(h, types.FrameType)]
+        # A cell nothing refers to (no function's closure, no frame) is no use of it either.
+        mine = {id(refs), id(holders)}
+        holders = [h for h in holders if not isinstance(h, types.CellType) or
+                   any(id(r) not in mine and not isinstance(r, types.FrameType) for r in gc.get_referrers(h))]
         if isinstance(owner, type):  # the class's own namespace (a dict behind its mappingproxy)
             holders = [h for h in holders if not (isinstance(h, dict) and h.get(attr) is value
                                                   and h.get("__qualname__") == owner.__qualname__)]
@@ -392,9 +440,9 @@ class _Patching:
                 exec(code, module.__dict__)
             finally:
                 api._local.update = None
-            if not u.actions:
-                raise UpdateRefusedError(f"{spec.path} planned no change (call stasis.update.redefine/add_field/"
-                                         "convert/map_frame)")
+            if not u.actions:  # it changed the program's data itself (e.g. a table a crash tripped on)
+                u.actions.append(f"ran {os.path.basename(spec.path)} (no stasis.update call: only what its code did "
+                                 "to the program's objects)")
             if any(g.probes or g.profiles for g in u.groups):
                 raise UpdateRefusedError(f"{spec.path}: instruments and profiles are for live processes "
                                          "(stasis ctl), not for a suspended program")
@@ -433,10 +481,16 @@ class _Patching:
         problems = list(self.refusals)
         example = None
         moved_threads = []
+        crash = self.state.crash
         for t in self.state.threads:
             frames = []
+            # In the thread a crash snapshot was written for, every frame is failing: a caller whose
+            # call changed may run its (new) statement again instead, the frames inside it dropped.
+            crashed = crash is not None and t.ident == crash.thread
             for i, record in enumerate(t.frames):
                 current = record
+                restarted = False
+                problems += [why for r, why in self.deleted_running if r is record]
                 for change in self.changes:
                     if not _same_code(current.code, change.old_code):
                         continue
@@ -445,14 +499,27 @@ class _Patching:
                     rule = next((r for r in self.rules if r.matches(module, change.old_code, line)), None)
                     try:
                         mapped = fm.map_record(current, change, rule)
+                        how = ""
                     except fm.Refused as e:
-                        problems.append(f"thread {t.name!r}: {change.label} (old line {e.line}): {e.why}")
-                        example = example or (change.label, e.line)
-                        break
+                        mapped = None
+                        if crashed and current.row is not None and i < len(t.frames) - 1:
+                            try:
+                                mapped = fm.map_record(current, change, rule, restart=True)
+                                how = (f" (its call changed: the statement runs again, the {len(t.frames) - 1 - i} "
+                                       "frame(s) inside it are dropped)")
+                                restarted = True
+                            except fm.Refused:
+                                mapped = None
+                        if mapped is None:
+                            problems.append(f"thread {t.name!r}: {change.label} (old line {e.line}): {e.why}")
+                            example = example or (change.label, e.line)
+                            break
                     self.moved.append(f"thread {t.name!r}: {change.label} line {line} -> "
-                                      f"{fm.old_line(mapped)}")
+                                      f"{fm.old_line(mapped)}{how}")
                     current = mapped
                 frames.append(current)
+                if restarted:
+                    break
             moved_threads.append(frames)
         if problems:
             hint = ""
@@ -484,10 +551,15 @@ def _heap_functions(filename: str) -> Tuple[Dict[types.CodeType, list], list]:
         if isinstance(obj, types.FunctionType) and obj.__code__.co_filename == filename:
             funcs.setdefault(obj.__code__, []).append(obj)
         elif isinstance(obj, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
-            code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
+            code = _generator_code(obj)
             if code is not None and code.co_filename == filename:
                 gens.append(obj)
     return funcs, gens
+
+
+def _generator_code(gen: Any) -> Optional[types.CodeType]:
+    """The code a generator, coroutine or async generator runs."""
+    return getattr(gen, "gi_code", None) or getattr(gen, "cr_code", None) or getattr(gen, "ag_code", None)
 
 
 def _live_code(compiled: types.CodeType, funcs: dict, state: ProgramState, q: str, module: str) -> types.CodeType:
@@ -556,6 +628,12 @@ def _owner_namespace(mod: types.ModuleType, q: str) -> Optional[dict]:
 def _evaluate(node: ast.expr, mod: types.ModuleType, namespace: Optional[dict], filename: str) -> Any:
     code = compile(ast.Expression(node), filename, "eval", dont_inherit=True)
     return eval(code, mod.__dict__, namespace if namespace is not None else mod.__dict__)
+
+
+def _defaults_differ(old: ast.AST, new: ast.AST) -> bool:
+    a, b = old.args, new.args
+    return [sd.dump(d) for d in a.defaults] != [sd.dump(d) for d in b.defaults] or \
+        [sd.dump(d) for d in a.kw_defaults] != [sd.dump(d) for d in b.kw_defaults]
 
 
 def _defaults(old: Optional[ast.AST], new: ast.AST, fn: Optional[types.FunctionType], mod: types.ModuleType,

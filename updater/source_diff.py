@@ -182,9 +182,21 @@ class StatementMatch:
     why: str = ""
 
 
-def match_statement(old_def: DefNode, new_def: DefNode, steps: List[Step]) -> StatementMatch:
+def inserted_before(pairs: List[Pairing], new_index: int) -> int:
+    """The first of the new statements that come right before `new_index` in its block and have no
+    old counterpart (inserted in front of it), else `new_index` itself."""
+    matched = {p.new_index for p in pairs if p.new_index is not None}
+    j = new_index
+    while j > 0 and j - 1 not in matched:
+        j -= 1
+    return j
+
+
+def match_statement(old_def: DefNode, new_def: DefNode, steps: List[Step], run_inserted: bool = False) -> StatementMatch:
     """The counterpart in `new_def` of the statement at `steps` (relative to `old_def`). Walks the
-    enclosing blocks down from the definition, matching each block's statements."""
+    enclosing blocks down from the definition, matching each block's statements. With
+    `run_inserted` (a frame about to start that statement), statements inserted right in front of
+    the counterpart are where it continues: they come between what has run and that statement."""
     old_node: ast.AST = old_def
     new_node: ast.AST = new_def
     new_steps: List[Step] = []
@@ -201,6 +213,9 @@ def match_statement(old_def: DefNode, new_def: DefNode, steps: List[Step]) -> St
                 return StatementMatch(None, False, pair.why)
             new_index = pair.new_index
             same = pair.same
+            if run_inserted and n == len(steps) - 1:
+                first = inserted_before(pairs, new_index)
+                new_index, same = first, same and first == new_index
         else:   # except handlers, match cases: by position, with the same type / pattern
             if len(old_value) != len(new_value):
                 return StatementMatch(None, False, f"the number of its enclosing {field} changed")

@@ -159,8 +159,10 @@ def _patch_arguments(p: argparse.ArgumentParser, auto: bool) -> None:
     p.add_argument("--update", dest="patches", action="append", metavar="FILE", type=lambda v: ("update", v),
                    help="an update module, as for `stasis ctl PID apply` (stasis.update)")
     if auto:
-        p.add_argument("--patch", dest="patches", action="append", metavar="FILE", type=lambda v: ("auto", v),
-                       help="a new source of the program's module of that file name, else an update module")
+        p.add_argument("--patch", dest="patches", action="extend", nargs="+", metavar="FILE",
+                       type=lambda v: ("auto", v),
+                       help="one or more files, each a new source of the program's module of that file name, "
+                            "else an update module")
 
 
 def _read_patches(pairs: Sequence) -> list:

@@ -261,7 +261,7 @@ def _consider(frame: types.FrameType, exc: BaseException, lasti: int, depth: int
         _failures[me] = (exc, keep)
         return False
     try:
-        inner = _engine.crash_frame_record(frame, start, keep, depth)
+        inner = _engine.crash_frame_record(frame, start, keep, depth, is_base)
         callers = [] if is_base else _engine.capture_stack(frame.f_back, base, True, base_is_caller)
     except StasisError as e:
         _failures[me] = (exc, str(e))
@@ -370,8 +370,8 @@ class _Handlers:
             ins = self.instrs[n]
             if ins.opname == "RAISE_VARARGS" and ins.arg == 0:
                 return True
-            if ins.opname == "LOAD_CONST" and ins.argval is None:
-                pass
+            if (ins.opname == "LOAD_CONST" and ins.argval is None) or (ins.opname == "COPY" and ins.arg == 1):
+                pass    # `.t0 = .t1 = None`: None, COPY 1, STORE .t0, STORE .t1
             elif ins.opname in ("STORE_FAST", "DELETE_FAST", "STORE_NAME", "DELETE_NAME", "STORE_GLOBAL",
                                 "DELETE_GLOBAL") and str(ins.argval).startswith("."):
                 pass

@@ -1,0 +1,11 @@
+# A script with no functions of its own: its module-level loop looks a country code up and one
+# is missing. The crash is in __main__'s module code itself.
+CAPITALS = {"fr": "Paris", "de": "Berlin", "it": "Rome"}
+visits = []
+
+for code in ["fr", "it", "es", "de"]:
+    city = CAPITALS.get(code, code.upper() + "?")
+    visits.append(city)
+    print(len(visits), code, city)
+
+print("visited", ", ".join(visits))
