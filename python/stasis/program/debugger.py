@@ -21,8 +21,11 @@ def start(frame: types.FrameType, snapshot: str, crash: Any = None) -> None:
             os._exit(0)
     debugger = Debugger()
     debugger.reset()
+    # As pdb.set_trace(frame) does: trace every frame of the rebuilt stack. The stack shown
+    # (`where`, `up`) ends at the program's base frame, not in Stasis's own frames below it.
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     f = frame
-    while f is not None:  # as pdb.set_trace(frame) does: trace every frame of the rebuilt stack
+    while f is not None and not f.f_code.co_filename.startswith(ours):
         f.f_trace = debugger.trace_dispatch
         debugger.botframe = f
         f = f.f_back

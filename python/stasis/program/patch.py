@@ -11,10 +11,22 @@ import sys
 from typing import List, Optional, Sequence
 
 from .. import _engine
-from ..errors import SnapshotIOError
+from ..errors import SignatureError, SnapshotIOError
 from .layout import ProgramMeta
 from .options import Options
 from .resume import load_program
+from .session import _key
+
+
+def _signed(path: str) -> bool:
+    """Flag bit 0 of the preamble (FORMAT.md): an HMAC follows the footer. Unreadable or foreign
+    files are left to load_program to report."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return len(head) == 16 and head[:8] == b"\x89STASIS\n" and bool(int.from_bytes(head[12:16], "little") & 1)
 
 
 def backup_path(snapshot: str, number: int) -> str:
@@ -25,6 +37,11 @@ def patch_snapshot(snapshot: str, patches: Sequence, out: Optional[str], options
     """Writes the patched program; returns the lines that describe what was done."""
     snapshot = os.path.abspath(snapshot)
     target = os.path.abspath(out) if out else snapshot
+    if _signed(snapshot) and _key(options.key_file) is None:
+        # Without the key the patched program would be written unsigned: a signed snapshot would
+        # silently become one that no reader holding the key accepts.
+        raise SignatureError(f"{snapshot} is signed: give its key (--key-file KEY or STASIS_KEY_FILE) to patch "
+                             "it; the patched snapshot is signed with it")
     loaded = load_program(snapshot, options)
     state = loaded.state
     from ..updater import snapshot_patch
