@@ -69,15 +69,16 @@ def user_cache_dir() -> str:
     return os.path.join(xdg, 'stasis', 'rewrite')
 
 
-def cache_path(source_path: str) -> str:
-    """Where the entry for `source_path` lives: its `__pycache__` when that directory is
+def cache_path(source_path: str, variant: str = '') -> str:
+    """Where the entry for `source_path` lives (`variant`: another form of the same module's code,
+    such as the crash-handled one of --snapshot-on-crash, kept in a file of its own): its `__pycache__` when that directory is
     writable, not part of the Python installation and bytecode writing is not disabled
     (PYTHONDONTWRITEBYTECODE / -B: nothing is written into source trees then); else the
     per-user cache directory, mirroring the absolute source path like PYTHONPYCACHEPREFIX.
     $STASIS_CACHE_DIR replaces the per-user directory and is then always used."""
     src = os.path.abspath(source_path)
     head, tail = os.path.split(src)
-    stem = tail.rsplit('.', 1)[0]
+    stem = tail.rsplit('.', 1)[0] + (f'.{variant}' if variant else '')
     real = os.path.realpath(head) + os.sep
     if (not os.environ.get('STASIS_CACHE_DIR') and not sys.dont_write_bytecode
             and not real.startswith(_stdlib_dirs())):
@@ -87,10 +88,10 @@ def cache_path(source_path: str) -> str:
     return os.path.join(user_cache_dir(), real.lstrip(os.sep), stem + _SUFFIX)
 
 
-def load(source_path: str, key: bytes) -> CodeType | None:
+def load(source_path: str, key: bytes, variant: str = '') -> CodeType | None:
     """The cached code for this source, or None when there is no valid entry."""
     try:
-        with open(cache_path(source_path), 'rb') as f:
+        with open(cache_path(source_path, variant), 'rb') as f:
             data = f.read()
     except OSError:
         return None
@@ -104,9 +105,9 @@ def load(source_path: str, key: bytes) -> CodeType | None:
     return code if isinstance(code, CodeType) else None
 
 
-def store(source_path: str, key: bytes, code: CodeType) -> None:
+def store(source_path: str, key: bytes, code: CodeType, variant: str = '') -> None:
     """Write an entry; failures (read-only places, races) only cost a rewrite next time."""
-    path = cache_path(source_path)
+    path = cache_path(source_path, variant)
     tmp = f'{path}.{os.getpid()}.tmp'
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

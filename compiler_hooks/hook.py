@@ -117,8 +117,9 @@ class Selection:
 # given as an edited source file can be diffed against the code that is running (the file on
 # disk may have been edited since). Library modules are not kept.
 SOURCES: dict[str, bytes] = {}
-# Applied to the code of the program's own modules as they are imported (set by
-# --snapshot-on-crash: stasis/program/crash.py adds its exception handlers).
+# Applied to the code of the program's own modules as they are imported, as
+# OWN_CODE_TRANSFORM(code, path, source) (set by --snapshot-on-crash: stasis/program/crash.py adds
+# its exception handlers, through a cache of its own).
 OWN_CODE_TRANSFORM = None
 
 
@@ -158,7 +159,7 @@ class RewritingLoader(importlib.machinery.SourceFileLoader):
             return compile_cached(path, data)
         SOURCES[os.path.realpath(path)] = data
         code = compile_cached(path, data)
-        return OWN_CODE_TRANSFORM(code) if OWN_CODE_TRANSFORM is not None else code
+        return OWN_CODE_TRANSFORM(code, path, data) if OWN_CODE_TRANSFORM is not None else code
 
 
 class RewritingFinder:

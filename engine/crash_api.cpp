@@ -1,6 +1,8 @@
 #include "engine/crash_api.h"
 
+#include "core/cpython_internals.h"
 #include "engine/errors.h"
+#include "snapshot/capture.h"
 #include "snapshot/crash_capture.h"
 
 namespace stasis::engine {
@@ -14,6 +16,24 @@ PyObject* crash_frame_record(PyObject*, PyObject* args) {
       throw Error::python();
     return snapshot::crash_frame_record(reinterpret_cast<PyFrameObject*>(frame), offset, keep, depth, is_base);
   });
+}
+
+PyObject* frame_stack_value(PyObject*, PyObject* args) {
+  return guarded([&]() -> Ref {
+    PyObject* frame;
+    int index;
+    if (!PyArg_ParseTuple(args, "O!i:frame_stack_value", &PyFrame_Type, &frame, &index)) throw Error::python();
+    return snapshot::frame_stack_value(reinterpret_cast<PyFrameObject*>(frame), index);
+  });
+}
+
+PyObject* frame_called_by_c(PyObject*, PyObject* frame) {
+  if (!PyFrame_Check(frame)) {
+    PyErr_SetString(PyExc_TypeError, "frame_called_by_c: a frame is needed");
+    return nullptr;
+  }
+  auto* f = reinterpret_cast<PyFrameObject*>(frame);
+  return PyBool_FromLong(internals::entered_from_c(f) && !snapshot::called_by_reissuable_call(f));
 }
 
 }  // namespace stasis::engine

@@ -5,4 +5,9 @@
 namespace stasis::engine {
 // crash_frame_record(frame, offset, keep, depth, is_base) -> frame record
 PyObject* crash_frame_record(PyObject*, PyObject* args);
+// frame_stack_value(frame, index) -> a value of an outer frame's stack (a `with` block's __exit__)
+PyObject* frame_stack_value(PyObject*, PyObject* args);
+// frame_called_by_c(frame) -> whether C code that may catch its exceptions called it (a callback, a
+// slot, a generator's resumption; not a call through PyObject_Call such as f(*args))
+PyObject* frame_called_by_c(PyObject*, PyObject* frame);
 }  // namespace stasis::engine

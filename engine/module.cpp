@@ -47,6 +47,10 @@ PyMethodDef kMethods[] = {
     {"capture_stack", stasis::engine::capture_stack, METH_VARARGS, "capture_stack(frame, base_code) -> frames"},
     {"crash_frame_record", stasis::engine::crash_frame_record, METH_VARARGS,
      "crash_frame_record(frame, offset, keep, depth, is_base) -> the record of a frame raising (--snapshot-on-crash)"},
+    {"frame_stack_value", stasis::engine::frame_stack_value, METH_VARARGS,
+     "frame_stack_value(frame, index) -> a value of an outer frame's stack (--snapshot-on-crash)"},
+    {"frame_called_by_c", stasis::engine::frame_called_by_c, METH_O,
+     "frame_called_by_c(frame) -> whether C code called it (--snapshot-on-crash)"},
     {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},

@@ -20,4 +20,10 @@ namespace stasis::snapshot {
 // frame is the base of its thread's program stack (a module or thread body, always entered from C).
 Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth, bool is_base);
 
+// The value at `index` (from the bottom) of the value stack of `frame`, a frame further out than
+// the one an exception is leaving (suspended in a call), inside a block whose exception-table entry
+// keeps at least index + 1 values: the `__exit__` a `with` pushed, for the crash hook to ask
+// whether it would swallow the exception. New reference, or None for an empty slot.
+Ref frame_stack_value(PyFrameObject* frame, int index);
+
 }  // namespace stasis::snapshot

@@ -2,7 +2,7 @@
 each directory under tests/patch/scenarios/<group>/<name>/ holds a small program (job.py and any
 modules it imports), the user's edits (fix.py, update.py, ...) and scenario.toml, which lists the
 commands a user types and what each must give. The whole directory is copied to a fresh temporary
-directory, the steps run in order, and the stdout of the steps marked `collect` (default: `run` and
+directory, the steps run in order (no temporary snapshot file may be left behind), and the stdout of the steps marked `collect` (default: `run` and
 `resume`), joined, must equal byte for byte the stdout of a plain python3.11 run of `expect` (the
 fixed program, or a program that shows what old-then-new code prints).
 
@@ -141,6 +141,8 @@ def _play(test: unittest.TestCase, scenario: Scenario, d: str) -> None:
             test.assertEqual(err, results[step["same_stderr_as"] - 1][1], shown)
         if step.get("collect", collect):
             collected.append(out)
+    left = [f for f in os.listdir(d) if f.endswith((".partial", ".patching"))]
+    test.assertEqual(left, [], f"{scenario.name}: temporary files left behind")
     if "expect" in scenario.spec:
         p = _run([PLAIN, scenario.spec["expect"]], d, env, "")
         test.assertEqual(p.returncode, scenario.spec.get("expect_rc", 0), p.stderr.decode())

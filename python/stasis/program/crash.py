@@ -25,13 +25,16 @@ from __future__ import annotations
 import atexit
 import builtins
 import dis
+import functools
+import hashlib
+import marshal
 import opcode
 import os
 import sys
 import threading
 import traceback
 import types
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import _engine
 from ..errors import StasisError
@@ -43,8 +46,10 @@ from .freeze import BOOTSTRAP_INNER as _BOOTSTRAP_INNER  # noqa: E402 - the base
 
 _session: Any = None          # the Session whose program is watched (None: the hook does nothing)
 _path: Optional[str] = None   # where a crash snapshot goes
-_pending: Dict[int, Tuple[Any, str]] = {}       # thread ident -> (exception, temporary file)
+# thread ident -> (exception, temporary file, __exit__ codes assumed to let it through, note for stderr)
+_pending: Dict[int, Tuple[Any, str, tuple, str]] = {}
 _failures: Dict[int, Tuple[Any, str]] = {}      # thread ident -> (exception, why no snapshot)
+_given_up: Dict[int, Any] = {}                  # thread ident -> an exception no frame is to capture
 _lock = threading.Lock()
 
 
@@ -52,14 +57,6 @@ _lock = threading.Lock()
 
 def _hook_marker(code: types.CodeType) -> bool:
     return any(c is _on_exception for c in code.co_consts)
-
-
-def _is_ours(code: types.CodeType, target: int) -> bool:
-    """Whether the handler at `target` is one `instrument` added (it calls _on_exception)."""
-    if not _hook_marker(code):
-        return False
-    first = [i for i in dis.get_instructions(code) if i.offset >= target][:2]
-    return len(first) == 2 and first[0].opname == "PUSH_NULL" and first[1].argval is _on_exception
 
 
 def is_instrumented(code: types.CodeType) -> bool:
@@ -76,6 +73,46 @@ def instrument(code: types.CodeType) -> types.CodeType:
     if code.co_flags & _GENERATOR_FLAGS or _hook_marker(code):
         return code
     return _add_handlers(code)
+
+
+# The crash-handled code of a module is kept in the rewriter's cache (a file of its own beside the
+# module's resumable code): adding the handlers reads every code object's stack (resume_points),
+# which costs more than running most modules' bodies. In the file, the hook constant is a
+# placeholder, put back when it is read.
+_HOOK_PLACEHOLDER = "\0stasis.program.crash._on_exception"
+_CACHE_VARIANT = "crash"
+
+
+@functools.lru_cache(maxsize=None)
+def _instrumenter_digest() -> bytes:
+    with open(__file__, "rb") as f:
+        return hashlib.sha256(f.read()).digest()
+
+
+def instrument_module(code: types.CodeType, path: Optional[str] = None, source: Optional[bytes] = None) -> types.CodeType:
+    """`instrument(code)` for the code of a module compiled from `source` read from `path` (by
+    default the module's recorded source, compiler_hooks.hook.SOURCES), through the cache."""
+    from ..compiler_hooks import cache, hook
+    path = path or code.co_filename
+    if source is None:
+        source = hook.SOURCES.get(os.path.realpath(path))
+    if source is None:
+        return instrument(code)
+    key = cache.source_key(path, source) + _instrumenter_digest() + hashlib.sha256(marshal.dumps(code)).digest()
+    hit = cache.load(path, key, _CACHE_VARIANT)
+    if hit is not None:
+        return _swap_const(hit, _HOOK_PLACEHOLDER, _on_exception)
+    out = instrument(code)
+    cache.store(path, key, _swap_const(out, _on_exception, _HOOK_PLACEHOLDER), _CACHE_VARIANT)
+    return out
+
+
+def _swap_const(code: types.CodeType, old: Any, new: Any) -> types.CodeType:
+    consts = tuple(_swap_const(c, old, new) if isinstance(c, types.CodeType) else
+                   new if (c is old or (type(c) is str and c == old)) else c for c in code.co_consts)
+    if any(a is not b for a, b in zip(consts, code.co_consts)):
+        code = code.replace(co_consts=consts)
+    return code
 
 
 def _depths(code: types.CodeType) -> Dict[int, int]:
@@ -213,7 +250,7 @@ def enable(session: Any, path: str) -> None:
     global _session, _path
     _session, _path = session, os.path.abspath(path)
     from ..compiler_hooks import hook
-    hook.OWN_CODE_TRANSFORM = instrument
+    hook.OWN_CODE_TRANSFORM = instrument_module
     previous = threading.excepthook
 
     def excepthook(args: Any) -> None:
@@ -231,9 +268,17 @@ def _on_exception(exc: BaseException, lasti: int, depth: int) -> None:
     if _session is None or not isinstance(exc, Exception):
         return
     me = threading.get_ident()
+    given_up = _given_up.get(me)
+    if given_up is not None:
+        if given_up is exc:
+            return      # no snapshot can be made for it (_consider said why)
+        del _given_up[me]
     pending = _pending.get(me)
-    if pending is not None and pending[0] is exc:
-        return      # captured where it was raised; this is an outer frame it is passing through
+    if pending is not None:
+        if pending[0] is exc:
+            return      # captured where it was raised; this is an outer frame it is passing through
+        if exc.__context__ is not pending[0] and sys.exc_info()[1] is not pending[0]:
+            _swallowed(me, pending)
     # (Nothing else is remembered between calls: holding on to an exception would keep its
     # traceback's frames alive, and an id could be reused by the next one.)
     frame = sys._getframe(1)
@@ -245,6 +290,56 @@ def _on_exception(exc: BaseException, lasti: int, depth: int) -> None:
         del frame
 
 
+def _raised_elsewhere(exc: BaseException, frame: types.FrameType) -> Optional[str]:
+    """Why `exc`, leaving `frame`, was raised on a stack that is gone — it was stored and raised
+    again (asyncio's Future.result(), concurrent.futures, a thread's saved exception) after the
+    frames that raised it had finished, in program code — or None."""
+    from ..compiler_hooks import hook
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame is not frame:
+        tb = tb.tb_next
+    while tb is not None and tb.tb_next is not None:
+        inner = tb.tb_next
+        back = inner.tb_frame.f_back   # (None for a generator's finished frame: it is not kept)
+        if back is not tb.tb_frame and not (back is None and inner.tb_frame.f_code.co_flags & _GENERATOR_FLAGS):
+            own = [t for t in _tb_entries(inner) if os.path.realpath(t.tb_frame.f_code.co_filename) in hook.SOURCES]
+            if own:
+                where = own[-1]
+                return (f"it was raised in {where.tb_frame.f_code.co_qualname} ({where.tb_frame.f_code.co_filename} "
+                        f"line {where.tb_lineno}), whose stack is gone (an asyncio task's coroutine, a future's "
+                        f"worker, a saved exception), and raised again by {tb.tb_frame.f_code.co_qualname}; "
+                        "Stasis captures an exception only before the stack that raised it unwinds")
+        tb = inner
+    return None
+
+
+def _line_at(code: types.CodeType, offset: int) -> Optional[int]:
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line
+    return None
+
+
+def _tb_entries(tb: Any) -> List[Any]:
+    out = []
+    while tb is not None:
+        out.append(tb)
+        tb = tb.tb_next
+    return out
+
+
+def _swallowed(me: int, pending: tuple) -> None:
+    """A captured exception did not end the program: another one is being raised, outside its
+    handling. Something let the program go on — one of the `with` blocks whose __exit__ the hook
+    could not judge (learned: they are taken as catching that type of exception from now on), or C
+    code."""
+    with _lock:
+        if _pending.get(me) is pending:
+            del _pending[me]
+    _discard(pending[1])
+    _swallowers.update((code, type(pending[0])) for code in pending[2])
+
+
 def _consider(frame: types.FrameType, exc: BaseException, lasti: int, depth: int, me: int) -> bool:
     """Captures the program if nothing catches `exc` further out. True when outer frames need not
     look at it again (caught further out, or captured here)."""
@@ -252,10 +347,30 @@ def _consider(frame: types.FrameType, exc: BaseException, lasti: int, depth: int
     base, base_is_caller = session.thread_base(me)
     is_base = (frame.f_code is base) if not base_is_caller else \
         (frame.f_back is not None and frame.f_back.f_code is _BOOTSTRAP_INNER)
+    unsure: List[types.CodeType] = []
     if not is_base:
-        why = _caught_further_out(frame.f_back, exc, base, base_is_caller)
+        if _engine.frame_called_by_c(frame):
+            # C code called this frame (a callback, a dunder method, an iterator's __next__): it may
+            # catch the exception (hasattr, a for loop's StopIteration); when it does not, the frame
+            # that called it sees the exception leave in turn and is captured there.
+            return True
+        why = _caught_further_out(frame.f_back, exc, base, base_is_caller, unsure)
         if why:
             return True
+    stored = _raised_elsewhere(exc, frame)
+    if stored:
+        # The stack it was raised on is gone (an asyncio task's coroutine, a future's worker): a
+        # snapshot here would run again the statement that re-raised it, not the one that failed.
+        _failures[me] = (exc, stored)
+        _given_up[me] = exc
+        return True
+    if frame.f_code.co_code[lasti * 2] == _FOR_ITER:
+        # Raised by the iterator of a `for` loop (a generator, a __next__): running the `for`
+        # statement again would start the loop over with the frame's state as it is now; a frame
+        # further out runs its own statement again instead (the frames inside it are lost).
+        _failures[me] = (exc, f"it was raised by the iterator of the for loop at line {_line_at(frame.f_code, lasti * 2)} of "
+                              f"{frame.f_code.co_qualname} (a loop cannot be rebuilt while it fetches its next item)")
+        return False
     start, keep = _statement_start(frame.f_code, lasti * 2)  # lasti: in code units
     if start is None:
         _failures[me] = (exc, keep)
@@ -266,30 +381,205 @@ def _consider(frame: types.FrameType, exc: BaseException, lasti: int, depth: int
     except StasisError as e:
         _failures[me] = (exc, str(e))
         return False
-    _write(exc, frame, callers + [inner], me)
+    earlier = _failures.get(me)
+    note = ""
+    if earlier is not None and earlier[0] is exc:   # an inner frame could not be captured
+        note = (f". It is captured in {frame.f_code.co_qualname} (line {_line_at(frame.f_code, lasti * 2)}), further out than where it "
+                f"was raised, because {earlier[1]}: resuming runs that statement again from its start")
+    _write(exc, frame, callers + [inner], me, unsure, note)
     return True
 
 
 def _caught_further_out(frame: Optional[types.FrameType], exc: BaseException, base: types.CodeType,
-                        base_is_caller: bool) -> Optional[str]:
+                        base_is_caller: bool, unsure: List[types.CodeType]) -> Optional[str]:
     """Why the exception may still be caught by a frame from `frame` out to the base frame, or
-    None when none of them catches it."""
+    None when none of them catches it. Each frame costs a dict lookup (the plan of its code at the
+    instruction it is in, cached) unless an `except` clause or a `with` there has to be judged.
+    `unsure` gets the code of each `__exit__` assumed to let the exception through."""
+    plans = _plans
+    entered_from_c = _engine.frame_called_by_c
     while frame is not None:
-        handlers = _Handlers.of(frame.f_code)
-        if handlers.entries:
-            why = handlers.catches(frame, frame.f_lasti, exc)
+        code = frame.f_code
+        key = (code, frame.f_lasti)
+        plan = plans.get(key)
+        if plan is None:
+            plan = plans[key] = _Handlers.of(code).plan(frame.f_lasti)
+        if plan is not _PASSES:
+            why = _run_plan(plan, frame, exc, unsure)
             if why:
                 return why
-        if (frame.f_code is base) if not base_is_caller else \
+        if (code is base) if not base_is_caller else \
                 (frame.f_back is not None and frame.f_back.f_code is _BOOTSTRAP_INNER):
             return None
+        if entered_from_c(frame):
+            return f"the C code that called {code.co_qualname} may catch it"
         frame = frame.f_back
     return "the frame that raised it is not on the program's stack"
 
 
+# What an exception raised at one instruction of a code object meets in that frame, resolved once:
+# _PASSES (nothing, or handlers that re-raise it unchanged: `with`, `finally`, cleanups, ours), or a
+# tuple of steps in order — _CATCHES (a handler that does not re-raise), or a tuple of `except`
+# clauses (each the instructions that load its exception type) to match against the exception.
+_PASSES: tuple = ()
+_CATCHES = "catches"
+_ASYNC_FOR = "async for"
+_plans: Dict[Tuple[types.CodeType, int], tuple] = {}   # (code, f_lasti) -> plan; codes are kept alive
+
+
+def _run_plan(plan: tuple, frame: types.FrameType, exc: BaseException, unsure: List[types.CodeType]) -> Optional[str]:
+    for step in plan:
+        if step is _CATCHES:
+            return f"an exception handler in {frame.f_code.co_qualname}"
+        if step is _ASYNC_FOR:
+            if isinstance(exc, StopAsyncIteration):
+                return "async for"
+            continue
+        if type(step) is int:   # a `with` block: its __exit__ is the value under the handler's depth
+            verdict = _exit_catches(_engine.frame_stack_value(frame, step - 1), exc, unsure)
+            if verdict:
+                return f"a `with` block in {frame.f_code.co_qualname} ({verdict})"
+            continue
+        for loads in step:
+            kind = _clause_type(loads, frame)
+            try:
+                if kind is None or isinstance(exc, kind):
+                    return f"an except clause in {frame.f_code.co_qualname}"
+            except TypeError:
+                return f"an except clause in {frame.f_code.co_qualname}"
+    return None
+
+
+# (__exit__ code, exception type) pairs seen letting the program go on after a capture (learned).
+_swallowers: set = set()
+
+
+def _exit_catches(exit: Any, exc: BaseException, unsure: List[types.CodeType]) -> Optional[str]:
+    """Whether a `with` block's bound __exit__ swallows `exc`: a reason when it does (or may), None
+    when it lets it through. Known context managers are asked; C ones never swallow; a Python
+    __exit__ that only returns None or False lets it through; any other is assumed to let it
+    through (and added to `unsure`) until it is seen swallowing one."""
+    import contextlib
+    func = getattr(exit, "__func__", None)
+    cm = getattr(exit, "__self__", None)
+    if not isinstance(func, types.FunctionType):
+        return None                 # C (files, locks, ...) and other callables: they do not swallow
+    if isinstance(cm, contextlib.suppress):
+        return "contextlib.suppress" if isinstance(exc, cm._exceptions) else None
+    if isinstance(cm, (contextlib._GeneratorContextManager, contextlib._AsyncGeneratorContextManager)):
+        gen = getattr(cm, "gen", None)
+        frame = getattr(gen, "gi_frame", None) or getattr(gen, "ag_frame", None)
+        if frame is None:
+            return None
+        plan = _Handlers.of(frame.f_code).plan(frame.f_lasti)
+        why = _run_plan(plan, frame, exc, unsure) if plan is not _PASSES else None
+        return f"the @contextmanager {frame.f_code.co_qualname}: {why}" if why else None
+    if isinstance(cm, contextlib.ExitStack):
+        for _is_sync, cb in reversed(cm._exit_callbacks):
+            why = _exit_catches(cb, exc, unsure)
+            if why:
+                return f"contextlib.ExitStack: {why}"
+        return None
+    expected = getattr(cm, "expected", None)
+    if type(cm).__module__ == "unittest.case" and isinstance(expected, (type, tuple)):
+        try:                        # assertRaises(...) as a context manager
+            return "assertRaises" if isinstance(exc, expected) else None
+        except TypeError:
+            return "assertRaises"
+    code = func.__code__
+    if (code, type(exc)) in _swallowers:
+        return f"{code.co_qualname} swallowed a {type(exc).__name__} before"
+    if not _returns_only_false(code):
+        unsure.append(code)
+    return None
+
+
+_false_returns: Dict[types.CodeType, bool] = {}
+
+
+def _returns_only_false(code: types.CodeType) -> bool:
+    """Every `return` of `code` returns the constant None or False."""
+    hit = _false_returns.get(code)
+    if hit is None:
+        hit = True
+        previous = None
+        for _offset, op, arg in dis._unpack_opargs(code.co_code):  # type: ignore[attr-defined]
+            if op == _RETURN_VALUE and not (previous is not None and previous[0] == _LOAD_CONST and
+                                            code.co_consts[previous[1]] in (None, False)):
+                hit = False
+                break
+            if op != _CACHE:
+                previous = (op, arg)
+        _false_returns[code] = hit
+    return hit
+
+
+_RETURN_VALUE, _LOAD_CONST, _CACHE = dis.opmap["RETURN_VALUE"], dis.opmap["LOAD_CONST"], dis.opmap["CACHE"]
+_FOR_ITER = dis.opmap["FOR_ITER"]
+
+
+def _clause_type(loads: tuple, frame: types.FrameType) -> Any:
+    """The exception type (or tuple) an `except` clause's instructions load, None if unknown."""
+    stack: List[Any] = []
+    try:
+        for opname, arg in loads:
+            if opname == "LOAD_ATTR":
+                stack[-1] = getattr(stack[-1], arg)
+            elif opname == "BUILD_TUPLE":
+                values = stack[len(stack) - arg:]
+                del stack[len(stack) - arg:]
+                stack.append(tuple(values))
+            elif opname in ("LOAD_FAST", "LOAD_DEREF"):
+                stack.append(frame.f_locals[arg])
+            else:
+                g = frame.f_globals
+                if opname == "LOAD_NAME" and arg in frame.f_locals:
+                    stack.append(frame.f_locals[arg])
+                elif arg in g:
+                    stack.append(g[arg])
+                else:
+                    b = g.get("__builtins__", builtins)
+                    stack.append((b if isinstance(b, dict) else vars(b))[arg])
+    except Exception:  # noqa: BLE001 - cannot tell: assume it catches
+        return None
+    return stack[0] if len(stack) == 1 else None
+
+
+class _Instr(NamedTuple):
+    offset: int
+    opname: str
+    arg: Optional[int]
+    argval: Any
+
+
+def _decode(code: types.CodeType) -> List[_Instr]:
+    """The instructions of `code`, with the argument values the handler analysis reads (what
+    dis.get_instructions gives, without its text forms: the repr of a large constant is slow)."""
+    out = []
+    names, consts, varname = code.co_names, code.co_consts, code._varname_from_oparg  # type: ignore[attr-defined]
+    for offset, op, arg in dis._unpack_opargs(code.co_code):  # type: ignore[attr-defined]
+        name = dis.opname[op]
+        value: Any = arg
+        if arg is not None:
+            if op in dis.hasconst:
+                value = consts[arg]
+            elif name == "LOAD_GLOBAL":
+                value = names[arg >> 1]
+            elif op in dis.hasname:
+                value = names[arg]
+            elif op in dis.haslocal or op in dis.hasfree:
+                value = varname(arg)
+            elif op in dis.hasjrel:
+                value = offset + 2 + (-arg if "BACKWARD" in name else arg) * 2
+        out.append(_Instr(offset, name, arg, value))
+    return out
+
+
 class _Handlers:
-    """What the exception handlers of one code object do with an exception."""
+    """The exception handlers of one code object (its instructions decoded on first need)."""
     _cache: Dict[int, Tuple[types.CodeType, "_Handlers"]] = {}
+    _LOADS = ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FAST", "LOAD_DEREF", "LOAD_ATTR", "BUILD_TUPLE")
+    _CLEANUP = ("COPY", "POP_TOP", "SWAP", "POP_EXCEPT", "NOP", "RERAISE")
 
     @classmethod
     def of(cls, code: types.CodeType) -> "_Handlers":
@@ -300,12 +590,14 @@ class _Handlers:
         return hit[1]
 
     def __init__(self, code: types.CodeType) -> None:
-        # Only the entries a frame can be in while it calls: our own handlers never catch.
-        self.entries = [e for e in dis._parse_exception_table(code)  # type: ignore[attr-defined]
-                        if not _is_ours(code, e.target)]
-        self.instrs = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
-        self.index = {i.offset: n for n, i in enumerate(self.instrs)}
-        self.ours = {i.offset for i in self.instrs if i.opname == "LOAD_CONST" and i.argval is _on_exception}
+        self.code = code
+        self.entries = dis._parse_exception_table(code)  # type: ignore[attr-defined]
+        self._instrs: Optional[list] = None
+
+    def _decode(self) -> None:
+        self._instrs = _decode(self.code)
+        self.index = {i.offset: n for n, i in enumerate(self._instrs)}
+        self.ours = {i.offset for i in self._instrs if i.opname == "LOAD_CONST" and i.argval is _on_exception}
 
     def _entry(self, offset: int) -> Any:
         for e in self.entries:
@@ -314,60 +606,66 @@ class _Handlers:
         return None
 
     def _reraise_after(self, n: int) -> Optional[int]:
-        while n < len(self.instrs):
-            ins = self.instrs[n]
+        instrs = self._instrs
+        while n < len(instrs):
+            ins = instrs[n]
             if ins.opname == "RERAISE" or (ins.opname == "RAISE_VARARGS" and ins.arg == 0):
                 return ins.offset
             n += 1
         return None
 
-    def catches(self, frame: types.FrameType, offset: int, exc: BaseException) -> Optional[str]:
+    def plan(self, offset: int) -> tuple:
+        """What an exception raised at `offset` (a frame's f_lasti, in bytes) meets here."""
+        steps: List[Any] = []
         for _ in range(64):
             e = self._entry(offset)
             if e is None:
-                return None
+                return tuple(steps)
+            if self._instrs is None:
+                self._decode()
+            instrs = self._instrs
             n = self.index.get(e.target)
             if n is None:
-                return "an unknown exception handler"
-            first = self.instrs[n]
-            if first.opname == "PUSH_NULL" and n + 1 < len(self.instrs) and self.instrs[n + 1].offset in self.ours:
-                return None                                     # our own handler: it leaves the frame
-            if first.opname == "PUSH_EXC_INFO":
-                nxt = self.instrs[n + 1]
+                return tuple(steps + [_CATCHES])
+            first = instrs[n]
+            if first.opname == "PUSH_NULL" and n + 1 < len(instrs) and instrs[n + 1].offset in self.ours:
+                return tuple(steps)                            # our own handler: it leaves the frame
+            nxt_off: Optional[int] = None
+            if first.opname == "PUSH_EXC_INFO" and n + 1 < len(instrs):
+                nxt = instrs[n + 1]
                 if nxt.opname == "POP_TOP":                     # a bare `except:`
                     if not self._only_clears_temporaries(n + 2):
-                        return f"a bare except in {frame.f_code.co_qualname}"
+                        return tuple(steps + [_CATCHES])
                     nxt_off = self._reraise_after(n + 2)
-                elif nxt.opname == "WITH_EXCEPT_START":          # `with`: assumed to let it through
+                elif nxt.opname == "WITH_EXCEPT_START":         # `with`: its __exit__ is asked
+                    steps.append(e.depth)
                     nxt_off = self._reraise_after(n + 2)
                 else:
-                    clause = self._clauses(frame, n + 1, exc)
-                    if clause is None:                          # not a clause: a `finally`
+                    clauses = self._clauses(n + 1)
+                    if clauses is None:                         # not a clause: a `finally`
                         nxt_off = self._reraise_after(n + 1)
-                    elif clause is True:
-                        return f"an except clause in {frame.f_code.co_qualname}"
+                    elif clauses is _CATCHES:
+                        return tuple(steps + [_CATCHES])
                     else:
-                        nxt_off = clause
+                        steps.append(clauses[0])
+                        nxt_off = clauses[1]
             elif first.opname == "END_ASYNC_FOR":
-                if isinstance(exc, StopAsyncIteration):
-                    return "async for"
+                steps.append(_ASYNC_FOR)
                 nxt_off = self._reraise_after(n)
-            elif first.opname in ("COPY", "POP_TOP", "SWAP", "POP_EXCEPT", "NOP"):
+            elif first.opname in self._CLEANUP:
                 nxt_off = self._reraise_after(n)                # cleanup that re-raises
-                if nxt_off is None or any(self.instrs[k].opname not in ("COPY", "POP_TOP", "SWAP", "POP_EXCEPT",
-                                                                         "NOP", "RERAISE")
+                if nxt_off is None or any(instrs[k].opname not in self._CLEANUP
                                           for k in range(n, self.index[nxt_off] + 1)):
-                    return f"an exception handler in {frame.f_code.co_qualname}"
-            else:
-                return f"an exception handler in {frame.f_code.co_qualname}"
+                    return tuple(steps + [_CATCHES])
             if nxt_off is None:
-                return f"an exception handler in {frame.f_code.co_qualname}"
+                return tuple(steps + [_CATCHES])
             offset = nxt_off
-        return "exception handlers too deep to follow"
+        return tuple(steps + [_CATCHES])
 
     def _only_clears_temporaries(self, n: int) -> bool:
-        while n < len(self.instrs):
-            ins = self.instrs[n]
+        instrs = self._instrs
+        while n < len(instrs):
+            ins = instrs[n]
             if ins.opname == "RAISE_VARARGS" and ins.arg == 0:
                 return True
             if (ins.opname == "LOAD_CONST" and ins.argval is None) or (ins.opname == "COPY" and ins.arg == 1):
@@ -380,55 +678,33 @@ class _Handlers:
             n += 1
         return False
 
-    def _clauses(self, frame: types.FrameType, n: int, exc: BaseException) -> Any:
-        """Walks `except T:` clauses from instruction n: True when one matches, the offset of the
-        RERAISE after the last one when none does, None when n does not start a clause."""
-        seen = False
+    def _clauses(self, n: int) -> Any:
+        """The `except T:` clauses from instruction n: (tuple of their type-loading instructions,
+        offset of the RERAISE after the last one), _CATCHES when one cannot be read (or is an
+        `except*`), None when n does not start a clause."""
+        instrs = self._instrs
+        found: List[tuple] = []
         for _ in range(64):
-            stack: List[Any] = []
+            loads: List[Tuple[str, Any]] = []
             k = n
-            while k < len(self.instrs) and self.instrs[k].opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FAST",
-                                                                     "LOAD_DEREF", "LOAD_ATTR", "BUILD_TUPLE"):
-                ins = self.instrs[k]
-                try:
-                    if ins.opname == "LOAD_ATTR":
-                        stack[-1] = getattr(stack[-1], ins.argval)
-                    elif ins.opname == "BUILD_TUPLE":
-                        values = stack[len(stack) - ins.arg:]
-                        del stack[len(stack) - ins.arg:]
-                        stack.append(tuple(values))
-                    elif ins.opname in ("LOAD_FAST", "LOAD_DEREF"):
-                        stack.append(frame.f_locals[ins.argval])
-                    else:
-                        g = frame.f_globals
-                        b = g.get("__builtins__", builtins)
-                        b = b if isinstance(b, dict) else vars(b)
-                        name = ins.argval
-                        stack.append(frame.f_locals[name] if ins.opname == "LOAD_NAME" and name in frame.f_locals
-                                     else g[name] if name in g else b[name])
-                except Exception:  # noqa: BLE001 - cannot tell: assume it catches
-                    return True
+            while k < len(instrs) and instrs[k].opname in self._LOADS:
+                ins = instrs[k]
+                loads.append((ins.opname, ins.arg if ins.opname == "BUILD_TUPLE" else ins.argval))
                 k += 1
-            if k >= len(self.instrs) or self.instrs[k].opname not in ("CHECK_EXC_MATCH", "CHECK_EG_MATCH") \
-                    or len(stack) != 1:
-                if seen and self.instrs[n].opname == "RERAISE":
-                    return self.instrs[n].offset
-                return None if not seen else True
-            if self.instrs[k].opname == "CHECK_EG_MATCH":
-                return True
-            try:
-                if isinstance(exc, stack[0]):
-                    return True
-            except TypeError:
-                return True
-            seen = True
-            jump = self.instrs[k + 1]
-            if not jump.opname.startswith("POP_JUMP"):
-                return True
-            n = self.index.get(jump.argval, len(self.instrs))
-            if n < len(self.instrs) and self.instrs[n].opname == "RERAISE":
-                return self.instrs[n].offset
-        return True
+            if k >= len(instrs) or instrs[k].opname not in ("CHECK_EXC_MATCH", "CHECK_EG_MATCH") or not loads:
+                if found and instrs[n].opname == "RERAISE":
+                    return tuple(found), instrs[n].offset
+                return None if not found else _CATCHES
+            if instrs[k].opname == "CHECK_EG_MATCH":
+                return _CATCHES
+            found.append(tuple(loads))
+            jump = instrs[k + 1] if k + 1 < len(instrs) else None
+            if jump is None or not jump.opname.startswith("POP_JUMP"):
+                return _CATCHES
+            n = self.index.get(jump.argval, len(instrs))
+            if n < len(instrs) and instrs[n].opname == "RERAISE":
+                return tuple(found), instrs[n].offset
+        return _CATCHES
 
 
 # --- where the raising frame restarts -------------------------------------------------------------
@@ -476,7 +752,8 @@ def _statement_start(code: types.CodeType, lasti: int) -> Tuple[Optional[int], A
 
 # --- writing and publishing --------------------------------------------------------------------
 
-def _write(exc: BaseException, frame: types.FrameType, frames: List[dict], me: int) -> None:
+def _write(exc: BaseException, frame: types.FrameType, frames: List[dict], me: int,
+           unsure: List[types.CodeType], note: str = "") -> None:
     from . import freeze
     from .layout import CrashRecord
     session = _session
@@ -508,7 +785,7 @@ def _write(exc: BaseException, frame: types.FrameType, frames: List[dict], me: i
         old = _pending.pop(me, None)
         if old is not None:
             _discard(old[1])
-        _pending[me] = (exc, temp)
+        _pending[me] = (exc, temp, tuple(unsure), note)
         _failures.pop(me, None)
 
 
@@ -543,11 +820,12 @@ def publish(exc: BaseException, thread: Any = None) -> None:
             return
         sys.stderr.write(f"stasis: crash snapshot written to {_path} (before the stack unwound; "
                          f"`stasis debug {_path}` opens pdb where it was raised; `stasis resume {_path} "
-                         f"--patch FIXED.py` runs the fixed statement and goes on)\n")
+                         f"--patch FIXED.py` runs the fixed statement and goes on){pending[3]}\n")
         sys.stderr.flush()
         return
     if pending is not None:
         _discard(pending[1])
+    _given_up.pop(ident, None)
     failure = _failures.pop(ident, None)
     why = failure[1] if failure is not None and failure[0] is exc else \
         "it was not raised in code of the program's own modules that Stasis can rebuild"
@@ -564,8 +842,8 @@ def _discard(path: str) -> None:
 
 def _discard_all() -> None:
     with _lock:
-        for _exc, path in _pending.values():
-            _discard(path)
+        for pending in _pending.values():
+            _discard(pending[1])
         _pending.clear()
 
 
