@@ -84,6 +84,9 @@ inline PyThreadState* find_thread_state(unsigned long ident) {
     if (ts->thread_id == ident && current_interpreter_frame(ts)) return ts;
   return nullptr;
 }
+// The frame's builtins and (module and class bodies) locals dict; borrowed, may be null.
+inline PyObject* frame_builtins(_PyInterpreterFrame* frame) { return frame->f_builtins; }
+inline PyObject* frame_locals_dict(_PyInterpreterFrame* frame) { return frame->f_locals; }
 
 // Source line of an interpreter frame's last instruction (pycore_frame.h _PyInterpreterFrame_LASTI).
 inline int interpreter_frame_line(_PyInterpreterFrame* frame) {

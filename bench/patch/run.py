@@ -101,10 +101,11 @@ def main() -> None:
 
     class Session:  # the hook runs (as under --snapshot-on-crash) but there is nothing to capture
         sources: dict = {}
+        base_code = None
 
         def thread_base(self, ident):
             return (None, False)
-    crash._session = Session()
+    crash.activate(Session())
     try:
         print("%-34s %12s %12s %8s %8s" % ("case", "instr plain", "instr hooks", "time", "A/A"))
         for name, n in (("no_exceptions", 200_000), ("caught_here", 200_000), ("caught_two_frames_out", 50_000)):
@@ -113,7 +114,7 @@ def main() -> None:
             print("%-34s %12d %12d %8.3f %8.3f" % (name, ip, ih, ratio(handled, plain, name, n),
                                                    ratio(other, plain, name, n)))
     finally:
-        crash._session = None
+        crash.deactivate()
     print("instr: bytecode instructions executed (opcode tracer, n/50); time: median ratio of 9 alternating "
           "rounds, handlers / plain; A/A: plain / plain")
 

@@ -7,7 +7,7 @@ exactly as it would have (traceback, exit status) and stderr says where the snap
 
 How, without tracing: the program's own code objects get one more exception handler per range of
 bytecode that no handler of theirs covers (`instrument`): extra exception-table entries pointing at
-a few instructions appended after the code, which call `_on_exception(exc, lasti, depth)` and
+a few instructions appended after the code, which call `_engine.crash_hook(exc, lasti, depth)` and
 re-raise the exception unchanged (RERAISE with the original instruction offset, so tracebacks are
 untouched). Each entry's depth keeps the frame's loop iterators and `with` exits on its value
 stack. Nothing changes on the path without exceptions (CPython 3.11's exception table is zero
@@ -45,6 +45,7 @@ _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200   # generator, coroutine, iterabl
 from .freeze import BOOTSTRAP_INNER as _BOOTSTRAP_INNER  # noqa: E402 - the base of other threads' stacks
 
 _session: Any = None          # the Session whose program is watched (None: the hook does nothing)
+_HOOK = _engine.crash_hook    # what the handlers call: the fast path, which calls _on_exception when unsure
 _path: Optional[str] = None   # where a crash snapshot goes
 # thread ident -> (exception, temporary file, __exit__ codes assumed to let it through, note for stderr)
 _pending: Dict[int, Tuple[Any, str, tuple, str]] = {}
@@ -56,7 +57,7 @@ _lock = threading.Lock()
 # --- instrumentation of the program's code ------------------------------------------------------
 
 def _hook_marker(code: types.CodeType) -> bool:
-    return any(c is _on_exception for c in code.co_consts)
+    return any(c is _HOOK for c in code.co_consts)
 
 
 def is_instrumented(code: types.CodeType) -> bool:
@@ -79,7 +80,7 @@ def instrument(code: types.CodeType) -> types.CodeType:
 # module's resumable code): adding the handlers reads every code object's stack (resume_points),
 # which costs more than running most modules' bodies. In the file, the hook constant is a
 # placeholder, put back when it is read.
-_HOOK_PLACEHOLDER = "\0stasis.program.crash._on_exception"
+_HOOK_PLACEHOLDER = "\0stasis._engine.crash_hook"
 _CACHE_VARIANT = "crash"
 
 
@@ -101,9 +102,9 @@ def instrument_module(code: types.CodeType, path: Optional[str] = None, source: 
     key = cache.source_key(path, source) + _instrumenter_digest() + hashlib.sha256(marshal.dumps(code)).digest()
     hit = cache.load(path, key, _CACHE_VARIANT)
     if hit is not None:
-        return _swap_const(hit, _HOOK_PLACEHOLDER, _on_exception)
+        return _swap_const(hit, _HOOK_PLACEHOLDER, _HOOK)
     out = instrument(code)
-    cache.store(path, key, _swap_const(out, _on_exception, _HOOK_PLACEHOLDER), _CACHE_VARIANT)
+    cache.store(path, key, _swap_const(out, _HOOK, _HOOK_PLACEHOLDER), _CACHE_VARIANT)
     return out
 
 
@@ -188,13 +189,13 @@ def _add_handlers(code: types.CodeType) -> types.CodeType:
     head = list(code.co_consts[:-1] if has_table else code.co_consts)
     tail = [code.co_consts[-1]] if has_table else []
     hook_index = len(head)
-    head.append(_on_exception)
+    head.append(_HOOK)
     stubs: Dict[int, int] = {}
     extra = bytearray()
     for d in sorted({g[2] for g in gaps}):
         stubs[d] = size + len(extra)
         head.append(d)
-        # stack: [..d values.., lasti, exc]  ->  _on_exception(exc, lasti, d); RERAISE 1
+        # stack: [..d values.., lasti, exc]  ->  _HOOK(exc, lasti, d); RERAISE 1
         _emit(extra, "PUSH_NULL")
         _emit(extra, "LOAD_CONST", hook_index)
         _emit(extra, "COPY", 3)     # exc
@@ -245,10 +246,27 @@ def instrument_loaded(state: Any, own: Dict[str, types.ModuleType]) -> None:
 
 # --- the hook ----------------------------------------------------------------------------------
 
+def activate(session: Any) -> None:
+    """The hook watches `session`'s program (its base code must be set): the fast path
+    (snapshot/crash_hook.cpp) decides most exceptions, `_on_exception` the rest."""
+    global _session
+    _session = session
+    _engine.crash_hook_configure(_on_exception, _pending, _given_up, session.base_code,
+                                 threading.main_thread().ident, _BOOTSTRAP_INNER)
+
+
+def deactivate() -> None:
+    global _session
+    _session = None
+    _engine.crash_hook_disable()
+    _plans.clear()
+
+
 def enable(session: Any, path: str) -> None:
     """Watch `session`'s program: crash snapshots go to `path`."""
-    global _session, _path
-    _session, _path = session, os.path.abspath(path)
+    global _path
+    _path = os.path.abspath(path)
+    activate(session)
     from ..compiler_hooks import hook
     hook.OWN_CODE_TRANSFORM = instrument_module
     previous = threading.excepthook
@@ -400,10 +418,12 @@ def _caught_further_out(frame: Optional[types.FrameType], exc: BaseException, ba
     entered_from_c = _engine.frame_called_by_c
     while frame is not None:
         code = frame.f_code
-        key = (code, frame.f_lasti)
-        plan = plans.get(key)
-        if plan is None:
-            plan = plans[key] = _Handlers.of(code).plan(frame.f_lasti)
+        key = (id(code), frame.f_lasti)
+        hit = plans.get(key)
+        if hit is None or hit[0] is not code:
+            hit = plans[key] = (code, _Handlers.of(code).plan(frame.f_lasti))
+            _engine.crash_hook_plan(code, frame.f_lasti, hit[1])   # the fast path's copy
+        plan = hit[1]
         if plan is not _PASSES:
             why = _run_plan(plan, frame, exc, unsure)
             if why:
@@ -424,7 +444,7 @@ def _caught_further_out(frame: Optional[types.FrameType], exc: BaseException, ba
 _PASSES: tuple = ()
 _CATCHES = "catches"
 _ASYNC_FOR = "async for"
-_plans: Dict[Tuple[types.CodeType, int], tuple] = {}   # (code, f_lasti) -> plan; codes are kept alive
+_plans: Dict[Tuple[int, int], Tuple[types.CodeType, tuple]] = {}   # (id(code), f_lasti) -> (code, plan)
 
 
 def _run_plan(plan: tuple, frame: types.FrameType, exc: BaseException, unsure: List[types.CodeType]) -> Optional[str]:
@@ -597,7 +617,7 @@ class _Handlers:
     def _decode(self) -> None:
         self._instrs = _decode(self.code)
         self.index = {i.offset: n for n, i in enumerate(self._instrs)}
-        self.ours = {i.offset for i in self._instrs if i.opname == "LOAD_CONST" and i.argval is _on_exception}
+        self.ours = {i.offset for i in self._instrs if i.opname == "LOAD_CONST" and i.argval is _HOOK}
 
     def _entry(self, offset: int) -> Any:
         for e in self.entries:

@@ -198,7 +198,7 @@ class Session:
         """Runs the main script's code (called by compiler_hooks.runner)."""
         if self.options.snapshot_on_crash is not None:
             from . import crash
-            code = crash.instrument_module(code)
+            code = self.base_code = crash.instrument_module(code)
             crash.enable(self, crash.crash_path(self.path, self.options.snapshot_on_crash))
         self.base_code = code
         self.selection = selection
