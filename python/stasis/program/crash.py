@@ -12,13 +12,18 @@ re-raise the exception unchanged (RERAISE with the original instruction offset, 
 untouched). Each entry's depth keeps the frame's loop iterators and `with` exits on its value
 stack. Nothing changes on the path without exceptions (CPython 3.11's exception table is zero
 cost); an exception caught inside the frame that raised it never reaches these handlers. One
-that leaves a frame calls the hook once per frame it leaves, and the hook decides from the
-exception tables of the frames further out (which handlers would catch it: `except` clauses are
-evaluated against the exception, `with` and `finally` let it through) whether anything up to
-the base frame catches it. Only when nothing does are the stacks captured (capture.cpp for the
-callers, crash_capture.cpp for the raising frame) and the snapshot written, to a temporary file
-that is published (renamed, announced) only when the exception really ends the program: a `with`
-whose __exit__ swallows it, or C code that catches it, leave nothing behind.
+that leaves a frame calls the hook once per frame it leaves. The hook's fast path is C++
+(snapshot/crash_hook.cpp): it walks the frames out to the base frame with the *plan* of each
+(what an exception at that instruction meets there, `_Handlers.plan`, computed here once per code
+object and instruction and handed over), matches `except` clauses, and stops at the first frame
+that catches it or that C code called (that code may catch it). When it cannot tell — a frame
+without a plan yet, a `with` block whose __exit__ must be judged (`_exit_catches`), or nothing
+catches it — it calls `_on_exception`, which decides again in full here. Only when nothing
+catches it are the stacks captured (capture.cpp for the callers, crash_capture.cpp for the raising
+frame) and the snapshot written, to a temporary file that is published (renamed, announced) only
+when the exception really ends the program: a `with` whose __exit__ swallows it, or C code that
+catches it, leave nothing behind (and an __exit__ seen swallowing is taken as catching that type
+of exception from then on).
 """
 from __future__ import annotations
 
