@@ -18,3 +18,6 @@ for b in heap rewriter updater suspend patch requests; do
     "$PY" "bench/$b/run.py" || echo "bench/$b/run.py failed with status $?"
   fi
 done
+
+section "patch: --snapshot-on-crash on real programs (bench/patch/real.py)"
+"$PY" bench/patch/real.py "$BUILD" 5 || echo "bench/patch/real.py failed with status $?"
