@@ -24,7 +24,7 @@ import programs  # noqa: E402
 
 from stasis import _engine  # noqa: E402
 from stasis.updater import api  # noqa: E402
-from stasis.updater.registry import registry  # noqa: E402
+from stasis.updater.layers import layers as registry  # noqa: E402
 from stasis.updater.tools import matching_functions  # noqa: E402
 
 REPEAT = int(os.environ.get("STASIS_BENCH_REPEAT", "9"))

@@ -179,8 +179,8 @@ def _add_handlers(code: types.CodeType) -> types.CodeType:
     # Ranges of uncovered instructions with the same depth.
     gaps: List[Tuple[int, int, int]] = []
     for ins in dis.get_instructions(code):
-        if covered[ins.offset // 2]:
-            continue
+        if covered[ins.offset // 2] or ins.opname in _FRAME_PREFIX:
+            continue    # (no handler may cover the frame prefix: it runs once, before the frame is complete)
         d = depths.get(ins.offset, 0)
         end = ins.offset + 2 + 2 * opcode._inline_cache_entries[ins.opcode]  # type: ignore[attr-defined]
         if gaps and gaps[-1][1] == ins.offset and gaps[-1][2] == d:
@@ -541,6 +541,7 @@ def _returns_only_false(code: types.CodeType) -> bool:
 
 _RETURN_VALUE, _LOAD_CONST, _CACHE = dis.opmap["RETURN_VALUE"], dis.opmap["LOAD_CONST"], dis.opmap["CACHE"]
 _FOR_ITER = dis.opmap["FOR_ITER"]
+_FRAME_PREFIX = ("COPY_FREE_VARS", "MAKE_CELL", "RETURN_GENERATOR")
 
 
 def _clause_type(loads: tuple, frame: types.FrameType) -> Any:

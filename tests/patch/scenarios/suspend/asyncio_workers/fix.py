@@ -1,6 +1,7 @@
-# asyncio: two worker tasks consume a queue; suspended while both are waiting; the coroutine
-# helper that scores an item changes (coroutines already running finish on their code; the
-# helper they await next time runs the new code).
+# asyncio: worker tasks consume a queue in two rounds (two asyncio.run calls); the program is
+# suspended between them, holding a coroutine it made but has not awaited yet. The coroutine
+# function that scores an item changes: the second round's new coroutines run the new code, the
+# coroutine made before the patch finishes on its old code.
 import asyncio
 
 import stasis
@@ -20,21 +21,27 @@ async def worker(name, queue, results):
         s = await score(item)
         results.append((name, item, s))
         print(name, item, s)
-        if len(results) == 3:
-            stasis.suspend()
         queue.task_done()
 
 
-async def main():
+async def round_(items, results):
     queue = asyncio.Queue()
-    results = []
-    for item in ["ab", "cde", "f", "ghij", "kl", "mnopq"]:
+    for item in items:
         queue.put_nowait(item)
     workers = [asyncio.create_task(worker(f"w{i}", queue, results)) for i in range(2)]
     for _ in workers:
         queue.put_nowait(None)
     await asyncio.gather(*workers)
-    print("total", sum(s for _, _, s in results))
+    return sum(s for _, _, s in results)
 
 
-asyncio.run(main())
+async def finish(coro):
+    return await coro
+
+
+results = []
+print("round 1", asyncio.run(round_(["ab", "cde", "f", "ghij"], results)))
+early = score("made-before")
+stasis.suspend()
+print("round 2", asyncio.run(round_(["kl", "mnopq", "rs"], results)))
+print("early", asyncio.run(finish(early)))
