@@ -27,6 +27,7 @@ scenario.toml:
     stderr_lines = 1                  # number of lines of stderr
     same_stdout_as = 2                # stdout identical to step 2's (1-based)
     same_stderr_as = 2
+    same_traceback_as = 1             # stderr without Stasis's "stasis: " lines equal to step 1's
 
     [[step]]
     copy = ["fix.py", "job.py"]       # the user's edit: fix.py replaces job.py
@@ -119,8 +120,7 @@ def _play(test: unittest.TestCase, scenario: Scenario, d: str) -> None:
             p = _run([PLAIN, step["like_plain"]], d, env, "")
             test.assertEqual(r.returncode, p.returncode, shown)
             test.assertEqual(out, p.stdout.decode(), shown)
-            own = "".join(line for line in err.splitlines(True) if not line.startswith("stasis: "))
-            test.assertEqual(own, p.stderr.decode(), f"{shown}\n--- plain stderr\n{p.stderr.decode()}")
+            test.assertEqual(_without_stasis_lines(err), p.stderr.decode(), f"{shown}\n--- plain stderr\n{p.stderr.decode()}")
         else:
             test.assertEqual(r.returncode, step.get("rc", 0), shown)
         for s in step.get("stdout_has", []):
@@ -139,6 +139,9 @@ def _play(test: unittest.TestCase, scenario: Scenario, d: str) -> None:
             test.assertEqual(out, results[step["same_stdout_as"] - 1][0], shown)
         if "same_stderr_as" in step:
             test.assertEqual(err, results[step["same_stderr_as"] - 1][1], shown)
+        if "same_traceback_as" in step:
+            mine, theirs = (_without_stasis_lines(e) for e in (err, results[step["same_traceback_as"] - 1][1]))
+            test.assertEqual(mine, theirs, shown)
         if step.get("collect", collect):
             collected.append(out)
     left = [f for f in os.listdir(d) if f.endswith((".partial", ".patching"))]
@@ -148,6 +151,10 @@ def _play(test: unittest.TestCase, scenario: Scenario, d: str) -> None:
         test.assertEqual(p.returncode, scenario.spec.get("expect_rc", 0), p.stderr.decode())
         test.assertEqual("".join(collected), p.stdout.decode(), f"{scenario.name}: output differs from a plain run "
                                                                  f"of {scenario.spec['expect']}")
+
+
+def _without_stasis_lines(err: str) -> str:
+    return "".join(line for line in err.splitlines(True) if not line.startswith("stasis: "))
 
 
 def add_tests(cls: type, group: str) -> type:
