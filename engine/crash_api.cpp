@@ -15,7 +15,8 @@ PyObject* crash_frame_record(PyObject*, PyObject* args) {
     if (!PyArg_ParseTuple(args, "O!iiip:crash_frame_record", &PyFrame_Type, &frame, &offset, &keep, &depth,
                           &is_base))
       throw Error::python();
-    return snapshot::crash_frame_record(reinterpret_cast<PyFrameObject*>(frame), offset, keep, depth, is_base);
+    return snapshot::crash_frame_record(reinterpret_cast<PyFrameObject*>(frame), offset, keep, depth,
+                                        is_base);
   });
 }
 
@@ -23,7 +24,8 @@ PyObject* frame_stack_value(PyObject*, PyObject* args) {
   return guarded([&]() -> Ref {
     PyObject* frame;
     int index;
-    if (!PyArg_ParseTuple(args, "O!i:frame_stack_value", &PyFrame_Type, &frame, &index)) throw Error::python();
+    if (!PyArg_ParseTuple(args, "O!i:frame_stack_value", &PyFrame_Type, &frame, &index))
+      throw Error::python();
     return snapshot::frame_stack_value(reinterpret_cast<PyFrameObject*>(frame), index);
   });
 }

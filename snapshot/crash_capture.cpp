@@ -50,7 +50,8 @@ Ref frame_stack_value(PyFrameObject* frame, int index) {
   _PyInterpreterFrame* f = internals::interpreter_frame(frame);
   PyCodeObject* code = internals::frame_code(f);
   if (index < 0 || index >= code->co_stacksize)
-    throw Error(ErrorCode::Internal, "frame_stack_value: index " + std::to_string(index) + " is outside the stack");
+    throw Error(ErrorCode::Internal,
+                "frame_stack_value: index " + std::to_string(index) + " is outside the stack");
   PyObject* value = internals::frame_localsplus(f)[code->co_nlocalsplus + index];
   return Ref::borrow(value ? value : Py_None);
 }

@@ -15,8 +15,8 @@ namespace {
 // One instruction of an `except` clause that loads its exception type.
 struct Load {
   enum Kind { Global, Name, Fast, Deref, Attr, Tuple } kind;
-  Ref name;   // Global, Name, Attr
-  int arg;    // Fast, Deref: the local slot; Tuple: the number of items
+  Ref name;  // Global, Name, Attr
+  int arg;   // Fast, Deref: the local slot; Tuple: the number of items
 };
 
 struct Step {
@@ -36,7 +36,8 @@ struct Key {
 };
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    return std::hash<std::uintptr_t>()(reinterpret_cast<std::uintptr_t>(k.code)) ^ (size_t(k.lasti) * 0x9E3779B1u);
+    return std::hash<std::uintptr_t>()(reinterpret_cast<std::uintptr_t>(k.code)) ^
+           (size_t(k.lasti) * 0x9E3779B1u);
   }
 };
 
@@ -60,7 +61,8 @@ enum class Verdict { Caught, NotCaught, AskPython };
 bool called_by_c(_PyInterpreterFrame* f) {
   if (!internals::frame_entered_from_c(f)) return false;
   _PyInterpreterFrame* prev = internals::calling_complete_frame(f);
-  return !(prev && internals::is_reissuable_c_call(internals::frame_code(prev), internals::frame_lasti(prev)));
+  return !(prev &&
+           internals::is_reissuable_c_call(internals::frame_code(prev), internals::frame_lasti(prev)));
 }
 
 bool is_base(const State& s, _PyInterpreterFrame* f, bool main_thread) {
@@ -78,11 +80,13 @@ Ref clause_type(const std::vector<Load>& loads, _PyInterpreterFrame* f) {
       case Load::Global:
       case Load::Name: {
         PyObject* v = nullptr;
-        if (l.kind == Load::Name && internals::frame_locals_dict(f) && PyDict_Check(internals::frame_locals_dict(f)))
+        if (l.kind == Load::Name && internals::frame_locals_dict(f) &&
+            PyDict_Check(internals::frame_locals_dict(f)))
           v = PyDict_GetItemWithError(internals::frame_locals_dict(f), l.name.get());
         if (!v && !PyErr_Occurred() && internals::frame_globals(f))
           v = PyDict_GetItemWithError(internals::frame_globals(f), l.name.get());
-        if (!v && !PyErr_Occurred() && internals::frame_builtins(f) && PyDict_Check(internals::frame_builtins(f)))
+        if (!v && !PyErr_Occurred() && internals::frame_builtins(f) &&
+            PyDict_Check(internals::frame_builtins(f)))
           v = PyDict_GetItemWithError(internals::frame_builtins(f), l.name.get());
         if (!v) return {};
         stack.push_back(Ref::borrow(v));
@@ -164,7 +168,8 @@ Verdict decide(State& s, PyObject* exc) {
   bool main_thread = me == s.main_ident;
   if (is_base(s, f, main_thread)) return Verdict::AskPython;
   if (called_by_c(f)) return Verdict::Caught;  // C code called it: it may catch; if not, its caller sees it
-  for (_PyInterpreterFrame* g = internals::calling_complete_frame(f); g; g = internals::calling_complete_frame(g)) {
+  for (_PyInterpreterFrame* g = internals::calling_complete_frame(f); g;
+       g = internals::calling_complete_frame(g)) {
     Key k{reinterpret_cast<PyObject*>(internals::frame_code(g)),
           internals::frame_lasti(g) * int(sizeof(_Py_CODEUNIT))};
     auto it = s.plans.find(k);
@@ -244,7 +249,8 @@ void disable() {
 }
 
 void set_plan(PyObject* code, int lasti, PyObject* plan) {
-  if (!PyCode_Check(code) || !PyTuple_Check(plan)) throw Error(ErrorCode::Internal, "crash plan: (code, tuple) needed");
+  if (!PyCode_Check(code) || !PyTuple_Check(plan))
+    throw Error(ErrorCode::Internal, "crash plan: (code, tuple) needed");
   Plan p{Ref::borrow(code), {}};
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(plan); ++i) {
     PyObject* item = PyTuple_GET_ITEM(plan, i);
