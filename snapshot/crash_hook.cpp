@@ -56,8 +56,9 @@ State& state() {
 
 enum class Verdict { Caught, NotCaught, AskPython };
 
-// A code unit offset's instruction is a call through C that cannot catch (PyObject_Call, a Python
-// __enter__): the frame it called is not behind C code of its own.
+// Whether C code that may catch exceptions called frame `f`: it was entered from C, and not by a
+// call instruction that only passes through C (CALL_FUNCTION_EX's PyObject_Call, BEFORE_WITH's
+// __enter__), which cannot catch anything.
 bool called_by_c(_PyInterpreterFrame* f) {
   if (!internals::frame_entered_from_c(f)) return false;
   _PyInterpreterFrame* prev = internals::calling_complete_frame(f);
