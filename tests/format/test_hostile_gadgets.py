@@ -138,6 +138,23 @@ class LibraryCodeOnChosenAttributes(Crafted):
         self.refused(ops, "compile", "neither the snapshot's verified code nor an import")
 
 
+class AfterTheLoad(Crafted):
+    @unittest.expectedFailure
+    def test_a_loaded_library_object_runs_nothing_of_the_files_when_used(self):
+        """Design decision for the lead (/work/coord/REQUESTS.md): an object graph may hold an
+        instance of any importable class with any attributes (NewObj + Build), so a file can hand
+        the program an os._Environ whose decodekey is os.system: nothing runs while it loads (the
+        effect guard covers the load only), its repr() runs the file's command afterwards. Closing
+        this needs an allowlist of classes an object graph may instantiate, or refusing callables
+        of the loading process in instance state (which object graphs with callbacks hold)."""
+        code = "import stasis, sys; obj = stasis.load(sys.argv[1]); repr(obj)"
+        path = os.path.join(self.tmp.name, "booby.snap")
+        with open(path, "wb") as f:
+            f.write(snapshot(environ_gadget(Ops(), self.touch("repr_after"))))
+        subprocess.run([sys.executable, "-c", code, path], capture_output=True, timeout=self.timeout)
+        self.assertEqual(os.listdir(self.marker), [])
+
+
 class CallsLoadingMakes(Crafted):
     """What loading itself calls is checked with the arguments it is really given."""
 
