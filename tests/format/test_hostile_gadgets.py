@@ -19,13 +19,16 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import stasis  # noqa: E402
-from craft import (APPENDS, CODE, DICT_ITEMS, EMPTY_LIST, FUNCTION, GENERATOR,  # noqa: E402
+from craft import (APPENDS, CODE, DICT_ITEMS, EMPTY_LIST, EMPTY_SET, SET_LAYOUT, FUNCTION, GENERATOR,  # noqa: E402
                    GENERATOR_FRAME, LIST_ITEMS, NEW_OBJ, NONE, REDUCE, REGISTERED, TUPLE, Ops,
                    code_fields, environ_gadget, function_of, instance, klass, ops_of_code,
                    partial_of, snapshot)
 
 CHILD = textwrap.dedent('''
-    import json, os, signal, sys, threading
+    import json, os, resource, signal, sys, threading
+    if os.environ.get("STASIS_TEST_LIMIT_AS"):  # address space: an allocation no byte justifies fails
+        limit = int(os.environ["STASIS_TEST_LIMIT_AS"])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     for name in sys.argv[3].split(",") if sys.argv[3] else ():
         __import__(name)  # modules the loading program uses (their handlers are registered)
     import stasis
@@ -71,13 +74,14 @@ class Crafted(unittest.TestCase):
         """A shell command that would leave evidence in the marker directory."""
         return f"touch {self.m(name)}"
 
-    def load_in_child(self, data: bytes, imports: str = "", mode: str = "load") -> dict:
+    def load_in_child(self, data: bytes, imports: str = "", mode: str = "load", limit_as: int = 0) -> dict:
         path = os.path.join(self.tmp.name, "hostile.snap")
         with open(path, "wb") as f:
             f.write(data)
         try:
+            env = dict(os.environ, STASIS_TEST_LIMIT_AS=str(limit_as)) if limit_as else None
             r = subprocess.run([sys.executable, "-c", CHILD, path, mode, imports, self.marker],
-                               capture_output=True, text=True, timeout=self.timeout, cwd=self.tmp.name)
+                               capture_output=True, text=True, timeout=self.timeout, cwd=self.tmp.name, env=env)
         except subprocess.TimeoutExpired:
             self.fail(f"loading a {len(data)}-byte file did not end within {self.timeout} s")
         self.assertEqual(r.returncode, 0, f"the loading process died (status {r.returncode}): {r.stderr[-2000:]}")
@@ -183,6 +187,17 @@ class CallsLoadingMakes(Crafted):
     def test_fraction_of_a_huge_exponent(self):
         # Fraction("1e100000000") computes 10**100000000 (minutes of CPU, 40 MB digits)
         self.refused(Ops().global_("fractions", "Fraction").value(("1e100000000",)).op(REDUCE), "exponent")
+
+
+class Resources(Crafted):
+    def test_setlayout_dummy_count_allocates_nothing_by_itself(self):
+        # found by loads_fuzz (tests/fuzz/crashers/loads_fuzz-timeout-224c9f...): 16 bytes claiming
+        # 2^30 dummy slots made an 8 GiB vector before a single slot was read
+        ops = Ops().op(EMPTY_SET).op(SET_LAYOUT, 2**30 - 1, 0, 0, 2**30 - 1, 0, 0)
+        result = self.load_in_child(snapshot(ops), limit_as=2 << 30)
+        self.assertEqual(result.get("kind"), "CorruptSnapshotError", result)
+        self.assertNotIn("out of memory", result["message"])
+        self.assertIn("ends in the middle of an op", result["message"])
 
 
 class ClassesByValue(Crafted):
