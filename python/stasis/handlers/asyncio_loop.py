@@ -99,16 +99,17 @@ def _load_event_loop(state: dict) -> Any:
     import selectors
     import asyncio.unix_events as ue
     # The class is called with the selector: only an event loop class of this process's asyncio
-    # (or a subclass), around a selector; the handles are asyncio's (heapq compares them).
-    if type(state) is not dict or not isinstance(state.get("class"), type) \
-            or not issubclass(state["class"], ue._UnixSelectorEventLoop) \
-            or not isinstance(state.get("selector"), selectors.BaseSelector) \
-            or type(state.get("ready")) is not list or type(state.get("scheduled")) is not list \
-            or not all(isinstance(h, asyncio.Handle) for h in state["ready"]) \
-            or not all(type(s) is tuple and len(s) == 2 and isinstance(s[0], asyncio.TimerHandle)
-                       and type(s[1]) in (int, float) for s in state["scheduled"]) \
-            or type(state.get("asyncgens")) is not list:
-        raise TypeError("an event loop's state is malformed")
+    # (or a subclass), around a selector.
+    checks = (
+        ("is not a dict", lambda: type(state) is dict),
+        ("has no event loop class", lambda: isinstance(state.get("class"), type)
+         and issubclass(state["class"], ue._UnixSelectorEventLoop)),
+        ("has no selector", lambda: isinstance(state.get("selector"), selectors.BaseSelector)),
+        ("has async generators that are not a list", lambda: type(state.get("asyncgens")) is list),
+    )
+    for what, ok in checks:
+        if not ok():
+            raise TypeError(f"an event loop's state {what}")
     loop = state["class"](state["selector"])
     loop._debug = state["debug"]
     loop._stopping = state["stopping"]
