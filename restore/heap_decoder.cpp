@@ -94,7 +94,7 @@ PyObject* HeapDecoder::memo(uint64_t id) {
 }
 
 PyObject* HeapDecoder::shape_template(uint64_t id, uint64_t k) {
-  if (id == last_template_id_) {
+  if (last_template_ && id == last_template_id_) {  // (no shape yet: id 2^64-1 is no cache hit)
     if (uint64_t(PyDict_GET_SIZE(last_template_)) != k) corrupt("a shape used with another key count");
     return last_template_;
   }

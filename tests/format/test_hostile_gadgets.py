@@ -19,7 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import stasis  # noqa: E402
-from craft import (APPENDS, CODE, DICT_ITEMS, EMPTY_LIST, EMPTY_SET, SET_LAYOUT, FUNCTION, GENERATOR,  # noqa: E402
+from craft import (APPENDS, CODE, DICT_ITEMS, EMPTY_DICT, EMPTY_LIST, EMPTY_SET, SET_LAYOUT, SHAPE_DICT, SHAPE_VALUES, FUNCTION, GENERATOR,  # noqa: E402
                    GENERATOR_FRAME, LIST_ITEMS, NEW_OBJ, NONE, REDUCE, REGISTERED, TUPLE, Ops,
                    code_fields, environ_gadget, function_of, instance, klass, ops_of_code,
                    partial_of, snapshot)
@@ -187,6 +187,15 @@ class CallsLoadingMakes(Crafted):
     def test_fraction_of_a_huge_exponent(self):
         # Fraction("1e100000000") computes 10**100000000 (minutes of CPU, 40 MB digits)
         self.refused(Ops().global_("fractions", "Fraction").value(("1e100000000",)).op(REDUCE), "exponent")
+
+
+class MemorySafety(Crafted):
+    def test_shape_of_memo_id_two_to_the_64_minus_one_before_any_shape(self):
+        # found by loads_fuzz (tests/fuzz/crashers/loads_fuzz-crash-5bd93a...): ShapeDict's shape
+        # cache starts with id 2^64-1 and no template, so that id read a null dict (SIGSEGV), in
+        # 12 bytes of plain ops that run even before the payload is verified
+        for ops in (Ops().op(SHAPE_DICT, 2**64 - 1, 0), Ops().op(EMPTY_DICT).op(SHAPE_VALUES, 2**64 - 1, 0)):
+            self.refused(ops, "undefined memo id")
 
 
 class Resources(Crafted):
