@@ -1,5 +1,6 @@
 #include "core/allowlist.h"
 
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -133,6 +134,47 @@ bool is_plain_value(PyObject* o) {
          t == &PySet_Type || t == &PyFrozenSet_Type;
 }
 
+
+namespace {
+
+// Why calling the value type `type` (described by `v`) with `args` (a tuple) and `kwargs` (a dict
+// or null) is refused, or "". The arguments of a type that consumes them must be plain values;
+// bytes and bytearray are never given a size; a Fraction is never parsed from a string with an
+// exponent (Fraction("1e1000000000") computes a number of a billion digits).
+std::string value_type_call_refusal(PyTypeObject* type, const ValueType* v, PyObject* args, PyObject* kwargs) {
+  if (v->args == Args::Stores) return "";
+  std::vector<PyObject*> values;
+  for (Py_ssize_t i = v->args == Args::FirstStored ? 1 : 0; i < PyTuple_GET_SIZE(args); ++i)
+    values.push_back(PyTuple_GET_ITEM(args, i));
+  PyObject *k, *value;
+  Py_ssize_t pos = 0;
+  while (kwargs && PyDict_Next(kwargs, &pos, &k, &value)) values.push_back(value);
+  bool fraction = std::string_view(v->module) == "fractions";
+  for (PyObject* a : values) {
+    if (!is_plain_value(a))
+      return std::string("the class ") + type->tp_name + " with an argument of type " + Py_TYPE(a)->tp_name +
+             " (its constructor converts its arguments; only plain values are passed)";
+    // bytes(n) and bytearray(n) allocate n bytes that no byte of the snapshot justifies.
+    if ((type == &PyBytes_Type || type == &PyByteArray_Type) && PyLong_Check(a))
+      return std::string("the class ") + type->tp_name + " with a size (an allocation the snapshot's bytes do not justify)";
+    if (fraction && PyUnicode_Check(a)) {
+      Py_ssize_t n = 0;
+      const char* s = PyUnicode_AsUTF8AndSize(a, &n);
+      if (!s) {
+        PyErr_Clear();
+        return "a Fraction of a string that is not UTF-8";
+      }
+      for (Py_ssize_t i = 0; i < n; ++i)
+        if (s[i] == 'e' || s[i] == 'E')
+          return "a Fraction of a string with an exponent (the writer writes 'numerator/denominator'; an "
+                 "exponent would make loading compute a number of that many digits)";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string reduce_refusal(PyObject* callable, PyObject* args) {
   const Resolved& k = resolved();
   if (!PyTuple_Check(args)) return "Reduce arguments are not a tuple";
@@ -142,16 +184,27 @@ std::string reduce_refusal(PyObject* callable, PyObject* args) {
     return "operator.getitem is called only to subscript a typing object (List[int])";
   }
   if (Py_IS_TYPE(callable, reinterpret_cast<PyTypeObject*>(k.partial.get()))) {
-    // operator.methodcaller reduces to partial(methodcaller, name, **kwargs).
+    // operator.methodcaller reduces to partial(methodcaller, name, **kwargs). The partial's own
+    // arguments and keywords are checked with the call's, as if func were called directly:
+    // partial(dict, x) is dict(x), which calls x.keys().
     Ref f = Ref::steal(PyObject_GetAttrString(callable, "func"));
-    if (!f) {
+    Ref pargs = f ? Ref::steal(PyObject_GetAttrString(callable, "args")) : Ref();
+    Ref pkw = pargs ? Ref::steal(PyObject_GetAttrString(callable, "keywords")) : Ref();
+    if (!f || !pargs || !pkw || !PyTuple_Check(pargs.get()) || !PyDict_Check(pkw.get())) {
       PyErr_Clear();
-      return "a functools.partial without func";
+      return "a functools.partial without func, args and keywords";
     }
-    if (!PyType_Check(f.get()) || !value_type(f.get()))
+    const ValueType* v = PyType_Check(f.get()) ? value_type(f.get()) : nullptr;
+    if (!v)
       return std::string("a functools.partial of ") + type_name(f.get()) +
              ", which is not a value type loading may call";
-    return "";
+    Ref all = Ref::steal(PySequence_Concat(pargs.get(), args));
+    if (!all) {
+      PyErr_Clear();
+      return "a functools.partial whose arguments cannot be joined";
+    }
+    std::string why = value_type_call_refusal(reinterpret_cast<PyTypeObject*>(f.get()), v, all.get(), pkw.get());
+    return why.empty() ? "" : "a functools.partial of " + why;
   }
   if (!PyType_Check(callable))
     return std::string("a ") + Py_TYPE(callable)->tp_name + ", which loading never calls";
@@ -162,17 +215,16 @@ std::string reduce_refusal(PyObject* callable, PyObject* args) {
   if (!v)
     return std::string("the class ") + type->tp_name +
            ", which is not a value type loading may call (calling it could have effects)";
-  if (v->args == Args::Consumes)
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
-      PyObject* a = PyTuple_GET_ITEM(args, i);
-      if (!is_plain_value(a))
-        return std::string("the class ") + type->tp_name + " with an argument of type " +
-               Py_TYPE(a)->tp_name + " (its constructor converts its arguments; only plain values are passed)";
-      // bytes(n) and bytearray(n) allocate n bytes that no byte of the snapshot justifies.
-      if ((type == &PyBytes_Type || type == &PyByteArray_Type) && PyLong_Check(a))
-        return std::string("the class ") + type->tp_name + " with a size (an allocation the snapshot's bytes do not justify)";
-    }
-  return "";
+  return value_type_call_refusal(type, v, args, nullptr);
+}
+
+bool callable_class(PyObject* cls) {
+  if (!PyType_Check(cls)) return false;
+  auto* type = reinterpret_cast<PyTypeObject*>(cls);
+  if (PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(PyExc_BaseException))) return true;
+  if (PyObject_TypeCheck(cls, reinterpret_cast<PyTypeObject*>(resolved().enum_type.get()))) return true;
+  const ValueType* v = value_type(cls);
+  return v && v->args == Args::Stores;
 }
 
 }  // namespace stasis::allowlist

@@ -32,6 +32,7 @@ enum class Args {
   Consumes,  // iterates or converts them (deque, Counter, Decimal...): each argument must be a
              // value of an exact built-in type (int, str, bytes, tuple, list, dict, set...), so
              // the constructor runs no code but the interpreter's own
+  FirstStored,  // keeps its first argument and consumes the others (defaultdict(factory, items))
 };
 
 struct ValueType {
@@ -95,7 +96,7 @@ inline constexpr ValueType kValueTypes[] = {
     {"operator", "itemgetter", Args::Stores},
     {"operator", "methodcaller", Args::Consumes},
     {"collections", "OrderedDict", Args::Consumes},
-    {"collections", "defaultdict", Args::Stores},
+    {"collections", "defaultdict", Args::FirstStored},
     {"collections", "deque", Args::Consumes},
     {"collections", "Counter", Args::Consumes},
     {"collections", "_tuplegetter", Args::Stores},
@@ -151,6 +152,11 @@ const char* reducer_name(PyObject* callable);
 // operator.getitem of a typing object. Returns "" when allowed, else why not (one line).
 // Classes built by the snapshot itself are the reader's business (restore/object_decoder.cpp).
 std::string reduce_refusal(PyObject* callable, PyObject* args);
+
+// Whether loading may call the class `cls` with any arguments a class statement's attribute could
+// be called with: a value type that keeps its arguments (Args::Stores), an exception class or an
+// Enum class. (A value type that consumes its arguments is not: dict(x) calls x.keys().)
+bool callable_class(PyObject* cls);
 
 // Whether `obj` is a value of an exact built-in data type (None, bool, int, float, complex, str,
 // bytes, bytearray, tuple, list, dict, set, frozenset): what a consuming value type's constructor

@@ -131,6 +131,52 @@ inline int code_units(PyCodeObject* co) { return int(Py_SIZE(co)); }
 inline bool is_yield_value(PyCodeObject* co, int index) {
   return _Py_OPCODE(_PyCode_CODE(co)[index]) == YIELD_VALUE;
 }
+// Whether an entry of `co`'s exception table (Objects/exception_handling_notes.txt) covers the
+// instruction at `index`: an exception raised there — GeneratorExit thrown in by a generator's
+// close() — runs a handler of the code. True when the table is malformed (the answer that runs
+// nothing). No verification, no allocation.
+inline bool exception_handler_covers(PyCodeObject* co, int index) {
+  PyObject* table = co->co_exceptiontable;
+  if (!PyBytes_Check(table)) return true;
+  const auto* p = reinterpret_cast<const unsigned char*>(PyBytes_AS_STRING(table));
+  Py_ssize_t n = PyBytes_GET_SIZE(table), at = 0;
+  bool bad = false;
+  auto varint = [&](bool first) -> long {
+    if (at >= n || bool(p[at] & 128) != first) {
+      bad = true;
+      return 0;
+    }
+    long v = p[at] & 63;
+    int len = 1;
+    while (p[at] & 64) {
+      ++at;
+      if (at >= n || (p[at] & 128) || ++len > 5) {
+        bad = true;
+        return 0;
+      }
+      v = (v << 6) | (p[at] & 63);
+    }
+    ++at;
+    return v;
+  };
+  while (at < n) {
+    long start = varint(true), size = varint(false);
+    varint(false);  // target
+    varint(false);  // depth and lasti
+    if (bad) return true;
+    if (index >= start && index < start + size) return true;
+  }
+  return false;
+}
+// Whether a generator suspended at the YIELD_VALUE at `index` delegates to a sub-iterator there
+// (`yield from`, `await`): the RESUME after the yield has an oparg of 2 or 3 (genobject.c
+// _PyGen_yf); the sub-iterator is then the top of the frame's value stack, and close()/throw()
+// call its close/throw. RESUME_QUICK is RESUME in code that has run.
+inline bool delegates_at(PyCodeObject* co, int index) {
+  if (index < 0 || index + 1 >= code_units(co) || !is_yield_value(co, index)) return false;
+  _Py_CODEUNIT next = _PyCode_CODE(co)[index + 1];
+  return (_Py_OPCODE(next) == RESUME || _Py_OPCODE(next) == RESUME_QUICK) && _Py_OPARG(next) >= 2;
+}
 // Whether the instruction at `index` calls a Python function through C without C state of its
 // own, so that executing the instruction again rebuilds the callee's frame: CALL_FUNCTION_EX
 // (`f(*args, **kwargs)`, through PyObject_Call) and BEFORE_WITH (a Python `__enter__`). 3.11 has

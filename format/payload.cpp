@@ -167,6 +167,10 @@ PayloadReader::PayloadReader(SnapshotReader& file) : file_(file) {
     throw Error(ErrorCode::CorruptSnapshot, std::string("cannot read the payload header: ") + e.what());
   }
   verified_ = file.payload_verified();
+  if (!file.options().read_ahead && verified_) {
+    here_ = &ar;
+    return;
+  }
   ahead_ = std::make_unique<ReadAhead>();
   ahead_->max_buffered = file.options().max_buffered;
   cereal::PortableBinaryInputArchive* first = &ar;
@@ -174,6 +178,7 @@ PayloadReader::PayloadReader(SnapshotReader& file) : file_(file) {
 }
 
 PayloadReader::~PayloadReader() {
+  if (!ahead_) return;
   {
     std::lock_guard<std::mutex> lock(ahead_->mutex);
     ahead_->stop = true;
@@ -183,6 +188,7 @@ PayloadReader::~PayloadReader() {
 }
 
 void PayloadReader::wait_for_verification(bool keep) {
+  if (!ahead_) return;  // read here only when verified already
   ReadAhead& a = *ahead_;
   std::unique_lock<std::mutex> lock(a.mutex);
   a.waiting = true;
@@ -194,10 +200,46 @@ void PayloadReader::wait_for_verification(bool keep) {
   verified_ = a.verified;
 }
 
+bool PayloadReader::next_chunk_here() {
+  try {
+    for (;;) {
+      RecordTag tag{};
+      (*here_)(tag);
+      if (tag == RecordTag::OpChunk) {
+        load_op_chunk(*here_, chunk_);
+        ++here_chunks_;
+        here_bytes_ += chunk_.size();
+        if (chunk_.empty()) continue;
+        return true;
+      }
+      if (tag == RecordTag::End) {
+        PayloadEnd e;
+        (*here_)(e);
+        if (e.chunk_count != here_chunks_ || e.op_bytes != here_bytes_)
+          throw Error(ErrorCode::CorruptSnapshot, "end record counts " + std::to_string(e.chunk_count) +
+                                                      " chunks / " + std::to_string(e.op_bytes) +
+                                                      " op bytes, the payload has " + std::to_string(here_chunks_) +
+                                                      " / " + std::to_string(here_bytes_));
+        file_.expect_end();
+        chunk_.clear();
+        end_ = e;
+        ended_ = true;
+        return false;
+      }
+      throw Error(ErrorCode::CorruptSnapshot, "unknown payload record tag " + std::to_string(int(tag)) +
+                                                  " after op byte " + std::to_string(here_bytes_));
+    }
+  } catch (const cereal::Exception& e) {
+    throw Error(ErrorCode::CorruptSnapshot,
+                std::string("cannot read payload record after op byte ") + std::to_string(here_bytes_) + ": " + e.what());
+  }
+}
+
 bool PayloadReader::next_chunk() {
   if (ended_) return false;
   consumed_ += chunk_.size();
   pos_ = 0;
+  if (here_) return next_chunk_here();
   ReadAhead& a = *ahead_;
   std::unique_lock<std::mutex> lock(a.mutex);
   for (;;) {

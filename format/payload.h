@@ -140,8 +140,11 @@ class PayloadReader {
   std::string_view view_across(size_t size);
   void wait_for_verification(bool keep);
   Error past_end() const;
+  bool next_chunk_here();  // without read-ahead (ReadOptions::read_ahead false)
   struct ReadAhead;
   std::unique_ptr<ReadAhead> ahead_;
+  cereal::PortableBinaryInputArchive* here_ = nullptr;  // without read-ahead: the archive
+  uint64_t here_chunks_ = 0, here_bytes_ = 0;
   SnapshotReader& file_;
   PayloadHeader header_;
   std::vector<uint8_t> chunk_;

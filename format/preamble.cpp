@@ -47,6 +47,12 @@ class FieldReader {
     need(field, n);
     std::string s(bytes_.substr(pos_, n));
     pos_ += n;
+    // The fields are versions, a host name and a kind, shown by `stasis inspect` and in errors: a
+    // control character (a newline, an escape sequence for the terminal) is never written.
+    for (char c : s)
+      if (uint8_t(c) < 0x20 || uint8_t(c) == 0x7F)
+        throw Error(ErrorCode::CorruptSnapshot, std::string(where_) + " field '" + field +
+                                                    "' holds a control character");
     return s;
   }
   size_t pos() const { return pos_; }

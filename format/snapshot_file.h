@@ -51,6 +51,10 @@ struct ReadOptions {
   // for the verification (an op with effects before the end); beyond it, it verifies the rest
   // without keeping it and decompresses that part again once verified.
   uint64_t max_buffered = uint64_t(64) << 20;
+  // With verify_payload: PayloadReader reads the chunks on the decoding thread as it needs them,
+  // without its background read-ahead thread (the fuzzers: a thread per small input costs more
+  // than it saves, most of all on a loaded machine).
+  bool read_ahead = true;
 };
 
 struct PayloadStats {

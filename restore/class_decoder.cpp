@@ -7,7 +7,9 @@
 // place (`__hash__ = os.system`) would run the moment the interpreter used the class.
 #include <cstring>
 #include <string>
+#include <string_view>
 
+#include "core/allowlist.h"
 #include "core/error.h"
 #include "restore/decoders.h"
 
@@ -23,8 +25,43 @@ bool is_c_descriptor(PyObject* v) {
          std::strcmp(t->tp_name, "_collections._tuplegetter") == 0;
 }
 
-// Whether an object graph's class may hold `value` (see the file comment); "" or why not.
-std::string class_value_refusal(HeapDecoder& d, PyObject* value, int depth = 0) {
+// Whether the interpreter, the enum machinery or the loader call the attribute `key` of a class
+// by its name: special methods (`__init__`, `__setitem__`...), Enum's sunder names (`_missing_`,
+// `_generate_next_value_`...) and `append` (ListItems).
+bool called_by_name(PyObject* key) {
+  Py_ssize_t n = 0;
+  const char* s = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &n) : nullptr;
+  if (!s) {
+    PyErr_Clear();
+    return false;
+  }
+  std::string_view k(s, size_t(n));
+  return k == "append" || (n > 2 && k.front() == '_' && k.back() == '_');
+}
+
+// Whether calling the class `t` (one this load made) runs only code loading may run: every class
+// of its MRO that defines __new__ or __init__ is one of this load's (whose code the guard keeps
+// from running), `object`, or a class loading may call (core/allowlist.h). A class derived from
+// subprocess.Popen or dict is not: its construction would run Popen.__init__ or dict(x).
+bool constructed_by_safe_code(HeapDecoder& d, PyTypeObject* t) {
+  PyObject* mro = t->tp_mro;
+  for (Py_ssize_t i = 0; mro && i < PyTuple_GET_SIZE(mro); ++i) {
+    PyObject* base = PyTuple_GET_ITEM(mro, i);
+    auto* b = reinterpret_cast<PyTypeObject*>(base);
+    if (b == &PyBaseObject_Type || d.stream_class(base) || allowlist::callable_class(base)) continue;
+    if (b->tp_dict && (PyDict_GetItemString(b->tp_dict, "__init__") || PyDict_GetItemString(b->tp_dict, "__new__")))
+      return false;
+  }
+  return true;
+}
+
+// Whether an object graph's class may hold `value` under `key` (see the file comment); "" or why
+// not. A class is a callable too: under a name that is called (`__setitem__ = subprocess.Popen`,
+// an Enum's `_missing_ = staticmethod(Popen)`, an exception's `__init__`) it would be constructed
+// with the interpreter's arguments, so there only functions of the snapshot's own may stand; under
+// any other name library code may still call it (random.Random.__init__ calls `self.seed(x)`),
+// so it must be a class loading itself may call (core/allowlist.h) or one this load made.
+std::string class_value_refusal(HeapDecoder& d, PyObject* key, PyObject* value, int depth = 0) {
   if (depth > 4) return "nested too deep";
   if (PyFunction_Check(value)) {
     if (d.stream_function(value)) return "";
@@ -36,7 +73,7 @@ std::string class_value_refusal(HeapDecoder& d, PyObject* value, int depth = 0) 
       PyErr_Clear();
       return "a static or class method without a function";
     }
-    return class_value_refusal(d, f.get(), depth + 1);
+    return class_value_refusal(d, key, f.get(), depth + 1);
   }
   if (Py_IS_TYPE(value, &PyProperty_Type)) {
     for (const char* part : {"fget", "fset", "fdel"}) {
@@ -46,12 +83,22 @@ std::string class_value_refusal(HeapDecoder& d, PyObject* value, int depth = 0) 
         return "a property without its functions";
       }
       if (f.get() == Py_None) continue;
-      std::string why = class_value_refusal(d, f.get(), depth + 1);
+      // a property's functions are called on every access: as if they stood under a called name
+      std::string why = class_value_refusal(d, nullptr, f.get(), depth + 1);
       if (!why.empty()) return why;
     }
     return "";
   }
-  if (PyType_Check(value) || is_c_descriptor(value)) return "";
+  if (PyType_Check(value)) {
+    auto* t = reinterpret_cast<PyTypeObject*>(value);
+    if (!key || called_by_name(key))
+      return std::string("the class ") + t->tp_name +
+             " under a name that is called (it would be constructed with the interpreter's arguments)";
+    if (allowlist::callable_class(value) || (d.stream_class(value) && constructed_by_safe_code(d, t))) return "";
+    return std::string("the class ") + t->tp_name +
+           ", which loading may not call (library code may call a class's attributes)";
+  }
+  if (is_c_descriptor(value)) return "";
   if (!PyCallable_Check(value) && !Py_TYPE(value)->tp_descr_get) return "";  // data
   return std::string("a ") + Py_TYPE(value)->tp_name + " (a callable or descriptor that is not the snapshot's own function)";
 }
@@ -101,7 +148,16 @@ bool defined_by_bases(PyObject* bases, PyObject* func) {
 
 void check_class_value(HeapDecoder& d, PyObject* cls_name, PyObject* bases, PyObject* key, PyObject* value) {
   if (d.program()) return;
-  std::string why = class_value_refusal(d, value);
+  // A finalizer would run the snapshot's code (or a library __del__ on its state) when an object
+  // of the class dies, after the load: in the namespace (Enum members are made with the class) as
+  // in ClassState.
+  if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "__del__") == 0) {
+    const char* c = PyUnicode_Check(cls_name) ? PyUnicode_AsUTF8(cls_name) : nullptr;
+    PyErr_Clear();
+    d.corrupt(std::string("class ") + (c ? c : "?") + " from the snapshot would have __del__ (it would run "
+              "code when an object dies)");
+  }
+  std::string why = class_value_refusal(d, key, value);
   if (!why.empty() && inherited(bases, key, value)) return;
   if (!why.empty() && PyMethod_Check(value) && PyType_Check(PyMethod_GET_SELF(value)) &&
       (d.stream_function(PyMethod_GET_FUNCTION(value)) || defined_by_bases(bases, PyMethod_GET_FUNCTION(value))))

@@ -13,6 +13,12 @@ internals::EvalFrameFunc g_previous = nullptr;
 
 PyObject* guard_eval_frame(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
   PyObject* code = internals::interpreter_frame_code(frame);
+  // An exception thrown into a frame no handler of which covers where it stands (close() of a
+  // generator that did not start, or that is suspended outside any try block) unwinds it without
+  // running one instruction: that is not running the snapshot's code, and refusing it would only
+  // print "Exception ignored" when a generator of a failed load dies.
+  if (throwflag && !internals::exception_handler_covers(reinterpret_cast<PyCodeObject*>(code), internals::frame_lasti(frame)))
+    return g_previous(tstate, frame, throwflag);
   for (CodeGuard* g : g_active) {
     if (!g->guards(code) || code == g->allowed_) continue;
     if (g->refused_.empty()) {

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "restore/code_verifier.h"
 #include "restore/decoders.h"
+#include "restore/effect_guard.h"
 
 using stasis::format::Op;
 
@@ -22,7 +23,11 @@ void decode_code(HeapDecoder& d, uint8_t) {
   Ref fields = d.pop();
   if (!PyTuple_Check(fields.get()) || PyTuple_GET_SIZE(fields.get()) != 18)
     d.corrupt("Code needs a tuple of 18 fields");
-  PyObject* r = PyObject_Call(reinterpret_cast<PyObject*>(&PyCode_Type), fields.get(), nullptr);
+  PyObject* r;
+  {
+    EffectGuard::OwnCode scope(d.effects());  // verified below, before anything can run it
+    r = PyObject_Call(reinterpret_cast<PyObject*>(&PyCode_Type), fields.get(), nullptr);
+  }
   if (!r) d.refused("Code");
   Ref code = Ref::steal(r);
   std::string why = verify_code(reinterpret_cast<PyCodeObject*>(r));

@@ -16,6 +16,38 @@ using stasis::format::Op;
 namespace stasis::restore {
 namespace {
 
+// The value of an int op argument that must fit a C long (a state, a position), or `otherwise`
+// for one that does not (never an exception left set).
+long small_int(PyObject* v, long otherwise) {
+  if (!PyLong_Check(v)) return otherwise;
+  int overflow = 0;
+  long r = PyLong_AsLongAndOverflow(v, &overflow);
+  if (overflow || (r == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return otherwise;
+  }
+  return r;
+}
+
+// An object graph's generator is handed to the program, which may drop it unfinished: then
+// CPython closes it, throwing GeneratorExit in at its yield. That must run none of the snapshot's
+// code — no handler (`finally`, `except`, `with`) may cover the yield — nor call anything the
+// snapshot chose: a generator delegating there (`yield from x`, `await x`) closes x through
+// x.close(), which must be its class's own (an exact generator or coroutine, or an object of a
+// built-in type without a __dict__ the snapshot could have put a `close` in).
+void check_closable(HeapDecoder& d, PyCodeObject* co, int lasti, PyObject* stack) {
+  if (internals::exception_handler_covers(co, lasti))
+    d.corrupt("GeneratorFrame: the generator is suspended inside a try, with or except block, whose "
+              "handler would run the snapshot's code when the generator is closed or dropped");
+  if (!internals::delegates_at(co, lasti) || PyTuple_GET_SIZE(stack) == 0) return;
+  PyObject* sub = PyTuple_GET_ITEM(stack, PyTuple_GET_SIZE(stack) - 1);
+  PyTypeObject* t = Py_TYPE(sub);
+  if (PyGen_CheckExact(sub) || PyCoro_CheckExact(sub)) return;
+  if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE) && t->tp_dictoffset == 0) return;
+  d.corrupt(std::string("GeneratorFrame: the generator delegates (yield from, await) to a ") + t->tp_name +
+            ", whose close() would be called when the generator is closed or dropped");
+}
+
 void make_generator(HeapDecoder& d) {
   Ref func = d.pop();
   if (!PyFunction_Check(func.get())) d.corrupt("Generator of a non-function");
@@ -65,7 +97,7 @@ void fill_frame(HeapDecoder& d) {
   if (!PyGen_CheckExact(gen) && !PyCoro_CheckExact(gen) && !PyAsyncGen_CheckExact(gen))
     d.corrupt("GeneratorFrame on a non-generator");
   if (internals::generator_state(gen) != -2) d.corrupt("GeneratorFrame on a generator that was already filled");
-  long state = PyLong_Check(state_obj.get()) ? PyLong_AsLong(state_obj.get()) : 99;
+  long state = small_int(state_obj.get(), 99);
   if (state >= 1 && state <= 4) {  // completed or cleared: mark the not-started frame completed
     if (PyAsyncGen_CheckExact(gen)) {  // aclose() would need an event loop; nothing ran: just end it
       internals::set_generator_state(gen, 1);
@@ -84,7 +116,7 @@ void fill_frame(HeapDecoder& d) {
   if (!PyTuple_Check(stack.get()) || PyTuple_GET_SIZE(stack.get()) > co->co_stacksize)
     d.corrupt("GeneratorFrame stack does not fit the code");
   if (!PyLong_Check(mask.get()) || !PyLong_Check(lasti_obj.get())) d.corrupt("GeneratorFrame mask/lasti are not ints");
-  long lasti = PyLong_AsLong(lasti_obj.get());
+  long lasti = small_int(lasti_obj.get(), -1);
   if (lasti < 0 || lasti >= internals::code_units(co)) d.corrupt("GeneratorFrame position outside the code");
   if (state == -1 && !internals::is_yield_value(co, int(lasti)))
     d.corrupt("GeneratorFrame position is not a yield");
@@ -93,15 +125,19 @@ void fill_frame(HeapDecoder& d) {
     // iterator's tp_iternext unchecked...): each must be of the kind the verifier found there.
     std::string why = check_stack_at(co, int(lasti), stack.get(), true);
     if (!why.empty()) d.corrupt("GeneratorFrame: " + why);
+    if (!d.program()) check_closable(d, co, int(lasti), stack.get());
   }
   if (state == -2 && (lasti != internals::frame_lasti(f) || PyTuple_GET_SIZE(stack.get()) != 0))
     d.corrupt("GeneratorFrame of a not started generator does not match its code");
   int iter_slot = iterator_argument(co);
   PyObject** slots = internals::frame_localsplus(f);
+  Ref one = Ref::steal(PyLong_FromLong(1));
+  if (!one) throw Error::python();
   for (int i = 0; i < nlocals; ++i) {
     Ref bit = Ref::steal(PyNumber_Rshift(mask.get(), Ref::steal(PyLong_FromLong(i)).get()));
-    if (!bit) throw Error::python();
-    bool bound = PyLong_AsLong(bit.get()) & 1;
+    Ref low = bit ? Ref::steal(PyNumber_And(bit.get(), one.get())) : Ref();
+    if (!low) throw Error::python();
+    bool bound = PyObject_IsTrue(low.get()) == 1;
     PyObject* v = bound ? PyTuple_GET_ITEM(locals.get(), i) : nullptr;
     _PyLocals_Kind kind = _PyLocals_GetKind(co->co_localspluskinds, i);
     if (v && (kind & (CO_FAST_CELL | CO_FAST_FREE)) && !PyCell_Check(v))

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/python_error.h"
 #include "restore/code_guard.h"
+#include "restore/effect_guard.h"
 #include "restore/decoders.h"
 
 namespace stasis::restore {
@@ -14,7 +15,9 @@ namespace stasis::restore {
 using format::Op;
 
 HeapDecoder::HeapDecoder(format::PayloadReader& in, LoadHandlers handlers, Trust trust)
-    : in_(in), handlers_(handlers), trust_(trust) {}
+    : in_(in), handlers_(handlers), trust_(trust) {
+  if (trust_ == Trust::Objects) effects_ = std::make_unique<EffectGuard>();
+}
 
 HeapDecoder::~HeapDecoder() {
   for (PyObject* o : stack_) Py_DECREF(o);
@@ -50,6 +53,14 @@ bool HeapDecoder::derives_from_stream_class(PyTypeObject* type) const {
   return false;
 }
 
+void HeapDecoder::check_effects() {
+  if (effects_ && !effects_->refused().empty()) {
+    PyErr_Clear();
+    corrupt("the snapshot made library code try " + effects_->refused() +
+            ", which loading an object graph refuses (a CPython audit event)");
+  }
+}
+
 void HeapDecoder::check_guard() {
   if (guard_ && !guard_->refused().empty()) {
     PyErr_Clear();
@@ -72,7 +83,10 @@ void HeapDecoder::corrupt(const std::string& what) const {
                                              std::to_string(op_at_) + ")");
 }
 
-void HeapDecoder::refused(const std::string& what) { corrupt(what + ": " + take_python_error()); }
+void HeapDecoder::refused(const std::string& what) {
+  check_effects();  // a refused effect is the cause, whatever error it became
+  corrupt(what + ": " + take_python_error());
+}
 
 PyObject* HeapDecoder::memo(uint64_t id) {
   if (id >= memo_.size()) corrupt("reference to undefined memo id " + std::to_string(id));
@@ -80,7 +94,7 @@ PyObject* HeapDecoder::memo(uint64_t id) {
 }
 
 PyObject* HeapDecoder::shape_template(uint64_t id, uint64_t k) {
-  if (id == last_template_id_) {
+  if (last_template_ && id == last_template_id_) {  // (no shape yet: id 2^64-1 is no cache hit)
     if (uint64_t(PyDict_GET_SIZE(last_template_)) != k) corrupt("a shape used with another key count");
     return last_template_;
   }
@@ -152,6 +166,7 @@ void HeapDecoder::rethrow_as_snapshot_error() {
     throw;
   } catch (const Error& e) {
     if (e.code() != ErrorCode::PythonError) throw;
+    check_effects();
     if (stasis_error_set()) throw;
     if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) || PyErr_ExceptionMatches(PyExc_SystemExit)) throw;
     if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
@@ -293,6 +308,7 @@ Ref HeapDecoder::run() {
         break;
       }
     }
+    if (effects_ && !effects_->refused().empty()) check_effects();
     previous = op;
   }
   op_ = 0;
@@ -309,6 +325,7 @@ Ref HeapDecoder::run() {
   memo_.clear();
   set_items_.clear();
   if (guard_) check_guard();
+  check_effects();
   return result;
 }
 

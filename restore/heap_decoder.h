@@ -26,6 +26,7 @@
 namespace stasis::restore {
 
 class CodeGuard;
+class EffectGuard;
 
 // Loaders of user handlers (stasis.register): {key: load}; borrowed, may be null.
 struct LoadHandlers {
@@ -97,9 +98,14 @@ class HeapDecoder {
   // The guard that keeps the snapshot's code from running while an object graph loads (null for a
   // program, or before the first Code op).
   CodeGuard* guard() { return guard_.get(); }
+  // The audit hook that refuses effects while an object graph loads (restore/effect_guard.h;
+  // null for a program).
+  EffectGuard* effects() { return effects_.get(); }
   // After a call into Python: CorruptSnapshot if the call tried to run code from the snapshot
   // (the guard refused it, even if something swallowed that refusal).
   void check_guard();
+  // After an op: CorruptSnapshot if something it ran tried an effect the audit hook refused.
+  void check_effects();
   // Whether the Python exception that is set is one of Stasis's own (stasis.errors).
   static bool stasis_error_set();
   [[noreturn]] void corrupt(const std::string& what) const;
@@ -123,6 +129,7 @@ class HeapDecoder {
   std::vector<Ref> foreign_alive_;                    // keeps them alive (their ids stay theirs)
   std::unordered_set<PyObject*> stream_functions_, stream_classes_;
   std::unique_ptr<CodeGuard> guard_;
+  std::unique_ptr<EffectGuard> effects_;
   std::vector<PyObject*> stack_;  // owned references
   std::vector<PyObject*> memo_;   // owned references
   std::unordered_map<uint64_t, Ref> templates_;  // shape templates by memo id

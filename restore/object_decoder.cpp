@@ -16,6 +16,7 @@
 #include "core/python_error.h"
 #include "core/python_import.h"
 #include "restore/decoders.h"
+#include "restore/effect_guard.h"
 
 using stasis::format::Op;
 
@@ -252,7 +253,11 @@ void decode_registered(HeapDecoder& d, uint8_t) {
                 std::string("the snapshot holds an object saved by the handler registered as '") +
                     (k ? k : "?") + "', and no handler of that name is registered here (stasis.register)");
   }
-  PyObject* r = PyObject_CallOneArg(load, state.get());
+  PyObject* r;
+  {
+    EffectGuard::Handler scope(d.effects());  // it may reopen files and make sockets
+    r = PyObject_CallOneArg(load, state.get());
+  }
   if (!r) {
     // A handler's own error (SnapshotIOError: a file that is gone) stands; any other means the
     // handler does not accept the state the snapshot gives it.

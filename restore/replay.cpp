@@ -74,6 +74,11 @@ void restore_frame(PyFrameObject* frame, PyObject* record) {
     throw Error(ErrorCode::Internal, "replay reached a frame whose value stack is not empty");
   if (PyTuple_GET_SIZE(stack) > code->co_stacksize)
     throw bad_record("more stack values than the code's stack size");
+  // The eval loop uses the pushed values as the code expects them there, unchecked (FOR_ITER
+  // calls an iterator's tp_iternext; a missing value is read from below the stack): the values
+  // must be as many, and of the kinds, the verifier finds at the offset.
+  std::string why = check_stack_at(code, int(offset / 2), stack, false);
+  if (!why.empty()) throw bad_record(why);
 
   if (code->co_flags & CO_OPTIMIZED) {
     PyObject** slots = internals::frame_localsplus(f);

@@ -104,12 +104,14 @@ void decode_set_layout(HeapDecoder& d, uint8_t) {
   if (mask + 1 > PySet_MINSIZE && (mask + 1) / 16 > n + ndummies)
     d.corrupt("SetLayout of a table of " + std::to_string(mask + 1) + " slots for " + std::to_string(n) +
               " items and " + std::to_string(ndummies) + " dummies");
-  std::vector<uint64_t> dummies(ndummies);
+  // Grown as the deltas are read (a byte each at least): a count alone allocates nothing (a
+  // 16-byte stream claiming 2^30 dummies made this an 8 GiB vector).
+  std::vector<uint64_t> dummies;
   at = 0;
   for (uint64_t i = 0; i < ndummies; ++i) {
     at += d.in().uvar();
     if (at > mask) d.corrupt("SetLayout dummy slot outside the table");
-    dummies[i] = at;
+    dummies.push_back(at);
   }
   if (finger > mask) d.corrupt("SetLayout finger outside the table");
   if (PySet_GET_SIZE(set) != Py_ssize_t(n)) return;  // equal items merged: keep plain insertion

@@ -3,6 +3,8 @@
 // masked out), the value stack below the yield (for-loop iterators, the awaited object), the
 // last instruction and the frame state. Counterpart: restore/generator_decoder.cpp, which builds a
 // fresh generator of the function (no code runs) and writes that frame back.
+#include <string>
+
 #include "core/cpython_internals.h"
 #include "core/error.h"
 #include "snapshot/encoders.h"
@@ -54,6 +56,24 @@ void encode_generator(HeapEncoder& e, PyObject* obj) {
   int top = internals::frame_stacktop(f);
   if (top < nlocals) e.unsupported(obj, "its frame has no valid value stack");
   PyObject** slots = internals::frame_localsplus(f);
+  if (state == -1 && !e.writes_program()) {
+    // What loading an object graph refuses (restore/generator_decoder.cpp check_closable): closing
+    // the loaded generator would run a handler of its code, or call its delegate's own close().
+    PyCodeObject* co = internals::frame_code(f);
+    int lasti = internals::frame_lasti(f);
+    if (internals::exception_handler_covers(co, lasti))
+      e.unsupported(obj, "it is suspended inside a try, with or except block (loading an object graph refuses "
+                         "it: closing the loaded generator would run that block's handler)");
+    if (internals::delegates_at(co, lasti) && top > nlocals) {
+      PyObject* sub = slots[top - 1];
+      PyTypeObject* t = sub ? Py_TYPE(sub) : nullptr;
+      if (t && !PyGen_CheckExact(sub) && !PyCoro_CheckExact(sub) &&
+          ((t->tp_flags & Py_TPFLAGS_HEAPTYPE) || t->tp_dictoffset != 0))
+        e.unsupported(obj, std::string("it delegates (yield from, await) to a ") + t->tp_name +
+                               " (loading an object graph refuses it: closing the loaded generator would call "
+                               "that object's close())");
+    }
+  }
   Ref locals = Ref::steal(PyTuple_New(nlocals));
   Ref mask = Ref::steal(PyLong_FromLong(0));
   for (int i = 0; i < nlocals; ++i) {

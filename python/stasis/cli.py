@@ -342,6 +342,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(message: str) -> str:
+    """An error message as one line of plain text: a snapshot's strings end up in messages (module
+    names, handler keys), and their newlines or terminal escape sequences are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.argv[1:] == argv:
@@ -366,7 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{e}\n(see `stasis --help`)", file=sys.stderr)
         return EXIT_USAGE
     except StasisError as e:
-        print(f"stasis: error: {e}", file=sys.stderr)
+        print(f"stasis: error: {_one_line(str(e))}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
         return 130

@@ -12,21 +12,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import re
 import struct
 import subprocess
 import zlib
-from typing import Iterable, Optional, Union
+from typing import Dict, Iterable, Optional, Union
 
 from stasis import _engine
 
-# --- op codes (format/schema.h) ------------------------------------------------------------------
-NONE, TRUE, FALSE, INT_SMALL, INT_BIG, FLOAT, STR, BYTES, MEMO, REF = range(0x01, 0x0B)
-EMPTY_LIST, APPENDS, EMPTY_DICT, SET_ITEMS, TUPLE, POP = range(0x0B, 0x11)
-ELLIPSIS, NOT_IMPLEMENTED, COMPLEX, BYTE_ARRAY, EMPTY_SET, ADD_ITEMS, FROZEN_SET, FLOATS = range(0x11, 0x19)
-GLOBAL, MODULE, REDUCE, NEW_OBJ, BUILD, LIST_ITEMS, DICT_ITEMS = range(0x19, 0x20)
-CELL, CELL_SET, CODE, FUNCTION, FUNCTION_STATE, CLASS, CLASS_STATE = range(0x20, 0x27)
-GENERATOR, GENERATOR_FRAME, WEAK_REF, DEAD_WEAK_REF, REGISTERED, EXCEPTION_STATE = range(0x27, 0x2D)
-SHAPE_VALUES, SHAPE_DICT, SET_LAYOUT = range(0x2D, 0x30)
+# --- op codes: read from THE op table (format/schema.h STASIS_OPS), so a crafted stream always
+# uses this build's codes; each op is a module constant named in UPPER_SNAKE_CASE (IntSmall ->
+# INT_SMALL), and OPS maps every name of the table to its code.
+SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "format", "schema.h")
+
+
+def _op_table() -> Dict[str, int]:
+    with open(SCHEMA) as f:
+        text = f.read()
+    table = {m.group(1): int(m.group(2), 16) for m in re.finditer(r"X\((\w+), 0x([0-9A-Fa-f]{2}),", text)}
+    if not table:
+        raise RuntimeError(f"craft: no op table found in {SCHEMA}")
+    return table
+
+
+OPS: Dict[str, int] = _op_table()
+for _name, _code in OPS.items():
+    globals()[re.sub(r"(?<!^)(?=[A-Z])", "_", _name).upper()] = _code
+del _name, _code
 
 
 def uvar(v: int) -> bytes:
@@ -181,3 +194,58 @@ def ops_of_code(fields: Iterable) -> Ops:
     for f in fields:
         o.value(f)
     return o.tuple(18).op(CODE)
+
+
+# --- building blocks of hostile streams (tests/format/test_hostile_*.py) --------------------------
+
+def instance(o: Ops, module: str, qualname: str, attrs: dict) -> Ops:
+    """An instance of an importable class made as plain instances are (NewObj, then Build of its
+    __dict__), whose attributes are `attrs`: {name: plain value, or a callable(o) that writes the
+    value's ops}."""
+    o.global_(module, qualname).op(TUPLE, 0).op(NEW_OBJ).op(EMPTY_DICT)
+    for name, value in attrs.items():
+        o.str(name)
+        value(o) if callable(value) else o.value(value)
+    return o.op(SET_ITEMS, len(attrs)).op(BUILD)
+
+
+def partial_of(o: Ops, module: str, qualname: str, *args) -> Ops:
+    """functools.partial(module.qualname, *args): data, which loading itself never calls."""
+    o.global_("functools", "partial").global_(module, qualname)
+    for a in args:
+        o.value(a)
+    return o.op(TUPLE, 1 + len(args)).op(REDUCE)
+
+
+def environ_gadget(o: Ops, command: str, via: str = "decodekey") -> Ops:
+    """An os._Environ whose key codec is os.system and whose data holds `command`: its repr and
+    iteration call decodekey(command), its __setitem__ encodekey(key) — library code calling an
+    attribute the snapshot chose."""
+    return instance(o, "os", "_Environ", {
+        "encodekey": lambda o: o.global_("posix", "system") if via == "encodekey" else o.global_("builtins", "str"),
+        "decodekey": lambda o: o.global_("posix", "system") if via == "decodekey" else o.global_("builtins", "str"),
+        "encodevalue": lambda o: o.global_("builtins", "str"),
+        "decodevalue": lambda o: o.global_("builtins", "str"),
+        "_data": {command: "v"},
+    })
+
+
+def klass(o: Ops, name: str, bases: Iterable = (), attrs: Optional[dict] = None,
+          meta: tuple = ("builtins", "type")) -> Ops:
+    """A class by value: Class(meta, name, bases, {__module__, **attrs}); bases are (module,
+    qualname) pairs; attrs values are plain or callables writing their ops."""
+    o.global_(*meta).str(name)
+    bases = list(bases)
+    for b in bases:
+        o.global_(*b)
+    o.op(TUPLE, len(bases)).op(EMPTY_DICT).str("__module__").str("hostile")
+    for k, v in (attrs or {}).items():
+        o.str(k)
+        v(o) if callable(v) else o.value(v)
+    return o.op(SET_ITEMS, 1 + len(attrs or {})).op(CLASS)
+
+
+def function_of(o: Ops, code, name: str = "f") -> Ops:
+    """A function by value around `code` (a code object without nested code objects), with
+    builtins as its globals and no closure."""
+    return o.raw(ops_of_code(code_fields(code)).bytes()).module("builtins").str(name).str(name).op(NONE).op(FUNCTION)

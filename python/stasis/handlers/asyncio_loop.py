@@ -24,6 +24,8 @@ def _save_context_var(var: Any) -> Tuple:
 
 
 def _load_context_var(state: Tuple) -> Any:
+    if type(state) is not tuple or len(state) not in (1, 2) or type(state[0]) is not str:
+        raise TypeError("a ContextVar's state is not (name[, default])")
     if len(state) > 1:
         return contextvars.ContextVar(state[0], default=state[1])
     return contextvars.ContextVar(state[0])
@@ -34,6 +36,10 @@ def _save_context(ctx: Any) -> list:
 
 
 def _load_context(items: list) -> Any:
+    # ctx.run(var.set, value): var must be a ContextVar, whose set is the C method
+    if type(items) is not list or not all(type(i) is tuple and len(i) == 2 and type(i[0]) is contextvars.ContextVar
+                                          for i in items):
+        raise TypeError("a Context's state is not a list of (ContextVar, value)")
     ctx = contextvars.Context()
     for var, value in items:
         ctx.run(var.set, value)
@@ -56,7 +62,16 @@ def _save_selector(sel: Any) -> Tuple:
     return (type(sel),)
 
 
+def _selector_classes() -> tuple:
+    import selectors
+    return tuple(getattr(selectors, n) for n in ("EpollSelector", "PollSelector", "SelectSelector",
+                                                  "DevpollSelector", "KqueueSelector") if hasattr(selectors, n))
+
+
 def _load_selector(state: Tuple) -> Any:
+    # The class is called: only the selectors module's own.
+    if type(state) is not tuple or len(state) != 1 or state[0] not in _selector_classes():
+        raise TypeError("a selector's state is not (a selectors class,)")
     return state[0]()
 
 
@@ -80,6 +95,21 @@ def _load_event_loop(state: dict) -> Any:
     """A new loop of the same class around the restored selector (it makes a new self-pipe);
     a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
     _restore_running_loops sets up what that method had set up)."""
+    import asyncio
+    import selectors
+    import asyncio.unix_events as ue
+    # The class is called with the selector: only an event loop class of this process's asyncio
+    # (or a subclass), around a selector.
+    checks = (
+        ("is not a dict", lambda: type(state) is dict),
+        ("has no event loop class", lambda: isinstance(state.get("class"), type)
+         and issubclass(state["class"], ue._UnixSelectorEventLoop)),
+        ("has no selector", lambda: isinstance(state.get("selector"), selectors.BaseSelector)),
+        ("has async generators that are not a list", lambda: type(state.get("asyncgens")) is list),
+    )
+    for what, ok in checks:
+        if not ok():
+            raise TypeError(f"an event loop's state {what}")
     loop = state["class"](state["selector"])
     loop._debug = state["debug"]
     loop._stopping = state["stopping"]
@@ -107,6 +137,9 @@ def _save_asend(aw: Any) -> Tuple:
 
 
 def _load_asend(state: Tuple) -> Any:
+    # agen.asend is called: agen must be an async generator (its asend is the C method)
+    if type(state) is not tuple or len(state) != 2 or type(state[0]) is not _ASYNC_GENERATOR:
+        raise TypeError("an asend awaitable's state is not (async generator, value)")
     agen, sendval = state
     return agen.asend(sendval)
 
@@ -115,7 +148,14 @@ def _save_asyncgen_hooks(hooks: Any) -> Tuple:
     return tuple(hooks)
 
 
+async def _agen_for_type() -> Any:
+    yield None
+_ASYNC_GENERATOR = type(_agen_for_type())
+
+
 def _load_asyncgen_hooks(values: Tuple) -> Any:
+    if type(values) is not tuple or len(values) != 2:
+        raise TypeError("async generator hooks are not (firstiter, finalizer)")
     return type(sys.get_asyncgen_hooks())(values)
 
 
@@ -127,6 +167,10 @@ def _load_policy(state: Tuple) -> Any:
     """asyncio's event loop policy of this process, of the saved class (its per-thread loops are
     set again with the running loops)."""
     from asyncio import events
+    # The class is called: only an event loop policy class.
+    if type(state) is not tuple or len(state) != 1 or not isinstance(state[0], type) \
+            or not issubclass(state[0], events.AbstractEventLoopPolicy):
+        raise TypeError("an event loop policy's state is not (a policy class,)")
     if type(events._event_loop_policy) is not state[0]:
         events._event_loop_policy = state[0]()
     return events._event_loop_policy

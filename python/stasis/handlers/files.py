@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 from typing import Any, Callable, Dict, Tuple
 
@@ -36,8 +37,10 @@ def _load_file(state: Tuple) -> Any:
             raise TypeError(f"no standard stream {state[1]!r}")
         return getattr(sys, state[1])
     _, path, mode, position, closed, text, encoding, errors, _kind = state
-    if not (isinstance(path, str) and isinstance(mode, str) and set(mode) <= set("rwxab+t")
-            and (position is None or isinstance(position, int)) and isinstance(closed, bool)):
+    if not (type(path) is str and type(mode) is str and set(mode) <= set("rwxab+t")
+            and (position is None or (type(position) is int and position >= 0)) and type(closed) is bool
+            and type(text) is bool and (encoding is None or type(encoding) is str)
+            and (errors is None or type(errors) is str)):
         raise TypeError("an open file's state is malformed")
     # Reopen without truncating what the old process wrote: "w"/"x" become "r+". The file must
     # still exist: loading never creates a file (os.open without O_CREAT; "a" would create it).
@@ -48,14 +51,23 @@ def _load_file(state: Tuple) -> Any:
     if "a" in reopen:
         flags |= os.O_APPEND
     try:
-        fd = os.open(path, flags | os.O_CLOEXEC)
+        # Never blocks (opening a FIFO waits for its other end), never makes a terminal the
+        # controlling one; only a regular file or a character device (/dev/null) is reopened.
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         try:
+            kind = os.fstat(fd).st_mode
+            if not (stat.S_ISREG(kind) or stat.S_ISCHR(kind)):
+                raise SnapshotIOError(f"cannot reopen {path!r} saved in the snapshot: it is not a regular "
+                                      "file (a FIFO, socket, directory or block device)")
+            os.set_blocking(fd, True)
             f = open(fd, reopen, encoding=encoding, errors=errors) if text else open(fd, reopen)
         except BaseException:
             os.close(fd)
             raise
         raw = f.buffer.raw if text else getattr(f, "raw", f)
         raw.name = path  # opened by descriptor: the name a later snapshot reopens it by
+    except SnapshotIOError:
+        raise
     except FileNotFoundError:
         raise SnapshotIOError(f"cannot reopen file {path!r} (mode {mode!r}) saved in the snapshot: "
                               "it no longer exists") from None

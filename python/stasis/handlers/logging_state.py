@@ -40,6 +40,8 @@ def _load_logger(name: Optional[str]) -> Any:
     """The logger of that name in this process (its configuration is the logging module's
     state, restored with it)."""
     import logging
+    if name is not None and type(name) is not str:
+        raise TypeError("a logger's name is not a str")
     return logging.getLogger(name)
 
 

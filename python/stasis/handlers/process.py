@@ -11,7 +11,18 @@ def _save_popen(p: Any) -> dict:
 
 
 def _load_popen(state: dict) -> Any:
+    """A finished child's Popen, inert: with its return code set, poll(), wait(), kill() and its
+    __del__ never wait for or signal the pid it names. Only its data attributes are set: a key
+    naming a method (`_internal_poll`, which __del__ calls) would replace it on the instance."""
     import subprocess
+    if type(state) is not dict or not all(type(k) is str for k in state):
+        raise TypeError("a Popen's state is not a dict of its attributes")
+    if type(state.get("returncode")) is not int:
+        raise TypeError("a Popen's state has no return code (only a finished child is restored)")
+    for k in state:
+        on_class = next((vars(c)[k] for c in subprocess.Popen.__mro__ if k in vars(c)), None)
+        if k.startswith("__") or callable(on_class) or hasattr(type(on_class), "__get__"):
+            raise TypeError(f"a Popen's state sets {k!r}, which is not a data attribute")
     p = subprocess.Popen.__new__(subprocess.Popen)
     vars(p).update(state)
     return p

@@ -14,7 +14,14 @@ def _save_lock(lock: Any) -> bool:
     return lock.locked()
 
 
+# The most times a restored RLock is taken again: a held RLock's count is how deep its owner's
+# recursion went, far below this; a larger count in a snapshot would only make loading spin.
+MAX_RLOCK_COUNT = 1 << 20
+
+
 def _load_lock(locked: bool) -> Any:
+    if type(locked) is not bool:
+        raise TypeError("a lock's state is not a bool")
     lock = _thread.allocate_lock()
     if locked:
         lock.acquire()
@@ -71,7 +78,9 @@ def write_held_rlocks(collected: List[Tuple[Any, int, int]]) -> Iterator[None]:
 def _load_rlock(state: Any) -> Any:
     """The restored RLock is held `count` times by the thread that loads it (stasis.load), or by
     the thread that held it (a resumed program, collect_held_rlocks)."""
-    owner, count = state if isinstance(state, tuple) else (0, state)  # snapshots before owners
+    owner, count = state if type(state) is tuple and len(state) == 2 else (0, state)  # before owners
+    if type(owner) is not int or type(count) is not int or not 0 <= count <= MAX_RLOCK_COUNT:
+        raise TypeError(f"an RLock's state is not (owner ident, count <= {MAX_RLOCK_COUNT})")
     lock = _thread.RLock()
     if count and _held_rlocks is not None:
         _held_rlocks.append((lock, owner, count))
@@ -87,8 +96,15 @@ def _save_condition(cond: threading.Condition) -> Any:
     return (cond._lock, list(cond._waiters))
 
 
+_LOCK_TYPES = (_thread.LockType, _thread.RLock)
+
+
 def _load_condition(state: Any) -> threading.Condition:
-    lock, waiters = state if isinstance(state, tuple) else (state, [])
+    lock, waiters = state if type(state) is tuple and len(state) == 2 else (state, [])
+    # Condition(lock) takes the lock's methods and iterates nothing else: only locks are given.
+    if type(lock) not in _LOCK_TYPES or type(waiters) is not list or \
+            not all(type(w) is _thread.LockType for w in waiters):
+        raise TypeError("a Condition's state is not (a lock, a list of waiter locks)")
     cond = threading.Condition(lock)
     cond._waiters.extend(waiters)
     return cond
@@ -120,6 +136,8 @@ def _save_simple_queue(q: Any) -> list:
 
 
 def _load_simple_queue(items: list) -> Any:
+    if type(items) is not list:
+        raise TypeError("a SimpleQueue's state is not a list of its items")
     q = _queue.SimpleQueue()
     for item in items:
         q.put(item)
@@ -133,6 +151,9 @@ def _save_threading_module(module: Any) -> Any:
 
 
 def _load_threading_module(module: Any, counter: Any) -> None:
+    import itertools
+    if type(counter) is not itertools.count:
+        raise TypeError("threading's thread-name counter is not an itertools.count")
     module._counter = counter.__next__
 
 

@@ -15,6 +15,8 @@ def _save_struct(st: Any) -> str:
 
 
 def _load_struct(fmt: str) -> Any:
+    if type(fmt) not in (str, bytes):
+        raise TypeError("a Struct's format is not a str")
     import struct
     return struct.Struct(fmt)
 
@@ -29,7 +31,15 @@ def _save_lru_cache(wrapper: Any) -> Tuple:
 
 
 def _load_lru_cache(state: Tuple) -> Any:
+    # Checked before anything is made: lru_cache treats a callable maxsize as the function, and
+    # the extra attributes are copied with dict.update (an object that is not a dict would have
+    # its own keys() called).
+    if type(state) is not tuple or len(state) != 4:
+        raise TypeError("an lru_cache wrapper's state is not (function, maxsize, typed, attributes)")
     func, maxsize, typed, extra = state
+    if not callable(func) or not (maxsize is None or type(maxsize) is int) or type(typed) is not bool \
+            or type(extra) is not dict or not all(type(k) is str for k in extra):
+        raise TypeError("an lru_cache wrapper's state is not (function, maxsize, typed, attributes)")
     wrapper = functools.lru_cache(maxsize=maxsize, typed=typed)(func)
     vars(wrapper).update(extra)
     return wrapper

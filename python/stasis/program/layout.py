@@ -77,7 +77,13 @@ class ThreadRecord:
         r = _check_keys("a thread record", record, _THREAD)
         if not isinstance(r["frames"], list) or not r["frames"]:
             raise CorruptSnapshotError("a thread record has no frames")
-        return cls(ident=r["ident"], name=r["name"], main=bool(r["main"]),
+        if type(r["main"]) is not bool or type(r["ident"]) is not int:
+            raise CorruptSnapshotError("a thread record's ident or main flag has the wrong type")
+        if not r["main"]:
+            import threading  # a thread other than the main one is started again from its object
+            if not isinstance(r["thread"], threading.Thread):
+                raise CorruptSnapshotError("a thread record other than the main thread's has no Thread object")
+        return cls(ident=r["ident"], name=r["name"], main=r["main"],
                    frames=[FrameRecord.from_payload(f) for f in r["frames"]], thread=r["thread"])
 
     def to_payload(self) -> dict:
@@ -235,6 +241,8 @@ class ProgramState:
         values["sources"] = {name: ModuleSource.from_payload(s) for name, s in r["sources"].items()}
         values["patches"] = [PatchRecord.from_payload(p) for p in r["patches"]]
         values["crash"] = CrashRecord.from_payload(r["crash"])
+        if not isinstance(r["base_code"], types.CodeType):
+            raise CorruptSnapshotError("the program record's base code is not a code object")
         return cls(**values)
 
     def to_payload(self) -> dict:

@@ -239,18 +239,39 @@ def _show_recorded_sources(sources: dict) -> None:
     """Tracebacks, pdb and inspect read a module's lines through linecache: where the file on disk
     is not the source the program runs (edited since, or patched with another file), they get the
     recorded source instead."""
-    import hashlib
     import linecache
     for src in sources.values():
-        try:
-            with open(src.path, "rb") as f:
-                if hashlib.sha256(f.read()).hexdigest() == src.sha256:
-                    continue
-        except OSError:
-            pass
+        if _file_holds(src.path, src.source):
+            continue
         text = importlib.util.decode_source(src.source)
         lines = text.splitlines(True)
         linecache.cache[src.path] = (len(text), None, lines, src.path)
+
+
+def _file_holds(path: str, source: bytes) -> bool:
+    """Whether the regular file at `path` holds exactly `source`. The path comes from the snapshot:
+    a FIFO is never waited on, a device (/dev/zero) never read, and no more is read than the
+    recorded source's size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except (OSError, ValueError):
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(source):
+            return False
+        os.set_blocking(fd, True)
+        data = b""
+        while len(data) <= len(source):
+            chunk = os.read(fd, len(source) + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data == source
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _create_modules(names: list) -> dict:
