@@ -152,12 +152,19 @@ bool can_watch(Park* p, PyThreadState* ts) {
          !internals::thread_profile_function(ts);
 }
 
+// Whether the loop that runs `frame` has a loop above it (a C call of it entered Python code).
+bool watchable(PyThreadState* ts, _PyInterpreterFrame* frame) {
+  _PyCFrame* above = nullptr;
+  return internals::loop_of(ts, frame, &above) && above;
+}
+
 // Watches the loop that runs `resumable` (the innermost frame whose stack below is resumable; the
 // loop's innermost frame may be above it). GIL held, `ts` another thread, stopped.
 bool start_watch(Park* p, PyThreadState* ts, _PyInterpreterFrame* resumable) {
   if (!p->watch) p->watch = std::make_unique<internals::LoopWatch>();
   if (!internals::begin_watch(ts, resumable, *p->watch)) return false;
   internals::set_thread_profile_only(ts, watch_profile, p->capsule);
+  internals::untrace_loops_above(ts, *p->watch);  // loops entered while the thread was traced
   p->watching = true;
   p->watch_lines = false;
   p->top = resumable;
@@ -217,13 +224,33 @@ bool is_stasis_code(_PyInterpreterFrame* f) {
   return (n == 6 && std::strncmp(s, "stasis", 6) == 0) || (n > 7 && std::strncmp(s, "stasis.", 7) == 0);
 }
 
-// The thread's stack cannot become a safe point from here: off the thread (the coordinator's next
-// sample looks again), or for a counting thread no more 'line' events in this frame.
+// The innermost frame below `f` whose stack below is resumable (it can become a safe point at its
+// next 'line' event), or null.
+_PyInterpreterFrame* resumable_below(_PyInterpreterFrame* f, const StackBase& base) {
+  for (_PyInterpreterFrame* below = internals::calling_complete_frame(f); below;
+       below = internals::calling_complete_frame(below))
+    if (stack_blocker(below, base, TopState::Running).empty()) return below;
+  return nullptr;
+}
+
+// The thread's stack cannot become a safe point from here. A counting thread only switches off
+// 'line' events in this frame; another stays traced, waiting for the frames above the innermost
+// resumable one below to return to it (within its budget: poll() watches it instead where it can),
+// or without such a frame goes off the trace (the coordinator's next sample looks again).
 void blocked(Park* p, PyFrameObject* frame, std::string why) {
   p->why = std::move(why);
   if (p->escalated) return;  // waiting for those frames to return
   if (p->counting) {
     if (!p->program_func) internals::set_frame_line_events(frame, false);
+    return;
+  }
+  if (_PyInterpreterFrame* below = resumable_below(internals::interpreter_frame(frame), p->base())) {
+    p->top = below;
+    p->escalated = true;
+    if (p->traced_at == Clock::time_point{}) {
+      p->traced_at = Clock::now();
+      p->events_at_trace = p->events;
+    }
     return;
   }
   uninstall(p, PyThreadState_Get());
@@ -525,7 +552,10 @@ void poll() {
     }
     if (p->traced) {
       poll_traced(p, ts);
-      if (p->traced) continue;
+      if (p->traced && !(p->escalated && p->top && !p->program_func && !internals::thread_profile_function(ts) &&
+                         watchable(ts, p->top)))
+        continue;
+      if (p->traced) uninstall(p, ts);  // waiting for a return into a loop that can be watched instead
     }
     _PyInterpreterFrame* top = innermost_complete(ts);
     if (!top) continue;
@@ -543,12 +573,9 @@ void poll() {
     // the loop of the innermost resumable frame below: the thread runs on untraced, and the first
     // event of that loop comes when it gets control back. When that loop is the innermost one (the
     // frames above run in it, called inline), trace the thread instead, waiting for them to return.
-    for (_PyInterpreterFrame* below = internals::calling_complete_frame(top); below;
-         below = internals::calling_complete_frame(below)) {
-      if (!stack_blocker(below, p->base(), TopState::Running).empty()) continue;
-      if (can_watch(p, ts) && start_watch(p, ts, below)) break;
+    if (_PyInterpreterFrame* below = resumable_below(top, p->base())) {
+      if (can_watch(p, ts) && start_watch(p, ts, below)) continue;
       if (!paused) install_by_poll(p, ts, below, true);
-      break;
     }
   }
 }

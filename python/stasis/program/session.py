@@ -147,8 +147,10 @@ class Session:
 
     def final_status(self, status: int) -> int:
         """The exit status of `stasis run`/`resume` for a program that ended with `status`."""
-        if self.missed is None and self.requested and self.failure:
-            self.missed = self.failure  # ended while the request was still retried
+        if self.missed is None and self.requested and self.trigger != "suspend-after":
+            # Ended while the request was still retried, or before any safe point came (a request
+            # never vanishes; --suspend-after N counts safe points that may not all come).
+            self.missed = self.failure or "it ended before reaching a safe point"
         if self.missed is None:
             return status
         sys.stderr.write(f"stasis: the program ended (status {int(status)}) without being suspended as requested "
