@@ -37,6 +37,8 @@ PyMethodDef kMethods[] = {
     {"forget_avoided", stasis::engine::forget_avoided, METH_NOARGS, "the request ended"},
     {"program_trace", stasis::engine::program_trace, METH_NOARGS, "(armed, the program's trace function)"},
     {"trace_replaced", stasis::engine::trace_replaced, METH_NOARGS, "after the program's sys.settrace()"},
+    {"profile_is_ours", stasis::engine::profile_is_ours, METH_NOARGS, "the calling thread is being watched"},
+    {"profile_replacing", stasis::engine::profile_replacing, METH_NOARGS, "before the program's sys.setprofile()"},
     {"thread_states", stasis::engine::thread_states, METH_NOARGS, "[(ident, has_frames)] of all threads"},
     {"asend_parts", stasis::engine::asend_parts, METH_O, "(agen, sendval, state) of an asend awaitable"},
     {"thread_context_value", stasis::engine::thread_context_value, METH_VARARGS,

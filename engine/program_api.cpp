@@ -102,6 +102,17 @@ PyObject* trace_replaced(PyObject*, PyObject*) {
   });
 }
 
+PyObject* profile_is_ours(PyObject*, PyObject*) {
+  return guarded([&]() -> Ref { return Ref::borrow(snapshot::safe_point::profile_is_ours() ? Py_True : Py_False); });
+}
+
+PyObject* profile_replacing(PyObject*, PyObject*) {
+  return guarded([&]() -> Ref {
+    snapshot::safe_point::profile_replacing();
+    return none();
+  });
+}
+
 PyObject* asend_parts(PyObject*, PyObject* obj) {
   return guarded([&]() -> Ref {
     PyObject *gen, *sendval;

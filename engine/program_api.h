@@ -24,6 +24,10 @@ PyObject* wait_for_park(PyObject*, PyObject* arg);
 PyObject* program_trace(PyObject*, PyObject*);
 // trace_replaced(): after the program's sys.settrace() on this thread (sys.settrace under Stasis).
 PyObject* trace_replaced(PyObject*, PyObject*);
+// profile_is_ours() -> bool: the calling thread is being watched (sys.getprofile under Stasis).
+PyObject* profile_is_ours(PyObject*, PyObject*);
+// profile_replacing(): before the program's sys.setprofile() on this thread (ends its watch).
+PyObject* profile_replacing(PyObject*, PyObject*);
 // park_states() -> {ident: (parked, frames | None, trace_events, why_not_safe, traced)} of armed threads.
 PyObject* park_states(PyObject*, PyObject*);
 // thread_states() -> [(ident, has_python_frames)] of every thread state of the interpreter. A

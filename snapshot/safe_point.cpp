@@ -1,10 +1,12 @@
 #define PY_SSIZE_T_CLEAN
 #include "snapshot/safe_point.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,9 +22,14 @@ namespace stasis::snapshot::safe_point {
 namespace {
 
 constexpr const char* kParkName = "stasis.park";
-// How long an armed thread is only sampled before it is traced while it waits for the frames that
-// keep it from a safe point to return.
-constexpr std::chrono::milliseconds kEscalateAfter{200};
+using Clock = std::chrono::steady_clock;
+// A thread that poll() traced and that ran that long, traced, without reaching a safe point is
+// untraced again (the tracing path costs 2.5-3.5x) and only sampled for a pause that doubles each
+// time, from kPauseMin to kPauseMax: while a request waits the thread keeps at least about half
+// its speed even where no safe point ever comes (watching, below, costs nothing).
+constexpr std::chrono::milliseconds kTraceBudget{20};
+constexpr std::chrono::milliseconds kPauseMin{20};
+constexpr std::chrono::milliseconds kPauseMax{640};
 
 // One armed thread. All fields are only touched with the GIL held.
 struct Park {
@@ -55,7 +62,25 @@ struct Park {
   // Traced although the innermost frames cannot become a safe point, waiting for them to return
   // to `top` (see poll()): events of other frames are ignored.
   bool escalated = false;
-  std::chrono::steady_clock::time_point armed_at = std::chrono::steady_clock::now();
+  // When poll() traced it, and its event count then (kTraceBudget); until when poll() only
+  // samples it after a budget ran out, and the next pause.
+  Clock::time_point traced_at{};
+  long events_at_trace = 0;
+  Clock::time_point paused_until{};
+  std::chrono::milliseconds pause = kPauseMin;
+  // Watching (core/cpython_internals.h LoopWatch): the thread runs untraced in code that a C call
+  // of `top`'s eval loop entered (a callback of sorted(), a coroutine driven by send(), a generator
+  // that sum() iterates), and the parking profile function (watch_profile) gets the loop's first
+  // event when that call returns. `watch_lines`: the parking trace is on the thread too, for a
+  // 'line' event of that loop (poll() adds it once the loop ran bytecode that called nothing).
+  // `watch` is heap memory: the thread's loops point at its stand-in while it is on.
+  std::unique_ptr<internals::LoopWatch> watch;
+  bool watching = false;
+  bool watch_lines = false;
+
+  ~Park() {
+    if (watching) (void)watch.release();  // a loop of a thread that never ended it may point at it
+  }
 };
 
 // Shared by all armed threads; `armed` and the Park fields are only touched with the GIL held.
@@ -84,6 +109,7 @@ Park* armed_park(unsigned long ident) {
 
 
 int park_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg);
+int watch_profile(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg);
 
 // _PyEval_SetTrace (exported, cpython/ceval.h) switches that thread to the tracing path at its next
 // instruction, even while it is blocked in C (CPYTHON311.md section 4), or back.
@@ -106,6 +132,58 @@ void uninstall(Park* p, PyThreadState* ts) {
       _PyEval_SetTrace(ts, p->program_func, p->program_obj.get()) < 0)
     throw Error::python();
 }
+
+// Traced by poll() (not by arm(): a thread that armed itself, a counting one, a retry): the budget
+// starts now.
+void install_by_poll(Park* p, PyThreadState* ts, _PyInterpreterFrame* top, bool escalated) {
+  install(p, ts);
+  p->top = top;
+  p->escalated = escalated;
+  p->traced_at = Clock::now();
+  p->events_at_trace = p->events;
+}
+
+// --- watching ---------------------------------------------------------------------------------
+
+// Whether the thread can be watched: it carries no trace or profile function (the program's own,
+// or ours), so that the loops a C call enters run untraced.
+bool can_watch(Park* p, PyThreadState* ts) {
+  return !p->counting && !parking().freezing && !internals::thread_trace_function(ts) &&
+         !internals::thread_profile_function(ts);
+}
+
+// Whether the loop that runs `frame` has a loop above it (a C call of it entered Python code).
+bool watchable(PyThreadState* ts, _PyInterpreterFrame* frame) {
+  _PyCFrame* above = nullptr;
+  return internals::loop_of(ts, frame, &above) && above;
+}
+
+// Watches the loop that runs `resumable` (the innermost frame whose stack below is resumable; the
+// loop's innermost frame may be above it). GIL held, `ts` another thread, stopped.
+bool start_watch(Park* p, PyThreadState* ts, _PyInterpreterFrame* resumable) {
+  if (!p->watch) p->watch = std::make_unique<internals::LoopWatch>();
+  if (!internals::begin_watch(ts, resumable, *p->watch)) return false;
+  internals::set_thread_profile_only(ts, watch_profile, p->capsule);
+  internals::untrace_loops_above(ts, *p->watch);  // loops entered while the thread was traced
+  p->watching = true;
+  p->watch_lines = false;
+  p->top = resumable;
+  return true;
+}
+
+// Ends the watch: our profile (and trace) functions off, the thread's loops as before. On the
+// thread at one of its events, or from the coordinator with the thread stopped.
+void stop_watch(Park* p, PyThreadState* ts) {
+  if (!p->watching) return;
+  if (internals::thread_profile_function(ts) == watch_profile) internals::set_thread_profile_only(ts, nullptr, nullptr);
+  if (p->watch_lines && internals::thread_trace_function(ts) == park_trace)
+    internals::set_thread_trace_only(ts, nullptr, nullptr);
+  internals::end_watch(ts, *p->watch);
+  p->watching = false;
+  p->watch_lines = false;
+}
+
+// ------------------------------------------------------------------------------------------------
 
 void park_here(Park* p) {
   Parking& g = parking();
@@ -146,8 +224,19 @@ bool is_stasis_code(_PyInterpreterFrame* f) {
   return (n == 6 && std::strncmp(s, "stasis", 6) == 0) || (n > 7 && std::strncmp(s, "stasis.", 7) == 0);
 }
 
-// The thread's stack cannot become a safe point from here: off the thread (the coordinator's next
-// sample looks again), or for a counting thread no more 'line' events in this frame.
+// The innermost frame below `f` whose stack below is resumable (it can become a safe point at its
+// next 'line' event), or null.
+_PyInterpreterFrame* resumable_below(_PyInterpreterFrame* f, const StackBase& base) {
+  for (_PyInterpreterFrame* below = internals::calling_complete_frame(f); below;
+       below = internals::calling_complete_frame(below))
+    if (stack_blocker(below, base, TopState::Running).empty()) return below;
+  return nullptr;
+}
+
+// The thread's stack cannot become a safe point from here. A counting thread only switches off
+// 'line' events in this frame; another stays traced, waiting for the frames above the innermost
+// resumable one below to return to it (within its budget: poll() watches it instead where it can),
+// or without such a frame goes off the trace (the coordinator's next sample looks again).
 void blocked(Park* p, PyFrameObject* frame, std::string why) {
   p->why = std::move(why);
   if (p->escalated) return;  // waiting for those frames to return
@@ -155,46 +244,204 @@ void blocked(Park* p, PyFrameObject* frame, std::string why) {
     if (!p->program_func) internals::set_frame_line_events(frame, false);
     return;
   }
+  if (_PyInterpreterFrame* below = resumable_below(internals::interpreter_frame(frame), p->base())) {
+    p->top = below;
+    p->escalated = true;
+    if (p->traced_at == Clock::time_point{}) {
+      p->traced_at = Clock::now();
+      p->events_at_trace = p->events;
+    }
+    return;
+  }
   uninstall(p, PyThreadState_Get());
 }
 
-bool is_avoided(_PyInterpreterFrame* f) {
-  const auto& avoided = parking().avoided;
-  if (avoided.empty()) return false;
-  PyObject* code = reinterpret_cast<PyObject*>(internals::frame_code(f));
-  long offset = internals::frame_lasti(f) * long(sizeof(_Py_CODEUNIT));
-  for (const auto& [c, o] : avoided)
+bool is_avoided(PyObject* code, long offset) {
+  for (const auto& [c, o] : parking().avoided)
     if (c.get() == code && o == offset) return true;
   return false;
 }
 
-// Reached a safe point: count it, and at the last one capture the stack and park.
-int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObject* frame) {
+bool is_avoided(_PyInterpreterFrame* f) {
+  if (parking().avoided.empty()) return false;
+  return is_avoided(reinterpret_cast<PyObject*>(internals::frame_code(f)),
+                    internals::frame_lasti(f) * long(sizeof(_Py_CODEUNIT)));
+}
+
+// Counts a safe point reached with `frames` captured; at the last one parks (and returns true).
+bool reach(Park* p, PyObject* capsule, Ref frames) {
   p->why.clear();
-  if (--p->countdown > 0) return 0;
-  std::string why;
-  Ref frames = capture_stack(f, p->base(), TopState::AtLine, why);
-  if (!frames) {  // the chain changed under a stale `top`: look again from scratch
-    ++p->countdown;
-    p->top = nullptr;
-    blocked(p, frame, why);
-    return 0;
-  }
-  p->frames = frames;
+  if (--p->countdown > 0) return false;
+  p->frames = std::move(frames);
   Ref keep = Ref::borrow(capsule);  // thaw() drops the registry's reference while we wait
   if (p->on_reached && p->on_reached.get() != Py_None) {
     Ref done = Ref::steal(PyObject_CallNoArgs(p->on_reached.get()));
     if (!done) PyErr_WriteUnraisable(p->on_reached.get());
   }
   park_here(p);
-  uninstall(p, PyThreadState_Get());  // thawed: run on as before the request
+  return true;
+}
+
+// Reached a safe point: count it, and at the last one capture the stack and park.
+int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObject* frame) {
+  std::string why;
+  Ref frames = p->countdown > 1 ? Ref::borrow(Py_None) : capture_stack(f, p->base(), TopState::AtLine, why);
+  if (!frames) {  // the chain changed under a stale `top`: look again from scratch
+    p->top = nullptr;
+    blocked(p, frame, why);
+    return 0;
+  }
+  if (reach(p, capsule, std::move(frames))) uninstall(p, PyThreadState_Get());  // thawed: run on as before
   return 0;
+}
+
+// At a profile 'c_call' event of `f`, the frame the watch was waiting for: the call has not
+// started, so its stack is recorded there as for a call blocked in C, which replay issues again.
+// False when it cannot be (the caller then lets the thread run on untraced).
+bool at_call(Park* p, PyObject* capsule, _PyInterpreterFrame* f) {
+  if (in_no_park_file(p, f) || is_stasis_code(f)) return false;
+  Ref handled = Ref::steal(PyErr_GetHandledException());
+  if (handled && handled.get() != Py_None) {
+    p->why = "a call inside an exception handler";
+    return false;
+  }
+  std::string why;
+  Ref frames = capture_stack(f, p->base(), TopState::InCall, why);
+  if (!frames) {
+    p->why = why;
+    return false;
+  }
+  if (!parking().avoided.empty()) {
+    PyObject* last = PyList_GET_ITEM(frames.get(), PyList_GET_SIZE(frames.get()) - 1);
+    PyObject* offset = PyDict_GetItemString(last, format::program::field::offset);
+    if (offset && is_avoided(PyDict_GetItemString(last, format::program::field::code), PyLong_AsLong(offset)))
+      return false;
+  }
+  reach(p, capsule, std::move(frames));
+  return true;
+}
+
+// One trace event of the program's thread, once the program's own trace function had it.
+int on_event(Park* p, PyObject* capsule, PyFrameObject* frame, int what) {
+  _PyInterpreterFrame* f = internals::interpreter_frame(frame);
+  if (parking().freezing) {
+    park_here(p);
+    uninstall(p, PyThreadState_Get());
+    return 0;
+  }
+  if (p->skip_depth > 0) {
+    if (what == PyTrace_CALL) ++p->skip_depth;
+    else if (what == PyTrace_RETURN) --p->skip_depth;
+    return 0;
+  }
+  switch (what) {
+    case PyTrace_CALL: {
+      // Generators resumed by a caller on the chain come here too, and are judged the same way.
+      if (p->top && internals::calling_complete_frame(f) == p->top) {
+        std::string why = callee_blocker(f, p->base());
+        if (!why.empty() && is_stasis_code(f)) {
+          p->skip_depth = 1;  // Stasis's own functions (sys.gettrace under Stasis): transparent
+          return 0;
+        }
+        if (!why.empty()) return blocked(p, frame, std::move(why)), 0;
+        p->top = f;
+        p->escalated = false;
+      }
+      return 0;
+    }
+    case PyTrace_RETURN:
+      if (f == p->top) {
+        p->top = internals::calling_complete_frame(f);
+        p->escalated = false;
+      }
+      return 0;
+    case PyTrace_LINE: {
+      if (f != p->top && p->escalated) return 0;
+      if (f != p->top) {
+        std::string why = stack_blocker(f, p->base(), TopState::Running);
+        if (!why.empty()) return blocked(p, frame, std::move(why)), 0;
+        p->top = f;
+      }
+      p->escalated = false;
+      if (in_no_park_file(p, f)) {
+        p->why = "inside threading.py";
+        return 0;
+      }
+      std::string why = line_blocker(f);
+      if (!why.empty()) {
+        p->why = std::move(why);
+        return 0;
+      }
+      if (is_avoided(f)) return 0;
+      return at_safe_point(p, capsule, f, frame);
+    }
+    default:
+      return 0;
+  }
+}
+
+// Stasis failed here: leave the thread as it was before the request, and say why in its state (the
+// coordinator reports it); the program's code never sees the error.
+void failed(Park* p, const Error& e) {
+  if (e.code() == ErrorCode::PythonError) PyErr_Clear();
+  p->why = std::string("internal error while looking for a safe point: ") + e.what();
+  try {
+    PyThreadState* ts = PyThreadState_Get();
+    stop_watch(p, ts);
+    uninstall(p, ts);
+  } catch (const Error&) {
+    PyErr_Clear();
+  }
+}
+
+// The watched loop's first event: the watch ends there. A C call by the frame the watch waited
+// for is a safe point (at_call); otherwise, the thread is traced from here on as poll() would
+// have traced it (the frames above `top` in that loop, if any, being waited for), except before
+// another C call, whose callbacks would then run traced: the thread is then left to poll().
+int watch_fired(Park* p, PyObject* capsule, PyFrameObject* frame, int what) {
+  PyThreadState* ts = PyThreadState_Get();
+  _PyInterpreterFrame* top = p->top;
+  stop_watch(p, ts);
+  ++p->events;
+  _PyInterpreterFrame* f = internals::interpreter_frame(frame);
+  if (what == PyTrace_C_CALL) {
+    if (f == top) at_call(p, capsule, f);
+    p->top = nullptr;
+    return 0;
+  }
+  if (what == PyTrace_C_RETURN || what == PyTrace_C_EXCEPTION) what = -1;  // not one of on_event's
+  install_by_poll(p, ts, top, f != top);
+  return on_event(p, capsule, frame, what);
+}
+
+int watch_profile(PyObject* capsule, PyFrameObject* frame, int what, PyObject*) {
+  Park* p = park_of(capsule);
+  if (!p) return -1;
+  Ref keep = Ref::borrow(capsule);
+  try {
+    if (!p->watching || !internals::watch_fired(PyThreadState_Get(), *p->watch)) return 0;  // another loop
+    return watch_fired(p, capsule, frame, what);
+  } catch (const Error& e) {
+    failed(p, e);
+    return 0;
+  }
 }
 
 int park_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg) {
   Park* p = park_of(capsule);
   if (!p) return -1;
   Ref keep = Ref::borrow(capsule);
+  if (p->watching) {
+    // Watching with 'line' events: only the watched loop's count (an exception raised in a loop
+    // above it calls the trace function too).
+    try {
+      if (!internals::watch_fired(PyThreadState_Get(), *p->watch)) return 0;
+      return watch_fired(p, capsule, frame, what);
+    } catch (const Error& e) {
+      failed(p, e);
+      return 0;
+    }
+  }
   ++p->events;
   if (p->program_func) {
     PyThreadState* ts = PyThreadState_Get();
@@ -211,66 +458,9 @@ int park_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg)
     if (!p->traced) return 0;
   }
   try {
-    _PyInterpreterFrame* f = internals::interpreter_frame(frame);
-    if (parking().freezing) {
-      park_here(p);
-      uninstall(p, PyThreadState_Get());
-      return 0;
-    }
-    if (p->skip_depth > 0) {
-      if (what == PyTrace_CALL) ++p->skip_depth;
-      else if (what == PyTrace_RETURN) --p->skip_depth;
-      return 0;
-    }
-    switch (what) {
-      case PyTrace_CALL: {
-        // Generators resumed by a caller on the chain come here too, and are judged the same way.
-        if (p->top && internals::calling_complete_frame(f) == p->top) {
-          std::string why = callee_blocker(f, p->base());
-          if (!why.empty() && is_stasis_code(f)) {
-            p->skip_depth = 1;  // Stasis's own functions (sys.gettrace under Stasis): transparent
-            return 0;
-          }
-          if (!why.empty()) return blocked(p, frame, std::move(why)), 0;
-          p->top = f;
-        }
-        return 0;
-      }
-      case PyTrace_RETURN:
-        if (f == p->top) p->top = internals::calling_complete_frame(f);
-        return 0;
-      case PyTrace_LINE: {
-        if (f != p->top && p->escalated) return 0;
-        if (f != p->top) {
-          std::string why = stack_blocker(f, p->base(), TopState::Running);
-          if (!why.empty()) return blocked(p, frame, std::move(why)), 0;
-          p->top = f;
-        }
-        if (in_no_park_file(p, f)) {
-          p->why = "inside threading.py";
-          return 0;
-        }
-        std::string why = line_blocker(f);
-        if (!why.empty()) {
-          p->why = std::move(why);
-          return 0;
-        }
-        if (is_avoided(f)) return 0;
-        return at_safe_point(p, capsule, f, frame);
-      }
-      default:
-        return 0;
-    }
+    return on_event(p, capsule, frame, what);
   } catch (const Error& e) {
-    // Stasis failed here: leave the thread as it was before the request, and say why in its state
-    // (the coordinator reports it); the program's code never sees the error.
-    if (e.code() == ErrorCode::PythonError) PyErr_Clear();
-    p->why = std::string("internal error while looking for a safe point: ") + e.what();
-    try {
-      uninstall(p, PyThreadState_Get());
-    } catch (const Error&) {
-      PyErr_Clear();
-    }
+    failed(p, e);
     return 0;
   }
 }
@@ -290,6 +480,38 @@ _PyInterpreterFrame* innermost_complete(PyThreadState* ts) {
   _PyInterpreterFrame* f = internals::current_interpreter_frame(ts);
   while (f && _PyFrame_IsIncomplete(f)) f = f->previous;
   return f;
+}
+
+// poll() for a watching thread: the watch stays on (it costs the thread nothing) unless the
+// program put a profile function of its own on the thread meanwhile (cProfile's enable(): the
+// watched loop's events are then its, so the watch ends here). Once the watched loop has run
+// bytecode without an event (an inline loop that calls nothing, or calls only a class or an
+// operator), its 'line' events are wanted too: the parking trace goes on, and any loop above that
+// an exception raised there made trace itself is untraced again.
+void poll_watching(Park* p, PyThreadState* ts) {
+  if (internals::thread_profile_function(ts) != watch_profile) {
+    stop_watch(p, ts);
+    return;
+  }
+  if (!p->watch_lines && !internals::thread_trace_function(ts) && internals::watched_loop_ran(*p->watch)) {
+    internals::set_thread_trace_only(ts, park_trace, p->capsule);
+    p->watch_lines = true;
+  }
+  if (p->watch_lines && internals::thread_trace_function(ts) == park_trace)
+    internals::untrace_loops_above(ts, *p->watch);
+}
+
+// poll() for a thread it traced: untraced again (and paused) once it ran its budget, traced, without
+// reaching a safe point. A thread that sent no event meanwhile is blocked in a call and costs
+// nothing traced (the coordinator may take its stack as it is there).
+void poll_traced(Park* p, PyThreadState* ts) {
+  if (p->counting || p->traced_at == Clock::time_point{} || p->skip_depth > 0) return;
+  Clock::time_point now = Clock::now();
+  if (now - p->traced_at < kTraceBudget || p->events == p->events_at_trace) return;
+  uninstall(p, ts);
+  p->traced_at = {};
+  p->paused_until = now + p->pause;
+  p->pause = std::min(p->pause * 2, kPauseMax);
 }
 
 }  // namespace
@@ -318,33 +540,42 @@ bool arm(const ArmRequest& r) {
 
 void poll() {
   Parking& g = parking();
+  Clock::time_point now = Clock::now();
   for (auto& [ident, capsule] : g.armed) {
     Park* p = park_of(capsule.get());
-    if (!p || p->parked || p->traced) continue;
+    if (!p || p->parked) continue;
     PyThreadState* ts = internals::find_thread_state(ident);
-    _PyInterpreterFrame* top = ts ? innermost_complete(ts) : nullptr;
+    if (!ts) continue;
+    if (p->watching) {
+      poll_watching(p, ts);
+      if (p->watching) continue;
+    }
+    if (p->traced) {
+      poll_traced(p, ts);
+      if (p->traced && !(p->escalated && p->top && !p->program_func && !internals::thread_profile_function(ts) &&
+                         watchable(ts, p->top)))
+        continue;
+      if (p->traced) uninstall(p, ts);  // waiting for a return into a loop that can be watched instead
+    }
+    _PyInterpreterFrame* top = innermost_complete(ts);
     if (!top) continue;
     // The thread holds no GIL now: it stands between two instructions of `top` (or is blocked in a
     // call), so the frames below `top` are suspended in their calls and can be judged.
     std::string why = stack_blocker(top, p->base(), TopState::Running);
+    bool paused = now < p->paused_until;
     if (why.empty()) {
-      install(p, ts);
-      p->top = top;
+      if (!paused) install_by_poll(p, ts, top, false);
       continue;
     }
     p->why = std::move(why);
-    // Its safe points may only come in short moments that samples miss (a coroutine driven by
-    // send() from C, where all the work happens, returning to its caller now and then). After a
-    // while, trace it until the frames above the innermost resumable one return to it: slower
-    // (CPython's tracing path) while those frames run, but the request is honoured.
-    if (std::chrono::steady_clock::now() - p->armed_at < kEscalateAfter) continue;
-    for (_PyInterpreterFrame* below = internals::calling_complete_frame(top); below;
-         below = internals::calling_complete_frame(below)) {
-      if (!stack_blocker(below, p->base(), TopState::Running).empty()) continue;
-      install(p, ts);
-      p->top = below;
-      p->escalated = true;
-      break;
+    // Its safe points may only come in short moments that samples miss: between two send()s of a
+    // coroutine driven from C, after sorted() called its key function for the last time. Watch
+    // the loop of the innermost resumable frame below: the thread runs on untraced, and the first
+    // event of that loop comes when it gets control back. When that loop is the innermost one (the
+    // frames above run in it, called inline), trace the thread instead, waiting for them to return.
+    if (_PyInterpreterFrame* below = resumable_below(top, p->base())) {
+      if (can_watch(p, ts) && start_watch(p, ts, below)) continue;
+      if (!paused) install_by_poll(p, ts, below, true);
     }
   }
 }
@@ -355,9 +586,12 @@ Ref states() {
   for (auto& [ident, capsule] : parking().armed) {
     Park* p = park_of(capsule.get());
     Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
-    Ref value = Ref::steal(Py_BuildValue("(OOls#O)", p->parked ? Py_True : Py_False,
+    // A watching thread is not reported as traced: it sends no events while it runs untraced, and
+    // it cannot be blocked in a call that replay issues again (the call it waits in runs Python).
+    Ref value = Ref::steal(Py_BuildValue("(OOls#OO)", p->parked ? Py_True : Py_False,
                                          p->frames ? p->frames.get() : Py_None, p->events, p->why.data(),
-                                         Py_ssize_t(p->why.size()), p->traced ? Py_True : Py_False));
+                                         Py_ssize_t(p->why.size()), p->traced ? Py_True : Py_False,
+                                         p->watching ? Py_True : Py_False));
     if (!key || !value || PyDict_SetItem(out.get(), key.get(), value.get()) < 0) throw Error::python();
   }
   return out;
@@ -375,7 +609,10 @@ void freeze() {
   for (auto& [ident, capsule] : g.armed) {
     Park* p = park_of(capsule.get());
     if (p->parked || p->traced) continue;
-    if (PyThreadState* ts = internals::find_thread_state(ident)) install(p, ts);
+    if (PyThreadState* ts = internals::find_thread_state(ident)) {
+      stop_watch(p, ts);
+      install(p, ts);
+    }
   }
 }
 
@@ -387,7 +624,14 @@ void thaw() {
   for (auto& [ident, capsule] : armed) {
     Park* p = park_of(capsule.get());
     if (p->parked) continue;  // disarms itself when it wakes
-    if (PyThreadState* ts = internals::find_thread_state(ident)) uninstall(p, ts);
+    if (PyThreadState* ts = internals::find_thread_state(ident)) {
+      stop_watch(p, ts);
+      uninstall(p, ts);
+    } else if (p->watching) {
+      // Its thread is gone (ended at interpreter exit without running its loops' ends): nothing
+      // points at the stand-in any more, except memory of a thread that no longer runs.
+      (void)p->watch.release();
+    }
   }
   {
     std::lock_guard<std::mutex> l(g.mutex);
@@ -444,6 +688,13 @@ void trace_replaced() {
   p->program_obj = obj ? Ref::borrow(obj) : Ref();
   if (_PyEval_SetTrace(ts, park_trace, p->capsule) < 0) throw Error::python();
   p->skip_depth = 1;  // the sys.settrace wrapper calling this returns first
+}
+
+bool profile_is_ours() { return internals::thread_profile_function(PyThreadState_Get()) == watch_profile; }
+
+void profile_replacing() {
+  Park* p = armed_park(PyThread_get_thread_ident());
+  if (p && p->watching) stop_watch(p, PyThreadState_Get());
 }
 
 }  // namespace stasis::snapshot::safe_point

@@ -11,9 +11,22 @@
 // specialised until a later sample finds it in a better place. A thread counting safe points
 // (--suspend-after) stays traced and only switches 'line' events off in such frames.
 //
+// Where a sample finds the thread in code that a C call entered (a key function of sorted(), a
+// coroutine driven by send(), a generator that sum() iterates), its safe points may only come in
+// moments too short for samples (between two sends). The thread is then watched instead
+// (core/cpython_internals.h LoopWatch): it runs on untraced, and the eval loop of the innermost
+// resumable frame below, the one that made that C call, gets a profile event of ours as soon as it
+// runs again (a call, a return; a C call, which is itself a safe point: the call has not started,
+// and replay issues it; a 'line' event once the loop ran without calling anything). Where no such
+// C call stands between (the frames that keep the thread from a safe point were called inline),
+// the thread is traced until they return, within a time budget after which it is only sampled
+// again for a while.
+//
 // A program that uses sys.settrace (a debugger, coverage, doctest) keeps its trace function: the
 // parking trace calls it first with every event, and sys.gettrace()/sys.settrace() see and
-// replace the program's function (program_trace, trace_replaced), never the parking trace.
+// replace the program's function (program_trace, trace_replaced), never the parking trace. A
+// thread with a trace or profile function of the program is never watched, and the program's
+// sys.setprofile()/sys.getprofile() end a watch and never see the parking profile function.
 //
 // Counterparts: python/stasis/program/freeze.py (the freeze protocol that drives this) and
 // engine/program_api.cpp (the bindings).
@@ -44,7 +57,8 @@ void poll();
 // Waits (without the GIL) up to `seconds` for an armed thread to park: the coordinator's pause
 // between looks, cut short by the event it waits for.
 void wait_for_park(double seconds);
-// {ident: (parked, frames | None, trace events, why its latest look was not a safe point, traced)}.
+// {ident: (parked, frames | None, trace events, why its latest look was not a safe point, traced,
+// watched)}.
 Ref states();
 // Holds the GIL for `seconds` without running Python code: true (and freeze()) when no other
 // thread asked for the GIL meanwhile.
@@ -66,5 +80,12 @@ Ref program_trace();
 // After the program's sys.settrace() on the calling thread: when the parking trace was installed
 // there, the new trace function becomes the program's and the parking trace goes back on top.
 void trace_replaced();
+
+// Whether the parking profile function is on the calling thread (it is being watched; the program
+// then has no profile function of its own there: sys.getprofile() answers None).
+bool profile_is_ours();
+// Before the program's sys.setprofile() on the calling thread: its watch ends, so that the
+// program's function gets every event (the coordinator's next sample looks at the thread again).
+void profile_replacing();
 
 }  // namespace stasis::snapshot::safe_point

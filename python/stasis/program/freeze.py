@@ -59,7 +59,7 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
         states = _engine.park_states()
         frames, blocked, blockers, silent = {}, [], list(strangers), []
         for ident, t in threads:
-            parked, captured, events, why, traced = states.get(ident, (False, None, 0, "", False))
+            parked, captured, events, why, traced, _watched = states.get(ident, (False, None, 0, "", False, False))
             if parked:
                 frames[ident] = captured
             elif traced and seen.get(ident) == events:

@@ -149,6 +149,14 @@ class Session:
         """The exit status of `stasis run`/`resume` for a program that ended with `status`."""
         if self.missed is None and self.requested and self.failure:
             self.missed = self.failure  # ended while the request was still retried
+        elif self.missed is None and self.requested and self.trigger == "api":
+            # stasis.suspend(), and no safe point came before the end.
+            self.missed = "it ended before reaching a safe point"
+        elif self.missed is None and self.requested and self.trigger in ("quota", "signal"):
+            # The program's own end came first: its work is done, and its status says so.
+            sys.stderr.write(f"stasis: the program ended (status {int(status)}) before reaching a safe point after "
+                             f"the suspension request ({self.trigger}); nothing to suspend\n")
+            sys.stderr.flush()
         if self.missed is None:
             return status
         sys.stderr.write(f"stasis: the program ended (status {int(status)}) without being suspended as requested "

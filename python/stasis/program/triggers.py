@@ -43,10 +43,13 @@ def program_sees_its_own_trace() -> None:
     """sys.gettrace() and sys.settrace() behave as without Stasis while a request is pending: a
     thread armed for a safe point carries the parking trace (snapshot/safe_point.h), which calls
     the program's own trace function with every event; these two see and replace that function,
-    never the parking trace (doctest, bdb, coverage and test.support save and restore it)."""
+    never the parking trace (doctest, bdb, coverage and test.support save and restore it). So do
+    sys.getprofile() and sys.setprofile() with the parking profile function of a watched thread
+    (one with no profile function of the program's)."""
     if getattr(sys.settrace, "__stasis__", False):
         return
     real_settrace, real_gettrace = sys.settrace, sys.gettrace
+    real_setprofile, real_getprofile = sys.setprofile, sys.getprofile
 
     def settrace(function: object) -> None:
         real_settrace(function)
@@ -56,11 +59,20 @@ def program_sees_its_own_trace() -> None:
         armed, function = _engine.program_trace()
         return function if armed else real_gettrace()
 
-    for ours, real in ((settrace, real_settrace), (gettrace, real_gettrace)):
+    def setprofile(function: object) -> None:
+        _engine.profile_replacing()
+        real_setprofile(function)
+
+    def getprofile() -> object:
+        return None if _engine.profile_is_ours() else real_getprofile()
+
+    for ours, real in ((settrace, real_settrace), (gettrace, real_gettrace), (setprofile, real_setprofile),
+                       (getprofile, real_getprofile)):
         ours.__doc__, ours.__name__, ours.__qualname__ = real.__doc__, real.__name__, real.__name__
         ours.__module__ = "sys"
         ours.__stasis__ = True  # type: ignore[attr-defined]
     sys.settrace, sys.gettrace = settrace, gettrace
+    sys.setprofile, sys.getprofile = setprofile, getprofile
 
 
 def pid_dir() -> str:
