@@ -1,6 +1,6 @@
 """Resume-point tables: found in compiled rewritten code, stored in the code object itself.
 
-Counterpart: `rewriter` (produces the code; gives sites their stable ids).  The consumer is the
+Counterparts: `rewriter` (produces the code), `sites` (gives sites their stable ids).  The consumer is the
 suspend/resume engine (C++), which reads the table from the last entry of `co_consts`; the
 exact layout is in README.md ("Resume-point table").  Invariant: a row is marked resumable only
 if the bytecode from its start offset to its call is straight-line, holds no other suspension
@@ -14,6 +14,8 @@ import dis
 import opcode
 from types import CodeType
 from typing import Iterator, NamedTuple
+
+from .sites import SITE_ATTR, is_pure_call
 
 MARKER = '.stasis-resume-table'
 TABLE_VERSION = 1
@@ -164,13 +166,12 @@ GENEXP, PURE = 'genexp', 'pure'
 
 def _positions_index(tree: ast.AST | None) -> dict[tuple, tuple[str, str]]:
     """Source span -> (site id, kind) for the site nodes of a rewritten tree."""
-    from .rewriter import is_pure_call
     out: dict[tuple, tuple[str, str]] = {}
     if tree is None:
         return out
     pure = getattr(tree, '_stasis_pure', frozenset())
     for n in ast.walk(tree):
-        sid = getattr(n, '_stasis_id', None)
+        sid = getattr(n, SITE_ATTR, None)
         if sid is not None and hasattr(n, 'lineno'):
             key = (n.lineno, n.end_lineno, n.col_offset, n.end_col_offset)
             kind = GENEXP if isinstance(n, ast.GeneratorExp) else PURE if is_pure_call(n, pure) else ''
@@ -274,7 +275,7 @@ def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]
         ins = instrs[k]
         name = ins.opname
         if name in _CALLS and pos_index.get(tuple(ins.positions), ('', ''))[1] in (PURE, GENEXP):
-            continue        # a pure builtin (rewriter.PURE_BUILTINS) is recomputed on replay;
+            continue        # a pure builtin (sites.PURE_BUILTINS) is recomputed on replay;
             #               creating a generator runs none of its code (a fresh one is made)
         if name in _NOT_REPLAYABLE or name.startswith(('STORE_', 'DELETE_')):
             return -1, f'{name} at {ins.offset} precedes the site in the same statement'
