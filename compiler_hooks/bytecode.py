@@ -35,7 +35,7 @@ from __future__ import annotations
 import dis
 import opcode
 from types import CodeType
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 Instruction = dis.Instruction
 
@@ -52,6 +52,50 @@ def code_size(code: CodeType) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Instructions: encoding, sizes, stack effects, jumps.
+
+def unpack(code: CodeType) -> Iterator[tuple[int, int, int | None]]:
+    """(offset, opcode, argument) for every code unit of `code`, inline CACHE units included,
+    EXTENDED_ARG folded into the next argument (`dis._unpack_opargs`, private in 3.11): the
+    cheapest walk over the de-specialised bytecode."""
+    return dis._unpack_opargs(code.co_code)          # type: ignore[attr-defined]  # private in 3.11
+
+
+class Decoded(NamedTuple):
+    """An instruction as `decode` gives it: what dis.Instruction has but its text forms."""
+    offset: int
+    opname: str
+    arg: int | None
+    argval: Any
+
+
+def decode(code: CodeType) -> list[Decoded]:
+    """The instructions of `code` (CACHE units included) with their argument values, without
+    dis.get_instructions' text forms (the repr of a large constant is slow)."""
+    out = []
+    names, consts = code.co_names, code.co_consts
+    varname = code._varname_from_oparg                # type: ignore[attr-defined]  # private in 3.11
+    for offset, op, arg in unpack(code):
+        name = dis.opname[op]
+        value: Any = arg
+        if arg is not None:
+            if op in dis.hasconst:
+                value = consts[arg]
+            elif name == 'LOAD_GLOBAL':
+                value = names[arg >> 1]
+            elif op in dis.hasname:
+                value = names[arg]
+            elif op in dis.haslocal or op in dis.hasfree:
+                value = varname(arg)
+            elif op in dis.hasjrel:
+                value = offset + 2 + (-arg if 'BACKWARD' in name else arg) * 2
+        out.append(Decoded(offset, name, arg, value))
+    return out
+
+
+def opname_at(code: CodeType, offset: int) -> str:
+    """The (de-specialised) instruction at byte `offset`."""
+    return dis.opname[code.co_code[offset]]
+
 
 OPMAP = opcode.opmap
 
@@ -119,6 +163,8 @@ NOT_REPLAYABLE = SITES | {
 UNCONDITIONAL_JUMPS = frozenset({'JUMP_FORWARD', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT'})
 TERMINAL = frozenset({'RETURN_VALUE', 'RAISE_VARARGS', 'RERAISE'})
 COMPREHENSION_NAMES = frozenset({'<listcomp>', '<setcomp>', '<dictcomp>'})   # own frames in 3.11
+# The frame prefix: run once before the frame is complete (no handler may cover it).
+FRAME_PREFIX = frozenset({'COPY_FREE_VARS', 'MAKE_CELL', 'RETURN_GENERATOR'})
 
 
 def stores(ins: Instruction) -> bool:
