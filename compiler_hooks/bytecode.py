@@ -10,25 +10,26 @@ Invariant: `encode_exception_table(exception_entries(c)) == c.co_exceptiontable`
 object `c` (tests/compiler_hooks/test_bytecode.py checks it on the standard library).
 
 Checked against CPython 3.11.2 (Debian 12 python3.11 3.11.2-6+deb12u*) and 3.11.7 (pyenv):
-Lib/dis.py (`_parse_exception_table`, `get_instructions`, `stack_effect`), Lib/opcode.py
-(`_inline_cache_entries`, `opmap`, `hasjrel`/`hasjabs`), Objects/exception_handling_notes.txt
-(exception table varints), Objects/locations.md (line table entries), Python/compile.c (the
-shapes of calls, loops, `with`, handlers); CPYTHON311.md §8.
+tests/compiler_hooks/test_bytecode.py passes on both.  Sources: Lib/dis.py (`_parse_exception_table`,
+`get_instructions`, `stack_effect`), Lib/opcode.py (`_inline_cache_entries`), Objects/
+exception_handling_notes.txt (exception table varints), Objects/locations.md (line table entries),
+Python/compile.c (the shapes of calls, loops, `with`, handlers); CPYTHON311.md §8.
 
-3.12 port: what to revisit here
-  * `call_instructions`: 3.12 has no PRECALL (CALL n alone); `CALL_PREFIX` goes.
-  * `CALLS`/`call_consumes`: CALL pops callable+self/NULL+args in 3.12 (no PRECALL first);
-    CALL_FUNCTION_EX keeps its layout; `SEND` loops become SEND/YIELD_VALUE/RESUME/JUMP_BACKWARD_NO_INTERRUPT
-    with END_SEND; FOR_ITER jumps past END_FOR (its exit pops differently).
-  * `NOT_REPLAYABLE`, `TERMINAL`, `UNCONDITIONAL_JUMPS`: new opcodes (RETURN_CONST, END_FOR,
-    LOAD_FAST_AND_CLEAR for inlined comprehensions (PEP 709: no comprehension frame at all),
-    CALL_INTRINSIC_1/2, LOAD_SUPER_ATTR, ...).
-  * `exception_entries`: `dis._parse_exception_table` is private (same format in 3.12, check).
-  * `_inline_cache_entries`: 3.12 keeps it in `opcode` (3.13 moves it to `dis._cache_format`).
-  * Line table: unchanged format in 3.12 (Objects/locations.md), but check `NO_LOCATION`.
-Callers that match 3.11 instruction shapes themselves (revisit too): crash.py `_Handlers` (the
-bytecode of `except`/`with`/`finally` handlers) and `_is_ours`; updater/frame_map.py and
-updater/layers.py read opnames of the public `dis` (LOAD_GLOBAL, *_FAST: stable names).
+3.12 port: what to revisit here (test_bytecode run with pyenv's 3.12.1: the exception table,
+instruction encoding and line table helpers pass unchanged, and `dis._parse_exception_table` and
+`opcode._inline_cache_entries` still exist; the call spelling and the stack model fail):
+  * `call_instructions`, `CALL_PREFIX`, `call_consumes`: 3.12 has no PRECALL; CALL n takes
+    [NULL or method, callable or self, args] itself (3.13 swaps the first two).
+  * `stack_tags`/`_effect`: a loop's exit goes through END_FOR (FOR_ITER's jump effect
+    changes), `SEND` loops end in END_SEND, RETURN_CONST returns without a stack value, comprehensions are inlined (PEP 709:
+    no <listcomp> frame, LOAD_FAST_AND_CLEAR/SWAP around the loop, so COMP_ACC and
+    COMPREHENSION_NAMES change meaning).
+  * `NOT_REPLAYABLE`, `TERMINAL`: PRINT_EXPR, IMPORT_STAR and PREP_RERAISE_STAR are gone
+    (CALL_INTRINSIC_1/2 replace them); add RETURN_CONST, END_SEND, INSTRUMENTED_* (PEP 669).
+Callers that match 3.11 instruction shapes themselves (revisit too): stasis/program/crash.py
+`_Handlers` and `_is_ours` (the bytecode of `except`/`with`/`finally` handlers and of its own
+stubs), resume_points.build_rows (SEND/YIELD_VALUE/BEFORE_WITH rows), updater/frame_map.py
+(*_FAST opnames through the public `dis`).
 """
 from __future__ import annotations
 

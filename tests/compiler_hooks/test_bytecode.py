@@ -3,7 +3,6 @@ tables and line tables: checked against what the interpreter itself compiles (th
 library), so that a port shows here first what no longer holds."""
 from __future__ import annotations
 
-import ast
 import glob
 import os
 import sys
@@ -115,35 +114,6 @@ class Formats(unittest.TestCase):
                 if any(e.start <= off < e.end for off in before):
                     self.assertIn(e.target, before, code)
         self.assertGreater(returns, 1000)
-
-class OneDoor(unittest.TestCase):
-    # Modules still reading bytecode through `dis` themselves, each with its reason.
-    PENDING = {
-        # public dis.get_instructions and stable opnames (*_FAST); under active change on the
-        # patch branch: to go through compiler_hooks/bytecode.py after that merge
-        os.path.join('updater', 'frame_map.py'),
-    }
-
-    def test_no_other_module_of_stasis_imports_dis_or_opcode(self) -> None:
-        """A port to another CPython changes compiler_hooks/bytecode.py (and
-        core/cpython_internals.h): no other Python module of Stasis reads bytecode itself."""
-        repo = os.environ.get('STASIS_SOURCE_DIR') or os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
-        offenders = []
-        for folder in ('python', 'compiler_hooks', 'updater'):
-            for path in glob.glob(os.path.join(repo, folder, '**', '*.py'), recursive=True):
-                rel = os.path.relpath(path, repo)
-                if rel == os.path.join('compiler_hooks', 'bytecode.py') or rel in self.PENDING:
-                    continue
-                with open(path, encoding='utf-8') as f:
-                    tree = ast.parse(f.read(), path)
-                for node in ast.walk(tree):
-                    names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                             else [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else [])
-                    if any(n.split('.')[0] in ('dis', 'opcode') for n in names):
-                        offenders.append(f'{rel}:{node.lineno}')
-        self.assertEqual(offenders, [])
-
 
 if __name__ == '__main__':
     unittest.main()
