@@ -296,7 +296,9 @@ inline int code_nfreevars(PyCodeObject* co) { return co->co_nfreevars; }
 
 // The value stack of an interpreter frame: the slots after its localsplus (pycore_frame.h), and
 // its depth (-1 while the frame is executing: CPYTHON311.md §5). Borrowed slots.
-inline PyObject** frame_value_stack(_PyInterpreterFrame* f) { return f->localsplus + f->f_code->co_nlocalsplus; }
+inline PyObject** frame_value_stack(_PyInterpreterFrame* f) {
+  return f->localsplus + f->f_code->co_nlocalsplus;
+}
 inline int frame_value_depth(_PyInterpreterFrame* f) { return f->stacktop - f->f_code->co_nlocalsplus; }
 // Whether a frame has not reached its first traceable instruction yet (pycore_frame.h).
 inline bool frame_incomplete(_PyInterpreterFrame* f) { return _PyFrame_IsIncomplete(f); }
@@ -313,7 +315,9 @@ inline PyObject* call_function_ex_callable(PyObject* const* operands) { return o
 inline PyObject* thread_context(PyThreadState* ts) { return ts->context; }
 // Installs a C trace function on thread `ts` (cpython/ceval.h _PyEval_SetTrace, exported; any
 // thread when the caller holds the GIL). 0, or -1 with an exception set.
-inline int set_thread_trace(PyThreadState* ts, Py_tracefunc func, PyObject* obj) { return _PyEval_SetTrace(ts, func, obj); }
+inline int set_thread_trace(PyThreadState* ts, Py_tracefunc func, PyObject* obj) {
+  return _PyEval_SetTrace(ts, func, obj);
+}
 // Whether the runtime is finalizing (cpython/pylifecycle.h _Py_IsFinalizing; public Py_IsFinalizing
 // only from 3.13). Callable without the GIL.
 inline bool runtime_finalizing() { return _Py_IsFinalizing() != 0; }
@@ -354,9 +358,15 @@ inline int unit_argument(_Py_CODEUNIT unit) { return _Py_OPARG(unit); }
 // Per-code-object extra slots (PEP 523; cpython/ceval.h _PyEval_RequestCodeExtraIndex, cpython/code.h
 // _PyCode_GetExtra/_PyCode_SetExtra, exported): an index per interpreter (-1 when none is left),
 // then a void* per code object, freed by `free_extra` with the code object.
-inline Py_ssize_t request_code_extra_index(freefunc free_extra) { return _PyEval_RequestCodeExtraIndex(free_extra); }
-inline int code_extra(PyObject* code, Py_ssize_t index, void** extra) { return _PyCode_GetExtra(code, index, extra); }
-inline int set_code_extra(PyObject* code, Py_ssize_t index, void* extra) { return _PyCode_SetExtra(code, index, extra); }
+inline Py_ssize_t request_code_extra_index(freefunc free_extra) {
+  return _PyEval_RequestCodeExtraIndex(free_extra);
+}
+inline int code_extra(PyObject* code, Py_ssize_t index, void** extra) {
+  return _PyCode_GetExtra(code, index, extra);
+}
+inline int set_code_extra(PyObject* code, Py_ssize_t index, void* extra) {
+  return _PyCode_SetExtra(code, index, extra);
+}
 
 }  // namespace stasis::internals
 

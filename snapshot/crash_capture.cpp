@@ -27,7 +27,8 @@ Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth, bo
     for (int i = 0; i < internals::code_nlocalsplus(code); ++i) {
       int kind = internals::localsplus_kind(code, i);
       if ((kind & CO_FAST_FREE) || slots[i] == nullptr) continue;
-      if (PyDict_SetItem(locals.get(), PyTuple_GET_ITEM(internals::code_localsplus_names(code), i), slots[i]) < 0)
+      if (PyDict_SetItem(locals.get(), PyTuple_GET_ITEM(internals::code_localsplus_names(code), i),
+                         slots[i]) < 0)
         throw Error::python();
     }
   }

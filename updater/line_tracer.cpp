@@ -48,7 +48,8 @@ void enter(PyObject* spec) {
     throw Error::python();
   }
   PyThreadState* ts = PyThreadState_Get();
-  saved.push_back({internals::thread_trace_function(ts), stasis::Ref::borrow(internals::thread_trace_object(ts))});
+  saved.push_back(
+      {internals::thread_trace_function(ts), stasis::Ref::borrow(internals::thread_trace_object(ts))});
   check_status(internals::set_thread_trace(ts, trace, spec));
 }
 
@@ -58,7 +59,8 @@ void exit() {
   saved.pop_back();
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
-  if (internals::set_thread_trace(PyThreadState_Get(), s.func, s.obj.get()) < 0) PyErr_WriteUnraisable(nullptr);
+  if (internals::set_thread_trace(PyThreadState_Get(), s.func, s.obj.get()) < 0)
+    PyErr_WriteUnraisable(nullptr);
   PyErr_Restore(type, value, tb);
 }
 
