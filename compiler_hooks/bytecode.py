@@ -28,8 +28,8 @@ instruction encoding and line table helpers pass unchanged, and `dis._parse_exce
     (CALL_INTRINSIC_1/2 replace them); add RETURN_CONST, END_SEND, INSTRUMENTED_* (PEP 669).
 Callers that match 3.11 instruction shapes themselves (revisit too): stasis/program/crash.py
 `_Handlers` and `_is_ours` (the bytecode of `except`/`with`/`finally` handlers and of its own
-stubs), resume_points.build_rows (SEND/YIELD_VALUE/BEFORE_WITH rows), updater/frame_map.py
-(*_FAST opnames through the public `dis`).
+stubs), resume_points.build_rows (SEND/YIELD_VALUE/BEFORE_WITH rows), updater/frame_map.py and
+updater/layers.py (*_FAST and LOAD_GLOBAL opnames).
 """
 from __future__ import annotations
 

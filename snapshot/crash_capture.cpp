@@ -53,7 +53,7 @@ Ref frame_stack_value(PyFrameObject* frame, int index) {
   if (index < 0 || index >= code->co_stacksize)
     throw Error(ErrorCode::Internal,
                 "frame_stack_value: index " + std::to_string(index) + " is outside the stack");
-  PyObject* value = internals::frame_localsplus(f)[code->co_nlocalsplus + index];
+  PyObject* value = internals::frame_value_stack(f)[index];
   return Ref::borrow(value ? value : Py_None);
 }
 

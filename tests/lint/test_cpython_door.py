@@ -20,9 +20,7 @@ PENDING_CPP = {
     'restore/generator_decoder.cpp', 'restore/heap_decoder.cpp', 'restore/object_decoder.cpp',
     'restore/replay.cpp',                                                                  # redteam
 }
-PENDING_PY = {
-    'updater/frame_map.py',     # public dis.get_instructions, *_FAST opnames; under change (patch work)
-}
+PENDING_PY: set[str] = set()
 
 # Private CPython names (_Py...) except opaque handle types and the weakref type objects that the
 # public PyWeakref_Check* macros name; fields of CPython's internal structs; internal headers.
