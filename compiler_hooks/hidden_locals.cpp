@@ -1,6 +1,7 @@
 #include "compiler_hooks/hidden_locals.h"
 
 #include "compiler_hooks/resume_table.h"
+#include "core/cpython_internals.h"
 
 namespace stasis::compiler_hooks {
 namespace {
@@ -22,7 +23,7 @@ PyObject* f_locals_without_temporaries(PyObject* frame, void* closure) {
   PyCodeObject* code = PyFrame_GetCode(reinterpret_cast<PyFrameObject*>(frame));
   PyObject* copy = nullptr;
   if ((code->co_flags & CO_OPTIMIZED) && is_rewritten(code)) {
-    PyObject* names = code->co_localsplusnames;  // all locals, cells, frees: no tuple to build
+    PyObject* names = internals::code_localsplus_names(code);  // all locals, cells, frees: no tuple to build
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); ++i) {
       PyObject* name = PyTuple_GET_ITEM(names, i);
       if (!is_hidden(name) || !PyDict_Contains(locals, name)) continue;

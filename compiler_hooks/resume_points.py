@@ -1,8 +1,8 @@
 """Resume-point tables: found in compiled rewritten code, stored in the code object itself.
 
-Counterpart: `rewriter` (produces the code; gives sites their stable ids).  The consumer is the
-suspend/resume engine (C++), which reads the table from the last entry of `co_consts`; the
-exact layout is in README.md ("Resume-point table").  Invariant: a row is marked resumable only
+Counterparts: `rewriter` (produces the code), `sites` (gives sites their stable ids),
+`bytecode` (the 3.11 instructions and the stack model).  The consumer is the suspend/resume engine
+(C++), which reads the table from the last entry of `co_consts`; the exact layout is in README.md ("Resume-point table").  Invariant: a row is marked resumable only
 if the bytecode from its start offset to its call is straight-line, holds no other suspension
 site, stores nothing, and starts with only the listed structural values on the stack, so
 re-executing it from `start` with those values pushed re-creates the call.
@@ -10,45 +10,27 @@ re-executing it from `start` with those values pushed re-creates the call.
 from __future__ import annotations
 
 import ast
-import dis
-import opcode
 from types import CodeType
 from typing import Iterator, NamedTuple
+
+from . import bytecode as bc
+from .bytecode import (ASYNC_FOR_ITER, COMP_ACC, EXC, EXC_PREV, FOR_ITER, LASTI, OPERAND,
+                       WITH_EXIT, Instruction, stack_tags)
+from .sites import SITE_ATTR, is_pure_call
 
 MARKER = '.stasis-resume-table'
 TABLE_VERSION = 1
 
-# Structural stack values: established by an enclosing construct, alive across statements.
-FOR_ITER = 'for_iter'               # iterator of a `for` loop or comprehension loop
-ASYNC_FOR_ITER = 'async_for_iter'   # async iterator of an `async for` loop
-WITH_EXIT = 'with_exit'             # bound __exit__ / __aexit__ of a `with` / `async with`
-EXC_PREV = 'exc_prev'               # exception that was being handled before this handler
-EXC = 'exc'                         # exception propagating through a `finally` (exceptional path)
-COMP_ACC = 'comp_acc'               # the list/set/dict a comprehension is building
-AWAITED = 'awaited'                 # (in-place rows of await/yield from only) the SEND receiver
-LASTI = 'lasti'                     # instruction offset pushed for a cleanup handler
+# The stack values a row may list (bytecode.py defines what each is; the engine reads these names).
+# Structural ones are established by an enclosing construct and alive across statements.
 STRUCTURAL = frozenset({FOR_ITER, ASYNC_FOR_ITER, WITH_EXIT, EXC_PREV, EXC, COMP_ACC, LASTI})
-# The result of a completed call, still on the stack under a later site of the same statement
-# (`f(a) + g(b)`: f's result while g runs).  Not structural: it lives within one statement.  A
-# call row may start replay right after the call that produced it; the engine then captures it
-# from its slot like a structural value (the rewriter keeps one only where it saves a local).
-OPERAND = 'operand'
+AWAITED = 'awaited'                 # (in-place rows of await/yield from only) the SEND receiver
+# OPERAND, the result of a completed call still on the stack under a later site of the same
+# statement (`f(a) + g(b)`: f's result while g runs), is not structural: it lives within one
+# statement.  A call row may start replay right after the call that produced it; the engine then
+# captures it from its slot like a structural value (the rewriter keeps one only where it saves a
+# local).
 CAPTURED = STRUCTURAL | {OPERAND}
-TMP = 'tmp'
-
-_CALLS = {'CALL', 'CALL_FUNCTION_EX'}
-# BEFORE_WITH calls __enter__: a thread blocked entering `with lock:` (a C __enter__), or a
-# Python __enter__ entered from it, is suspended there; replay evaluates the `with` item again.
-_SITES = _CALLS | {'SEND', 'YIELD_VALUE', 'BEFORE_WITH'}
-_NOT_REPLAYABLE = _SITES | {
-    'FOR_ITER', 'BEFORE_WITH', 'BEFORE_ASYNC_WITH', 'IMPORT_NAME', 'IMPORT_FROM', 'IMPORT_STAR',
-    'RAISE_VARARGS', 'RERAISE', 'PUSH_EXC_INFO', 'POP_EXCEPT', 'RETURN_VALUE', 'GET_ANEXT',
-    'WITH_EXCEPT_START', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT',
-    'SETUP_ANNOTATIONS', 'PRINT_EXPR', 'END_ASYNC_FOR', 'CHECK_EG_MATCH', 'PREP_RERAISE_STAR',
-}
-_UNCONDITIONAL = {'JUMP_FORWARD', 'JUMP_BACKWARD', 'JUMP_BACKWARD_NO_INTERRUPT'}
-_TERMINAL = {'RETURN_VALUE', 'RAISE_VARARGS', 'RERAISE'}
-_COMP_NAMES = {'<listcomp>', '<setcomp>', '<dictcomp>'}
 
 
 class Row(NamedTuple):
@@ -80,80 +62,6 @@ class Row(NamedTuple):
 
 
 # --------------------------------------------------------------------------------------------
-# Abstract interpretation of the value stack, with a tag per slot.
-
-def stack_tags(code: CodeType) -> tuple[list[dis.Instruction], dict[int, tuple[str, ...]]]:
-    """Instructions of `code` and, for each reachable offset, the tags of the stack before it."""
-    instrs = list(dis.get_instructions(code))
-    index = {ins.offset: i for i, ins in enumerate(instrs)}
-    handlers = dis._parse_exception_table(code)          # type: ignore[attr-defined]
-    comp = code.co_name in _COMP_NAMES
-    before: dict[int, tuple[str, ...]] = {}
-    work: list[tuple[int, tuple[str, ...]]] = [(0, ())]
-
-    def push(off: int, st: tuple[str, ...]) -> None:
-        if off not in before:
-            before[off] = st
-            work.append((off, st))
-
-    while work:
-        off, st = work.pop()
-        i = index[off]
-        ins = instrs[i]
-        name = ins.opname
-        for h in handlers:
-            if h.start <= off < h.end:
-                hst = st[:h.depth] + ((LASTI,) if h.lasti else ()) + (EXC,)
-                push(h.target, hst)
-        if name in _TERMINAL:
-            continue
-        jumps = ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs
-        if jumps:
-            push(ins.argval, _effect(ins, st, True, comp))
-        if name not in _UNCONDITIONAL and i + 1 < len(instrs):
-            push(instrs[i + 1].offset, _effect(ins, st, False, comp))
-    return instrs, before
-
-
-def _effect(ins: dis.Instruction, st: tuple[str, ...], jump: bool, comp: bool) -> tuple[str, ...]:
-    name = ins.opname
-    arg = ins.arg if ins.opcode >= opcode.HAVE_ARGUMENT else None
-    s = list(st)
-    if name == 'GET_ITER':
-        s[-1] = FOR_ITER
-        return tuple(s)
-    if name == 'GET_AITER':
-        s[-1] = ASYNC_FOR_ITER
-        return tuple(s)
-    if name == 'FOR_ITER' and not jump:
-        s[-1] = FOR_ITER
-        return tuple(s + [TMP])
-    if name in ('BEFORE_WITH', 'BEFORE_ASYNC_WITH'):
-        s[-1] = WITH_EXIT
-        return tuple(s + [TMP])
-    if name == 'PUSH_EXC_INFO':
-        s[-1] = EXC_PREV
-        return tuple(s + [EXC])
-    if name == 'COPY':
-        return tuple(s + [s[-arg]])
-    if name == 'SWAP':
-        s[-1], s[-arg] = s[-arg], s[-1]
-        return tuple(s)
-    if comp and name in ('BUILD_LIST', 'BUILD_SET', 'BUILD_MAP') and arg == 0 and not s:
-        return (COMP_ACC,)
-    if name in _CALLS:
-        n = dis.stack_effect(ins.opcode, arg, jump=jump)
-        del s[len(s) + n - 1:]
-        return tuple(s + [OPERAND])
-    n = dis.stack_effect(ins.opcode, arg, jump=jump)
-    if n < 0:
-        del s[len(s) + n:]
-    else:
-        s.extend([TMP] * n)
-    return tuple(s)
-
-
-# --------------------------------------------------------------------------------------------
 # Rows.
 
 GENERATOR_CREATION = 'creates a generator: runs no code there, never suspended'
@@ -164,13 +72,12 @@ GENEXP, PURE = 'genexp', 'pure'
 
 def _positions_index(tree: ast.AST | None) -> dict[tuple, tuple[str, str]]:
     """Source span -> (site id, kind) for the site nodes of a rewritten tree."""
-    from .rewriter import is_pure_call
     out: dict[tuple, tuple[str, str]] = {}
     if tree is None:
         return out
     pure = getattr(tree, '_stasis_pure', frozenset())
     for n in ast.walk(tree):
-        sid = getattr(n, '_stasis_id', None)
+        sid = getattr(n, SITE_ATTR, None)
         if sid is not None and hasattr(n, 'lineno'):
             key = (n.lineno, n.end_lineno, n.col_offset, n.end_col_offset)
             kind = GENEXP if isinstance(n, ast.GeneratorExp) else PURE if is_pure_call(n, pure) else ''
@@ -184,18 +91,18 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
     n = len(instrs)
     for i, ins in enumerate(instrs):
         name = ins.opname
-        if name not in _SITES or ins.offset not in before:
+        if name not in bc.SITES or ins.offset not in before:
             continue
         if name == 'YIELD_VALUE' and i > 0 and instrs[i - 1].opname == 'SEND':
             continue                                   # part of an await / yield-from loop
         begin = ins.offset
-        if name == 'CALL' and i > 0 and instrs[i - 1].opname == 'PRECALL':
+        if name == 'CALL' and i > 0 and instrs[i - 1].opname == bc.CALL_PREFIX:
             begin = instrs[i - 1].offset
         j = i + 1
         if name == 'SEND':
-            while j < n and instrs[j].opname in ('YIELD_VALUE', 'RESUME', 'JUMP_BACKWARD_NO_INTERRUPT'):
+            while j < n and instrs[j].opname in bc.AWAIT_LOOP:
                 j += 1
-        end = instrs[j].offset if j < n else len(code.co_code)
+        end = instrs[j].offset if j < n else bc.code_size(code)
         pos = tuple(ins.positions)
         sid, kind = pos_index.get(pos, (None, ''))
         line = ins.positions.lineno or -1
@@ -214,7 +121,7 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
             cbase += 1
         # ... but never a value the site itself consumes (a decorator applied to the function,
         # a context manager): a Python callee owns those once it runs, so their slots are stale.
-        cbase = min(cbase, max(base, len(st) - _consumed(ins)))
+        cbase = min(cbase, max(base, len(st) - bc.call_consumes(ins)))
         if name == 'SEND':
             # `await` / `yield from`: resumed in place at the YIELD_VALUE of the SEND loop, with
             # the structural values and the awaited object (the SEND receiver) pushed back.
@@ -233,7 +140,7 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
                             '' if ok else 'temporary values under the yielded value'))
             continue
         start, reason = _find_start(instrs, before, i, cbase, pos_index)
-        if kind == GENEXP and name in _CALLS:
+        if kind == GENEXP and name in bc.CALLS:
             reason, start = GENERATOR_CREATION, -1
         elif sid.startswith('implicit@') and not reason:
             reason = 'implicit call (no source expression to replay)'
@@ -242,18 +149,7 @@ def build_rows(code: CodeType, pos_index: dict[tuple, tuple[str, str]]) -> list[
     return rows
 
 
-def _consumed(ins: dis.Instruction) -> int:
-    """Values of the model stack (see _effect) the site instruction takes: the callable pair of
-    a CALL (PRECALL already took the arguments), NULL/callable/args[/kwargs] of
-    CALL_FUNCTION_EX, the manager of BEFORE_WITH."""
-    if ins.opname == 'CALL':
-        return 2
-    if ins.opname == 'CALL_FUNCTION_EX':
-        return 3 + (ins.arg & 1)
-    return 1
-
-
-def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]],
+def _find_start(instrs: list[Instruction], before: dict[int, tuple[str, ...]],
                 i: int, base: int, pos_index: dict[tuple, tuple[str, str]]) -> tuple[int, str]:
     """Start of the replay region that ends with the site at `instrs[i]`."""
     j = i - 1
@@ -273,10 +169,10 @@ def _find_start(instrs: list[dis.Instruction], before: dict[int, tuple[str, ...]
     for k in range(j, i):
         ins = instrs[k]
         name = ins.opname
-        if name in _CALLS and pos_index.get(tuple(ins.positions), ('', ''))[1] in (PURE, GENEXP):
-            continue        # a pure builtin (rewriter.PURE_BUILTINS) is recomputed on replay;
+        if name in bc.CALLS and pos_index.get(tuple(ins.positions), ('', ''))[1] in (PURE, GENEXP):
+            continue        # a pure builtin (sites.PURE_BUILTINS) is recomputed on replay;
             #               creating a generator runs none of its code (a fresh one is made)
-        if name in _NOT_REPLAYABLE or name.startswith(('STORE_', 'DELETE_')):
+        if name in bc.NOT_REPLAYABLE or bc.stores(ins):
             return -1, f'{name} at {ins.offset} precedes the site in the same statement'
     st_site = before[instrs[i].offset]
     if before[instrs[j].offset][:base] != st_site[:base]:

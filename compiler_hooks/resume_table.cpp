@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/cpython_internals.h"
+
 namespace stasis::compiler_hooks {
 namespace {
 
@@ -21,10 +23,10 @@ void free_extra(void* extra) {
   if (extra && extra != &kNotRewritten) delete static_cast<Cached*>(extra);
 }
 
-// _PyEval_RequestCodeExtraIndex (exported, cpython/ceval.h): one slot index per interpreter; -1
-// when none is left (then the table is parsed again at each call: slow, still correct).
+// One slot index per interpreter; -1 when none is left (then the table is parsed again at each
+// call: slow, still correct).
 Py_ssize_t extra_index() {
-  static Py_ssize_t index = _PyEval_RequestCodeExtraIndex(free_extra);
+  static Py_ssize_t index = internals::request_code_extra_index(free_extra);
   return index;
 }
 
@@ -82,7 +84,7 @@ bool is_rewritten(PyCodeObject* code) { return table_of(code) != nullptr; }
 const std::vector<ResumeRow>* resume_table(PyCodeObject* code) {
   Py_ssize_t index = extra_index();
   void* extra = nullptr;
-  if (index >= 0 && _PyCode_GetExtra(reinterpret_cast<PyObject*>(code), index, &extra) == 0 && extra)
+  if (index >= 0 && internals::code_extra(reinterpret_cast<PyObject*>(code), index, &extra) == 0 && extra)
     return extra == &kNotRewritten ? nullptr : &static_cast<Cached*>(extra)->rows;
   PyErr_Clear();
   auto* entry = new Cached{};
@@ -91,7 +93,7 @@ const std::vector<ResumeRow>* resume_table(PyCodeObject* code) {
     delete entry;
     entry = &kNotRewritten;
   }
-  if (index < 0 || _PyCode_SetExtra(reinterpret_cast<PyObject*>(code), index, entry) < 0) {
+  if (index < 0 || internals::set_code_extra(reinterpret_cast<PyObject*>(code), index, entry) < 0) {
     PyErr_Clear();
     // No slot: keep nothing (a leaked entry per call would grow without bound).
     thread_local Cached scratch;

@@ -2,6 +2,10 @@
 // Each accessor names the CPython 3.11 source it depends on and whether it returns a borrowed or a
 // new reference. A port to another CPython version should diff this file (and its C shim) only.
 // Facts used here are verified in shared/design/CPYTHON311.md (section numbers in comments).
+// Checked against CPython 3.11.2 (Debian 12, what `make test` runs) and 3.11.7 (pyenv): every
+// accessor compiles against both header sets, which are identical for the structs used here
+// (CPYTHON311.md §9). What a 3.12 port revisits is listed at the end of this file; the Python twin
+// (bytecode, line and exception tables) is compiler_hooks/bytecode.py.
 #pragma once
 
 #include <Python.h>
@@ -436,3 +440,126 @@ inline void set_eval_frame_hook(EvalFrameFunc f) { _PyInterpreterState_SetEvalFr
 // The code object an interpreter frame runs. Borrowed.
 inline PyObject* interpreter_frame_code(_PyInterpreterFrame* f) { return reinterpret_cast<PyObject*>(f->f_code); }
 }  // namespace stasis::internals
+
+// --- Code objects, frames, thread states and objects: the fields and private functions the rest
+// of Stasis used directly (issue 16.5). Checked against 3.11.2 and 3.11.7 like the rest of the file.
+namespace stasis::internals {
+
+// Bytes per code unit (_Py_CODEUNIT): f_lasti and the resume tables count bytes, frames count units.
+constexpr int kCodeUnitBytes = int(sizeof(_Py_CODEUNIT));
+
+// cpython/code.h PyCodeObject: locals, cells and free variables ("localsplus") in slot order, and
+// how many there are. Borrowed tuple.
+inline int code_nlocalsplus(PyCodeObject* co) { return co->co_nlocalsplus; }
+inline PyObject* code_localsplus_names(PyCodeObject* co) { return co->co_localsplusnames; }
+inline int code_nfreevars(PyCodeObject* co) { return co->co_nfreevars; }
+
+// The value stack of an interpreter frame: the slots after its localsplus (pycore_frame.h), and
+// its depth (-1 while the frame is executing: CPYTHON311.md §5). Borrowed slots.
+inline PyObject** frame_value_stack(_PyInterpreterFrame* f) {
+  return f->localsplus + f->f_code->co_nlocalsplus;
+}
+inline int frame_value_depth(_PyInterpreterFrame* f) { return f->stacktop - f->f_code->co_nlocalsplus; }
+// Whether a frame has not reached its first traceable instruction yet (pycore_frame.h).
+inline bool frame_incomplete(_PyInterpreterFrame* f) { return _PyFrame_IsIncomplete(f); }
+
+// The operands of a call on the value stack, bottom first (Python/ceval.c 3.11, CPYTHON311.md §5).
+// CALL (after PRECALL): [method, self] for LOAD_METHOD of a method, else [NULL, callable], then the
+// arguments; the callable is the first non-NULL one. CALL_FUNCTION_EX: [NULL, callable, args tuple,
+// kwargs dict if oparg & 1]. Borrowed.
+inline PyObject* call_callable(PyObject* const* operands) { return operands[0] ? operands[0] : operands[1]; }
+inline PyObject* call_function_ex_callable(PyObject* const* operands) { return operands[1]; }
+
+// cpython/pystate.h PyThreadState::context: the thread's current contextvars.Context, or null.
+// Borrowed; a Context is immutable (a HAMT), so another thread holding the GIL may read it.
+inline PyObject* thread_context(PyThreadState* ts) { return ts->context; }
+// Installs a C trace function on thread `ts` (cpython/ceval.h _PyEval_SetTrace, exported; any
+// thread when the caller holds the GIL). 0, or -1 with an exception set.
+inline int set_thread_trace(PyThreadState* ts, Py_tracefunc func, PyObject* obj) {
+  return _PyEval_SetTrace(ts, func, obj);
+}
+// Whether the runtime is finalizing (cpython/pylifecycle.h _Py_IsFinalizing; public Py_IsFinalizing
+// only from 3.13). Callable without the GIL.
+inline bool runtime_finalizing() { return _Py_IsFinalizing() != 0; }
+
+// Gives a dead object of a free list a reference count of 1 again, as PyObject_New would
+// (Objects/object.c _Py_NewReference; tracemalloc and ref tracing see a new object).
+inline void revive_object(PyObject* obj) { _Py_NewReference(obj); }
+// The attribute `name` found on `type`'s MRO without calling descriptors or getattr hooks
+// (Objects/typeobject.c _PyType_Lookup). Borrowed, or null, never with an exception set.
+inline PyObject* type_lookup(PyTypeObject* type, PyObject* name) { return _PyType_Lookup(type, name); }
+// Where `obj`'s instance dict pointer lives, or null (Objects/object.c _PyObject_GetDictPtr; for a
+// managed dict it materializes the dict).
+inline PyObject** object_dict_pointer(PyObject* obj) { return _PyObject_GetDictPtr(obj); }
+// Whether instances of `type` are iterators (tp_iternext set and not object's placeholder
+// _PyObject_NextNotImplemented).
+inline bool is_iterator_type(PyTypeObject* type) {
+  return type->tp_iternext != nullptr && type->tp_iternext != &_PyObject_NextNotImplemented;
+}
+
+// Integers as bytes (cpython/longobject.h): bits needed for |v| ((size_t)-1 with an exception set
+// on overflow); two's complement or magnitude into `n` bytes (-1 with OverflowError when it does not
+// fit); a new int from bytes.
+inline size_t long_bit_length(PyObject* v) { return _PyLong_NumBits(v); }
+inline int long_to_bytes(PyObject* v, unsigned char* out, size_t n, bool little_endian, bool is_signed) {
+  return _PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(v), out, n, little_endian, is_signed);
+}
+inline PyObject* long_from_bytes(const unsigned char* bytes, size_t n, bool little_endian, bool is_signed) {
+  return _PyLong_FromByteArray(bytes, n, little_endian, is_signed);
+}
+
+// The code units of a code object as they run (cpython/code.h _PyCode_CODE: co_code_adaptive,
+// specialised once the code has run; PyCode_GetCode gives the de-specialised copy) and the opcode
+// and argument of one unit (_Py_OPCODE/_Py_OPARG). Borrowed; valid while the code object lives.
+inline const _Py_CODEUNIT* code_units_as_run(PyCodeObject* co) { return _PyCode_CODE(co); }
+inline int unit_opcode(_Py_CODEUNIT unit) { return _Py_OPCODE(unit); }
+inline int unit_argument(_Py_CODEUNIT unit) { return _Py_OPARG(unit); }
+
+// Per-code-object extra slots (PEP 523; cpython/ceval.h _PyEval_RequestCodeExtraIndex, cpython/code.h
+// _PyCode_GetExtra/_PyCode_SetExtra, exported): an index per interpreter (-1 when none is left),
+// then a void* per code object, freed by `free_extra` with the code object.
+inline Py_ssize_t request_code_extra_index(freefunc free_extra) {
+  return _PyEval_RequestCodeExtraIndex(free_extra);
+}
+inline int code_extra(PyObject* code, Py_ssize_t index, void** extra) {
+  return _PyCode_GetExtra(code, index, extra);
+}
+inline int set_code_extra(PyObject* code, Py_ssize_t index, void* extra) {
+  return _PyCode_SetExtra(code, index, extra);
+}
+
+}  // namespace stasis::internals
+
+// --- 3.12 port: accessors to revisit ---------------------------------------------------------------
+// Found by compiling this header and its shim against pyenv's 3.12.1 and 3.13.0 headers (the version
+// check removed) and reading what changed; "compiles" means the field or function still exists,
+// not that it means the same: each of those is to be verified again as CPYTHON311.md verified 3.11.
+// * Do not compile with 3.12:
+//   - is_call, call_result_discarded: PRECALL is gone (CALL alone; its caches change too).
+//   - frame_function: _PyInterpreterFrame::f_func is f_funcobj.
+//   - entered_from_c, frame_entered_from_c: is_entry is gone (3.12 pushes a shim frame owned by
+//     the C stack, FRAME_OWNED_BY_CSTACK, under a frame entered from C).
+//   - generator_code: PyGenObject::gi_code is gone (the code is the frame's f_code).
+// * Compile with 3.12, semantics to re-verify:
+//   - last_instruction, frame_lasti, set_frame_lasti, jump_at_trace_event: prev_instr still
+//     exists, but 'line' events come from sys.monitoring (PEP 669, INSTRUMENTED_LINE): whether
+//     setting prev_instr during a line event still moves the eval loop (CPYTHON311.md §2).
+//   - thread_trace_function, thread_trace_object, set_thread_trace: legacy tracing is layered on
+//     sys.monitoring; c_tracefunc/_PyEval_SetTrace remain.
+//   - stack_depth, frame_stacktop, set_frame_stacktop, frame_value_stack, frame_value_depth,
+//     frame_stack_push: stacktop remains; YIELD_VALUE/SEND/FOR_ITER (END_FOR, END_SEND) leave
+//     different values on the stack, so the generator and replay code that uses them changes.
+//   - call_callable, call_function_ex_callable: 3.12 keeps [NULL|method, callable|self, args]
+//     (checked with dis); 3.13 swaps the first two.
+//   - is_yield_value, is_call_function_ex, is_reissuable_c_call: opcodes still exist; YIELD_VALUE
+//     takes an argument and specialised forms differ.
+//   - code_units_as_run, unit_opcode, unit_argument: _Py_CODEUNIT is a union (op.code, op.arg);
+//     the macros remain. restore/code_verifier.cpp's opcode table is 3.11's and must be redone.
+//   - code_extra, set_code_extra, request_code_extra_index: renamed PyUnstable_* (old names kept).
+//   - current_interpreter_frame: cframe remains in 3.12 (gone in 3.13: tstate->current_frame).
+// * Break in 3.13 (compile with 3.12): current_interpreter_frame (cframe), interpreter_frame,
+//   frame_code & co. (f_code is f_executable), set_frame_lasti & co. (prev_instr is instr_ptr),
+//   set_thread_trace (_PyEval_SetTrace not exported), runtime_finalizing (Py_IsFinalizing is public),
+//   is_iterator_type (_PyObject_NextNotImplemented), set_dummy/is_set_dummy (_PySet_Dummy),
+//   long_to_bytes (_PyLong_AsByteArray takes with_exceptions); the C shim (_PyTime_t, the GIL's
+//   gil_drop_request, HEAD_LOCK's mutex type).

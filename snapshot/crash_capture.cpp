@@ -24,16 +24,17 @@ Ref crash_frame_record(PyFrameObject* frame, int offset, int keep, int depth, bo
   if (!locals) throw Error::python();
   PyObject** slots = internals::frame_localsplus(f);
   if (code->co_flags & CO_OPTIMIZED) {
-    for (int i = 0; i < code->co_nlocalsplus; ++i) {
+    for (int i = 0; i < internals::code_nlocalsplus(code); ++i) {
       int kind = internals::localsplus_kind(code, i);
       if ((kind & CO_FAST_FREE) || slots[i] == nullptr) continue;
-      if (PyDict_SetItem(locals.get(), PyTuple_GET_ITEM(code->co_localsplusnames, i), slots[i]) < 0)
+      if (PyDict_SetItem(locals.get(), PyTuple_GET_ITEM(internals::code_localsplus_names(code), i),
+                         slots[i]) < 0)
         throw Error::python();
     }
   }
   Ref stack = Ref::steal(PyTuple_New(keep));
   if (!stack) throw Error::python();
-  PyObject** values = slots + code->co_nlocalsplus;
+  PyObject** values = internals::frame_value_stack(f);
   for (int i = 0; i < keep; ++i) {
     if (!values[i])
       throw Error(ErrorCode::Internal, "crash record: an empty stack slot under the handler's depth");
@@ -52,7 +53,7 @@ Ref frame_stack_value(PyFrameObject* frame, int index) {
   if (index < 0 || index >= code->co_stacksize)
     throw Error(ErrorCode::Internal,
                 "frame_stack_value: index " + std::to_string(index) + " is outside the stack");
-  PyObject* value = internals::frame_localsplus(f)[code->co_nlocalsplus + index];
+  PyObject* value = internals::frame_value_stack(f)[index];
   return Ref::borrow(value ? value : Py_None);
 }
 

@@ -172,7 +172,7 @@ Verdict decide(State& s, PyObject* exc) {
   for (_PyInterpreterFrame* g = internals::calling_complete_frame(f); g;
        g = internals::calling_complete_frame(g)) {
     Key k{reinterpret_cast<PyObject*>(internals::frame_code(g)),
-          internals::frame_lasti(g) * int(sizeof(_Py_CODEUNIT))};
+          internals::frame_lasti(g) * internals::kCodeUnitBytes};
     auto it = s.plans.find(k);
     if (it == s.plans.end()) return Verdict::AskPython;
     if (!it->second.steps.empty()) {
@@ -203,8 +203,8 @@ std::vector<Load> read_loads(PyObject* code, PyObject* clause) {
     } else if (name == "LOAD_FAST" || name == "LOAD_DEREF") {
       l.kind = name == "LOAD_FAST" ? Load::Fast : Load::Deref;
       l.arg = -1;
-      for (int j = 0; j < co->co_nlocalsplus; ++j) {
-        int eq = PyUnicode_Compare(PyTuple_GET_ITEM(co->co_localsplusnames, j), arg);
+      for (int j = 0; j < internals::code_nlocalsplus(co); ++j) {
+        int eq = PyUnicode_Compare(PyTuple_GET_ITEM(internals::code_localsplus_names(co), j), arg);
         if (eq == 0) {
           l.arg = j;
           break;

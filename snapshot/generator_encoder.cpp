@@ -23,12 +23,12 @@ Ref generator_function(PyObject* func, _PyInterpreterFrame* f) {
                                                    PyFunction_GET_GLOBALS(func),
                                                    reinterpret_cast<PyFunctionObject*>(func)->func_qualname));
   if (!copy) throw Error::python();
-  int nfree = running->co_nfreevars;
+  int nfree = internals::code_nfreevars(running);
   if (nfree) {
     Ref cells = Ref::steal(PyTuple_New(nfree));
     if (!cells) throw Error::python();
     PyObject** slots = internals::frame_localsplus(f);
-    for (int i = 0, k = 0; i < running->co_nlocalsplus && k < nfree; ++i)
+    for (int i = 0, k = 0; i < internals::code_nlocalsplus(running) && k < nfree; ++i)
       if (internals::localsplus_kind(running, i) & CO_FAST_FREE)
         PyTuple_SET_ITEM(cells.get(), k++, Py_NewRef(slots[i] ? slots[i] : Py_None));
     if (PyFunction_SetClosure(copy.get(), cells.get()) < 0) throw Error::python();

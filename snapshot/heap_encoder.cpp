@@ -452,11 +452,10 @@ void HeapEncoder::save_int(PyObject* obj) {
     return;
   }
   PyErr_Clear();
-  size_t nbits = _PyLong_NumBits(obj);
+  size_t nbits = internals::long_bit_length(obj);
   size_t nbytes = nbits / 8 + 1;  // room for the sign bit
   std::string buf(nbytes, '\0');
-  if (_PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(obj),
-                          reinterpret_cast<unsigned char*>(buf.data()), nbytes, 1, 1) < 0)
+  if (internals::long_to_bytes(obj, reinterpret_cast<unsigned char*>(buf.data()), nbytes, true, true) < 0)
     throw Error::python();
   out_.op(format::Op::IntBig);
   out_.uvar(nbytes);

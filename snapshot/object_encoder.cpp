@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/allowlist.h"
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "core/python_import.h"
 #include "core/python_error.h"
@@ -76,7 +77,7 @@ int plain_kind(HeapEncoder& e, PyTypeObject* type) {
   const Known& k = known();
   auto lookup = [&](const char* name) {
     Ref n = Ref::steal(PyUnicode_FromString(name));
-    return _PyType_Lookup(type, n.get());
+    return internals::type_lookup(type, n.get());
   };
   bool plain = is_python_class(type) && type->tp_new == PyBaseObject_Type.tp_new &&
                !PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(PyExc_BaseException)) &&

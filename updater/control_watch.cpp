@@ -8,6 +8,7 @@
 
 #include <atomic>
 
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "core/ref.h"
 
@@ -47,7 +48,7 @@ extern "C" void* watch_main(void* arg) {
     if (fds[1].revents != 0 || w->stopping.load()) break;  // woken by stop(), or the pipe is gone
     if (fds[0].revents & POLLNVAL) break;                   // the socket was closed under us
     if (fds[0].revents == 0) continue;
-    if (_Py_IsFinalizing()) break;
+    if (internals::runtime_finalizing()) break;
     PyGILState_STATE gil = PyGILState_Ensure();  // a thread state for this call only
     int again = 0;
     if (!w->stopping.load()) {  // stop() may have come while this thread waited for the GIL

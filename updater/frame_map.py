@@ -17,11 +17,11 @@ Two kinds of records:
 from __future__ import annotations
 
 import ast
-import dis
 import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ..compiler_hooks import bytecode
 from ..compiler_hooks.resume_points import STRUCTURAL, resume_table, stack_tags
 from . import source_diff as sd
 from .errors import UpdateError
@@ -156,7 +156,7 @@ def _hidden(name: Any) -> bool:
 
 
 def line_of(code: types.CodeType, offset: int) -> int:
-    for ins in dis.get_instructions(code):
+    for ins in bytecode.instructions(code):
         if ins.offset == offset:
             return ins.positions.lineno or code.co_firstlineno
     return code.co_firstlineno

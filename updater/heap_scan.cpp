@@ -98,7 +98,7 @@ struct FrameWalk {
     for (_PyInterpreterFrame* f = internals::current_interpreter_frame(ts); f; f = internals::calling_frame(f)) {
       auto* code = (PyObject*)internals::frame_code(f);
       if (w->codes->count(code))
-        w->hits.emplace_back((unsigned long)ts->thread_id, code, internals::interpreter_frame_line(f));
+        w->hits.emplace_back(internals::thread_ident(ts), code, internals::interpreter_frame_line(f));
     }
     return 0;
   }

@@ -9,9 +9,7 @@ functions pay anything. The hidden function is made per function object by the C
 """
 from __future__ import annotations
 
-import dis as _dis
 import inspect
-import opcode as _opcode
 import sys
 import threading
 import types
@@ -20,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _engine
+from ..compiler_hooks import bytecode as bc
 from .errors import UpdateRefusedError
 
 ORIG = "<stasis:orig>"
@@ -242,33 +241,6 @@ class Hooks:
 # unchanged (the prologue has no source location; exception-table offsets and depths move by the
 # prologue's length and the token). Generators and coroutines are not wrapped at all.
 
-_OP = _opcode.opmap
-_NO_LOCATION = 15
-
-
-def _emit(out: List[int], op: str, arg: int = 0) -> None:
-    if arg > 0xFF:
-        for shift in (24, 16, 8):
-            if arg >> shift:
-                out += [_OP["EXTENDED_ARG"], (arg >> shift) & 0xFF]
-    out += [_OP[op], arg & 0xFF]
-    out += [0, 0] * _opcode._inline_cache_entries[_OP[op]]
-
-
-def _exception_item(value: int, first: bool) -> bytes:
-    chunks = []
-    while True:
-        chunks.append(value & 63)
-        value >>= 6
-        if not value:
-            break
-    chunks.reverse()
-    out = bytearray()
-    for i, c in enumerate(chunks):
-        b = c | (64 if i < len(chunks) - 1 else 0)
-        out.append(b | (128 if first and i == 0 else 0))
-    return bytes(out)
-
 
 def inject_profile(code: types.CodeType, key: str) -> Optional[types.CodeType]:
     """`code` with an enter(key) prologue whose token ends the timing, or None when the code's
@@ -279,44 +251,27 @@ def inject_profile(code: types.CodeType, key: str) -> Optional[types.CodeType]:
         return None
     raw = code.co_code
     units = len(raw) // 2
-    resume = next((i for i in range(units) if raw[2 * i] == _OP["RESUME"]), None)
+    resume = next((i for i in range(units) if raw[2 * i] == bc.OPMAP["RESUME"]), None)
     if resume is None:
         return None
     at = resume + 1                                           # insert after RESUME (code units)
     enter = _engine.updater_profile_async_token if code.co_flags & _SUSPENDING else _engine.updater_profile_token
     consts = code.co_consts + (enter, sys.intern(key))
-    prologue: List[int] = []
-    _emit(prologue, "PUSH_NULL")
-    _emit(prologue, "LOAD_CONST", len(consts) - 2)
-    _emit(prologue, "LOAD_CONST", len(consts) - 1)
-    _emit(prologue, "PRECALL", 1)
-    _emit(prologue, "CALL", 1)
+    prologue = (bc.encode_instruction("PUSH_NULL") + bc.encode_instruction("LOAD_CONST", len(consts) - 2)
+                + bc.encode_instruction("LOAD_CONST", len(consts) - 1) + bc.call_instructions(1))
     n = len(prologue) // 2
     # Line table: find the entry boundary at `at`, insert "no location" entries for the prologue.
-    table = code.co_linetable
-    pos, unit = 0, 0
-    while unit < at and pos < len(table):
-        unit += (table[pos] & 7) + 1
-        pos += 1
-        while pos < len(table) and not table[pos] & 0x80:
-            pos += 1
-    if unit != at:
+    pos = bc.line_table_boundary(code.co_linetable, at)
+    if pos is None:
         return None
-    filler = bytearray()
-    left = n
-    while left:
-        step = min(8, left)
-        filler.append(0x80 | (_NO_LOCATION << 3) | (step - 1))
-        left -= step
-    linetable = table[:pos] + bytes(filler) + table[pos:]
+    linetable = code.co_linetable[:pos] + bc.no_location(n) + code.co_linetable[pos:]
     # Exception table: shift by n units; one more value (the token) below every handler's depth.
-    exc = bytearray()
-    for e in _dis._parse_exception_table(code):
-        start, end, target = e.start // 2, e.end // 2, e.target // 2
-        if start < at or target < at:
+    entries = []
+    for e in bc.exception_entries(code):
+        if e.start < 2 * at or e.target < 2 * at:
             return None
-        exc += _exception_item(start + n, True) + _exception_item(end - start, False)
-        exc += _exception_item(target + n, False) + _exception_item(((e.depth + 1) << 1) | int(e.lasti), False)
-    new_code = raw[:2 * at] + bytes(prologue) + raw[2 * at:]
+        entries.append(e._replace(start=e.start + 2 * n, end=e.end + 2 * n, target=e.target + 2 * n, depth=e.depth + 1))
+    exc = bc.encode_exception_table(entries)
+    new_code = raw[:2 * at] + prologue + raw[2 * at:]
     return code.replace(co_code=new_code, co_consts=consts, co_linetable=linetable,
                         co_exceptiontable=bytes(exc), co_stacksize=max(code.co_stacksize + 1, 4))

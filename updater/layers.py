@@ -9,7 +9,6 @@ scan for the whole update), attribute changes — with no Python code running in
 """
 from __future__ import annotations
 
-import dis
 import inspect
 import sys
 import threading
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .. import _engine
+from ..compiler_hooks import bytecode
 from .errors import NotQuiescentError, UpdateError, UpdateRefusedError
 from .instrument import Hooks, Probe, build_wrapper, inject_profile, instrumentable
 from .targets import MISSING, describe_code
@@ -482,7 +482,7 @@ def _run_check(check: Callable[[], bool]) -> bool:
 
 
 def _global_reads(code: types.CodeType) -> Set[str]:
-    names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
+    names = {i.argval for i in bytecode.instructions(code) if i.opname == "LOAD_GLOBAL"}
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _global_reads(const)

@@ -1,7 +1,5 @@
 #include "updater/line_tracer.h"
 
-#include <frameobject.h>
-
 #include <vector>
 
 #include "core/cpython_internals.h"
@@ -50,8 +48,9 @@ void enter(PyObject* spec) {
     throw Error::python();
   }
   PyThreadState* ts = PyThreadState_Get();
-  saved.push_back({ts->c_tracefunc, stasis::Ref::borrow(ts->c_traceobj)});
-  check_status(_PyEval_SetTrace(ts, trace, spec));
+  saved.push_back(
+      {internals::thread_trace_function(ts), stasis::Ref::borrow(internals::thread_trace_object(ts))});
+  check_status(internals::set_thread_trace(ts, trace, spec));
 }
 
 void exit() {
@@ -60,7 +59,8 @@ void exit() {
   saved.pop_back();
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
-  if (_PyEval_SetTrace(PyThreadState_Get(), s.func, s.obj.get()) < 0) PyErr_WriteUnraisable(nullptr);
+  if (internals::set_thread_trace(PyThreadState_Get(), s.func, s.obj.get()) < 0)
+    PyErr_WriteUnraisable(nullptr);
   PyErr_Restore(type, value, tb);
 }
 

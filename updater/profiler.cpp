@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/cpython_internals.h"
 #include "core/error.h"
 
 namespace stasis::updater::profiler {
@@ -263,7 +264,7 @@ Ref enter_token(PyObject* key) {
   if (!token_freelist.empty()) {
     token = reinterpret_cast<Token*>(token_freelist.back());
     token_freelist.pop_back();
-    _Py_NewReference(reinterpret_cast<PyObject*>(token));
+    internals::revive_object(reinterpret_cast<PyObject*>(token));
   } else {
     token = PyObject_New(Token, token_type());
     if (!token) throw Error::python();

@@ -232,7 +232,7 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
     try:
-        from .compiler_hooks import rewriter
+        from .compiler_hooks import listing
     except ImportError:
         raise NotAvailableError("`stasis rewrite` is not available yet (compiler_hooks, issue 4)") from None
     try:
@@ -240,7 +240,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             source = f.read()
     except OSError as e:
         raise errors.SnapshotIOError(f"cannot read {args.file}: {e.strerror}") from None
-    sys.stdout.write(rewriter.format_resumable(source, args.file))
+    sys.stdout.write(listing.format_resumable(source, args.file))
     return 0
 
 

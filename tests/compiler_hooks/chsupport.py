@@ -13,12 +13,12 @@ SNIPPETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'snippets')
 
 try:                                    # the assembled package (build/python/stasis)
     from stasis import compiler_hooks as ch
-    from stasis.compiler_hooks import cache, hook, resume_points, rewriter, runner
+    from stasis.compiler_hooks import bytecode, cache, hook, listing, resume_points, rewriter, runner, sites
     PACKAGE = 'stasis.compiler_hooks'
 except ImportError:                     # before the build: the source folder
     sys.path.insert(0, REPO)
     import compiler_hooks as ch         # type: ignore[no-redef]
-    from compiler_hooks import cache, hook, resume_points, rewriter, runner  # type: ignore[no-redef]
+    from compiler_hooks import bytecode, cache, hook, listing, resume_points, rewriter, runner, sites  # type: ignore[no-redef]
     PACKAGE = 'compiler_hooks'
 
 

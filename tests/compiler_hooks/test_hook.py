@@ -3,6 +3,7 @@ entries never used), and a program's view of its run (argv, path, __main__, exit
 traceback) identical to plain python3.11."""
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -142,6 +143,68 @@ class Cache(unittest.TestCase):
             self.assertIsNone(cache.load(self.src, key))
         with mock.patch.object(cache, '_interpreter_id', lambda: b'x' * 16):
             self.assertIsNone(cache.load(self.src, key))
+
+    def test_an_edit_to_any_module_of_the_rewriter_changes_the_key(self) -> None:
+        """The key hashes every module of the package, not a list of names: an edit of any of
+        them, a module added (a split of the rewriter) or removed each give entries a new key."""
+        pkg = os.path.dirname(os.path.abspath(cache.__file__))
+        copy = os.path.join(self.dir, 'pkg')
+        shutil.copytree(pkg, copy, ignore=shutil.ignore_patterns('__pycache__'))
+        base = cache.package_digest(copy)
+        self.assertEqual(base, cache.package_digest(pkg))
+        self.assertEqual(cache._rewriter_digest(), cache.package_digest(pkg))
+        modules = sorted(n for n in os.listdir(copy) if n.endswith('.py'))
+        self.assertLessEqual({'rewriter.py', 'sites.py', 'scopes.py', 'lowering.py', 'resume_points.py',
+                              'bytecode.py', 'listing.py'}, set(modules))
+        seen = {base}
+        for name in modules:
+            path = os.path.join(copy, name)
+            with open(path, 'rb') as f:
+                original = f.read()
+            with open(path, 'wb') as f:
+                f.write(original.replace(b'\n', b'\n\n', 1))
+            edited = cache.package_digest(copy)
+            self.assertNotIn(edited, seen, name)
+            seen.add(edited)
+            with open(path, 'wb') as f:
+                f.write(original)
+        self.assertEqual(cache.package_digest(copy), base)
+        with open(os.path.join(copy, 'new_part.py'), 'w') as f:
+            f.write('X = 1\n')
+        self.assertNotIn(cache.package_digest(copy), seen)
+        os.unlink(os.path.join(copy, 'new_part.py'))
+        os.unlink(os.path.join(copy, 'sites.py'))
+        self.assertNotIn(cache.package_digest(copy), seen)
+        # ... and an entry written under one digest is never read under another.
+        data = self.write('def f(x):\n    return g(x)\n')
+        key = cache.source_key(self.src, data)
+        hook.compile_cached(self.src, data)
+        self.assertIsNotNone(cache.load(self.src, key))
+        with mock.patch.object(cache, '_rewriter_digest', lambda: b'an edited rewriter'):
+            self.assertIsNone(cache.load(self.src, key))
+
+    def test_the_rewriter_runs_no_stasis_module_from_outside_its_package(self) -> None:
+        """What the key hashes (this package) is all of what produces cached code: the modules the
+        rewriter imports, transitively, are modules of the package and nothing else of Stasis."""
+        pkg = os.path.dirname(os.path.abspath(cache.__file__))
+        todo, reached = ['rewriter'], set()
+        while todo:
+            name = todo.pop()
+            if name in reached:
+                continue
+            reached.add(name)
+            with open(os.path.join(pkg, name + '.py'), encoding='utf-8') as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    self.assertLessEqual(node.level, 1, f'{name}.py imports {node.module} from outside its package')
+                    if node.level == 1:
+                        todo.extend([node.module.split('.')[0]] if node.module else [a.name for a in node.names])
+                    else:
+                        self.assertFalse((node.module or '').startswith('stasis'), name)
+                elif isinstance(node, ast.Import):
+                    self.assertFalse(any(a.name.startswith('stasis') for a in node.names), name)
+        self.assertLessEqual({'rewriter', 'sites', 'scopes', 'lowering', 'resume_points', 'bytecode'}, reached)
 
     def test_foreign_and_corrupt_entries(self) -> None:
         data = self.write('def f(x):\n    return 1\n')

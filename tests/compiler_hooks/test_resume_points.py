@@ -14,7 +14,7 @@ import types
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chsupport import SNIPPETS, resume_points, rewriter  # noqa: E402
+from chsupport import SNIPPETS, listing, resume_points, rewriter, sites  # noqa: E402
 from test_rewriter_semantics import CASES  # noqa: E402
 
 STDLIB = [os.path.join(os.path.dirname(os.__file__), p) for p in
@@ -145,7 +145,7 @@ class StaticTables(unittest.TestCase):
         totals = {True: [0, 0], False: [0, 0]}
         for name, src in corpus():
             tree = ast.parse(src)
-            rewriter.assign_site_ids(tree)
+            sites.assign_site_ids(tree)
             plain = resume_points.attach_tables(compile(tree, name, 'exec', dont_inherit=True), tree)
             rewritten, _ = rewriter.rewrite_module(src, name)
             for flag, code in ((False, plain), (True, rewritten)):
@@ -191,7 +191,7 @@ class StaticTables(unittest.TestCase):
         for r in bad:
             self.assertEqual(r.start, -1)
             self.assertTrue(r.reason)
-        text = rewriter.format_resumable(src, 'm.py')
+        text = listing.format_resumable(src, 'm.py')
         self.assertIn('NOT resumable', text)
         self.assertIn('resume body[0]', text)
 

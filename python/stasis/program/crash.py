@@ -29,22 +29,21 @@ from __future__ import annotations
 
 import atexit
 import builtins
-import dis
 import functools
 import hashlib
 import marshal
-import opcode
 import os
 import sys
 import threading
 import traceback
 import types
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import _engine
+from ..compiler_hooks import bytecode as bc
 from ..errors import StasisError
 
-_LOOP_VALUES = frozenset({"for_iter", "async_for_iter", "with_exit", "comp_acc"})
+_LOOP_VALUES = frozenset({bc.FOR_ITER, bc.ASYNC_FOR_ITER, bc.WITH_EXIT, bc.COMP_ACC})
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200   # generator, coroutine, iterable coroutine, async generator
 
 from .freeze import BOOTSTRAP_INNER as _BOOTSTRAP_INNER  # noqa: E402 - the base of other threads' stacks
@@ -124,8 +123,7 @@ def _swap_const(code: types.CodeType, old: Any, new: Any) -> types.CodeType:
 def _depths(code: types.CodeType) -> Dict[int, int]:
     """For each instruction: how many values at the bottom of its value stack a handler can keep
     while it raises (loop iterators and `with` exits, and never a value the instruction consumes)."""
-    from ..compiler_hooks.resume_points import stack_tags
-    instrs, before = stack_tags(code)
+    instrs, before = bc.stack_tags(code)
     out = {}
     for ins in instrs:
         st = before.get(ins.offset)
@@ -137,40 +135,16 @@ def _depths(code: types.CodeType) -> Dict[int, int]:
             lead += 1
         effects = [0]
         try:
-            arg = ins.arg if ins.opcode >= opcode.HAVE_ARGUMENT else None
-            effects = [dis.stack_effect(ins.opcode, arg, jump=j) for j in (False, True)]
+            effects = [bc.stack_effect(ins, j) for j in (False, True)]
         except ValueError:
             pass
         out[ins.offset] = max(0, min(lead, len(st) + min(min(effects), 0) - 1))
     return out
 
 
-def _varint(value: int, first: bool) -> bytes:
-    groups = [value & 63]
-    value >>= 6
-    while value:
-        groups.append(value & 63)
-        value >>= 6
-    groups.reverse()
-    out = bytearray(g | 64 for g in groups[:-1]) + bytearray([groups[-1]])
-    if first:
-        out[0] |= 128
-    return bytes(out)
-
-
-def _emit(out: bytearray, name: str, arg: int = 0) -> None:
-    op = dis.opmap[name]
-    if arg > 255:
-        for shift in (24, 16, 8):
-            if arg >> shift:
-                out += bytes([dis.opmap["EXTENDED_ARG"], (arg >> shift) & 255])
-    out += bytes([op, arg & 255])
-    out += b"\0\0" * opcode._inline_cache_entries[op]  # type: ignore[attr-defined]
-
-
 def _add_handlers(code: types.CodeType) -> types.CodeType:
-    entries = dis._parse_exception_table(code)  # type: ignore[attr-defined]
-    size = len(code.co_code)
+    entries = bc.exception_entries(code)
+    size = bc.code_size(code)
     covered = bytearray(size // 2)
     for e in entries:
         for u in range(e.start // 2, e.end // 2):
@@ -178,11 +152,11 @@ def _add_handlers(code: types.CodeType) -> types.CodeType:
     depths = _depths(code)
     # Ranges of uncovered instructions with the same depth.
     gaps: List[Tuple[int, int, int]] = []
-    for ins in dis.get_instructions(code):
-        if covered[ins.offset // 2] or ins.opname in _FRAME_PREFIX:
+    for ins in bc.instructions(code):
+        if covered[ins.offset // 2] or ins.opname in bc.FRAME_PREFIX:
             continue    # (no handler may cover the frame prefix: it runs once, before the frame is complete)
         d = depths.get(ins.offset, 0)
-        end = ins.offset + 2 + 2 * opcode._inline_cache_entries[ins.opcode]  # type: ignore[attr-defined]
+        end = bc.instruction_end(ins)
         if gaps and gaps[-1][1] == ins.offset and gaps[-1][2] == d:
             gaps[-1] = (gaps[-1][0], end, d)
         else:
@@ -201,30 +175,19 @@ def _add_handlers(code: types.CodeType) -> types.CodeType:
         stubs[d] = size + len(extra)
         head.append(d)
         # stack: [..d values.., lasti, exc]  ->  _HOOK(exc, lasti, d); RERAISE 1
-        _emit(extra, "PUSH_NULL")
-        _emit(extra, "LOAD_CONST", hook_index)
-        _emit(extra, "COPY", 3)     # exc
-        _emit(extra, "COPY", 5)     # lasti
-        _emit(extra, "LOAD_CONST", len(head) - 1)
-        _emit(extra, "PRECALL", 3)
-        _emit(extra, "CALL", 3)
-        _emit(extra, "POP_TOP")
-        _emit(extra, "RERAISE", 1)
-    table = [(e.start, e.end, e.target, e.depth, e.lasti) for e in entries]
-    table += [(a, b, stubs[d], d, True) for a, b, d in gaps]
-    table.sort()
-    exc = bytearray()
-    for start, end, target, depth, lasti in table:
-        exc += _varint(start // 2, True) + _varint((end - start) // 2, False) + _varint(target // 2, False)
-        exc += _varint((depth << 1) | int(lasti), False)
-    units = len(extra) // 2
-    lines = bytearray()
-    while units:
-        n = min(units, 8)
-        lines.append(0x80 | (15 << 3) | (n - 1))   # "no location" for the appended instructions
-        units -= n
+        extra += bc.encode_instruction("PUSH_NULL")
+        extra += bc.encode_instruction("LOAD_CONST", hook_index)
+        extra += bc.encode_instruction("COPY", 3)     # exc
+        extra += bc.encode_instruction("COPY", 5)     # lasti
+        extra += bc.encode_instruction("LOAD_CONST", len(head) - 1)
+        extra += bc.call_instructions(3)
+        extra += bc.encode_instruction("POP_TOP")
+        extra += bc.encode_instruction("RERAISE", 1)
+    table = sorted([*entries, *(bc.ExceptionEntry(a, b, stubs[d], d, True) for a, b, d in gaps)])
+    exc = bc.encode_exception_table(table)
+    lines = bc.no_location(len(extra) // 2)          # the appended instructions have no location
     return code.replace(co_code=code.co_code + bytes(extra), co_consts=tuple(head + tail),
-                        co_exceptiontable=bytes(exc), co_linetable=code.co_linetable + bytes(lines),
+                        co_exceptiontable=exc, co_linetable=code.co_linetable + lines,
                         co_stacksize=max(code.co_stacksize, max(stubs) + 7))
 
 
@@ -387,7 +350,7 @@ def _consider(frame: types.FrameType, exc: BaseException, lasti: int, depth: int
         _failures[me] = (exc, stored)
         _given_up[me] = exc
         return True
-    if frame.f_code.co_code[lasti * 2] == _FOR_ITER:
+    if bc.opname_at(frame.f_code, lasti * 2) == "FOR_ITER":
         # Raised by the iterator of a `for` loop (a generator, a __next__): running the `for`
         # statement again would start the loop over with the frame's state as it is now; a frame
         # further out runs its own statement again instead (the frames inside it are lost).
@@ -528,7 +491,7 @@ def _returns_only_false(code: types.CodeType) -> bool:
     if hit is None:
         hit = True
         previous = None
-        for _offset, op, arg in dis._unpack_opargs(code.co_code):  # type: ignore[attr-defined]
+        for _offset, op, arg in bc.unpack(code):
             if op == _RETURN_VALUE and not (previous is not None and previous[0] == _LOAD_CONST and
                                             code.co_consts[previous[1]] in (None, False)):
                 hit = False
@@ -539,9 +502,7 @@ def _returns_only_false(code: types.CodeType) -> bool:
     return hit
 
 
-_RETURN_VALUE, _LOAD_CONST, _CACHE = dis.opmap["RETURN_VALUE"], dis.opmap["LOAD_CONST"], dis.opmap["CACHE"]
-_FOR_ITER = dis.opmap["FOR_ITER"]
-_FRAME_PREFIX = ("COPY_FREE_VARS", "MAKE_CELL", "RETURN_GENERATOR")
+_RETURN_VALUE, _LOAD_CONST, _CACHE = bc.OPMAP["RETURN_VALUE"], bc.OPMAP["LOAD_CONST"], bc.OPMAP["CACHE"]
 
 
 def _clause_type(loads: tuple, frame: types.FrameType) -> Any:
@@ -571,36 +532,6 @@ def _clause_type(loads: tuple, frame: types.FrameType) -> Any:
     return stack[0] if len(stack) == 1 else None
 
 
-class _Instr(NamedTuple):
-    offset: int
-    opname: str
-    arg: Optional[int]
-    argval: Any
-
-
-def _decode(code: types.CodeType) -> List[_Instr]:
-    """The instructions of `code`, with the argument values the handler analysis reads (what
-    dis.get_instructions gives, without its text forms: the repr of a large constant is slow)."""
-    out = []
-    names, consts, varname = code.co_names, code.co_consts, code._varname_from_oparg  # type: ignore[attr-defined]
-    for offset, op, arg in dis._unpack_opargs(code.co_code):  # type: ignore[attr-defined]
-        name = dis.opname[op]
-        value: Any = arg
-        if arg is not None:
-            if op in dis.hasconst:
-                value = consts[arg]
-            elif name == "LOAD_GLOBAL":
-                value = names[arg >> 1]
-            elif op in dis.hasname:
-                value = names[arg]
-            elif op in dis.haslocal or op in dis.hasfree:
-                value = varname(arg)
-            elif op in dis.hasjrel:
-                value = offset + 2 + (-arg if "BACKWARD" in name else arg) * 2
-        out.append(_Instr(offset, name, arg, value))
-    return out
-
-
 class _Handlers:
     """The exception handlers of one code object (its instructions decoded on first need)."""
     _cache: Dict[int, Tuple[types.CodeType, "_Handlers"]] = {}
@@ -617,11 +548,11 @@ class _Handlers:
 
     def __init__(self, code: types.CodeType) -> None:
         self.code = code
-        self.entries = dis._parse_exception_table(code)  # type: ignore[attr-defined]
+        self.entries = bc.exception_entries(code)
         self._instrs: Optional[list] = None
 
     def _decode(self) -> None:
-        self._instrs = _decode(self.code)
+        self._instrs = bc.decode(self.code)
         self.index = {i.offset: n for n, i in enumerate(self._instrs)}
         self.ours = {i.offset for i in self._instrs if i.opname == "LOAD_CONST" and i.argval is _HOOK}
 
