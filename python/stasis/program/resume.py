@@ -110,6 +110,8 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     fresh = _create_modules(meta.modules)
     if "asyncio" in meta.handler_modules:
         process_state.pure_python_asyncio()
+    from .. import handlers
+    handlers.prepare_program_process()
     for name in meta.handler_modules:  # through the hook: asyncio and subprocess are rewritten
         importlib.import_module(name)  # their types' handlers are registered for the load below
     from .. import _ensure_builtin_handlers

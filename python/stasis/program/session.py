@@ -247,6 +247,8 @@ def run(target: str, args: list, *, module: bool, options: Options) -> int:
     from ..compiler_hooks import runner
     seed = process_state.ensure_hash_seed()
     process_state.pure_python_asyncio()
+    from .. import handlers
+    handlers.prepare_program_process()
     name = target.rsplit(".", 1)[-1] if module else target
     session = Session(options, name, generation=0, hash_seed=seed)
     set_current(session)
