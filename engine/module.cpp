@@ -66,6 +66,8 @@ PyMethodDef kMethods[] = {
     {"updater_watch_stop", stasis::engine::updater_api::watch_stop, METH_NOARGS, "stop and join the watcher"},
     {"updater_watch_forget", stasis::engine::updater_api::watch_forget, METH_NOARGS,
      "in a forked child: drop the parent's watcher"},
+    {"text_reader_state", stasis::engine::text_reader_state, METH_O,
+     "text_reader_state(f) -> (decoder, pending text, telling, newline) of an io.TextIOWrapper"},
     {"register", stasis::engine::register_handler, METH_VARARGS,
      "register(type, key, save, load): a type handler (stasis.register)"},
     {"hide_temporaries", hide_temporaries, METH_NOARGS,

@@ -164,10 +164,12 @@ class Session:
         return own
 
     def program_state(self, threads: List[ThreadRecord], checkpoint: Optional[int]) -> ProgramState:
+        import stasis
         own = self.own_modules()
         return ProgramState(
             target=self.target, argv=list(sys.argv), path=list(sys.path), cwd=os.getcwd(),
             roots=self.roots, rewrite=list(self.options.rewrite), no_rewrite=list(self.options.no_rewrite),
+            handlers=[r for r in stasis._registrations.values() if r.module in own],
             modules={name: modules.program_globals(mod) for name, mod in own.items()},
             base_code=self.base_code, threads=threads, checkpoint=checkpoint, random=random.getstate(),
             library=process_state.library_states(), recursion_limit=sys.getrecursionlimit(),
@@ -188,7 +190,7 @@ class Session:
         meta = ProgramMeta(modules=own, sys_path=[p for p in sys.path if isinstance(p, str)], roots=self.roots,
                            rewrite=list(self.options.rewrite), no_rewrite=list(self.options.no_rewrite),
                            threads=len(threads),
-                           handler_modules=[m for m in handlers.MODULE_HANDLERS if m in sys.modules])
+                           handler_modules=_handler_modules(own))
         _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
                      key=_key(self.options.key_file), by_value=own, meta=meta.to_json())
 
@@ -236,6 +238,19 @@ _session: Optional[Session] = None
 
 def current() -> Optional[Session]:
     return _session
+
+
+def _handler_modules(own: List[str]) -> List[str]:
+    """Modules that resume imports before loading: library modules whose types have built-in
+    handlers, and the modules (not the program's own: those travel in the snapshot) that
+    registered handlers with stasis.register."""
+    import stasis
+    from .. import handlers
+    names = [m for m in handlers.MODULE_HANDLERS if m in sys.modules]
+    for r in stasis._registrations.values():
+        if r.module not in own and r.module not in names and r.module in sys.modules:
+            names.append(r.module)
+    return names
 
 
 def set_current(session: Session) -> None:
