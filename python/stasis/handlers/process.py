@@ -21,6 +21,10 @@ def _save_popen(p: Any) -> dict:
                         "the program; wait for it (wait(), communicate()) first")
     state = {k: v for k, v in vars(p).items() if k not in _STREAMS}
     state["_stasis_streams"] = {name: _save_stream(p, name, getattr(p, name)) for name in _STREAMS}
+    # communicate() keeps what it read in a dict keyed by the stream objects: keyed by name here.
+    if isinstance(state.get("_fileobj2output"), dict):
+        names = {id(getattr(p, name)): name for name in _STREAMS if getattr(p, name) is not None}
+        state["_fileobj2output"] = {names.get(id(k), k): v for k, v in state["_fileobj2output"].items()}
     return state
 
 
@@ -158,6 +162,8 @@ def _load_popen(state: dict) -> Any:
     vars(p).update(state)
     for name in _STREAMS:
         setattr(p, name, _load_stream(p, streams.get(name)))
+    if isinstance(state.get("_fileobj2output"), dict):
+        p._fileobj2output = {getattr(p, k) if k in _STREAMS else k: v for k, v in state["_fileobj2output"].items()}
     return p
 
 

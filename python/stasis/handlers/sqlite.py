@@ -9,22 +9,25 @@ connect() arguments (timeout, detect_types, check_same_thread, cached_statements
 everything registered on them — SQL functions, aggregates, window functions, collations, the
 authorizer, progress handler and trace callback, loaded extensions — because there
 sqlite3.connect makes connections of a subclass that records those calls (SQLite can list the
-names of functions and collations but never hand back the Python callables). A connection made
-outside `stasis run` that has functions or collations of its own is refused, naming them.
+names of functions and collations but never hand back the Python callables). Those connections
+do not enforce check_same_thread: Stasis reads them from its own thread when it suspends the
+program (the program's value is recorded and given back to a connection made outside `stasis
+run`). A connection made outside `stasis run` that has functions or collations of its own is
+refused, naming them; so is one with check_same_thread=True suspended from another thread.
 
 An open transaction: on an in-memory database it is captured with its writes (serialize sees
 them) and a transaction is begun again on resume, so commit() works as before; a rollback()
 after the resume undoes only what was written after it (the writes made before the suspension
 are part of the restored database). On a database file it is refused: its uncommitted writes
 live in this connection and its journal, which SQLite cannot hand to another process; commit()
-or rollback() first. A cursor keeps its place in the rows of a read-only query (made under
+or rollback() first. sqlite3.Row objects keep their column names and values. A cursor keeps its place in the rows of a read-only query (made under
 `stasis run`: the query is run again on resume and the rows already fetched are skipped; the
 database is the same, so are the rows). Not supported: TEMP tables, sqlite3.Blob.
 """
 from __future__ import annotations
 
+import os
 import sys
-import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import CorruptSnapshotError, SnapshotIOError
@@ -48,19 +51,21 @@ def _builtin_names() -> Tuple[set, set]:
     if _baseline is None:
         fresh = _sqlite3().connect(":memory:")
         try:
-            _baseline = (_function_names(fresh), {r[1] for r in fresh.execute("PRAGMA collation_list")})
+            _baseline = (_function_names(fresh), {r[1] for r in _query(fresh, "PRAGMA collation_list")})
         finally:
             fresh.close()
     return _baseline
 
 
 def _function_names(conn: Any) -> set:
-    return {(r[0], r[4]) for r in conn.execute("PRAGMA function_list") if r[1] == 0}
+    return {(r[0], r[4]) for r in _query(conn, "PRAGMA function_list") if r[1] == 0}
 
 
 # ---- the recording connection and cursor (under stasis run) ---------------------------------------
 
 _recording: Dict[type, type] = {}
+_CONNECT_ARGS = ("timeout", "detect_types", "isolation_level", "check_same_thread", "factory",
+                 "cached_statements", "uri")
 
 
 def _record(conn: Any) -> dict:
@@ -68,7 +73,7 @@ def _record(conn: Any) -> dict:
     if rec is None:
         rec = conn.__dict__["_stasis_record"] = {"connect": None, "functions": {}, "aggregates": {},
                                                  "windows": {}, "collations": {}, "callbacks": {},
-                                                 "extensions": [], "thread": threading.get_ident()}
+                                                 "extensions": []}
     return rec
 
 
@@ -81,8 +86,13 @@ def recording_class(base: type) -> type:
 
     class Connection(base):  # type: ignore[misc, valid-type]
         def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
-            super().__init__(database, *args, **kwargs)
-            _record(self)["connect"] = (database, args, {k: v for k, v in kwargs.items() if k != "factory"})
+            kwargs.update(zip(_CONNECT_ARGS, args))
+            kwargs.pop("factory", None)
+            record = dict(kwargs)
+            # Stasis reads the connection from its own thread when it suspends the program.
+            kwargs["check_same_thread"] = False
+            super().__init__(database, **kwargs)
+            _record(self)["connect"] = (database, (), record)
 
         def cursor(self, factory: Any = None) -> Any:
             return super().cursor(_recording_cursor(factory or sqlite3.Cursor))
@@ -258,27 +268,51 @@ def record_connections() -> None:
 # ---- saving ----------------------------------------------------------------------------------
 
 
+def _query(conn: Any, sql: str) -> list:
+    """Rows of `sql` as plain tuples of str, whatever row and text factories the program set
+    (Stasis's own queries run on a plain cursor of the connection; the text factory, a setting
+    of the connection, is set back at once)."""
+    sqlite3 = _sqlite3()
+    text_factory = conn.text_factory
+    conn.text_factory = str
+    try:
+        cur = sqlite3.Cursor(conn)
+        cur.row_factory = None
+        return sqlite3.Cursor.execute(cur, sql).fetchall()
+    finally:
+        conn.text_factory = text_factory
+
+
 def _save_connection(conn: Any) -> dict:
     sqlite3 = _sqlite3()
     try:
-        databases = list(conn.execute("PRAGMA database_list"))
-    except sqlite3.ProgrammingError:  # closed
+        databases = _query(conn, "PRAGMA database_list")
+    except sqlite3.ProgrammingError as e:
+        if "thread" in str(e):
+            raise TypeError("it was made outside `stasis run` with check_same_thread=True, so no other "
+                            "thread (Stasis writes snapshots from its own) may read it") from None
         return {"closed": True, "class": _plain_class(type(conn))}
     attrs = dict(getattr(conn, "__dict__", {}))
     rec = attrs.pop("_stasis_record", None)
+    # A file database reports its absolute path; an in-memory one "" (or "x": a database given
+    # its contents by deserialize() lives in SQLite's memdb, under that name).
+    databases = [(seq, name, path if os.path.isabs(path) else "") for seq, name, path in databases]
     files = {name: path for _seq, name, path in databases}
     main = files.get("main", "")
     if conn.in_transaction and main:
         raise TypeError(f"it has an open transaction on the database file {main!r}: SQLite keeps the "
                         "uncommitted writes in this connection and its journal and cannot hand them to "
                         "another process; commit() or rollback() before the program is suspended")
-    if any(r[0] for r in conn.execute("SELECT count(*) FROM temp.sqlite_master")):
+    if conn.in_transaction and any(not path for _seq, name, path in databases if name not in ("main", "temp")):
+        raise TypeError("it has an open transaction and an attached in-memory database, whose "
+                        "uncommitted pages cannot be read; commit() before the program is suspended")
+    if any(r[0] for r in _query(conn, "SELECT count(*) FROM temp.sqlite_master")):
         raise TypeError("it has TEMP tables, which live only in this connection; use a regular or an "
                         "attached in-memory table")
     if rec is None:
         functions, collations = _builtin_names()
         own_f = sorted(f"{n}/{a}" for n, a in _function_names(conn) - functions)
-        own_c = sorted({r[1] for r in conn.execute("PRAGMA collation_list")} - collations)
+        own_c = sorted({r[1] for r in _query(conn, "PRAGMA collation_list")} - collations)
         if own_f or own_c:
             what = ", ".join([f"function {f}" for f in own_f] + [f"collation {c}" for c in own_c])
             raise TypeError(f"it has SQL functions or collations of its own ({what}) registered on a "
@@ -287,18 +321,25 @@ def _save_connection(conn: Any) -> dict:
     state: Dict[str, Any] = {
         "class": _plain_class(type(conn)),
         "main": main,
-        "image": None if main else conn.serialize(),
-        "attached": [(name, path, None if path else conn.serialize(name=name))
+        "image": None if main else _image(conn, "main"),
+        "attached": [(name, path, None if path else _image(conn, name))
                      for _seq, name, path in databases if name not in ("main", "temp")],
         "isolation_level": conn.isolation_level, "row_factory": conn.row_factory,
         "text_factory": conn.text_factory, "in_transaction": conn.in_transaction,
-        "pragmas": {p: r[0] for p in _PRAGMAS for r in conn.execute(f"PRAGMA {p}")},
+        "pragmas": {p: r[0] for p in _PRAGMAS for r in _query(conn, f"PRAGMA {p}")},
         "record": rec,
-        "other_thread": rec is not None and rec.get("thread") != threading.main_thread().ident,
     }
     if attrs:
         state["dict"] = attrs
     return state
+
+
+def _image(conn: Any, name: str) -> bytes:
+    """The pages of in-memory database `name` as this connection sees them, a transaction's
+    writes included (b"" for a database that has none yet)."""
+    if _query(conn, f"PRAGMA {_quote(name)}.page_count")[0][0] == 0:
+        return b""
+    return conn.serialize(name=name)
 
 
 def _plain_class(cls: type) -> type:
@@ -362,9 +403,6 @@ def _load_connection(state: dict) -> Any:
     else:
         database = main or ":memory:"
         kwargs = {k: v for k, v in kwargs.items() if k != "uri"}
-    if rec is not None and state.get("other_thread"):
-        # Made by another thread than the one that loads it: a restarted thread will use it.
-        kwargs["check_same_thread"] = False
     factory = recording_class(cls) if rec is not None or _is_patched() else cls
     try:
         conn = _connect_file(sqlite3, database, args, kwargs, factory) if main else \
@@ -372,32 +410,46 @@ def _load_connection(state: dict) -> Any:
     except sqlite3.Error as e:
         raise SnapshotIOError(f"cannot open the SQLite database {database!r} again (saved in the "
                               f"snapshot): {e}") from None
-    if state["image"] is not None:
-        conn.deserialize(state["image"])
+    if state["image"]:
+        _fill_memory(sqlite3, conn, state["image"])
     for name, path, image in state["attached"]:
         if path:
-            conn.execute("ATTACH DATABASE ? AS " + _quote(name), (path,))
+            sqlite3.Connection.execute(conn, "ATTACH DATABASE ? AS " + _quote(name), (path,))
         else:
-            conn.execute("ATTACH DATABASE ':memory:' AS " + _quote(name))
-            conn.deserialize(image, name=name)
+            sqlite3.Connection.execute(conn, "ATTACH DATABASE ':memory:' AS " + _quote(name))
+            if image:
+                conn.deserialize(image, name=name)
     conn.isolation_level = state["isolation_level"]
     conn.row_factory = state["row_factory"]
     conn.text_factory = state["text_factory"]
     for pragma, value in state["pragmas"].items():
         if pragma in _PRAGMAS:
-            conn.execute(f"PRAGMA {pragma} = {int(value)}")
+            sqlite3.Connection.execute(conn, f"PRAGMA {pragma} = {int(value)}")
     if rec is not None:
         _replay(conn, rec)
     if state.get("dict"):
         conn.__dict__.update(state["dict"])
     if state["in_transaction"]:
         mode = conn.isolation_level or "DEFERRED"
-        conn.execute(f"BEGIN {mode if mode.upper() in ('DEFERRED', 'IMMEDIATE', 'EXCLUSIVE') else ''}")
+        sqlite3.Connection.execute(conn, f"BEGIN {mode if mode.upper() in ('DEFERRED', 'IMMEDIATE', 'EXCLUSIVE') else ''}")
     return conn
 
 
+def _fill_memory(sqlite3: Any, conn: Any, image: bytes) -> None:
+    """Gives in-memory connection `conn` the database `image`, copied in by the backup API from a
+    scratch connection that deserializes it: `conn` stays an ordinary in-memory database, whose
+    serialize() reads pages through SQLite's pager and so sees a transaction's writes (a
+    database deserialized into a connection lives in SQLite's memdb, whose serialize() copies its
+    storage, without the pages a transaction has not written there yet)."""
+    scratch = sqlite3.Connection(":memory:")
+    try:
+        scratch.deserialize(image)
+        scratch.backup(conn)
+    finally:
+        scratch.close()
+
+
 def _connect_file(sqlite3: Any, path: str, args: tuple, kwargs: dict, factory: type) -> Any:
-    import os
     if not os.path.exists(path):
         raise SnapshotIOError(f"cannot open the SQLite database {path!r} again (saved in the snapshot): "
                               "the file no longer exists")
@@ -451,6 +503,28 @@ def _load_cursor(state: dict) -> Any:
     return cur
 
 
+def _save_row(row: Any) -> Tuple[tuple, tuple]:
+    return (tuple(row.keys()), tuple(row))
+
+
+_row_source: Any = None  # an in-memory connection whose cursors name the columns of loaded rows
+
+
+def _load_row(state: Tuple[tuple, tuple]) -> Any:
+    """A sqlite3.Row of the same column names and values (a Row needs a cursor that describes
+    them: one of a query selecting NULL under each name)."""
+    global _row_source
+    sqlite3 = _sqlite3()
+    names, values = state
+    if len(names) != len(values) or not names:
+        raise CorruptSnapshotError("a sqlite3.Row of the snapshot has different numbers of names and values")
+    if _row_source is None:
+        _row_source = sqlite3.Connection(":memory:", check_same_thread=False)
+    cur = sqlite3.Cursor(_row_source)
+    sqlite3.Cursor.execute(cur, "SELECT " + ", ".join("NULL AS " + _quote(n) for n in names))
+    return sqlite3.Row(cur, tuple(values))
+
+
 def _save_sqlite3_module(module: Any) -> Tuple[dict, dict]:
     """Adapters and converters the program registered (sqlite3.register_adapter/_converter)."""
     def own(d: dict) -> dict:  # not the defaults sqlite3.dbapi2 registers when imported
@@ -467,7 +541,8 @@ def _load_sqlite3_module(module: Any, state: Tuple[dict, dict]) -> None:
 def sqlite_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
     import sqlite3
     return {sqlite3.Connection: ("stasis.sqlite3.connection", _save_connection, _load_connection),
-            sqlite3.Cursor: ("stasis.sqlite3.cursor", _save_cursor, _load_cursor)}
+            sqlite3.Cursor: ("stasis.sqlite3.cursor", _save_cursor, _load_cursor),
+            sqlite3.Row: ("stasis.sqlite3.row", _save_row, _load_row)}
 
 
 def module_states() -> Dict[str, Tuple[Callable, Callable]]:

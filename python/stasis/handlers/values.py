@@ -50,6 +50,16 @@ def pure_python_lru_cache() -> None:
 
 
 
+def _save_hashed_seq(key: Any) -> tuple:
+    return tuple(key)
+
+
+def _load_hashed_seq(items: tuple) -> Any:
+    """A key of the pure-Python lru_cache: its hash is computed again (it caches the hash of its
+    items, and objects hashed by identity hash differently in a new process)."""
+    return functools._HashedSeq(items)
+
+
 def _save_lru_cache(wrapper: Any) -> Tuple:
     params = wrapper.cache_parameters()
     extra = {k: v for k, v in vars(wrapper).items() if k != "__wrapped__"}
@@ -163,6 +173,7 @@ def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         _functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
         _struct.Struct: ("stasis.struct", _save_struct, _load_struct),
         re.Match: ("stasis.re_match", _save_match, _load_match),
+        functools._HashedSeq: ("stasis.lru_cache_key", _save_hashed_seq, _load_hashed_seq),
     }
 
 
