@@ -48,6 +48,8 @@ class PayloadWriter {
     used_ += size;
     return p;
   }
+  // While `on`, the bytes written are a raw numeric buffer (SnapshotWriter::raw_buffers).
+  void raw_buffers(bool on) { file_.raw_buffers(on); }
   void count_object() { ++end_.object_count; }
   void count_objects(uint64_t n) { end_.object_count += n; }
   void count_memo() { ++end_.memo_count; }

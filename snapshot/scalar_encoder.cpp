@@ -42,6 +42,8 @@ void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
   out.uvar(width);
   out.uvar(n);
   const auto* src = static_cast<const uint8_t*>(view->buf);
+  constexpr size_t kLarge = size_t(1) << 20;  // small buffers stay with the objects around them
+  if (n >= kLarge) out.raw_buffers(true);
   if (width == 1) {
     out.raw(src, n);
   } else {
@@ -51,6 +53,7 @@ void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
       format::split_planes(src + done, out.claim(k), k / width, width);
     }
   }
+  if (n >= kLarge) out.raw_buffers(false);
   e.memoize_leaf(obj);
 }
 

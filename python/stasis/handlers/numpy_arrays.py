@@ -26,8 +26,11 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ..errors import CorruptSnapshotError, SnapshotIOError
 
 # The kinds of saved array (first item of the state).
-_OWNED_C = 0   # (0, dtype, shape, buffer): owns its memory, C-contiguous, writeable (the common case)
-_OWNED = 1     # (1, dtype, shape, strides, buffer, writeable): owns its memory, any dense layout
+# The memory comes first, right after the kind: the Buffer op builds only a bytearray, so the loader
+# runs it before the payload is verified (FORMAT.md), whereas a dtype (a class call) waits for that:
+# written later, it does not make the reader hold (or decompress twice) the array's bytes meanwhile.
+_OWNED_C = 0   # (0, buffer, dtype, shape): owns its memory, C-contiguous, writeable (the common case)
+_OWNED = 1     # (1, buffer, dtype, shape, strides, writeable): owns its memory, any dense layout
 _VIEW = 2      # (2, base, offset, dtype, shape, strides, writeable): a view of another object's memory
 _OBJECTS = 3   # (3, dtype, shape, strides, items, writeable): object dtype, items through the heap engine
 _SUBCLASS = 4  # (4, class, state of one of the kinds above, __dict__ or None, mmap attribute names)
@@ -116,13 +119,13 @@ def _save_plain(a: Any) -> Tuple:
             return _save_objects(a)
         flags = a.flags
         if flags.c_contiguous and flags.writeable and a.size:
-            return (_OWNED_C, dtype, a.shape, _buffer(a))
+            return (_OWNED_C, _buffer(a), dtype, a.shape)
         if not a.size:
-            return (_OWNED, dtype, a.shape, a.strides, bytearray(), flags.writeable)
+            return (_OWNED, bytearray(), dtype, a.shape, a.strides, flags.writeable)
         order = _dense_order(a)
         if order is None:  # an owner with gaps (not made by numpy itself): kept as a C copy
-            return (_OWNED_C, dtype, a.shape, _buffer(np.ascontiguousarray(a)))
-        return (_OWNED, dtype, a.shape, a.strides, _buffer(a.transpose(order)), flags.writeable)
+            return (_OWNED_C, _buffer(np.ascontiguousarray(a)), dtype, a.shape)
+        return (_OWNED, _buffer(a.transpose(order)), dtype, a.shape, a.strides, flags.writeable)
     return _save_view(a, base)
 
 
@@ -181,7 +184,7 @@ def _load_array(state: Tuple) -> Any:
     try:
         kind = state[0]
         if kind == _OWNED_C:
-            return np.ndarray(state[2], state[1], state[3])
+            return np.ndarray(state[3], state[2], state[1])
         if kind == _SUBCLASS:
             return _load_subclass(state)
         if kind == _MEMMAP:
@@ -194,11 +197,11 @@ def _load_array(state: Tuple) -> Any:
         raise CorruptSnapshotError(f"a numpy array of the snapshot cannot be rebuilt: {e}") from None
 
 
-def _load_owned_c(cls: Any, dtype: Any, shape: Tuple, buffer: Any) -> Any:
+def _load_owned_c(cls: Any, buffer: Any, dtype: Any, shape: Tuple) -> Any:
     return np.ndarray.__new__(cls, shape, dtype, buffer)
 
 
-def _load_owned(cls: Any, dtype: Any, shape: Tuple, strides: Tuple, buffer: Any, writeable: bool) -> Any:
+def _load_owned(cls: Any, buffer: Any, dtype: Any, shape: Tuple, strides: Tuple, writeable: bool) -> Any:
     if isinstance(buffer, bytes):  # a read-only array: its memory was exported read-only
         buffer = bytearray(buffer)
     a = np.ndarray.__new__(cls, shape, dtype, buffer, 0, strides)
