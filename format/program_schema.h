@@ -12,7 +12,7 @@ namespace stasis::format::program {
 
 // Version of the program payload's layout (the root dict's "layout" field). A reader accepts
 // exactly its own layout: IncompatibleSnapshotError otherwise.
-inline constexpr int kProgramLayout = 6;
+inline constexpr int kProgramLayout = 7;
 
 // A frame record, one per frame of a thread's stack, bottom (base) first:
 //   code    the code object the frame runs
