@@ -95,6 +95,10 @@ def _dense_order(a: Any) -> Optional[Tuple[int, ...]]:
 def _save_array(a: Any) -> Tuple:
     cls = type(a)
     if cls is np.ndarray:
+        if a.base is None:  # the common case first, without calls: an owner of plain numbers
+            flags = a.flags
+            if flags.c_contiguous and flags.writeable and a.size and _words.get(a.dtype) is False:
+                return (_OWNED_C, PickleBuffer(a), a.dtype, a.shape)
         return _save_plain(a)
     if cls.__name__ == "MaskedConstant" and a is getattr(sys.modules.get("numpy.ma"), "masked", None):
         return (_MASKED,)
