@@ -345,6 +345,21 @@ def _load_scalar(state: Tuple) -> Any:
     return scalar(dtype, data)
 
 
+def _save_dtype(dt: Any) -> Tuple:
+    """numpy's own pickling of a dtype (its constructor's arguments and its state: byte order,
+    fields, record class, alignment...), run by this handler's load (loading calls no class)."""
+    _, args, state = dt.__reduce__()
+    return (args, state)
+
+
+def _load_dtype(state: Tuple) -> Any:
+    args, dt_state = state
+    dt = np.dtype(*args)
+    if dt_state is not None:
+        dt.__setstate__(dt_state)
+    return dt
+
+
 def _save_ufunc(f: Any) -> Tuple[str, str]:
     name = f.__name__
     if getattr(np, name, None) is f:
@@ -429,6 +444,7 @@ def numpy_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
     np = numpy
     return {
         numpy.ndarray: ("stasis.numpy.ndarray", _save_array, _load_array),
+        numpy.dtype: ("stasis.numpy.dtype", _save_dtype, _load_dtype),
         numpy.generic: ("stasis.numpy.scalar", _save_scalar, _load_scalar),
         numpy.ufunc: ("stasis.numpy.ufunc", _save_ufunc, _load_ufunc),
         numpy.random.BitGenerator: ("stasis.numpy.bit_generator", _save_bit_generator, _load_bit_generator),
