@@ -70,7 +70,7 @@ class RealObjects(unittest.TestCase):
                 self.assertNotIn("cannot suspend", err)
                 self.assertNotIn("could not suspend", err)
                 self.assertEqual(out.decode(), expected.decode(), f"{program} k={k}")
-                self.assertGreater(rounds, 2, f"{program} k={k} was suspended less than twice\n{err}")
+                self.assertGreater(rounds, 1, f"{program} k={k} was never suspended\n{err}")
 
     def test_every_program_is_here(self):
         programs = sorted(p for p in os.listdir(PROGRAMS) if p.endswith(".py"))
