@@ -83,6 +83,15 @@ std::string reducer_args_refusal(const char* name, PyObject* args) {
       return "array._array_reconstructor needs (array class, str, int, bytes)";
     return "";
   }
+  if (r == "__newobj_ex__") {  // the decoder makes the object as NewObj does, with its checks
+    if (n != 3 || !PyType_Check(arg(0)) || !exact(arg(1), &PyTuple_Type) || !exact(arg(2), &PyDict_Type))
+      return "copyreg.__newobj_ex__ needs (class, tuple, dict)";
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(arg(2), &pos, &key, &value))
+      if (!exact(key, &PyUnicode_Type)) return "copyreg.__newobj_ex__ with a keyword that is not a str";
+    return "";
+  }
   return std::string("unknown reducer ") + name;
 }
 

@@ -24,6 +24,7 @@ inline constexpr Name kReducers[] = {
     {"builtins", "iter"},               // builtin iterators (list/tuple/str/bytes/dict/set)
     {"re", "_compile"},                 // re.Pattern
     {"array", "_array_reconstructor"},  // array.array
+    {"copyreg", "__newobj_ex__"},       // cls.__new__(cls, *args, **kwargs): run as NewObj (version 7)
 };
 
 // How a value type's constructor treats its arguments.

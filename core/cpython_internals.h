@@ -404,6 +404,86 @@ inline bool list_extend_stealing(PyObject* list, PyObject* const* items, Py_ssiz
   return true;
 }
 
+// Modules/_io/textio.c `textio` (3.11; the struct is private to that file, so it is mirrored
+// here): io.TextIOWrapper. A reader iterated with next() disables tell(); its position is the
+// undecoded tail of the decoder plus the decoded characters it has not returned yet
+// (decoded_chars[decoded_chars_used:]), which only these fields hold. text_io_view() trusts the
+// mirror only after checking it against the live object: the type's size and dict/weaklist
+// offsets, and the fields that the type also exposes (buffer, encoding, errors, _CHUNK_SIZE).
+struct TextIO311 {
+  PyObject_HEAD
+  int ok;
+  int detached;
+  Py_ssize_t chunk_size;
+  PyObject* buffer;
+  PyObject* encoding;
+  PyObject* encoder;
+  PyObject* decoder;
+  PyObject* readnl;
+  PyObject* errors;
+  const char* writenl;
+  char line_buffering, write_through, readuniversal, readtranslate, writetranslate, seekable,
+      has_read1, telling, finalizing;
+  void* encodefunc;
+  char encoding_start_of_stream;
+  PyObject* decoded_chars;
+  Py_ssize_t decoded_chars_used;
+  PyObject* pending_bytes;
+  Py_ssize_t pending_bytes_count;
+  PyObject* snapshot;
+  double b2cratio;
+  PyObject* raw;
+  PyObject* weakreflist;
+  PyObject* dict;
+};
+
+struct TextIOView {
+  PyObject* decoder = nullptr;        // borrowed; may be null (not readable)
+  PyObject* decoded_chars = nullptr;  // borrowed; may be null
+  Py_ssize_t decoded_chars_used = 0;
+  bool telling = false;
+  bool readuniversal = false;
+  bool readtranslate = false;
+  PyObject* readnl = nullptr;         // borrowed; may be null
+};
+
+// Fills `view` from io.TextIOWrapper `f` (exactly that type). Returns false, with no exception
+// set, when the object does not have the layout above.
+inline bool text_io_view(PyObject* f, TextIOView* view) {
+  PyTypeObject* type = Py_TYPE(f);
+  if (std::strcmp(type->tp_name, "_io.TextIOWrapper") != 0 || type->tp_basicsize != sizeof(TextIO311) ||
+      type->tp_dictoffset != Py_ssize_t(offsetof(TextIO311, dict)) ||
+      type->tp_weaklistoffset != Py_ssize_t(offsetof(TextIO311, weakreflist)))
+    return false;
+  auto* t = reinterpret_cast<TextIO311*>(f);
+  if (t->ok != 1 || t->detached != 0) return false;
+  auto same = [f](const char* attr, PyObject* field) {
+    PyObject* v = PyObject_GetAttrString(f, attr);
+    if (!v) {
+      PyErr_Clear();
+      return false;
+    }
+    bool ok = v == field;
+    if (!ok && PyLong_Check(v)) ok = PyLong_AsSsize_t(v) == reinterpret_cast<TextIO311*>(f)->chunk_size;
+    Py_DECREF(v);
+    return ok;
+  };
+  if (!same("buffer", t->buffer) || !same("encoding", t->encoding) || !same("errors", t->errors) ||
+      !same("_CHUNK_SIZE", nullptr))
+    return false;
+  if (t->decoded_chars && (!PyUnicode_Check(t->decoded_chars) || t->decoded_chars_used < 0 ||
+                           t->decoded_chars_used > PyUnicode_GET_LENGTH(t->decoded_chars)))
+    return false;
+  view->decoder = t->decoder;
+  view->decoded_chars = t->decoded_chars;
+  view->decoded_chars_used = t->decoded_chars ? t->decoded_chars_used : 0;
+  view->telling = t->telling != 0;
+  view->readuniversal = t->readuniversal != 0;
+  view->readtranslate = t->readtranslate != 0;
+  view->readnl = t->readnl;
+  return true;
+}
+
 }  // namespace stasis::internals
 
 extern "C" {

@@ -1,7 +1,10 @@
 // engine/module.cpp — the stasis._engine module table. Each folder's entry points are listed here.
 #include <Python.h>
 
+#include <string>
+
 #include "compiler_hooks/hidden_locals.h"
+#include "core/allowlist.h"
 #include "engine/crash_api.h"
 #include "engine/errors.h"
 #include "engine/objects_api.h"
@@ -18,6 +21,14 @@ namespace {
 PyObject* hide_temporaries(PyObject*, PyObject*) {
   if (!stasis::compiler_hooks::hide_temporaries_from_f_locals()) return nullptr;
   Py_RETURN_NONE;
+}
+
+// import_refusal(name) -> str: why loading never imports module `name` ("" when it may).
+PyObject* import_refusal(PyObject*, PyObject* name) {
+  const char* s = PyUnicode_AsUTF8(name);
+  if (!s) return nullptr;
+  std::string why = stasis::allowlist::import_refusal(s);
+  return PyUnicode_FromStringAndSize(why.data(), Py_ssize_t(why.size()));
 }
 
 PyMethodDef kMethods[] = {
@@ -78,6 +89,10 @@ PyMethodDef kMethods[] = {
     {"updater_watch_stop", stasis::engine::updater_api::watch_stop, METH_NOARGS, "stop and join the watcher"},
     {"updater_watch_forget", stasis::engine::updater_api::watch_forget, METH_NOARGS,
      "in a forked child: drop the parent's watcher"},
+    {"import_refusal", import_refusal, METH_O,
+     "import_refusal(name) -> why loading never imports that module, or '' (core/allowlist.h)"},
+    {"text_reader_state", stasis::engine::text_reader_state, METH_O,
+     "text_reader_state(f) -> (decoder, pending text, telling, newline) of an io.TextIOWrapper"},
     {"register", stasis::engine::register_handler, METH_VARARGS,
      "register(type, key, save, load): a type handler (stasis.register)"},
     {"hide_temporaries", hide_temporaries, METH_NOARGS,

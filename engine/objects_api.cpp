@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "core/cpython_internals.h"
 #include "engine/errors.h"
 #include "format/payload.h"
 #include "format/snapshot_file.h"
@@ -367,6 +368,35 @@ PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
     set_item(info.get(), "string_bytes", int_of(s.string_bytes));
     set_item(info.get(), "chunks", int_of(reader.end().chunk_count));
     return info;
+  });
+}
+
+PyObject* text_reader_state(PyObject*, PyObject* f) {
+  return guarded([&]() -> Ref {
+    internals::TextIOView view;
+    if (!internals::text_io_view(f, &view)) {
+      PyErr_Format(PyExc_TypeError, "a %s is not an io.TextIOWrapper of the layout Stasis knows (CPython 3.11)",
+                   Py_TYPE(f)->tp_name);
+      throw Error::python();
+    }
+    Ref pending;
+    if (view.decoded_chars) {
+      pending = Ref::steal(PyUnicode_Substring(view.decoded_chars, view.decoded_chars_used,
+                                               PyUnicode_GET_LENGTH(view.decoded_chars)));
+    } else {
+      pending = Ref::steal(PyUnicode_FromStringAndSize("", 0));
+    }
+    if (!pending) throw Error::python();
+    // The `newline` argument the file was opened with: None (universal, translated), "" (universal,
+    // untranslated) or the line ending it splits at.
+    Ref newline = Ref::borrow(Py_None);
+    if (!view.readuniversal || !view.readtranslate) {
+      newline = view.readuniversal || !view.readnl ? Ref::steal(PyUnicode_FromString("")) : Ref::borrow(view.readnl);
+      if (!view.readuniversal && !view.readnl) newline = Ref::steal(PyUnicode_FromString("\n"));
+      if (!newline) throw Error::python();
+    }
+    return Ref::steal(Py_BuildValue("(OOOO)", view.decoder ? view.decoder : Py_None, pending.get(),
+                                    view.telling ? Py_True : Py_False, newline.get()));
   });
 }
 

@@ -9,6 +9,8 @@
 #include <thread>
 #include <cstdio>
 
+#include "format/byte_planes.h"
+
 namespace stasis::format {
 
 PayloadWriter::PayloadWriter(SnapshotWriter& file, const PayloadHeader& header)
@@ -309,6 +311,15 @@ std::string_view PayloadReader::view_across(size_t size) {
 
 const char* op_name(uint8_t op) { return op_info(op).name; }
 
+void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at) {
+  if (flags > 1 || (width != 1 && width != 2 && width != 4 && width != 8) || n % width != 0 ||
+      n > kMaxBufferBytes)
+    throw Error(ErrorCode::CorruptSnapshot,
+                "Buffer op at op byte " + std::to_string(at) + " has flags " + std::to_string(flags) +
+                    ", element width " + std::to_string(width) + " and " + std::to_string(n) +
+                    " bytes: flags must be 0 or 1, the width 1, 2, 4 or 8 and divide the size");
+}
+
 OpSummary scan_ops(PayloadReader& r) {
   OpSummary s;
   uint64_t depth = 0;
@@ -359,6 +370,17 @@ OpSummary scan_ops(PayloadReader& r) {
                                                       std::to_string(k) + " values");
         r.view(k * 8);
         break;
+      case Operand::Buffer: {
+        uint64_t flags = r.uvar(), width = r.uvar(), n = r.uvar();
+        check_buffer_header(flags, width, n, at);
+        for (uint64_t left = n; left > 0;) {  // block by block, as the decoder reads them
+          uint64_t b = std::min<uint64_t>(left, kPlaneBlockElements * width);
+          r.view(size_t(b));
+          left -= b;
+        }
+        s.string_bytes += n;
+        break;
+      }
       case Operand::Layout:
         r.uvar();  // mask
         r.uvar();  // finger

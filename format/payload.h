@@ -48,6 +48,8 @@ class PayloadWriter {
     used_ += size;
     return p;
   }
+  // While `on`, the bytes written are a raw numeric buffer (SnapshotWriter::raw_buffers).
+  void raw_buffers(bool on) { file_.raw_buffers(on); }
   void count_object() { ++end_.object_count; }
   void count_objects(uint64_t n) { end_.object_count += n; }
   void count_memo() { ++end_.memo_count; }
@@ -166,6 +168,10 @@ struct OpSummary {
   uint64_t string_bytes = 0;
 };
 OpSummary scan_ops(PayloadReader& reader);
+// The Buffer op's header (FORMAT.md): throws CorruptSnapshot naming op byte `at` unless flags,
+// element width and size are possible. Shared by scan_ops and the decoder.
+inline constexpr uint64_t kMaxBufferBytes = uint64_t(1) << 48;
+void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at);
 const char* op_name(uint8_t op);
 
 }  // namespace stasis::format

@@ -12,7 +12,7 @@ namespace stasis::format::program {
 
 // Version of the program payload's layout (the root dict's "layout" field). A reader accepts
 // exactly its own layout: IncompatibleSnapshotError otherwise.
-inline constexpr int kProgramLayout = 6;
+inline constexpr int kProgramLayout = 7;
 
 // A frame record, one per frame of a thread's stack, bottom (base) first:
 //   code    the code object the frame runs
@@ -28,7 +28,8 @@ inline constexpr int kProgramLayout = 6;
 
 // The root record of a program payload.
 #define STASIS_PROGRAM_FIELDS(X)                                                                  \
-  X(layout) X(target) X(argv) X(path) X(cwd) X(roots) X(rewrite) X(no_rewrite) X(modules)       \
+  X(layout) X(target) X(argv) X(path) X(cwd) X(roots) X(rewrite) X(no_rewrite) X(handlers)     \
+  X(modules)                                                                                    \
   X(base_code) X(threads) X(checkpoint) X(random) X(library) X(recursion_limit) X(signals)      \
   X(atexit) X(generation) X(suspension) X(sources) X(patches) X(crash)
 

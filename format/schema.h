@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 6;
+inline constexpr uint16_t kFormatVersion = 7;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {
@@ -113,6 +113,7 @@ enum class Operand : uint8_t {
   MemoCount,  // uvar id of an earlier Memo (a shape: a tuple of keys), uvar k
   Floats,     // uvar n, then 8n bytes
   Layout,     // uvar mask, uvar finger, uvar n, n uvar deltas, uvar d, d uvar deltas
+  Buffer,     // uvar flags, uvar width, uvar n, then n bytes in blocks of byte planes (byte_planes.h)
 };
 // Stack effect: values the op needs on the stack and leaves in their place.
 enum class Effect : uint8_t {
@@ -175,7 +176,9 @@ enum class Effect : uint8_t {
   X(ExceptionState, 0x2C, None, Fixed, 4, 1, false) /* cause, context, suppress onto exc */    \
   X(ShapeValues, 0x2D, MemoCount, Items, 0, 0, true) /* k values under the shape's keys */     \
   X(ShapeDict, 0x2E, MemoCount, Collect, 0, 0, true) /* push a dict of the shape's k keys */   \
-  X(SetLayout, 0x2F, Layout, Fixed, 1, 1, true)     /* the hash-table layout of the set on top */
+  X(SetLayout, 0x2F, Layout, Fixed, 1, 1, true)     /* the hash-table layout of the set on top */ \
+  /* --- format version 7 --- */                                                              \
+  X(Buffer, 0x30, Buffer, Fixed, 0, 1, true)        /* push bytes (flags bit 0) or bytearray */
 
 enum class Op : uint8_t {
 #define STASIS_OP_ENUM(name, code, operand, effect, needs, leaves, plain) name = code,
@@ -209,7 +212,7 @@ inline constexpr OpTable kOpTable{};
 // The facts of `op`; info.name is nullptr for a byte that is not an op.
 constexpr const OpInfo& op_info(uint8_t op) { return detail::kOpTable.ops[op]; }
 inline constexpr uint8_t kLastOp = detail::kOpTable.last;
-static_assert(kLastOp == 0x2F, "a new op: bump kFormatVersion, FORMAT.md, tests/golden");
+static_assert(kLastOp == 0x30, "a new op: bump kFormatVersion, FORMAT.md, tests/golden");
 
 // The writer fills containers (Appends, SetItems, AddItems, ListItems, DictItems) in batches of at
 // most kBatch values, which bounds the reader's stack by nesting depth x 2 x kBatch.

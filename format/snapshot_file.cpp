@@ -85,6 +85,8 @@ struct SnapshotWriter::Impl {
   std::unique_ptr<cereal::PortableBinaryOutputArchive> archive;
   uint64_t records = 0;
   bool committed = false;
+  int level = 3;
+  bool raw_buffers = false;
 
   void start(const WriteOptions& options) {
     if (options.key) hmac = std::make_unique<Hmac>(*options.key);
@@ -92,6 +94,7 @@ struct SnapshotWriter::Impl {
     Preamble p = current_preamble(options.payload_kind, options.key ? uint32_t(kFlagSigned) : 0u);
     std::string head = encode_preamble(p);
     hashing->write(head.data(), head.size());
+    level = options.level;
     zbuf = std::make_unique<ZstdWriteBuf>(*hashing, options.level, options.workers);
     stream = std::make_unique<std::ostream>(zbuf.get());
     stream->exceptions(std::ios::badbit | std::ios::failbit);
@@ -142,6 +145,13 @@ SnapshotWriter SnapshotWriter::to_string(std::string& out, const WriteOptions& o
 }
 
 cereal::PortableBinaryOutputArchive& SnapshotWriter::archive() { return *impl_->archive; }
+
+void SnapshotWriter::raw_buffers(bool on) {
+  Impl& m = *impl_;
+  if (m.level > 3 || on == m.raw_buffers) return;
+  m.raw_buffers = on;
+  m.zbuf->set_level(on ? -1 : m.level);
+}
 void SnapshotWriter::count_record() { ++impl_->records; }
 
 void SnapshotWriter::commit() {

@@ -104,6 +104,10 @@ int ZstdWriteBuf::sync() { return 0; }  // data is compressed as the buffer fill
 
 void ZstdWriteBuf::finish() { compress(ZSTD_e_end); }
 
+void ZstdWriteBuf::set_level(int level) {
+  (void)ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level);  // refused without workers
+}
+
 ZstdReadBuf::ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t length)
     : source_(source), offset_(offset), length_(length), dctx_(ZSTD_createDCtx()),
       in_(ZSTD_DStreamInSize()), out_(ZSTD_DStreamOutSize()) {

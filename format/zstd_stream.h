@@ -25,6 +25,10 @@ class ZstdWriteBuf final : public std::streambuf {
 
   // Ends the frame and flushes everything into the sink. Call exactly once.
   void finish();
+  // Compression level of the data written from now on, within the frame: with worker threads zstd
+  // applies it from its next job (the jobs' boundaries depend only on the bytes written, so the
+  // output does not depend on timing or the number of workers); without them it is ignored.
+  void set_level(int level);
   uint64_t raw_bytes() const { return raw_bytes_ + uint64_t(pptr() - pbase()); }
   uint64_t compressed_bytes() const { return compressed_bytes_; }
 

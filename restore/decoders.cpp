@@ -32,7 +32,7 @@ const Entry kDecoders[] = {
     {Op::WeakRef, decode_weakref},          {Op::DeadWeakRef, decode_constant},
     {Op::Registered, decode_registered},    {Op::ExceptionState, decode_exception_state},
     {Op::ShapeValues, decode_shape_values}, {Op::ShapeDict, decode_shape_dict},
-    {Op::SetLayout, decode_set_layout},
+    {Op::SetLayout, decode_set_layout},     {Op::Buffer, decode_buffer},
 };
 
 std::array<Decoder, 256> make_table() {

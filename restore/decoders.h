@@ -20,6 +20,7 @@ bool builds_plain_values(uint8_t op);
 void decode_constant(HeapDecoder& d, uint8_t op);  // Ellipsis, NotImplemented, DeadWeakRef
 void decode_complex(HeapDecoder& d, uint8_t op);
 void decode_bytearray(HeapDecoder& d, uint8_t op);
+void decode_buffer(HeapDecoder& d, uint8_t op);
 void decode_set(HeapDecoder& d, uint8_t op);  // EmptySet, AddItems, FrozenSet
 void decode_set_layout(HeapDecoder& d, uint8_t op);  // SetLayout
 void decode_floats(HeapDecoder& d, uint8_t op);

@@ -69,6 +69,8 @@ PyTypeObject* new_owner(PyTypeObject* type) {
 
 }  // namespace
 
+Ref new_object(HeapDecoder& d, Ref cls, Ref args, PyObject* kwargs);
+
 void decode_reduce(HeapDecoder& d, uint8_t) {
   Ref args = d.pop();
   Ref callable = d.pop();
@@ -80,6 +82,11 @@ void decode_reduce(HeapDecoder& d, uint8_t) {
   }
   if (const char* reducer = allowlist::reducer_name(callable.get())) {
     std::string r(reducer);
+    if (r == "__newobj_ex__") {  // made as NewObj makes objects, never by copyreg's code
+      PyObject* a = args.get();
+      return d.push(new_object(d, Ref::borrow(PyTuple_GET_ITEM(a, 0)), Ref::borrow(PyTuple_GET_ITEM(a, 1)),
+                               PyTuple_GET_ITEM(a, 2)));
+    }
     if (r == "getattr" && !d.program()) {
       // An object built from the snapshot: only what its class's C methods give (a bound method);
       // a property or __getattr__ of the snapshot's own class never runs (the guard refuses it).
@@ -98,9 +105,9 @@ void decode_reduce(HeapDecoder& d, uint8_t) {
   d.push(std::move(result));
 }
 
-void decode_newobj(HeapDecoder& d, uint8_t) {
-  Ref args = d.pop();
-  Ref cls = d.pop();
+// cls.__new__(cls, *args, **kwargs) (kwargs may be null) for NewObj and for Reduce of
+// copyreg.__newobj_ex__, with the checks of which __new__ loading calls.
+Ref new_object(HeapDecoder& d, Ref cls, Ref args, PyObject* kwargs) {
   if (!PyType_Check(cls.get())) d.corrupt("NewObj of something that is not a class");
   if (!PyTuple_Check(args.get())) d.corrupt("NewObj arguments are not a tuple");
   auto* type = reinterpret_cast<PyTypeObject*>(cls.get());
@@ -132,7 +139,7 @@ void decode_newobj(HeapDecoder& d, uint8_t) {
     Ref packed = Ref::steal(PyTuple_Pack(1, args.get()));
     if (!packed) throw Error::python();
     r = PyTuple_Type.tp_new(type, packed.get(), nullptr);
-  } else if (type->tp_new == PyBaseObject_Type.tp_new && PyTuple_GET_SIZE(args.get()) == 0) {
+  } else if (type->tp_new == PyBaseObject_Type.tp_new && PyTuple_GET_SIZE(args.get()) == 0 && !kwargs) {
     // object.__new__(cls): what every plain instance needs; checks abstract methods itself.
     r = type->tp_new(type, args.get(), nullptr);
   } else {
@@ -144,13 +151,19 @@ void decode_newobj(HeapDecoder& d, uint8_t) {
     if (!full) throw Error::python();
     PyTuple_SET_ITEM(full.get(), 0, Py_NewRef(cls.get()));
     for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(full.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(args.get(), i)));
-    r = PyObject_Call(new_fn.get(), full.get(), nullptr);
+    r = PyObject_Call(new_fn.get(), full.get(), kwargs);
   }
   if (!r) d.refused("NewObj");
   d.mark_if_shared(r);
   Ref result = Ref::steal(r);
   check_new_object(d, r, "NewObj");
-  d.push(std::move(result));
+  return result;
+}
+
+void decode_newobj(HeapDecoder& d, uint8_t) {
+  Ref args = d.pop();
+  Ref cls = d.pop();
+  d.push(new_object(d, std::move(cls), std::move(args), nullptr));
 }
 
 void decode_build(HeapDecoder& d, uint8_t) {

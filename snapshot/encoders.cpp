@@ -19,6 +19,7 @@ struct ExactType {
 const ExactType kExactTypes[] = {
     {&PyComplex_Type, encode_complex},            // Complex
     {&PyByteArray_Type, encode_bytearray},        // ByteArray
+    {&PyPickleBuffer_Type, encode_picklebuffer},  // Buffer (byte planes, no Python copy)
     {&PyMemoryView_Type, encode_memoryview},      // Reduce(memoryview, (owner,)) + cast
     {&PyFunction_Type, encode_function},          // Global, or Code + Function + FunctionState
     {&PyCode_Type, encode_code},                  // Code

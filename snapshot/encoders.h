@@ -15,6 +15,7 @@ void encode_object(HeapEncoder& e, PyObject* obj);
 // snapshot/scalar_encoder.cpp
 void encode_complex(HeapEncoder& e, PyObject* obj);
 void encode_bytearray(HeapEncoder& e, PyObject* obj);
+void encode_picklebuffer(HeapEncoder& e, PyObject* obj);
 void encode_memoryview(HeapEncoder& e, PyObject* obj);
 void encode_mappingproxy(HeapEncoder& e, PyObject* obj);
 // snapshot/global_encoder.cpp: classes, functions and modules by reference

@@ -226,15 +226,22 @@ void encode_reduce(HeapEncoder& e, PyObject* obj) {
     PyObject* cls = na > 0 ? PyTuple_GET_ITEM(args, 0) : nullptr;
     if (!cls || !PyType_Check(cls)) e.unsupported(obj, "copyreg.__newobj__ without a class");
     Ref rest;
+    bool keywords = false;
     if (callable == k.newobj.get()) {
       rest = Ref::steal(PyTuple_GetSlice(args, 1, na));
     } else {
       if (na != 3 || !PyTuple_Check(PyTuple_GET_ITEM(args, 1)) ||
-          (PyTuple_GET_ITEM(args, 2) != Py_None && PyObject_Length(PyTuple_GET_ITEM(args, 2)) != 0))
-        e.unsupported(obj, "copyreg.__newobj_ex__ with keyword arguments");
+          (PyTuple_GET_ITEM(args, 2) != Py_None && !PyDict_Check(PyTuple_GET_ITEM(args, 2))))
+        e.unsupported(obj, "copyreg.__newobj_ex__ without (class, args, kwargs)");
+      keywords = PyTuple_GET_ITEM(args, 2) != Py_None && PyDict_GET_SIZE(PyTuple_GET_ITEM(args, 2)) != 0;
+      std::string why = keywords ? allowlist::reduce_refusal(callable, args) : "";
+      if (!why.empty()) e.unsupported(obj, why);
       rest = Ref::borrow(PyTuple_GET_ITEM(args, 1));
     }
-    plan.save(cls, ".__class__").save(rest, ".<new args>").atomic(format::Op::NewObj, 2);
+    if (keywords)  // cls.__new__(cls, *args, **kwargs): a Reduce of copyreg.__newobj_ex__ itself
+      plan.save(callable, ".<reduce callable>").save(args, ".<new args>").atomic(format::Op::Reduce, 2);
+    else
+      plan.save(cls, ".__class__").save(rest, ".<new args>").atomic(format::Op::NewObj, 2);
   } else {
     std::string why = reduce_refusal(e, callable, args);
     if (!why.empty())

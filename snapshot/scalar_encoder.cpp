@@ -1,10 +1,12 @@
-// snapshot/scalar_encoder.cpp — complex, bytearray, memoryview and mappingproxy. Counterpart:
-// restore/scalar_decoder.cpp (Complex, ByteArray); a memoryview is a Reduce of memoryview over
-// the object that owns its buffer
-// (or over a bytes copy of a 1-D unsigned-byte slice).
+// snapshot/scalar_encoder.cpp — complex, bytearray, pickle.PickleBuffer, memoryview and
+// mappingproxy. Counterpart: restore/scalar_decoder.cpp (Complex, ByteArray, Buffer); a memoryview
+// is a Reduce of memoryview over the object that owns its buffer (or over a bytes copy of a 1-D
+// unsigned-byte slice).
+#include <algorithm>
 #include <string>
 
 #include "core/error.h"
+#include "format/byte_planes.h"
 #include "snapshot/encoders.h"
 
 namespace stasis::snapshot {
@@ -19,6 +21,39 @@ void encode_bytearray(HeapEncoder& e, PyObject* obj) {
   e.out().op(format::Op::ByteArray);
   e.out().uvar(uint64_t(PyByteArray_GET_SIZE(obj)));
   e.out().raw(PyByteArray_AS_STRING(obj), size_t(PyByteArray_GET_SIZE(obj)));
+  e.memoize_leaf(obj);
+}
+
+// A pickle.PickleBuffer (what protocol-5 reducers hand out, and what the numpy handler saves an
+// array's memory as) is written straight from the exporter's memory, without a Python copy: one
+// Buffer op whose items, when they are 2, 4 or 8 bytes wide, are stored as byte planes (block by
+// block, each block transposed directly into the op chunk). It comes back as pickle brings an
+// in-band PickleBuffer back: bytes for a read-only buffer, else a bytearray.
+void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
+  const Py_buffer* view = PyPickleBuffer_GetBuffer(obj);
+  if (!view) e.unsupported(obj, "it was released");
+  if (!PyBuffer_IsContiguous(view, 'A')) e.unsupported(obj, "its buffer is not contiguous");
+  size_t n = size_t(view->len);
+  size_t width = size_t(view->itemsize);
+  if ((width != 2 && width != 4 && width != 8) || n % width != 0) width = 1;
+  format::PayloadWriter& out = e.out();
+  out.op(format::Op::Buffer);
+  out.uvar(view->readonly ? 1 : 0);
+  out.uvar(width);
+  out.uvar(n);
+  const auto* src = static_cast<const uint8_t*>(view->buf);
+  constexpr size_t kLarge = size_t(1) << 20;  // small buffers stay with the objects around them
+  if (n >= kLarge) out.raw_buffers(true);
+  if (width == 1) {
+    out.raw(src, n);
+  } else {
+    const size_t block = format::kPlaneBlockElements * width;
+    for (size_t done = 0; done < n; done += block) {
+      size_t k = std::min(block, n - done);
+      format::split_planes(src + done, out.claim(k), k / width, width);
+    }
+  }
+  if (n >= kLarge) out.raw_buffers(false);
   e.memoize_leaf(obj);
 }
 

@@ -97,6 +97,74 @@ def register(type_: type, save: Callable[[Any], Any], load: Callable[[Any], Any]
     if key is None:
         key = f"{type_.__module__}.{type_.__qualname__}"
     _engine.register(type_, key, save, load)
+    module = sys._getframe(1).f_globals.get("__name__")
+    if isinstance(module, str) and module != "stasis" and not module.startswith("stasis."):
+        _registrations[key] = HandlerRegistration(type_, key, save, load, module)
+
+
+class HandlerRegistration:
+    """A handler the program registered (stasis.register), and the module that did. A suspended
+    program carries those of its own modules in its snapshot, ahead of every other object, so
+    that resuming registers them before any object needs them (handlers of other modules: resume
+    imports those modules, which register them again). `needs` holds the module globals that the
+    save and load functions use (functions, classes, constants), set into the program's module
+    while the snapshot loads: the module's other globals are only filled in after."""
+
+    def __init__(self, type_: type, key: str, save: Callable, load: Callable, module: str,
+                 needs: Optional[dict] = None) -> None:
+        self.type, self.key, self.save, self.load, self.module = type_, key, save, load, module
+        self.needs = needs if needs is not None else {}
+
+
+# {key: HandlerRegistration} of the handlers registered by modules other than Stasis's own.
+_registrations: Dict[str, HandlerRegistration] = {}
+
+
+def _save_registration(r: HandlerRegistration) -> tuple:
+    return (r.type, r.key, r.save, r.load, r.module, _globals_used(r.save, r.load))
+
+
+def _load_registration(state: tuple) -> HandlerRegistration:
+    type_, key, save, load, module, needs = state
+    target = sys.modules.get(module)
+    if target is not None:
+        for name, value in needs.items():
+            vars(target).setdefault(name, value)
+    _engine.register(type_, key, save, load)
+    r = _registrations[key] = HandlerRegistration(type_, key, save, load, module, needs)
+    return r
+
+
+_SIMPLE = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
+
+
+def _globals_used(*funcs: Callable) -> dict:
+    """The globals of the functions' module that they (and the functions of that module they
+    call) name: functions, classes, modules and constants."""
+    import types
+    out: dict = {}
+    todo = [f for f in funcs if isinstance(f, types.FunctionType)]
+    seen: set = set()
+    while todo:
+        f = todo.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        g = f.__globals__
+        codes = [f.__code__]
+        while codes:
+            code = codes.pop()
+            codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+            for name in code.co_names:
+                if name in out or name not in g:
+                    continue
+                value = g[name]
+                if isinstance(value, (types.FunctionType, type, types.ModuleType)) or (
+                        isinstance(value, _SIMPLE) and not isinstance(value, (tuple, frozenset))):
+                    out[name] = value
+                    if isinstance(value, types.FunctionType) and value.__globals__ is g:
+                        todo.append(value)
+    return out
 
 
 
@@ -123,6 +191,7 @@ def _ensure_builtin_handlers() -> None:
     from . import handlers
     if not _builtins_registered:
         _builtins_registered = True
+        register(HandlerRegistration, _save_registration, _load_registration, key="stasis.registration")
         for type_, (key, save, load_) in handlers.builtin_handlers().items():
             register(type_, save, load_, key=key)
         for name, (msave, mload) in handlers.builtin_module_states().items():

@@ -79,7 +79,7 @@ class GoldenCoversEveryOp(unittest.TestCase):
 
     def test_the_op_table_is_read(self):
         ops = schema_ops()
-        self.assertEqual(len(ops), 47)
+        self.assertEqual(len(ops), 48)
         self.assertEqual(ops["SetLayout"], 0x2F)
 
     def test_the_golden_file_uses_every_op(self):

@@ -9,7 +9,9 @@ op or a type (and regenerate in the same commit as the bump).
 Everything here is deterministic: no hash-seed-dependent set orders (sets of ints), code compiled
 from a fixed file name (not this file's path, which differs between checkouts), no time or host.
 """
+import array
 import collections
+import pickle
 import threading
 import weakref
 
@@ -107,6 +109,10 @@ def golden_every_op():
         "lock": threading.Lock(),                      # Registered (a built-in handler)
         "counter": counter,                            # Code, Function, FunctionState, Cell, CellSet
         "local_class": local, "local_instance": instance,
+        # Buffer (version 7): byte planes of 8-byte items (past the 16-item SIMD kernels), and
+        # plain bytes of a read-only buffer
+        "buffers": [pickle.PickleBuffer(array.array("d", range(-100, 100))),
+                    pickle.PickleBuffer(b"read-only \x00\xff")],
     })
     return v
 

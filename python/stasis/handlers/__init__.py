@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import asyncio_loop, files, logging_state, process, threads, values, weak
+from . import (asyncio_loop, csv_files, files, logging_state, numpy_arrays, process, sqlite, threads,
+               values, weak)
 
 Handlers = Dict[type, Tuple[str, Callable, Callable]]
 
@@ -31,7 +32,22 @@ MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
     "subprocess": process.subprocess_handlers,
     "logging": logging_state.logging_handlers,
     "asyncio": asyncio_loop.asyncio_handlers,
+    "numpy": numpy_arrays.numpy_handlers,
+    "sqlite3": sqlite.sqlite_handlers,
+    "csv": csv_files.csv_handlers,
+    "json": values.json_handlers,
+    "xml.etree.ElementTree": values.xml_handlers,
 }
+
+
+def prepare_program_process() -> None:
+    """What `stasis run` and `stasis resume` set up before the program's code runs or is
+    rebuilt, so that library objects keep state that could not be read back later:
+    sqlite3.connect makes connections that record their functions, collations and cursors'
+    queries (handlers/sqlite.py); functools.lru_cache makes wrappers whose cache is ordinary
+    heap (handlers/values.py)."""
+    sqlite.record_connections()
+    values.pure_python_lru_cache()
 
 
 def _save_random_module(module: Any) -> Any:
@@ -46,6 +62,6 @@ def builtin_module_states() -> Dict[str, Tuple[Callable, Callable]]:
     """{module name: (save(module) -> state, load(module, state))}: library modules keep only
     registered state."""
     states: Dict[str, Tuple[Callable, Callable]] = {"random": (_save_random_module, _load_random_module)}
-    for concern in (threads, values, asyncio_loop, logging_state):
+    for concern in (threads, values, asyncio_loop, logging_state, numpy_arrays, sqlite):
         states.update(concern.module_states())
     return states

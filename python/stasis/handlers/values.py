@@ -1,7 +1,9 @@
 """Values of library types made again from their parameters: struct.Struct (its format),
-functools.lru_cache wrappers (around the same function), the decimal module's context."""
+functools.lru_cache wrappers (around the same function), re.Match (the same search again), json's
+C scanner (its settings), the decimal module's context."""
 from __future__ import annotations
 
+import _functools
 import _struct
 import functools
 import threading
@@ -21,7 +23,43 @@ def _load_struct(fmt: str) -> Any:
     return struct.Struct(fmt)
 
 
-# ---- functools.lru_cache wrappers: made again around the same function (the cache starts empty) --
+# ---- functools.lru_cache ---------------------------------------------------------------------
+# Under `stasis run`, lru_cache makes wrappers of functools' pure-Python implementation
+# (pure_python_lru_cache): a closure whose cache, LRU links and hit/miss counts are ordinary heap,
+# kept by a snapshot like any closure. The C accelerator's cache cannot be read back in LRU order
+# nor filled again without calling the function, so a C wrapper (made before the program started,
+# or outside `stasis run`) is made again around the same function with an empty cache.
+
+
+def pure_python_lru_cache() -> None:
+    """functools.lru_cache/cache make pure-Python wrappers from now on: functools' own Python
+    definition of _lru_cache_wrapper (which the C one replaces at import) is compiled again from
+    functools.py into the functools module."""
+    import ast
+    if getattr(functools._lru_cache_wrapper, "__module__", None) == "functools" and \
+            isinstance(functools._lru_cache_wrapper, type(pure_python_lru_cache)):
+        return
+    path = functools.__file__
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError):
+        return  # no source: the C wrapper stays (its cache restarts empty on resume)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_lru_cache_wrapper"), None)
+    if node is None:
+        return
+    exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), vars(functools))
+
+
+
+def _save_hashed_seq(key: Any) -> tuple:
+    return tuple(key)
+
+
+def _load_hashed_seq(items: tuple) -> Any:
+    """A key of the pure-Python lru_cache: its hash is computed again (it caches the hash of its
+    items, and objects hashed by identity hash differently in a new process)."""
+    return functools._HashedSeq(items)
 
 
 def _save_lru_cache(wrapper: Any) -> Tuple:
@@ -40,9 +78,91 @@ def _load_lru_cache(state: Tuple) -> Any:
     if not callable(func) or not (maxsize is None or type(maxsize) is int) or type(typed) is not bool \
             or type(extra) is not dict or not all(type(k) is str for k in extra):
         raise TypeError("an lru_cache wrapper's state is not (function, maxsize, typed, attributes)")
-    wrapper = functools.lru_cache(maxsize=maxsize, typed=typed)(func)
+    wrapper = functools.update_wrapper(
+        _functools._lru_cache_wrapper(func, maxsize, typed, functools._CacheInfo), func)
     vars(wrapper).update(extra)
     return wrapper
+
+
+# ---- re.Match: made again by the same search over the same string --------------------------------
+
+
+def _rematch(pattern: Any, string: Any, pos: int, endpos: int, regs: Tuple) -> Any:
+    """The match of `pattern` in string[pos:endpos] whose group spans are `regs`: what match(),
+    fullmatch() or search() from pos gives, or a later match of finditer()/scanner()."""
+    for attempt in (pattern.match, pattern.fullmatch):
+        m = attempt(string, pos, endpos)
+        if m is not None and m.regs == regs:
+            return m
+    scanner = pattern.scanner(string, pos, endpos)
+    for m in iter(scanner.search, None):
+        if m.regs == regs:
+            return m
+        if m.start() > regs[0][0]:
+            break
+    return None
+
+
+def _save_match(m: Any) -> Tuple:
+    state = (m.re, m.string, m.pos, m.endpos, m.regs)
+    if _rematch(*state) is None:
+        raise TypeError("the same search cannot find it again")
+    return state
+
+
+def _load_match(state: Tuple) -> Any:
+    m = _rematch(*state)
+    if m is None:
+        from ..errors import CorruptSnapshotError
+        raise CorruptSnapshotError(f"a re.Match of the snapshot (pattern {state[0].pattern!r}, span "
+                                   f"{state[4][0]}) is not found again in its string")
+    return m
+
+
+# ---- json's C scanner (json.decoder.JSONDecoder().scan_once): made again from its settings ------
+
+_SCANNER_FIELDS = ("strict", "object_hook", "object_pairs_hook", "parse_float", "parse_int", "parse_constant")
+
+
+class ScannerContext:
+    """What json.scanner.c_make_scanner reads from its context (a JSONDecoder, usually)."""
+
+    def __init__(self, **settings: Any) -> None:
+        vars(self).update(settings)
+        self.memo = {}
+
+
+def _save_json_scanner(scanner: Any) -> dict:
+    return {k: getattr(scanner, k) for k in _SCANNER_FIELDS}
+
+
+def _load_json_scanner(settings: dict) -> Any:
+    from json.scanner import c_make_scanner
+    return c_make_scanner(ScannerContext(**settings))
+
+
+# ---- XML parsers: refused, saying why ---------------------------------------------------------
+
+
+def _refuse_xml_parser(parser: Any) -> Any:
+    raise TypeError("an expat XML parser (XMLParser, XMLPullParser, iterparse) keeps the document "
+                    "it is in the middle of in C, where no snapshot can read it; parse the whole "
+                    "document (ElementTree.parse, or iterparse to its end) before the program is "
+                    "suspended, and keep the Elements: those are captured")
+
+
+def _unreachable_load(state: Any) -> Any:
+    from ..errors import CorruptSnapshotError
+    raise CorruptSnapshotError("an XML parser cannot be in a snapshot")
+
+
+def xml_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    """Registered once the program has imported xml.etree.ElementTree: its parsers are refused
+    with the reason (without a handler they would be refused as objects that cannot be pickled)."""
+    import pyexpat
+    import xml.etree.ElementTree as ET
+    return {t: ("stasis.xml_parser", _refuse_xml_parser, _unreachable_load)
+            for t in (ET.XMLParser, pyexpat.XMLParserType)}
 
 
 def _save_decimal_module(module: Any) -> Any:
@@ -58,10 +178,21 @@ def _load_decimal_module(module: Any, context: Any) -> None:
 
 
 def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    import re
     return {
-        functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
+        _functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
         _struct.Struct: ("stasis.struct", _save_struct, _load_struct),
+        re.Match: ("stasis.re_match", _save_match, _load_match),
+        functools._HashedSeq: ("stasis.lru_cache_key", _save_hashed_seq, _load_hashed_seq),
     }
+
+
+def json_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    """json's C scanner: registered once the program has imported json."""
+    from json.scanner import c_make_scanner
+    if c_make_scanner is None:
+        return {}
+    return {c_make_scanner: ("stasis.json_scanner", _save_json_scanner, _load_json_scanner)}
 
 
 def module_states() -> Dict[str, Tuple[Callable, Callable]]:

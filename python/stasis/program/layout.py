@@ -207,6 +207,8 @@ class ProgramState:
     roots: List[str]            # the import hook's selection (compiler_hooks)
     rewrite: List[str]
     no_rewrite: List[str]
+    handlers: List[Any]         # stasis.HandlerRegistration of handlers registered by its own modules:
+                                # written before every other object, registered as they load
     modules: Dict[str, dict]    # {name: globals} of the program's own modules, by value
     base_code: types.CodeType   # the code of __main__
     threads: List[ThreadRecord]  # the main thread first
@@ -272,7 +274,8 @@ class ProgramMeta:
     rewrite: List[str]
     no_rewrite: List[str]
     threads: int
-    handler_modules: List[str]  # modules whose handlers the payload needs, imported first
+    handler_modules: List[str]  # modules whose handlers the payload needs, imported first (library
+                                # modules with built-in handlers; modules that called stasis.register)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

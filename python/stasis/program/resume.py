@@ -110,6 +110,8 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     fresh = _create_modules(meta.modules)
     if "asyncio" in meta.handler_modules:
         process_state.pure_python_asyncio()
+    from .. import handlers
+    handlers.prepare_program_process()
     for name in meta.handler_modules:  # through the hook: asyncio and subprocess are rewritten
         importlib.import_module(name)  # their types' handlers are registered for the load below
     from .. import _ensure_builtin_handlers
@@ -230,9 +232,14 @@ def _check_meta(meta: ProgramMeta) -> None:
     if "__main__" not in meta.modules:
         raise CorruptSnapshotError("the snapshot's program metadata names no __main__ module")
     for name in meta.handler_modules:
-        if name not in MODULE_HANDLERS:
+        if name in MODULE_HANDLERS:
+            continue
+        # A module that called stasis.register (a library of the program's, not the standard
+        # library, which registers none): imported as a Global op would import it.
+        why = _engine.import_refusal(name) if isinstance(name, str) and name else "an empty name"
+        if why or name.split(".")[0] in sys.stdlib_module_names or name in meta.modules:
             raise CorruptSnapshotError(f"the snapshot asks to import {name!r} for its type handlers; "
-                                       "Stasis has none there")
+                                       f"Stasis has none there{' (' + why + ')' if why else ''}")
 
 
 def _show_recorded_sources(sources: dict) -> None:

@@ -172,10 +172,12 @@ class Session:
         return own
 
     def program_state(self, threads: List[ThreadRecord], checkpoint: Optional[int]) -> ProgramState:
+        import stasis
         own = self.own_modules()
         return ProgramState(
             target=self.target, argv=list(sys.argv), path=list(sys.path), cwd=os.getcwd(),
             roots=self.roots, rewrite=list(self.options.rewrite), no_rewrite=list(self.options.no_rewrite),
+            handlers=[r for r in stasis._registrations.values() if r.module in own],
             modules={name: modules.program_globals(mod) for name, mod in own.items()},
             base_code=self.base_code, threads=threads, checkpoint=checkpoint, random=random.getstate(),
             library=process_state.library_states(), recursion_limit=sys.getrecursionlimit(),
@@ -196,7 +198,7 @@ class Session:
         meta = ProgramMeta(modules=own, sys_path=[p for p in sys.path if isinstance(p, str)], roots=self.roots,
                            rewrite=list(self.options.rewrite), no_rewrite=list(self.options.no_rewrite),
                            threads=len(threads),
-                           handler_modules=[m for m in handlers.MODULE_HANDLERS if m in sys.modules])
+                           handler_modules=_handler_modules(own))
         _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
                      key=_key(self.options.key_file), by_value=own, meta=meta.to_json())
 
@@ -246,6 +248,19 @@ def current() -> Optional[Session]:
     return _session
 
 
+def _handler_modules(own: List[str]) -> List[str]:
+    """Modules that resume imports before loading: library modules whose types have built-in
+    handlers, and the modules (not the program's own: those travel in the snapshot) that
+    registered handlers with stasis.register."""
+    import stasis
+    from .. import handlers
+    names = [m for m in handlers.MODULE_HANDLERS if m in sys.modules]
+    for r in stasis._registrations.values():
+        if r.module not in own and r.module not in names and r.module in sys.modules:
+            names.append(r.module)
+    return names
+
+
 def set_current(session: Session) -> None:
     global _session
     _session = session
@@ -255,6 +270,8 @@ def run(target: str, args: list, *, module: bool, options: Options) -> int:
     from ..compiler_hooks import runner
     seed = process_state.ensure_hash_seed()
     process_state.pure_python_asyncio()
+    from .. import handlers
+    handlers.prepare_program_process()
     name = target.rsplit(".", 1)[-1] if module else target
     session = Session(options, name, generation=0, hash_seed=seed)
     set_current(session)

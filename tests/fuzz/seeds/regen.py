@@ -1,11 +1,13 @@
 """Writes tests/fuzz/seeds/heap_v<N>.golden: a snapshot that uses every op of the heap engine that an
 embedded interpreter without the stasis package can load (no registered handlers), as a seed for
 loads_fuzz. Run with build/bin/python after a format-version bump (and delete the old seed)."""
+import array
 import collections
 import datetime
 import decimal
 import functools
 import os
+import pickle
 import re
 import weakref
 
@@ -29,7 +31,9 @@ def value():
          "od": collections.OrderedDict(a=1), "dq": collections.deque([1]), "dec": decimal.Decimal("1.5"),
          "dt": datetime.date(2020, 1, 1), "re": re.compile("a+"), "p": functools.partial(int, base=2),
          "it": iter([1, 2, 3]), "mod": os, "cls": collections.Counter, "f": make(),
-         "lam": lambda v: v, "exc": ValueError("x"), "dead": weakref.ref(decimal.Decimal(1).__class__)}
+         "lam": lambda v: v, "exc": ValueError("x"), "dead": weakref.ref(decimal.Decimal(1).__class__),
+         "buf8": pickle.PickleBuffer(array.array("d", range(40))),
+         "buf1": pickle.PickleBuffer(b"read-only")}
     d["self"] = d
     return d
 

@@ -1,0 +1,220 @@
+"""numpy in object snapshots (python/stasis/handlers/numpy_arrays.py): arrays of every dtype and
+layout, views that stay views of their restored base, memory maps, scalars, ufuncs, generators."""
+import mmap
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import stasis
+
+try:
+    import numpy as np
+except ImportError:  # make test installs python3-numpy; say so when it is missing
+    np = None
+    sys.stderr.write("test_numpy_arrays: numpy is not installed (apt install python3-numpy): skipped\n")
+
+
+def rt(x):
+    return stasis.loads(stasis.dumps(x))
+
+
+@unittest.skipIf(np is None, "numpy is not installed (apt install python3-numpy)")
+class NumpyArrays(unittest.TestCase):
+    def assertSameArray(self, a, b):
+        self.assertIs(type(b), type(a))
+        self.assertEqual((b.dtype, b.shape, b.strides), (a.dtype, a.shape, a.strides))
+        self.assertEqual(b.flags.writeable, a.flags.writeable)
+        if a.dtype == object:
+            self.assertEqual(b.tolist(), a.tolist())
+        else:
+            self.assertEqual(b.tobytes(order="A"), a.tobytes(order="A"))
+
+    def test_every_dtype_and_layout(self):
+        base = np.arange(24.0).reshape(4, 6)
+        ro = np.arange(3.0)
+        ro.flags.writeable = False
+        cases = {
+            "C": base.copy(), "F": np.asfortranarray(base),
+            "permuted": np.empty((2, 3, 4)).transpose(1, 0, 2).copy(order="K"),
+            "int64": np.arange(10), "uint8": np.arange(10, dtype=np.uint8),
+            "int16": np.arange(-5, 5, dtype=np.int16), "float32": np.linspace(0, 1, 33, dtype=np.float32),
+            "float16": np.arange(7, dtype=np.float16), "longdouble": np.arange(3, dtype=np.longdouble),
+            "complex128": np.arange(5) * (1 + 2j), "complex64": (np.arange(5) * (1 + 2j)).astype("c8"),
+            "bool": np.array([True, False, True]),
+            "datetime64": np.array(["2020-01-01", "2021-02-03"], dtype="M8[D]"),
+            "timedelta64": np.array([1, 2], "m8[s]"),
+            "unicode": np.array(["ab", "cdé"]), "bytes": np.array([b"x", b"yz"]),
+            "structured": np.array([(1, (2.5, 3.5)), (4, (5.5, 6.5))], dtype=[("a", "<i4"), ("b", "<f8", (2,))]),
+            "0-d": np.array(3.5), "empty": np.zeros((0, 3)), "read-only": ro,
+            "objects": np.array([[1, "a"], [None, [2]]], dtype=object),
+            "big random": np.random.default_rng(0).standard_normal((300, 301)),
+            "big smooth": np.sin(np.linspace(0, 30, 200_001)),
+        }
+        for name, a in cases.items():
+            with self.subTest(name):
+                self.assertSameArray(a, rt(a))
+
+    def test_a_restored_array_is_writeable_memory_of_its_own(self):
+        a = np.arange(1000.0)
+        b = rt(a)
+        b[0] = 42.0
+        self.assertEqual(a[0], 0.0)
+        self.assertIsInstance(b.base, bytearray)  # one buffer from the snapshot, no second copy
+
+    def test_views_come_back_as_views_of_the_same_restored_base(self):
+        base = np.arange(24.0).reshape(4, 6).copy()
+        views = {"row": base[1], "column": base[:, 2], "reversed": base[::-1, ::-2], "T": base.T,
+                 "reinterpreted": base.view(np.int64)[2:], "broadcast": np.broadcast_to(base[0], (3, 6))}
+        r = rt({"base": base, **views})
+        for name, v in views.items():
+            with self.subTest(name):
+                self.assertSameArray(v, r[name])
+                self.assertIs(r[name].base, r["base"])
+        r["column"][0] = 1000.0
+        self.assertEqual(r["base"][0, 2], 1000.0)  # a write through the view is seen in the base
+        r["base"][3, 1] = -1.0
+        self.assertEqual(r["reversed"][0, 2], -1.0)
+
+    def test_views_of_fortran_and_object_arrays(self):
+        f = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+        r = rt({"b": f, "v": f[1:, ::2]})
+        self.assertSameArray(f[1:, ::2], r["v"])
+        self.assertIs(r["v"].base, r["b"])
+        o = np.array([[1], "x", None, 4.5, 5], dtype=object)
+        r = rt({"o": o, "v": o[1::2]})
+        self.assertSameArray(o[1::2], r["v"])
+        r["v"][0] = "changed"
+        self.assertEqual(r["o"][1], "changed")
+
+    def test_views_of_bytes_and_bytearray(self):
+        raw = b"0123456789abcdef"
+        a = np.frombuffer(raw, np.uint8)
+        r = rt({"raw": raw, "a": a, "tail": a[2:]})
+        self.assertSameArray(a[2:], r["tail"])
+        self.assertIs(r["a"].base, r["raw"])
+        self.assertFalse(r["a"].flags.writeable)
+        ba = bytearray(16)
+        r = rt({"ba": ba, "a": np.frombuffer(ba, np.int32)})
+        r["a"][0] = 7
+        self.assertEqual(r["ba"][0], 7)
+
+    def test_subclasses(self):
+        m = np.ma.array([1, 2, 3], mask=[0, 1, 0], fill_value=-9)
+        r = rt(m)
+        self.assertIsInstance(r, np.ma.MaskedArray)
+        self.assertEqual(r.mask.tolist(), [False, True, False])
+        self.assertEqual(r.fill_value, -9)
+        self.assertIs(rt(np.ma.masked), np.ma.masked)
+        mx = rt(np.matrix([[1, 2], [3, 4]]))
+        self.assertIsInstance(mx, np.matrix)
+        self.assertEqual((mx * mx).tolist(), [[7, 10], [15, 22]])
+        ra = rt(np.rec.array([(1, 2.0)], dtype=[("x", int), ("y", float)]))
+        self.assertIsInstance(ra, np.recarray)
+        self.assertEqual(ra.y.tolist(), [2.0])
+
+    def test_memmap_is_mapped_again_from_its_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "data.f32")
+            mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(10,))
+            mm[:] = np.arange(10)
+            blob = stasis.dumps({"mm": mm, "v": mm[2:5]})
+            mm[0] = 100.0  # written to the file after the snapshot: the map sees the file
+            del mm
+            r = stasis.loads(blob)
+            self.assertIsInstance(r["mm"], np.memmap)
+            self.assertEqual(r["mm"].mode, "w+")
+            self.assertEqual(r["mm"][:3].tolist(), [100.0, 1.0, 2.0])
+            self.assertIs(r["v"].base, r["mm"])
+            r["v"][0] = 99.0
+            r["mm"].flush()
+            self.assertEqual(np.fromfile(path, np.float32)[2], 99.0)  # a shared map, not a copy
+            del r
+            cow = np.memmap(path, dtype=np.float32, mode="c", shape=(10,))
+            cow[1] = -1.0  # private to the map: comes back from the snapshot, not from the file
+            r = rt(cow)
+            self.assertEqual((r.mode, r[1], np.fromfile(path, np.float32)[1]), ("c", -1.0, 1.0))
+            blob = stasis.dumps(np.memmap(path, dtype=np.float32, mode="r"))
+            os.unlink(path)
+            with self.assertRaisesRegex(stasis.SnapshotIOError, "no longer exists"):
+                stasis.loads(blob)
+
+    def test_an_array_over_a_plain_mmap_is_refused_by_name(self):
+        m = mmap.mmap(-1, 64)
+        with self.assertRaisesRegex(stasis.UnsupportedObjectError, r"root\['a'\].*numpy.memmap"):
+            stasis.dumps({"a": np.frombuffer(m, np.uint8)})
+
+    def test_structured_arrays_with_object_fields_are_refused_by_name(self):
+        a = np.zeros(2, dtype=[("x", "i4"), ("o", object)])
+        with self.assertRaisesRegex(stasis.UnsupportedObjectError, r"root: numpy.ndarray.*object"):
+            stasis.dumps(a)
+
+    def test_scalars_ufuncs_and_dtypes(self):
+        values = [np.float64(1.5), np.int32(-3), np.bool_(True), np.str_("hé"), np.bytes_(b"x"),
+                  np.datetime64("2020-01-01"), np.complex64(1 + 2j), np.void(b"ab")]
+        back = rt(values)
+        for a, b in zip(values, back):
+            self.assertIs(type(b), type(a))
+            self.assertEqual(b.tobytes(), a.tobytes())
+        self.assertIs(rt(np.add), np.add)
+        self.assertIs(rt([np.sin])[0], np.sin)
+        dt = np.dtype([("a", "<i4"), ("b", "<f8", (2,))])
+        self.assertEqual(rt(dt), dt)
+
+    def test_random_generators_continue_their_streams(self):
+        rng = np.random.default_rng(42)
+        rng.random(3)
+        r = rt(rng)
+        self.assertEqual(r.random(5).tolist(), rng.random(5).tolist())
+        self.assertEqual(r.bit_generator.seed_seq.entropy if hasattr(r.bit_generator, "seed_seq")
+                         else r.bit_generator._seed_seq.entropy, 42)
+        rs = np.random.RandomState(3)
+        rs.randn()  # leaves a cached gaussian: part of the state
+        r = rt(rs)
+        self.assertEqual(r.randn(5).tolist(), rs.randn(5).tolist())
+        g = np.random.Generator(np.random.Philox(7))
+        gens = rt([g, g.bit_generator])
+        self.assertIs(gens[0].bit_generator, gens[1])
+        self.assertEqual(gens[0].integers(0, 1000, 5).tolist(), g.integers(0, 1000, 5).tolist())
+        self.assertIs(rt(np.random.mtrand._rand), np.random.mtrand._rand)
+
+    def test_global_generator_is_module_state(self):
+        np.random.seed(5)
+        np.random.rand()
+        state = stasis.module_state(np.random.mtrand)
+        expected = np.random.rand(3).tolist()
+        np.random.seed(99)
+        stasis.restore_module_state(np.random.mtrand, stasis.loads(stasis.dumps(state)))
+        self.assertEqual(np.random.rand(3).tolist(), expected)
+
+    def test_large_arrays_are_compressed_without_a_python_copy(self):
+        a = np.linspace(0.0, 1.0, 1 << 20)  # 8 MiB of smooth numbers
+        blob = stasis.dumps(a)
+        self.assertLess(len(blob), a.nbytes // 4)  # byte planes: the high bytes compress away
+        self.assertSameArray(a, stasis.loads(blob))
+
+    def test_loading_a_damaged_view_is_refused(self):
+        from stasis.handlers import numpy_arrays
+        state = numpy_arrays._save_array(np.arange(10.0)[2:])
+        bad = state[:2] + (10_000,) + state[3:]  # an offset far outside its base
+        with self.assertRaisesRegex(stasis.CorruptSnapshotError, "numpy array"):
+            numpy_arrays._load_array(bad)
+        o = np.array([1, 2, 3], dtype=object)
+        state = numpy_arrays._save_array(o[1:])
+        bad = state[:2] + (4000,) + state[3:]
+        with self.assertRaisesRegex(stasis.CorruptSnapshotError, "outside its base"):
+            numpy_arrays._load_array(bad)
+
+
+class NumpyStaysOptional(unittest.TestCase):
+    def test_stasis_never_imports_numpy_itself(self):
+        code = ("import sys, stasis, pickle; stasis.loads(stasis.dumps([1, pickle.PickleBuffer(b'x')]));"
+                "print('numpy' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.strip(), "False")
+
+
+if __name__ == "__main__":
+    unittest.main()
