@@ -133,7 +133,9 @@ const char* refusal(EffectGuard& g, bool handler, bool own_code, std::string_vie
     return nullptr;
   if (event == "os.rename" && pyc_temporary(str_arg(args, 0)) && look_at_frames(PyThreadState_Get()).importing)
     return nullptr;
-  if (handler && (starts_with(event, "socket.") || event == "sqlite3.connect" || event == "sqlite3.connect/handle"))
+  // A handler may also map a file it reopened (numpy.memmap), connect to an existing database.
+  if (handler && (starts_with(event, "socket.") || event == "sqlite3.connect" || event == "sqlite3.connect/handle" ||
+                  event == "mmap.__new__"))
     return nullptr;
   if (event == "code.__new__" && own_code) return nullptr;
   if (!refused_name(event)) return nullptr;

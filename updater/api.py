@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 from .errors import UpdateError, UpdateRefusedError
 from .instrument import Probe
 from .layers import (DEFAULT_TIMEOUT, Conversion, FieldAdd, LazyField, SafePoint, Update, layers)
-from .targets import MISSING, describe_code, innermost_function, resolve
+from .targets import MISSING, describe_code, innermost_function, resolve, result_caches
 
 __all__ = ["redefine", "add_field", "convert", "instrument", "map_frame", "revert", "list_updates", "apply_file"]
 
@@ -76,6 +76,7 @@ def redefine(target: Any, new: Any, *, safepoint: SafePoint = "quiescent",
                 raise UpdateRefusedError(f"redefine {t.name}: both the target ({type(t.value).__name__}) and the "
                                          f"replacement ({type(new).__name__}) must be functions or classes")
             layers.plan_redefine(u, t.name, old_fn, new_fn)
+            u.caches.extend(result_caches(t.value))
             u.actions.append(f"redefine {t.name}")
         return u.id
 
@@ -88,6 +89,7 @@ def _plan_class(u: Update, name: str, old: type, new: type) -> None:
         old_fn, new_fn = innermost_function(current), innermost_function(value)
         if old_fn is not None and new_fn is not None and type(current) is type(value):
             layers.plan_redefine(u, f"{name}.{attr}", old_fn, new_fn)
+            u.caches.extend(result_caches(current))
         else:
             layers.plan_attr(u, old, attr, _rebind_class_cell(value, new, old))
 

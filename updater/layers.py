@@ -220,6 +220,7 @@ class Update:
     # (map_frame rules say how where matching cannot).
     snapshot: bool = False
     frame_rules: List[Any] = field(default_factory=list)
+    caches: List[Any] = field(default_factory=list)   # lru_cache wrappers emptied once applied (targets.result_caches)
 
     def describe(self) -> Dict[str, Any]:
         return {"id": self.id, "source": self.source, "state": self.state, "actions": list(self.actions),
@@ -348,6 +349,8 @@ class UpdateLayers:
             u.state, u.applied_at = "applied", time.time()
             self.updates[u.id] = u
             self._convert(u, instances)
+            for cache in u.caches:
+                cache.cache_clear()
             return u.id
 
     def revert(self, update_id: int) -> Update:

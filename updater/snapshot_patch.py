@@ -35,7 +35,7 @@ from . import frame_map as fm
 from . import source_diff as sd
 from .errors import UpdateError, UpdateRefusedError
 from .layers import Update, layers
-from .targets import MISSING, innermost_function
+from .targets import MISSING, innermost_function, result_caches
 
 
 @dataclass
@@ -258,6 +258,7 @@ class _Patching:
                                             tuple(types.CellType() for _ in nc.co_freevars) or None)
                 new_fn.__kwdefaults__ = kwdefaults
                 layers.plan_redefine(u, label(q), fn, new_fn)
+                u.caches.extend(result_caches(_resolve_qualname(mod, q)))
                 u.actions.append(f"redefine {label(q)}" if sd.dump(od.node) != sd.dump(nd.node)
                                  else f"renumber {label(q)} (unchanged; its lines moved)")
             self._remove_deleted(u, mod, old_src, new_src, old_codes, funcs, gens, label)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from .errors import UpdateRefusedError
 
@@ -63,6 +63,24 @@ def innermost_function(obj: Any) -> Optional[types.FunctionType]:
         else:
             break
     return obj if isinstance(obj, types.FunctionType) else None
+
+
+def result_caches(obj: Any) -> List[Any]:
+    """The functools.lru_cache/cache wrappers on the way from obj to its innermost function. Their
+    results were computed by the code an update replaces, so the update empties them when it is
+    applied (a cache kept across a bug fix would go on returning the bug's results)."""
+    found, seen = [], set()
+    while id(obj) not in seen:
+        seen.add(id(obj))
+        if callable(getattr(obj, "cache_clear", None)) and callable(getattr(obj, "cache_info", None)):
+            found.append(obj)
+        if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
+            obj = obj.__func__
+        elif hasattr(obj, "__wrapped__") and not isinstance(obj, type):
+            obj = obj.__wrapped__
+        else:
+            break
+    return found
 
 
 def describe_code(code: types.CodeType) -> str:

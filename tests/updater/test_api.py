@@ -52,6 +52,10 @@ def gen(n):
 
 async def coro(x):
     return x * 2
+
+@functools.lru_cache(maxsize=None)
+def square(x):
+    return x * x
 '''
 
 
@@ -88,6 +92,18 @@ class ApiTest(unittest.TestCase):
             return "v1:%d" % x
         update.redefine(f"{self.name}.handler", handler)
         self.assertEqual((m.handler(3), m.REGISTRY["h"](4)), ("v1:3", "v1:4"))
+
+    def test_redefining_a_cached_function_empties_its_cache(self) -> None:
+        # Results computed by the replaced code would outlive the fix: the update empties the cache.
+        m = self.mod
+        self.assertEqual([m.square(3), m.square(3)], [9, 9])
+        self.assertEqual(m.square.cache_info().currsize, 1)
+
+        def square(x):
+            return x * x + 1
+        update.redefine(f"{self.name}.square", square)
+        self.assertEqual(m.square.cache_info().currsize, 0)
+        self.assertEqual(m.square(3), 10)
 
     def test_out_of_order_revert(self) -> None:
         m = self.mod

@@ -3,7 +3,7 @@ import functools
 def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 @functools.lru_cache(maxsize=None)
-def fib2(n):   # the new code, from an empty cache (a resumed lru_cache starts empty: FORMAT.md)
+def fib2(n):   # the new code, from an empty cache (a patch empties the lru_cache of a function it redefines)
     return -n if n < 2 else fib2(n - 1) - fib2(n - 2)
 for i in range(4):
     c = i * 30 - 40
