@@ -2,6 +2,7 @@
 #include <Python.h>
 
 #include "compiler_hooks/hidden_locals.h"
+#include "engine/checkpoint_api.h"
 #include "engine/crash_api.h"
 #include "engine/errors.h"
 #include "engine/objects_api.h"
@@ -48,6 +49,13 @@ PyMethodDef kMethods[] = {
     {"crash_frame_record", stasis::engine::crash_frame_record, METH_VARARGS,
      "crash_frame_record(frame, offset, keep, depth) -> the record of a frame raising (--snapshot-on-crash)"},
     {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
+    // periodic checkpoints (issue 13): python/stasis/program/periodic.py
+    {"fork_writer", stasis::engine::fork_writer, METH_VARARGS,
+     "fork_writer(timeout) -> pid: fork by the GIL holder; the child may run Python code"},
+    {"collapse_huge_pages", stasis::engine::collapse_huge_pages, METH_VARARGS,
+     "collapse_huge_pages(min_resident=448) -> (chunks, failed, unsupported)"},
+    {"objects_of_types", stasis::engine::objects_of_types, METH_O,
+     "objects_of_types(types) -> [objects]: GC-tracked instances of the types"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
     {"updater_active", stasis::engine::updater_api::active, METH_O, "updater_active(codes)"},

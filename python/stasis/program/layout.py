@@ -215,6 +215,9 @@ class ProgramState:
     sources: Dict[str, ModuleSource] = dataclasses.field(default_factory=dict)  # by module name
     patches: List[PatchRecord] = dataclasses.field(default_factory=list)        # oldest first
     crash: Optional[CrashRecord] = None      # set in a snapshot written by --snapshot-on-crash
+    # [(path, offset, data)]: bytes the program had buffered for its files at a periodic checkpoint
+    # (written by the parent later, perhaps never): written at resume (periodic.py, writer.py)
+    pending_writes: List[tuple] = dataclasses.field(default_factory=list)
     layout: int = PROGRAM_LAYOUT
 
     @classmethod
@@ -265,6 +268,8 @@ class ProgramMeta:
     no_rewrite: List[str]
     threads: int
     handler_modules: List[str]  # modules whose handlers the payload needs, imported first
+    program: List[str] = dataclasses.field(default_factory=list)  # ["script", realpath | "module",
+    #                                                                name, *args]: what was run
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
