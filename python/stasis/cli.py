@@ -158,12 +158,14 @@ def cmd_run(argv: Sequence[str]) -> int:
         # needs under the rewriter (the conformance oracle).
         from . import program
         options = _program_options(ns.suspend_options, ns.key_file, ns.rewrite, ns.no_rewrite)
+        batch_path = None
         if ns.resume_if_present:
             resumable = _resumable(ns, options)
+            batch_path = options.snapshot
             if resumable is not None:
-                return _finished(program.resume(resumable, options))
+                return _finished(program.resume(resumable, options), batch_path)
         _start_update_channel()
-        return _finished(program.run(ns.target, ns.args, module=ns.module, options=options))
+        return _finished(program.run(ns.target, ns.args, module=ns.module, options=options), batch_path)
     try:
         from .compiler_hooks import runner
     except ImportError:
@@ -195,10 +197,13 @@ def _resumable(ns: argparse.Namespace, options) -> Optional[str]:
     return chosen
 
 
-def _finished(status: int) -> int:
-    """The program has ended (not suspended: that ends the process with 75 before this)."""
-    from .program import periodic
-    periodic.finished(status)
+def _finished(status: int, batch_path: Optional[str] = None) -> int:
+    """The program has ended (not suspended: that ends the process with 75 before this). With
+    --resume-if-present and status 0, the job is done: its snapshots go (program/batch.py)."""
+    from .program import batch, periodic
+    periodic.finished()
+    if batch_path is not None:
+        batch.finished(status, batch_path)
     return status
 
 

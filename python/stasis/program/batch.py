@@ -80,3 +80,17 @@ def announce(path: Optional[str], snapshot: str, program: List[str]) -> None:
         age = max(0.0, time.time() - os.path.getmtime(path))
         sys.stderr.write(f"stasis: resuming {describe(program)} from {path} (written {age:.0f} s ago)\n")
     sys.stderr.flush()
+
+
+def finished(status: int, path: str) -> None:
+    """The program ended with `status` (not suspended). With 0 the job is done: PATH and the kept
+    checkpoints are removed, so that the same command line starts the program the next time
+    instead of resuming the end of this run. Another status keeps them (a crash can be debugged
+    from the last checkpoint: `stasis debug PATH`)."""
+    if status != 0:
+        return
+    for snapshot in candidates(path):
+        try:
+            os.unlink(snapshot)
+        except OSError:
+            pass

@@ -323,10 +323,9 @@ def suspension_abandoned(session: "Session") -> None:
     cp.wake.set()
 
 
-def finished(status: int) -> None:
-    """The program has ended with `status` (not suspended): with exit status 0 its periodic
-    checkpoints are removed: they describe a run that is over, and a batch job started again with
-    --resume-if-present must start the program, not resume the end of the last run."""
+def finished() -> None:
+    """The program has ended (not suspended): no checkpoint from now on; a periodic one being
+    written is dropped, stasis.checkpoint()'s is waited for."""
     cp = current()
     if cp is None:
         return
@@ -334,12 +333,6 @@ def finished(status: int) -> None:
     with cp.window:        # ... and no checkpoint is between its freeze and its fork
         pass
     _at_exit()
-    if status == 0 and cp.every is not None:
-        for path in writer.kept(cp.session.path, cp.keep):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 def _at_exit() -> None:

@@ -204,21 +204,26 @@ def apply_pending_writes(writes: Sequence[tuple]) -> None:
 # --- where checkpoints go ---------------------------------------------------------------------
 
 def rotate(path: str, keep: int) -> None:
-    """With keep > 1: PATH.<k-1> becomes PATH.<k> (the oldest is dropped), and PATH.1 becomes a
-    second name of PATH, which stays in place, complete, until the new snapshot replaces it."""
+    """With keep > 1: PATH.<k-1> becomes PATH.<k> (the oldest is dropped) and PATH.1 becomes PATH,
+    each as a second name made first and renamed over the old one: at every moment every name
+    holds a complete snapshot, whenever the writer is killed. PATH stays in place until the new
+    snapshot replaces it."""
     if keep <= 1 or not os.path.exists(path):
         return
-    for k in range(keep - 1, 1, -1):
-        older = f"{path}.{k - 1}"
-        if os.path.exists(older):
-            os.replace(older, f"{path}.{k}")
-    link = f"{path}.1.link-{os.getpid()}"
-    try:
-        os.link(path, link)
-    except OSError:  # a file system without hard links: a copy
-        import shutil
-        shutil.copyfile(path, link)
-    os.replace(link, f"{path}.1")
+    for k in range(keep - 1, 0, -1):
+        newer = f"{path}.{k - 1}" if k > 1 else path
+        if not os.path.exists(newer):
+            continue
+        link = f"{path}.{k}.link-{os.getpid()}"
+        try:
+            os.link(newer, link)
+        except FileExistsError:
+            os.unlink(link)
+            os.link(newer, link)
+        except OSError:  # a file system without hard links: a copy
+            import shutil
+            shutil.copyfile(newer, link)
+        os.replace(link, f"{path}.{k}")
 
 
 def kept(path: str, keep: int) -> List[str]:
@@ -228,9 +233,9 @@ def kept(path: str, keep: int) -> List[str]:
 
 def remove_leftovers(path: str, pid: int | None = None) -> None:
     """Removes what a writer that was killed may leave beside PATH: the engine's temporary file
-    (PATH.tmp-*) and a rotation's link (PATH.1.link-PID)."""
+    (PATH.tmp-*) and a rotation's links (PATH.<k>.link-PID)."""
     patterns = [glob.escape(path) + ".tmp-*"]
-    patterns.append(glob.escape(path) + (f".1.link-{pid}" if pid else ".1.link-*"))
+    patterns.append(glob.escape(path) + (f".*.link-{pid}" if pid else ".*.link-*"))
     for pattern in patterns:
         for leftover in glob.glob(pattern):
             try:
