@@ -33,6 +33,7 @@ def write_checkpoint(session, threads, path: str, files: Sequence[tuple], *, tri
     try:
         session.trigger, session.requested_at = trigger, requested_at  # this child's copy only
         pending = take_pending_writes(files)
+        settle_child_processes(os.getppid())
         rotate(path, keep)
         session.write_snapshot(threads, path, checkpoint=checkpoint, pending_writes=pending)
         status = 0
@@ -173,6 +174,31 @@ def _own_description(fd: int, source: int, position: int, flags: int) -> None:
         pass
     finally:
         os.close(new)
+
+
+def settle_child_processes(program_pid: int) -> None:
+    """subprocess.Popen objects as the program would see them. The writer is not the parent of
+    the program's children: its poll() would get ECHILD, which subprocess takes for "ended with
+    status 0". A child still running is made to look busy to poll() (its waitpid lock held, in
+    the writer's copy only), so that the snapshot refuses it as a suspension would; one that has
+    ended but was not collected yet gets its status from /proc, as the program's poll() would."""
+    subprocess = sys.modules.get("subprocess")
+    if subprocess is None:
+        return
+    for p in _engine.objects_of_types((subprocess.Popen,)):
+        if p.returncode is not None:
+            continue
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone: the program's own poll() would see ECHILD too
+        if len(fields) < 3 or int(fields[1]) != program_pid:
+            continue
+        if fields[0] == "Z" and len(fields) > 49:
+            p._handle_exitstatus(int(fields[49]))
+        else:
+            p._waitpid_lock.acquire(False)
 
 
 # --- at resume --------------------------------------------------------------------------------
