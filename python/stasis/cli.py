@@ -149,8 +149,17 @@ def _prepare_hook(no_rewrite: Sequence[str]) -> None:
     runner.prepare(no_rewrite)
 
 
+def _hold_signals(values) -> None:
+    """The suspension signals are kept from now on, until the program's handlers take over."""
+    from . import startup_signals
+    names = [n for v in (([values] if isinstance(values, str) else values) or ["SIGUSR1"]) for n in v.split(",")]
+    startup_signals.hold(startup_signals.numbers(names))
+
+
 def cmd_run(argv: Sequence[str]) -> int:
     ns = _split_run_args(argv)
+    if ns.suspend_options or not ns.module or ns.resume_if_present:
+        _hold_signals(ns.suspend_options.get("--signal"))
     _prepare_hook(ns.no_rewrite)
     if ns.suspend_options or not ns.module or ns.resume_if_present:
         # A suspendable session (signal, quota, suspend-after). `-m MODULE` without suspension
@@ -216,6 +225,7 @@ def _start_update_channel() -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    _hold_signals(args.signal)
     _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
     patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     from . import program

@@ -363,6 +363,40 @@ class SeveralSignals(Case):
             out += self.read(f"out-{sig}")
         self.assertEqual(out, expected)
 
+    def test_a_signal_while_stasis_starts_suspends_the_program(self):
+        # A requeued batch job may get its time-limit warning while it is still resuming: the signal
+        # must suspend the program once it runs again, not kill the process with USR1's default.
+        prog = self.write("heap.py", textwrap.dedent("""
+            import time
+            heap = [str(i) * 4 for i in range(600000)]
+            for i in range(300):
+                time.sleep(0.01)
+                print(i, flush=True)
+        """))
+        r = self.stasis("run", "--snapshot", self.snap, "--quota", "1.5", prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        out = r.stdout
+        # Started with another hash seed, `stasis resume` executes itself again with the snapshot's
+        # (7): the signal comes while the new process starts, before the snapshot is loaded.
+        p = subprocess.Popen([STASIS, "resume", self.snap], cwd=self.dir, env={**self.env, "PYTHONHASHSEED": "1"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{p.pid}/environ", "rb") as f:
+                    if b"PYTHONHASHSEED=7\0" in f.read():
+                        break
+            except OSError:
+                pass
+            time.sleep(0.001)
+        p.send_signal(signal.SIGUSR1)
+        more, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 75, err)
+        self.assertIn("suspended into", err)
+        r = self.stasis("resume", self.snap)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(out + more + r.stdout, self.plain(prog))
+
     def test_a_child_the_program_forks_does_not_suspend(self):
         # Slurm signals every process of a job: the program's own child dies of SIGTERM as it would
         # without Stasis, and only the program writes PATH.

@@ -28,6 +28,8 @@ def reexec_with_hash_seed(seed: str) -> None:
         return
     os.environ["PYTHONHASHSEED"] = seed
     flush_std_streams()
+    from .. import startup_signals
+    startup_signals.block_for_exec()  # a suspension signal now is kept for the new process
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
