@@ -9,6 +9,7 @@ packages=(
   libcereal-dev libzstd-dev zstd libboost-filesystem-dev libssl-dev
   libgtest-dev
   libpython3.11-testsuite                       # CPython's own tests: the rewriter's oracle
+  slurmctld slurmd slurm-client munge           # a real single-node Slurm cluster for tests/cluster
 )
 optional=(clang libclang-rt-14-dev)             # libFuzzer for the reader fuzz targets
 
