@@ -89,6 +89,7 @@ class Checkpointer:
         self.number = 0                 # checkpoints started
         self.written = self.skipped = self.failed = 0
         self.collapsed = False          # huge pages asked for since the last fork
+        self.lead = 0.05                # seconds before a checkpoint to ask for them
         self.log_path = os.environ.get("STASIS_CHECKPOINT_LOG") or None
         self.thread_lock = internal_threads.start(self._loop)
 
@@ -113,13 +114,15 @@ class Checkpointer:
                     self.skipped += 1
                     self._log({"event": "skipped", "writer": self.writer.number})
                 else:
-                    self._collapse()  # what the program allocated or wrote since the last pass
                     self._checkpoint(self.session.path, None, None)
                 due += self.every
                 if due <= time.monotonic():
                     due = time.monotonic() + self.every
                 continue
-            if self.writer is None and not self.collapsed:
+            # Huge pages for what the program allocated or wrote since the last fork: shortly
+            # before the checkpoint (not right before: every switch of the GIL to this thread
+            # then would stop the program a little longer), or when idle without a schedule.
+            if self.writer is None and not self.collapsed and (due is None or now >= due - self.lead):
                 self._collapse()
                 continue
             timeout = None if due is None else due - now
@@ -134,8 +137,10 @@ class Checkpointer:
             return
         t0 = time.perf_counter()
         chunks, failed, unsupported = _engine.collapse_huge_pages()
+        seconds = time.perf_counter() - t0
+        self.lead = min(max(0.05, 2 * seconds), max(0.05, (self.every or 0) / 2))
         self._log({"event": "hugepages", "chunks": chunks, "failed": failed, "unsupported": bool(unsupported),
-                   "seconds": round(time.perf_counter() - t0, 4)})
+                   "seconds": round(seconds, 4)})
 
     def _checkpoint(self, path: str, own: Optional[tuple], request: Optional[_Request]) -> None:
         """Freeze, fork, thaw. The child writes and never comes back here."""
@@ -178,12 +183,12 @@ class Checkpointer:
                                         trigger="checkpoint" if request else "periodic",
                                         requested_at=requested_at, checkpoint=own[0] if own else None,
                                         keep=self.keep)
-            t2 = time.perf_counter()
+            t2, forked_at = time.perf_counter(), time.time()
             _engine.thaw()
             t3 = time.perf_counter()
         self.writer = _Writer(forked, path, number, explicit=request is not None, started=time.monotonic(),
                               pause={"freeze_ms": round((t1 - t0) * 1e3, 3), "fork_ms": round((t2 - t1) * 1e3, 3),
-                                     "stopped_ms": round((t3 - t1) * 1e3, 3)})
+                                     "stopped_ms": round((t3 - t1) * 1e3, 3), "forked_at": round(forked_at, 4)})
         self.collapsed = False
         if request:
             request.done.set()
