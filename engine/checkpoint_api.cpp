@@ -153,17 +153,20 @@ PyObject* fork_writer(PyObject*, PyObject* args) {
   });
 }
 
-PyObject* collapse_huge_pages(PyObject*, PyObject* args) {
-  return guarded([&]() -> Ref {
-    int min_resident = 448;  // of 512 pages: collapse only chunks this full (bounds the growth)
-    if (!PyArg_ParseTuple(args, "|i:collapse_huge_pages", &min_resident)) throw Error::python();
-    if (g_collapse_unsupported) return Ref::steal(Py_BuildValue("(nni)", Py_ssize_t(0), Py_ssize_t(0), 0));
+namespace {
+
+struct Collapse {
+  Py_ssize_t chunks = 0, failed = 0;
+  int unsupported = 0;
+};
+
+// The work of collapse_huge_pages, without the GIL. Nothing escapes it.
+Collapse collapse_without_gil(int min_resident) noexcept {
+  Collapse out;
+  try {
     constexpr uintptr_t kHuge = uintptr_t(2) << 20;
     const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
     const size_t per_chunk = kHuge / page;
-    Py_ssize_t chunks = 0, failed = 0;
-    int unsupported = 0;
-    Py_BEGIN_ALLOW_THREADS
     std::vector<unsigned char> resident;
     for (const Mapping& m : anonymous_mappings()) {
       uintptr_t start = (m.start + kHuge - 1) & ~(kHuge - 1), end = m.end & ~(kHuge - 1);
@@ -176,20 +179,36 @@ PyObject* collapse_huge_pages(PyObject*, PyObject* args) {
         for (size_t i = 0; i < per_chunk; ++i) n += r[i] & 1;
         if (n < size_t(min_resident)) continue;
         if (madvise(reinterpret_cast<void*>(chunk), kHuge, MADV_COLLAPSE) == 0) {
-          ++chunks;
+          ++out.chunks;
         } else if (errno == EINVAL || errno == EPERM) {
-          unsupported = 1;  // no MADV_COLLAPSE in this kernel, or THP disabled
-          break;
+          out.unsupported = 1;  // no MADV_COLLAPSE in this kernel, or THP disabled
+          return out;
         } else {
-          ++failed;  // EAGAIN/ENOMEM: busy or no huge page free now; next time
+          ++out.failed;  // EAGAIN/ENOMEM: busy or no huge page free now; next time
         }
       }
-      if (unsupported) break;
     }
+  } catch (...) {  // out of memory reading /proc/self/maps: nothing collapsed this time
+  }
+  return out;
+}
+
+}  // namespace
+
+// Not `guarded` (noexcept, catch-all): the GIL is taken again at the end, and a thread that asks
+// for it while the interpreter finalizes is ended by CPython with pthread_exit, whose forced
+// unwind must pass through this frame (a catch-all or noexcept frame would call std::terminate).
+PyObject* collapse_huge_pages(PyObject*, PyObject* args) {
+  int min_resident = 448;  // of 512 pages: collapse only chunks this full (bounds the growth)
+  if (!PyArg_ParseTuple(args, "|i:collapse_huge_pages", &min_resident)) return nullptr;
+  Collapse done;
+  if (!g_collapse_unsupported) {
+    Py_BEGIN_ALLOW_THREADS
+    done = collapse_without_gil(min_resident);
     Py_END_ALLOW_THREADS
-    if (unsupported) g_collapse_unsupported = true;
-    return Ref::steal(Py_BuildValue("(nni)", chunks, failed, unsupported));
-  });
+  }
+  if (done.unsupported) g_collapse_unsupported = true;
+  return Py_BuildValue("(nni)", done.chunks, done.failed, done.unsupported);
 }
 
 }  // namespace stasis::engine

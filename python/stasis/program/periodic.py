@@ -113,6 +113,10 @@ class Checkpointer:
                 if self.writer is not None:
                     self.skipped += 1
                     self._log({"event": "skipped", "writer": self.writer.number})
+                elif not self.collapsed:  # late (the last writer just ended): huge pages first
+                    self._collapse()
+                    due = max(due, time.monotonic() + 0.02)
+                    continue
                 else:
                     self._checkpoint(self.session.path, None, None)
                 due += self.every
@@ -311,8 +315,8 @@ def suspension_starts(session: "Session") -> None:
     cp = current()
     if cp is None:
         return
+    cp.stopped = True      # a checkpoint's freeze under way gives up at its next look
     cp.window.acquire()
-    cp.stopped = True
     cp.wake.set()
     cp.drop_writer()
     writer.rotate(session.path, cp.keep)
