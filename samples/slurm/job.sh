@@ -4,7 +4,7 @@
 # command: `stasis run --resume-if-present` resumes the snapshot when there is one, of this very
 # program, and starts the program otherwise.
 #
-#   sbatch samples/slurm/job.sh
+#   cd samples/slurm && sbatch job.sh       # then: tail -f stasis-job-<id>.out
 #
 # - Time limit: Slurm sends USR1 to this script 300 s before the limit (--signal=B:USR1@300;
 #   Slurm checks limits every 30 s, so it comes up to 30 s early). The script passes it on; the
@@ -29,7 +29,9 @@
 STASIS=${STASIS:-stasis}                              # EDIT: where stasis is installed
 SNAP=${SNAP:-$PWD/stasis-job-$SLURM_JOB_ID.snap}      # EDIT: on storage every node sees
 EVERY=${EVERY:-600}                                   # EDIT: seconds between periodic checkpoints
-PROGRAM=(${PROGRAM:-$(dirname "$0")/long_computation.py --segments 4000 --out primes.txt})  # EDIT
+# EDIT: the program and its arguments (the job runs in the folder sbatch was called from; Slurm
+# runs a copy of this script, so $0 does not say where it was).
+PROGRAM=(${PROGRAM:-${SLURM_SUBMIT_DIR:-.}/long_computation.py --segments 4000 --out primes.txt})
 
 echo "job $SLURM_JOB_ID: start $((${SLURM_RESTART_COUNT:-0} + 1)) (SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-0}) on $(hostname) at $(date '+%F %T')"
 

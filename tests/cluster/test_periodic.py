@@ -59,6 +59,11 @@ THREADED = textwrap.dedent("""
 """)
 
 
+def slurp(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def become_subreaper():
     """Orphaned checkpoint writers of a killed run come to this process, which waits for them."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -189,7 +194,7 @@ class PeriodicOptions(Case):
         prog = self.write("threaded.py", THREADED)
         p = subprocess.Popen([STASIS, "run", "--snapshot", self.snap, "--checkpoint-every", "0.15", "--keep", "3",
                               prog, "300"], cwd=self.dir, env=self.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not os.path.exists(self.snap + ".2"):
             time.sleep(0.05)
@@ -206,7 +211,7 @@ class PeriodicOptions(Case):
         self.assertFalse(os.path.exists(self.snap + ".3"))
         # Three checkpoints, newest first; killed in the middle of a rotation, two adjacent names
         # may hold the same one for a moment (each name always holds a complete snapshot).
-        self.assertGreaterEqual(len({hashlib.sha256(open(p, "rb").read()).hexdigest() for p in kept}), 2)
+        self.assertGreaterEqual(len({hashlib.sha256(slurp(p)).hexdigest() for p in kept}), 2)
         # A damaged PATH: --resume-if-present takes the newest whole one, and says so.
         with open(self.snap, "rb") as f:
             half = f.read()[:os.path.getsize(self.snap) // 2]
@@ -288,6 +293,21 @@ class PeriodicOptions(Case):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.endswith("status 7\n"), r.stdout[-200:])
 
+    def test_huge_pages_are_asked_for_unless_turned_off(self):
+        prog = self.write("heap.py", "import time\nheap = [str(i) for i in range(300000)]\ntime.sleep(1.5)\n")
+        counts = {}
+        for setting in ("1", "0"):
+            log = os.path.join(self.dir, f"log{setting}.jsonl")
+            r = self.stasis("run", "--snapshot", self.snap, "--checkpoint-every", "0.3", prog,
+                            env={**self.env, "STASIS_CHECKPOINT_LOG": log, "STASIS_CHECKPOINT_HUGEPAGES": setting})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(log) as f:
+                events = [json.loads(l) for l in f]
+            self.assertTrue(any(e["event"] == "written" for e in events))
+            counts[setting] = [e for e in events if e["event"] == "hugepages"]
+        self.assertGreater(len(counts["1"]), 0)  # a pass before the checkpoints (what it did depends
+        self.assertEqual(counts["0"], [])        # on the kernel: "unsupported" where it cannot)
+
     def test_bad_values_are_usage_errors(self):
         prog = self.write("p.py", "print(1)\n")
         for args in (["--checkpoint-every", "0"], ["--checkpoint-every", "x"], ["--keep", "2"],
@@ -328,12 +348,12 @@ class ResumeIfPresent(Case):
         # The snapshot of `counter.py 150` is not resumed as `counter.py 151`: refused, kept.
         suspended = self.stasis(*line)
         self.assertEqual(suspended.returncode, 75)
-        before = open(self.snap, "rb").read()
+        before = slurp(self.snap)
         other = self.stasis("run", "--snapshot", self.snap, "--resume-if-present", prog, "151")
         self.assertEqual(other.returncode, 94, other.stderr)
         self.assertIn(f"is a snapshot of `{prog} 150`, not of `{prog} 151`", other.stderr)
         self.assertEqual(len(other.stderr.strip().splitlines()), 1, other.stderr)
-        self.assertEqual(open(self.snap, "rb").read(), before)
+        self.assertEqual(slurp(self.snap), before)
         # Nor is an object graph.
         import stasis
         stasis.dump([1, 2], self.snap)
