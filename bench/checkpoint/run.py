@@ -119,6 +119,8 @@ def periodic(tmp, n, every, seconds, hugepages=True):
         "pause_ms": statistics.median(pauses) * 1e3 if pauses else float("nan"),
         "pause_max_ms": max(pauses) * 1e3 if pauses else float("nan"),
         "fork_ms": statistics.median(e["fork_ms"] for e in written) if written else float("nan"),
+        "fork_cpu_ms": statistics.median(e["fork_cpu_ms"] for e in written) if written else float("nan"),
+        "cpu_ms": statistics.median(e["cpu_ms"] for e in written) if written else float("nan"),
         "freeze_ms": statistics.median(e["freeze_ms"] for e in written) if written else float("nan"),
         "write_s": statistics.median(e["write_s"] for e in written) if written else float("nan"),
         "bytes": statistics.median(e["bytes"] or 0 for e in written) if written else 0,
@@ -185,6 +187,12 @@ def main():
               f"{h['freeze_ms']:6.2f} ms {h['fork_ms']:6.2f} ms {h['write_s']:8.3f} s {full * 1e3:11.0f} ms   "
               f"{h['pause_ms'] / (full * 1e3):9.4f}   {s['pause_ms']:7.2f} ms, {s['fork_ms']:6.2f} ms      "
               f"{h['noise_ms'][0]:5.1f}, {h['noise_ms'][1]:5.1f} ms, {h['noise_per_s']:4.1f}")
+    print()
+    print("CPU time Stasis spends in the stop (its own thread, from the request to letting the threads go; "
+          "the pause on an idle machine), and in fork() alone:")
+    for label, rss, full, h, s in rows:
+        print(f"{label:<8} stop {h['cpu_ms']:6.2f} ms, fork {h['fork_cpu_ms']:6.2f} ms;   without huge pages: "
+              f"stop {s['cpu_ms']:6.2f} ms, fork {s['fork_cpu_ms']:6.2f} ms")
     print("(pause: the longest standstill the program saw around each checkpoint; freeze: from the request "
           "until every thread is parked, the program runs meanwhile; child writes: the forked writer's time "
           "until the snapshot is complete; huge-page collapse before a checkpoint: "

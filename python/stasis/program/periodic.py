@@ -158,7 +158,7 @@ class Checkpointer:
                 return
             self.number += 1
             number, requested_at = self.number, time.time()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout, own=own,
                                             cancel=lambda: self.stopped)
             if threads is None:  # freeze said why on stderr (unless stopped); every thread goes on
@@ -172,6 +172,7 @@ class Checkpointer:
                 return
             t1 = time.perf_counter()
             process_state.flush_std_streams()  # the child must find them empty: it never writes them
+            c1 = time.thread_time()
             try:
                 forked = _engine.fork_writer(WRITER_TIMEOUT)
             except OSError as e:
@@ -187,12 +188,16 @@ class Checkpointer:
                                         trigger="checkpoint" if request else "periodic",
                                         requested_at=requested_at, checkpoint=own[0] if own else None,
                                         keep=self.keep)
-            t2, forked_at = time.perf_counter(), time.time()
+            t2, c2, forked_at = time.perf_counter(), time.thread_time(), time.time()
             _engine.thaw()
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), time.thread_time()
         self.writer = _Writer(forked, path, number, explicit=request is not None, started=time.monotonic(),
                               pause={"freeze_ms": round((t1 - t0) * 1e3, 3), "fork_ms": round((t2 - t1) * 1e3, 3),
-                                     "stopped_ms": round((t3 - t1) * 1e3, 3), "forked_at": round(forked_at, 4)})
+                                     "stopped_ms": round((t3 - t1) * 1e3, 3), "forked_at": round(forked_at, 4),
+                                     # CPU time of this thread: the same costs without the waits
+                                     # for a CPU that a busy machine adds
+                                     "fork_cpu_ms": round((c2 - c1) * 1e3, 3),
+                                     "cpu_ms": round((c3 - c0) * 1e3, 3)})
         self.collapsed = False
         if request:
             request.done.set()
