@@ -125,6 +125,8 @@ def periodic(tmp, n, every, seconds, hugepages=True):
         "write_s": statistics.median(e["write_s"] for e in written) if written else float("nan"),
         "bytes": statistics.median(e["bytes"] or 0 for e in written) if written else 0,
         "collapse_s": statistics.median(e["seconds"] for e in huge) if huge else 0.0,
+        "collapsed": max((e["chunks"] for e in huge), default=0),
+        "collapse_failed": max((e["failed"] for e in huge), default=0),
         "other_gaps_ms": [g * 1e3 for g in away[-3:]],
         "noise_ms": (statistics.median(away) * 1e3 if away else 0.0,
                      away[int(0.9 * (len(away) - 1))] * 1e3 if away else 0.0),
@@ -195,8 +197,10 @@ def main():
               f"stop {s['cpu_ms']:6.2f} ms, fork {s['fork_cpu_ms']:6.2f} ms")
     print("(pause: the longest standstill the program saw around each checkpoint; freeze: from the request "
           "until every thread is parked, the program runs meanwhile; child writes: the forked writer's time "
-          "until the snapshot is complete; huge-page collapse before a checkpoint: "
-          + ", ".join(f"{label} {h['collapse_s']:.2f} s" for label, _, _, h, _ in rows) + ", off the pause)")
+          "until the snapshot is complete; huge-page pass before a checkpoint (median time; most 2 MiB chunks "
+          "collapsed in one pass, and refused for now): "
+          + ", ".join(f"{label} {h['collapse_s']:.2f} s ({h['collapsed']}, {h['collapse_failed']})"
+                      for label, _, _, h, _ in rows) + ", off the pause)")
     note = criu_note()
     if note:
         print(f"CRIU pre-dump: not measured: {note}. CRIU 3.17 (Debian 12) needs soft-dirty memory tracking for "
