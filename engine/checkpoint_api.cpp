@@ -56,7 +56,8 @@ std::vector<Mapping> anonymous_mappings() {
     if (!path.empty() && path != "[heap]") continue;
     auto dash = range.find('-');
     if (dash == std::string::npos) continue;
-    out.push_back({std::stoul(range.substr(0, dash), nullptr, 16), std::stoul(range.substr(dash + 1), nullptr, 16)});
+    out.push_back(
+        {std::stoul(range.substr(0, dash), nullptr, 16), std::stoul(range.substr(dash + 1), nullptr, 16)});
   }
   return out;
 }
@@ -172,7 +173,8 @@ Collapse collapse_without_gil(int min_resident) noexcept {
       uintptr_t start = (m.start + kHuge - 1) & ~(kHuge - 1), end = m.end & ~(kHuge - 1);
       if (end <= start) continue;
       resident.assign((end - start) / page, 0);
-      if (mincore(reinterpret_cast<void*>(start), end - start, resident.data()) != 0) continue;  // unmapped meanwhile
+      if (mincore(reinterpret_cast<void*>(start), end - start, resident.data()) != 0)
+        continue;  // unmapped meanwhile
       for (uintptr_t chunk = start; chunk < end; chunk += kHuge) {
         const unsigned char* r = resident.data() + (chunk - start) / page;
         size_t n = 0;
@@ -203,8 +205,7 @@ PyObject* collapse_huge_pages(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "|i:collapse_huge_pages", &min_resident)) return nullptr;
   Collapse done;
   if (!g_collapse_unsupported) {
-    Py_BEGIN_ALLOW_THREADS
-    done = collapse_without_gil(min_resident);
+    Py_BEGIN_ALLOW_THREADS done = collapse_without_gil(min_resident);
     Py_END_ALLOW_THREADS
   }
   if (done.unsupported) g_collapse_unsupported = true;
@@ -237,7 +238,8 @@ PyObject* objects_of_types(PyObject*, PyObject* types) {
         &walk);
     Ref out = Ref::steal(PyList_New(Py_ssize_t(walk.found.size())));
     if (!out) throw Error::python();
-    for (size_t i = 0; i < walk.found.size(); ++i) PyList_SET_ITEM(out.get(), Py_ssize_t(i), Py_NewRef(walk.found[i]));
+    for (size_t i = 0; i < walk.found.size(); ++i)
+      PyList_SET_ITEM(out.get(), Py_ssize_t(i), Py_NewRef(walk.found[i]));
     return out;
   });
 }
