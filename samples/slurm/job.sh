@@ -48,6 +48,7 @@ done
 wait $pid
 status=$?
 
+trap - USR1 TERM   # from here on, Slurm's TERM (the requeue ends this run) just ends this script
 if [ $status -eq 75 ] && [ ! -e "$SNAP.stop" ]; then
     echo "job $SLURM_JOB_ID: suspended into $SNAP; requeued"
     scontrol requeue "$SLURM_JOB_ID" 2>/dev/null || true   # after a preemption Slurm has done it
