@@ -149,17 +149,8 @@ def _prepare_hook(no_rewrite: Sequence[str]) -> None:
     runner.prepare(no_rewrite)
 
 
-def _hold_signals(values) -> None:
-    """The suspension signals are kept from now on, until the program's handlers take over."""
-    from . import startup_signals
-    names = [n for v in (([values] if isinstance(values, str) else values) or ["SIGUSR1"]) for n in v.split(",")]
-    startup_signals.hold(startup_signals.numbers(names))
-
-
 def cmd_run(argv: Sequence[str]) -> int:
     ns = _split_run_args(argv)
-    if ns.suspend_options or not ns.module or ns.resume_if_present:
-        _hold_signals(ns.suspend_options.get("--signal"))
     _prepare_hook(ns.no_rewrite)
     if ns.suspend_options or not ns.module or ns.resume_if_present:
         # A suspendable session (signal, quota, suspend-after). `-m MODULE` without suspension
@@ -175,6 +166,8 @@ def cmd_run(argv: Sequence[str]) -> int:
                 return _finished(program.resume(resumable, options), batch_path)
         _start_update_channel()
         return _finished(program.run(ns.target, ns.args, module=ns.module, options=options), batch_path)
+    from . import startup_signals
+    startup_signals.release()  # no session: the signals act as under python3 -m
     try:
         from .compiler_hooks import runner
     except ImportError:
@@ -225,7 +218,6 @@ def _start_update_channel() -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    _hold_signals(args.signal)
     _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
     patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     from . import program
@@ -429,6 +421,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("run", "resume"):
+        # The suspension signals are kept from now on, until the program's handlers take over
+        # (a batch job's time-limit warning may come while Stasis starts).
+        from . import startup_signals
+        startup_signals.hold(startup_signals.numbers(startup_signals.names_in(argv[0], argv[1:])))
     if sys.argv[1:] == argv:
         from .startup import settle_hash_seed
         settle_hash_seed(argv)  # may re-execute this command: before any other start-up work

@@ -34,6 +34,33 @@ def numbers(names: List[str]) -> List[int]:
     return out
 
 
+# Options of `stasis run` that take a value (the rest are flags): to find --signal before the
+# command line is parsed, without taking the program's own arguments for Stasis's.
+_RUN_VALUE_OPTIONS = {"--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout",
+                      "--checkpoint-every", "--keep", "--rewrite", "--no-rewrite", "--key-file"}
+
+
+def names_in(command: str, args: List[str]) -> List[str]:
+    """The --signal values of `stasis run|resume ARGS` (SIGUSR1 when none): for `run`, among the
+    options before the program; for `resume`, anywhere."""
+    names: List[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--" or (command == "run" and (a == "-m" or not a.startswith("-"))):
+            break
+        name, eq, value = a.partition("=")
+        if name == "--signal":
+            if not eq:
+                i += 1
+                value = args[i] if i < len(args) else ""
+            names.extend(v for v in value.split(",") if v.strip())
+        elif command == "run" and name in _RUN_VALUE_OPTIONS and not eq:
+            i += 1
+        i += 1
+    return names or ["SIGUSR1"]
+
+
 def hold(signums: List[int]) -> None:
     """Records the suspension signals until the program runs; delivers one left pending by the
     re-execution of this process."""
@@ -41,6 +68,16 @@ def hold(signums: List[int]) -> None:
     for signum in signums:
         _signal.signal(signum, _record)
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signums)
+
+
+def release() -> None:
+    """No suspension after all (`stasis run -m MODULE` without options runs as python3 -m would):
+    the signals get their default action back, and one that came meanwhile takes it now."""
+    for signum in _signums:
+        _signal.signal(signum, _signal.SIG_DFL)
+    if _requested:
+        _signal.raise_signal(_requested)
+    _signums.clear()
 
 
 def block_for_exec() -> None:
@@ -51,6 +88,10 @@ def block_for_exec() -> None:
             _signal.raise_signal(_requested)
 
 
-def requested() -> bool:
-    """Whether a suspension signal came before the program's own handlers were installed."""
-    return bool(_requested)
+def take() -> bool:
+    """Once the program's own handlers are installed (triggers.install): whether a suspension
+    signal came before them (then the caller asks for the suspension). Recording ends here."""
+    global _requested
+    came, _requested = bool(_requested), 0
+    _signums.clear()
+    return came

@@ -34,8 +34,8 @@ def install(session: "Session") -> None:
                            on_reached=session.start_coordinator, no_park_file=threading.__file__)
     for signum in o.signal_numbers():  # --signal USR1 --signal TERM: a batch job needs both
         _signal.signal(signum, lambda _n, _f: session.request("signal"))
-    if startup_signals.requested():  # one came while Stasis was starting
-        session.request("signal")
+    if startup_signals.take():  # one came while Stasis was starting: asked for as the quota asks
+        internal_threads.start(session.request, "signal")
     if o.quota is not None:
         def quota(seconds: float) -> None:
             time.sleep(seconds)
