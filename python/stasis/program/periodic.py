@@ -85,6 +85,7 @@ class Checkpointer:
         self.wake = threading.Event()
         self.requests: List[_Request] = []
         self.writer: Optional[_Writer] = None
+        self.writer_lock = threading.Lock()  # the writer is taken by one of _reap and drop_writer
         self.stopped = False            # a suspension is under way: no checkpoint
         self.number = 0                 # checkpoints started
         self.written = self.skipped = self.failed = 0
@@ -211,9 +212,12 @@ class Checkpointer:
             if pid == 0:
                 return
             code: Optional[int] = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:  # collected by the program (os.wait()): judge by the file
+        except ChildProcessError:  # collected by the program (os.wait()), or by drop_writer
             code = None
-        self.writer = None
+        with self.writer_lock:
+            if self.writer is not w:
+                return  # dropped meanwhile (the program ended, or a suspension): said there
+            self.writer = None
         seconds = round(time.monotonic() - w.started, 3)
         if code == 0 or (code is None and not any(_leftovers(w.path))):
             self.written += 1
@@ -232,15 +236,15 @@ class Checkpointer:
 
     def drop_writer(self) -> None:
         """Ends the writer being written, if any, and removes what it left."""
-        w = self.writer
+        with self.writer_lock:
+            w, self.writer = self.writer, None
         if w is None:
             return
         try:
             os.kill(w.pid, _signal.SIGKILL)
             os.waitpid(w.pid, 0)
         except (ProcessLookupError, ChildProcessError):
-            pass
-        self.writer = None
+            pass  # collected by the checkpointer's own wait meanwhile
         writer.remove_leftovers(w.path, w.pid)
         self._log({"event": "dropped", "n": w.number})
 
@@ -353,10 +357,11 @@ def _at_exit() -> None:
     """A writer still running when the program ends: stasis.checkpoint()'s is waited for (the
     program asked for that file), a periodic one is dropped."""
     cp = current()
-    if cp is None or cp.writer is None:
+    w = cp.writer if cp is not None else None
+    if w is None:
         return
     cp.stopped = True
-    if cp.writer.explicit:
+    if w.explicit:
         cp._reap(block=True)
     else:
         cp.drop_writer()
