@@ -171,7 +171,7 @@ class Checkpointer:
                         "(see the message above); no snapshot was written")
                     request.done.set()
                 return
-            t1 = time.perf_counter()
+            t1, captured_at = time.perf_counter(), time.time()
             process_state.flush_std_streams()  # the child must find them empty: it never writes them
             c1 = time.thread_time()
             try:
@@ -187,7 +187,8 @@ class Checkpointer:
             if not isinstance(forked, int):  # the child
                 writer.write_checkpoint(session, threads, path, forked[1],
                                         trigger="checkpoint" if request else "periodic",
-                                        requested_at=requested_at, checkpoint=own[0] if own else None,
+                                        requested_at=requested_at, captured_at=captured_at,
+                                        checkpoint=own[0] if own else None,
                                         keep=self.keep)
             t2, c2, forked_at = time.perf_counter(), time.thread_time(), time.time()
             _engine.thaw()

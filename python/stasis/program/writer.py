@@ -26,12 +26,13 @@ WINDOW = 2 << 20    # bytes around a file's offset in which its buffered bytes a
 
 
 def write_checkpoint(session, threads, path: str, files: Sequence[tuple], *, trigger: str,
-                     requested_at: float, checkpoint: int | None, keep: int) -> NoReturn:
+                     requested_at: float, captured_at: float, checkpoint: int | None, keep: int) -> NoReturn:
     """In the child: writes the checkpoint to `path` (keeping `keep` of them) and exits 0, or
     says why not on stderr and exits 1."""
     status = 1
     try:
-        session.trigger, session.requested_at = trigger, requested_at  # this child's copy only
+        # The suspension record of this checkpoint (in this child's copy of the session only).
+        session.trigger, session.requested_at, session.captured_at = trigger, requested_at, captured_at
         pending = take_pending_writes(files)
         settle_child_processes(os.getppid())
         rotate(path, keep)
