@@ -505,6 +505,10 @@ int stasis_internals_visit_gc_objects(int (*visit)(PyObject*, void*), void* arg)
 // Calls visit(tstate, arg) for every thread state of the current interpreter under HEAD_LOCK,
 // until visit returns non-zero. visit must not allocate Python objects or run Python code.
 int stasis_internals_visit_thread_states(int (*visit)(PyThreadState*, void*), void* arg);
+// In the child of a fork() by a thread holding the GIL: makes the GIL's locks and the interpreter
+// locks new (their holders do not exist in the child) and clears requests of other threads, so
+// that this thread can run Python code, drop and take the GIL. 0, or -1 on failure.
+int stasis_internals_reinit_after_fork(void);
 }
 
 // --- The frame-evaluation hook (PEP 523; cpython/pystate.h, Python/ceval.c 3.11) ---------------

@@ -3,6 +3,7 @@
  * <stdatomic.h>; CPYTHON311.md §2), so code that needs them lives here, behind plain C functions. */
 #define Py_BUILD_CORE 1
 #include <Python.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include "internal/pycore_dict.h"
@@ -105,4 +106,39 @@ int stasis_internals_asend_parts(PyObject *obj, PyObject **gen, PyObject **sendv
   *sendval = a->ags_sendval;
   *state = a->ags_state;
   return 1;
+}
+
+/* In the child of a fork() made by a thread that holds the GIL (python/stasis/program/periodic.py:
+ * the checkpoint writer), without PyOS_AfterFork_Child, whose at-fork hooks would change the heap
+ * the child is about to write (threading marks every other Thread stopped, random reseeds) and
+ * whose _PyThreadState_DeleteExcept would clear the other threads' states. What the child must
+ * not inherit is any lock or request of a thread that no longer exists; the same fields
+ * Python/ceval_gil.h recreate_gil + take_gil and pystate.c _PyRuntimeState_ReInitThreads renew:
+ * - the GIL's mutexes and condition variables (another thread may have held gil->mutex at the
+ *   fork, inside take_gil), made new; the GIL stays taken by this thread;
+ * - gil_drop_request (set by a thread that was waiting for the GIL): with it set, the child's next
+ *   eval-breaker check would drop the GIL and wait on switch_cond for a thread that never comes;
+ * - the pending-calls lock and the interpreters' HEAD lock, made new.
+ * Condition variables use CLOCK_MONOTONIC as Python/thread_pthread.h init_condattr does (take_gil
+ * computes its deadlines on that clock). Returns 0, or -1 when a lock cannot be made. */
+int stasis_internals_reinit_after_fork(void) {
+  PyThreadState *tstate = _PyThreadState_GET();
+  PyInterpreterState *interp = tstate->interp;
+  struct _gil_runtime_state *gil = &_PyRuntime.ceval.gil;
+  pthread_condattr_t attr;
+  if (pthread_condattr_init(&attr) != 0) return -1;
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  int rc = pthread_mutex_init(&gil->mutex, NULL) | pthread_cond_init(&gil->cond, &attr) |
+           pthread_mutex_init(&gil->switch_mutex, NULL) | pthread_cond_init(&gil->switch_cond, &attr);
+  pthread_condattr_destroy(&attr);
+  if (rc != 0) return -1;
+  _Py_atomic_store_relaxed(&gil->locked, 1);
+  _Py_atomic_store_relaxed(&gil->last_holder, (uintptr_t)tstate);
+  _Py_atomic_store_relaxed(&interp->ceval.gil_drop_request, 0);
+  /* ceval.c COMPUTE_EVAL_BREAKER, for a thread that handles no signals or pending calls (not the
+   * main thread): only the asynchronous-exception request remains. */
+  _Py_atomic_store_relaxed(&interp->ceval.eval_breaker, interp->ceval.pending.async_exc);
+  if (_PyThread_at_fork_reinit(&interp->ceval.pending.lock) < 0) return -1;
+  if (_PyThread_at_fork_reinit(&_PyRuntime.interpreters.mutex) < 0) return -1;
+  return 0;
 }

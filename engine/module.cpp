@@ -5,6 +5,7 @@
 
 #include "compiler_hooks/hidden_locals.h"
 #include "core/allowlist.h"
+#include "engine/checkpoint_api.h"
 #include "engine/crash_api.h"
 #include "engine/errors.h"
 #include "engine/objects_api.h"
@@ -71,6 +72,13 @@ PyMethodDef kMethods[] = {
     {"frame_called_by_c", stasis::engine::frame_called_by_c, METH_O,
      "frame_called_by_c(frame) -> whether C code called it (--snapshot-on-crash)"},
     {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
+    // periodic checkpoints (issue 13): python/stasis/program/periodic.py
+    {"fork_writer", stasis::engine::fork_writer, METH_VARARGS,
+     "fork_writer(timeout) -> pid: fork by the GIL holder; the child may run Python code"},
+    {"collapse_huge_pages", stasis::engine::collapse_huge_pages, METH_VARARGS,
+     "collapse_huge_pages(min_resident=448) -> (chunks, failed, unsupported)"},
+    {"objects_of_types", stasis::engine::objects_of_types, METH_O,
+     "objects_of_types(types) -> [objects]: GC-tracked instances of the types"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
     {"updater_active", stasis::engine::updater_api::active, METH_O, "updater_active(codes)"},

@@ -31,11 +31,12 @@ inline constexpr int kProgramLayout = 7;
   X(layout) X(target) X(argv) X(path) X(cwd) X(roots) X(rewrite) X(no_rewrite) X(handlers)     \
   X(modules)                                                                                    \
   X(base_code) X(threads) X(checkpoint) X(random) X(library) X(recursion_limit) X(signals)      \
-  X(atexit) X(generation) X(suspension) X(sources) X(patches) X(crash)
+  X(atexit) X(generation) X(suspension) X(sources) X(patches) X(crash) X(pending_writes)
 
-// The payload header's `meta` JSON object: what resume sets up before any object is built.
+// The payload header's `meta` JSON object: what resume sets up before any object is built, and
+// which program the snapshot is of (`stasis run --resume-if-present` compares it unloaded).
 #define STASIS_META_FIELDS(X) \
-  X(modules) X(sys_path) X(roots) X(rewrite) X(no_rewrite) X(threads) X(handler_modules)
+  X(modules) X(sys_path) X(roots) X(rewrite) X(no_rewrite) X(threads) X(handler_modules) X(program)
 
 namespace field {
 #define STASIS_FIELD_NAME(name) inline constexpr const char* name = #name;

@@ -29,14 +29,16 @@ def _not_available(what: str, issue: int) -> Callable[[argparse.Namespace], int]
 
 # --- run / resume: options, then SCRIPT | -m MODULE, then the program's own arguments -------------
 
-_SUSPEND_OPTIONS = ("--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout")
+_SUSPEND_OPTIONS = ("--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout",
+                    "--checkpoint-every", "--keep")
+_REPEATABLE = ("--signal",)  # --signal USR1 --signal TERM (or --signal USR1,TERM)
 
 
 def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parses `run` options up to the program; everything after SCRIPT (or -m MODULE) is the
     program's, exactly as python3 would pass it."""
     ns = argparse.Namespace(rewrite=[], no_rewrite=[], module=False, target=None, args=[],
-                            suspend_options={}, key_file=None)
+                            suspend_options={}, key_file=None, resume_if_present=False)
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -53,8 +55,12 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
             ns.rewrite.append(value())
         elif name == "--no-rewrite":
             ns.no_rewrite.append(value())
+        elif name in _REPEATABLE:
+            ns.suspend_options.setdefault(name, []).append(value())
         elif name in _SUSPEND_OPTIONS:
             ns.suspend_options[name] = value()
+        elif a == "--resume-if-present":
+            ns.resume_if_present = True
         elif name == "--key-file":
             ns.key_file = value()
         elif name == "--snapshot-on-crash":
@@ -93,11 +99,44 @@ def _program_options(values: dict, key_file, rewrite, no_rewrite):
                 suspend_after=num("--suspend-after", int), key_file=key_file,
                 rewrite=list(rewrite), no_rewrite=list(no_rewrite))
     if values.get("--signal"):
-        o.signal = values["--signal"]
+        o.signals = _signal_names(values["--signal"])
     o.snapshot_on_crash = values.get("--snapshot-on-crash")
     if values.get("--safe-point-timeout") is not None:
         o.safe_point_timeout = num("--safe-point-timeout", float)
+    o.checkpoint_every = num("--checkpoint-every", float)
+    if o.checkpoint_every is not None and not o.checkpoint_every > 0:
+        raise UsageError(f"stasis: --checkpoint-every needs a positive number of seconds, not {values['--checkpoint-every']!r}")
+    keep = num("--keep", int)
+    if keep is not None:
+        if keep < 1:
+            raise UsageError(f"stasis: --keep needs a count of 1 or more, not {values['--keep']!r}")
+        if o.checkpoint_every is None:
+            raise UsageError("stasis: --keep counts periodic checkpoints: give --checkpoint-every too")
+        o.keep = keep
+    if o.checkpoint_every is not None and o.suspend_after is not None:
+        raise UsageError("stasis: --checkpoint-every and --suspend-after do not go together (a pending "
+                         "--suspend-after request holds every checkpoint back)")
     return o
+
+
+def _signal_names(values) -> List[str]:
+    """--signal given once or more, each a name or a comma-separated list: USR1, SIGTERM, usr1,term."""
+    from .program.options import signal_number
+    names = []
+    for value in ([values] if isinstance(values, str) else values):
+        for name in value.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            try:
+                signal_number(name)
+            except StasisError as e:
+                raise UsageError(f"stasis: --signal: {e}") from None
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise UsageError("stasis: --signal needs a signal name such as SIGUSR1")
+    return names
 
 
 def _prepare_hook(no_rewrite: Sequence[str]) -> None:
@@ -113,14 +152,22 @@ def _prepare_hook(no_rewrite: Sequence[str]) -> None:
 def cmd_run(argv: Sequence[str]) -> int:
     ns = _split_run_args(argv)
     _prepare_hook(ns.no_rewrite)
-    if ns.suspend_options or not ns.module:
+    if ns.suspend_options or not ns.module or ns.resume_if_present:
         # A suspendable session (signal, quota, suspend-after). `-m MODULE` without suspension
         # options runs as plain `python3 -m` would (no session), which CPython's own test suite
         # needs under the rewriter (the conformance oracle).
         from . import program
         options = _program_options(ns.suspend_options, ns.key_file, ns.rewrite, ns.no_rewrite)
+        batch_path = None
+        if ns.resume_if_present:
+            resumable = _resumable(ns, options)
+            batch_path = options.snapshot
+            if resumable is not None:
+                return _finished(program.resume(resumable, options), batch_path)
         _start_update_channel()
-        return program.run(ns.target, ns.args, module=ns.module, options=options)
+        return _finished(program.run(ns.target, ns.args, module=ns.module, options=options), batch_path)
+    from . import startup_signals
+    startup_signals.release()  # no session: the signals act as under python3 -m
     try:
         from .compiler_hooks import runner
     except ImportError:
@@ -128,6 +175,38 @@ def cmd_run(argv: Sequence[str]) -> int:
     _start_update_channel()
     return runner.run(ns.target, ns.args, module=ns.module, rewrite=ns.rewrite,
                       no_rewrite=ns.no_rewrite)
+
+
+def _resumable(ns: argparse.Namespace, options) -> Optional[str]:
+    """--resume-if-present: the snapshot at --snapshot PATH to resume (a complete one, of this very
+    program), or None to start the program (program/batch.py)."""
+    import os
+    from . import read_key
+    from .program import batch
+    from .program.session import program_identity
+    if options.snapshot is None:
+        stem = ns.target.rsplit(".", 1)[-1] if ns.module else os.path.splitext(os.path.basename(ns.target))[0]
+        options.snapshot = stem + ".snap"
+    options.snapshot = os.path.abspath(options.snapshot)
+    identity = program_identity(ns.target, ns.args, module=ns.module)
+    chosen = batch.choose(options.snapshot, identity, read_key(ns.key_file))
+    # Said once: run and resume re-execute this command line with the program's hash seed first.
+    seed = os.environ.get("PYTHONHASHSEED")
+    if chosen is None and seed not in (None, "random"):
+        batch.announce(None, options.snapshot, identity)
+    elif chosen is not None and seed == batch.hash_seed(chosen, read_key(ns.key_file)):
+        batch.announce(chosen, options.snapshot, identity)
+    return chosen
+
+
+def _finished(status: int, batch_path: Optional[str] = None) -> int:
+    """The program has ended (not suspended: that ends the process with 75 before this). With
+    --resume-if-present and status 0, the job is done: its snapshots go (program/batch.py)."""
+    from .program import batch, periodic
+    periodic.finished()
+    if batch_path is not None:
+        batch.finished(status, batch_path)
+    return status
 
 
 def _start_update_channel() -> None:
@@ -146,7 +225,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     values["--snapshot-on-crash"] = args.snapshot_on_crash
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
     _start_update_channel()
-    return program.resume(args.snapshot, options, patches=patches)
+    return _finished(program.resume(args.snapshot, options, patches=patches))
 
 
 # --- patch: (kind, argument) pairs in command-line order ------------------------------------------
@@ -302,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a suspended program")
     r.add_argument("snapshot")
     for opt in _SUSPEND_OPTIONS:
-        r.add_argument(opt)
+        r.add_argument(opt, action="append" if opt in _REPEATABLE else "store")
     r.add_argument("--rewrite", action="append", default=[])
     r.add_argument("--no-rewrite", action="append", default=[])
     _patch_arguments(r, auto=True)
@@ -350,6 +429,11 @@ def _one_line(message: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("run", "resume"):
+        # The suspension signals are kept from now on, until the program's handlers take over
+        # (a batch job's time-limit warning may come while Stasis starts).
+        from . import startup_signals
+        startup_signals.hold(startup_signals.numbers(startup_signals.names_in(argv[0], argv[1:])))
     if sys.argv[1:] == argv:
         from .startup import settle_hash_seed
         settle_hash_seed(argv)  # may re-execute this command: before any other start-up work

@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional
 
 _VALUE_OPTIONS = {"--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout", "--rewrite",
-                  "--no-rewrite", "--patch", "--key-file"}
+                  "--no-rewrite", "--patch", "--key-file", "--checkpoint-every", "--keep"}
 
 
 def _snapshot_argument(args: List[str]) -> Optional[str]:
@@ -67,4 +67,6 @@ def settle_hash_seed(argv: List[str]) -> None:
             stream.flush()
         except Exception:  # noqa: BLE001
             pass
+    from . import startup_signals
+    startup_signals.block_for_exec()  # a suspension signal now is kept for the new process
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

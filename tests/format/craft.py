@@ -175,7 +175,7 @@ def snapshot(ops: Union[bytes, Ops], *, kind: str = "objects", key: Optional[byt
 
 def program_meta(**fields) -> str:
     meta = {"modules": ["__main__"], "sys_path": [], "roots": [], "rewrite": [], "no_rewrite": [],
-            "threads": 1, "handler_modules": []}
+            "threads": 1, "handler_modules": [], "program": ["script", "/srv/prog.py"]}
     meta.update(fields)
     return json.dumps(meta)
 

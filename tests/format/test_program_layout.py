@@ -101,10 +101,11 @@ class FrameRecordsByName(unittest.TestCase):
 
     def test_metadata_of_the_wrong_types_is_corrupt(self):
         good = {"modules": ["__main__"], "sys_path": ["/x"], "roots": ["/x"], "rewrite": [], "no_rewrite": [],
-                "threads": 1, "handler_modules": []}
+                "threads": 1, "handler_modules": [], "program": ["script", "/x/job.py", "--n", "3"]}
         self.assertEqual(layout.ProgramMeta.from_json(__import__("json").dumps(good)).threads, 1)
         for bad in ("{", "[]", '{"modules": []}', __import__("json").dumps({**good, "sys_path": "/x"}),
-                    __import__("json").dumps({**good, "threads": "1"}), "[" * 100000):
+                    __import__("json").dumps({**good, "threads": "1"}),
+                    __import__("json").dumps({**good, "program": "job.py"}), "[" * 100000):
             with self.subTest(bad=bad[:40]), self.assertRaises(stasis.CorruptSnapshotError):
                 layout.ProgramMeta.from_json(bad)
 

@@ -3,7 +3,10 @@
 - options.py        the options of `stasis run` / `stasis resume`
 - session.py        the program running under Stasis: requests, the coordinator that writes the
                     snapshot, stasis.suspend() / stasis.checkpoint()
-- triggers.py       what requests a suspension: --suspend-after, the signal, the quota timer
+- triggers.py       what requests a suspension: --suspend-after, the signals, the quota timer
+- periodic.py       checkpoints written by a forked child while the program runs (--checkpoint-every,
+                    stasis.checkpoint()); writer.py is that child (and pending file bytes at resume)
+- batch.py          `stasis run --resume-if-present`: one command line for every start of a batch job
 - freeze.py         bringing every thread to a capturable state (the freeze protocol)
 - layout.py         the program snapshot's records (schema: format/program_schema.h)
 - process_state.py  hash seed, signal handlers, atexit, library-module state, asyncio set-up

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Collection, List, Optional, Tuple
 
 from .. import _engine, internal_threads
 from ..errors import StasisError
@@ -32,14 +32,16 @@ def _say_on_stderr(timeout: float) -> Callable[[str], None]:
 
 def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[int, list]] = None,
                    on_timeout: Optional[Callable[[str], None]] = None,
-                   at_once: bool = False) -> Optional[List[ThreadRecord]]:
+                   at_once: bool = False,
+                   cancel: Optional[Callable[[], bool]] = None) -> Optional[List[ThreadRecord]]:
     """Parks every program thread at a safe point, or finds it blocked in a call that replay can
     issue again, and returns the thread records (main thread first); `own` = (ident, frames) of
     the calling thread, already captured (stasis.checkpoint). `thread_base(ident)` gives the
     (base code, base_is_caller) of a thread's stack. Returns None after telling `on_timeout` (by
     default: stderr) what blocked it when no such point came within `timeout` seconds (every
-    thread is then let go). With `at_once` (a retry after a failed capture), threads are traced
-    from the start, so that each parks at its very next safe point.
+    thread is then let go), or without a word as soon as `cancel()` is true (a periodic
+    checkpoint no longer wanted). With `at_once` (a retry after a failed capture), threads are
+    traced from the start, so that each parks at its very next safe point.
 
     A thread blocked in C is only taken as blocked when it ran no Python code across a window in
     which the GIL was free, and then, while the coordinator holds the GIL for several switch
@@ -47,11 +49,13 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
     would. From that moment every armed thread parks at its next trace event; no program code runs
     until the process ends or the program is let go."""
     me = threading.get_ident()
+    # The caller of stasis.checkpoint() waits while another thread freezes (periodic.py).
+    exclude = {me, own[0]} if own is not None else {me}
     deadline = time.monotonic() + timeout
     previous, stable, blockers = None, 0, []
     seen: dict = {}  # ident -> trace events at the previous look
     while True:
-        threads, strangers = program_threads(exclude=me)
+        threads, strangers = program_threads(exclude=exclude)
         for ident, _t in threads:
             base, is_caller = thread_base(ident)
             _engine.arm_thread(ident, base, is_caller, no_park_file=threading.__file__, now=at_once)
@@ -95,6 +99,9 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
                     return _thread_records(threads, frames, own)
                 _engine.thaw()  # one of them ran between the look and the settle: again
                 previous, stable = None, 0
+        if cancel is not None and cancel():
+            _engine.thaw()
+            return None
         if time.monotonic() > deadline:
             _engine.thaw()
             why = "; ".join(blockers) or "a thread kept running outside safe points"
@@ -128,13 +135,13 @@ def _thread_records(threads: list, frames: dict, own: Optional[tuple]) -> List[T
     return records
 
 
-def program_threads(exclude: int) -> tuple:
+def program_threads(exclude: Collection[int]) -> tuple:
     """([(ident, Thread)] of the program's threads, [why not capturable] for threads that Stasis
     cannot rebuild: started by _thread.start_new_thread or by C code, not by threading.Thread)."""
     active = dict(threading._active)  # no lock: a parked thread may hold _active_limbo_lock
     threads, strangers = [], []
     for ident, t in active.items():
-        if ident == exclude or ident in internal_threads.idents:
+        if ident in exclude or ident in internal_threads.idents:
             continue
         target = getattr(t, "_target", None)
         if str(getattr(target, "__module__", "")).startswith("stasis."):
@@ -153,7 +160,7 @@ def program_threads(exclude: int) -> tuple:
             # frame: wait until it runs Python code or is gone.
             strangers.append(f"a thread (ident {ident}) has no Python frames yet: starting, or run by C code")
             continue
-        if ident in active or ident == exclude:
+        if ident in active or ident in exclude:
             continue
         frame = frames.get(ident)
         if frame is not None and frame.f_code.co_filename == threading.__file__:

@@ -223,6 +223,9 @@ class ProgramState:
     sources: Dict[str, ModuleSource] = dataclasses.field(default_factory=dict)  # by module name
     patches: List[PatchRecord] = dataclasses.field(default_factory=list)        # oldest first
     crash: Optional[CrashRecord] = None      # set in a snapshot written by --snapshot-on-crash
+    # [(path, offset, data)]: bytes the program had buffered for its files at a periodic checkpoint
+    # (written by the parent later, perhaps never): written at resume (periodic.py, writer.py)
+    pending_writes: List[tuple] = dataclasses.field(default_factory=list)
     layout: int = PROGRAM_LAYOUT
 
     @classmethod
@@ -276,6 +279,8 @@ class ProgramMeta:
     threads: int
     handler_modules: List[str]  # modules whose handlers the payload needs, imported first (library
                                 # modules with built-in handlers; modules that called stasis.register)
+    program: List[str] = dataclasses.field(default_factory=list)  # ["script", realpath | "module",
+    #                                                                name, *args]: what was run
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -54,7 +54,8 @@ def patch_snapshot(snapshot: str, patches: Sequence, out: Optional[str], options
                        rewrite=list(loaded.meta.rewrite), no_rewrite=list(loaded.meta.no_rewrite),
                        threads=len(state.threads),
                        handler_modules=sorted(set(loaded.meta.handler_modules) |
-                                              {m for m in handlers.MODULE_HANDLERS if m in sys.modules}))
+                                              {m for m in handlers.MODULE_HANDLERS if m in sys.modules}),
+                       program=list(loaded.meta.program))  # still the same program (--resume-if-present)
     partial = f"{target}.patching"
     with thread_handlers.write_held_rlocks(loaded.rlocks):
         _engine.dump(state.to_payload(), partial, kind="program", hash_seed=int(loaded.seed), key=loaded.key,

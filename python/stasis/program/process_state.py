@@ -8,7 +8,7 @@ import os
 import random
 import signal as _signal
 import sys
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Collection, Dict, List, Tuple
 
 from .. import modules
 
@@ -28,6 +28,8 @@ def reexec_with_hash_seed(seed: str) -> None:
         return
     os.environ["PYTHONHASHSEED"] = seed
     flush_std_streams()
+    from .. import startup_signals
+    startup_signals.block_for_exec()  # a suspension signal now is kept for the new process
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
@@ -51,12 +53,12 @@ def pure_python_asyncio() -> None:
 
 # ---- signal handlers ----------------------------------------------------------------------------
 
-def signal_handlers(except_signal: int) -> Dict[int, Any]:
+def signal_handlers(except_signals: Collection[int]) -> Dict[int, Any]:
     """{signal number: handler} of the signals whose handling the program set from Python (its
-    handler, SIG_IGN, SIG_DFL), except the one that requests suspension."""
+    handler, SIG_IGN, SIG_DFL), except the ones that request suspension."""
     out = {}
     for signum in _signal.valid_signals():
-        if signum == except_signal:
+        if signum in except_signals:
             continue
         try:
             handler = _signal.getsignal(signum)

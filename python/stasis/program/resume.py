@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 from .. import _engine
 from ..errors import CorruptSnapshotError, IncompatibleSnapshotError, SnapshotIOError, StasisError
-from . import debugger, process_state
+from . import debugger, process_state, writer
 from .layout import PATCH_MODULE_PREFIX, ProgramMeta, ProgramState
 from .options import Options, signal_number
 from .restart import REBUILD_TIMEOUT, RestartedThreads, fail, replay_failed, restore_running_loops
@@ -145,6 +145,7 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     from ..compiler_hooks import runner
     state, selection, main, rlocks = loaded.state, loaded.selection, loaded.main, loaded.rlocks
     seed, rewrite, no_rewrite = loaded.seed, loaded.rewrite, loaded.no_rewrite
+    program = list(loaded.meta.program)
     del loaded
     with _malformed_state():
         random.setstate(state.random)
@@ -156,6 +157,7 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     if patches:  # the program's state is complete; none of its frames runs yet
         from ..updater import snapshot_patch
         snapshot_patch.apply_patches(state, patches, by="stasis resume --patch")
+    writer.apply_pending_writes(state.pending_writes)  # a checkpoint's buffered file bytes
 
     if options.snapshot_on_crash is not None:  # the restored code gets the crash handlers
         from . import crash
@@ -171,6 +173,7 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     if options.snapshot_on_crash is not None:
         from . import crash as crash_snapshots
         crash_snapshots.enable(session, crash_snapshots.crash_path(session.path, options.snapshot_on_crash))
+    session.program = program
     set_current(session)
     main_record = state.main_thread
     restart = RestartedThreads([t for t in state.threads if not t.main], main_record, rlocks)

@@ -14,13 +14,13 @@ import sys
 import threading
 import time
 import types
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from .. import _engine, internal_threads, modules
 from ..errors import EXIT_SUSPENDED, NotAvailableError, NotSuspendableError, StasisError, SuspensionMissedError
-from . import freeze, process_state, triggers
+from . import freeze, periodic, process_state, triggers
 from .layout import ProgramMeta, ProgramState, Suspension, ThreadRecord
-from .options import Options, signal_number
+from .options import Options
 
 
 _RETRY_PAUSE = 0.001      # pauses before a failed capture is tried again
@@ -54,6 +54,9 @@ class Session:
         self.patches: list = []
         self.patch_modules: List[str] = []
         self.crash: Any = None            # set while a crash snapshot is written (crash.py)
+        # What was run (ProgramMeta.program): `stasis run --resume-if-present` resumes only a
+        # snapshot of the same script and arguments.
+        self.program: List[str] = []
 
     @property
     def roots(self) -> List[str]:
@@ -104,6 +107,7 @@ class Session:
         captured at this safe point) lets the program go on to later safe points and tries again,
         until --safe-point-timeout after the request; then the program goes on for good and, when
         it ends, `stasis run`/`resume` exit with SuspensionMissedError's status."""
+        periodic.suspension_starts(self)  # no checkpoint from now on; one being written is dropped
         deadline = time.monotonic() + self.options.safe_point_timeout
         failure, retry = "", False
         while True:
@@ -144,6 +148,7 @@ class Session:
         sys.stderr.flush()
         self.missed = why
         self.requested = False
+        periodic.suspension_abandoned(self)  # the checkpoints go on
 
     def final_status(self, status: int) -> int:
         """The exit status of `stasis run`/`resume` for a program that ended with `status`."""
@@ -171,7 +176,8 @@ class Session:
                 own[name] = sys.modules[name]
         return own
 
-    def program_state(self, threads: List[ThreadRecord], checkpoint: Optional[int]) -> ProgramState:
+    def program_state(self, threads: List[ThreadRecord], checkpoint: Optional[int],
+                      pending_writes: Sequence[tuple] = ()) -> ProgramState:
         import stasis
         own = self.own_modules()
         return ProgramState(
@@ -181,24 +187,27 @@ class Session:
             modules={name: modules.program_globals(mod) for name, mod in own.items()},
             base_code=self.base_code, threads=threads, checkpoint=checkpoint, random=random.getstate(),
             library=process_state.library_states(), recursion_limit=sys.getrecursionlimit(),
-            signals=process_state.signal_handlers(signal_number(self.options.signal)),
+            signals=process_state.signal_handlers(set(self.options.signal_numbers())),
             atexit=process_state.ATEXIT.program_calls(own), generation=self.generation + 1,
             suspension=Suspension(self.trigger or "api", self.requested_at or time.time(),
                                   self.captured_at or time.time()),
-            sources=_sources(own, self.sources), patches=list(self.patches), crash=self.crash)
+            sources=_sources(own, self.sources), patches=list(self.patches), crash=self.crash,
+            pending_writes=list(pending_writes))
 
-    def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None) -> None:
+    def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None,
+                       pending_writes: Sequence[tuple] = ()) -> None:
         """Writes the program snapshot; `checkpoint` is the thread whose stasis.checkpoint() call
-        returns True on resume."""
+        returns True on resume; `pending_writes` are file bytes a checkpoint writer found buffered."""
         from .. import _ensure_builtin_handlers, handlers
         _ensure_builtin_handlers()
         process_state.flush_std_streams()
-        state = self.program_state(threads, checkpoint)
+        state = self.program_state(threads, checkpoint, pending_writes)
         own = list(state.modules)
         meta = ProgramMeta(modules=own, sys_path=[p for p in sys.path if isinstance(p, str)], roots=self.roots,
                            rewrite=list(self.options.rewrite), no_rewrite=list(self.options.no_rewrite),
                            threads=len(threads),
-                           handler_modules=_handler_modules(own))
+                           handler_modules=_handler_modules(own),
+                           program=list(self.program))
         _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
                      key=_key(self.options.key_file), by_value=own, meta=meta.to_json())
 
@@ -274,10 +283,18 @@ def run(target: str, args: list, *, module: bool, options: Options) -> int:
     handlers.prepare_program_process()
     name = target.rsplit(".", 1)[-1] if module else target
     session = Session(options, name, generation=0, hash_seed=seed)
+    session.program = program_identity(target, args, module=module)
     set_current(session)
     status = runner.run(target, args, module=module, rewrite=options.rewrite, no_rewrite=options.no_rewrite,
                         execute=session.execute)
     return session.final_status(status)
+
+
+def program_identity(target: str, args: Sequence[str], *, module: bool) -> List[str]:
+    """What a snapshot records as the program it is of (ProgramMeta.program)."""
+    if module:
+        return ["module", target, *args]
+    return ["script", os.path.realpath(target), *args]
 
 
 def checkpoint(path: str, caller: types.FrameType) -> bool:
@@ -295,18 +312,8 @@ def checkpoint(path: str, caller: types.FrameType) -> bool:
                                   "in progress")
     base, is_caller = session.thread_base(me)
     frames = _engine.capture_stack(caller, base, True, is_caller)
-    session.note_request("checkpoint")
-    try:
-        threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout,
-                                        own=(me, frames))
-        session.captured_at = time.time()
-        if threads is None:
-            raise NotSuspendableError("stasis.checkpoint(): the program's other threads did not reach a "
-                                      "safe point (see the message above); no snapshot was written")
-        session.write_snapshot(threads, os.path.abspath(path), checkpoint=me)
-    finally:
-        _engine.thaw()
-        session.requested = False
+    # Written by a forked child while the program goes on (periodic.py).
+    periodic.checkpoint_now(session, os.path.abspath(path), own=(me, frames))
     return False
 
 

@@ -1,6 +1,7 @@
 """What starts a suspension request of a running program: `--suspend-after N` (the N-th safe
-point), the suspension signal (`--signal`, SIGUSR1 by default; `stasis suspend PID` sends it), the
-`--quota` timer. `stasis.suspend()` and `stasis.checkpoint()` ask from the program itself
+point), the suspension signals (`--signal`, repeatable, SIGUSR1 by default; `stasis suspend PID`
+sends the first), the `--quota` timer; and what starts periodic checkpoints (`--checkpoint-every`,
+periodic.py). `stasis.suspend()` and `stasis.checkpoint()` ask from the program itself
 (session.py). Also the record `stasis suspend PID` reads to find a process's signal and path."""
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from .. import _engine, internal_threads
 from ..errors import StasisError
+from .. import startup_signals
+from . import periodic
 from .options import signal_number
 
 if TYPE_CHECKING:
@@ -29,13 +32,16 @@ def install(session: "Session") -> None:
         session.note_request("suspend-after")
         _engine.arm_thread(threading.main_thread().ident, session.base_code, countdown=o.suspend_after,
                            on_reached=session.start_coordinator, no_park_file=threading.__file__)
-    signum = signal_number(o.signal)
-    _signal.signal(signum, lambda _n, _f: session.request("signal"))
+    for signum in o.signal_numbers():  # --signal USR1 --signal TERM: a batch job needs both
+        _signal.signal(signum, lambda _n, _f: session.request("signal"))
+    if startup_signals.take():  # one came while Stasis was starting: asked for as the quota asks
+        internal_threads.start(session.request, "signal")
     if o.quota is not None:
         def quota(seconds: float) -> None:
             time.sleep(seconds)
             session.request("quota")
         internal_threads.start(quota, o.quota)
+    periodic.install(session)  # --checkpoint-every: the checkpointer thread
     write_pid_record(session)
 
 
