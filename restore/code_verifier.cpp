@@ -126,8 +126,13 @@ class Verifier {
     return "";
   }
 
-  // After run(): the input stack of the instruction at `unit`, if it was reached.
+  // After run(): the input stack of the instruction at `unit` (its op, or its first EXTENDED_ARG:
+  // a jump back to a loop head lands there), if it was reached.
   const std::vector<Kind>* stack_at(int unit) const {
+    if (starts(unit)) {
+      size_t i = size_t(start_of_[size_t(unit)]);
+      return reached_[i] ? &in_[i] : nullptr;
+    }
     auto it = std::lower_bound(instrs_.begin(), instrs_.end(), unit,
                                [](const Instr& i, int u) { return i.at < u; });
     if (it == instrs_.end() || it->at != unit) return nullptr;

@@ -78,7 +78,11 @@ void restore_frame(PyFrameObject* frame, PyObject* record) {
   // calls an iterator's tp_iternext; a missing value is read from below the stack): the values
   // must be as many, and of the kinds, the verifier finds at the offset.
   std::string why = check_stack_at(code, int(offset / 2), stack, false);
-  if (!why.empty()) throw bad_record(why);
+  if (!why.empty()) {
+    const char* q = PyUnicode_Check(code->co_qualname) ? PyUnicode_AsUTF8(code->co_qualname) : nullptr;
+    if (!q) PyErr_Clear();
+    throw bad_record(why + " (" + (q ? q : "?") + ", offset " + std::to_string(offset) + ")");
+  }
 
   if (code->co_flags & CO_OPTIMIZED) {
     PyObject** slots = internals::frame_localsplus(f);
