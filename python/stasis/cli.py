@@ -36,7 +36,7 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parses `run` options up to the program; everything after SCRIPT (or -m MODULE) is the
     program's, exactly as python3 would pass it."""
     ns = argparse.Namespace(rewrite=[], no_rewrite=[], module=False, target=None, args=[],
-                            suspend_options={}, key_file=None)
+                            suspend_options={}, key_file=None, tcp_established=False)
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -59,6 +59,8 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
             ns.key_file = value()
         elif name == "--snapshot-on-crash":
             ns.suspend_options[name] = inline if eq else ""
+        elif a == "--tcp-established":
+            ns.tcp_established = True
         elif a == "-m":
             i += 1
             if i >= len(argv):
@@ -119,6 +121,8 @@ def cmd_run(argv: Sequence[str]) -> int:
         # needs under the rewriter (the conformance oracle).
         from . import program
         options = _program_options(ns.suspend_options, ns.key_file, ns.rewrite, ns.no_rewrite)
+        if ns.tcp_established:
+            _configure_sockets(tcp_established=True)
         _start_update_channel()
         return program.run(ns.target, ns.args, module=ns.module, options=options)
     try:
@@ -145,6 +149,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
     values["--snapshot-on-crash"] = args.snapshot_on_crash
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
+    _configure_sockets(rebind=args.rebind, tcp_established=args.tcp_established, resuming=True)
     _start_update_channel()
     return program.resume(args.snapshot, options, patches=patches)
 
@@ -182,6 +187,19 @@ def cmd_patch(args: argparse.Namespace) -> int:
     lines = patch.patch_snapshot(args.snapshot, patches, args.output, _program_options({}, args.key_file, [], []))
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
+
+
+def _configure_sockets(rebind: Sequence[str] = (), tcp_established: bool = False, resuming: bool = False) -> None:
+    """Sockets of the program (stasis/handlers/net.py): --rebind rules and --tcp-established; on
+    resume, the descriptor numbers the snapshot's sockets had are kept free for them."""
+    from .handlers import net
+    try:
+        net.configure_restore(list(rebind), tcp_established)
+    except ValueError as e:
+        raise UsageError(f"stasis resume: {e}") from None
+    net.settings.tcp_established = tcp_established  # and the snapshots this run writes keep them too
+    if resuming:
+        net.reserve_fds()
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
@@ -310,6 +328,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="write a snapshot when an exception is about to end the program (default path: "
                         "STEM.crash.snap beside the snapshot)")
     r.add_argument("--key-file")
+    r.add_argument("--rebind", action="append", default=[], metavar="OLD=NEW",
+                   help="bind a socket recorded at OLD (HOST:PORT, :PORT, a Unix path, @NAME) at NEW")
+    r.add_argument("--tcp-established", action="store_true",
+                   help="make established TCP connections saved by TCP repair again (root)")
     r.set_defaults(func=cmd_resume)
     s = sub.add_parser("suspend", help="suspend a process running under Stasis")
     s.add_argument("pid", type=int)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import asyncio_loop, files, logging_state, process, threads, values, weak
+from . import asyncio_loop, files, logging_state, net, process, threads, values, weak
 
 Handlers = Dict[type, Tuple[str, Callable, Callable]]
 
@@ -31,6 +31,8 @@ MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
     "subprocess": process.subprocess_handlers,
     "logging": logging_state.logging_handlers,
     "asyncio": asyncio_loop.asyncio_handlers,
+    "socket": net.socket_handlers,
+    "selectors": net.selector_handlers,
 }
 
 
@@ -46,6 +48,6 @@ def builtin_module_states() -> Dict[str, Tuple[Callable, Callable]]:
     """{module name: (save(module) -> state, load(module, state))}: library modules keep only
     registered state."""
     states: Dict[str, Tuple[Callable, Callable]] = {"random": (_save_random_module, _load_random_module)}
-    for concern in (threads, values, asyncio_loop, logging_state):
+    for concern in (threads, values, asyncio_loop, logging_state, net):
         states.update(concern.module_states())
     return states

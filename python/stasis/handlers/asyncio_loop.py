@@ -2,8 +2,10 @@
 
 A suspended asyncio program is captured between two callbacks of its event loop (or while the
 loop waits in select): its coroutines are suspended objects of the heap, its tasks and futures
-the pure-Python ones (stasis run keeps asyncio's C accelerator out, see program/process_state.py), its loop
-made again around the same ready and scheduled callbacks with a new selector and self-pipe.
+the pure-Python ones (stasis run keeps asyncio's C accelerator out, see program/process_state.py),
+its loop made again around the same ready and scheduled callbacks, its selector with the
+registrations of its servers and transports (whose sockets net.py makes again), a new self-pipe,
+and its signal handlers.
 The contextvars and async-generator handlers are always registered; the loop's only once the
 program has imported asyncio."""
 from __future__ import annotations
@@ -40,29 +42,17 @@ def _load_context(items: list) -> Any:
     return ctx
 
 
-def _is_self_pipe_key(key: Any) -> bool:
-    import asyncio.selector_events as se
+def is_self_pipe_key(key: Any) -> bool:
+    """A selector key of an event loop's own wake-up pipe (a new loop makes its own)."""
+    se = sys.modules.get("asyncio.selector_events")
+    if se is None:
+        return False
     handle = key.data[0] if isinstance(key.data, tuple) and key.data else None
     callback = getattr(handle, "_callback", None)
     return getattr(callback, "__func__", None) is se.BaseSelectorEventLoop._read_from_self
 
 
-def _save_selector(sel: Any) -> Tuple:
-    watched = [k for k in sel.get_map().values() if not _is_self_pipe_key(k)]
-    if watched:
-        fds = ", ".join(str(k.fd) for k in watched)
-        raise TypeError(f"it watches file descriptor(s) {fds} (sockets, pipes): their I/O cannot be "
-                        "suspended with the program")
-    return (type(sel),)
-
-
-def _load_selector(state: Tuple) -> Any:
-    return state[0]()
-
-
 def _save_event_loop(loop: Any) -> dict:
-    if getattr(loop, "_signal_handlers", None):
-        raise TypeError("it has signal handlers (loop.add_signal_handler), which are not kept")
     # Its ready and scheduled callbacks are not part of it: each handle refers back to the loop, and
     # the loop is built in one piece from this state, so a handle met inside it would make the
     # encoder meet the loop again, once per handle (snapshots quadratic in the number of tasks).
@@ -73,13 +63,16 @@ def _save_event_loop(loop: Any) -> dict:
             "task_factory": loop._task_factory, "exception_handler": loop._exception_handler,
             "asyncgens": list(loop._asyncgens),
             "asyncgens_shutdown_called": loop._asyncgens_shutdown_called,
-            "executor_shutdown_called": loop._executor_shutdown_called}
+            "executor_shutdown_called": loop._executor_shutdown_called,
+            "transports": dict(getattr(loop, "_transports", {})),
+            "signal_handlers": dict(getattr(loop, "_signal_handlers", {}))}
 
 
 def _load_event_loop(state: dict) -> Any:
     """A new loop of the same class around the restored selector (it makes a new self-pipe);
     a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
     _restore_running_loops sets up what that method had set up)."""
+    from . import net
     loop = state["class"](state["selector"])
     loop._debug = state["debug"]
     loop._stopping = state["stopping"]
@@ -90,9 +83,28 @@ def _load_event_loop(state: dict) -> Any:
         loop._asyncgens.add(agen)
     loop._asyncgens_shutdown_called = state["asyncgens_shutdown_called"]
     loop._executor_shutdown_called = state["executor_shutdown_called"]
+    for fd, transport in state.get("transports", {}).items():
+        loop._transports[net.settings.fd_map.get(fd, fd)] = transport
+    if state.get("signal_handlers") and not state["closed"]:
+        _restore_signal_handlers(loop, state["signal_handlers"])
     if state["closed"]:
         loop.close()
     return loop
+
+
+def _restore_signal_handlers(loop: Any, handlers: dict) -> None:
+    """loop.add_signal_handler's work again: the handles, Python's no-op handler for each signal
+    (the handle runs in the loop), and the loop's self-pipe as the signal wake-up descriptor."""
+    import signal
+    import asyncio.unix_events as ue
+    try:
+        signal.set_wakeup_fd(loop._csock.fileno())
+    except (ValueError, OSError) as e:
+        raise TypeError(f"the event loop's signal handlers cannot be set again here: {e}") from None
+    for sig, handle in handlers.items():
+        loop._signal_handlers[sig] = handle
+        signal.signal(sig, ue._sighandler_noop)
+        signal.siginterrupt(sig, False)
 
 
 def _save_asend(aw: Any) -> Tuple:
@@ -195,15 +207,11 @@ def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
 
 
 def asyncio_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
-    """The event loop, its selector and the policy: registered once the program imported asyncio."""
+    """The event loop and the policy: registered once the program imported asyncio (its selector's
+    handler is net.py's, registered with selectors)."""
     import asyncio.unix_events as ue
-    import selectors
-    h: Dict[type, Tuple[str, Callable, Callable]] = {
-        ue._UnixSelectorEventLoop: ("stasis.event_loop", _save_event_loop, _load_event_loop),
-        ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy)}
-    for t in (selectors.EpollSelector, selectors.PollSelector, selectors.SelectSelector):
-        h[t] = ("stasis.selector", _save_selector, _load_selector)
-    return h
+    return {ue._UnixSelectorEventLoop: ("stasis.event_loop", _save_event_loop, _load_event_loop),
+            ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy)}
 
 
 def module_states() -> Dict[str, Tuple[Callable, Callable]]:
