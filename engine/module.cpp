@@ -4,6 +4,7 @@
 #include "compiler_hooks/hidden_locals.h"
 #include "engine/crash_api.h"
 #include "engine/errors.h"
+#include "engine/net_api.h"
 #include "engine/objects_api.h"
 #include "engine/program_api.h"
 #include "engine/updater_api.h"
@@ -58,6 +59,9 @@ PyMethodDef kMethods[] = {
     {"frame_called_by_c", stasis::engine::frame_called_by_c, METH_O,
      "frame_called_by_c(frame) -> whether C code called it (--snapshot-on-crash)"},
     {"replay", KW(stasis::engine::replay), "replay(entry, globals, frames, ...): rebuild and continue"},
+    // services (issue 12): stasis/handover.py
+    {"interrupt_thread", stasis::engine::interrupt_thread, METH_O,
+     "interrupt_thread(ident): make that thread's blocking system call return EINTR (it is retried)"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
     {"updater_active", stasis::engine::updater_api::active, METH_O, "updater_active(codes)"},

@@ -81,6 +81,11 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
     return ns
 
 
+def _option_dest(opt: str) -> str:
+    # "--snapshot" must not share its name with resume's SNAPSHOT argument, which it would replace.
+    return "option_" + opt[2:].replace("-", "_")
+
+
 def _program_options(values: dict, key_file, rewrite, no_rewrite):
     from .program import Options
     def num(name, kind):
@@ -146,9 +151,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
     patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     from . import program
-    values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
+    values = {opt: getattr(args, _option_dest(opt)) for opt in _SUSPEND_OPTIONS}
     values["--snapshot-on-crash"] = args.snapshot_on_crash
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
+    from . import handover
+    handover.setup_restore()  # a process started by `stasis restart`: the sockets it inherits
     _configure_sockets(rebind=args.rebind, tcp_established=args.tcp_established, resuming=True)
     _start_update_channel()
     return program.resume(args.snapshot, options, patches=patches)
@@ -248,6 +255,15 @@ def cmd_suspend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Hands a running program over to a new process of itself (with its state and its sockets),
+    applying patches on the way; prints the new PID (stasis/handover.py)."""
+    from . import handover
+    if args.timeout <= 0:
+        raise UsageError("stasis restart: --timeout must be positive")
+    return handover.command(args.pid, args.patch, args.timeout)
+
+
 def cmd_rewrite(args: argparse.Namespace) -> int:
     try:
         from .compiler_hooks import rewriter
@@ -320,7 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a suspended program")
     r.add_argument("snapshot")
     for opt in _SUSPEND_OPTIONS:
-        r.add_argument(opt)
+        r.add_argument(opt, dest=_option_dest(opt))
     r.add_argument("--rewrite", action="append", default=[])
     r.add_argument("--no-rewrite", action="append", default=[])
     _patch_arguments(r, auto=True)
@@ -337,6 +353,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("pid", type=int)
     s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     s.set_defaults(func=cmd_suspend)
+    rs = sub.add_parser("restart", help="hand a running service over to a new process, keeping its state "
+                        "and sockets (no failed request)")
+    rs.add_argument("pid", type=int)
+    rs.add_argument("--patch", action="append", default=[], metavar="FILE",
+                    help="an update file applied in the new process before it takes over (repeatable)")
+    rs.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds for the whole switch (default 120); after that the old process goes on")
+    rs.set_defaults(func=cmd_restart)
     i = sub.add_parser("inspect", help="describe a snapshot")
     i.add_argument("snapshot")
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
@@ -389,6 +413,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     except StasisError as e:
         print(f"stasis: error: {e}", file=sys.stderr)
+        from . import handover
+        handover.report_failure(str(e), e.code)  # a process started by `stasis restart` tells the old one
         return e.code
     except KeyboardInterrupt:
         return 130

@@ -936,7 +936,6 @@ def _save_socket_module(module: Any) -> Any:
 
 def _load_socket_module(module: Any, state: Any) -> None:
     module.setdefaulttimeout(state.get("default_timeout"))
-    release_fds()  # the load is done (library states come after every object)
 
 
 def socket_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:

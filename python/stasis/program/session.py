@@ -120,6 +120,8 @@ class Session:
                 # A capture that failed says more than the later places that were avoided.
                 failure = failure or (why[0] if why else "") or "no safe point was reached"
             except Exception as e:  # noqa: BLE001 - whatever failed, the program must not stay parked
+                from ..handlers import net
+                net.capture_aborted()  # connections saved by TCP repair go on
                 _engine.avoid_parked_points()  # the next attempt moves on to later safe points
                 _engine.thaw()
                 failure = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"

@@ -1,0 +1,486 @@
+"""`stasis restart PID [--patch FILE...]`: a running service handed over to a new process of itself,
+with its whole state and its very sockets, so that no client sees a refused or reset connection.
+
+The old process (the control channel's "restart" operation, updater/control.py, calls serve()):
+  1. freezes the program as a suspension does (program/freeze.py);
+  2. holds still every socket a thread is blocked reading (ReadGuard): from the freeze on, data
+     and connections that arrive stay in the kernel for the new process, never in the old one;
+  3. writes a snapshot in which each socket is a descriptor to take over (handlers/net.py);
+  4. starts `stasis resume` on it with those descriptors (inherited across exec, same numbers),
+     two pipes (status, go) and the patches;
+  5. waits for "ready" (the new process has loaded the heap, applied the patches and rebuilt
+     every stack, and waits before running any program code), answers "go", replies to the
+     client and ends. If the new process fails or times out, it is killed, the sockets are let
+     go and the old program goes on serving; the reply says why.
+The kernel's listening sockets, with their accept queues, are never closed: connections that
+arrive during the switch wait in the queue for the new process.
+
+The new process (resume with $STASIS_HANDOVER set): setup_restore() before the load (which
+descriptors are inherited), after_load() once the heap is built (patches: update files as
+`stasis ctl PID apply` runs them), all_rebuilt() as the barrier every rebuilt thread waits at
+opens ("ready", then wait for "go"), report_failure() when it cannot go on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from .errors import BY_CODE, NotAvailableError, NotSuspendableError, SnapshotIOError, StasisError
+
+ENV = "STASIS_HANDOVER"
+_HOLD_ATTEMPTS = 50          # freezes tried before giving up because reads kept completing
+_REBLOCK_WAIT = 1.0          # seconds an interrupted reader has to block again on its placeholder
+
+
+# --- the old process ---------------------------------------------------------------------------------
+
+
+def serve(request: Dict[str, Any]) -> Dict[str, Any]:
+    """The "restart" operation in the old process; returns the reply, which asks the control
+    channel to end the process once it is sent ("_exit_after_reply")."""
+    from .handlers import net
+    from .program import freeze
+    from .program.session import current
+    from . import _engine
+    started = time.monotonic()
+    session = current()
+    if session is None:
+        raise NotAvailableError(f"process {os.getpid()} is not a program started with `stasis run` or "
+                                "`stasis resume`; only those can be restarted")
+    patches = [str(p) for p in request.get("patches") or []]
+    for path in patches:
+        _check_patch(path)
+    timeout = float(request.get("timeout") or 120.0)
+    deadline = time.monotonic() + timeout
+
+    for attempt in range(_HOLD_ATTEMPTS):
+        if session.requested:
+            raise NotSuspendableError("a suspension of the program is already in progress")
+        session.note_request("restart")
+        threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout)
+        if threads is None:
+            session.requested = False
+            raise NotSuspendableError(f"process {os.getpid()} reached no safe point within "
+                                      f"{session.options.safe_point_timeout:g} s (its stderr says what blocked "
+                                      "it); it keeps running")
+        guard = ReadGuard(threads)
+        if guard.hold():
+            break
+        guard.release()
+        _engine.thaw()
+        session.requested = False
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01 * (attempt + 1))
+    else:
+        raise NotSuspendableError("requests kept arriving on connections being read, and no moment was found "
+                                  "to hold them; the service keeps running (try again)")
+    frozen_at = time.monotonic()
+    workdir = None
+    child = None
+    pipes: List[int] = []
+    try:
+        workdir = tempfile.mkdtemp(prefix="stasis-restart-", dir=_fast_tmp())
+        path = os.path.join(workdir, "handover.snap")
+        net.begin_capture(inherit=True, inherit_fds=guard.holders)
+        try:
+            session.write_snapshot(threads, path)
+            captured = dict(net.settings.captured)
+        finally:
+            net.end_capture()
+        written_at = time.monotonic()
+        pass_fds = sorted({guard.holders.get(fd, fd) for fd in captured})
+        status_r, status_w = os.pipe()
+        go_r, go_w = os.pipe()
+        pipes = [status_r, status_w, go_r, go_w]
+        child = _spawn(session, path, pass_fds, patches, status_w, go_r)
+        os.close(status_w)
+        os.close(go_r)
+        pipes = [status_r, go_w]
+        _await_ready(child, status_r, deadline)
+        os.write(go_w, b"go\n")
+    except BaseException:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        for fd in pipes:
+            _close(fd)
+        guard.release()
+        _engine.thaw()
+        session.requested = False
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return {"pid": child.pid, "old_pid": os.getpid(), "frozen_seconds": round(time.monotonic() - frozen_at, 4),
+            "snapshot_seconds": round(written_at - frozen_at, 4),
+            "seconds": round(time.monotonic() - started, 4), "sockets": len(captured),
+            "held": len(guard.holders), "_exit_after_reply": 0}
+
+
+def _check_patch(path: str) -> None:
+    from .updater.errors import UpdateRefusedError
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        raise UpdateRefusedError(f"cannot read the patch {path}: {e.strerror}") from None
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise UpdateRefusedError(f"the patch {path} is not valid Python: {e.msg} (line {e.lineno})") from None
+
+
+def _fast_tmp() -> Optional[str]:
+    """/dev/shm when it is a writable directory (the snapshot lives there only during the switch)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def _spawn(session: Any, path: str, pass_fds: List[int], patches: List[str], status_w: int,
+           go_r: int) -> subprocess.Popen:
+    from .handlers import net
+    o = session.options
+    argv = [sys.executable, "-m", "stasis", "resume", path, "--snapshot", session.path, "--signal", o.signal,
+            "--safe-point-timeout", repr(o.safe_point_timeout)]
+    if o.quota is not None:
+        argv += ["--quota", repr(o.quota)]
+    if o.key_file:
+        argv += ["--key-file", o.key_file]
+    if net.settings.tcp_established:
+        argv.append("--tcp-established")
+    env = dict(os.environ)
+    env[ENV] = json.dumps({"status": status_w, "go": go_r, "fds": pass_fds, "patches": patches,
+                           "snapshot": path, "old_pid": os.getpid()})
+    try:
+        return subprocess.Popen(argv, pass_fds=[*pass_fds, status_w, go_r], env=env, cwd=os.getcwd())
+    except OSError as e:
+        raise StasisError(f"cannot start the new process: {e.strerror or e}") from None
+
+
+def _await_ready(child: subprocess.Popen, status_r: int, deadline: float) -> None:
+    """Returns when the new process says "ready"; raises what it reported when it fails first."""
+    buffered = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise NotSuspendableError("the new process did not take over in time; it was stopped and the "
+                                      "old one goes on serving")
+        readable, _, _ = select.select([status_r], [], [], min(remaining, 0.5))
+        if not readable:
+            continue
+        chunk = os.read(status_r, 65536)
+        buffered += chunk
+        lines = buffered.split(b"\n")
+        buffered = lines.pop()
+        for line in lines:
+            word, _, rest = line.decode("utf-8", "replace").partition(" ")
+            if word == "ready":
+                return
+            if word == "error":
+                code, _, message = rest.partition(" ")
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+                cls = BY_CODE.get(int(code) if code.isdigit() else 90, StasisError)
+                raise cls(f"the new process could not take over: {message}; the old one goes on serving")
+        if not chunk:
+            try:
+                status = child.wait(10)
+            except subprocess.TimeoutExpired:
+                status = None
+            how = f"ended with status {status}" if status is not None and status >= 0 else \
+                f"was killed by signal {-status}" if status is not None else "closed its status pipe"
+            raise StasisError(f"the new process {how} before taking over (its stderr is the service's); "
+                              "the old one goes on serving")
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+# --- holding still the sockets threads are blocked reading ----------------------------------------------
+
+# System calls that take data or connections off a socket (descriptor in the first argument), and
+# the poll calls CPython's sockets with a timeout wait in before they read (pollfd array, count).
+_SYSCALLS = {
+    "x86_64": {"read": {0, 19, 45, 47, 299}, "accept": {43, 288}, "poll": {7, 271}},
+    "aarch64": {"read": {63, 65, 207, 212, 243}, "accept": {202, 242}, "poll": {73}},
+}
+
+
+def _syscall(native_id: int) -> Optional[Tuple[int, List[int]]]:
+    """(number, arguments) of the system call a thread of this process is blocked in, or None
+    when it is running."""
+    try:
+        with open(f"/proc/self/task/{native_id}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return None
+    if not fields or not fields[0].lstrip("-").isdigit():
+        return None
+    return int(fields[0]), [int(x, 16) for x in fields[1:7]]
+
+
+def _is_socket(fd: int) -> bool:
+    import stat
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _poll_fds(args: List[int]) -> List[int]:
+    import ctypes
+    address, count = args[0], args[1]
+    if not address or not 0 < count <= 4096:
+        return []
+    raw = ctypes.string_at(address, 8 * count)  # struct pollfd {int fd; short events, revents;}
+    import struct
+    return [struct.unpack_from("i", raw, 8 * i)[0] for i in range(count)]
+
+
+def _in_selector(frame: Any) -> bool:
+    """A poll issued by a selector (selectors, asyncio): its result only wakes Python code, which
+    parks before reading anything (the freeze), so the poll needs no holding."""
+    name = frame.f_code.co_filename if frame is not None else ""
+    return name.endswith(("selectors.py", "socketserver.py")) or "/asyncio/" in name
+
+
+class ReadGuard:
+    """From the freeze on, no thread of the old process may take data or a connection off a socket
+    the new process will read. A thread blocked reading (recv, accept) or waiting to read (a socket
+    with a timeout polls first) has its descriptor number pointed at a placeholder that never
+    delivers anything (the real socket stays open under another number, `holders`, which is what
+    is passed on); a reader is interrupted so that CPython issues its call again, now on the
+    placeholder. If a reader was not back in its call in time, data had arrived before the hold:
+    hold() says False, release() puts everything back and the freeze is tried again."""
+
+    def __init__(self, threads: List[Any]) -> None:
+        self.threads = threads
+        self.holders: Dict[int, int] = {}       # original fd -> fd holding the real socket
+        self.placeholders: List[Any] = []
+        self.readers: List[Tuple[int, int, int, int]] = []  # (ident, native id, syscall, fd)
+
+    def hold(self) -> bool:
+        table = _SYSCALLS.get(platform.machine())
+        if table is None:
+            return True  # no table of system calls for this machine: nothing is held (documented)
+        frames = sys._current_frames()
+        waiting: set = set()
+        for record in self.threads:
+            thread = threading.main_thread() if record.main else record.thread
+            native = getattr(thread, "native_id", None)
+            call = _syscall(native) if native else None
+            if call is None:
+                continue
+            nr, args = call
+            if nr in table["read"] or nr in table["accept"]:
+                if _is_socket(args[0]):
+                    self.readers.append((record.ident, native, nr, args[0]))
+                    waiting.add(args[0])
+            elif nr in table["poll"] and not _in_selector(frames.get(record.ident)):
+                waiting.update(fd for fd in _poll_fds(args) if fd >= 0 and _is_socket(fd))
+        frames = None
+        for fd in sorted(waiting):
+            self._hold(fd)
+        from . import _engine
+        for ident, _native, _nr, _fd in self.readers:
+            _engine.interrupt_thread(ident)
+        deadline = time.monotonic() + _REBLOCK_WAIT
+        while True:
+            if all(self._back(r) for r in self.readers):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)  # the interrupted readers need the GIL to issue their call again
+
+    @staticmethod
+    def _back(reader: Tuple[int, int, int, int]) -> bool:
+        _ident, native, nr, fd = reader
+        call = _syscall(native)
+        return call is not None and call[0] == nr and call[1][0] == fd
+
+    def _hold(self, fd: int) -> None:
+        import socket
+        real = socket.socket(fileno=os.dup(fd))
+        try:
+            listening = bool(real.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+            kind = real.type
+        finally:
+            real.detach()
+        if listening:
+            placeholder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            placeholder.bind("")  # an abstract name of the kernel's choosing: nobody connects to it
+            placeholder.listen(1)
+            keep = [placeholder]
+        else:
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM if kind == socket.SOCK_DGRAM
+                                     else socket.SOCK_STREAM)
+            placeholder, keep = a, [a, b]
+        hidden = os.dup(fd)
+        self.holders[fd] = hidden
+        os.dup2(placeholder.fileno(), fd, inheritable=os.get_inheritable(hidden))
+        self.placeholders.extend(keep)
+
+    def release(self) -> None:
+        """Every descriptor back to its real socket; readers issue their calls on it again."""
+        from . import _engine
+        for fd, hidden in self.holders.items():
+            os.dup2(hidden, fd, inheritable=os.get_inheritable(fd))
+            _close(hidden)
+        self.holders.clear()
+        for ident, _native, _nr, _fd in self.readers:
+            try:
+                _engine.interrupt_thread(ident)
+            except OSError:
+                pass
+        for p in self.placeholders:
+            p.close()
+        self.placeholders.clear()
+
+
+# --- the new process -----------------------------------------------------------------------------------
+
+_plan: Optional[Dict[str, Any]] = None
+
+
+def active() -> bool:
+    return _plan is not None
+
+
+def setup_restore() -> None:
+    """Before the snapshot is loaded (cli `resume`): the descriptors passed by the old process are
+    the sockets' (handlers/net.py takes them over by their recorded number)."""
+    global _plan
+    text = os.environ.get(ENV)
+    if not text:
+        return
+    try:
+        plan = json.loads(text)
+        plan["status"], plan["go"] = int(plan["status"]), int(plan["go"])
+        plan["fds"] = [int(fd) for fd in plan["fds"]]
+    except (ValueError, KeyError, TypeError):
+        raise StasisError(f"${ENV} is malformed (it is set by `stasis restart` for the process it starts)") from None
+    _plan = plan
+    from .handlers import net
+    net.settings.inherited = {fd: fd for fd in plan["fds"]}
+
+
+def after_load() -> None:
+    """Once the heap is built, before any thread runs: descriptors no socket took are closed, the
+    snapshot is removed, and the patches are applied (update files, as `stasis ctl PID apply`
+    runs them; the patch forms of `stasis patch` plug in here)."""
+    if _plan is None:
+        return
+    os.environ.pop(ENV, None)  # not for the program's own children
+    from .handlers import net
+    net.release_fds()
+    for fd in list(net.settings.inherited.values()):
+        _close(fd)
+    net.settings.inherited.clear()
+    for fd in (_plan["status"], _plan["go"]):
+        os.set_inheritable(fd, False)
+    shutil.rmtree(os.path.dirname(_plan["snapshot"]), ignore_errors=True)
+    for path in _plan.get("patches", []):
+        apply_patch(path)
+
+
+def apply_patch(path: str) -> None:
+    from .updater import api
+    from .updater.errors import UpdateRefusedError
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except OSError as e:
+        raise UpdateRefusedError(f"cannot read the patch {path}: {e.strerror}") from None
+    try:
+        api.apply_file(path, source)
+    except StasisError:
+        raise
+    except Exception as e:
+        from .updater.errors import UpdateError
+        raise UpdateError(f"the patch {path} failed: {type(e).__name__}: {e}") from None
+
+
+def all_rebuilt() -> None:
+    """Every thread's stack is rebuilt and waits at the barrier: tell the old process, and go on
+    only when it answers "go" (it has stopped for good). Anything else: end quietly, the old
+    process goes on serving."""
+    if _plan is None:
+        return
+    os.write(_plan["status"], b"ready\n")
+    answer = b""
+    while not answer.endswith(b"\n"):
+        chunk = os.read(_plan["go"], 64)
+        if not chunk:
+            break
+        answer += chunk
+    if answer.strip() != b"go":
+        os._exit(0)
+    _close(_plan["status"])
+    _close(_plan["go"])
+
+
+def report_failure(message: str, code: int) -> None:
+    """The new process cannot take over: the old one learns why (it goes on serving)."""
+    if _plan is None:
+        return
+    try:
+        os.write(_plan["status"], f"error {code} {message}".replace("\n", " ").encode() + b"\n")
+    except OSError:
+        pass
+
+
+# --- the client: `stasis restart` ---------------------------------------------------------------------
+
+
+def command(pid: int, patches: List[str], timeout: float) -> int:
+    from .updater import channel
+    request = {"op": "restart", "protocol": channel.PROTOCOL, "timeout": timeout,
+               "patches": [os.path.abspath(p) for p in patches]}
+    for path in request["patches"]:
+        _check_patch(path)
+    conn = channel.connect(pid, timeout=timeout + 30.0)
+    try:
+        channel.send(conn, request)
+        while True:
+            reply = channel.recv(conn)
+            if reply is None:
+                raise StasisError(f"process {pid} closed the control connection without an answer")
+            if "event" not in reply:
+                break
+    finally:
+        conn.close()
+    if not reply.get("ok"):
+        cls = BY_CODE.get(reply.get("code", 90), StasisError)
+        raise cls(reply.get("error", "the restart failed"))
+    new_pid = reply["pid"]
+    end = time.monotonic() + 10.0
+    while time.monotonic() < end and _alive(pid):
+        time.sleep(0.01)
+    print(new_pid)
+    sys.stderr.write(f"stasis: process {pid} handed over to process {new_pid} ({reply['sockets']} socket(s); "
+                     f"program stopped for {reply['frozen_seconds']:.3f} s before the new one was ready)\n")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
