@@ -84,12 +84,25 @@ def _load_event_loop(state: dict) -> Any:
     loop._asyncgens_shutdown_called = state["asyncgens_shutdown_called"]
     loop._executor_shutdown_called = state["executor_shutdown_called"]
     for fd, transport in state.get("transports", {}).items():
-        loop._transports[net.settings.fd_map.get(fd, fd)] = transport
+        loop._transports[fd] = transport
+    net.settings.after_load.append(lambda: _renumber_transports(loop))
     if state.get("signal_handlers") and not state["closed"]:
         _restore_signal_handlers(loop, state["signal_handlers"])
     if state["closed"]:
         loop.close()
     return loop
+
+
+def _renumber_transports(loop: Any) -> None:
+    """A transport whose socket did not get its old descriptor number back (net.py) learns the new
+    one (it adds and removes its reader and writer by number)."""
+    for fd, transport in list(loop._transports.items()):
+        sock = getattr(transport, "_sock", None)
+        new = sock.fileno() if sock is not None else -1
+        if new >= 0 and new != fd:
+            del loop._transports[fd]
+            transport._sock_fd = new
+            loop._transports[new] = transport
 
 
 def _restore_signal_handlers(loop: Any, handlers: dict) -> None:
@@ -209,9 +222,20 @@ def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
 def asyncio_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
     """The event loop and the policy: registered once the program imported asyncio (its selector's
     handler is net.py's, registered with selectors)."""
+    import asyncio.trsock as trsock
     import asyncio.unix_events as ue
     return {ue._UnixSelectorEventLoop: ("stasis.event_loop", _save_event_loop, _load_event_loop),
-            ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy)}
+            ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy),
+            trsock.TransportSocket: ("stasis.transport_socket", _save_transport_socket, _load_transport_socket)}
+
+
+def _save_transport_socket(ts: Any) -> Any:
+    return ts._sock  # the socket a transport or server lends out (transport.get_extra_info("socket"))
+
+
+def _load_transport_socket(sock: Any) -> Any:
+    import asyncio.trsock as trsock
+    return trsock.TransportSocket(sock)
 
 
 def module_states() -> Dict[str, Tuple[Callable, Callable]]:

@@ -59,6 +59,7 @@ class Settings:
     fd_map: Dict[int, int] = field(default_factory=dict)        # old fd -> new fd
     loaded: List[Tuple[Any, dict]] = field(default_factory=list)
     pending: Dict[int, List[Tuple[Any, Any, int, Any]]] = field(default_factory=dict)
+    after_load: List[Callable[[], None]] = field(default_factory=list)  # fix-ups once all is loaded
 
 
 settings = Settings()
@@ -473,7 +474,9 @@ def reset_connection(family: int) -> Any:
             peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             peer.close()  # the reset
             import select
-            select.select([conn], [], [], 1.0)
+            waiter = select.poll()  # not select(): descriptors may be numbered above 1024 here
+            waiter.register(conn, select.POLLIN)
+            waiter.poll(1000)
             conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # reported: later reads see EOF
             return conn
         except OSError:
@@ -485,7 +488,10 @@ def reset_connection(family: int) -> Any:
 
 # --- descriptor numbers -----------------------------------------------------------------------------
 
-_RESERVE_LIMIT = 1024
+# Numbers below this are kept free for the sockets (above it, a socket takes its number when it is
+# free, else another: fd_map and the fix-ups of release_fds keep that right). What the load opens
+# meanwhile gets numbers from here up, well below select()'s limit of 1024.
+_RESERVE_LIMIT = 256
 
 
 def _fd_open(fd: int) -> bool:
@@ -525,6 +531,9 @@ def release_fds() -> None:
         except OSError:
             pass
     settings.reserved.clear()
+    for fix in settings.after_load:
+        fix()
+    settings.after_load.clear()
     for old, new, rule in settings.rebind:
         if rule not in settings.rebind_used:
             have = ", ".join(sorted({describe(s["family"], s["local"]) for _, s in settings.loaded
