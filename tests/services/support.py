@@ -124,10 +124,12 @@ class ServiceTestCase(unittest.TestCase):
             except queue.Empty:
                 return "".join(out)
 
-    def start_service(self, program: str, *args: str, options: Sequence[str] = ()) -> subprocess.Popen:
+    def start_service(self, program: str, *args: str, options: Sequence[str] = (),
+                      ready: str = "serving") -> subprocess.Popen:
+        """`stasis run [options] program args`, once it has printed a line starting with `ready`."""
         path = program if os.path.isabs(program) else os.path.join(PROGRAMS, program)
         p = self.spawn([STASIS, "run", *options, path, *args])
-        self.expect_line(p, "serving")
+        self.expect_line(p, ready)
         return p
 
     def stasis(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
@@ -196,6 +198,7 @@ class Load:
         self.servers: Dict[str, int] = {}
         self.max_wait = 0.0
         self.waits: List[Tuple[float, float]] = []   # (time of success, wait)
+        self.replies: List[Tuple[float, str]] = []   # (time of success, server that answered)
         self.started = time.monotonic()
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
         for t in self.threads:
@@ -252,6 +255,7 @@ class Load:
                     self.servers[server] = self.servers.get(server, 0) + 1
                     self.max_wait = max(self.max_wait, now - began)
                     self.waits.append((now, now - began))
+                    self.replies.append((now, server))
             seq += 1
         if conn is not None:
             self._close(conn)
