@@ -266,12 +266,13 @@ class Load:
             host, port = t.address[:2]
             return http.client.HTTPConnection(host, port, timeout=self.timeout)
         s = socket.socket(t.family, t.type)
-        s.settimeout(self.timeout)
+        s.settimeout(min(self.timeout, 3.0))  # an address that moved away: try the new one soon
         try:
             s.connect(t.address)
         except OSError:
             s.close()
             raise
+        s.settimeout(self.timeout)
         return s
 
     @staticmethod
