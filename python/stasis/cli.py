@@ -261,7 +261,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
     from . import handover
     if args.timeout <= 0:
         raise UsageError("stasis restart: --timeout must be positive")
-    return handover.command(args.pid, args.patch, args.timeout)
+    return handover.command(args.pid, _read_patches(args.patches), args.timeout)
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
@@ -356,8 +356,7 @@ def _parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restart", help="hand a running service over to a new process, keeping its state "
                         "and sockets (no failed request)")
     rs.add_argument("pid", type=int)
-    rs.add_argument("--patch", action="append", default=[], metavar="FILE",
-                    help="an update file applied in the new process before it takes over (repeatable)")
+    _patch_arguments(rs, auto=True)  # applied in the new process before it takes over, as resume does
     rs.add_argument("--timeout", type=float, default=120.0,
                     help="seconds for the whole switch (default 120); after that the old process goes on")
     rs.set_defaults(func=cmd_restart)

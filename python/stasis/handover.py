@@ -6,8 +6,8 @@ The old process (the control channel's "restart" operation, updater/control.py, 
   2. holds still every socket a thread is blocked reading (ReadGuard): from the freeze on, data
      and connections that arrive stay in the kernel for the new process, never in the old one;
   3. writes a snapshot in which each socket is a descriptor to take over (handlers/net.py);
-  4. starts `stasis resume` on it with those descriptors (inherited across exec, same numbers),
-     two pipes (status, go) and the patches;
+  4. starts `stasis resume --patch ...` on it with those descriptors (inherited across exec, same
+     numbers) and two pipes (status, go);
   5. waits for "ready" (the new process has loaded the heap, applied the patches and rebuilt
      every stack, and waits before running any program code), answers "go", replies to the
      client and ends. If the new process fails or times out, it is killed, the sockets are let
@@ -16,9 +16,9 @@ The kernel's listening sockets, with their accept queues, are never closed: conn
 arrive during the switch wait in the queue for the new process.
 
 The new process (resume with $STASIS_HANDOVER set): setup_restore() before the load (which
-descriptors are inherited), after_load() once the heap is built (patches: update files as
-`stasis ctl PID apply` runs them), all_rebuilt() as the barrier every rebuilt thread waits at
-opens ("ready", then wait for "go"), report_failure() when it cannot go on.
+descriptors are inherited), after_load() once the heap is built (then resume applies the patches,
+updater/snapshot_patch.py), all_rebuilt() as the barrier every rebuilt thread waits at opens
+("ready", then wait for "go"), report_failure() when it cannot go on.
 """
 from __future__ import annotations
 
@@ -57,9 +57,7 @@ def serve(request: Dict[str, Any]) -> Dict[str, Any]:
     if session is None:
         raise NotAvailableError(f"process {os.getpid()} is not a program started with `stasis run` or "
                                 "`stasis resume`; only those can be restarted")
-    patches = [str(p) for p in request.get("patches") or []]
-    for path in patches:
-        _check_patch(path)
+    patches = [_patch_argument(p) for p in request.get("patches") or []]
     timeout = float(request.get("timeout") or 120.0)
     deadline = time.monotonic() + timeout
 
@@ -127,6 +125,18 @@ def serve(request: Dict[str, Any]) -> Dict[str, Any]:
             "held": len(guard.holders), "_exit_after_reply": 0}
 
 
+def _patch_argument(patch: Any) -> Tuple[str, str]:
+    """A patch of the request as the option of `stasis resume` that applies it, checked first."""
+    from .updater.errors import UpdateRefusedError
+    if not isinstance(patch, dict) or patch.get("kind") not in ("auto", "source", "update") \
+            or not isinstance(patch.get("path"), str):
+        raise UpdateRefusedError("a patch of the restart request is malformed")
+    _check_patch(patch["path"])
+    option = {"auto": "--patch", "source": "--source", "update": "--update"}[patch["kind"]]
+    module = patch.get("module")
+    return option, patch["path"] + (f"={module}" if module else "")
+
+
 def _check_patch(path: str) -> None:
     from .updater.errors import UpdateRefusedError
     try:
@@ -146,7 +156,7 @@ def _fast_tmp() -> Optional[str]:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
-def _spawn(session: Any, path: str, pass_fds: List[int], patches: List[str], status_w: int,
+def _spawn(session: Any, path: str, pass_fds: List[int], patches: List[Tuple[str, str]], status_w: int,
            go_r: int) -> subprocess.Popen:
     from .handlers import net
     o = session.options
@@ -158,9 +168,11 @@ def _spawn(session: Any, path: str, pass_fds: List[int], patches: List[str], sta
         argv += ["--key-file", o.key_file]
     if net.settings.tcp_established:
         argv.append("--tcp-established")
+    for option, value in patches:  # applied by `stasis resume` once the heap is loaded
+        argv += [option, value]
     env = dict(os.environ)
-    env[ENV] = json.dumps({"status": status_w, "go": go_r, "fds": pass_fds, "patches": patches,
-                           "snapshot": path, "old_pid": os.getpid()})
+    env[ENV] = json.dumps({"status": status_w, "go": go_r, "fds": pass_fds, "snapshot": path,
+                           "old_pid": os.getpid()})
     try:
         return subprocess.Popen(argv, pass_fds=[*pass_fds, status_w, go_r], env=env, cwd=os.getcwd())
     except OSError as e:
@@ -381,9 +393,8 @@ def setup_restore() -> None:
 
 
 def after_load() -> None:
-    """Once the heap is built, before any thread runs: descriptors no socket took are closed, the
-    snapshot is removed, and the patches are applied (update files, as `stasis ctl PID apply`
-    runs them; the patch forms of `stasis patch` plug in here)."""
+    """Once the heap is built, before any thread runs: descriptors no socket took are closed and
+    the snapshot is removed (the patches come next: `stasis resume --patch`, program/resume.py)."""
     if _plan is None:
         return
     os.environ.pop(ENV, None)  # not for the program's own children
@@ -395,25 +406,6 @@ def after_load() -> None:
     for fd in (_plan["status"], _plan["go"]):
         os.set_inheritable(fd, False)
     shutil.rmtree(os.path.dirname(_plan["snapshot"]), ignore_errors=True)
-    for path in _plan.get("patches", []):
-        apply_patch(path)
-
-
-def apply_patch(path: str) -> None:
-    from .updater import api
-    from .updater.errors import UpdateRefusedError
-    try:
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
-    except OSError as e:
-        raise UpdateRefusedError(f"cannot read the patch {path}: {e.strerror}") from None
-    try:
-        api.apply_file(path, source)
-    except StasisError:
-        raise
-    except Exception as e:
-        from .updater.errors import UpdateError
-        raise UpdateError(f"the patch {path} failed: {type(e).__name__}: {e}") from None
 
 
 def all_rebuilt() -> None:
@@ -448,12 +440,13 @@ def report_failure(message: str, code: int) -> None:
 # --- the client: `stasis restart` ---------------------------------------------------------------------
 
 
-def command(pid: int, patches: List[str], timeout: float) -> int:
+def command(pid: int, patches: List[Any], timeout: float) -> int:
+    """`stasis restart`: `patches` are updater/snapshot_patch.py PatchSpecs (read, paths absolute)."""
     from .updater import channel
     request = {"op": "restart", "protocol": channel.PROTOCOL, "timeout": timeout,
-               "patches": [os.path.abspath(p) for p in patches]}
-    for path in request["patches"]:
-        _check_patch(path)
+               "patches": [{"kind": p.kind, "path": p.path, "module": p.module} for p in patches]}
+    for p in patches:
+        _check_patch(p.path)
     conn = channel.connect(pid, timeout=timeout + 30.0)
     try:
         channel.send(conn, request)
