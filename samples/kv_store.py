@@ -12,11 +12,12 @@ restarted into new code without a failed request (`stasis restart PID --patch kv
                                     lost reply -- gets the first reply again and is not counted twice.
   GET  /stats                       {"keys", "requests", "ballast_bytes", "server"}
 
-MEGABYTES fills the state with that much ballast (for the restart benchmark). Each request is
-served by a thread (http.server.ThreadingHTTPServer).
+MEGABYTES fills the state with that much more data, as entries of 1 KiB of random bytes (for the
+restart benchmark). Each request is served by a thread (http.server.ThreadingHTTPServer).
 """
 import http.server
 import json
+import os
 import sys
 import threading
 import urllib.parse
@@ -25,7 +26,7 @@ store = {}            # key -> value
 last_applied = {}     # client -> (seq, reply): the last counted request of each client
 requests_served = 0
 lock = threading.Lock()
-ballast = []
+ballast = {}          # MEGABYTES of 1 KiB entries
 
 
 def server_name():
@@ -40,7 +41,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if url.path == "/stats":
             with lock:
                 reply = {"keys": len(store), "requests": requests_served,
-                         "ballast_bytes": sum(len(b) for b in ballast), "server": server_name()}
+                         "ballast_bytes": 1024 * len(ballast), "server": server_name()}
             return self.reply(200, reply)
         if url.path.startswith("/get/"):
             key = url.path[len("/get/"):]
@@ -101,9 +102,8 @@ def main():
     where = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:8080"
     host, _, port = where.rpartition(":")
     megabytes = float(sys.argv[2]) if len(sys.argv) > 2 else 0
-    chunk = 1 << 20
-    for i in range(int(megabytes)):
-        ballast.append(bytes([i % 251]) * chunk)   # distinct pages: they cost what they say
+    for i in range(int(megabytes * 1024)):
+        ballast[f"entry-{i}"] = os.urandom(1024)
     server = http.server.ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
     server.daemon_threads = True
     print(f"kv store serving on {server.server_address[0]}:{server.server_address[1]}", flush=True)

@@ -179,9 +179,10 @@ class Session:
                                   self.captured_at or time.time()),
             sources=_sources(own, self.sources), patches=list(self.patches), crash=self.crash)
 
-    def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None) -> None:
+    def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None,
+                       level: int = 3) -> None:
         """Writes the program snapshot; `checkpoint` is the thread whose stasis.checkpoint() call
-        returns True on resume."""
+        returns True on resume; `level` is zstd's (stasis restart writes a transient snapshot fast)."""
         from .. import _ensure_builtin_handlers, handlers
         _ensure_builtin_handlers()
         process_state.flush_std_streams()
@@ -192,7 +193,7 @@ class Session:
                            threads=len(threads),
                            handler_modules=[m for m in handlers.MODULE_HANDLERS if m in sys.modules])
         _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
-                     key=_key(self.options.key_file), by_value=own, meta=meta.to_json())
+                     key=_key(self.options.key_file), by_value=own, meta=meta.to_json(), level=level)
 
     # --- running ---------------------------------------------------------------------------------
 
