@@ -328,7 +328,7 @@ class ReadGuard:
 
     def _hold(self, fd: int) -> None:
         import socket
-        real = socket.socket(fileno=os.dup(fd))
+        real = socket.socket(fileno=fd)  # a view of the descriptor, let go again without closing it
         try:
             listening = bool(real.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
             kind = real.type
@@ -467,7 +467,8 @@ def command(pid: int, patches: List[Any], timeout: float) -> int:
         time.sleep(0.01)
     print(new_pid)
     sys.stderr.write(f"stasis: process {pid} handed over to process {new_pid} ({reply['sockets']} socket(s); "
-                     f"program stopped for {reply['frozen_seconds']:.3f} s before the new one was ready)\n")
+                     f"the program was stopped for {reply['frozen_seconds']:.3f} s: snapshot written in "
+                     f"{reply['snapshot_seconds']:.3f} s, then the new process started and loaded it)\n")
     return 0
 
 

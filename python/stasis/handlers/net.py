@@ -572,8 +572,8 @@ def _take_number(sock: Any, old_fd: int) -> None:
 
 def _save_socket(sock: Any) -> dict:
     cls = type(sock)
-    import ssl
-    if isinstance(sock, ssl.SSLSocket):
+    ssl = sys.modules.get("ssl")  # a program with TLS sockets has imported it
+    if ssl is not None and isinstance(sock, ssl.SSLSocket):
         raise TypeError("a TLS socket's session (keys, sequence numbers) cannot be captured; close TLS "
                         "connections before suspending, or end TLS in a proxy in front of the service")
     fd = sock.fileno()
@@ -607,17 +607,14 @@ def _save_socket(sock: Any) -> dict:
     state["repair"] = None
     if settings.inherit:
         state["inherit"] = settings.inherit_fds.get(fd, fd)
-        settings.captured[fd] = sock
-    elif (settings.tcp_established and state["tcp_state"] == "ESTABLISHED"):
+        settings.captured[fd] = sock  # passed to the new process (stasis restart)
+    elif settings.tcp_established and state["tcp_state"] == "ESTABLISHED":
         try:
             state["repair"] = save_repair(sock)
         except OSError as e:
             raise TypeError(f"--tcp-established: the kernel refuses TCP repair of the connection "
                             f"{describe(sock.family, state['local'])} -> {describe(sock.family, state['peer'])} "
-                            f"({e.strerror or e}; it needs CAP_NET_ADMIN)") from None
-        settings.captured[fd] = sock
-    else:
-        settings.captured[fd] = sock
+                            f"(setsockopt TCP_REPAIR: {e.strerror or e}; it needs CAP_NET_ADMIN)") from None
     return state
 
 
