@@ -2,12 +2,13 @@
 with its whole state and its very sockets, so that no client sees a refused or reset connection.
 
 The old process (the control channel's "restart" operation, updater/control.py, calls serve()):
-  1. freezes the program as a suspension does (program/freeze.py);
+  1. starts the new process, then freezes the program as a suspension does (program/freeze.py);
   2. holds still every socket a thread is blocked reading (ReadGuard): from the freeze on, data
      and connections that arrive stay in the kernel for the new process, never in the old one;
   3. writes a snapshot in which each socket is a descriptor to take over (handlers/net.py);
-  4. starts `stasis resume --patch ...` on it with those descriptors (inherited across exec, same
-     numbers) and two pipes (status, go);
+  4. passes the snapshot's path and the sockets' descriptors (SCM_RIGHTS) to the new process,
+     `stasis resume --patch ...`, started at step 1 so that its interpreter and Stasis are
+     loaded by now;
   5. waits for "ready" (the new process has loaded the heap, applied the patches and rebuilt
      every stack, and waits before running any program code), answers "go", replies to the
      client and ends. If the new process fails or times out, it is killed, the sockets are let
@@ -15,10 +16,10 @@ The old process (the control channel's "restart" operation, updater/control.py, 
 The kernel's listening sockets, with their accept queues, are never closed: connections that
 arrive during the switch wait in the queue for the new process.
 
-The new process (resume with $STASIS_HANDOVER set): setup_restore() before the load (which
-descriptors are inherited), after_load() once the heap is built (then resume applies the patches,
-updater/snapshot_patch.py), all_rebuilt() as the barrier every rebuilt thread waits at opens
-("ready", then wait for "go"), report_failure() when it cannot go on.
+The new process (resume with $STASIS_HANDOVER set): setup_restore() before the load (waits for
+the snapshot and the descriptors), after_load() once the heap is built (then resume applies the
+patches, updater/snapshot_patch.py), all_rebuilt() as the barrier every rebuilt thread waits at
+opens ("ready", then wait for "go"), report_failure() when it cannot go on.
 """
 from __future__ import annotations
 
@@ -49,21 +50,67 @@ def serve(request: Dict[str, Any]) -> Dict[str, Any]:
     """The "restart" operation in the old process; returns the reply, which asks the control
     channel to end the process once it is sent ("_exit_after_reply")."""
     from .handlers import net
-    from .program import freeze
     from .program.session import current
     from . import _engine
+    import socket
     started = time.monotonic()
     session = current()
     if session is None:
         raise NotAvailableError(f"process {os.getpid()} is not a program started with `stasis run` or "
                                 "`stasis resume`; only those can be restarted")
+    if session.requested:
+        raise NotSuspendableError("a suspension of the program is already in progress")
     patches = [_patch_argument(p) for p in request.get("patches") or []]
-    timeout = float(request.get("timeout") or 120.0)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + float(request.get("timeout") or 120.0)
+    workdir = tempfile.mkdtemp(prefix="stasis-restart-", dir=_fast_tmp())
+    path = os.path.join(workdir, "handover.snap")
+    channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child = guard = None
+    try:
+        # The new process starts at once: its interpreter and Stasis load while the program still
+        # serves, and it waits for the snapshot and the sockets.
+        child = _spawn(session, path, patches, theirs.fileno())
+        theirs.close()
+        threads, guard = _freeze_and_hold(session, deadline)
+        frozen_at = time.monotonic()
+        net.begin_capture(inherit=True, inherit_fds=guard.holders)
+        try:
+            session.write_snapshot(threads, path, level=1)  # read once, at once: speed over size
+            captured = dict(net.settings.captured)
+        finally:
+            net.end_capture()
+        written_at = time.monotonic()
+        try:
+            _send_sockets(channel, path, sorted({guard.holders.get(fd, fd) for fd in captured}))
+        except OSError:
+            _await_ready(child, channel, deadline)  # it has ended: say how
+            raise
+        _await_ready(child, channel, deadline)
+        channel.send(b"go")
+    except BaseException:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        channel.close()
+        theirs.close()
+        if guard is not None:
+            guard.release()
+            _engine.thaw()
+            session.requested = False
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return {"pid": child.pid, "old_pid": os.getpid(), "frozen_seconds": round(time.monotonic() - frozen_at, 4),
+            "snapshot_seconds": round(written_at - frozen_at, 4),
+            "seconds": round(time.monotonic() - started, 4), "sockets": len(captured),
+            "held": len(guard.holders), "_exit_after_reply": 0}
 
+
+def _freeze_and_hold(session: Any, deadline: float) -> Tuple[List[Any], "ReadGuard"]:
+    """The program frozen (program/freeze.py) with its blocked readers held still (ReadGuard);
+    tried again while a read completes between the two."""
+    from .program import freeze
+    from . import _engine
     for attempt in range(_HOLD_ATTEMPTS):
-        if session.requested:
-            raise NotSuspendableError("a suspension of the program is already in progress")
         session.note_request("restart")
         threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout)
         if threads is None:
@@ -73,56 +120,28 @@ def serve(request: Dict[str, Any]) -> Dict[str, Any]:
                                       "it); it keeps running")
         guard = ReadGuard(threads)
         if guard.hold():
-            break
+            return threads, guard
         guard.release()
         _engine.thaw()
         session.requested = False
         if time.monotonic() > deadline:
             break
         time.sleep(0.01 * (attempt + 1))
-    else:
-        raise NotSuspendableError("requests kept arriving on connections being read, and no moment was found "
-                                  "to hold them; the service keeps running (try again)")
-    frozen_at = time.monotonic()
-    workdir = None
-    child = None
-    pipes: List[int] = []
-    try:
-        workdir = tempfile.mkdtemp(prefix="stasis-restart-", dir=_fast_tmp())
-        path = os.path.join(workdir, "handover.snap")
-        net.begin_capture(inherit=True, inherit_fds=guard.holders)
-        try:
-            session.write_snapshot(threads, path, level=1)  # read once, at once: speed over size
-            captured = dict(net.settings.captured)
-        finally:
-            net.end_capture()
-        written_at = time.monotonic()
-        pass_fds = sorted({guard.holders.get(fd, fd) for fd in captured})
-        status_r, status_w = os.pipe()
-        go_r, go_w = os.pipe()
-        pipes = [status_r, status_w, go_r, go_w]
-        child = _spawn(session, path, pass_fds, patches, status_w, go_r)
-        os.close(status_w)
-        os.close(go_r)
-        pipes = [status_r, go_w]
-        _await_ready(child, status_r, deadline)
-        os.write(go_w, b"go\n")
-    except BaseException:
-        if child is not None and child.poll() is None:
-            child.kill()
-            child.wait()
-        for fd in pipes:
-            _close(fd)
-        guard.release()
-        _engine.thaw()
-        session.requested = False
-        if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return {"pid": child.pid, "old_pid": os.getpid(), "frozen_seconds": round(time.monotonic() - frozen_at, 4),
-            "snapshot_seconds": round(written_at - frozen_at, 4),
-            "seconds": round(time.monotonic() - started, 4), "sockets": len(captured),
-            "held": len(guard.holders), "_exit_after_reply": 0}
+    raise NotSuspendableError("requests kept arriving on connections being read, and no moment was found "
+                              "to hold them; the service keeps running (try again)")
+
+
+_FDS_PER_MESSAGE = 200  # below the kernel's SCM_MAX_FD (253)
+
+
+def _send_sockets(channel: Any, path: str, fds: List[int]) -> None:
+    """The snapshot's path and its sockets' descriptors (SCM_RIGHTS), each under the number the
+    snapshot records for it."""
+    import socket
+    chunks = [fds[i:i + _FDS_PER_MESSAGE] for i in range(0, len(fds), _FDS_PER_MESSAGE)] or [[]]
+    for i, chunk in enumerate(chunks):
+        message = json.dumps({"snapshot": path, "fds": chunk, "last": i == len(chunks) - 1}).encode()
+        socket.send_fds(channel, [message], chunk)
 
 
 def _patch_argument(patch: Any) -> Tuple[str, str]:
@@ -156,8 +175,7 @@ def _fast_tmp() -> Optional[str]:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
-def _spawn(session: Any, path: str, pass_fds: List[int], patches: List[Tuple[str, str]], status_w: int,
-           go_r: int) -> subprocess.Popen:
+def _spawn(session: Any, path: str, patches: List[Tuple[str, str]], channel: int) -> subprocess.Popen:
     from .handlers import net
     o = session.options
     argv = [sys.executable, "-m", "stasis", "resume", path, "--snapshot", session.path, "--signal", o.signal,
@@ -171,48 +189,41 @@ def _spawn(session: Any, path: str, pass_fds: List[int], patches: List[Tuple[str
     for option, value in patches:  # applied by `stasis resume` once the heap is loaded
         argv += [option, value]
     env = dict(os.environ)
-    env[ENV] = json.dumps({"status": status_w, "go": go_r, "fds": pass_fds, "snapshot": path,
-                           "old_pid": os.getpid()})
+    env[ENV] = json.dumps({"channel": channel, "old_pid": os.getpid()})
     try:
-        return subprocess.Popen(argv, pass_fds=[*pass_fds, status_w, go_r], env=env, cwd=os.getcwd())
+        return subprocess.Popen(argv, pass_fds=[channel], env=env, cwd=os.getcwd())
     except OSError as e:
         raise StasisError(f"cannot start the new process: {e.strerror or e}") from None
 
 
-def _await_ready(child: subprocess.Popen, status_r: int, deadline: float) -> None:
+def _await_ready(child: subprocess.Popen, channel: Any, deadline: float) -> None:
     """Returns when the new process says "ready"; raises what it reported when it fails first."""
-    buffered = b""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise NotSuspendableError("the new process did not take over in time; it was stopped and the "
                                       "old one goes on serving")
-        readable, _, _ = select.select([status_r], [], [], min(remaining, 0.5))
+        readable, _, _ = select.select([channel], [], [], min(remaining, 0.5))
         if not readable:
             continue
-        chunk = os.read(status_r, 65536)
-        buffered += chunk
-        lines = buffered.split(b"\n")
-        buffered = lines.pop()
-        for line in lines:
-            word, _, rest = line.decode("utf-8", "replace").partition(" ")
-            if word == "ready":
-                return
-            if word == "error":
-                code, _, message = rest.partition(" ")
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
-                cls = BY_CODE.get(int(code) if code.isdigit() else 90, StasisError)
-                raise cls(f"the new process could not take over: {message}; the old one goes on serving")
-        if not chunk:
+        message = channel.recv(65536).decode("utf-8", "replace")
+        if message == "ready":
+            return
+        if message.startswith("error "):
+            code, _, text = message[len("error "):].partition(" ")
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            cls = BY_CODE.get(int(code) if code.isdigit() else 90, StasisError)
+            raise cls(f"the new process could not take over: {text}; the old one goes on serving")
+        if not message:
             try:
                 status = child.wait(10)
             except subprocess.TimeoutExpired:
                 status = None
             how = f"ended with status {status}" if status is not None and status >= 0 else \
-                f"was killed by signal {-status}" if status is not None else "closed its status pipe"
+                f"was killed by signal {-status}" if status is not None else "closed its channel"
             raise StasisError(f"the new process {how} before taking over (its stderr is the service's); "
                               "the old one goes on serving")
 
@@ -368,6 +379,7 @@ class ReadGuard:
 # --- the new process -----------------------------------------------------------------------------------
 
 _plan: Optional[Dict[str, Any]] = None
+_channel: Any = None
 
 
 def active() -> bool:
@@ -375,21 +387,42 @@ def active() -> bool:
 
 
 def setup_restore() -> None:
-    """Before the snapshot is loaded (cli `resume`): the descriptors passed by the old process are
-    the sockets' (handlers/net.py takes them over by their recorded number)."""
-    global _plan
+    """Before the snapshot is loaded (cli `resume`): waits for the old process's snapshot and
+    sockets, whose descriptors handlers/net.py takes over by the number the snapshot records.
+    Meanwhile the modules a resume needs are imported. The old process giving up ends this one."""
+    global _plan, _channel
     text = os.environ.get(ENV)
     if not text:
         return
+    import socket
     try:
         plan = json.loads(text)
-        plan["status"], plan["go"] = int(plan["status"]), int(plan["go"])
-        plan["fds"] = [int(fd) for fd in plan["fds"]]
+        channel_fd = int(plan["channel"])
     except (ValueError, KeyError, TypeError):
         raise StasisError(f"${ENV} is malformed (it is set by `stasis restart` for the process it starts)") from None
+    _channel = socket.socket(fileno=channel_fd)
+    _channel.set_inheritable(True)  # kept across the hash-seed re-execution of resume, if any
+    received = {int(k): v for k, v in plan.get("received", {}).items()}
+    if "snapshot" not in plan:
+        import importlib
+        for name in ("stasis.program.resume", "stasis.handlers", "stasis.updater.control"):
+            importlib.import_module(name)  # while the old process freezes and writes
+        while True:
+            message, fds, _flags, _address = socket.recv_fds(_channel, 65536, _FDS_PER_MESSAGE + 1)
+            if not message:
+                os._exit(0)  # the old process gave up: it goes on serving, nothing to say
+            part = json.loads(message)
+            for recorded, fd in zip(part["fds"], fds):
+                import fcntl
+                received[recorded] = fcntl.fcntl(fd, fcntl.F_DUPFD, 256)  # above the numbers kept free
+                os.close(fd)
+            if part["last"]:
+                break
+        plan.update(snapshot=part["snapshot"], received=received)
+        os.environ[ENV] = json.dumps(plan)  # what a re-executed resume finds
     _plan = plan
     from .handlers import net
-    net.settings.inherited = {fd: fd for fd in plan["fds"]}
+    net.settings.inherited = dict(received)
 
 
 def after_load() -> None:
@@ -399,12 +432,10 @@ def after_load() -> None:
         return
     os.environ.pop(ENV, None)  # not for the program's own children
     from .handlers import net
-    net.release_fds()
     for fd in list(net.settings.inherited.values()):
         _close(fd)
     net.settings.inherited.clear()
-    for fd in (_plan["status"], _plan["go"]):
-        os.set_inheritable(fd, False)
+    _channel.set_inheritable(False)
     shutil.rmtree(os.path.dirname(_plan["snapshot"]), ignore_errors=True)
 
 
@@ -414,17 +445,10 @@ def all_rebuilt() -> None:
     process goes on serving."""
     if _plan is None:
         return
-    os.write(_plan["status"], b"ready\n")
-    answer = b""
-    while not answer.endswith(b"\n"):
-        chunk = os.read(_plan["go"], 64)
-        if not chunk:
-            break
-        answer += chunk
-    if answer.strip() != b"go":
+    _channel.send(b"ready")
+    if _channel.recv(64) != b"go":
         os._exit(0)
-    _close(_plan["status"])
-    _close(_plan["go"])
+    _channel.close()
 
 
 def report_failure(message: str, code: int) -> None:
@@ -432,7 +456,7 @@ def report_failure(message: str, code: int) -> None:
     if _plan is None:
         return
     try:
-        os.write(_plan["status"], f"error {code} {message}".replace("\n", " ").encode() + b"\n")
+        _channel.send(f"error {code} {message}".encode())
     except OSError:
         pass
 

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import queue
+import random
 import shutil
 import signal
 import socket
@@ -33,9 +34,23 @@ READY_TIMEOUT = 30.0
 
 
 def free_port(family: int = socket.AF_INET, type_: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(family, type_) as s:
-        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range: the clients' own connections (one per
+    request, thousands of ephemeral ports) cannot take it before the service binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket(family, type_) as s:
+            try:
+                s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def alive(pid: int) -> bool:

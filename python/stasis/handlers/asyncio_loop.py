@@ -64,7 +64,6 @@ def _save_event_loop(loop: Any) -> dict:
             "asyncgens": list(loop._asyncgens),
             "asyncgens_shutdown_called": loop._asyncgens_shutdown_called,
             "executor_shutdown_called": loop._executor_shutdown_called,
-            "transports": dict(getattr(loop, "_transports", {})),
             "signal_handlers": dict(getattr(loop, "_signal_handlers", {}))}
 
 
@@ -83,9 +82,7 @@ def _load_event_loop(state: dict) -> Any:
         loop._asyncgens.add(agen)
     loop._asyncgens_shutdown_called = state["asyncgens_shutdown_called"]
     loop._executor_shutdown_called = state["executor_shutdown_called"]
-    for fd, transport in state.get("transports", {}).items():
-        loop._transports[fd] = transport
-    net.settings.after_load.append(lambda: _renumber_transports(loop))
+    net.settings.after_load.append(lambda: _register_transports(loop))
     if state.get("signal_handlers") and not state["closed"]:
         _restore_signal_handlers(loop, state["signal_handlers"])
     if state["closed"]:
@@ -93,16 +90,18 @@ def _load_event_loop(state: dict) -> Any:
     return loop
 
 
-def _renumber_transports(loop: Any) -> None:
-    """A transport whose socket did not get its old descriptor number back (net.py) learns the new
-    one (it adds and removes its reader and writer by number)."""
-    for fd, transport in list(loop._transports.items()):
-        sock = getattr(transport, "_sock", None)
-        new = sock.fileno() if sock is not None else -1
-        if new >= 0 and new != fd:
-            del loop._transports[fd]
-            transport._sock_fd = new
-            loop._transports[new] = transport
+def _register_transports(loop: Any) -> None:
+    """Once everything is loaded: each transport watched by the loop's selector is the loop's
+    transport of its descriptor again, and one whose socket did not get its old number back
+    (net.py) learns the new one (it adds and removes its reader and writer by number)."""
+    import asyncio.selector_events as se
+    for key in list(loop._selector.get_map().values()):
+        handles = key.data if isinstance(key.data, tuple) else ()
+        for handle in handles:
+            transport = getattr(getattr(handle, "_callback", None), "__self__", None)
+            if isinstance(transport, se._SelectorTransport) and transport._sock is not None:
+                transport._sock_fd = transport._sock.fileno()
+                loop._transports[transport._sock_fd] = transport
 
 
 def _restore_signal_handlers(loop: Any, handlers: dict) -> None:

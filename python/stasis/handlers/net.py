@@ -310,9 +310,19 @@ _TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5
 
 def _tcp_info(sock: Any) -> Optional[bytes]:
     try:
-        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
     except OSError:
         return None
+
+
+def _carried_segments(info: bytes) -> bool:
+    """Whether a TCP socket ever carried segments (tcpi_segs_out/in, Linux 4.2+): a socket in
+    CLOSE state that did is a connection that ended (reset), not one bound and never used.
+    Without those fields, assume it did (a reset stand-in is safer than a bind that conflicts)."""
+    if len(info) < 144:
+        return True
+    segs_out, segs_in = struct.unpack_from("II", info, 136)
+    return segs_out + segs_in > 0
 
 
 def _unix_diag(sock: Any) -> Dict[str, int]:
@@ -598,6 +608,7 @@ def _save_socket(sock: Any) -> dict:
         info = _tcp_info(sock)
         if info:
             state["tcp_state"] = _TCP_STATES.get(info[0], str(info[0]))
+            state["ended"] = state["tcp_state"] == "CLOSE" and _carried_segments(info)
             if state["listening"]:
                 state["backlog"] = struct.unpack_from("I", info, 28)[0]  # tcpi_sacked: sk_max_ack_backlog
     elif sock.family == socket.AF_UNIX:
@@ -691,8 +702,8 @@ def _new_socket(state: dict) -> Tuple[Any, str]:
             s.close()
             return reset_connection(family), "reset"
         return s, "repaired"
-    if connected_stream or (state["tcp_state"] not in (None, "LISTEN", "CLOSE")):
-        return reset_connection(family), "reset"
+    if connected_stream or state["tcp_state"] not in (None, "LISTEN", "CLOSE") or state.get("ended"):
+        return reset_connection(family), "reset"  # a connection (perhaps one already ended)
     new_family, address = family, state.get("local")
     if address is not None:
         new_family, address = _moved(family, address)
@@ -859,27 +870,26 @@ def _describe_fd(fd: int) -> str:
 
 
 def save_selector(sel: Any, skip: Callable[[Any], bool] = lambda key: False) -> dict:
-    """A selector and its registrations: (file object, descriptor, events, data, socket or file)."""
+    """A selector and its registrations: (file object, descriptor, events, data, how to open it
+    again). A socket's registration is made again when that socket is loaded (by its descriptor
+    number, _take_number); the state never adds a reference to the socket itself: an object the
+    heap writer met before unshared would be written twice."""
     keys = []
     for key in list(sel.get_map().values()):
         if skip(key):
             continue
         fileobj = key.fileobj
         holder: Any = None
-        if isinstance(fileobj, socket.socket):
-            holder = fileobj
-        else:
+        if not isinstance(fileobj, socket.socket):
             try:
                 mode = os.fstat(key.fd).st_mode
             except OSError:
                 raise TypeError(f"it watches descriptor {key.fd}, which is closed") from None
             if stat.S_ISSOCK(mode):
-                holder = fileobj if hasattr(fileobj, "fileno") and not isinstance(fileobj, int) else None
-                found = _socket_for_fd(key.fd, key)
-                if found is None and holder is None:
+                by_object = hasattr(fileobj, "fileno") and not isinstance(fileobj, int)
+                if not by_object and _socket_for_fd(key.fd, key) is None:
                     raise TypeError(f"it watches descriptor {key.fd}, a socket that no socket object of the "
                                     "program holds, so it cannot be made again")
-                holder = found if found is not None else holder
             elif stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISCHR(mode):
                 target = _describe_fd(key.fd)
                 if not target.startswith("/"):
@@ -915,9 +925,9 @@ def load_selector(state: dict) -> Any:
             _register(sel, fileobj, fd, events, data)
             continue
         new = settings.fd_map.get(old_fd)
-        if new is None and isinstance(holder, socket.socket) and holder.fileno() >= 0 and \
-                any(s is holder for s, _ in settings.loaded):
-            new = holder.fileno()
+        if new is None and isinstance(fileobj, socket.socket) and fileobj.fileno() >= 0 and \
+                any(s is fileobj for s, _ in settings.loaded):
+            new = fileobj.fileno()
         if new is None:
             settings.pending.setdefault(old_fd, []).append((sel, fileobj, events, data))
         else:
