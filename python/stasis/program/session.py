@@ -79,7 +79,7 @@ class Session:
             # A program thread asking (stasis.suspend(), the signal handler in the main thread)
             # stops at its own next safe point, not at one after the coordinator has started.
             base, is_caller = self.thread_base(me)
-            _engine.arm_thread(me, base, is_caller, no_park_file=threading.__file__)
+            _engine.arm_thread(me, base, is_caller, no_park_file=freeze.no_park_files())
         if me in internal_threads.idents:
             self._coordinate()  # a thread of Stasis asking (the quota timer) coordinates itself
         else:
