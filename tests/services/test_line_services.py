@@ -173,10 +173,13 @@ class Backend:
 
     @staticmethod
     def _echo(conn: socket.socket, lines: list) -> None:
-        with conn, conn.makefile("rb") as f:
-            for line in f:
-                lines.append(int(line.split()[1]))
-                conn.sendall(line)
+        try:
+            with conn, conn.makefile("rb") as f:
+                for line in f:
+                    lines.append(int(line.split()[1]))
+                    conn.sendall(line)
+        except ConnectionError:
+            pass  # the client's process went away (suspended): its connection was reset
 
     def pings(self) -> list:
         return [n for lines in self.connections for n in lines]

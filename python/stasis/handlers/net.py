@@ -694,14 +694,11 @@ def _new_socket(state: dict) -> Tuple[Any, str]:
         return socket.socket(family, type_, proto, fileno=fd), "inherited"
     peer = state.get("peer")
     connected_stream = peer is not None and type_ == socket.SOCK_STREAM and not state["listening"]
-    if connected_stream and state.get("repair") is not None:
-        s = _restore_repair(state, family, state["local"], peer)
-        if not settings.restore_tcp_established:
-            # Saved by TCP repair but not restored that way: the peer learns the connection is gone.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            s.close()
-            return reset_connection(family), "reset"
-        return s, "repaired"
+    if connected_stream and state.get("repair") is not None and settings.restore_tcp_established:
+        # Only when asked: a repaired connection is one the kernel takes as established, queues and
+        # all (without the option it comes back reset; the peer's next segment, to an address that
+        # has no such connection any more, is answered by a reset of that host's kernel).
+        return _restore_repair(state, family, state["local"], peer), "repaired"
     if connected_stream or state["tcp_state"] not in (None, "LISTEN", "CLOSE") or state.get("ended"):
         return reset_connection(family), "reset"  # a connection (perhaps one already ended)
     new_family, address = family, state.get("local")
@@ -890,7 +887,7 @@ def save_selector(sel: Any, skip: Callable[[Any], bool] = lambda key: False) -> 
                 if not by_object and _socket_for_fd(key.fd, key) is None:
                     raise TypeError(f"it watches descriptor {key.fd}, a socket that no socket object of the "
                                     "program holds, so it cannot be made again")
-            elif stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISCHR(mode):
+            elif stat.S_ISFIFO(mode) or stat.S_ISREG(mode):
                 target = _describe_fd(key.fd)
                 if not target.startswith("/"):
                     raise TypeError(f"it watches descriptor {key.fd} ({target}), an anonymous pipe or device "
@@ -899,8 +896,8 @@ def save_selector(sel: Any, skip: Callable[[Any], bool] = lambda key: False) -> 
                 flags = fcntl.fcntl(key.fd, fcntl.F_GETFL) & ~(os.O_CREAT | os.O_TRUNC | os.O_EXCL)
                 holder = ("path", target, flags)
             else:
-                raise TypeError(f"it watches descriptor {key.fd} ({_describe_fd(key.fd)}), which cannot be "
-                                "opened again on resume")
+                raise TypeError(f"it watches descriptor {key.fd} ({_describe_fd(key.fd)}), which is not a "
+                                "socket, FIFO or file and cannot be opened again on resume")
         keys.append((fileobj, key.fd, key.events, key.data, holder))
     return {"class": type(sel), "keys": keys}
 
@@ -910,11 +907,20 @@ def load_selector(state: dict) -> Any:
     for fileobj, old_fd, events, data, holder in state["keys"]:
         if isinstance(holder, tuple) and holder and holder[0] == "path":
             _, path, flags = holder
+            # Only what opening an existing file for reading or writing takes (never O_CREAT or
+            # O_TRUNC, whatever the snapshot says), and only a FIFO or a regular file.
+            flags = int(flags) & (os.O_ACCMODE | os.O_NONBLOCK | os.O_APPEND)
+            where = f"cannot open {path} again for a selector that watched it"
+            try:
+                kind = os.stat(path).st_mode
+            except OSError as e:
+                raise SnapshotIOError(f"{where}: {e.strerror}") from None
+            if not (stat.S_ISFIFO(kind) or stat.S_ISREG(kind)):
+                raise SnapshotIOError(f"{where}: it is no longer a FIFO or a regular file")
             try:
                 fd = os.open(path, flags | os.O_CLOEXEC)
             except OSError as e:
-                raise SnapshotIOError(f"cannot open {path} again for a selector that watched it: "
-                                      f"{e.strerror}") from None
+                raise SnapshotIOError(f"{where}: {e.strerror}") from None
             if old_fd in settings.reserved or not _fd_open(old_fd):
                 os.dup2(fd, old_fd, inheritable=False)
                 os.close(fd)

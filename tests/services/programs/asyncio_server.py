@@ -1,30 +1,13 @@
-"""The counter service (see threaded_server.py) on asyncio: asyncio.start_server, a StreamReader /
+"""The counter service (counter.py) on asyncio: asyncio.start_server, a StreamReader /
 StreamWriter per connection, open across requests; SIGUSR2 (loop.add_signal_handler) prints the
 counters.  asyncio_server.py HOST PORT"""
+import counter
 import asyncio
 import signal
 import sys
 
-counters = {}
-last = {}
-
-
-def name():
-    return "asyncio"
-
-
-def answer(line):
-    words = line.decode().split()
-    if words[0] == "incr":
-        key, client, seq = words[1], words[2], int(words[3])
-        previous = last.get(client)
-        if previous is not None and previous[0] == seq:
-            return previous[1]
-        counters[key] = counters.get(key, 0) + 1
-        reply = f"{key} {counters[key]} {name()}\n".encode()
-        last[client] = (seq, reply)
-        return reply
-    return f"{words[1]} {counters.get(words[1], 0)} {name()}\n".encode()
+counter.NAME = "asyncio"
+answer = counter.answer
 
 
 async def serve(reader, writer):
@@ -38,7 +21,7 @@ async def serve(reader, writer):
 
 
 def report():
-    print("counters", sorted(counters.items()), flush=True)
+    print("counters", sorted(counter.counters.items()), flush=True)
 
 
 async def main():

@@ -1,30 +1,13 @@
-"""The counter service (see threaded_server.py) in one thread around a selectors.DefaultSelector
+"""The counter service (counter.py) in one thread around a selectors.DefaultSelector
 (epoll): non-blocking sockets, a buffer per connection.  selector_server.py HOST PORT"""
+import counter
 import selectors
 import socket
 import sys
 
-counters = {}
-last = {}
-buffers = {}
-
-
-def name():
-    return "selector"
-
-
-def answer(line):
-    words = line.decode().split()
-    if words[0] == "incr":
-        key, client, seq = words[1], words[2], int(words[3])
-        previous = last.get(client)
-        if previous is not None and previous[0] == seq:
-            return previous[1]
-        counters[key] = counters.get(key, 0) + 1
-        reply = f"{key} {counters[key]} {name()}\n".encode()
-        last[client] = (seq, reply)
-        return reply
-    return f"{words[1]} {counters.get(words[1], 0)} {name()}\n".encode()
+counter.NAME = "selector"
+buffers = {}      # connection -> bytes received and not yet answered
+answer = counter.answer
 
 
 def on_readable(conn):

@@ -1,33 +1,13 @@
 """A counter service with a thread per connection, each blocked in conn.recv() between requests,
-and the main thread blocked in accept(). Line protocol (tests/services/support.py):
-"incr KEY CLIENT SEQ" -> "KEY VALUE NAME", "get KEY" -> "KEY VALUE NAME"; a request repeated with
-the same CLIENT and SEQ is answered again without being counted.  threaded_server.py HOST PORT"""
+and the main thread blocked in accept(). The counter
+protocol: counter.py.  threaded_server.py HOST PORT"""
+import counter
 import socket
 import sys
 import threading
 
-counters = {}
-last = {}
-lock = threading.Lock()
-
-
-def name():
-    return "threaded"
-
-
-def answer(line):
-    words = line.decode().split()
-    with lock:
-        if words[0] == "incr":
-            key, client, seq = words[1], words[2], int(words[3])
-            previous = last.get(client)
-            if previous is not None and previous[0] == seq:
-                return previous[1]
-            counters[key] = counters.get(key, 0) + 1
-            reply = f"{key} {counters[key]} {name()}\n".encode()
-            last[client] = (seq, reply)
-            return reply
-        return f"{words[1]} {counters.get(words[1], 0)} {name()}\n".encode()
+counter.NAME = "threaded"
+answer = counter.answer
 
 
 def serve(conn):

@@ -1,32 +1,12 @@
-"""The counter service (see threaded_server.py) on a Unix-domain stream socket, a thread per
+"""The counter service (counter.py) on a Unix-domain stream socket, a thread per
 connection (blocked in recv between requests).  unix_server.py PATH"""
-import os
+import counter
 import socket
 import sys
 import threading
 
-counters = {}
-last = {}
-lock = threading.Lock()
-
-
-def name():
-    return "unix"
-
-
-def answer(line):
-    words = line.decode().split()
-    with lock:
-        if words[0] == "incr":
-            key, client, seq = words[1], words[2], int(words[3])
-            previous = last.get(client)
-            if previous is not None and previous[0] == seq:
-                return previous[1]
-            counters[key] = counters.get(key, 0) + 1
-            reply = f"{key} {counters[key]} {name()}\n".encode()
-            last[client] = (seq, reply)
-            return reply
-        return f"{words[1]} {counters.get(words[1], 0)} {name()}\n".encode()
+counter.NAME = "unix"
+answer = counter.answer
 
 
 def serve(conn):
