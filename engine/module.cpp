@@ -62,6 +62,10 @@ PyMethodDef kMethods[] = {
     // services (issue 12): stasis/handover.py
     {"interrupt_thread", stasis::engine::interrupt_thread, METH_O,
      "interrupt_thread(ident): make that thread's blocking system call return EINTR (it is retried)"},
+    {"buffered_read_ahead", stasis::engine::buffered_read_ahead, METH_VARARGS,
+     "buffered_read_ahead(f, raw) -> bytes | None: a buffered reader's unread bytes (threads frozen)"},
+    {"buffered_preload", stasis::engine::buffered_preload, METH_VARARGS,
+     "buffered_preload(f, raw, data) -> bool: a new buffered reader starts with data read ahead"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
     {"updater_active", stasis::engine::updater_api::active, METH_O, "updater_active(codes)"},

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/cpython_internals.h"
+
 namespace stasis::engine {
 namespace {
 
@@ -42,6 +44,24 @@ PyObject* interrupt_thread(PyObject*, PyObject* arg) {
     return PyErr_SetFromErrno(PyExc_OSError);
   }
   Py_RETURN_NONE;
+}
+
+PyObject* buffered_read_ahead(PyObject*, PyObject* args) {
+  PyObject *f, *raw;
+  if (!PyArg_ParseTuple(args, "OO:buffered_read_ahead", &f, &raw)) return nullptr;
+  const char* data = nullptr;
+  Py_ssize_t n = 0;
+  if (!stasis_internals_buffered_read_ahead(f, raw, &data, &n)) Py_RETURN_NONE;
+  return PyBytes_FromStringAndSize(data, n);
+}
+
+PyObject* buffered_preload(PyObject*, PyObject* args) {
+  PyObject *f, *raw;
+  Py_buffer data;
+  if (!PyArg_ParseTuple(args, "OOy*:buffered_preload", &f, &raw, &data)) return nullptr;
+  int ok = stasis_internals_buffered_preload(f, raw, static_cast<const char*>(data.buf), data.len);
+  PyBuffer_Release(&data);
+  return PyBool_FromLong(ok);
 }
 
 }  // namespace stasis::engine

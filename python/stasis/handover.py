@@ -49,7 +49,6 @@ _REBLOCK_WAIT = 1.0          # seconds an interrupted reader has to block again 
 def serve(request: Dict[str, Any]) -> Dict[str, Any]:
     """The "restart" operation in the old process; returns the reply, which asks the control
     channel to end the process once it is sent ("_exit_after_reply")."""
-    from .handlers import net
     from .program.session import current
     from . import _engine
     import socket
@@ -71,14 +70,8 @@ def serve(request: Dict[str, Any]) -> Dict[str, Any]:
         # serves, and it waits for the snapshot and the sockets.
         child = _spawn(session, path, patches, theirs.fileno())
         theirs.close()
-        threads, guard = _freeze_and_hold(session, deadline)
-        frozen_at = time.monotonic()
-        net.begin_capture(inherit=True, inherit_fds=guard.holders)
-        try:
-            session.write_snapshot(threads, path, level=1)  # read once, at once: speed over size
-            captured = dict(net.settings.captured)
-        finally:
-            net.end_capture()
+        threads, guard, captured = _capture(session, path, deadline)
+        frozen_at = guard.frozen_at
         written_at = time.monotonic()
         try:
             _send_sockets(channel, path, sorted({guard.holders.get(fd, fd) for fd in captured}))
@@ -103,6 +96,31 @@ def serve(request: Dict[str, Any]) -> Dict[str, Any]:
             "snapshot_seconds": round(written_at - frozen_at, 4),
             "seconds": round(time.monotonic() - started, 4), "sockets": len(captured),
             "held": len(guard.holders), "_exit_after_reply": 0}
+
+
+def _capture(session: Any, path: str, deadline: float) -> Tuple[List[Any], "ReadGuard", Dict[int, Any]]:
+    """The program frozen, held still (ReadGuard) and written to `path` with its sockets as
+    descriptors to take over; returns the threads, the guard and {fd: socket} captured. A snapshot
+    that cannot be written at this point (an object in a state it cannot be captured in, such as
+    a buffer a thread is reading into) lets the program go on and is tried again until `deadline`."""
+    from .handlers import net
+    from . import _engine
+    while True:
+        threads, guard = _freeze_and_hold(session, deadline)
+        guard.frozen_at = time.monotonic()
+        net.begin_capture(inherit=True, inherit_fds=guard.holders)
+        try:
+            session.write_snapshot(threads, path, level=1)  # read once, at once: speed over size
+            return threads, guard, dict(net.settings.captured)
+        except StasisError:
+            guard.release()
+            _engine.thaw()
+            session.requested = False
+            if time.monotonic() > deadline - 1.0:
+                raise
+            time.sleep(0.05)  # the program moves on to another point
+        finally:
+            net.end_capture()
 
 
 def _freeze_and_hold(session: Any, deadline: float) -> Tuple[List[Any], "ReadGuard"]:
@@ -297,6 +315,7 @@ class ReadGuard:
         self.holders: Dict[int, int] = {}       # original fd -> fd holding the real socket
         self.placeholders: List[Any] = []
         self.readers: List[Tuple[int, int, int, int]] = []  # (ident, native id, syscall, fd)
+        self.frozen_at = 0.0
 
     def hold(self) -> bool:
         table = _SYSCALLS.get(platform.machine())

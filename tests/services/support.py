@@ -115,8 +115,10 @@ class ServiceTestCase(unittest.TestCase):
         except ValueError:
             pass
 
-    def expect_line(self, p: subprocess.Popen, prefix: str, timeout: float = READY_TIMEOUT) -> str:
-        """The first line of p's output (stdout, or stderr marked "stderr: ") starting with prefix."""
+    def expect_line(self, p: subprocess.Popen, prefix: str, timeout: float = READY_TIMEOUT,
+                    contains: bool = False) -> str:
+        """The first line of p's output (stdout, or stderr marked "stderr: ") starting with prefix
+        (with `contains`, holding it anywhere)."""
         end = time.monotonic() + timeout
         seen = []
         while time.monotonic() < end:
@@ -125,7 +127,7 @@ class ServiceTestCase(unittest.TestCase):
             except queue.Empty:
                 continue
             seen.append(line)
-            if line.startswith(prefix):
+            if line.startswith(prefix) or (contains and prefix in line):
                 return line.strip()
         self.fail(f"no line starting with {prefix!r} within {timeout} s; saw {seen!r}")
 

@@ -231,6 +231,32 @@ class Sockets(unittest.TestCase):
         for s in (r["conn"], r["client"], r["l"]):
             s.close()
 
+    def test_kept_connection_keeps_what_its_reader_read_ahead(self) -> None:
+        """A connection handed over (stasis restart) keeps the bytes its socket file had read
+        ahead: a handler suspended after the request line finds the headers still to read."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        rfile = conn.makefile("rb")
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(rfile.readline(), b"GET / HTTP/1.1\r\n")   # the rest is in the buffer now
+        net.begin_capture(inherit=True)
+        try:
+            data = stasis.dumps({"conn": conn, "rfile": rfile})
+            captured = dict(net.settings.captured)
+        finally:
+            net.end_capture()
+        net.settings.inherited = {fd: os.dup(fd) for fd in captured}  # as passed to a new process
+        r = stasis.loads(data)
+        self.assertEqual(r["rfile"].readline(), b"Host: x\r\n")
+        self.assertEqual(r["rfile"].readline(), b"\r\n")
+        client.sendall(b"more\n")
+        self.assertEqual(r["rfile"].readline(), b"more\n")           # and reads on from the socket
+        for f in (rfile, r["rfile"]):
+            f.close()
+        for s in (conn, r["conn"], client, listener):
+            s.close()
+
     def test_selector_registrations(self) -> None:
         for cls in (selectors.EpollSelector, selectors.PollSelector, selectors.SelectSelector):
             sel = cls()

@@ -33,6 +33,7 @@ MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
     "asyncio": asyncio_loop.asyncio_handlers,
     "socket": net.socket_handlers,
     "selectors": net.selector_handlers,
+    "socketserver": net.socketserver_handlers,
 }
 
 

@@ -788,16 +788,22 @@ def is_socket_file(f: Any) -> bool:
 
 
 def save_socket_file(f: Any) -> Tuple:
-    """A file of sock.makefile(): its SocketIO and buffering, not its buffered bytes: a buffer
-    cannot be read without taking its lock, which a thread blocked in readline holds. A connection
-    that comes back reset has nothing to read anyway; one kept (restart, --tcp-established) loses
-    bytes only when a thread was suspended in the middle of a line."""
+    """A file of sock.makefile(): its SocketIO, buffering, and the bytes a reader has read ahead
+    and not yet handed out (an HTTP handler suspended in the middle of a request has the rest of
+    the request there). They are read from the buffer without its lock (the program's threads are
+    frozen; engine/net_api.h). What a thread blocked in readline has taken of a line not yet
+    complete is held by C code, not in the buffer, and is lost on a kept connection (restart,
+    --tcp-established); a connection that comes back reset has nothing to read anyway."""
     import io
+    from .. import _engine
     text = isinstance(f, io.TextIOBase)
     buffered = f.buffer if text else f
     kind = type(buffered).__name__
     size = getattr(buffered, "_CHUNK_SIZE", None) or io.DEFAULT_BUFFER_SIZE
-    out = ("socketfile", kind, buffered.raw, size, buffered.closed, text)
+    ahead = None
+    if not buffered.closed and isinstance(buffered, io.BufferedReader):
+        ahead = _engine.buffered_read_ahead(buffered, buffered.raw) or None
+    out = ("socketfile", kind, buffered.raw, size, buffered.closed, text, ahead)
     if text:
         out += (f.encoding, f.errors, f._CHUNK_SIZE if hasattr(f, "_CHUNK_SIZE") else None,
                 getattr(f, "_stasis_newline", None), f.line_buffering)
@@ -806,16 +812,20 @@ def save_socket_file(f: Any) -> Tuple:
 
 def load_socket_file(state: Tuple) -> Any:
     import io
-    _, kind, raw, size, closed, text = state[:6]
+    from .. import _engine
+    _, kind, raw, size, closed, text, ahead = state[:7]
     cls = {"BufferedReader": io.BufferedReader, "BufferedWriter": io.BufferedWriter,
            "BufferedRWPair": None}.get(kind)
+    size = max(size, len(ahead or b""))
     if cls is None:
         buffered = io.BufferedRWPair(raw, raw, size)
     else:
         buffered = cls(raw, size)
+    if ahead and not _engine.buffered_preload(buffered, raw, ahead):
+        raise SnapshotIOError(f"the {len(ahead)} bytes a socket file had read ahead do not fit its new buffer")
     f = buffered
     if text:
-        encoding, errs, _chunk, newline, line_buffering = state[6:]
+        encoding, errs, _chunk, newline, line_buffering = state[7:]
         f = io.TextIOWrapper(buffered, encoding, errs, newline, line_buffering)
     if closed:
         f.close()
@@ -967,6 +977,25 @@ def socket_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
     return {socket.socket: ("stasis.socket", _save_socket, _load_socket),
             _socket.socket: ("stasis.socket", _save_socket, _load_socket),
             socket.SocketIO: ("stasis.socket_io", _save_socket_io, _load_socket_io)}
+
+
+def _save_socket_writer(writer: Any) -> Tuple:
+    return (writer._sock, writer.closed)
+
+
+def _load_socket_writer(state: Tuple) -> Any:
+    import socketserver
+    sock, closed = state
+    writer = socketserver._SocketWriter(sock)
+    if closed:
+        writer.close()
+    return writer
+
+
+def socketserver_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
+    """socketserver's unbuffered socket writer (a StreamRequestHandler's wfile): its socket."""
+    import socketserver
+    return {socketserver._SocketWriter: ("stasis.socket_writer", _save_socket_writer, _load_socket_writer)}
 
 
 def selector_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
