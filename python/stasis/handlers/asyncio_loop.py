@@ -53,26 +53,28 @@ def is_self_pipe_key(key: Any) -> bool:
 
 
 def _save_event_loop(loop: Any) -> dict:
-    # Its ready and scheduled callbacks are not part of it: each handle refers back to the loop, and
-    # the loop is built in one piece from this state, so a handle met inside it would make the
-    # encoder meet the loop again, once per handle (snapshots quadratic in the number of tasks).
+    # Its ready and scheduled callbacks, its selector's registrations (servers, transports) and its
+    # signal handlers are not part of it: each handle refers back to the loop, and the loop is
+    # built in one piece from this state, so a handle met inside it would make the encoder meet
+    # the loop again, once per handle (snapshots quadratic in the number of tasks or connections).
     # They are kept with the module state of asyncio.base_events (_save_base_events_module).
-    return {"class": type(loop), "selector": loop._selector,
+    return {"class": type(loop), "selector_class": type(loop._selector),
             "debug": loop._debug, "closed": loop._closed, "stopping": loop._stopping,
             "default_executor": loop._default_executor,
             "task_factory": loop._task_factory, "exception_handler": loop._exception_handler,
             "asyncgens": list(loop._asyncgens),
             "asyncgens_shutdown_called": loop._asyncgens_shutdown_called,
-            "executor_shutdown_called": loop._executor_shutdown_called,
-            "signal_handlers": dict(getattr(loop, "_signal_handlers", {}))}
+            "executor_shutdown_called": loop._executor_shutdown_called}
 
 
 def _load_event_loop(state: dict) -> Any:
-    """A new loop of the same class around the restored selector (it makes a new self-pipe);
-    a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
+    """A new loop of the same class around a new selector of the same class (it makes a new
+    self-pipe; the registrations come with asyncio.base_events's module state); a loop that was
+    running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
     _restore_running_loops sets up what that method had set up)."""
     from . import net
-    loop = state["class"](state["selector"])
+    selector = state["selector_class"]() if "selector_class" in state else state["selector"]
+    loop = state["class"](selector)
     loop._debug = state["debug"]
     loop._stopping = state["stopping"]
     loop._default_executor = state["default_executor"]
@@ -83,8 +85,6 @@ def _load_event_loop(state: dict) -> Any:
     loop._asyncgens_shutdown_called = state["asyncgens_shutdown_called"]
     loop._executor_shutdown_called = state["executor_shutdown_called"]
     net.settings.after_load.append(lambda: _register_transports(loop))
-    if state.get("signal_handlers") and not state["closed"]:
-        _restore_signal_handlers(loop, state["signal_handlers"])
     if state["closed"]:
         loop.close()
     return loop
@@ -169,25 +169,37 @@ def _load_asyncio_events_module(module: Any, policy_class: Any) -> None:
 
 
 def _save_base_events_module(module: Any) -> list:
-    """[(loop, ready handles, [(scheduled handle, seconds left)])] of every event loop alive.
-    Saved apart from the loops (see _save_event_loop): by the time these handles are written,
-    each loop is written already, so a handle's reference to its loop is a plain back-reference."""
+    """[(loop, ready handles, [(scheduled handle, seconds left)], selector registrations, signal
+    handlers)] of every event loop alive. Saved apart from the loops (see _save_event_loop): by the
+    time these handles are written, each loop is written already, so a handle's reference to its
+    loop is a plain back-reference. The registrations are net.py's (the loop's self-pipe left out:
+    the new loop has its own)."""
     import gc
+    from . import net
     out = []
     for loop in gc.get_objects():
         if isinstance(loop, module.BaseEventLoop) and not loop.is_closed():
             now = loop.time()
-            out.append((loop, list(loop._ready), [(h, h._when - now) for h in loop._scheduled]))
+            selector = getattr(loop, "_selector", None)
+            keys = net.save_selector(selector, is_self_pipe_key)["keys"] if selector is not None else []
+            out.append((loop, list(loop._ready), [(h, h._when - now) for h in loop._scheduled], keys,
+                        dict(getattr(loop, "_signal_handlers", {}))))
     return out
 
 
 def _load_base_events_module(module: Any, loops: list) -> None:
-    for loop, ready, scheduled in loops:
+    from . import net
+    for loop, ready, scheduled, *rest in loops:
         loop._ready.extend(ready)
         now = loop.time()
         for handle, delay in scheduled:
             handle._when = now + delay
             heapq.heappush(loop._scheduled, handle)
+        if rest:
+            keys, signal_handlers = rest
+            net.register_keys(loop._selector, keys)
+            if signal_handlers:
+                _restore_signal_handlers(loop, signal_handlers)
 
 
 def _save_asyncio_tasks_module(module: Any) -> tuple:

@@ -914,7 +914,14 @@ def save_selector(sel: Any, skip: Callable[[Any], bool] = lambda key: False) -> 
 
 def load_selector(state: dict) -> Any:
     sel = state["class"]()
-    for fileobj, old_fd, events, data, holder in state["keys"]:
+    register_keys(sel, state["keys"])
+    return sel
+
+
+def register_keys(sel: Any, keys: list) -> None:
+    """The registrations save_selector saved, made again in `sel`: now for the sockets already
+    loaded, when each is loaded for the others (a FIFO or file is opened again at once)."""
+    for fileobj, old_fd, events, data, holder in keys:
         if isinstance(holder, tuple) and holder and holder[0] == "path":
             _, path, flags = holder
             # Only what opening an existing file for reading or writing takes (never O_CREAT or
@@ -948,7 +955,6 @@ def load_selector(state: dict) -> Any:
             settings.pending.setdefault(old_fd, []).append((sel, fileobj, events, data))
         else:
             _register(sel, fileobj, new, events, data)
-    return sel
 
 
 def _register(sel: Any, fileobj: Any, fd: int, events: int, data: Any) -> None:
