@@ -185,6 +185,27 @@ class HttpService(ServiceTestCase):
         finally:
             blocker.close()
 
+    def test_sample_client(self) -> None:
+        """samples/kv_client.py against the store: --address-file wins over the address given (a
+        test moving the service writes the new one there), --keep-alive and --retry run, and the
+        report says every counter equals its successes."""
+        import subprocess
+        import sys
+        port = free_port()
+        self.start_store(port)
+        where = os.path.join(self.tmp, "address")
+        with open(where, "w") as f:
+            f.write(f"127.0.0.1:{port}\n")
+        r = subprocess.run([sys.executable, os.path.join(SAMPLES, "kv_client.py"), "127.0.0.1:1",
+                            "--address-file", where, "--seconds", "1.5", "--threads", "2", "--keep-alive",
+                            "--retry", "--json"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        report = json.loads(r.stdout)
+        self.assertEqual(report["mismatches"], {})
+        self.assertEqual(report["failures"], 0)
+        self.assertGreater(sum(report["successes"].values()), 10)
+        self.assertEqual(set(report["servers"]), {"kv-store 1"})
+
     def test_rebind_usage_errors(self) -> None:
         for rule, why in (("8080", "OLD=NEW"), (":80=/tmp/x.sock", "Unix address"), (":99999=:1", "out of range"),
                           ("host:port=:1", "not a number")):
