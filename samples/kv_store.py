@@ -11,6 +11,7 @@ restarted into new code without a failed request (`stasis restart PID --patch kv
                                     request repeated with the same (client, seq) -- a retry after a
                                     lost reply -- gets the first reply again and is not counted twice.
   GET  /stats                       {"keys", "requests", "ballast_bytes", "server"}
+Every reply also says which process sent it ("pid").
 
 MEGABYTES fills the state with that much more data, as entries of 1 KiB of random bytes (for the
 restart benchmark). Each request is served by a thread (http.server.ThreadingHTTPServer).
@@ -87,7 +88,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         requests_served += 1
 
     def reply(self, status, obj):
-        body = json.dumps(obj).encode()
+        body = json.dumps(dict(obj, pid=os.getpid())).encode()   # the process that answered
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -2,9 +2,9 @@
 
 The service is samples/kv_store.py holding 1 MB, 100 MB and 1 GB of state (entries of 1 KiB of
 random bytes) beside its counters, under load from 4 client threads (a connection per request).
-* stasis restart --patch samples/kv_store_v2.py: the replies name the version, so the switch-over
-  is the time from the last reply of the old process to the first reply of the new one; the state
-  is kept and no request fails;
+* stasis restart --patch samples/kv_store_v2.py: the replies name the process that sent them, so
+  the switch-over is the time from the last reply of the old process to the first reply of the
+  new one; the state is kept and no request fails;
 * the peer, a plain restart that loses the state: the old process is killed and the same script
   started again without its data (python3 kv_store.py), switch-over measured the same way; its
   clients see refused connections meanwhile.
@@ -58,7 +58,7 @@ class Clients:
                 conn.close()
                 now = time.monotonic()
                 with self.lock:
-                    self.replies.append((now, body["server"]))
+                    self.replies.append((now, body["pid"]))
                     self.waits.append(now - began)
             except (OSError, ValueError, http.client.HTTPException):
                 with self.lock:
@@ -72,6 +72,8 @@ class Clients:
             t.join()
 
     def switch(self, old, new):
+        """From the last reply of process `old` to the first of process `new` (by PID: a request
+        the old process had begun is answered by the new one with the old code's reply)."""
         last_old = max(t for t, s in self.replies if s == old)
         first_new = min(t for t, s in self.replies if s == new)
         return first_new - last_old
@@ -113,7 +115,7 @@ def stasis_restart(megabytes, work):
         raise RuntimeError(f"stasis restart failed: {r.stderr.strip()}")
     new_pid = int(r.stdout)
     end = time.monotonic() + 60
-    while not any(s == "kv-store 2" for _, s in clients.replies) and time.monotonic() < end:
+    while not any(s == new_pid for _, s in clients.replies) and time.monotonic() < end:
         time.sleep(0.01)
     n = len(clients.replies)
     while len(clients.replies) < n + 200 and time.monotonic() < end:
@@ -121,7 +123,7 @@ def stasis_restart(megabytes, work):
     clients.finish()
     os.kill(new_pid, signal.SIGKILL)
     old.wait()
-    return clients.switch("kv-store 1", "kv-store 2"), max(clients.waits), clients.failures
+    return clients.switch(old.pid, new_pid), max(clients.waits), clients.failures
 
 
 def plain_restart(megabytes, work):

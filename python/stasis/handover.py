@@ -110,6 +110,7 @@ def _capture(session: Any, path: str, deadline: float) -> Tuple[List[Any], "Read
         guard.frozen_at = time.monotonic()
         net.begin_capture(inherit=True, inherit_fds=guard.holders)
         try:
+            _check_frames(threads)  # before writing what can be large
             session.write_snapshot(threads, path, level=1)  # read once, at once: speed over size
             return threads, guard, dict(net.settings.captured)
         except StasisError:
@@ -121,6 +122,18 @@ def _capture(session: Any, path: str, deadline: float) -> Tuple[List[Any], "Read
             time.sleep(0.05)  # the program moves on to another point
         finally:
             net.end_capture()
+
+
+def _check_frames(threads: List[Any]) -> None:
+    """What the snapshot of these stacks would refuse at once, found before the heap is written:
+    a memoryview of memory no Python object owns (SocketIO.readinto's buffer under a reader)."""
+    from .errors import UnsupportedObjectError
+    for record in threads:
+        for frame in record.frames:
+            for name, value in frame.locals.items():
+                if isinstance(value, memoryview) and value.obj is None:
+                    raise UnsupportedObjectError(f"thread {record.name!r}: {frame.code.co_qualname}'s local "
+                                                 f"{name!r} is a memoryview of a buffer no Python object owns")
 
 
 def _freeze_and_hold(session: Any, deadline: float) -> Tuple[List[Any], "ReadGuard"]:
