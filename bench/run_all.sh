@@ -12,7 +12,7 @@ section "container (format/): 100 MB payload, write and read"
 "$BUILD/bench/container_bench" 100000000 3
 "$BUILD/bench/container_bench" 100000000 1 | tail -n 2
 
-for b in heap rewriter updater suspend patch requests numpy checkpoint; do
+for b in heap rewriter updater suspend patch requests numpy checkpoint services; do
   if [ -f "bench/$b/run.py" ]; then
     section "$b (bench/$b/run.py)"
     "$PY" "bench/$b/run.py" || echo "bench/$b/run.py failed with status $?"

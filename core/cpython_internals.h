@@ -509,6 +509,13 @@ int stasis_internals_visit_thread_states(int (*visit)(PyThreadState*, void*), vo
 // locks new (their holders do not exist in the child) and clears requests of other threads, so
 // that this thread can run Python code, drop and take the GIL. 0, or -1 on failure.
 int stasis_internals_reinit_after_fork(void);
+// An io.BufferedReader's (or BufferedRandom's) bytes read ahead and not yet consumed (borrowed, in
+// its buffer): *data and *n. Returns 0 when `f` does not have that layout over `raw`. Read while the
+// threads that use `f` cannot run (a suspension has frozen them): its lock is not taken.
+int stasis_internals_buffered_read_ahead(PyObject* f, PyObject* raw, const char** data, Py_ssize_t* n);
+// Puts `n` bytes in the empty buffer of a new reader over `raw`, as if read ahead from it. Returns
+// 0 (nothing changed) when `f` has another layout, its buffer is smaller or not empty.
+int stasis_internals_buffered_preload(PyObject* f, PyObject* raw, const char* data, Py_ssize_t n);
 }
 
 // --- The frame-evaluation hook (PEP 523; cpython/pystate.h, Python/ceval.c 3.11) ---------------

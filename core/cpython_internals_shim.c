@@ -5,6 +5,7 @@
 #include <Python.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 #include "internal/pycore_dict.h"
 #include "internal/pycore_pystate.h"
@@ -141,4 +142,51 @@ int stasis_internals_reinit_after_fork(void) {
   if (_PyThread_at_fork_reinit(&interp->ceval.pending.lock) < 0) return -1;
   if (_PyThread_at_fork_reinit(&_PyRuntime.interpreters.mutex) < 0) return -1;
   return 0;
+}
+
+/* Modules/_io/bufferedio.c (3.11): the layout of io.BufferedReader / BufferedWriter /
+ * BufferedRandom objects, private to that file and unchanged from 3.8 to 3.13. A reader's unread
+ * bytes are buffer[pos:read_end] while read_end != -1 (VALID_READ_BUFFER). The layout is trusted
+ * only for objects whose type's basic size matches and whose `raw` is the given raw object. */
+typedef off_t stasis_off_t; /* Modules/_io/_iomodule.h: Py_off_t is off_t outside Windows */
+typedef struct {
+  PyObject_HEAD
+  PyObject *raw;
+  int ok, detached, readable, writable;
+  char finalizing;
+  int fast_closed_checks;
+  stasis_off_t abs_pos;
+  char *buffer;
+  stasis_off_t pos, raw_pos, read_end, write_pos, write_end;
+  PyThread_type_lock lock;
+  volatile unsigned long owner;
+  Py_ssize_t buffer_size, buffer_mask;
+  PyObject *dict, *weakreflist;
+} stasis_buffered;
+
+static stasis_buffered *stasis_buffered_of(PyObject *f, PyObject *raw) {
+  PyTypeObject *t = Py_TYPE(f);
+  if (t->tp_basicsize != (Py_ssize_t)sizeof(stasis_buffered)) return NULL;
+  stasis_buffered *b = (stasis_buffered *)f;
+  if (b->ok <= 0 || b->detached || b->raw != raw || !b->buffer) return NULL;
+  return b;
+}
+
+int stasis_internals_buffered_read_ahead(PyObject *f, PyObject *raw, const char **data, Py_ssize_t *n) {
+  stasis_buffered *b = stasis_buffered_of(f, raw);
+  if (!b || !b->readable) return 0;
+  *data = b->buffer + b->pos;
+  *n = (b->read_end != -1 && b->read_end > b->pos) ? (Py_ssize_t)(b->read_end - b->pos) : 0;
+  return 1;
+}
+
+int stasis_internals_buffered_preload(PyObject *f, PyObject *raw, const char *data, Py_ssize_t n) {
+  stasis_buffered *b = stasis_buffered_of(f, raw);
+  if (!b || !b->readable || n > b->buffer_size || (b->read_end != -1 && b->read_end != b->pos)) return 0;
+  memcpy(b->buffer, data, (size_t)n);
+  b->pos = 0;
+  b->read_end = n;
+  b->raw_pos = n;
+  if (b->abs_pos != -1) b->abs_pos += n;
+  return 1;
 }

@@ -8,6 +8,7 @@
 #include "engine/checkpoint_api.h"
 #include "engine/crash_api.h"
 #include "engine/errors.h"
+#include "engine/net_api.h"
 #include "engine/objects_api.h"
 #include "engine/program_api.h"
 #include "engine/updater_api.h"
@@ -79,6 +80,13 @@ PyMethodDef kMethods[] = {
      "collapse_huge_pages(min_resident=448) -> (chunks, failed, unsupported)"},
     {"objects_of_types", stasis::engine::objects_of_types, METH_O,
      "objects_of_types(types) -> [objects]: GC-tracked instances of the types"},
+    // services (issue 12): stasis/handover.py
+    {"interrupt_thread", stasis::engine::interrupt_thread, METH_O,
+     "interrupt_thread(ident): make that thread's blocking system call return EINTR (it is retried)"},
+    {"buffered_read_ahead", stasis::engine::buffered_read_ahead, METH_VARARGS,
+     "buffered_read_ahead(f, raw) -> bytes | None: a buffered reader's unread bytes (threads frozen)"},
+    {"buffered_preload", stasis::engine::buffered_preload, METH_VARARGS,
+     "buffered_preload(f, raw, data) -> bool: a new buffered reader starts with data read ahead"},
     // updater (issue 6): stasis/updater/*.py
     {"updater_scan", stasis::engine::updater_api::scan, METH_VARARGS, "updater_scan(codes, classes)"},
     {"updater_active", stasis::engine::updater_api::active, METH_O, "updater_active(codes)"},

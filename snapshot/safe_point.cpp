@@ -201,11 +201,13 @@ void park_here(Park* p) {
   Py_END_ALLOW_THREADS
 }
 
+// no_park_file is one file name or a tuple of them (program/freeze.py no_park_files says why each).
 bool in_no_park_file(Park* p, _PyInterpreterFrame* f) {
   if (!p->no_park_file) return false;
   PyObject* file = internals::frame_code(f)->co_filename;
   if (file == p->no_park_file.get()) return true;
-  int eq = PyObject_RichCompareBool(file, p->no_park_file.get(), Py_EQ);
+  int eq = PyTuple_Check(p->no_park_file.get()) ? PySequence_Contains(p->no_park_file.get(), file)
+                                                 : PyObject_RichCompareBool(file, p->no_park_file.get(), Py_EQ);
   if (eq < 0) PyErr_Clear();
   return eq == 1;
 }
@@ -364,7 +366,9 @@ int on_event(Park* p, PyObject* capsule, PyFrameObject* frame, int what) {
       }
       p->escalated = false;
       if (in_no_park_file(p, f)) {
-        p->why = "inside threading.py";
+        const char* name = PyUnicode_AsUTF8(internals::frame_code(f)->co_filename);
+        if (!name) PyErr_Clear();
+        p->why = std::string("inside ") + (name ? name : "a file no thread parks in");
         return 0;
       }
       std::string why = line_blocker(f);

@@ -9,7 +9,8 @@ being served. Each request is one JSON object naming an operation, and gets exac
 reply ({"ok": true, ...} or {"ok": false, "error", "code", "kind"}), preceded for trace/watch by
 {"event": text} messages. After fork, the child closes the inherited socket and serves on its own
 (os.register_at_fork), so every worker of a pre-fork server can be updated. Operations: ping,
-apply, list, revert, profile, trace, watch, lines.
+apply, list, revert, profile, trace, watch, lines, and restart (stasis/handover.py: the process
+ends once that reply is sent).
 """
 from __future__ import annotations
 
@@ -210,10 +211,14 @@ def _serve_requests(conn: socket.socket) -> None:
                 events.close()
             if events.dropped:
                 reply["dropped_events"] = events.dropped
+            exit_status = reply.pop("_exit_after_reply", None)  # a restart handed the program over
             try:
                 channel.send(conn, reply)
             except OSError:
-                return
+                if exit_status is None:
+                    return
+            if exit_status is not None:
+                os._exit(exit_status)
 
 
 def _watch_hangup(conn: socket.socket, stop: threading.Event) -> None:
@@ -295,6 +300,9 @@ def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[st
     if request.get("protocol", channel.PROTOCOL) != channel.PROTOCOL:
         raise ControlChannelError(f"protocol {request.get('protocol')} is not {channel.PROTOCOL}; "
                                   f"use a stasis of the same version as the target")
+    if op == "restart":  # `stasis restart`: hand the program over to a new process (stasis/handover.py)
+        from .. import handover
+        return handover.serve(request)
     if op == "ping":
         return {"pid": os.getpid(), "ppid": os.getppid(), "python": sys.version.split()[0], "argv": sys.argv}
     if op == "apply":

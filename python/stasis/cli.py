@@ -38,7 +38,7 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parses `run` options up to the program; everything after SCRIPT (or -m MODULE) is the
     program's, exactly as python3 would pass it."""
     ns = argparse.Namespace(rewrite=[], no_rewrite=[], module=False, target=None, args=[],
-                            suspend_options={}, key_file=None, resume_if_present=False)
+                            suspend_options={}, key_file=None, resume_if_present=False, tcp_established=False)
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -65,6 +65,8 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
             ns.key_file = value()
         elif name == "--snapshot-on-crash":
             ns.suspend_options[name] = inline if eq else ""
+        elif a == "--tcp-established":
+            ns.tcp_established = True
         elif a == "-m":
             i += 1
             if i >= len(argv):
@@ -83,6 +85,11 @@ def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
         raise UsageError("stasis run: give SCRIPT or -m MODULE")
     ns.target, ns.args = argv[i], list(argv[i + 1:])
     return ns
+
+
+def _option_dest(opt: str) -> str:
+    # "--snapshot" must not share its name with resume's SNAPSHOT argument, which it would replace.
+    return "option_" + opt[2:].replace("-", "_")
 
 
 def _program_options(values: dict, key_file, rewrite, no_rewrite):
@@ -158,6 +165,8 @@ def cmd_run(argv: Sequence[str]) -> int:
         # needs under the rewriter (the conformance oracle).
         from . import program
         options = _program_options(ns.suspend_options, ns.key_file, ns.rewrite, ns.no_rewrite)
+        if ns.tcp_established:
+            _configure_sockets(tcp_established=True)
         batch_path = None
         if ns.resume_if_present:
             resumable = _resumable(ns, options)
@@ -221,9 +230,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
     patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     from . import program
-    values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in _SUSPEND_OPTIONS}
+    values = {opt: getattr(args, _option_dest(opt)) for opt in _SUSPEND_OPTIONS}
     values["--snapshot-on-crash"] = args.snapshot_on_crash
     options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
+    from . import handover
+    handover.setup_restore()  # a process started by `stasis restart`: the sockets it inherits
+    _configure_sockets(rebind=args.rebind, tcp_established=args.tcp_established, resuming=True)
     _start_update_channel()
     return _finished(program.resume(args.snapshot, options, patches=patches))
 
@@ -261,6 +273,19 @@ def cmd_patch(args: argparse.Namespace) -> int:
     lines = patch.patch_snapshot(args.snapshot, patches, args.output, _program_options({}, args.key_file, [], []))
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
+
+
+def _configure_sockets(rebind: Sequence[str] = (), tcp_established: bool = False, resuming: bool = False) -> None:
+    """Sockets of the program (stasis/handlers/net.py): --rebind rules and --tcp-established; on
+    resume, the descriptor numbers the snapshot's sockets had are kept free for them."""
+    from .handlers import net
+    try:
+        net.configure_restore(list(rebind), tcp_established)
+    except ValueError as e:
+        raise UsageError(f"stasis resume: {e}") from None
+    net.settings.tcp_established = tcp_established  # and the snapshots this run writes keep them too
+    if resuming:
+        net.reserve_fds()
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
@@ -307,6 +332,15 @@ def cmd_suspend(args: argparse.Namespace) -> int:
         raise errors.StasisError(f"process {args.pid} ended without writing {path}")
     print(path)
     return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Hands a running program over to a new process of itself (with its state and its sockets),
+    applying patches on the way; prints the new PID (stasis/handover.py)."""
+    from . import handover
+    if args.timeout <= 0:
+        raise UsageError("stasis restart: --timeout must be positive")
+    return handover.command(args.pid, _read_patches(args.patches), args.timeout)
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
@@ -381,7 +415,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a suspended program")
     r.add_argument("snapshot")
     for opt in _SUSPEND_OPTIONS:
-        r.add_argument(opt, action="append" if opt in _REPEATABLE else "store")
+        r.add_argument(opt, dest=_option_dest(opt), action="append" if opt in _REPEATABLE else "store")
     r.add_argument("--rewrite", action="append", default=[])
     r.add_argument("--no-rewrite", action="append", default=[])
     _patch_arguments(r, auto=True)
@@ -389,11 +423,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="write a snapshot when an exception is about to end the program (default path: "
                         "STEM.crash.snap beside the snapshot)")
     r.add_argument("--key-file")
+    r.add_argument("--rebind", action="append", default=[], metavar="OLD=NEW",
+                   help="bind a socket recorded at OLD (HOST:PORT, :PORT, a Unix path, @NAME) at NEW")
+    r.add_argument("--tcp-established", action="store_true",
+                   help="make established TCP connections saved by TCP repair again (root)")
     r.set_defaults(func=cmd_resume)
     s = sub.add_parser("suspend", help="suspend a process running under Stasis")
     s.add_argument("pid", type=int)
     s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     s.set_defaults(func=cmd_suspend)
+    rs = sub.add_parser("restart", help="hand a running service over to a new process, keeping its state "
+                        "and sockets (no failed request)")
+    rs.add_argument("pid", type=int)
+    _patch_arguments(rs, auto=True)  # applied in the new process before it takes over, as resume does
+    rs.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds for the whole switch (default 120); after that the old process goes on")
+    rs.set_defaults(func=cmd_restart)
     i = sub.add_parser("inspect", help="describe a snapshot")
     i.add_argument("snapshot")
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
@@ -457,6 +502,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     except StasisError as e:
         print(f"stasis: error: {_one_line(str(e))}", file=sys.stderr)
+        from . import handover
+        handover.report_failure(str(e), e.code)  # a process started by `stasis restart` tells the old one
         return e.code
     except KeyboardInterrupt:
         return 130

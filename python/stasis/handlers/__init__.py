@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import (asyncio_loop, csv_files, files, logging_state, numpy_arrays, process, sqlite, threads,
-               values, weak)
+from . import (asyncio_loop, csv_files, files, logging_state, net, numpy_arrays, process, sqlite,
+               threads, values, weak)
 
 Handlers = Dict[type, Tuple[str, Callable, Callable]]
 
@@ -37,6 +37,9 @@ MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
     "csv": csv_files.csv_handlers,
     "json": values.json_handlers,
     "xml.etree.ElementTree": values.xml_handlers,
+    "socket": net.socket_handlers,
+    "selectors": net.selector_handlers,
+    "socketserver": net.socketserver_handlers,
 }
 
 
@@ -62,6 +65,6 @@ def builtin_module_states() -> Dict[str, Tuple[Callable, Callable]]:
     """{module name: (save(module) -> state, load(module, state))}: library modules keep only
     registered state."""
     states: Dict[str, Tuple[Callable, Callable]] = {"random": (_save_random_module, _load_random_module)}
-    for concern in (threads, values, asyncio_loop, logging_state, numpy_arrays, sqlite):
+    for concern in (threads, values, asyncio_loop, logging_state, numpy_arrays, sqlite, net):
         states.update(concern.module_states())
     return states

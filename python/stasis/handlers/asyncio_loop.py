@@ -2,8 +2,10 @@
 
 A suspended asyncio program is captured between two callbacks of its event loop (or while the
 loop waits in select): its coroutines are suspended objects of the heap, its tasks and futures
-the pure-Python ones (stasis run keeps asyncio's C accelerator out, see program/process_state.py), its loop
-made again around the same ready and scheduled callbacks with a new selector and self-pipe.
+the pure-Python ones (stasis run keeps asyncio's C accelerator out, see program/process_state.py),
+its loop made again around the same ready and scheduled callbacks, its selector with the
+registrations of its servers and transports (whose sockets net.py makes again), a new self-pipe,
+and its signal handlers.
 The contextvars and async-generator handlers are always registered; the loop's only once the
 program has imported asyncio."""
 from __future__ import annotations
@@ -46,20 +48,14 @@ def _load_context(items: list) -> Any:
     return ctx
 
 
-def _is_self_pipe_key(key: Any) -> bool:
-    import asyncio.selector_events as se
+def is_self_pipe_key(key: Any) -> bool:
+    """A selector key of an event loop's own wake-up pipe (a new loop makes its own)."""
+    se = sys.modules.get("asyncio.selector_events")
+    if se is None:
+        return False
     handle = key.data[0] if isinstance(key.data, tuple) and key.data else None
     callback = getattr(handle, "_callback", None)
     return getattr(callback, "__func__", None) is se.BaseSelectorEventLoop._read_from_self
-
-
-def _save_selector(sel: Any) -> Tuple:
-    watched = [k for k in sel.get_map().values() if not _is_self_pipe_key(k)]
-    if watched:
-        fds = ", ".join(str(k.fd) for k in watched)
-        raise TypeError(f"it watches file descriptor(s) {fds} (sockets, pipes): their I/O cannot be "
-                        "suspended with the program")
-    return (type(sel),)
 
 
 def _selector_classes() -> tuple:
@@ -68,21 +64,13 @@ def _selector_classes() -> tuple:
                                                   "DevpollSelector", "KqueueSelector") if hasattr(selectors, n))
 
 
-def _load_selector(state: Tuple) -> Any:
-    # The class is called: only the selectors module's own.
-    if type(state) is not tuple or len(state) != 1 or state[0] not in _selector_classes():
-        raise TypeError("a selector's state is not (a selectors class,)")
-    return state[0]()
-
-
 def _save_event_loop(loop: Any) -> dict:
-    if getattr(loop, "_signal_handlers", None):
-        raise TypeError("it has signal handlers (loop.add_signal_handler), which are not kept")
-    # Its ready and scheduled callbacks are not part of it: each handle refers back to the loop, and
-    # the loop is built in one piece from this state, so a handle met inside it would make the
-    # encoder meet the loop again, once per handle (snapshots quadratic in the number of tasks).
+    # Its ready and scheduled callbacks, its selector's registrations (servers, transports) and its
+    # signal handlers are not part of it: each handle refers back to the loop, and the loop is
+    # built in one piece from this state, so a handle met inside it would make the encoder meet
+    # the loop again, once per handle (snapshots quadratic in the number of tasks or connections).
     # They are kept with the module state of asyncio.base_events (_save_base_events_module).
-    return {"class": type(loop), "selector": loop._selector,
+    return {"class": type(loop), "selector_class": type(loop._selector),
             "debug": loop._debug, "closed": loop._closed, "stopping": loop._stopping,
             "default_executor": loop._default_executor,
             "task_factory": loop._task_factory, "exception_handler": loop._exception_handler,
@@ -92,25 +80,24 @@ def _save_event_loop(loop: Any) -> dict:
 
 
 def _load_event_loop(state: dict) -> Any:
-    """A new loop of the same class around the restored selector (it makes a new self-pipe);
-    a loop that was running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
+    """A new loop of the same class around a new selector of the same class (it makes a new
+    self-pipe; the registrations come with asyncio.base_events's module state); a loop that was
+    running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
     _restore_running_loops sets up what that method had set up)."""
-    import asyncio
-    import selectors
     import asyncio.unix_events as ue
-    # The class is called with the selector: only an event loop class of this process's asyncio
-    # (or a subclass), around a selector.
+    # The classes are called: only an event loop class of this process's asyncio (or a subclass),
+    # around a new selector of one of the selectors module's own classes.
     checks = (
         ("is not a dict", lambda: type(state) is dict),
         ("has no event loop class", lambda: isinstance(state.get("class"), type)
          and issubclass(state["class"], ue._UnixSelectorEventLoop)),
-        ("has no selector", lambda: isinstance(state.get("selector"), selectors.BaseSelector)),
+        ("has no selector class", lambda: state.get("selector_class") in _selector_classes()),
         ("has async generators that are not a list", lambda: type(state.get("asyncgens")) is list),
     )
     for what, ok in checks:
         if not ok():
             raise TypeError(f"an event loop's state {what}")
-    loop = state["class"](state["selector"])
+    loop = state["class"](state["selector_class"]())
     loop._debug = state["debug"]
     loop._stopping = state["stopping"]
     loop._default_executor = state["default_executor"]
@@ -120,9 +107,39 @@ def _load_event_loop(state: dict) -> Any:
         loop._asyncgens.add(agen)
     loop._asyncgens_shutdown_called = state["asyncgens_shutdown_called"]
     loop._executor_shutdown_called = state["executor_shutdown_called"]
+    net.settings.after_load.append(lambda: _register_transports(loop))
     if state["closed"]:
         loop.close()
     return loop
+
+
+def _register_transports(loop: Any) -> None:
+    """Once everything is loaded: each transport watched by the loop's selector is the loop's
+    transport of its descriptor again, and one whose socket did not get its old number back
+    (net.py) learns the new one (it adds and removes its reader and writer by number)."""
+    import asyncio.selector_events as se
+    for key in list(loop._selector.get_map().values()):
+        handles = key.data if isinstance(key.data, tuple) else ()
+        for handle in handles:
+            transport = getattr(getattr(handle, "_callback", None), "__self__", None)
+            if isinstance(transport, se._SelectorTransport) and transport._sock is not None:
+                transport._sock_fd = transport._sock.fileno()
+                loop._transports[transport._sock_fd] = transport
+
+
+def _restore_signal_handlers(loop: Any, handlers: dict) -> None:
+    """loop.add_signal_handler's work again: the handles, Python's no-op handler for each signal
+    (the handle runs in the loop), and the loop's self-pipe as the signal wake-up descriptor."""
+    import signal
+    import asyncio.unix_events as ue
+    try:
+        signal.set_wakeup_fd(loop._csock.fileno())
+    except (ValueError, OSError) as e:
+        raise TypeError(f"the event loop's signal handlers cannot be set again here: {e}") from None
+    for sig, handle in handlers.items():
+        loop._signal_handlers[sig] = handle
+        signal.signal(sig, ue._sighandler_noop)
+        signal.siginterrupt(sig, False)
 
 
 def _save_asend(aw: Any) -> Tuple:
@@ -189,25 +206,37 @@ def _load_asyncio_events_module(module: Any, policy_class: Any) -> None:
 
 
 def _save_base_events_module(module: Any) -> list:
-    """[(loop, ready handles, [(scheduled handle, seconds left)])] of every event loop alive.
-    Saved apart from the loops (see _save_event_loop): by the time these handles are written,
-    each loop is written already, so a handle's reference to its loop is a plain back-reference."""
+    """[(loop, ready handles, [(scheduled handle, seconds left)], selector registrations, signal
+    handlers)] of every event loop alive. Saved apart from the loops (see _save_event_loop): by the
+    time these handles are written, each loop is written already, so a handle's reference to its
+    loop is a plain back-reference. The registrations are net.py's (the loop's self-pipe left out:
+    the new loop has its own)."""
     import gc
+    from . import net
     out = []
     for loop in gc.get_objects():
         if isinstance(loop, module.BaseEventLoop) and not loop.is_closed():
             now = loop.time()
-            out.append((loop, list(loop._ready), [(h, h._when - now) for h in loop._scheduled]))
+            selector = getattr(loop, "_selector", None)
+            keys = net.save_selector(selector, is_self_pipe_key)["keys"] if selector is not None else []
+            out.append((loop, list(loop._ready), [(h, h._when - now) for h in loop._scheduled], keys,
+                        dict(getattr(loop, "_signal_handlers", {}))))
     return out
 
 
 def _load_base_events_module(module: Any, loops: list) -> None:
-    for loop, ready, scheduled in loops:
+    from . import net
+    for loop, ready, scheduled, *rest in loops:
         loop._ready.extend(ready)
         now = loop.time()
         for handle, delay in scheduled:
             handle._when = now + delay
             heapq.heappush(loop._scheduled, handle)
+        if rest:
+            keys, signal_handlers = rest
+            net.register_keys(loop._selector, keys)
+            if signal_handlers:
+                _restore_signal_handlers(loop, signal_handlers)
 
 
 def _save_asyncio_tasks_module(module: Any) -> tuple:
@@ -239,15 +268,22 @@ def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
 
 
 def asyncio_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
-    """The event loop, its selector and the policy: registered once the program imported asyncio."""
+    """The event loop and the policy: registered once the program imported asyncio (its selector's
+    handler is net.py's, registered with selectors)."""
+    import asyncio.trsock as trsock
     import asyncio.unix_events as ue
-    import selectors
-    h: Dict[type, Tuple[str, Callable, Callable]] = {
-        ue._UnixSelectorEventLoop: ("stasis.event_loop", _save_event_loop, _load_event_loop),
-        ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy)}
-    for t in (selectors.EpollSelector, selectors.PollSelector, selectors.SelectSelector):
-        h[t] = ("stasis.selector", _save_selector, _load_selector)
-    return h
+    return {ue._UnixSelectorEventLoop: ("stasis.event_loop", _save_event_loop, _load_event_loop),
+            ue._UnixDefaultEventLoopPolicy: ("stasis.event_loop_policy", _save_policy, _load_policy),
+            trsock.TransportSocket: ("stasis.transport_socket", _save_transport_socket, _load_transport_socket)}
+
+
+def _save_transport_socket(ts: Any) -> Any:
+    return ts._sock  # the socket a transport or server lends out (transport.get_extra_info("socket"))
+
+
+def _load_transport_socket(sock: Any) -> Any:
+    import asyncio.trsock as trsock
+    return trsock.TransportSocket(sock)
 
 
 def module_states() -> Dict[str, Tuple[Callable, Callable]]:

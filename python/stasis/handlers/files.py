@@ -19,6 +19,9 @@ _STD = {"<stdin>": "stdin", "<stdout>": "stdout", "<stderr>": "stderr"}
 
 
 def _save_file(f: Any) -> Tuple:
+    from . import net
+    if net.is_socket_file(f):  # sock.makefile(): no path; made again around the restored socket
+        return net.save_socket_file(f)
     name = getattr(f, "name", None)
     if isinstance(name, str) and name in _STD:
         return ("std", _STD[name])
@@ -89,6 +92,9 @@ def _load_file(state: Tuple) -> Any:
         if state[1] not in _STD.values():
             raise TypeError(f"no standard stream {state[1]!r}")
         return getattr(sys, state[1])
+    if state[0] == "socketfile":
+        from . import net
+        return net.load_socket_file(state)
     _, path, mode, position, closed, text, encoding, errors, _kind = state[:9]
     newline = state[9] if len(state) > 9 else None
     if newline not in (None, "", "\n", "\r", "\r\n"):

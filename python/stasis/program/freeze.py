@@ -20,6 +20,19 @@ _SETTLE_WINDOW = 0.01   # GIL-free window in which a thread taken as blocked mus
 
 BOOTSTRAP_INNER = threading.Thread._bootstrap_inner.__code__
 
+
+def no_park_files() -> tuple:
+    """Files a thread never parks in (as its innermost frame): threading.py, whose frames hold
+    locks other threads need to start; and socket.py, whose accept() holds a new connection as a
+    bare descriptor number between taking it and wrapping it in a socket object -- parked there,
+    the connection would be in no socket of the snapshot (a thread blocked in a call inside
+    socket.py is still captured at that call)."""
+    files = [threading.__file__]
+    socket = sys.modules.get("socket")
+    if socket is not None and getattr(socket, "__file__", None):
+        files.append(socket.__file__)
+    return tuple(files)
+
 ThreadBase = Callable[[int], Tuple[object, bool]]
 
 
@@ -58,7 +71,7 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
         threads, strangers = program_threads(exclude=exclude)
         for ident, _t in threads:
             base, is_caller = thread_base(ident)
-            _engine.arm_thread(ident, base, is_caller, no_park_file=threading.__file__, now=at_once)
+            _engine.arm_thread(ident, base, is_caller, no_park_file=no_park_files(), now=at_once)
         _engine.poll_threads()  # traces the threads whose stacks can reach a safe point now
         states = _engine.park_states()
         frames, blocked, blockers, silent = {}, [], list(strangers), []

@@ -6,7 +6,7 @@ import os
 import sys
 import threading
 import types
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .. import _engine
 from ..errors import StasisError
@@ -21,6 +21,8 @@ def fail(message: str, status: int = StasisError.code) -> None:
     """Ends a resume that cannot go on: nothing of the program has run yet."""
     sys.stderr.write(f"stasis: error: cannot resume: {message}\n")
     process_state.flush_std_streams()
+    from .. import handover
+    handover.report_failure(f"cannot resume: {message}", status)
     os._exit(status)
 
 
@@ -40,12 +42,15 @@ class RestartedThreads:
     the main thread included, takes back the RLocks it held and waits at a barrier until all
     stacks are rebuilt; then all continue together."""
 
-    def __init__(self, records: List[ThreadRecord], main_record: ThreadRecord, rlocks: list) -> None:
+    def __init__(self, records: List[ThreadRecord], main_record: ThreadRecord, rlocks: list,
+                 on_all_rebuilt: Optional[Callable[[], None]] = None) -> None:
         self.records = records
         self.main_record = main_record
         self.main_ident = main_record.ident
         self.rlocks = rlocks  # [(lock, old owner ident, count)]
-        self.barrier = threading.Barrier(len(records) + 1)
+        # on_all_rebuilt runs once every stack is rebuilt, before any thread goes on
+        # (stasis restart: the new process tells the old one it is ready, stasis/handover.py).
+        self.barrier = threading.Barrier(len(records) + 1, action=on_all_rebuilt)
         self.ready = threading.Event()
         self.idents: Dict[int, int] = {self.main_ident: threading.get_ident()}
 

@@ -154,6 +154,10 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
         suspend_signal = signal_number(options.signal)
         process_state.restore_signal_handlers(state.signals, suspend_signal)
         process_state.ATEXIT.register_again(state.atexit)
+    from .. import handover
+    from ..handlers import net
+    net.release_fds()        # the descriptor numbers kept free for the snapshot's sockets (cli resume)
+    handover.after_load()    # `stasis restart`: leftover descriptors, patches
     if patches:  # the program's state is complete; none of its frames runs yet
         from ..updater import snapshot_patch
         snapshot_patch.apply_patches(state, patches, by="stasis resume --patch")
@@ -176,7 +180,8 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     session.program = program
     set_current(session)
     main_record = state.main_thread
-    restart = RestartedThreads([t for t in state.threads if not t.main], main_record, rlocks)
+    restart = RestartedThreads([t for t in state.threads if not t.main], main_record, rlocks,
+                               on_all_rebuilt=None if debug else handover.all_rebuilt)
     checkpointed = state.checkpoint
     del state
 

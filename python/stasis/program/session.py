@@ -82,7 +82,7 @@ class Session:
             # A program thread asking (stasis.suspend(), the signal handler in the main thread)
             # stops at its own next safe point, not at one after the coordinator has started.
             base, is_caller = self.thread_base(me)
-            _engine.arm_thread(me, base, is_caller, no_park_file=threading.__file__)
+            _engine.arm_thread(me, base, is_caller, no_park_file=freeze.no_park_files())
         if me in internal_threads.idents:
             self._coordinate()  # a thread of Stasis asking (the quota timer) coordinates itself
         else:
@@ -124,6 +124,8 @@ class Session:
                 # A capture that failed says more than the later places that were avoided.
                 failure = failure or (why[0] if why else "") or "no safe point was reached"
             except Exception as e:  # noqa: BLE001 - whatever failed, the program must not stay parked
+                from ..handlers import net
+                net.capture_aborted()  # connections saved by TCP repair go on
                 _engine.avoid_parked_points()  # the next attempt moves on to later safe points
                 _engine.thaw()
                 failure = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"
@@ -195,9 +197,10 @@ class Session:
             pending_writes=list(pending_writes))
 
     def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None,
-                       pending_writes: Sequence[tuple] = ()) -> None:
+                       pending_writes: Sequence[tuple] = (), level: int = 3) -> None:
         """Writes the program snapshot; `checkpoint` is the thread whose stasis.checkpoint() call
-        returns True on resume; `pending_writes` are file bytes a checkpoint writer found buffered."""
+        returns True on resume; `pending_writes` are file bytes a checkpoint writer found buffered;
+        `level` is zstd's (stasis restart writes a transient snapshot fast)."""
         from .. import _ensure_builtin_handlers, handlers
         _ensure_builtin_handlers()
         process_state.flush_std_streams()
@@ -209,7 +212,7 @@ class Session:
                            handler_modules=_handler_modules(own),
                            program=list(self.program))
         _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
-                     key=_key(self.options.key_file), by_value=own, meta=meta.to_json())
+                     key=_key(self.options.key_file), by_value=own, meta=meta.to_json(), level=level)
 
     # --- running ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import _engine, internal_threads
 from ..errors import StasisError
 from .. import startup_signals
-from . import periodic
+from . import freeze, periodic
 from .options import signal_number
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def install(session: "Session") -> None:
         # The main thread parks at its N-th safe point and starts the coordinator from there.
         session.note_request("suspend-after")
         _engine.arm_thread(threading.main_thread().ident, session.base_code, countdown=o.suspend_after,
-                           on_reached=session.start_coordinator, no_park_file=threading.__file__)
+                           on_reached=session.start_coordinator, no_park_file=freeze.no_park_files())
     for signum in o.signal_numbers():  # --signal USR1 --signal TERM: a batch job needs both
         _signal.signal(signum, lambda _n, _f: session.request("signal"))
     if startup_signals.take():  # one came while Stasis was starting: asked for as the quota asks
