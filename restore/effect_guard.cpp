@@ -1,6 +1,7 @@
 #include "restore/effect_guard.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <string_view>
@@ -110,6 +111,12 @@ bool pyc_temporary(std::string_view path) {
   return ends_with(pyc, ".pyc") && pyc.find("/__pycache__/") != std::string_view::npos;
 }
 
+bool unix_socket_file(std::string_view path) {
+  if (path.empty() || path.find('\0') != std::string_view::npos) return false;
+  struct stat st;
+  return lstat(std::string(path).c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 // Why the event is refused for the load `g`, or nullptr.
 const char* refusal(EffectGuard& g, bool handler, bool own_code, std::string_view event, PyObject* args) {
   if (event == "open") {
@@ -133,10 +140,13 @@ const char* refusal(EffectGuard& g, bool handler, bool own_code, std::string_vie
     return nullptr;
   if (event == "os.rename" && pyc_temporary(str_arg(args, 0)) && look_at_frames(PyThreadState_Get()).importing)
     return nullptr;
-  // A handler may also map a file it reopened (numpy.memmap), connect to an existing database.
+  // A handler may also map a file it reopened (numpy.memmap), connect to an existing database,
+  // read and set a descriptor's flags and queues (fcntl/ioctl: sockets, pipes), and remove a
+  // stale Unix socket file before binding its path again (never another kind of file).
   if (handler && (starts_with(event, "socket.") || event == "sqlite3.connect" || event == "sqlite3.connect/handle" ||
-                  event == "mmap.__new__"))
+                  event == "mmap.__new__" || event == "fcntl.fcntl" || event == "fcntl.ioctl"))
     return nullptr;
+  if (handler && event == "os.remove" && unix_socket_file(str_arg(args, 0))) return nullptr;
   if (event == "code.__new__" && own_code) return nullptr;
   if (!refused_name(event)) return nullptr;
   if (event == "compile" || event == "exec" || starts_with(event, "marshal.")) {

@@ -85,6 +85,7 @@ def _load_event_loop(state: dict) -> Any:
     running runs again when its run_forever() frame is rebuilt (stasis/program/restart.py
     _restore_running_loops sets up what that method had set up)."""
     import asyncio.unix_events as ue
+    from . import net
     # The classes are called: only an event loop class of this process's asyncio (or a subclass),
     # around a new selector of one of the selectors module's own classes.
     checks = (
