@@ -134,7 +134,8 @@ inline constexpr const char* kRefusedModules[] = {
 };
 
 // Why loading refuses to import `module` (a dotted name), or "" when it may. A program snapshot
-// (`program`) may import the modules of CPython's `test` package except test.autotest: a
+// (`program`) may import CPython's `test` package (its __init__ is empty) and its modules except
+// test.autotest: a
 // program that runs CPython's tests (`python -m unittest test.test_x` under a quota) imported
 // them itself, and importing them runs no test.
 std::string import_refusal(std::string_view module, bool program = false);
