@@ -353,4 +353,5 @@ class Load:
     def check(self, case: unittest.TestCase) -> None:
         """Every counter of the service equals its thread's successes."""
         case.assertEqual(self.counters(), self.successes,
-                         f"counters differ from the successes seen (failures: {self.failures[:5]})")
+                         f"counters differ from the successes seen ({len(self.failures)} failures: first "
+                         f"{self.failures[:5]}, last {self.failures[-5:]})")
