@@ -362,7 +362,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     no_rewrite = values.get("--no-rewrite", [])
     _prepare_hook(no_rewrite)  # before `program` imports threading: threads' stacks run in it
     patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
-    from . import program
+    from . import program, read_key
+    from .program.patch import _signed
+    if _signed(args.snapshot) and read_key(args.option_key_file) is None:
+        # Unverified, and its next snapshot would be written unsigned: no reader holding the key
+        # would accept it.
+        raise errors.SignatureError(f"{args.snapshot} is signed: give its key (--key-file KEY or STASIS_KEY_FILE) "
+                                    "to resume it; the snapshots it writes are signed with it")
     options = _program_options(values, args.option_key_file, values.get("--rewrite", []), no_rewrite)
     from . import handover
     handover.setup_restore()  # a process started by `stasis restart`: the sockets it inherits

@@ -171,14 +171,14 @@ def readme_block(parser: argparse.ArgumentParser) -> str:
         if name == "help":
             continue
         if name == "ctl":
-            lines.append(f"{synopsis(name, p)[0]:<44}{summary} (stasis ctl --help; updater/README.md)")
+            lines.append(f"{synopsis(name, p)[0]:<43} {summary}; its commands: updater/README.md")
             continue
         first, *rest = synopsis(name, p)
-        lines.append(f"{first:<44}{summary}")
+        lines.append(f"{first:<43} {summary}")
         lines.extend(rest)
         for a in options_of(p):
-            lines.append(f"    {_flags(a):<34}{a.help}")
-    lines.append(f"{'stasis help [COMMAND|TOPIC]':<44}help on a command, or on a topic: {', '.join(TOPICS)}")
+            lines.append(f"    {_flags(a):<30} {a.help}")
+    lines.append(f"{'stasis help [COMMAND|TOPIC]':<43} help on a command, or on a topic: {', '.join(TOPICS)}")
     return "\n".join(lines) + "\n"
 
 
