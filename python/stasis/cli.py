@@ -362,13 +362,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     no_rewrite = values.get("--no-rewrite", [])
     _prepare_hook(no_rewrite)  # before `program` imports threading: threads' stacks run in it
     patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
-    from . import program, read_key
-    from .program.patch import _signed
-    if _signed(args.snapshot) and read_key(args.option_key_file) is None:
-        # Unverified, and its next snapshot would be written unsigned: no reader holding the key
-        # would accept it.
-        raise errors.SignatureError(f"{args.snapshot} is signed: give its key (--key-file KEY or STASIS_KEY_FILE) "
-                                    "to resume it; the snapshots it writes are signed with it")
+    from . import program
+    _refuse_signed_without_key(args.snapshot, args.option_key_file, "resume it; the snapshots it writes are "
+                               "signed with it")
     options = _program_options(values, args.option_key_file, values.get("--rewrite", []), no_rewrite)
     from . import handover
     handover.setup_restore()  # a process started by `stasis restart`: the sockets it inherits
@@ -426,11 +422,22 @@ def _configure_sockets(rebind: Sequence[str] = (), tcp_established: bool = False
         net.reserve_fds()
 
 
+def _refuse_signed_without_key(snapshot: str, key_file: Optional[str], to: str) -> None:
+    """A signed snapshot runs only verified: without its key it is refused (95), as `patch` does;
+    resuming it unverified would also write its next snapshot unsigned, which no reader holding
+    the key accepts."""
+    from . import read_key
+    from .program.patch import _signed
+    if _signed(snapshot) and read_key(key_file) is None:
+        raise errors.SignatureError(f"{snapshot} is signed: give its key (--key-file KEY or STASIS_KEY_FILE) to {to}")
+
+
 def cmd_debug(args: argparse.Namespace) -> int:
     """Rebuilds a suspended program and opens pdb at its suspension point; the snapshot is only
     read, so every debug session starts from the same state."""
     _prepare_hook([])
     from . import program
+    _refuse_signed_without_key(args.snapshot, args.key_file, "debug it")
     return program.resume(args.snapshot, _program_options({}, args.key_file, [], []), debug=True)
 
 

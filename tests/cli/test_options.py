@@ -140,6 +140,16 @@ class KeyFile(Case):
                 self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
                 self.assertEqual(r.stdout, "")  # nothing of the program ran
                 self.assertEqual(digest(snap), before)
+        # debug runs the program's code too: only verified
+        for args in ([], ["--key-file", other]):
+            with self.subTest(debug=args):
+                r = self.stasis("debug", snap, *args, stdin="p total\nc\n")
+                self.assertEqual(r.returncode, 95, r.stderr)
+                self.assertNotIn("(Pdb)", r.stdout)
+        r = self.stasis("debug", snap, "--key-file", key, stdin="p total > 0\nc\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("(Pdb) True", r.stdout)
+        self.assertEqual(digest(snap), before)
         # With the key, and through STASIS_KEY_FILE: the next snapshot is signed with it too.
         r = self.stasis("resume", snap, "--key-file", key, "--quota", "0.3", "--snapshot", self.path("n.snap"))
         self.assertEqual(r.returncode, 75, r.stderr)
