@@ -171,7 +171,17 @@ def readme_block(parser: argparse.ArgumentParser) -> str:
         if name == "help":
             continue
         if name == "ctl":
-            lines.append(f"{synopsis(name, p)[0]:<43} {summary}; its commands: updater/README.md")
+            ctl = _ctl_parser()
+            lines.append(f"{synopsis(name, p)[0]:<43} {summary.split(' (')[0]} (updater/README.md)")
+            if ctl is None:
+                continue
+            for a in options_of(ctl):
+                lines.append(f"    {_flags(a):<30} {a.help}")
+            for sub, sub_help, sp in subparsers(ctl):
+                words = " ".join([sub, *(a.metavar or a.dest for a in positionals_of(sp))])
+                lines.append(f"    {words:<30} {sub_help}")
+                for a in options_of(sp):
+                    lines.append(f"        {_flags(a):<26} {a.help}")
             continue
         first, *rest = synopsis(name, p)
         lines.append(f"{first:<43} {summary}")
@@ -216,6 +226,8 @@ def man_page(parser: argparse.ArgumentParser, version: str) -> str:
             for sub, sub_help, sp in subparsers(p):
                 args = " ".join(a.metavar or a.dest for a in positionals_of(sp))
                 m += [".TP", f"\\fB{_roff(sub)}\\fR {_roff(args)}", _roff(sub_help)]
+                for a in options_of(sp):
+                    m += [".RS", ".TP", "\\fB" + _roff(_flags(a)) + "\\fR", _roff(a.help or ""), ".RE"]
     m += [".SH EXIT STATUS", ".nf", _roff(_exit_status_text()), ".fi",
           ".SH ENVIRONMENT"]
     for var, text in _ENVIRONMENT:
@@ -239,8 +251,13 @@ def bash_completion(parser: argparse.ArgumentParser) -> str:
     for name, _, p in subparsers(parser):
         if name == "ctl":
             p = _ctl_parser() or p
+        actions = options_of(p)
+        if name == "ctl":  # and the options of its commands (ctl PID profile --seconds ...)
+            actions += [a for _, _, sp in subparsers(p) for a in options_of(sp)]
         opts = []
-        for a in options_of(p):
+        for a in actions:
+            if a.option_strings[0] in opts:
+                continue
             opts += a.option_strings
             if a.nargs in (0, "?"):
                 continue

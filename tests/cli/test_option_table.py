@@ -70,7 +70,22 @@ EFFECT_TESTS = {
     ("patch", "--key-file"): ["tests/patch/test_crash.py"],
     ("debug", ""): ["tests/suspend/test_triggers.py::TriggerTest.test_debug_opens_pdb_at_the_suspension_point_every_time"],
     ("debug", "--key-file"): ["tests/cli/test_options.py::KeyFile.test_signed_snapshots_need_their_key"],
-    ("ctl", ""): ["tests/updater/test_http_server.py"],
+    ("ctl", ""): ["tests/updater/test_http_server.py::HttpServerUpdateTest.test_updates_under_load"],
+    ("ctl", "--all-children"): ["tests/updater/test_prefork.py"],
+    ("ctl apply", ""): ["tests/updater/test_http_server.py::HttpServerUpdateTest.test_updates_under_load"],
+    ("ctl list", ""): ["tests/updater/test_http_server.py::HttpServerUpdateTest.test_updates_under_load"],
+    ("ctl revert", ""): ["tests/updater/test_http_server.py::HttpServerUpdateTest.test_updates_under_load"],
+    ("ctl profile", ""): ["tests/updater/test_profile.py"],
+    ("ctl profile", "--seconds"): ["tests/updater/test_profile.py"],
+    ("ctl profile", "--folded"): ["tests/updater/test_profile.py"],
+    ("ctl profile", "--svg"): ["tests/updater/test_profile.py"],
+    ("ctl trace", ""): ["tests/updater/test_profile.py"],
+    ("ctl trace", "--seconds"): ["tests/updater/test_profile.py"],
+    ("ctl watch", ""): ["tests/updater/test_profile.py"],
+    ("ctl watch", "--seconds"): ["tests/updater/test_profile.py"],
+    ("ctl lines", ""): ["tests/updater/test_profile.py"],
+    ("ctl lines", "--seconds"): ["tests/updater/test_profile.py"],
+    ("ctl ping", ""): ["tests/updater/test_idle_threads.py"],
     ("help", ""): ["tests/cli/test_options.py::Help.test_topics_and_commands"],
 }
 
@@ -88,7 +103,11 @@ def parser_options():
     parser = cli._parser()
     out = {}
     for name, _, p in cli_help.subparsers(parser):
-        out[name] = [] if name in ("ctl",) else [a.option_strings[0] for a in cli_help.options_of(p)]
+        p = cli_help.command_parser(parser, name)
+        out[name] = [a.option_strings[0] for a in cli_help.options_of(p)]
+        if name == "ctl":  # its commands: "ctl profile"
+            for sub, _, sp in cli_help.subparsers(p):
+                out[f"ctl {sub}"] = [a.option_strings[0] for a in cli_help.options_of(sp)]
     return parser, out
 
 
@@ -102,12 +121,17 @@ def readme_block():
 
 def readme_options(block):
     """{command: [options]} as README lists them: a line `stasis COMMAND ...`, then indented option lines."""
-    out, command = {}, None
+    out, command, sub = {}, None, None
     for line in block.splitlines():
         m = re.match(r"stasis (\w+)", line)
         if m:
-            command = m.group(1)
+            command, sub = m.group(1), None
             out.setdefault(command, [])
+        elif command == "ctl" and re.match(r"    [a-z]", line):  # a command of ctl
+            sub = f"ctl {line.split()[0]}"
+            out.setdefault(sub, [])
+        elif line.startswith("        -") and sub:
+            out[sub].append(line.split()[0])
         elif line.startswith("    -") and command:
             out[command].append(line.split()[0].rstrip(",").split("[")[0])
     return out
@@ -139,6 +163,7 @@ class OptionTable(unittest.TestCase):
         for (command, opt), refs in EFFECT_TESTS.items():
             with self.subTest(command=command, option=opt):
                 self.assertIn(command, options, f"EFFECT_TESTS lists an unknown command {command}")
+                self.assertNotIn((command, opt), KNOWN_GAPS)
                 if opt:
                     self.assertIn(opt, options[command], f"EFFECT_TESTS lists stasis {command} {opt}, which is gone")
                 for ref in refs:
@@ -148,7 +173,8 @@ class OptionTable(unittest.TestCase):
                         self.assertRegex(text, rf"class {cls}\b", ref)
                         self.assertIn(f"def {method}(", text, ref)
                     used = text + extra
-                    runs = (f'"{command}"' in used or f"self.{command}(" in used)
+                    word = command.split()[-1]  # "ctl profile": its tests call self.ctl(pid, "profile", ...)
+                    runs = (f'"{word}"' in used or f"self.{word}(" in used)
                     self.assertTrue(runs, f"{ref} never runs stasis {command}")
                     if opt:
                         self.assertTrue(f'"{opt}' in used or f"'{opt}" in used, f"{ref} never uses {opt}")
@@ -171,9 +197,14 @@ class OptionTable(unittest.TestCase):
             if not opts:
                 continue
             with self.subTest(command=command):
-                r = subprocess.run([STASIS, command, "--help"], capture_output=True, text=True, timeout=60)
+                words = command.split()
+                if len(words) == 2:  # ctl PID profile --help
+                    words = [words[0], "1", words[1]]
+                r = subprocess.run([STASIS, *words, "--help"], capture_output=True, text=True, timeout=60)
                 self.assertEqual(r.returncode, 0, r.stderr)
-                p = cli_help.command_parser(parser, command)
+                p = cli_help.command_parser(parser, command.split()[0])
+                if len(command.split()) == 2:
+                    p = dict((n, sp) for n, _, sp in cli_help.subparsers(p))[command.split()[1]]
                 for a in cli_help.options_of(p):
                     self.assertTrue(a.help and len(a.help.split()) >= 3, f"stasis {command} {a.option_strings[0]}")
                     # the option's line in --help, followed by the first words of its explanation
