@@ -108,7 +108,8 @@ def session_options(command: str) -> List[Option]:
 
 # `stasis run` on its own is `run [options] SCRIPT [ARGS...]`: help for what the table does not hold.
 _RUN_USAGE = "stasis run [options] SCRIPT [ARGS...]\n       stasis run [options] -m MODULE [ARGS...]"
-_RUN_MODULE_HELP = "run library module MODULE as a script, as python3 -m does (the rest are its arguments)"
+_RUN_MODULE_HELP = ("run MODULE as python3 -m does (the rest are its arguments); suspendable only with a "
+                    "suspension option such as --snapshot or --signal, else it runs as plain python3 -m would")
 _SUSPEND_OPTIONS = tuple(o.flag for o in SESSION_OPTIONS if o.session and not o.optional
                          and o.metavar is not None)
 

@@ -20,7 +20,8 @@ from stasis import cli, cli_help, startup, startup_signals  # noqa: E402
 # option's text, the test must exist). Commands are keyed with "" for the command itself.
 EFFECT_TESTS = {
     ("run", ""): ["tests/suspend/test_triggers.py::TriggerTest.test_quota"],
-    ("run", "-m"): ["tests/suspend/test_triggers.py::TriggerTest.test_dash_m_module_suspends_and_resumes"],
+    ("run", "-m"): ["tests/suspend/test_triggers.py::TriggerTest.test_dash_m_module_suspends_and_resumes",
+                   "tests/cli/test_options.py::DashM.test_module_suspendable_with_a_suspension_option_plain_without"],
     ("run", "--snapshot"): ["tests/suspend/test_triggers.py::TriggerTest.test_quota"],
     ("run", "--quota"): ["tests/suspend/test_triggers.py::TriggerTest.test_quota"],
     ("run", "--suspend-after"): ["tests/suspend/test_triggers.py::TriggerTest.test_dash_m_module_suspends_and_resumes"],

@@ -196,6 +196,33 @@ class RewriteOptions(Case):
         self.assertEqual(both["helper"], "SourceFileLoader")
 
 
+class DashM(Case):
+    def test_module_suspendable_with_a_suspension_option_plain_without(self):
+        os.mkdir(self.path("pkgjob"))
+        self.write("pkgjob/__init__.py", "")
+        self.write("pkgjob/job.py", "import sys, time\nfor i in range(400):\n    time.sleep(0.01)\n"
+                   "print('done', sys.argv[1:], __name__)\n")
+        snap = self.path("j.snap")
+        for options, suspendable in ((["--snapshot", snap], True), ([], False)):
+            with self.subTest(options=options):
+                p = subprocess.Popen([STASIS, "run", *options, "-m", "pkgjob.job", "x", "-v"], cwd=self.dir,
+                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                self.procs.append(p)
+                time.sleep(1.0)
+                r = self.stasis("suspend", str(p.pid))
+                out, err = p.communicate(timeout=120)
+                if suspendable:
+                    self.assertEqual((r.returncode, r.stdout.strip()), (0, snap), r.stderr)
+                    self.assertEqual(p.returncode, 75, err)
+                    r = self.stasis("resume", snap)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(r.stdout, "done ['x', '-v'] __main__\n")
+                else:
+                    self.assertEqual(r.returncode, 90, r.stderr)
+                    self.assertIn("not running under `stasis run`", r.stderr)
+                    self.assertEqual((p.returncode, out), (0, "done ['x', '-v'] __main__\n"), err)
+
+
 class RewriteCommand(Case):
     def test_prints_the_resumable_form_and_runs_nothing(self):
         mod = self.write("m.py", "open('marker', 'w').close()\ndef f(xs, out):\n    for x in xs:\n        out.append(g(x))\n")
