@@ -643,6 +643,10 @@ def _parser() -> argparse.ArgumentParser:
                        "suspension, signing. Without an argument, the list of commands.")
     h.add_argument("topic", metavar="COMMAND|TOPIC", nargs="?", help="a command or a topic")
     h.set_defaults(func=lambda args: cmd_help(p, args.topic))
+    from .cli_help import synopsis
+    for name, command in sub.choices.items():  # "usage: stasis resume SNAPSHOT [options]"
+        command.prog = f"stasis {name}"
+        command.usage = "\n       ".join(synopsis(name, command))
     return p
 
 
