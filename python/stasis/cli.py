@@ -110,8 +110,6 @@ def session_options(command: str) -> List[Option]:
 _RUN_USAGE = "stasis run [options] SCRIPT [ARGS...]\n       stasis run [options] -m MODULE [ARGS...]"
 _RUN_MODULE_HELP = ("run MODULE as python3 -m does (the rest are its arguments); suspendable only with a "
                     "suspension option such as --snapshot or --signal, else it runs as plain python3 -m would")
-_SUSPEND_OPTIONS = tuple(o.flag for o in SESSION_OPTIONS if o.session and not o.optional
-                         and o.metavar is not None)
 
 
 def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:

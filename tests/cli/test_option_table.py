@@ -2,11 +2,9 @@
 README.md's "Command line" block) has a test that uses it and checks its effect, listed in
 EFFECT_TESTS and checked to exist; README's block is what the parser's help says; every option
 has a help line; the start-up option lists that cannot import the CLI agree with it."""
-import argparse
 import os
 import re
 import subprocess
-import sys
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))

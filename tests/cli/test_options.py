@@ -4,7 +4,6 @@ rewritten, how long a command waits). The others are listed in test_option_table
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import textwrap
