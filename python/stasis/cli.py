@@ -425,8 +425,11 @@ def _refuse_signed_without_key(snapshot: str, key_file: Optional[str], to: str) 
     """A signed snapshot runs only verified: without its key it is refused (95), as `patch` does;
     resuming it unverified would also write its next snapshot unsigned, which no reader holding
     the key accepts."""
+    import os
     from . import read_key
     from .program.patch import _signed
+    if not os.path.isfile(snapshot):
+        return  # a FIFO must not be opened here (it would wait for a writer): the reader refuses it
     if _signed(snapshot) and read_key(key_file) is None:
         raise errors.SignatureError(f"{snapshot} is signed: give its key (--key-file KEY or STASIS_KEY_FILE) to {to}")
 

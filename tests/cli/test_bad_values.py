@@ -95,6 +95,14 @@ class BadValues(unittest.TestCase):
         self.assert_refused(self.stasis("resume", self.snap, "--key-file", "nokey"), 98, "nokey")
         self.assert_refused(self.stasis("run", "--key-file", "nokey", self.prog), 98, "nokey")
 
+    def test_a_fifo_is_refused_not_waited_on(self):
+        fifo = os.path.join(self.dir, "pipe.snap")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        for command in (["resume"], ["inspect"], ["debug"], ["patch", "--update", self.prog]):
+            with self.subTest(command=command[0]):
+                self.assert_refused(self.stasis(command[0], fifo, *command[1:]), 98, "not a regular file")
+
     def test_other_commands(self):
         self.assert_refused(self.stasis("suspend", "notapid"), 64, "invalid int value")
         self.assert_refused(self.stasis("restart", "1", "--timeout", "0"), 64, "--timeout")
