@@ -32,31 +32,36 @@ class _Usage(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stasis ctl", description="patch, instrument or profile a live process")
-    p.add_argument("--all-children", action="store_true", help="also every descendant serving updates")
-    p.add_argument("pid", type=int)
+    p = _Parser(prog="stasis ctl", description="patch, instrument or profile a live process: one started by "
+                "`stasis run`, or any that called stasis.serve_updates()")
+    p.add_argument("--all-children", action="store_true",
+                   help="also every descendant of PID serving updates (a pre-forking server's workers)")
+    p.add_argument("pid", type=int, metavar="PID", help="the process")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    seconds = dict(type=float, default=10.0, metavar="SECONDS", help="how long to collect (default 10)")
     a = sub.add_parser("apply", help="run an update file in the process")
-    a.add_argument("file")
+    a.add_argument("file", metavar="FILE", help="an update module (stasis.update: redefine, add_field, "
+                   "convert, instrument...)")
     sub.add_parser("list", help="list updates")
     r = sub.add_parser("revert", help="revert one update (any order)")
-    r.add_argument("update", type=int)
+    r.add_argument("update", type=int, metavar="N", help="the update's number, as `list` shows it")
     pr = sub.add_parser("profile", help="function-level timing of functions matching a glob")
-    pr.add_argument("pattern")
-    pr.add_argument("--seconds", type=float, default=10.0)
-    pr.add_argument("--folded")
-    pr.add_argument("--svg")
+    pr.add_argument("pattern", metavar="GLOB", help="dotted names of the functions to time (app.*)")
+    pr.add_argument("--seconds", **seconds)
+    pr.add_argument("--folded", metavar="FILE", help="also write the stacks in folded form (flamegraph.pl's "
+                    "input) to FILE")
+    pr.add_argument("--svg", metavar="FILE", help="also write a flame graph to FILE")
     t = sub.add_parser("trace", help="arguments and return values of a function")
-    t.add_argument("function")
-    t.add_argument("--seconds", type=float, default=10.0)
+    t.add_argument("function", metavar="FUNCTION", help="its dotted name (module.func, module.Class.method)")
+    t.add_argument("--seconds", **seconds)
     w = sub.add_parser("watch", help="every value a local variable takes")
-    w.add_argument("function")
-    w.add_argument("variable")
-    w.add_argument("--seconds", type=float, default=10.0)
+    w.add_argument("function", metavar="FUNCTION", help="its dotted name (module.func, module.Class.method)")
+    w.add_argument("variable", metavar="VARIABLE", help="the local variable's name")
+    w.add_argument("--seconds", **seconds)
     ln = sub.add_parser("lines", help="time per line of a function")
-    ln.add_argument("function")
-    ln.add_argument("lines", help="e.g. 10-20,25 or all")
-    ln.add_argument("--seconds", type=float, default=10.0)
+    ln.add_argument("function", metavar="FUNCTION", help="its dotted name (module.func, module.Class.method)")
+    ln.add_argument("lines", metavar="LINES", help="e.g. 10-20,25 or all")
+    ln.add_argument("--seconds", **seconds)
     sub.add_parser("ping", help="check that the process serves updates")
     return p
 

@@ -5,20 +5,38 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import errors
 from .errors import EXIT_USAGE, NotAvailableError, StasisError
 
 
 class UsageError(Exception):
-    pass
+    """A bad command line: one line on stderr and exit status 64. `command` names the command whose
+    `--help` explains what to give ("" for `stasis --help`)."""
+
+    def __init__(self, message: str, command: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class ShowHelp(Exception):
+    """`stasis run --help`: run has its own splitter, whose help is the `run` subparser's."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(command)
+        self.command = command
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `run` takes no abbreviations either
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: {message}", self.prog[len("stasis "):])
 
 
 def _not_available(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
@@ -27,62 +45,120 @@ def _not_available(what: str, issue: int) -> Callable[[argparse.Namespace], int]
     return command
 
 
-# --- run / resume: options, then SCRIPT | -m MODULE, then the program's own arguments -------------
+# --- run / resume: one table of their options -----------------------------------------------------
+# The table makes `resume`'s parser, `run`'s hand-written splitter (everything after SCRIPT or
+# -m MODULE is the program's own), `stasis run --help`, the man page and the bash completion
+# (cli_help.py), so that none of them can drift from another.
 
-_SUSPEND_OPTIONS = ("--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout",
-                    "--checkpoint-every", "--keep")
-_REPEATABLE = ("--signal",)  # --signal USR1 --signal TERM (or --signal USR1,TERM)
+class Option(NamedTuple):
+    flag: str
+    metavar: Optional[str]          # None: a flag without a value
+    help: str                       # one line: what it does, its default
+    commands: Tuple[str, ...] = ("run", "resume")
+    repeat: bool = False            # may be given more than once (values collected in order)
+    optional: bool = False          # --flag or --flag=VALUE
+    check: Optional[str] = None     # "seconds", "count", "signals", "path": validated before anything runs
+    session: bool = True            # asks for a suspendable session (see cmd_run)
+    resume_help: Optional[str] = None   # resume's help, where it differs from run's
+
+    def help_for(self, command: str) -> str:
+        return self.resume_help if command == "resume" and self.resume_help else self.help
+
+
+SESSION_OPTIONS: Tuple[Option, ...] = (
+    Option("--snapshot", "PATH", "write the snapshot to PATH (default STEM.snap in the working directory, "
+           "STEM the script's or module's name)", check="path",
+           resume_help="write the next snapshot to PATH, leaving SNAPSHOT as it is (default: SNAPSHOT itself, "
+           "replaced once the new one is complete)"),
+    Option("--quota", "SECONDS", "suspend once SECONDS of wall-clock time have passed (a positive "
+           "number; default: no quota)", check="seconds"),
+    Option("--suspend-after", "N", "suspend at the program's N-th safe point (N >= 1; a testing aid; "
+           "default: never)", check="count"),
+    Option("--signal", "NAME", "suspend when NAME arrives (USR1, SIGTERM, or a comma list such as "
+           "USR1,TERM; repeatable; default SIGUSR1; `stasis suspend PID` sends the first)",
+           repeat=True, check="signals"),
+    Option("--safe-point-timeout", "SECONDS", "give up a suspension request after SECONDS without a "
+           "safe point, say why on stderr and go on (default 10)", check="seconds"),
+    Option("--checkpoint-every", "SECONDS", "write a checkpoint every SECONDS while the program keeps "
+           "running (forked writer; default: none)", check="seconds"),
+    Option("--keep", "N", "keep the last N periodic checkpoints: PATH, PATH.1 ... PATH.<N-1> "
+           "(default 1; needs --checkpoint-every)", check="count"),
+    Option("--snapshot-on-crash", "PATH", "when an uncaught exception is about to end the program, "
+           "snapshot it first (default PATH: STEM.crash.snap beside the snapshot)", optional=True,
+           check="path"),
+    Option("--resume-if-present", None, "resume --snapshot PATH if it is a snapshot of this very "
+           "program (same script and arguments), else start it; remove PATH when it ends with 0",
+           commands=("run",)),
+    Option("--key-file", "KEY", "sign the snapshots written with the key in file KEY and refuse "
+           "unsigned or altered ones (default $STASIS_KEY_FILE; none: unsigned)", session=False),
+    Option("--rewrite", "GLOB", "also compile modules whose dotted name matches GLOB into the "
+           "resumable form (repeatable)", repeat=True, session=False),
+    Option("--no-rewrite", "GLOB", "keep modules whose dotted name matches GLOB plain: no safe "
+           "points in them (repeatable)", repeat=True, session=False),
+    Option("--rebind", "OLD=NEW", "bind a socket saved at OLD (HOST:PORT, [V6]:PORT, :PORT, a Unix "
+           "path, @NAME) at NEW instead (repeatable)", commands=("resume",), repeat=True, session=False),
+    Option("--tcp-established", None, "keep established TCP connections across the suspension by TCP "
+           "repair (root, CAP_NET_ADMIN)", session=False),
+)
+
+
+def session_options(command: str) -> List[Option]:
+    return [o for o in SESSION_OPTIONS if command in o.commands]
+
+
+# `stasis run` on its own is `run [options] SCRIPT [ARGS...]`: help for what the table does not hold.
+_RUN_USAGE = "stasis run [options] SCRIPT [ARGS...]\n       stasis run [options] -m MODULE [ARGS...]"
+_RUN_MODULE_HELP = ("run MODULE as python3 -m does (the rest are its arguments); suspendable only with a "
+                    "suspension option such as --snapshot or --signal, else it runs as plain python3 -m would")
 
 
 def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parses `run` options up to the program; everything after SCRIPT (or -m MODULE) is the
     program's, exactly as python3 would pass it."""
-    ns = argparse.Namespace(rewrite=[], no_rewrite=[], module=False, target=None, args=[],
-                            suspend_options={}, key_file=None, resume_if_present=False, tcp_established=False)
+    table = {o.flag: o for o in session_options("run")}
+    ns = argparse.Namespace(module=False, target=None, args=[], values={})
     i = 0
     while i < len(argv):
         a = argv[i]
         name, eq, inline = a.partition("=")
-        def value() -> str:
-            nonlocal i
-            if eq:
-                return inline
-            i += 1
-            if i >= len(argv):
-                raise UsageError(f"stasis run: {name} needs a value")
-            return argv[i]
-        if name == "--rewrite":
-            ns.rewrite.append(value())
-        elif name == "--no-rewrite":
-            ns.no_rewrite.append(value())
-        elif name in _REPEATABLE:
-            ns.suspend_options.setdefault(name, []).append(value())
-        elif name in _SUSPEND_OPTIONS:
-            ns.suspend_options[name] = value()
-        elif a == "--resume-if-present":
-            ns.resume_if_present = True
-        elif name == "--key-file":
-            ns.key_file = value()
-        elif name == "--snapshot-on-crash":
-            ns.suspend_options[name] = inline if eq else ""
-        elif a == "--tcp-established":
-            ns.tcp_established = True
+        option = table.get(name)
+        if option is not None:
+            if option.metavar is None:
+                if eq:
+                    raise UsageError(f"stasis run: {name} takes no value", "run")
+                ns.values[name] = True
+            elif option.optional:
+                ns.values[name] = inline if eq else ""
+            else:
+                if eq:
+                    value = inline
+                else:
+                    i += 1
+                    if i >= len(argv):
+                        raise UsageError(f"stasis run: {name} needs a value ({option.metavar})", "run")
+                    value = argv[i]
+                if option.repeat:
+                    ns.values.setdefault(name, []).append(value)
+                else:
+                    ns.values[name] = value
+        elif a in ("-h", "--help"):
+            raise ShowHelp("run")
         elif a == "-m":
             i += 1
             if i >= len(argv):
-                raise UsageError("stasis run: -m needs a module name")
+                raise UsageError("stasis run: -m needs a module name", "run")
             ns.module, ns.target, ns.args = True, argv[i], list(argv[i + 1:])
             return ns
         elif a == "--":
             i += 1
             break
         elif a.startswith("-") and a != "-":
-            raise UsageError(f"stasis run: unknown option {a}")
+            raise UsageError(f"stasis run: unknown option {a}", "run")
         else:
             break
         i += 1
     if i >= len(argv):
-        raise UsageError("stasis run: give SCRIPT or -m MODULE")
+        raise UsageError("stasis run: give SCRIPT or -m MODULE", "run")
     ns.target, ns.args = argv[i], list(argv[i + 1:])
     return ns
 
@@ -92,58 +168,106 @@ def _option_dest(opt: str) -> str:
     return "option_" + opt[2:].replace("-", "_")
 
 
+def _checked_values(command: str, values: dict) -> dict:
+    """The values of run/resume options, checked before anything of the program runs: a bad one
+    is a usage error (exit 64) naming the option and what it needs. Returns them converted."""
+    out = dict(values)
+    table = {o.flag: o for o in SESSION_OPTIONS}
+    for name, value in values.items():
+        check = table[name].check if name in table else None
+        if value is None or check is None:
+            continue
+        if check == "seconds":
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = math.nan
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise UsageError(f"stasis {command}: {name} needs a positive number of seconds, not {value!r}",
+                                 command)
+            out[name] = seconds
+        elif check == "count":
+            try:
+                count = int(value)
+            except ValueError:
+                count = 0
+            if count < 1:
+                raise UsageError(f"stasis {command}: {name} needs a whole number of 1 or more, not {value!r}",
+                                 command)
+            out[name] = count
+        elif check == "signals":
+            out[name] = _signal_names(command, value)
+        elif check == "path" and value:
+            _check_output_path(command, name, value)
+    if out.get("--keep") is not None and out.get("--checkpoint-every") is None:
+        raise UsageError(f"stasis {command}: --keep counts periodic checkpoints: give --checkpoint-every too",
+                         command)
+    if out.get("--checkpoint-every") is not None and out.get("--suspend-after") is not None:
+        raise UsageError(f"stasis {command}: --checkpoint-every and --suspend-after do not go together (a "
+                         "pending --suspend-after request holds every checkpoint back)", command)
+    return out
+
+
+def _check_output_path(command: str, name: str, path: str) -> None:
+    """A snapshot to write must be a file in a directory that exists: found out now, not when the
+    program is suspended hours later."""
+    import os
+    if os.path.isdir(path):
+        raise UsageError(f"stasis {command}: {name} {path} is a directory: give the snapshot's file path", command)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"stasis {command}: {name} {path}: directory {parent} does not exist", command)
+
+
+def _check_snapshot_argument(command: str, path: str) -> None:
+    """A snapshot to read that is a directory is a usage error (64); a missing or unreadable file
+    is left to the reader, which says why with SnapshotIOError (98)."""
+    import os
+    if os.path.isdir(path):
+        raise UsageError(f"stasis {command}: {path} is a directory, not a snapshot file", command)
+
+
 def _program_options(values: dict, key_file, rewrite, no_rewrite):
+    """Options of the program from checked values (_checked_values)."""
     from .program import Options
-    def num(name, kind):
-        v = values.get(name)
-        if v is None:
-            return None
-        try:
-            return kind(v)
-        except ValueError:
-            raise UsageError(f"stasis: {name} needs a number, not {v!r}") from None
-    o = Options(snapshot=values.get("--snapshot"), quota=num("--quota", float),
-                suspend_after=num("--suspend-after", int), key_file=key_file,
-                rewrite=list(rewrite), no_rewrite=list(no_rewrite))
+    o = Options(snapshot=values.get("--snapshot"), quota=values.get("--quota"),
+                suspend_after=values.get("--suspend-after"), key_file=key_file,
+                rewrite=list(rewrite or []), no_rewrite=list(no_rewrite or []))
     if values.get("--signal"):
-        o.signals = _signal_names(values["--signal"])
+        o.signals = list(values["--signal"])
     o.snapshot_on_crash = values.get("--snapshot-on-crash")
     if values.get("--safe-point-timeout") is not None:
-        o.safe_point_timeout = num("--safe-point-timeout", float)
-    o.checkpoint_every = num("--checkpoint-every", float)
-    if o.checkpoint_every is not None and not o.checkpoint_every > 0:
-        raise UsageError(f"stasis: --checkpoint-every needs a positive number of seconds, not {values['--checkpoint-every']!r}")
-    keep = num("--keep", int)
-    if keep is not None:
-        if keep < 1:
-            raise UsageError(f"stasis: --keep needs a count of 1 or more, not {values['--keep']!r}")
-        if o.checkpoint_every is None:
-            raise UsageError("stasis: --keep counts periodic checkpoints: give --checkpoint-every too")
-        o.keep = keep
-    if o.checkpoint_every is not None and o.suspend_after is not None:
-        raise UsageError("stasis: --checkpoint-every and --suspend-after do not go together (a pending "
-                         "--suspend-after request holds every checkpoint back)")
+        o.safe_point_timeout = values["--safe-point-timeout"]
+    o.checkpoint_every = values.get("--checkpoint-every")
+    if values.get("--keep") is not None:
+        o.keep = values["--keep"]
     return o
 
 
-def _signal_names(values) -> List[str]:
+def _signal_names(command: str, values) -> List[str]:
     """--signal given once or more, each a name or a comma-separated list: USR1, SIGTERM, usr1,term."""
-    from .program.options import signal_number
+    import signal
     names = []
     for value in ([values] if isinstance(values, str) else values):
         for name in value.split(","):
             name = name.strip()
             if not name:
                 continue
-            try:
-                signal_number(name)
-            except StasisError as e:
-                raise UsageError(f"stasis: --signal: {e}") from None
+            full = name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()
+            if not isinstance(getattr(signal, full, None), signal.Signals) or full in ("SIGKILL", "SIGSTOP"):
+                raise UsageError(f"stasis {command}: --signal: unknown signal {name!r} (use a name such as "
+                                 "USR1 or TERM; not KILL or STOP, which cannot be caught)", command)
             if name not in names:
                 names.append(name)
     if not names:
-        raise UsageError("stasis: --signal needs a signal name such as SIGUSR1")
+        raise UsageError(f"stasis {command}: --signal needs a signal name such as USR1", command)
     return names
+
+
+def _check_key_file(key_file: Optional[str]) -> None:
+    """The key is read now (SnapshotIOError, 98, when it cannot be), not at the first suspension."""
+    from . import read_key
+    read_key(key_file)
 
 
 def _prepare_hook(no_rewrite: Sequence[str]) -> None:
@@ -158,18 +282,23 @@ def _prepare_hook(no_rewrite: Sequence[str]) -> None:
 
 def cmd_run(argv: Sequence[str]) -> int:
     ns = _split_run_args(argv)
-    _prepare_hook(ns.no_rewrite)
-    if ns.suspend_options or not ns.module or ns.resume_if_present:
+    values = _checked_values("run", ns.values)
+    rewrite, no_rewrite = values.get("--rewrite", []), values.get("--no-rewrite", [])
+    key_file = values.get("--key-file")
+    _check_key_file(key_file)
+    _prepare_hook(no_rewrite)
+    session = any(o.session and o.flag in values for o in SESSION_OPTIONS)
+    if session or not ns.module:
         # A suspendable session (signal, quota, suspend-after). `-m MODULE` without suspension
         # options runs as plain `python3 -m` would (no session), which CPython's own test suite
         # needs under the rewriter (the conformance oracle).
         from . import program
-        options = _program_options(ns.suspend_options, ns.key_file, ns.rewrite, ns.no_rewrite)
-        if ns.tcp_established:
+        options = _program_options(values, key_file, rewrite, no_rewrite)
+        if values.get("--tcp-established"):
             _configure_sockets(tcp_established=True)
         batch_path = None
-        if ns.resume_if_present:
-            resumable = _resumable(ns, options)
+        if values.get("--resume-if-present"):
+            resumable = _resumable(ns, options, key_file)
             batch_path = options.snapshot
             if resumable is not None:
                 return _finished(program.resume(resumable, options), batch_path)
@@ -182,11 +311,10 @@ def cmd_run(argv: Sequence[str]) -> int:
     except ImportError:
         raise NotAvailableError("`stasis run` is not available yet (compiler_hooks, issue 4)") from None
     _start_update_channel()
-    return runner.run(ns.target, ns.args, module=ns.module, rewrite=ns.rewrite,
-                      no_rewrite=ns.no_rewrite)
+    return runner.run(ns.target, ns.args, module=ns.module, rewrite=rewrite, no_rewrite=no_rewrite)
 
 
-def _resumable(ns: argparse.Namespace, options) -> Optional[str]:
+def _resumable(ns: argparse.Namespace, options, key_file: Optional[str]) -> Optional[str]:
     """--resume-if-present: the snapshot at --snapshot PATH to resume (a complete one, of this very
     program), or None to start the program (program/batch.py)."""
     import os
@@ -198,12 +326,12 @@ def _resumable(ns: argparse.Namespace, options) -> Optional[str]:
         options.snapshot = stem + ".snap"
     options.snapshot = os.path.abspath(options.snapshot)
     identity = program_identity(ns.target, ns.args, module=ns.module)
-    chosen = batch.choose(options.snapshot, identity, read_key(ns.key_file))
+    chosen = batch.choose(options.snapshot, identity, read_key(key_file))
     # Said once: run and resume re-execute this command line with the program's hash seed first.
     seed = os.environ.get("PYTHONHASHSEED")
     if chosen is None and seed not in (None, "random"):
         batch.announce(None, options.snapshot, identity)
-    elif chosen is not None and seed == batch.hash_seed(chosen, read_key(ns.key_file)):
+    elif chosen is not None and seed == batch.hash_seed(chosen, read_key(key_file)):
         batch.announce(chosen, options.snapshot, identity)
     return chosen
 
@@ -227,15 +355,20 @@ def _start_update_channel() -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    _prepare_hook(args.no_rewrite)  # before `program` imports threading: threads' stacks run in it
+    values = {o.flag: getattr(args, _option_dest(o.flag)) for o in session_options("resume")}
+    values = _checked_values("resume", {k: v for k, v in values.items() if v is not None})
+    _check_key_file(args.option_key_file)
+    no_rewrite = values.get("--no-rewrite", [])
+    _prepare_hook(no_rewrite)  # before `program` imports threading: threads' stacks run in it
     patches = _read_patches(args.patches)  # read now: loading changes to the program's directory
     from . import program
-    values = {opt: getattr(args, _option_dest(opt)) for opt in _SUSPEND_OPTIONS}
-    values["--snapshot-on-crash"] = args.snapshot_on_crash
-    options = _program_options(values, args.key_file, args.rewrite, args.no_rewrite)
+    _refuse_signed_without_key(args.snapshot, args.option_key_file, "resume it; the snapshots it writes are "
+                               "signed with it")
+    options = _program_options(values, args.option_key_file, values.get("--rewrite", []), no_rewrite)
     from . import handover
     handover.setup_restore()  # a process started by `stasis restart`: the sockets it inherits
-    _configure_sockets(rebind=args.rebind, tcp_established=args.tcp_established, resuming=True)
+    _configure_sockets(rebind=values.get("--rebind", []), tcp_established=bool(values.get("--tcp-established")),
+                       resuming=True)
     _start_update_channel()
     return _finished(program.resume(args.snapshot, options, patches=patches))
 
@@ -246,14 +379,14 @@ def _patch_arguments(p: argparse.ArgumentParser, auto: bool) -> None:
     p.add_argument("--source", dest="patches", action="append", default=[], metavar="PATH[=MODULE]",
                    type=lambda v: ("source", v),
                    help="a new source file of one of the program's modules (matched by its path relative "
-                        "to the script's directory; =MODULE names it)")
+                        "to the script's directory; =MODULE names it; repeatable, applied in order)")
     p.add_argument("--update", dest="patches", action="append", metavar="FILE", type=lambda v: ("update", v),
-                   help="an update module, as for `stasis ctl PID apply` (stasis.update)")
+                   help="an update module, as for `stasis ctl PID apply` (stasis.update; repeatable)")
     if auto:
         p.add_argument("--patch", dest="patches", action="extend", nargs="+", metavar="FILE",
                        type=lambda v: ("auto", v),
                        help="one or more files, each a new source of the program's module of that file name, "
-                            "else an update module")
+                            "else an update module (default: no patch)")
 
 
 def _read_patches(pairs: Sequence) -> list:
@@ -266,7 +399,7 @@ def _read_patches(pairs: Sequence) -> list:
 def cmd_patch(args: argparse.Namespace) -> int:
     """Applies patches to a suspended program's snapshot and writes the patched snapshot."""
     if not args.patches:
-        raise UsageError("stasis patch: give at least one --source PATH or --update FILE")
+        raise UsageError("stasis patch: give at least one --source PATH or --update FILE", "patch")
     _prepare_hook([])  # first: the loaded program's threading code is the rewritten one
     patches = _read_patches(args.patches)
     from .program import patch
@@ -282,10 +415,23 @@ def _configure_sockets(rebind: Sequence[str] = (), tcp_established: bool = False
     try:
         net.configure_restore(list(rebind), tcp_established)
     except ValueError as e:
-        raise UsageError(f"stasis resume: {e}") from None
+        raise UsageError(f"stasis resume: {e}", "resume") from None
     net.settings.tcp_established = tcp_established  # and the snapshots this run writes keep them too
     if resuming:
         net.reserve_fds()
+
+
+def _refuse_signed_without_key(snapshot: str, key_file: Optional[str], to: str) -> None:
+    """A signed snapshot runs only verified: without its key it is refused (95), as `patch` does;
+    resuming it unverified would also write its next snapshot unsigned, which no reader holding
+    the key accepts."""
+    import os
+    from . import read_key
+    from .program.patch import _signed
+    if not os.path.isfile(snapshot):
+        return  # a FIFO must not be opened here (it would wait for a writer): the reader refuses it
+    if _signed(snapshot) and read_key(key_file) is None:
+        raise errors.SignatureError(f"{snapshot} is signed: give its key (--key-file KEY or STASIS_KEY_FILE) to {to}")
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
@@ -293,6 +439,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     read, so every debug session starts from the same state."""
     _prepare_hook([])
     from . import program
+    _refuse_signed_without_key(args.snapshot, args.key_file, "debug it")
     return program.resume(args.snapshot, _program_options({}, args.key_file, [], []), debug=True)
 
 
@@ -339,7 +486,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
     applying patches on the way; prints the new PID (stasis/handover.py)."""
     from . import handover
     if args.timeout <= 0:
-        raise UsageError("stasis restart: --timeout must be positive")
+        raise UsageError(f"stasis restart: --timeout needs a positive number of seconds, not {args.timeout:g}", "restart")
     return handover.command(args.pid, _read_patches(args.patches), args.timeout)
 
 
@@ -407,36 +554,55 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 # --- entry ------------------------------------------------------------------------------------
 
+COMMANDS_EPILOG = """\
+exit status: the program's own; 75 when it was suspended and its snapshot is complete; 64 for a bad
+command line; 90-104 for errors of Stasis (`stasis help exit-status`).
+
+topics: stasis help exit-status | environment | suspension | signing
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stasis", description="Suspend a Python program into a snapshot; resume it later.")
+    p = _Parser(prog="stasis", description="Suspend a running Python program into a snapshot file; resume "
+                "it later, here or elsewhere; patch it, inspect it, debug it.",
+                usage="stasis [-h] COMMAND [ARGS...]", epilog=COMMANDS_EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("run", help="run a program under Stasis: run [options] SCRIPT|-m MODULE [ARGS]",
-                   add_help=False)
-    r = sub.add_parser("resume", help="continue a suspended program")
-    r.add_argument("snapshot")
-    for opt in _SUSPEND_OPTIONS:
-        r.add_argument(opt, dest=_option_dest(opt), action="append" if opt in _REPEATABLE else "store")
-    r.add_argument("--rewrite", action="append", default=[])
-    r.add_argument("--no-rewrite", action="append", default=[])
+    # `run` is parsed by _split_run_args (the program's own arguments follow SCRIPT): this parser
+    # is its help, man page and completion.
+    rn = sub.add_parser("run", help="run a program under Stasis, suspendable", usage=_RUN_USAGE,
+                        description="Run SCRIPT (or -m MODULE) under Stasis: it can be suspended into a "
+                        "snapshot (exit status 75) by a quota, a signal, `stasis suspend PID` or itself, "
+                        "and continued with `stasis resume`. Options go before SCRIPT; what follows "
+                        "SCRIPT is the program's own.")
+    rn.add_argument("-m", dest="module", metavar="MODULE", help=_RUN_MODULE_HELP)
+    _session_arguments(rn, "run")
+    rn.add_argument("script", metavar="SCRIPT", nargs="?", help="the program to run (a .py file)")
+    rn.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER, help="the program's own arguments")
+    r = sub.add_parser("resume", help="continue a suspended program from its snapshot",
+                       description="Continue a suspended (or crashed) program from SNAPSHOT in this "
+                       "process: its modules, heap and every thread's stack. Exit status: the program's, "
+                       "or 75 when it is suspended again.")
+    r.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot to continue from (only read, unless "
+                   "--snapshot is not given: a new suspension then replaces it)")
+    _session_arguments(r, "resume")
     _patch_arguments(r, auto=True)
-    r.add_argument("--snapshot-on-crash", nargs="?", const="", metavar="PATH",
-                   help="write a snapshot when an exception is about to end the program (default path: "
-                        "STEM.crash.snap beside the snapshot)")
-    r.add_argument("--key-file")
-    r.add_argument("--rebind", action="append", default=[], metavar="OLD=NEW",
-                   help="bind a socket recorded at OLD (HOST:PORT, :PORT, a Unix path, @NAME) at NEW")
-    r.add_argument("--tcp-established", action="store_true",
-                   help="make established TCP connections saved by TCP repair again (root)")
     r.set_defaults(func=cmd_resume)
-    s = sub.add_parser("suspend", help="suspend a process running under Stasis")
-    s.add_argument("pid", type=int)
-    s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    s = sub.add_parser("suspend", help="suspend a process running under Stasis; print its snapshot's path",
+                       description="Ask process PID (started by `stasis run` or `stasis resume`) to "
+                       "suspend, by its first --signal; wait until it has ended and print the snapshot's path.")
+    s.add_argument("pid", type=int, metavar="PID", help="the process (as printed by $! or ps)")
+    s.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="give up waiting after SECONDS, exit 99; the process keeps running (default 60)")
     s.set_defaults(func=cmd_suspend)
     rs = sub.add_parser("restart", help="hand a running service over to a new process, keeping its state "
-                        "and sockets (no failed request)")
-    rs.add_argument("pid", type=int)
+                        "and sockets (no failed request)",
+                        description="Start a new process of the program running as PID, hand it the "
+                        "program's state and its very sockets, apply the patches on the way; print the "
+                        "new PID. If anything fails, the old process goes on serving.")
+    rs.add_argument("pid", type=int, metavar="PID", help="the running process (started by `stasis run`)")
     _patch_arguments(rs, auto=True)  # applied in the new process before it takes over, as resume does
-    rs.add_argument("--timeout", type=float, default=120.0,
+    rs.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                     help="seconds for the whole switch (default 120); after that the old process goes on")
     rs.set_defaults(func=cmd_restart)
     i = sub.add_parser("inspect", help="describe a snapshot")
@@ -444,26 +610,66 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
     i.add_argument("--key-file", help="verify the signature with this key (default $STASIS_KEY_FILE)")
     i.set_defaults(func=cmd_inspect)
-    w = sub.add_parser("rewrite", help="print the resumable form of a module")
-    w.add_argument("file")
+    w = sub.add_parser("rewrite", help="print the resumable form of a module",
+                       description="Print the resumable form Stasis compiles FILE into (a listing of "
+                       "its lowered statements and resume points); FILE is not run.")
+    w.add_argument("file", metavar="FILE", help="a Python source file")
     w.set_defaults(func=cmd_rewrite)
-    pa = sub.add_parser("patch", help="patch a suspended program: patch SNAPSHOT (--source PATH | --update FILE)... "
-                                       "[-o OUT]")
-    pa.add_argument("snapshot")
+    pa = sub.add_parser("patch", help="patch a suspended or crashed program's snapshot with fixed code",
+                        description="Apply new sources of the program's modules and update modules, in "
+                        "the order given, to the program in SNAPSHOT; frames on the stacks continue in "
+                        "the new code. Refused patches change nothing (exit 102).")
+    pa.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot to patch")
     _patch_arguments(pa, auto=False)
     pa.add_argument("-o", "--output", metavar="OUT",
                     help="write the patched snapshot here (default: replace SNAPSHOT, keeping the old one as "
                          "SNAPSHOT.before-patch-N)")
-    pa.add_argument("--key-file", help="verify and sign with this key (default $STASIS_KEY_FILE)")
+    pa.add_argument("--key-file", metavar="KEY",
+                    help="verify and sign with the key in file KEY (default $STASIS_KEY_FILE)")
     pa.set_defaults(func=cmd_patch)
-    d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point")
-    d.add_argument("snapshot")
-    d.add_argument("--key-file")
+    d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point, or where a crash was raised",
+                       description="Rebuild the program in SNAPSHOT and open pdb where it stood: the "
+                       "suspension point, or the frame that raised (crash snapshots). The snapshot is only "
+                       "read: every session starts from the same state.")
+    d.add_argument("snapshot", metavar="SNAPSHOT", help="a program snapshot")
+    d.add_argument("--key-file", metavar="KEY",
+                   help="verify the signature with the key in file KEY (default $STASIS_KEY_FILE)")
     d.set_defaults(func=cmd_debug)
-    c = sub.add_parser("ctl", help="patch, instrument or profile a live process", add_help=False)
+    c = sub.add_parser("ctl", help="patch, instrument or profile a live process (stasis ctl --help)",
+                       add_help=False)
     c.add_argument("rest", nargs=argparse.REMAINDER)
     c.set_defaults(func=cmd_ctl)
+    h = sub.add_parser("help", help="help on a command or a topic: stasis help [COMMAND|TOPIC]",
+                       description="Show the help of COMMAND, or of TOPIC: exit-status, environment, "
+                       "suspension, signing. Without an argument, the list of commands.")
+    h.add_argument("topic", metavar="COMMAND|TOPIC", nargs="?", help="a command or a topic")
+    h.set_defaults(func=lambda args: cmd_help(p, args.topic))
+    from .cli_help import synopsis
+    for name, command in sub.choices.items():  # "usage: stasis resume SNAPSHOT [options]"
+        command.prog = f"stasis {name}"
+        command.usage = "\n       ".join(synopsis(name, command))
     return p
+
+
+def _session_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """run's and resume's options, from the one table (SESSION_OPTIONS)."""
+    for o in session_options(command):
+        kwargs = dict(dest=_option_dest(o.flag), help=o.help_for(command))
+        if o.metavar is None:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = o.metavar
+            if o.optional:
+                kwargs.update(nargs="?", const="")
+            elif o.repeat:
+                kwargs["action"] = "append"
+        p.add_argument(o.flag, **kwargs)
+
+
+def cmd_help(parser: argparse.ArgumentParser, topic: Optional[str]) -> int:
+    from . import cli_help
+    sys.stdout.write(cli_help.help_text(parser, topic))
+    return 0
 
 
 def _one_line(message: str) -> str:
@@ -492,13 +698,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                 raise NotAvailableError("`stasis ctl` is not available yet (updater, issue 6)") from None
             return ctl.main(argv[1:])
         parser = _parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and getattr(args, "command", None) not in (None, "ctl"):
+            raise UsageError(f"stasis {args.command}: unknown option or argument {unknown[0]}", args.command)
+        if unknown:
+            parser.parse_args(argv)  # its own message
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        if isinstance(getattr(args, "snapshot", None), str):
+            _check_snapshot_argument(args.command, args.snapshot)
+        if getattr(args, "output", None):
+            _check_output_path(args.command, "-o", args.output)
         return args.func(args)
+    except ShowHelp as e:
+        from . import cli_help
+        sys.stdout.write(cli_help.help_text(_parser(), e.command))
+        return 0
     except UsageError as e:
-        print(f"{e}\n(see `stasis --help`)", file=sys.stderr)
+        hint = f"stasis {e.command} --help" if e.command else "stasis --help"
+        print(f"{_one_line(str(e))} (see `{hint}`)", file=sys.stderr)
         return EXIT_USAGE
     except StasisError as e:
         print(f"stasis: error: {_one_line(str(e))}", file=sys.stderr)

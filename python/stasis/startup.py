@@ -12,8 +12,10 @@ import os
 import sys
 from typing import List, Optional
 
+# Options of `resume` that take a value (tests/cli/test_option_table.py keeps this in step with cli.py).
 _VALUE_OPTIONS = {"--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout", "--rewrite",
-                  "--no-rewrite", "--patch", "--key-file", "--checkpoint-every", "--keep"}
+                  "--no-rewrite", "--patch", "--key-file", "--checkpoint-every", "--keep", "--rebind",
+                  "--source", "--update"}
 
 
 def _snapshot_argument(args: List[str]) -> Optional[str]:

@@ -29,8 +29,8 @@ def numbers(names: List[str]) -> List[int]:
     for name in names:
         n = name.strip().upper()
         n = n if n.startswith("SIG") else "SIG" + n
-        if isinstance(getattr(_signal, n, None), int):
-            out.append(int(getattr(_signal, n)))
+        if isinstance(getattr(_signal, n, None), int) and n not in ("SIGKILL", "SIGSTOP"):
+            out.append(int(getattr(_signal, n)))  # (those two cannot be caught: the CLI refuses them)
     return out
 
 

@@ -20,7 +20,10 @@ from .session import _key
 
 def _signed(path: str) -> bool:
     """Flag bit 0 of the preamble (FORMAT.md): an HMAC follows the footer. Unreadable or foreign
-    files are left to load_program to report."""
+    files are left to load_program to report; so are FIFOs and devices, which are not opened here
+    (a FIFO would wait for a writer)."""
+    if not os.path.isfile(path):
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(16)

@@ -196,7 +196,7 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
                  "run method or threading.py differs from the suspended program's)")
         if not debug:
             from . import triggers
-            triggers.install(session)  # armed once the stack is rebuilt: replay needs the tracer
+            triggers.install(session, replaying=True)  # armed once the stack is rebuilt: replay needs the tracer
 
     def execute() -> None:
         restart.start()

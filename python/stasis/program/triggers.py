@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from .session import Session
 
 
-def install(session: "Session") -> None:
+def install(session: "Session", replaying: bool = False) -> None:
+    """`replaying`: called by replay once the main thread's stack is rebuilt (resume), from its
+    trace callback in the innermost program frame, not from a frame of Stasis that returns first."""
     o = session.options
     program_sees_its_own_trace()
     if o.suspend_after is not None:
@@ -30,8 +32,17 @@ def install(session: "Session") -> None:
             raise StasisError("--suspend-after counts safe points from 1")
         # The main thread parks at its N-th safe point and starts the coordinator from there.
         session.note_request("suspend-after")
-        _engine.arm_thread(threading.main_thread().ident, session.base_code, countdown=o.suspend_after,
-                           on_reached=session.start_coordinator, no_park_file=freeze.no_park_files())
+        def arm() -> None:
+            _engine.arm_thread(threading.main_thread().ident, session.base_code, countdown=o.suspend_after,
+                               on_reached=session.start_coordinator, no_park_file=freeze.no_park_files())
+        if replaying:
+            # Armed from the main thread itself, the count would wait for the frame that called
+            # arm to return: here the program's innermost frame (a module body returns only at
+            # its end). Armed from another thread, it counts from the next line on.
+            with internal_threads.start(arm):
+                pass
+        else:
+            arm()
     for signum in o.signal_numbers():  # --signal USR1 --signal TERM: a batch job needs both
         _signal.signal(signum, lambda _n, _f: session.request("signal"))
     if startup_signals.take():  # one came while Stasis was starting: asked for as the quota asks
