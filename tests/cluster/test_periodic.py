@@ -293,6 +293,36 @@ class PeriodicOptions(Case):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.endswith("status 7\n"), r.stdout[-200:])
 
+    def test_program_checkpoint_returns_before_the_writer_is_done_and_the_end_waits_for_it(self):
+        # README: stasis.checkpoint(path) "returns once the writer is started; a program that ends
+        # waits for it". A heap that takes a while to write: the call returns in a fraction of the
+        # writer's time, and the file is complete when the program has ended.
+        prog = self.write("ck.py", textwrap.dedent("""
+            import sys, time, stasis
+            heap = [{"k": i, "s": str(i) * 3} for i in range(400000)]
+            t = time.monotonic()
+            resumed = stasis.checkpoint("ck.snap")
+            took = time.monotonic() - t
+            if resumed:
+                print("resumed", len(heap))
+            else:
+                print("took", took, file=sys.stderr)
+                print("first", len(heap))
+        """))
+        log = os.path.join(self.dir, "log.jsonl")
+        ck = os.path.join(self.dir, "ck.snap")
+        r = self.stasis("run", prog, env={**self.env, "STASIS_CHECKPOINT_LOG": log})
+        self.assertEqual((r.returncode, r.stdout), (0, "first 400000\n"), r.stderr)
+        took = float(r.stderr.split("took ", 1)[1].split()[0])
+        with open(log) as f:
+            written = [e for e in map(json.loads, f) if e["event"] == "written"]
+        self.assertEqual([e["path"] for e in written], [ck])
+        self.assertLess(took, written[0]["write_s"] / 2, "stasis.checkpoint() waited for the write")
+        from stasis import _engine
+        self.assertEqual(_engine.payload_header(ck, verify=True)["kind"], "program")
+        r = self.stasis("resume", ck)
+        self.assertEqual((r.returncode, r.stdout), (0, "resumed 400000\n"), r.stderr)
+
     def test_huge_pages_are_asked_for_unless_turned_off(self):
         prog = self.write("heap.py", "import time\nheap = [str(i) for i in range(300000)]\ntime.sleep(1.5)\n")
         counts = {}
