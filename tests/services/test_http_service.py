@@ -140,6 +140,40 @@ class HttpService(ServiceTestCase):
         self.assertTrue(alive(p.pid))
         self.assertEqual(set(load.servers), {"kv-store 1"})
 
+    def failed_takeover(self, patch: str, *options: str):
+        """A restart whose new process never takes over, under load: the command fails, naming
+        why; no request fails and the old process serves on, with its state."""
+        port = free_port()
+        p = self.start_store(port)
+        bad = os.path.join(self.tmp, "patch.py")
+        with open(bad, "w") as f:
+            f.write(patch)
+        load = Load(Target(socket.AF_INET, ("127.0.0.1", port)), threads=3, persistent=False, retry=False,
+                    http=True)
+        load.wait_for(100)
+        r = self.stasis("restart", str(p.pid), "--patch", bad, *options)
+        before = load.total()
+        load.wait_for(before + 200)
+        load.stop()
+        self.assertEqual(load.failures, [])
+        load.check(self)
+        self.assertTrue(alive(p.pid))
+        self.assertEqual(set(load.servers), {"kv-store 1"})
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("the old one goes on serving", r.stderr)
+        return r
+
+    def test_restart_whose_new_process_dies_keeps_the_old_process_serving(self) -> None:
+        # The update module runs in the new process, after the load: it ends that process.
+        r = self.failed_takeover("import os\nos._exit(7)\n")
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the new process ended with status 7 before taking over", r.stderr)
+
+    def test_restart_timeout_keeps_the_old_process_serving(self) -> None:
+        r = self.failed_takeover("import time\ntime.sleep(60)\n", "--timeout", "3")
+        self.assertEqual(r.returncode, 99, r.stderr)
+        self.assertIn("the new process did not take over in time", r.stderr)
+
     def test_restart_refuses_a_patch_that_does_not_compile(self) -> None:
         port = free_port()
         p = self.start_store(port)
