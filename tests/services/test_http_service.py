@@ -140,6 +140,33 @@ class HttpService(ServiceTestCase):
         self.assertTrue(alive(p.pid))
         self.assertEqual(set(load.servers), {"kv-store 1"})
 
+    def test_suspend_with_an_idle_kept_alive_connection(self) -> None:
+        """The same idle connection under `stasis suspend` (README, services' refusals): until the
+        memoryview can be captured, the suspension gives up after --safe-point-timeout saying why on
+        the program's stderr, `stasis suspend` ends with 99 after its --timeout, and the service
+        goes on with the connection. Once solved, the program must suspend (75)."""
+        import http.client
+        port = free_port()
+        p = self.start_service(KV_STORE, f"127.0.0.1:{port}", options=["--safe-point-timeout", "2"],
+                               ready="kv store serving")
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        idle.request("POST", "/incr/idle?client=idle&seq=0")
+        self.assertEqual(json.loads(idle.getresponse().read())["value"], 1)
+        r = self.stasis("suspend", str(p.pid), "--timeout", "6")
+        if r.returncode == 0:
+            self.assertEqual(p.wait(60), 75, self.output(p))
+            idle.close()
+            return
+        self.assertEqual(r.returncode, 99, r.stderr)
+        self.assertIn("did not suspend within 6 s; it keeps running", r.stderr)
+        self.assertTrue(alive(p.pid))
+        self.assertIn("could not suspend within 2 s", self.expect_line(p, "memoryview", contains=True))
+        idle.request("POST", "/incr/idle?client=idle&seq=1")
+        self.assertEqual(json.loads(idle.getresponse().read())["value"], 2)
+        idle.close()
+        self.skipTest("a handler waiting on an idle kept-alive connection holds a memoryview of its reader's "
+                      "buffer, not capturable yet: the suspension gives up and the service goes on")
+
     def failed_takeover(self, patch: str, *options: str):
         """A restart whose new process never takes over, under load: the command fails, naming
         why; no request fails and the old process serves on, with its state."""
