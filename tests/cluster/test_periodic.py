@@ -323,6 +323,42 @@ class PeriodicOptions(Case):
         r = self.stasis("resume", ck)
         self.assertEqual((r.returncode, r.stdout), (0, "resumed 400000\n"), r.stderr)
 
+    def test_resume_takes_checkpoint_every_and_keep_too(self):
+        # `stasis resume SNAPSHOT --checkpoint-every S --keep N` (README's command line): the
+        # resumed program checkpoints into its --snapshot path and keeps the previous ones.
+        become_subreaper()
+        prog = self.write("counter.py", ResumeIfPresent.COUNTER)
+        r = self.stasis("run", "--snapshot", self.snap, "--quota", "0.5", prog, "400")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        out = r.stdout
+        ck = os.path.join(self.dir, "ck.snap")
+        log = os.path.join(self.dir, "log.jsonl")
+        out_path = os.path.join(self.dir, "out")
+        with open(out_path, "w") as o:
+            p = subprocess.Popen([STASIS, "resume", self.snap, "--snapshot", ck, "--checkpoint-every", "0.15",
+                                  "--keep", "2"], cwd=self.dir, env={**self.env, "STASIS_CHECKPOINT_LOG": log},
+                                 stdout=o, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not os.path.exists(ck + ".1"):
+            time.sleep(0.02)
+        p.kill()
+        p.wait()
+        reap_orphans()
+        self.assertFalse(os.path.exists(ck + ".2"))
+        from stasis import _engine
+        for path in (ck, ck + ".1"):
+            self.assertEqual(_engine.payload_header(path, verify=True)["kind"], "program", path)
+        with open(log) as f:
+            self.assertTrue(all(json.loads(l)["path"] == ck for l in f if '"written"' in l))
+        r = self.stasis("resume", ck)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # What the run after the checkpoint printed is printed again by its resume: by line number.
+        lines = {}
+        for text in (out, self.read("out"), r.stdout):
+            for line in text.splitlines():
+                lines[line.split()[0]] = line
+        self.assertEqual("".join(l + "\n" for l in lines.values()), self.plain(prog, "400"))
+
     def test_huge_pages_are_asked_for_unless_turned_off(self):
         prog = self.write("heap.py", "import time\nheap = [str(i) for i in range(300000)]\ntime.sleep(1.5)\n")
         counts = {}
