@@ -523,5 +523,54 @@ class SeveralSignals(Case):
         self.assertFalse(running(children[0]), "the program's child ended by SIGTERM")
 
 
+class JobScript(Case):
+    """samples/slurm/job.sh outside Slurm (a stand-in `scontrol` records what it is asked): the
+    time-limit warning (USR1 to the script) suspends the program and the script requeues the job;
+    with `$SNAP.stop` present (README, "Cancelling") it does not requeue and ends with 75."""
+    JOB = os.path.join(HERE, "..", "..", "samples", "slurm", "job.sh")
+
+    def run_job(self, stop):
+        prog = self.write("counter.py", ResumeIfPresent.COUNTER)
+        bin_dir = os.path.join(self.dir, "bin")
+        os.mkdir(bin_dir)
+        calls = os.path.join(self.dir, "scontrol.calls")
+        self.write("bin/scontrol", f'#!/bin/sh\necho "$@" >> {calls}\n')
+        os.chmod(os.path.join(bin_dir, "scontrol"), 0o755)
+        if stop:
+            self.write("job.snap.stop", "")
+        env = {**self.env, "PATH": bin_dir + os.pathsep + self.env.get("PATH", ""), "STASIS": STASIS,
+               "SNAP": self.snap, "PROGRAM": f"{prog} 3000", "SLURM_JOB_ID": "4242", "SLURM_CONF": "/nonexistent"}
+        out_path = os.path.join(self.dir, "job.out")
+        with open(out_path, "w") as o:
+            p = subprocess.Popen(["bash", self.JOB], cwd=self.dir, env=env, stdout=o, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.read("job.out").count("\n") < 20:
+            time.sleep(0.02)
+        p.send_signal(signal.SIGUSR1)
+        p.wait(timeout=120)
+        log = self.read("job.out")
+        self.assertIn("job 4242: USR1 (time limit near): suspending", log)
+        self.assertEqual(_engine_kind(self.snap), "program")
+        return p.returncode, log, self.read("scontrol.calls") if os.path.exists(calls) else ""
+
+    def test_time_limit_warning_suspends_and_requeues(self):
+        status, log, calls = self.run_job(stop=False)
+        self.assertEqual(status, 0, log)
+        self.assertIn(f"job 4242: suspended into {self.snap}; requeued", log)
+        self.assertEqual(calls, "requeue 4242\n")
+
+    def test_stop_file_ends_the_job_without_requeue(self):
+        status, log, calls = self.run_job(stop=True)
+        self.assertEqual(status, 75, log)
+        self.assertIn("job 4242: ended with status 75", log)
+        self.assertNotIn("requeued", log)
+        self.assertEqual(calls, "")
+
+
+def _engine_kind(path):
+    from stasis import _engine
+    return _engine.payload_header(path, verify=True)["kind"]
+
+
 if __name__ == "__main__":
     unittest.main()
