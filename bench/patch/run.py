@@ -4,9 +4,8 @@ rewritten code without its crash handlers, measured in the same process and run:
 1. code that raises nothing: bytecode instructions executed (counted with an opcode tracer:
    they must be the same instructions) and time, median of interleaved rounds;
 2. exceptions caught in the frame that raised them (never reach the handlers);
-3. exceptions that leave frames and are caught further out (one hook call per frame left);
-4. what one crash costs: the capture and write of the snapshot, against a plain dump (stasis.dump)
-   of the same heap.
+3. exceptions that leave frames and are caught further out (one hook call per frame left).
+(What one crash itself costs, the capture and write of its snapshot, is not measured here.)
 
 Ratios = with handlers / without. The machine is shared: each ratio is the median of rounds that
 alternate the two variants; an A/A ratio (without / without) shows the noise."""

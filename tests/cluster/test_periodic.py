@@ -293,6 +293,72 @@ class PeriodicOptions(Case):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.endswith("status 7\n"), r.stdout[-200:])
 
+    def test_program_checkpoint_returns_before_the_writer_is_done_and_the_end_waits_for_it(self):
+        # README: stasis.checkpoint(path) "returns once the writer is started; a program that ends
+        # waits for it". A heap that takes a while to write: the call returns in a fraction of the
+        # writer's time, and the file is complete when the program has ended.
+        prog = self.write("ck.py", textwrap.dedent("""
+            import sys, time, stasis
+            heap = [{"k": i, "s": str(i) * 3} for i in range(400000)]
+            t = time.monotonic()
+            resumed = stasis.checkpoint("ck.snap")
+            took = time.monotonic() - t
+            if resumed:
+                print("resumed", len(heap))
+            else:
+                print("took", took, file=sys.stderr)
+                print("first", len(heap))
+        """))
+        log = os.path.join(self.dir, "log.jsonl")
+        ck = os.path.join(self.dir, "ck.snap")
+        r = self.stasis("run", prog, env={**self.env, "STASIS_CHECKPOINT_LOG": log})
+        self.assertEqual((r.returncode, r.stdout), (0, "first 400000\n"), r.stderr)
+        took = float(r.stderr.split("took ", 1)[1].split()[0])
+        with open(log) as f:
+            written = [e for e in map(json.loads, f) if e["event"] == "written"]
+        self.assertEqual([e["path"] for e in written], [ck])
+        self.assertLess(took, written[0]["write_s"] / 2, "stasis.checkpoint() waited for the write")
+        from stasis import _engine
+        self.assertEqual(_engine.payload_header(ck, verify=True)["kind"], "program")
+        r = self.stasis("resume", ck)
+        self.assertEqual((r.returncode, r.stdout), (0, "resumed 400000\n"), r.stderr)
+
+    def test_resume_takes_checkpoint_every_and_keep_too(self):
+        # `stasis resume SNAPSHOT --checkpoint-every S --keep N` (README's command line): the
+        # resumed program checkpoints into its --snapshot path and keeps the previous ones.
+        become_subreaper()
+        prog = self.write("counter.py", ResumeIfPresent.COUNTER)
+        r = self.stasis("run", "--snapshot", self.snap, "--quota", "0.5", prog, "400")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        out = r.stdout
+        ck = os.path.join(self.dir, "ck.snap")
+        log = os.path.join(self.dir, "log.jsonl")
+        out_path = os.path.join(self.dir, "out")
+        with open(out_path, "w") as o:
+            p = subprocess.Popen([STASIS, "resume", self.snap, "--snapshot", ck, "--checkpoint-every", "0.15",
+                                  "--keep", "2"], cwd=self.dir, env={**self.env, "STASIS_CHECKPOINT_LOG": log},
+                                 stdout=o, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not os.path.exists(ck + ".1"):
+            time.sleep(0.02)
+        p.kill()
+        p.wait()
+        reap_orphans()
+        self.assertFalse(os.path.exists(ck + ".2"))
+        from stasis import _engine
+        for path in (ck, ck + ".1"):
+            self.assertEqual(_engine.payload_header(path, verify=True)["kind"], "program", path)
+        with open(log) as f:
+            self.assertTrue(all(json.loads(l)["path"] == ck for l in f if '"written"' in l))
+        r = self.stasis("resume", ck)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # What the run after the checkpoint printed is printed again by its resume: by line number.
+        lines = {}
+        for text in (out, self.read("out"), r.stdout):
+            for line in text.splitlines():
+                lines[line.split()[0]] = line
+        self.assertEqual("".join(l + "\n" for l in lines.values()), self.plain(prog, "400"))
+
     def test_huge_pages_are_asked_for_unless_turned_off(self):
         prog = self.write("heap.py", "import time\nheap = [str(i) for i in range(300000)]\ntime.sleep(1.5)\n")
         counts = {}
@@ -455,6 +521,55 @@ class SeveralSignals(Case):
         while time.monotonic() < deadline and running(children[0]):
             time.sleep(0.05)
         self.assertFalse(running(children[0]), "the program's child ended by SIGTERM")
+
+
+class JobScript(Case):
+    """samples/slurm/job.sh outside Slurm (a stand-in `scontrol` records what it is asked): the
+    time-limit warning (USR1 to the script) suspends the program and the script requeues the job;
+    with `$SNAP.stop` present (README, "Cancelling") it does not requeue and ends with 75."""
+    JOB = os.path.join(HERE, "..", "..", "samples", "slurm", "job.sh")
+
+    def run_job(self, stop):
+        prog = self.write("counter.py", ResumeIfPresent.COUNTER)
+        bin_dir = os.path.join(self.dir, "bin")
+        os.mkdir(bin_dir)
+        calls = os.path.join(self.dir, "scontrol.calls")
+        self.write("bin/scontrol", f'#!/bin/sh\necho "$@" >> {calls}\n')
+        os.chmod(os.path.join(bin_dir, "scontrol"), 0o755)
+        if stop:
+            self.write("job.snap.stop", "")
+        env = {**self.env, "PATH": bin_dir + os.pathsep + self.env.get("PATH", ""), "STASIS": STASIS,
+               "SNAP": self.snap, "PROGRAM": f"{prog} 3000", "SLURM_JOB_ID": "4242", "SLURM_CONF": "/nonexistent"}
+        out_path = os.path.join(self.dir, "job.out")
+        with open(out_path, "w") as o:
+            p = subprocess.Popen(["bash", self.JOB], cwd=self.dir, env=env, stdout=o, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.read("job.out").count("\n") < 20:
+            time.sleep(0.02)
+        p.send_signal(signal.SIGUSR1)
+        p.wait(timeout=120)
+        log = self.read("job.out")
+        self.assertIn("job 4242: USR1 (time limit near): suspending", log)
+        self.assertEqual(_engine_kind(self.snap), "program")
+        return p.returncode, log, self.read("scontrol.calls") if os.path.exists(calls) else ""
+
+    def test_time_limit_warning_suspends_and_requeues(self):
+        status, log, calls = self.run_job(stop=False)
+        self.assertEqual(status, 0, log)
+        self.assertIn(f"job 4242: suspended into {self.snap}; requeued", log)
+        self.assertEqual(calls, "requeue 4242\n")
+
+    def test_stop_file_ends_the_job_without_requeue(self):
+        status, log, calls = self.run_job(stop=True)
+        self.assertEqual(status, 75, log)
+        self.assertIn("job 4242: ended with status 75", log)
+        self.assertNotIn("requeued", log)
+        self.assertEqual(calls, "")
+
+
+def _engine_kind(path):
+    from stasis import _engine
+    return _engine.payload_header(path, verify=True)["kind"]
 
 
 if __name__ == "__main__":

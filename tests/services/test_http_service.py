@@ -140,6 +140,67 @@ class HttpService(ServiceTestCase):
         self.assertTrue(alive(p.pid))
         self.assertEqual(set(load.servers), {"kv-store 1"})
 
+    def test_suspend_with_an_idle_kept_alive_connection(self) -> None:
+        """The same idle connection under `stasis suspend` (README, services' refusals): until the
+        memoryview can be captured, the suspension gives up after --safe-point-timeout saying why on
+        the program's stderr, `stasis suspend` ends with 99 after its --timeout, and the service
+        goes on with the connection. Once solved, the program must suspend (75)."""
+        import http.client
+        port = free_port()
+        p = self.start_service(KV_STORE, f"127.0.0.1:{port}", options=["--safe-point-timeout", "2"],
+                               ready="kv store serving")
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        idle.request("POST", "/incr/idle?client=idle&seq=0")
+        self.assertEqual(json.loads(idle.getresponse().read())["value"], 1)
+        r = self.stasis("suspend", str(p.pid), "--timeout", "6")
+        if r.returncode == 0:
+            self.assertEqual(p.wait(60), 75, self.output(p))
+            idle.close()
+            return
+        self.assertEqual(r.returncode, 99, r.stderr)
+        self.assertIn("did not suspend within 6 s; it keeps running", r.stderr)
+        self.assertTrue(alive(p.pid))
+        self.assertIn("could not suspend within 2 s", self.expect_line(p, "memoryview", contains=True))
+        idle.request("POST", "/incr/idle?client=idle&seq=1")
+        self.assertEqual(json.loads(idle.getresponse().read())["value"], 2)
+        idle.close()
+        self.skipTest("a handler waiting on an idle kept-alive connection holds a memoryview of its reader's "
+                      "buffer, not capturable yet: the suspension gives up and the service goes on")
+
+    def failed_takeover(self, patch: str, *options: str):
+        """A restart whose new process never takes over, under load: the command fails, naming
+        why; no request fails and the old process serves on, with its state."""
+        port = free_port()
+        p = self.start_store(port)
+        bad = os.path.join(self.tmp, "patch.py")
+        with open(bad, "w") as f:
+            f.write(patch)
+        load = Load(Target(socket.AF_INET, ("127.0.0.1", port)), threads=3, persistent=False, retry=False,
+                    http=True)
+        load.wait_for(100)
+        r = self.stasis("restart", str(p.pid), "--patch", bad, *options)
+        before = load.total()
+        load.wait_for(before + 200)
+        load.stop()
+        self.assertEqual(load.failures, [])
+        load.check(self)
+        self.assertTrue(alive(p.pid))
+        self.assertEqual(set(load.servers), {"kv-store 1"})
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("the old one goes on serving", r.stderr)
+        return r
+
+    def test_restart_whose_new_process_dies_keeps_the_old_process_serving(self) -> None:
+        # The update module runs in the new process, after the load: it ends that process.
+        r = self.failed_takeover("import os\nos._exit(7)\n")
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the new process ended with status 7 before taking over", r.stderr)
+
+    def test_restart_timeout_keeps_the_old_process_serving(self) -> None:
+        r = self.failed_takeover("import time\ntime.sleep(60)\n", "--timeout", "3")
+        self.assertEqual(r.returncode, 99, r.stderr)
+        self.assertIn("the new process did not take over in time", r.stderr)
+
     def test_restart_refuses_a_patch_that_does_not_compile(self) -> None:
         port = free_port()
         p = self.start_store(port)
