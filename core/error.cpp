@@ -20,6 +20,7 @@ const char* error_code_name(ErrorCode code) noexcept {
     case ErrorCode::UpdateRefused: return "UpdateRefused";
     case ErrorCode::ControlChannel: return "ControlChannel";
     case ErrorCode::SuspensionMissed: return "SuspensionMissed";
+    case ErrorCode::Takeover: return "Takeover";
   }
   return "Unknown";
 }

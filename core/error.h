@@ -28,6 +28,7 @@ enum class ErrorCode : int {
   UpdateRefused = 102,         // UpdateRefusedError: the update is not allowed as written
   ControlChannel = 103,        // ControlChannelError: a process's control socket cannot be used
   SuspensionMissed = 104,      // SuspensionMissedError: the program ended after a request it never honoured
+  Takeover = 105,              // TakeoverError: a restart's new process failed before taking over
 };
 
 const char* error_code_name(ErrorCode code) noexcept;

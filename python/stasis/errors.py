@@ -107,10 +107,17 @@ class SuspensionMissedError(NotSuspendableError):
     code = 104
 
 
+class TakeoverError(StasisError):
+    """`stasis restart`: the new process could not be started, or it ended or closed its channel
+    before taking over; the old process goes on serving."""
+
+    code = 105
+
+
 ALL = (StasisError, NotASnapshotError, TruncatedSnapshotError, CorruptSnapshotError,
        IncompatibleSnapshotError, SignatureError, UnsupportedObjectError, NotAvailableError,
        SnapshotIOError, NotSuspendableError, UpdateError, NotQuiescentError, UpdateRefusedError,
-       ControlChannelError, SuspensionMissedError)
+       ControlChannelError, SuspensionMissedError, TakeoverError)
 
 # The engine raises by code; StasisError stands for the internal-error code 90.
 BY_CODE = {cls.code: cls for cls in ALL}

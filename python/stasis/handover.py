@@ -36,7 +36,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import BY_CODE, NotAvailableError, NotSuspendableError, SnapshotIOError, StasisError
+from .errors import BY_CODE, NotAvailableError, NotSuspendableError, SnapshotIOError, StasisError, TakeoverError
 
 ENV = "STASIS_HANDOVER"
 _HOLD_ATTEMPTS = 50          # freezes tried before giving up because reads kept completing
@@ -224,7 +224,7 @@ def _spawn(session: Any, path: str, patches: List[Tuple[str, str]], channel: int
     try:
         return subprocess.Popen(argv, pass_fds=[channel], env=env, cwd=os.getcwd())
     except OSError as e:
-        raise StasisError(f"cannot start the new process: {e.strerror or e}") from None
+        raise TakeoverError(f"cannot start the new process: {e.strerror or e}") from None
 
 
 def _await_ready(child: subprocess.Popen, channel: Any, deadline: float) -> None:
@@ -255,7 +255,7 @@ def _await_ready(child: subprocess.Popen, channel: Any, deadline: float) -> None
                 status = None
             how = f"ended with status {status}" if status is not None and status >= 0 else \
                 f"was killed by signal {-status}" if status is not None else "closed its channel"
-            raise StasisError(f"the new process {how} before taking over (its stderr is the service's); "
+            raise TakeoverError(f"the new process {how} before taking over (its stderr is the service's); "
                               "the old one goes on serving")
 
 
