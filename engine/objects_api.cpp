@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/cpython_internals.h"
+#include "engine/describe_api.h"
 #include "engine/errors.h"
 #include "format/payload.h"
 #include "format/snapshot_file.h"
@@ -327,13 +328,17 @@ PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"path", "key", nullptr};
+    static const char* names[] = {"path", "key", "describe", nullptr};
     PyObject *path, *key = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:inspect", const_cast<char**>(names),
-                                     &path, &key))
+    int describe = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Op:inspect", const_cast<char**>(names),
+                                     &path, &key, &describe))
       throw Error::python();
     format::ReadOptions options;
     options.key = key_from(key);
+    // Describing reads every op byte to the end, which is the check of the whole payload (zstd
+    // blocks, frame checksum, raw size, end record): no separate decompression first.
+    options.verify_payload = !describe;
     auto file = format::SnapshotReader::open_file(path_of(path), options);
     const auto& p = file.preamble();
     const auto& f = file.footer();
@@ -354,7 +359,22 @@ PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
     set_item(info.get(), "raw_size", int_of(f.raw_size));
     set_item(info.get(), "record_count", int_of(f.record_count));
     format::PayloadReader reader(file);
-    format::OpSummary s = format::scan_ops(reader);
+    // With `describe`, the same one pass also describes every object (format/describe.h): the
+    // "view" that `stasis inspect` reads a program's threads, frames and heap from.
+    // Only a program is described: an object graph's summary is all `stasis inspect` shows of it.
+    format::OpSummary s;
+    try {
+      if (describe && p.payload_kind == "program") {
+        format::Description d = format::describe_ops(reader);
+        s = d.summary;
+        set_item(info.get(), "view", make_view(std::move(d)));
+      } else {
+        s = format::scan_ops(reader);
+      }
+    } catch (const Error&) {
+      reader.rethrow_payload_error();  // a damaged payload explains garbage ops better
+      throw;
+    }
     Ref ops = Ref::steal(PyDict_New());
     if (!ops) throw Error::python();
     for (int op = 0; op < 256; ++op)
