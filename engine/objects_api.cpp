@@ -10,6 +10,7 @@
 #include "core/cpython_internals.h"
 #include "engine/describe_api.h"
 #include "engine/errors.h"
+#include "engine/progress.h"
 #include "format/payload.h"
 #include "format/snapshot_file.h"
 #include "restore/heap_decoder.h"
@@ -227,30 +228,40 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
     static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "by_value",
-                                  "meta", nullptr};
+                                  "meta", "progress", "progress_delay", nullptr};
     PyObject *obj, *path, *key = Py_None, *by_value = Py_None;
     int level = 3;
     const char* kind = nullptr;
     const char* meta = "";
     unsigned long long hash_seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOs:dump", const_cast<char**>(names), &obj,
-                                     &path, &key, &level, &kind, &hash_seed, &by_value, &meta))
+    const char* progress = nullptr;
+    double progress_delay = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOszd:dump", const_cast<char**>(names), &obj,
+                                     &path, &key, &level, &kind, &hash_seed, &by_value, &meta,
+                                     &progress, &progress_delay))
       throw Error::python();
     auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level, kind_of(kind)));
-    write_objects(file, obj, kind_of(kind), hash_seed, strings_of(by_value), meta);
-    file.commit();
+    {
+      // `progress`: a label ("writing job.snap") for a progress line on stderr after
+      // progress_delay seconds (the caller asks only when stderr is a terminal).
+      ProgressMeter meter(progress ? progress : "", 0, progress_delay);
+      write_objects(file, obj, kind_of(kind), hash_seed, strings_of(by_value), meta);
+      file.commit();
+    }
     return Ref::borrow(Py_None);
   });
 }
 
 PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"data", "key", "kind", nullptr};
+    static const char* names[] = {"data", "key", "kind", "progress", "progress_delay", nullptr};
     Py_buffer data;
     PyObject* key = Py_None;
     const char* kind = nullptr;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$Os:loads", const_cast<char**>(names), &data,
-                                     &key, &kind))
+    const char* progress = nullptr;
+    double progress_delay = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$Oszd:loads", const_cast<char**>(names), &data,
+                                     &key, &kind, &progress, &progress_delay))
       throw Error::python();
     struct Release {
       Py_buffer* b;
@@ -265,6 +276,8 @@ PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
     options.verify_payload = false;
     auto file = format::SnapshotReader::open_bytes(
         std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options);
+    // `progress`: a label ("reading job.snap") for a progress line on stderr (as dump's).
+    ProgressMeter meter(progress ? progress : "", file.footer().raw_size, progress_delay);
     return read_objects(file, kind_of(kind));
   });
 }
