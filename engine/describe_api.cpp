@@ -33,7 +33,7 @@ Ref checked(PyObject* o) {
   return Ref::steal(o);
 }
 
-Ref str_of(const std::string& s, bool cut) {
+Ref str_of(std::string_view s, bool cut) {
   // A prefix may end inside a character: decoded with replacement then.
   PyObject* o = PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogatepass");
   if (!o && cut) {
@@ -92,28 +92,31 @@ PyObject* view_node(PyObject*, PyObject* args) {
     set(out.get(), "len", checked(PyLong_FromUnsignedLongLong(n.length)));
     set(out.get(), "truncated", Ref::borrow(n.truncated ? Py_True : Py_False));
     Ref value = Ref::borrow(Py_None);
+    const format::DescBody& b = d.body_of(n);
+    std::string_view text = d.text_of(n);
     using K = format::DescKind;
     switch (n.kind) {
       case K::True: value = Ref::borrow(Py_True); break;
       case K::False: value = Ref::borrow(Py_False); break;
       case K::Int: value = checked(PyLong_FromLongLong(n.ival)); break;
       case K::BigInt: case K::Bytes: case K::ByteArray:
-        value = checked(PyBytes_FromStringAndSize(n.text.data(), Py_ssize_t(n.text.size())));
+        value = checked(PyBytes_FromStringAndSize(text.data(), Py_ssize_t(text.size())));
         break;
-      case K::Float: value = checked(PyFloat_FromDouble(n.f[0])); break;
-      case K::Complex: value = checked(PyComplex_FromDoubles(n.f[0], n.f[1])); break;
-      case K::Str: case K::Module: value = str_of(n.text, n.truncated); break;
+      case K::Float: value = checked(PyFloat_FromDouble(n.f)); break;
+      case K::Complex: value = checked(PyComplex_FromDoubles(n.f, b.imag)); break;
+      case K::Str: case K::Module: value = str_of(text, n.truncated); break;
       case K::Global:
-        value = checked(Py_BuildValue("(NN)", str_of(n.text, false).release(), str_of(n.text2, false).release()));
+        value = checked(Py_BuildValue("(NN)", str_of(text, false).release(), str_of(d.text(b.text2), false).release()));
         break;
       default: break;
     }
     set(out.get(), "value", value);
-    set(out.get(), "items", ids_of(n.items, size_t(limit)));
-    set(out.get(), "pairs", ids_of(n.pairs, size_t(limit)));
+    auto its = d.items(n);
+    set(out.get(), "items", ids_of(std::vector<uint32_t>(its.begin(), its.begin() + std::min<size_t>(its.size, size_t(limit))), size_t(limit)));
+    set(out.get(), "pairs", ids_of(b.pairs, size_t(limit)));
     Ref refs = checked(PyList_New(4));
     for (int i = 0; i < 4; ++i) {
-      PyObject* r = n.a[i] == format::kNoNode ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(n.a[i]);
+      PyObject* r = b.a[i] == format::kNoNode ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(b.a[i]);
       if (!r) throw Error::python();
       PyList_SET_ITEM(refs.get(), i, r);
     }

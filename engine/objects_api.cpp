@@ -378,7 +378,7 @@ PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
     format::OpSummary s;
     try {
       if (describe && p.payload_kind == "program") {
-        format::Description d = format::describe_ops(reader);
+        format::Description d = format::describe_ops(reader, f.raw_size);
         s = d.summary;
         set_item(info.get(), "view", make_view(std::move(d)));
       } else {

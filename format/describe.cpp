@@ -106,8 +106,15 @@ class Describer {
       n.kind = k;
       n.type = builtin(k == DescKind::None ? "NoneType" : k == DescKind::Ellipsis ? "ellipsis"
                        : k == DescKind::NotImplemented ? "NotImplementedType" : "bool");
-      d_.nodes.push_back(std::move(n));
+      d_.nodes.push_back(n);
     }
+    int_type_ = builtin("int");
+    str_type_ = builtin("str");
+    float_type_ = builtin("float");
+    tuple_type_ = builtin("tuple");
+    dict_type_ = builtin("dict");
+    // As many nodes as the payload can need, about: growing a vector of millions copies it.
+    d_.nodes.reserve(size_t(std::min<uint64_t>(r_.header().root_count + 16 + reserve_hint_, uint64_t(1) << 24)));
     OpSummary& s = d_.summary;
     while (!r_.at_end()) {
       at_ = r_.offset();
@@ -124,7 +131,7 @@ class Describer {
         throw corrupt(std::string("op ") + info.name + " leaves more than " + std::to_string(kMaxStack) +
                           " values on the stack",
                       at_);
-      s.max_stack = std::max<uint64_t>(s.max_stack, stack_.size());
+      if (stack_.size() > s.max_stack) s.max_stack = stack_.size();
     }
     if (stack_.size() != r_.header().root_count)
       throw Error(ErrorCode::CorruptSnapshot, "op stream leaves " + std::to_string(stack_.size()) +
@@ -141,16 +148,46 @@ class Describer {
  private:
   uint32_t builtin(const char* name) { return d_.intern_type("builtins", name); }
 
-  uint32_t add(DescNode&& n) {
-    if (d_.nodes.size() >= UINT32_MAX - 1) throw corrupt("more objects than a description holds", at_);
-    d_.nodes.push_back(std::move(n));
-    return uint32_t(d_.nodes.size() - 1);
+  DescNode& node(uint32_t id) { return d_.nodes[id]; }
+  DescBody& body(uint32_t id) {
+    DescNode& n = d_.nodes[id];
+    if (n.body == kNoNode) {
+      d_.bodies.emplace_back();
+      n.body = uint32_t(d_.bodies.size() - 1);
+    }
+    return d_.bodies[n.body];
   }
-  uint32_t push_new(DescKind k, const char* type) {
+  // The body whose items are appended to: a container made whole gets its items back from `flat`.
+  DescBody& growing(uint32_t id) {
+    Description::Items have = d_.items(d_.nodes[id]);
+    bool was_flat = d_.nodes[id].flat;
+    std::vector<uint32_t> moved;
+    if (was_flat) moved.assign(have.begin(), have.end());
+    DescBody& b = body(id);
+    if (was_flat) {
+      b.items = std::move(moved);
+      d_.nodes[id].flat = false;
+      d_.nodes[id].ival = 0;
+    }
+    return b;
+  }
+  Description::Items items_of(uint32_t id) const { return d_.items(d_.nodes[id]); }
+  const DescBody& body_if(uint32_t id) const { return d_.body_of(d_.nodes[id]); }
+  std::string_view str_of(uint32_t id) const {
+    const DescNode& n = d_.nodes[id];
+    return n.kind == DescKind::Str ? d_.text_of(n) : std::string_view();
+  }
+
+  uint32_t add(DescKind k, uint32_t type) {
+    if (d_.nodes.size() >= UINT32_MAX - 1) throw corrupt("more objects than a description holds", at_);
     DescNode n;
     n.kind = k;
-    n.type = builtin(type);
-    uint32_t id = add(std::move(n));
+    n.type = type;
+    d_.nodes.push_back(n);
+    return uint32_t(d_.nodes.size() - 1);
+  }
+  uint32_t push_new(DescKind k, uint32_t type) {
+    uint32_t id = add(k, type);
     stack_.push_back(id);
     return id;
   }
@@ -165,7 +202,7 @@ class Describer {
     stack_.pop_back();
     return v;
   }
-  DescNode& below(uint64_t k) { return d_.nodes[stack_[stack_.size() - 1 - k]]; }
+  uint32_t below(uint64_t k) const { return stack_[stack_.size() - 1 - k]; }
   uint64_t count(uint64_t per, uint64_t extra, const char* op) {
     uint64_t k = r_.uvar();
     if (k > (UINT64_MAX - extra) / per || stack_.size() < k * per + extra)
@@ -184,55 +221,71 @@ class Describer {
     d_.summary.string_bytes += n;
     return r_.view(size_t(n));
   }
-  void keep(DescNode& n, std::string_view v, uint64_t n_total, size_t limit) {
+  void keep(uint32_t id, std::string_view v, uint64_t n_total, size_t limit) {
+    DescNode& n = node(id);
     n.length = n_total;
     n.truncated = n_total > limit;
-    n.text.assign(v.data(), std::min<size_t>(v.size(), limit));
+    n.text = d_.add_text(v.substr(0, std::min<size_t>(v.size(), limit)));
   }
 
-  // The type an object made by calling or instantiating `callable` with `args` gets.
+  // The type an object made by calling `callable` with `args` gets.
   uint32_t type_made_by(uint32_t callable, uint32_t args) {
     const DescNode& c = d_.nodes[callable];
     if (c.kind == DescKind::Global) {
-      const std::string& m = c.text;
-      const std::string& q = c.text2;
-      bool by_first_arg = (m == "copyreg" && (q == "_reconstructor" || q == "__newobj_ex__")) ||
-                          (m == "copyreg" && q == "__newobj__");
-      if (by_first_arg) {
-        const DescNode& a = d_.nodes[args];
-        if (a.kind == DescKind::Tuple && !a.items.empty()) return class_type(a.items[0]);
+      std::string m(d_.text_of(c));
+      std::string q(d_.text(body_if(callable).text2));
+      if (m == "copyreg" && (q == "_reconstructor" || q == "__newobj_ex__" || q == "__newobj__")) {
+        Description::Items a = items_of(args);
+        if (d_.nodes[args].kind == DescKind::Tuple && !a.empty()) return class_type(a[0]);
       }
       if (m == "re" && q == "_compile") return d_.intern_type("re", "Pattern");
       if (m == "builtins" && q == "iter") return d_.intern_type("builtins", "iterator");
       if (m == "builtins" && q == "getattr") return d_.intern_type("builtins", "getattr()");
       if (m == "array" && q == "_array_reconstructor") return d_.intern_type("array", "array");
       if (m == "operator" && q == "getitem") return d_.intern_type("typing", "alias");
-      return d_.intern_type(m, q);
+      return class_type(callable);
     }
-    if (c.kind == DescKind::Object && d_.types[c.type].module == "functools" && d_.types[c.type].qualname == "partial")
-      return c.type;
     return class_type(callable);
   }
-  // The type named by a class node (by reference or by value).
+  // The type named by a class node (by reference or by value); cached per class node.
   uint32_t class_type(uint32_t cls) {
+    auto it = class_types_.find(cls);
+    if (it != class_types_.end()) return it->second;
     const DescNode& c = d_.nodes[cls];
-    if (c.kind == DescKind::Global) return d_.intern_type(c.text, c.text2);
-    if (c.kind == DescKind::Class) {
+    uint32_t t = 0;
+    if (c.kind == DescKind::Global) {
+      t = d_.intern_type(std::string(d_.text_of(c)), std::string(d_.text(body_if(cls).text2)));
+    } else if (c.kind == DescKind::Class) {
+      const DescBody& b = body_if(cls);
       std::string module = "?", qualname = "?";
-      if (c.a[1] != kNoNode && d_.nodes[c.a[1]].kind == DescKind::Str) qualname = d_.nodes[c.a[1]].text;
-      if (c.a[3] != kNoNode && d_.nodes[c.a[3]].kind == DescKind::Dict) {
-        const auto& it = d_.nodes[c.a[3]].items;
-        for (size_t i = 0; i + 1 < it.size(); i += 2) {
-          const DescNode& k = d_.nodes[it[i]];
-          const DescNode& v = d_.nodes[it[i + 1]];
-          if (k.kind != DescKind::Str || v.kind != DescKind::Str) continue;
-          if (k.text == "__module__") module = v.text;
-          if (k.text == "__qualname__") qualname = v.text;
+      if (b.a[1] != kNoNode) qualname = std::string(str_of(b.a[1]));
+      if (b.a[3] != kNoNode && d_.nodes[b.a[3]].kind == DescKind::Dict) {
+        Description::Items it2 = items_of(b.a[3]);
+        for (size_t i = 0; i + 1 < it2.size; i += 2) {
+          std::string_view k = str_of(it2[i]);
+          if (d_.nodes[it2[i + 1]].kind != DescKind::Str) continue;
+          if (k == "__module__") module = std::string(str_of(it2[i + 1]));
+          if (k == "__qualname__") qualname = std::string(str_of(it2[i + 1]));
         }
       }
-      return d_.intern_type(module, qualname);
+      t = d_.intern_type(module, qualname);
+    } else if (c.kind == DescKind::Object) {
+      t = c.type;  // functools.partial of a class, and the like: named by what made it
     }
-    return 0;
+    class_types_.emplace(cls, t);
+    return t;
+  }
+  // A composite node with `n` values taken from the top of the stack as its items.
+  uint32_t collect(DescKind k, uint32_t type, uint64_t n) {
+    uint32_t id = add(k, type);
+    DescNode& node_ = node(id);
+    node_.flat = true;
+    node_.ival = int64_t(d_.flat.size());
+    node_.length = n;
+    d_.flat.insert(d_.flat.end(), stack_.end() - ptrdiff_t(n), stack_.end());
+    stack_.resize(stack_.size() - n);
+    stack_.push_back(id);
+    return id;
   }
 
   void step(Op op, const OpInfo& info) {
@@ -244,13 +297,13 @@ class Describer {
       case Op::NotImplemented: stack_.push_back(kNotImplNode); return;
       case Op::IntSmall: {
         int64_t v = r_.svar();
-        d_.nodes[push_new(DescKind::Int, "int")].ival = v;
+        node(push_new(DescKind::Int, int_type_)).ival = v;
         return;
       }
       case Op::IntBig: {
         uint64_t n = r_.uvar();
         std::string_view v = text(n);
-        keep(d_.nodes[push_new(DescKind::BigInt, "int")], v, n, kKeepBigInt);
+        keep(push_new(DescKind::BigInt, int_type_), v, n, kKeepBigInt);
         return;
       }
       case Op::Float: {
@@ -259,27 +312,28 @@ class Describer {
         for (int i = 0; i < 8; ++i) bits = (bits << 8) | uint8_t(v[size_t(i)]);
         double f;
         std::memcpy(&f, &bits, 8);
-        d_.nodes[push_new(DescKind::Float, "float")].f[0] = f;
+        node(push_new(DescKind::Float, float_type_)).f = f;
         return;
       }
       case Op::Complex: {
         double parts[2];
         r_.raw(parts, sizeof parts);
-        DescNode& n = d_.nodes[push_new(DescKind::Complex, "complex")];
-        n.f[0] = parts[0];
-        n.f[1] = parts[1];
+        uint32_t id = push_new(DescKind::Complex, builtin("complex"));
+        node(id).f = parts[0];
+        body(id).imag = parts[1];
         return;
       }
       case Op::Str: {
         uint64_t n = r_.uvar();
         std::string_view v = text(n);
-        DescNode& node = d_.nodes[push_new(DescKind::Str, "str")];
-        keep(node, v, n, kKeepStr);
+        uint32_t id = push_new(DescKind::Str, str_type_);
+        keep(id, v, n, kKeepStr);
         uint64_t chars;
         uint32_t widest;
         utf8_shape(v, &chars, &widest);
-        node.ival = int64_t(chars);  // characters, for the size estimate
-        node.f[0] = widest;
+        DescNode& node_ = node(id);
+        node_.ival = int64_t(chars);
+        node_.width = widest < 128 ? 0 : widest < 256 ? 1 : widest < 65536 ? 2 : 4;
         return;
       }
       case Op::Bytes:
@@ -287,23 +341,25 @@ class Describer {
         uint64_t n = r_.uvar();
         std::string_view v = text(n);
         bool b = op == Op::Bytes;
-        keep(d_.nodes[push_new(b ? DescKind::Bytes : DescKind::ByteArray, b ? "bytes" : "bytearray")], v, n,
-             kKeepBytes);
+        keep(push_new(b ? DescKind::Bytes : DescKind::ByteArray, builtin(b ? "bytes" : "bytearray")), v, n, kKeepBytes);
         return;
       }
       case Op::Buffer: {
         uint64_t flags = r_.uvar(), width = r_.uvar(), n = r_.uvar();
         check_buffer_header(flags, width, n, at_);
         bool b = flags & 1;
-        DescNode& node = d_.nodes[push_new(b ? DescKind::Bytes : DescKind::ByteArray, b ? "bytes" : "bytearray")];
-        node.length = n;
-        node.truncated = n > 0;
+        uint32_t id = push_new(b ? DescKind::Bytes : DescKind::ByteArray, builtin(b ? "bytes" : "bytearray"));
+        std::string head;
         for (uint64_t left = n; left > 0;) {
           uint64_t blk = std::min<uint64_t>(left, kPlaneBlockElements * width);
           std::string_view v = r_.view(size_t(blk));
-          if (width == 1 && node.text.size() < 256) node.text.append(v.data(), std::min<size_t>(v.size(), 256));
+          if (width == 1 && head.size() < 256) head.append(v.data(), std::min<size_t>(v.size(), 256 - head.size()));
           left -= blk;
         }
+        DescNode& nd = node(id);
+        nd.length = n;
+        nd.truncated = n > head.size();
+        nd.text = d_.add_text(head);
         d_.summary.string_bytes += n;
         return;
       }
@@ -312,42 +368,34 @@ class Describer {
         memo_.push_back(stack_.back());
         return;
       case Op::Ref: stack_.push_back(memo_ref(info.name)); return;
-      case Op::EmptyList: push_new(DescKind::List, "list"); return;
-      case Op::EmptyDict: push_new(DescKind::Dict, "dict"); return;
-      case Op::EmptySet: push_new(DescKind::Set, "set"); return;
+      case Op::EmptyList: push_new(DescKind::List, builtin("list")); return;
+      case Op::EmptyDict: push_new(DescKind::Dict, dict_type_); return;
+      case Op::EmptySet: push_new(DescKind::Set, builtin("set")); return;
       case Op::Appends:
       case Op::AddItems:
       case Op::ListItems: {
         uint64_t k = count(1, 1, info.name);
-        DescNode& c = below(k);
-        c.items.insert(c.items.end(), stack_.end() - ptrdiff_t(k), stack_.end());
-        c.length += k;
+        uint32_t c = below(k);
+        DescBody& b = growing(c);
+        b.items.insert(b.items.end(), stack_.end() - ptrdiff_t(k), stack_.end());
+        node(c).length += k;
         stack_.resize(stack_.size() - k);
         return;
       }
       case Op::SetItems:
       case Op::DictItems: {
         uint64_t k = count(2, 1, info.name);
-        DescNode& c = below(2 * k);
-        auto& dst = op == Op::SetItems || c.kind == DescKind::Dict ? c.items : c.pairs;
+        uint32_t c = below(2 * k);
+        bool dict = op == Op::SetItems || node(c).kind == DescKind::Dict;
+        DescBody& b = dict ? growing(c) : body(c);
+        auto& dst = dict ? b.items : b.pairs;
         dst.insert(dst.end(), stack_.end() - ptrdiff_t(2 * k), stack_.end());
-        c.length += k;
+        node(c).length += k;
         stack_.resize(stack_.size() - 2 * k);
         return;
       }
-      case Op::Tuple:
-      case Op::FrozenSet: {
-        uint64_t k = count(1, 0, info.name);
-        DescNode n;
-        bool t = op == Op::Tuple;
-        n.kind = t ? DescKind::Tuple : DescKind::FrozenSet;
-        n.type = builtin(t ? "tuple" : "frozenset");
-        n.items.assign(stack_.end() - ptrdiff_t(k), stack_.end());
-        n.length = k;
-        stack_.resize(stack_.size() - k);
-        stack_.push_back(add(std::move(n)));
-        return;
-      }
+      case Op::Tuple: collect(DescKind::Tuple, tuple_type_, count(1, 0, info.name)); return;
+      case Op::FrozenSet: collect(DescKind::FrozenSet, builtin("frozenset"), count(1, 0, info.name)); return;
       case Op::Pop: {
         uint64_t k = count(1, 0, info.name);
         stack_.resize(stack_.size() - k);
@@ -358,96 +406,87 @@ class Describer {
         if (n > (uint64_t(1) << 32)) throw corrupt("Floats claims " + std::to_string(n) + " values", at_);
         need(1, info.name);
         std::string_view planes = r_.view(size_t(n * 8));
-        builtin("float");  // the heap table counts the floats kept only as a count
         const auto* p = reinterpret_cast<const uint8_t*>(planes.data());
         uint32_t list = stack_.back();
+        size_t have = items_of(list).size;
+        uint64_t keep_n = have < kKeepFloats ? std::min<uint64_t>(n, kKeepFloats - have) : 0;
         uint64_t prev = 0;
-        uint64_t keep_n = d_.nodes[list].items.size() < kKeepFloats
-                              ? std::min<uint64_t>(n, kKeepFloats - d_.nodes[list].items.size()) : 0;
         for (uint64_t i = 0; i < keep_n; ++i) {
           uint64_t bits = 0;
           for (size_t b = 0; b < 8; ++b) bits |= uint64_t(p[b * n + i]) << (8 * b);
           bits ^= prev;
           prev = bits;
-          DescNode f;
-          f.kind = DescKind::Float;
-          f.type = builtin("float");
-          std::memcpy(&f.f[0], &bits, 8);
-          uint32_t id = add(std::move(f));
-          d_.nodes[list].items.push_back(id);
+          uint32_t id = add(DescKind::Float, float_type_);
+          std::memcpy(&node(id).f, &bits, 8);
+          growing(list).items.push_back(id);
         }
-        d_.nodes[list].length += n;
+        node(list).length += n;
         d_.extra_floats += n - keep_n;
         return;
       }
       case Op::Global: {
         need(2, info.name);
         uint32_t q = pop(), m = pop();
-        DescNode n;
-        n.kind = DescKind::Global;
-        if (d_.nodes[m].kind == DescKind::Str) n.text = d_.nodes[m].text;
-        if (d_.nodes[q].kind == DescKind::Str) n.text2 = d_.nodes[q].text;
-        stack_.push_back(add(std::move(n)));
+        uint32_t id = add(DescKind::Global, 0);
+        node(id).text = d_.add_text(str_of(m));
+        uint32_t qualname = d_.add_text(str_of(q));
+        body(id).text2 = qualname;
+        stack_.push_back(id);
         return;
       }
       case Op::Module: {
         need(1, info.name);
         uint32_t name = pop();
-        DescNode n;
-        n.kind = DescKind::Module;
-        n.type = builtin("module");
-        if (d_.nodes[name].kind == DescKind::Str) n.text = d_.nodes[name].text;
-        stack_.push_back(add(std::move(n)));
+        uint32_t id = add(DescKind::Module, builtin("module"));
+        node(id).text = d_.add_text(str_of(name));
+        stack_.push_back(id);
         return;
       }
       case Op::Reduce:
       case Op::NewObj: {
         need(2, info.name);
         uint32_t args = pop(), callable = pop();
-        DescNode n;
-        n.kind = DescKind::Object;
-        n.a[0] = callable;
-        n.a[1] = args;
-        n.type = op == Op::NewObj ? class_type(callable) : type_made_by(callable, args);
-        stack_.push_back(add(std::move(n)));
+        uint32_t type = op == Op::NewObj ? class_type(callable) : type_made_by(callable, args);
+        uint32_t id = add(DescKind::Object, type);
+        DescBody& b = body(id);
+        b.a[0] = callable;
+        b.a[1] = args;
+        stack_.push_back(id);
         return;
       }
       case Op::Build: {
         need(2, info.name);
         uint32_t state = pop();
-        DescNode& o = below(0);
-        if (o.kind == DescKind::Object || o.kind == DescKind::Registered) o.a[2] = state;
+        uint32_t o = below(0);
+        if (node(o).kind == DescKind::Object || node(o).kind == DescKind::Registered) body(o).a[2] = state;
         return;
       }
-      case Op::Cell: push_new(DescKind::Cell, "cell"); return;
+      case Op::Cell: push_new(DescKind::Cell, builtin("cell")); return;
       case Op::CellSet: {
         need(2, info.name);
         uint32_t v = pop();
-        below(0).a[0] = v;
+        body(below(0)).a[0] = v;
         return;
       }
       case Op::Code: {
         need(1, info.name);
         uint32_t fields = pop();
-        DescNode n;
-        n.kind = DescKind::Code;
-        n.type = builtin("code");
-        n.a[0] = fields;
-        stack_.push_back(add(std::move(n)));
+        uint32_t id = add(DescKind::Code, builtin("code"));
+        body(id).a[0] = fields;
+        stack_.push_back(id);
         return;
       }
       case Op::Function: {
         need(5, info.name);
         pop();  // closure
         uint32_t qualname = pop(), name = pop(), globals = pop(), code = pop();
-        DescNode n;
-        n.kind = DescKind::Function;
-        n.type = builtin("function");
-        n.a[0] = code;
-        n.a[1] = globals;
-        n.a[2] = name;
-        n.a[3] = qualname;
-        stack_.push_back(add(std::move(n)));
+        uint32_t id = add(DescKind::Function, builtin("function"));
+        DescBody& b = body(id);
+        b.a[0] = code;
+        b.a[1] = globals;
+        b.a[2] = name;
+        b.a[3] = qualname;
+        stack_.push_back(id);
         return;
       }
       case Op::FunctionState:
@@ -457,14 +496,13 @@ class Describer {
       case Op::Class: {
         need(4, info.name);
         uint32_t ns = pop(), bases = pop(), name = pop(), meta = pop();
-        DescNode n;
-        n.kind = DescKind::Class;
-        n.a[0] = meta;
-        n.a[1] = name;
-        n.a[2] = bases;
-        n.a[3] = ns;
-        n.type = class_type(meta);
-        stack_.push_back(add(std::move(n)));
+        uint32_t id = add(DescKind::Class, class_type(meta));
+        DescBody& b = body(id);
+        b.a[0] = meta;
+        b.a[1] = name;
+        b.a[2] = bases;
+        b.a[3] = ns;
+        stack_.push_back(id);
         return;
       }
       case Op::ClassState:
@@ -474,64 +512,55 @@ class Describer {
       case Op::Generator: {
         need(1, info.name);
         uint32_t func = pop();
-        DescNode n;
-        n.kind = DescKind::Generator;
-        n.type = builtin("generator");
-        n.a[0] = func;
+        uint32_t type = builtin("generator");
         // A coroutine or async generator, by its code's flags (co_flags is field 5 of the code).
-        const DescNode& f = d_.nodes[func];
-        if (f.kind == DescKind::Function && f.a[0] != kNoNode) {
-          const DescNode& code = d_.nodes[f.a[0]];
-          if (code.a[0] != kNoNode && d_.nodes[code.a[0]].items.size() > 5) {
-            int64_t flags = d_.nodes[d_.nodes[code.a[0]].items[5]].ival;
-            if (flags & 0x80) n.type = builtin("coroutine");
-            else if (flags & 0x200) n.type = builtin("async_generator");
+        const DescBody& fb = body_if(func);
+        if (node(func).kind == DescKind::Function && fb.a[0] != kNoNode) {
+          const DescBody& cb = body_if(fb.a[0]);
+          if (cb.a[0] != kNoNode) {
+            Description::Items fields = items_of(cb.a[0]);
+            if (fields.size > 5) {
+              int64_t flags = node(fields[5]).ival;
+              if (flags & 0x80) type = builtin("coroutine");
+              else if (flags & 0x200) type = builtin("async_generator");
+            }
           }
         }
-        stack_.push_back(add(std::move(n)));
+        uint32_t id = add(DescKind::Generator, type);
+        body(id).a[0] = func;
+        stack_.push_back(id);
         return;
       }
       case Op::GeneratorFrame: {
         need(6, info.name);
-        pop();  // state
-        pop();  // lasti
-        pop();  // stack
-        pop();  // mask
+        stack_.resize(stack_.size() - 4);  // state, lasti, stack, mask
         uint32_t locals = pop();
-        below(0).a[1] = locals;
+        body(below(0)).a[1] = locals;
         return;
       }
       case Op::WeakRef: {
         need(2, info.name);
         pop();  // callback
         uint32_t referent = pop();
-        DescNode n;
-        n.kind = DescKind::WeakRef;
-        n.type = d_.intern_type("weakref", "ReferenceType");
-        n.a[0] = referent;
-        stack_.push_back(add(std::move(n)));
+        uint32_t id = add(DescKind::WeakRef, d_.intern_type("weakref", "ReferenceType"));
+        body(id).a[0] = referent;
+        stack_.push_back(id);
         return;
       }
-      case Op::DeadWeakRef: {
-        DescNode n;
-        n.kind = DescKind::DeadWeakRef;
-        n.type = d_.intern_type("weakref", "ReferenceType");
-        stack_.push_back(add(std::move(n)));
-        return;
-      }
+      case Op::DeadWeakRef: push_new(DescKind::DeadWeakRef, d_.intern_type("weakref", "ReferenceType")); return;
       case Op::Registered: {
         need(2, info.name);
         uint32_t state = pop(), key = pop();
-        DescNode n;
-        n.kind = DescKind::Registered;
-        n.a[0] = key;
-        n.a[1] = state;
-        const DescNode& k = d_.nodes[key];
-        std::string name = k.kind == DescKind::Str ? k.text : "?";
+        std::string name(str_of(key));
+        if (name.empty()) name = "?";
         size_t dot = name.rfind('.');
-        n.type = dot == std::string::npos ? d_.intern_type("", name)
-                                          : d_.intern_type(name.substr(0, dot), name.substr(dot + 1));
-        stack_.push_back(add(std::move(n)));
+        uint32_t type = dot == std::string::npos ? d_.intern_type("", name)
+                                                 : d_.intern_type(name.substr(0, dot), name.substr(dot + 1));
+        uint32_t id = add(DescKind::Registered, type);
+        DescBody& b = body(id);
+        b.a[0] = key;
+        b.a[1] = state;
+        stack_.push_back(id);
         return;
       }
       case Op::ExceptionState:
@@ -542,28 +571,32 @@ class Describer {
       case Op::ShapeDict: {
         uint32_t keys = memo_ref(info.name);
         uint64_t k = count(1, op == Op::ShapeValues ? 1 : 0, info.name);
-        const DescNode& kn = d_.nodes[keys];
-        if (kn.kind != DescKind::Tuple || kn.items.size() != k)
+        if (node(keys).kind != DescKind::Tuple || items_of(keys).size != k)
           throw corrupt(std::string(info.name) + " names a shape that is not a tuple of " + std::to_string(k) + " keys",
                         at_);
-        std::vector<uint32_t> pairs;
-        pairs.reserve(2 * k);
-        for (uint64_t i = 0; i < k; ++i) {
-          pairs.push_back(kn.items[i]);
-          pairs.push_back(stack_[stack_.size() - k + i]);
-        }
-        stack_.resize(stack_.size() - k);
         if (op == Op::ShapeValues) {
-          DescNode& c = below(0);
-          c.items.insert(c.items.end(), pairs.begin(), pairs.end());
-          c.length += k;
+          uint32_t target = below(k);
+          DescBody& b = growing(target);
+          b.items.reserve(b.items.size() + 2 * k);
+          for (uint64_t i = 0; i < k; ++i) {
+            b.items.push_back(items_of(keys)[i]);
+            b.items.push_back(stack_[stack_.size() - k + i]);
+          }
+          node(target).length += k;
+          stack_.resize(stack_.size() - k);
         } else {
-          DescNode n;
-          n.kind = DescKind::Dict;
-          n.type = builtin("dict");
-          n.items = std::move(pairs);
-          n.length = k;
-          stack_.push_back(add(std::move(n)));
+          uint32_t target = add(DescKind::Dict, dict_type_);
+          DescNode& t = node(target);
+          t.flat = true;
+          t.ival = int64_t(d_.flat.size());
+          t.length = k;
+          for (uint64_t i = 0; i < k; ++i) {
+            uint32_t key = d_.flat[size_t(node(keys).ival) + i];
+            d_.flat.push_back(key);
+            d_.flat.push_back(stack_[stack_.size() - k + i]);
+          }
+          stack_.resize(stack_.size() - k);
+          stack_.push_back(target);
         }
         return;
       }
@@ -586,6 +619,11 @@ class Describer {
   Description& d_;
   std::vector<uint32_t> stack_;
   std::vector<uint32_t> memo_;
+  std::unordered_map<uint32_t, uint32_t> class_types_;
+  uint32_t int_type_ = 0, str_type_ = 0, float_type_ = 0, tuple_type_ = 0, dict_type_ = 0;
+ public:
+  uint64_t reserve_hint_ = 0;
+ private:
   uint64_t at_ = 0;
 };
 
@@ -621,13 +659,14 @@ uint64_t Description::shallow_size(uint32_t id) const {
     case DescKind::Float: return 24;
     case DescKind::Complex: return 32;
     case DescKind::Str: {
-      uint64_t chars = uint64_t(n.ival);
-      uint32_t w = uint32_t(n.f[0]);
-      if (n.truncated) chars = n.length;  // a prefix was measured: bytes of UTF-8 as an upper bound
-      if (w < 128) return 49 + chars;
-      if (w < 256) return 73 + chars;
-      if (w < 65536) return 74 + 2 * chars;
-      return 76 + 4 * chars;
+      // a prefix was measured: its bytes of UTF-8 stand for the characters (an upper bound)
+      uint64_t chars = n.truncated ? n.length : uint64_t(n.ival);
+      switch (n.width) {
+        case 0: return 49 + chars;
+        case 1: return 73 + chars;
+        case 2: return 74 + 2 * chars;
+        default: return 76 + 4 * chars;
+      }
     }
     case DescKind::Bytes: return 33 + n.length;
     case DescKind::ByteArray: return 57 + n.length;
@@ -635,7 +674,7 @@ uint64_t Description::shallow_size(uint32_t id) const {
     case DescKind::Tuple: return 40 + 8 * n.length;
     case DescKind::Dict: return dict_size(n.length);
     case DescKind::Set: case DescKind::FrozenSet: return set_size(n.length);
-    case DescKind::Object: return 56 + (n.length ? 8 * n.length : 0);
+    case DescKind::Object: return 56 + 8 * n.length;
     case DescKind::Registered: return 56;
     case DescKind::Cell: return 40;
     case DescKind::Code: return 200;
@@ -668,29 +707,31 @@ Description::Held Description::held(uint32_t id, uint64_t budget) const {
       break;
     }
     const DescNode& n = nodes[v];
+    const DescBody& b = body_of(n);
+    Items its = items(n);
     uint64_t size = shallow_size(v);
     if (size) ++h.objects;
     h.bytes += size;
     switch (n.kind) {
       case DescKind::List:
-        for (uint32_t c : n.items) visit(c);
-        if (n.length > n.items.size()) {  // floats kept only as a count
-          h.bytes += 24 * (n.length - n.items.size());
-          h.objects += n.length - n.items.size();
+        for (uint32_t c : its) visit(c);
+        if (n.length > its.size) {  // floats kept only as a count
+          h.bytes += 24 * (n.length - its.size);
+          h.objects += n.length - its.size;
         }
         break;
       case DescKind::Tuple: case DescKind::Dict: case DescKind::Set: case DescKind::FrozenSet:
-        for (uint32_t c : n.items) visit(c);
+        for (uint32_t c : its) visit(c);
         break;
       case DescKind::Object:
-        visit(n.a[1]);
-        visit(n.a[2]);
-        for (uint32_t c : n.items) visit(c);
-        for (uint32_t c : n.pairs) visit(c);
+        visit(b.a[1]);
+        visit(b.a[2]);
+        for (uint32_t c : its) visit(c);
+        for (uint32_t c : b.pairs) visit(c);
         break;
-      case DescKind::Registered: visit(n.a[1]); break;
-      case DescKind::Cell: visit(n.a[0]); break;
-      case DescKind::Generator: visit(n.a[1]); break;
+      case DescKind::Registered: visit(b.a[1]); break;
+      case DescKind::Cell: visit(b.a[0]); break;
+      case DescKind::Generator: visit(b.a[1]); break;
       default: break;  // functions, classes, code, modules: the program's code, not its data
     }
   }
@@ -720,9 +761,11 @@ std::vector<HeapRow> Description::heap() const {
   return rows;
 }
 
-Description describe_ops(PayloadReader& reader) {
+Description describe_ops(PayloadReader& reader, uint64_t op_bytes_hint) {
   Description d;
-  Describer(reader, d).run();
+  Describer describer(reader, d);
+  describer.reserve_hint_ = op_bytes_hint / 4;  // the smallest ops that make an object take 2 bytes or more
+  describer.run();
   return d;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -43,17 +44,35 @@ const char* desc_kind_name(DescKind k);
 
 inline constexpr uint32_t kNoNode = UINT32_MAX;
 
+// 32 bytes per object: a snapshot of millions of objects is described in a few times the memory
+// of its op bytes. Text lives in Description's pool; containers, objects and the other composite
+// kinds have a DescBody.
 struct DescNode {
   DescKind kind = DescKind::None;
-  bool truncated = false;
+  bool truncated = false;      // text holds a prefix of the value
+  uint8_t width = 0;           // Str: 0 ASCII, 1 Latin-1, 2 UCS-2, 4 UCS-4 (its size estimate)
+  bool flat = false;           // items in Description::flat from `ival` (tuples, frozensets, shaped dicts)
   uint32_t type = 0;           // index into Description::types
   uint64_t length = 0;         // str/bytes: bytes; containers: items (pairs for a dict)
-  int64_t ival = 0;
-  double f[2] = {0, 0};
-  std::string text, text2;
-  std::vector<uint32_t> items;  // values (Dict, Object's DictItems: key, value, ...)
-  std::vector<uint32_t> pairs;  // Object's DictItems, key, value, ...
+  union {
+    int64_t ival = 0;          // Int; Str: characters of the kept text; flat: offset of the items
+    double f;                  // Float, Complex's real part
+  };
+  uint32_t text = kNoNode;     // index into Description::spans: Str, Bytes, BigInt, Global's module, Module
+  uint32_t body = kNoNode;     // index into Description::bodies
+};
+
+struct DescBody {
+  std::vector<uint32_t> items;  // values (Dict: key, value, key, value...; Object: ListItems)
+  std::vector<uint32_t> pairs;  // Object's DictItems: key, value, ...
   uint32_t a[4] = {kNoNode, kNoNode, kNoNode, kNoNode};
+  uint32_t text2 = kNoNode;     // Global's qualname
+  double imag = 0;              // Complex
+};
+
+struct TextSpan {
+  uint64_t offset;
+  uint32_t size;
 };
 
 struct DescType {
@@ -68,6 +87,10 @@ struct HeapRow {
 class Description {
  public:
   std::vector<DescNode> nodes;
+  std::vector<DescBody> bodies;
+  std::vector<TextSpan> spans;
+  std::string pool;
+  std::vector<uint32_t> flat;   // items of containers made whole (Tuple, FrozenSet, ShapeDict)
   std::vector<uint32_t> roots;  // what the stream leaves on the stack, bottom first
   std::vector<DescType> types;  // [0] is "?" (unknown)
   uint64_t extra_floats = 0;    // floats of Floats ops kept only as a count (lists' lengths have them)
@@ -89,6 +112,35 @@ class Description {
   std::vector<HeapRow> heap() const;
 
   uint32_t intern_type(const std::string& module, const std::string& qualname);
+  std::string_view text(uint32_t span) const {
+    if (span == kNoNode) return {};
+    return std::string_view(pool).substr(size_t(spans[span].offset), spans[span].size);
+  }
+  std::string_view text_of(const DescNode& n) const { return text(n.text); }
+  static const DescBody& empty_body() {
+    static const DescBody none;
+    return none;
+  }
+  const DescBody& body_of(const DescNode& n) const { return n.body == kNoNode ? empty_body() : bodies[n.body]; }
+  // The items of a container or object: values (a dict's: key, value, ...).
+  struct Items {
+    const uint32_t* data;
+    size_t size;
+    const uint32_t* begin() const { return data; }
+    const uint32_t* end() const { return data + size; }
+    bool empty() const { return size == 0; }
+    uint32_t operator[](size_t i) const { return data[i]; }
+  };
+  Items items(const DescNode& n) const {
+    if (n.flat) return Items{flat.data() + n.ival, size_t(n.kind == DescKind::Dict ? 2 * n.length : n.length)};
+    const auto& v = body_of(n).items;
+    return Items{v.data(), v.size()};
+  }
+  uint32_t add_text(std::string_view v) {
+    spans.push_back(TextSpan{pool.size(), uint32_t(v.size())});
+    pool.append(v.data(), v.size());
+    return uint32_t(spans.size() - 1);
+  }
 
  private:
   std::unordered_map<std::string, uint32_t> type_index_;
@@ -97,6 +149,7 @@ class Description {
 };
 
 // Reads the whole op stream of `reader` into a Description (checking its grammar as scan_ops does).
-Description describe_ops(PayloadReader& reader);
+// `op_bytes_hint`: the payload's size before compression (the footer's raw_size), to size tables.
+Description describe_ops(PayloadReader& reader, uint64_t op_bytes_hint = 0);
 
 }  // namespace stasis::format
