@@ -54,18 +54,23 @@ MAIN_PROGRAM = textwrap.dedent("""\
 HELPER = textwrap.dedent("""\
     import os, sys
     X = 1
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imported.marker"), "a") as f:
-        f.write("imported\\n")
+
+    def _mark(name):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), "a") as f:
+            f.write("imported\\n")
+
+    _mark("imported.marker")
 
     class Trap:
         def __repr__(self):
-            open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "repr.marker"), "w").close()
+            open(__import__("os").path.join(self.dir, "repr.marker"), "w").close()
             return "trap"
         def __setstate__(self, state):
-            open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "setstate.marker"), "w").close()
+            open(__import__("os").path.join(state["dir"], "setstate.marker"), "w").close()
             self.__dict__.update(state)
 
     trap = Trap()
+    trap.dir = os.path.dirname(os.path.abspath(__file__))
 
     def waiting(t):
         # the worker is inside Event.wait() once its frame shows it
@@ -111,8 +116,12 @@ class InspectCase(unittest.TestCase):
         cls.snap = os.path.join(cls.dir, "main.snap")
         cls.run_result = cls.stasis("run", cls.prog)
         assert cls.run_result.returncode == 75, cls.run_result.stderr
-        for marker in ("imported.marker", "repr.marker", "setstate.marker"):
-            path = os.path.join(cls.dir, marker)
+
+    MARKERS = ("imported.marker", "repr.marker", "setstate.marker")
+
+    def remove_markers(self):
+        for marker in self.MARKERS:
+            path = os.path.join(self.dir, marker)
             if os.path.exists(path):
                 os.unlink(path)
 
@@ -251,6 +260,21 @@ class InspectCase(unittest.TestCase):
         self.assertEqual(types["__main__.Point"]["count"], 1000)
         self.assertEqual(data["patches"], [])
 
+    def test_patch_history(self):
+        upd = self.write("upd.py", "import helper\nhelper.X = 2\n")
+        out = os.path.join(self.dir, "patched.snap")
+        r = self.stasis("patch", self.snap, "--update", upd, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = self.inspect_json(snap=out)
+        self.assertEqual(len(data["patches"]), 1)
+        p = data["patches"][0]
+        self.assertEqual(p["by"], "stasis patch")
+        self.assertEqual([f["path"] for f in p["files"]], [upd])
+        text = self.stasis("inspect", out).stdout
+        self.assertIn("\npatches    1\n", text)
+        self.assertRegex(text, r"\n  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by stasis patch\n"
+                               r"    update module: " + re.escape(upd) + r" \(sha256 [0-9a-f]{16}\)\n")
+
     # --- options ---------------------------------------------------------------------------------
 
     def test_no_locals(self):
@@ -308,10 +332,11 @@ class InspectCase(unittest.TestCase):
     # --- safety: nothing of the program runs or is imported ------------------------------------
 
     def test_inspect_imports_and_runs_nothing_of_the_program(self):
+        self.remove_markers()  # the run made one (and a patch, which loads the program, may have)
         for args in ((), ("--json",)):
             r = self.stasis("inspect", self.snap, *args)
             self.assertEqual(r.returncode, 0, r.stderr)
-        for marker in ("imported.marker", "repr.marker", "setstate.marker"):
+        for marker in self.MARKERS:
             self.assertFalse(os.path.exists(os.path.join(self.dir, marker)), marker)
         data = self.inspect_json()
         modules = {m["name"]: m for m in data["modules"]}
