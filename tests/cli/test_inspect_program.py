@@ -224,7 +224,7 @@ class InspectCase(unittest.TestCase):
         self.assertTrue(out.startswith(f"snapshot   {self.snap} ("), out[:200])
         self.assertIn("\ncommand    " + self.prog + "\n", out)
         self.assertIn("\nhash seed  7\n", out)
-        self.assertRegex(out, r"\nsuspended  by api \(stasis\.suspend\(\)\): requested \d{4}-\d\d-\d\d "
+        self.assertRegex(out, r"\nsuspended  by stasis\.suspend\(\): requested \d{4}-\d\d-\d\d "
                               r"\d\d:\d\d:\d\d\.\d{3} UTC, captured \d+\.\d ms after the request")
         self.assertRegex(out, r"\nmodules    (__main__|helper) \(\d+ globals, [\d.]+ (B|KiB|MiB)\), "
                               r"(__main__|helper) \(")

@@ -632,7 +632,7 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
     lines.append(f"hash seed  {hash_seed}")
     s = data.get("suspension") or {}
     trigger = s.get("trigger")
-    what = f"{e(trigger)} ({_TRIGGERS[trigger]})" if trigger in _TRIGGERS else e(trigger)
+    what = _TRIGGERS[trigger] if trigger in _TRIGGERS else e(trigger)
     latency = s.get("latency_ms")
     lat = f", captured {latency:.1f} ms after the request" if isinstance(latency, (int, float)) else ""
     lines.append(f"suspended  by {what}: requested {_when(s.get('requested_at'))}{lat}"
@@ -663,9 +663,12 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
             if show_locals and f.get("locals"):
                 width = max(len(e(v["name"])) for v in f["locals"])
                 for v in f["locals"]:
-                    size = size_text(v["bytes"]) if v["bytes_complete"] else f">= {size_text(v['bytes'])}"
-                    held_text = f"len {v['len']:,}, {size}" if "len" in v else size
-                    lines.append(f"      {e(v['name']).ljust(width)} = {e(v['repr'])}  [{e(v['type'])}, {held_text}]")
+                    parts = [e(v["type"])]
+                    if "len" in v:
+                        parts.append(f"len {v['len']:,}")
+                    if v["bytes"]:  # None, True, False: nothing of their own
+                        parts.append(size_text(v["bytes"]) if v["bytes_complete"] else f">= {size_text(v['bytes'])}")
+                    lines.append(f"      {e(v['name']).ljust(width)} = {e(v['repr'])}  [{', '.join(parts)}]")
     heap = data.get("heap") or {}
     lines.append("")
     lines.append(f"heap       {heap.get('objects', 0):,} objects, {size_text(heap.get('bytes', 0))} "
