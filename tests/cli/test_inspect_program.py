@@ -101,6 +101,18 @@ WORKER_PROGRAM = textwrap.dedent("""\
 """)
 
 
+CRASH_PROGRAM = textwrap.dedent("""\
+    def parse(rows):
+        out = {}
+        for r in rows:
+            out[r] = table[r]  # RAISES
+        return out
+
+    table = {"a": 1}
+    print(parse(["a", "gamma"]))
+""")
+
+
 def line_of(source: str, marker: str) -> int:
     return next(i for i, text in enumerate(source.splitlines(), 1) if marker in text)
 
@@ -172,6 +184,27 @@ class InspectCase(unittest.TestCase):
         self.assertEqual((outer["function"], outer["line"]), ("<module>", line_of(MAIN_PROGRAM, "print(compute")))
         self.assertEqual(main["state"], "running")
         self.assertFalse(main["daemon"])
+        # the script's frame shows its data globals: not modules, functions, classes, dunders
+        names = {v["name"]: v for v in outer["locals"]}
+        self.assertEqual(names["ev"]["type"], "threading.Event")
+        self.assertEqual(names["t"]["type"], "threading.Thread")
+        for hidden in ("threading", "compute", "Point", "__name__", "helper"):
+            self.assertNotIn(hidden, names)
+
+    def test_crash_snapshot_shows_the_raising_thread(self):
+        prog = self.write("crash.py", CRASH_PROGRAM)
+        r = self.stasis("run", "--snapshot-on-crash", prog)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        data = self.inspect_json(snap=os.path.join(self.dir, "crash.crash.snap"))
+        self.assertEqual(data["crash"]["summary"], "KeyError: 'gamma'")
+        main = self.thread(data, True)
+        self.assertEqual((main["state"], main["call"]), ("raising", "KeyError: 'gamma'"))
+        inner = main["frames"][-1]
+        self.assertEqual((inner["function"], inner["line"]), ("parse", line_of(CRASH_PROGRAM, "RAISES")))
+        self.assertEqual({v["name"]: v["repr"] for v in inner["locals"]}["r"], "'gamma'")
+        text = self.stasis("inspect", os.path.join(self.dir, "crash.crash.snap")).stdout
+        self.assertIn('"MainThread" (main thread; raising KeyError: \'gamma\')', text)
+        self.assertIn("\ncrash      KeyError: 'gamma' in thread MainThread\n", text)
 
     def test_json_worker_thread_blocked_in_a_call(self):
         data = self.inspect_json()
@@ -422,9 +455,12 @@ class InspectScaleCase(unittest.TestCase):
 
     PROGRAM = textwrap.dedent("""\
         import stasis
+        class Item:
+            def __init__(self, i):
+                self.id, self.name, self.price = i, str(i), i + 0.5
         def build(n):
-            return [(i, str(i), i + 0.5) for i in range(n)]
-        data = build(250_000)
+            return [Item(i) for i in range(n)]
+        data = build(200_000)  # 200,000 x (instance, its dict, int, str, float): 10^6 objects
         stasis.suspend()
         print(len(data))
     """)
@@ -456,7 +492,7 @@ class InspectScaleCase(unittest.TestCase):
             r = subprocess.run([STASIS, "resume", copy], cwd=d, env=env, capture_output=True, text=True,
                                timeout=600)
             resume_times.append(time.perf_counter() - t0)
-            self.assertEqual((r.returncode, r.stdout), (0, "250000\n"), r.stderr)
+            self.assertEqual((r.returncode, r.stdout), (0, "200000\n"), r.stderr)
         inspect_t, resume_t = sorted(inspect_times)[1], sorted(resume_times)[1]
         sys.stderr.write(f"\n10^6 objects: inspect {inspect_t:.2f} s, resume {resume_t:.2f} s (medians of 3; "
                          f"ratio {inspect_t / resume_t:.2f})\n")

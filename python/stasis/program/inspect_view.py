@@ -25,7 +25,9 @@ from .. import _engine
 
 REPR_WIDTH = 60             # a local's short repr, at most
 HELD_BUDGET = 2_000_000     # objects visited per "what it holds" estimate
+HELD_TOTAL = 20_000_000     # and for all of them together: past it, sizes are not estimated
 _ALL = 1 << 62
+_PEEK = 16                  # item ids read of a value that is only described (its repr needs no more)
 
 # The fields of the Code op's tuple (FORMAT.md, "Code"): CPython 3.11's CodeType arguments.
 _CO_FLAGS, _CO_CONSTS, _CO_FILENAME, _CO_NAME, _CO_QUALNAME, _CO_FIRSTLINENO, _CO_LINETABLE = 5, 7, 10, 11, 12, 13, 14
@@ -204,7 +206,7 @@ def _container_repr(n: Node, width: int, depth: int) -> str:
         return opening + "..." + closing
     parts, used = [], len(opening)
     shown = 0
-    sub = Node(n.view, n.id, 8)  # at most 8 elements read
+    sub = Node(n.view, n.id, 16 if k == "dict" else 8)  # at most 8 elements read
     pieces = sub.entries(8) if k == "dict" else [(e, None) for e in sub.elements(8)]
     for a, b in pieces:
         text = _repr(a, width, depth - 1) if b is None else f"{_repr(a, width, depth - 1)}: {_repr(b, width, depth - 1)}"
@@ -241,15 +243,24 @@ def _object_repr(n: Node, width: int, depth: int) -> str:
     return f"<{name}>"
 
 
-def held(n: Node) -> Tuple[int, int, bool]:
-    """(estimated bytes, objects, complete) of what `n` holds."""
-    return _engine.view_held(n.view, n.id, HELD_BUDGET)
+_held_left = [HELD_TOTAL]
+
+
+def held(n: Node) -> Tuple[Optional[int], int, bool]:
+    """(estimated bytes, objects, complete) of what `n` holds; bytes None once the walks of one
+    inspection have visited HELD_TOTAL objects (many frames holding one huge structure)."""
+    left = _held_left[0]
+    if left <= 0:
+        return None, 0, False
+    size, objects, complete = _engine.view_held(n.view, n.id, min(HELD_BUDGET, left))
+    _held_left[0] = left - max(objects, 1)
+    return size, objects, complete
 
 
 def describe_value(name: str, n: Node) -> dict:
     """A local (or global): name, type, short repr, length, estimated size of what it holds."""
     if n.kind == "cell":  # a cell variable: its contents
-        inner = n.ref(0)
+        inner = n.ref(0, _PEEK)
         if inner is not None:
             n = inner
     size, objects, complete = held(n)
@@ -442,6 +453,7 @@ def program_view(path: str, info: dict, meta: dict, *, depth: Optional[int] = No
     """The data of `stasis inspect --json` for a program snapshot (info: _engine.inspect with
     describe=True, its "view" taken out; meta: the payload header's metadata)."""
     view = info["view"]
+    _held_left[0] = HELD_TOTAL
     roots = _engine.view_roots(view)
     root = Node(view, roots[0]) if roots else None
     out: Dict[str, Any] = {}
@@ -465,7 +477,11 @@ def program_view(path: str, info: dict, meta: dict, *, depth: Optional[int] = No
         crash_info = {"summary": crash.get_plain("summary"), "thread": crash.get_plain("thread"),
                       "thread_name": crash.get_plain("thread_name"), "traceback": crash.get_plain("traceback")}
     out["crash"] = crash_info
-    out["threads"] = _threads(root.field("threads"), sources, depth, show_locals, crash_info)
+    main_globals = None
+    modules_node = root.field("modules")
+    if modules_node is not None:
+        main_globals = modules_node.field("__main__")
+    out["threads"] = _threads(root.field("threads"), sources, depth, show_locals, crash_info, main_globals)
     out["modules"] = _modules(meta.get("modules") or [], root.field("modules"))
     out["heap"] = _heap(view, top)
     out["patches"] = _patches(root.field("patches"))
@@ -483,7 +499,7 @@ def _suspension(n: Optional[Node]) -> dict:
 
 
 def _threads(n: Optional[Node], sources: Sources, depth: Optional[int], show_locals: bool,
-             crash: Optional[dict]) -> List[dict]:
+             crash: Optional[dict], main_globals: Optional[Node] = None) -> List[dict]:
     if n is None or n.kind != "list":
         return []
     out = []
@@ -504,6 +520,9 @@ def _threads(n: Optional[Node], sources: Sources, depth: Optional[int], show_loc
         if depth is not None:
             frames = frames[max(0, total - depth):]
         shown = [_frame(f, sources, show_locals) for f in frames]
+        if show_locals and main and shown and len(frames) == total \
+                and shown[0][0]["function"] == "<module>" and not shown[0][0]["locals"]:
+            shown[0][0]["locals"] = _module_data(main_globals)  # the script's frame: its globals
         t = {"name": name, "ident": ident, "main": bool(main), "daemon": daemon, "state": "running", "call": None,
              "frames": [f for f, _ in shown], "frames_omitted": total - len(frames)}
         if shown and shown[-1][1] is not None:
@@ -546,9 +565,23 @@ def _locals(n: Optional[Node]) -> List[dict]:
     if n is None or n.kind != "dict":
         return []
     out = []
-    for key, value in n.entries():
+    for key, value in n.entries(_PEEK):
         if key.kind != "str" or key.value.startswith("."):
             continue  # hidden temporaries of the resumable form
+        out.append(describe_value(key.value, value))
+    return out
+
+
+def _module_data(globals_: Optional[Node]) -> List[dict]:
+    """A module's globals that are data: not modules, functions, classes or dunder names."""
+    if globals_ is None or globals_.kind != "dict":
+        return []
+    out = []
+    for key, value in globals_.entries(_PEEK):
+        if key.kind != "str" or key.value.startswith("__"):
+            continue
+        if value.kind in ("module", "function", "class", "global", "code"):
+            continue
         out.append(describe_value(key.value, value))
     return out
 
@@ -642,7 +675,7 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
         lines.append(f"crash      {e(c.get('summary'))} in thread {e(c.get('thread_name'))}")
     mods = []
     for m in data.get("modules") or []:
-        if m.get("bytes") is not None:
+        if m.get("bytes") is not None and m.get("globals") is not None:
             mods.append(f"{e(m['name'])} ({m['globals']} globals, {'' if m.get('bytes_complete', True) else '>= '}"
                         f"{size_text(m['bytes'])})")
         else:
@@ -651,7 +684,8 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
     for t in data.get("threads") or []:
         lines.append("")
         flags = ["main thread" if t["main"] else "daemon" if t["daemon"] else "non-daemon"]
-        state = t["state"] if not t.get("call") else f"{t['state']} in {e(t['call'])}"
+        state = t["state"] if not t.get("call") else \
+            f"raising {e(t['call'])}" if t["state"] == "raising" else f"{t['state']} in {e(t['call'])}"
         lines.append(f"Thread {t['ident']} \"{e(t['name'])}\" ({', '.join(flags)}; {state})")
         if t.get("frames_omitted"):
             lines.append(f"  ... {t['frames_omitted']} outer frame(s) not shown (--depth)")
@@ -666,7 +700,9 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
                     parts = [e(v["type"])]
                     if "len" in v:
                         parts.append(f"len {v['len']:,}")
-                    if v["bytes"]:  # None, True, False: nothing of their own
+                    if v["bytes"] is None:
+                        parts.append("size not estimated")
+                    elif v["bytes"]:  # None, True, False: nothing of their own
                         parts.append(size_text(v["bytes"]) if v["bytes_complete"] else f">= {size_text(v['bytes'])}")
                     lines.append(f"      {e(v['name']).ljust(width)} = {e(v['repr'])}  [{', '.join(parts)}]")
     heap = data.get("heap") or {}
