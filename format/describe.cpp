@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 
 #include "format/byte_planes.h"
 
@@ -172,6 +173,12 @@ class Describer {
     return b;
   }
   Description::Items items_of(uint32_t id) const { return d_.items(d_.nodes[id]); }
+  // The value an op fills must be of the kind the decoder accepts there (it refuses the rest).
+  uint32_t expect(uint32_t id, std::initializer_list<DescKind> kinds, const char* op) const {
+    for (DescKind k : kinds)
+      if (d_.nodes[id].kind == k) return id;
+    throw corrupt(std::string("op ") + op + " applies to a " + desc_kind_name(d_.nodes[id].kind), at_);
+  }
   const DescBody& body_if(uint32_t id) const { return d_.body_of(d_.nodes[id]); }
   std::string_view str_of(uint32_t id) const {
     const DescNode& n = d_.nodes[id];
@@ -376,6 +383,9 @@ class Describer {
       case Op::ListItems: {
         uint64_t k = count(1, 1, info.name);
         uint32_t c = below(k);
+        if (op == Op::Appends) expect(c, {DescKind::List}, info.name);
+        else if (op == Op::AddItems) expect(c, {DescKind::Set}, info.name);
+        else expect(c, {DescKind::List, DescKind::Object, DescKind::Registered}, info.name);
         DescBody& b = growing(c);
         b.items.insert(b.items.end(), stack_.end() - ptrdiff_t(k), stack_.end());
         node(c).length += k;
@@ -386,6 +396,8 @@ class Describer {
       case Op::DictItems: {
         uint64_t k = count(2, 1, info.name);
         uint32_t c = below(2 * k);
+        if (op == Op::SetItems) expect(c, {DescKind::Dict}, info.name);
+        else expect(c, {DescKind::Dict, DescKind::Object, DescKind::Registered}, info.name);
         bool dict = op == Op::SetItems || node(c).kind == DescKind::Dict;
         DescBody& b = dict ? growing(c) : body(c);
         auto& dst = dict ? b.items : b.pairs;
@@ -407,7 +419,7 @@ class Describer {
         need(1, info.name);
         std::string_view planes = r_.view(size_t(n * 8));
         const auto* p = reinterpret_cast<const uint8_t*>(planes.data());
-        uint32_t list = stack_.back();
+        uint32_t list = expect(stack_.back(), {DescKind::List}, info.name);
         size_t have = items_of(list).size;
         uint64_t keep_n = have < kKeepFloats ? std::min<uint64_t>(n, kKeepFloats - have) : 0;
         uint64_t prev = 0;
@@ -465,7 +477,7 @@ class Describer {
       case Op::CellSet: {
         need(2, info.name);
         uint32_t v = pop();
-        body(below(0)).a[0] = v;
+        body(expect(below(0), {DescKind::Cell}, info.name)).a[0] = v;
         return;
       }
       case Op::Code: {
@@ -492,6 +504,7 @@ class Describer {
       case Op::FunctionState:
         need(7, info.name);
         stack_.resize(stack_.size() - 6);
+        expect(below(0), {DescKind::Function}, info.name);
         return;
       case Op::Class: {
         need(4, info.name);
@@ -508,6 +521,7 @@ class Describer {
       case Op::ClassState:
         need(2, info.name);
         pop();
+        expect(below(0), {DescKind::Class}, info.name);
         return;
       case Op::Generator: {
         need(1, info.name);
@@ -535,7 +549,7 @@ class Describer {
         need(6, info.name);
         stack_.resize(stack_.size() - 4);  // state, lasti, stack, mask
         uint32_t locals = pop();
-        body(below(0)).a[1] = locals;
+        body(expect(below(0), {DescKind::Generator}, info.name)).a[1] = locals;
         return;
       }
       case Op::WeakRef: {
@@ -575,7 +589,7 @@ class Describer {
           throw corrupt(std::string(info.name) + " names a shape that is not a tuple of " + std::to_string(k) + " keys",
                         at_);
         if (op == Op::ShapeValues) {
-          uint32_t target = below(k);
+          uint32_t target = expect(below(k), {DescKind::Dict}, info.name);
           DescBody& b = growing(target);
           b.items.reserve(b.items.size() + 2 * k);
           for (uint64_t i = 0; i < k; ++i) {

@@ -414,7 +414,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         out = {"path": args.snapshot, **info}
         if program is not None:
-            out.update(program)
+            out.update(inspect_view.jsonable(program))
         sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
     else:
         text = format_inspect(args.snapshot, info)

@@ -450,6 +450,54 @@ class InspectCase(unittest.TestCase):
         self.assertNotIn("writing", out)
 
 
+class CraftedProgramCase(unittest.TestCase):
+    """A program payload written by hand (as a stranger could): strings with terminal escapes where
+    names, files, sources and values belong, fields of the wrong types. inspect shows what it can,
+    every line printable, and builds nothing."""
+
+    def test_crafted_records(self):
+        d = tempfile.mkdtemp(prefix="stasis-inspect-crafted-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "crafted.snap")
+        evil = os.path.join(d, "\x1b[2Jevil.py")
+        script = textwrap.dedent(f"""\
+            import json, stasis
+            from stasis import _engine
+            from stasis.program.layout import PROGRAM_LAYOUT
+            code = compile("x = 1\\ny = 2\\n", {evil!r}, "exec")
+            frame = {{"code": code, "row": None, "offset": 4, "stack": (),
+                      "locals": {{"\\x1b]0;title\\x07": "v\\x1b[2J\\n", "n": 5}}}}
+            odd = {{"code": "not code", "row": 7, "offset": "x", "locals": [1], "stack": ()}}
+            root = {{"layout": PROGRAM_LAYOUT, "target": "t", "argv": ["\\x1b[2J"], "path": [], "cwd": "/",
+                    "roots": [], "rewrite": [], "no_rewrite": [], "handlers": [], "modules": {{"__main__": {{"z": 1}}}},
+                    "base_code": code, "threads": [
+                        {{"ident": "\\x1b[31m", "name": b"\\x1b[2J", "main": True, "frames": [frame], "thread": None}},
+                        {{"ident": 2, "name": "t\\nx", "main": False, "frames": [odd, 5], "thread": "no"}}],
+                    "checkpoint": None, "random": None, "library": {{}}, "recursion_limit": 1000, "signals": {{}},
+                    "atexit": [], "generation": "many",
+                    "suspension": {{"trigger": "\\x1b[31mred", "requested_at": "a", "captured_at": None}},
+                    "sources": {{"__main__": {{"path": {evil!r}, "source": b"x = '\\x1b[2J'\\ny = 2\\n", "sha256": ""}}}},
+                    "patches": [1, {{"applied_at": 0.0, "by": "\\x1b[2J"}}], "crash": "bad", "pending_writes": []}}
+            meta = {{"modules": ["__main__", "\\x1b[2J"], "sys_path": [], "roots": [], "rewrite": [], "no_rewrite": [],
+                    "threads": 2, "handler_modules": [], "program": ["script", "\\x1b[2J.py", "\\n"]}}
+            _engine.dump(root, {path!r}, kind="program", meta=json.dumps(meta), hash_seed=1)
+        """)
+        subprocess.run([os.path.join(BUILD, "bin", "python"), "-c", script], check=True)
+        r = subprocess.run([STASIS, "inspect", path], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("\x1b", r.stdout)
+        for line in r.stdout.splitlines():
+            self.assertTrue(line.isprintable(), repr(line))
+        self.assertIn("    x = '\\x1b[2J'\n", r.stdout)        # the recorded source, escaped
+        self.assertIn(r"\x1b]0;title\x07 = 'v\x1b[2J\n'", r.stdout)
+        self.assertIn('File "' + evil.replace("\x1b", r"\x1b") + '", line 1, in <module>', r.stdout)
+        r = subprocess.run([STASIS, "inspect", path, "--json"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = json.loads(r.stdout)
+        self.assertEqual(data["threads"][0]["frames"][0]["line"], 1)
+        self.assertEqual(data["suspension"]["trigger"], "\x1b[31mred")
+
+
 class InspectScaleCase(unittest.TestCase):
     """A snapshot of 10^6 objects inspects in less time than its resume takes (measured here)."""
 

@@ -22,6 +22,7 @@ import stat
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import _engine
+from ..errors import CorruptSnapshotError, StasisError
 
 REPR_WIDTH = 60             # a local's short repr, at most
 HELD_BUDGET = 2_000_000     # objects visited per "what it holds" estimate
@@ -543,7 +544,7 @@ def _frame(record: Node, sources: Sources, show_locals: bool) -> Tuple[dict, Opt
     if code is not None:
         if row_id is not None:
             row = code.row(row_id)
-            if row is not None:
+            if row is not None and isinstance(row[4], int):
                 line = row[4]
                 p = position_at(code.positions, row[2]) if isinstance(row[2], int) else None
                 call = sources.segment(code.filename, p) or f"a call at line {line}"
@@ -686,11 +687,11 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
         flags = ["main thread" if t["main"] else "daemon" if t["daemon"] else "non-daemon"]
         state = t["state"] if not t.get("call") else \
             f"raising {e(t['call'])}" if t["state"] == "raising" else f"{t['state']} in {e(t['call'])}"
-        lines.append(f"Thread {t['ident']} \"{e(t['name'])}\" ({', '.join(flags)}; {state})")
+        lines.append(f"Thread {e(t['ident'])} \"{e(t['name'])}\" ({', '.join(flags)}; {state})")
         if t.get("frames_omitted"):
             lines.append(f"  ... {t['frames_omitted']} outer frame(s) not shown (--depth)")
         for f in t["frames"]:
-            lines.append(f"  File \"{e(f['file'])}\", line {f['line'] if f['line'] is not None else '?'}, "
+            lines.append(f"  File \"{e(f['file'])}\", line {e(f['line']) if f['line'] is not None else '?'}, "
                          f"in {e(f['function'])}")
             if f.get("source"):
                 lines.append(f"    {e(f['source'])}")
@@ -724,6 +725,20 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def jsonable(value: Any) -> Any:
+    """The program's data with only what JSON holds: a crafted snapshot's records may put bytes,
+    complex numbers or tuple keys where names and numbers belong (shown as their repr)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {(k if isinstance(k, str) else repr(k)): jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
 def inspect_program(path: str, info: dict, key: Optional[bytes], *, depth: Optional[int], show_locals: bool,
                     top: int) -> dict:
     """program_view for the snapshot at `path` (info from _engine.inspect(describe=True))."""
@@ -734,4 +749,10 @@ def inspect_program(path: str, info: dict, key: Optional[bytes], *, depth: Optio
         meta = {}
     if not isinstance(meta, dict):
         meta = {}
-    return program_view(path, info, meta, depth=depth, show_locals=show_locals, top=top)
+    try:
+        return program_view(path, info, meta, depth=depth, show_locals=show_locals, top=top)
+    except StasisError:
+        raise
+    except Exception as e:  # noqa: BLE001 - records of another shape than this Stasis writes
+        raise CorruptSnapshotError(f"the program records of {path} cannot be read as this Stasis writes them "
+                                   f"({type(e).__name__}: {e})") from None
