@@ -247,6 +247,7 @@ PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
       ProgressMeter meter(progress ? progress : "", 0, progress_delay);
       write_objects(file, obj, kind_of(kind), hash_seed, strings_of(by_value), meta);
       file.commit();
+      meter.done();
     }
     return Ref::borrow(Py_None);
   });
@@ -278,7 +279,9 @@ PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
         std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options);
     // `progress`: a label ("reading job.snap") for a progress line on stderr (as dump's).
     ProgressMeter meter(progress ? progress : "", file.footer().raw_size, progress_delay);
-    return read_objects(file, kind_of(kind));
+    Ref loaded = read_objects(file, kind_of(kind));
+    meter.done();
+    return loaded;
   });
 }
 

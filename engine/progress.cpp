@@ -39,13 +39,13 @@ void ProgressMeter::show(bool last) {
   double done = double(format::op_bytes_progress().load() - base_);
   char line[512];
   int n;
+  const char* end = !last ? "" : done_ ? ", done\n" : ", stopped\n";
   if (total_ > 0) {
     double pct = std::min(100.0, 100.0 * done / double(total_));
     n = std::snprintf(line, sizeof line, "\rstasis: %s: %3.0f%% of %.1f MiB%s", label_.c_str(),
-                      last ? 100.0 : pct, double(total_) / 1048576.0, last ? "\n" : "");
+                      last && done_ ? 100.0 : pct, double(total_) / 1048576.0, end);
   } else {
-    n = std::snprintf(line, sizeof line, "\rstasis: %s: %.1f MiB%s", label_.c_str(), done / 1048576.0,
-                      last ? ", done\n" : "");
+    n = std::snprintf(line, sizeof line, "\rstasis: %s: %.1f MiB%s", label_.c_str(), done / 1048576.0, end);
   }
   if (n > 0) {
     ssize_t ignored = ::write(2, line, size_t(std::min<int>(n, int(sizeof line) - 1)));

@@ -17,6 +17,8 @@ class ProgressMeter {
   // `label` empty: no meter. `total`: op bytes expected (0: unknown).
   ProgressMeter(std::string label, uint64_t total, double delay);
   ~ProgressMeter();
+  // The work is complete: the last line says so (without it, the line ends as "stopped").
+  void done() { done_ = true; }
   ProgressMeter(const ProgressMeter&) = delete;
   ProgressMeter& operator=(const ProgressMeter&) = delete;
 
@@ -26,7 +28,7 @@ class ProgressMeter {
   std::string label_;
   uint64_t total_, base_;
   double delay_;
-  bool stop_ = false, shown_ = false;
+  bool stop_ = false, shown_ = false, done_ = false;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::thread thread_;

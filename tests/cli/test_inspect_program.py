@@ -444,6 +444,7 @@ class InspectCase(unittest.TestCase):
         self.assertEqual(status, 0, out)
         self.assertIn(f"\rstasis: reading {snap}: ", out)
         self.assertIn("100% of ", out)
+        self.assertIn(" MiB, done\r\n", out)
         # a short write (well under the default second) shows none
         status, out = self.run_on_terminal(["run", prog, "--snapshot", snap], None)
         self.assertEqual(status, 75, out)
