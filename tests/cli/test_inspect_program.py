@@ -308,6 +308,33 @@ class InspectCase(unittest.TestCase):
         self.assertRegex(text, r"\n  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by stasis patch\n"
                                r"    update module: " + re.escape(upd) + r" \(sha256 [0-9a-f]{16}\)\n")
 
+    def test_library_objects_shown_by_their_contents(self):
+        try:
+            import numpy  # noqa: F401
+            has_numpy = True
+        except ImportError:
+            has_numpy = False
+        prog = self.write("libs.py", textwrap.dedent(f"""\
+            import collections, stasis
+            {"import numpy" if has_numpy else ""}
+            def hold():
+                d = collections.deque([1, 2, 3])
+                od = collections.OrderedDict(a=1)
+                {"grid = numpy.zeros((4, 5))" if has_numpy else ""}
+                stasis.suspend()
+                return d
+            hold()
+        """))
+        r = self.stasis("run", prog)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        data = self.inspect_json(snap=os.path.join(self.dir, "libs.snap"))
+        local = {v["name"]: v for v in self.thread(data, True)["frames"][-1]["locals"]}
+        self.assertEqual((local["d"]["repr"], local["d"]["len"]), ("deque([1, 2, 3])", 3))
+        self.assertEqual(local["od"]["repr"], "OrderedDict({'a': 1})")
+        if has_numpy:
+            self.assertEqual(local["grid"]["repr"], "ndarray(shape=(4, 5), dtype='f8')")
+            self.assertGreaterEqual(local["grid"]["bytes"], 4 * 5 * 8)
+
     # --- options ---------------------------------------------------------------------------------
 
     def test_no_locals(self):

@@ -194,7 +194,46 @@ def _repr(n: Node, width: int, depth: int) -> str:
         return "<empty cell>" if inner is None else f"<cell: {_repr(inner, width, depth - 1)}>"
     if k == "object":
         return _object_repr(n, width, depth)
+    if k == "registered":
+        return _registered_repr(n, width, depth)
     return f"<{type_name(n)}>"
+
+
+def _registered_repr(n: Node, width: int, depth: int) -> str:
+    """Objects saved by a built-in handler, by its key: numpy arrays and dtypes by their shape
+    and type code (handlers/numpy_arrays.py), the rest by name."""
+    module, qualname = n.type
+    state = n.ref(1, 16)
+    if module == "stasis.numpy" and qualname in ("ndarray", "dtype") and state is not None and state.kind == "tuple":
+        code = None
+        if qualname == "dtype":
+            code = _dtype_code(state)
+            return f"dtype({code!r})" if code else "<numpy.dtype>"
+        shape = None
+        for part in state.elements(16):
+            if part.kind == "registered" and part.type == ("stasis.numpy", "dtype") and code is None:
+                inner = part.ref(1, 16)
+                code = _dtype_code(inner) if inner is not None and inner.kind == "tuple" else None
+            elif code is not None and part.kind == "tuple" and shape is None:
+                try:
+                    value = part.plain(1)
+                except ValueError:
+                    continue
+                if all(isinstance(x, int) for x in value):
+                    shape = value
+        if shape is not None:
+            return f"ndarray(shape={shape!r}, dtype={code!r})"
+    return f"<{type_name(n)}>"
+
+
+def _dtype_code(state: Node) -> Optional[str]:
+    """The type code of a dtype's saved state ((args, state): args[0], 'f8')."""
+    parts = state.elements(4)
+    if parts and parts[0].kind == "tuple" and parts[0].items:
+        first = Node(parts[0].view, parts[0].items[0], 0)
+        if first.kind == "str":
+            return first.value
+    return None
 
 
 def _container_repr(n: Node, width: int, depth: int) -> str:
@@ -225,6 +264,25 @@ def _container_repr(n: Node, width: int, depth: int) -> str:
 def _object_repr(n: Node, width: int, depth: int) -> str:
     name = type_name(n)
     module, qualname = n.type
+    if depth > 0 and (n.items or n.pairs):  # deque, OrderedDict, defaultdict, Counter...: their items
+        parts, used = [], len(qualname) + 4
+        if n.items:
+            for e in n.elements(8)[:8]:
+                parts.append(_repr(e, width, depth - 1))
+                used += len(parts[-1]) + 2
+                if used > width:
+                    break
+            more = ", ..." if len(parts) < n.len else ""
+            return f"{qualname}([{', '.join(parts)}{more}])"
+        ids = n.pairs
+        for i in range(0, min(len(ids), 16) - 1, 2):
+            parts.append(f"{_repr(Node(n.view, ids[i], 8), width, depth - 1)}: "
+                         f"{_repr(Node(n.view, ids[i + 1], 8), width, depth - 1)}")
+            used += len(parts[-1]) + 2
+            if used > width:
+                break
+        more = ", ..." if len(parts) < n.len else ""
+        return f"{qualname}({{{', '.join(parts)}{more}}})"
     state = n.ref(2, 32)
     if state is not None and state.kind == "tuple" and len(state.items) == 2:
         state = state.elements(32)[0]  # (dict, slots)
@@ -266,7 +324,8 @@ def describe_value(name: str, n: Node) -> dict:
             n = inner
     size, objects, complete = held(n)
     out = {"name": name, "type": type_name(n), "repr": short_repr(n), "bytes": size, "bytes_complete": complete}
-    if n.kind in ("str", "bytes", "bytearray", "list", "tuple", "dict", "set", "frozenset"):
+    if n.kind in ("str", "bytes", "bytearray", "list", "tuple", "dict", "set", "frozenset") or \
+            (n.kind == "object" and (n.items or n.pairs)):
         out["len"] = n.len
     return out
 
