@@ -463,9 +463,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "program: every thread and its frames (outermost first) with their source "
                                    "lines and locals, the heap by type, the modules, the hash seed, the "
                                    "command line, the suspension and the patch history.")
-    i.add_argument("snapshot")
+    i.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot file (nothing in it is run or imported)")
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
-    i.add_argument("--key-file", help="verify the signature with this key (default $STASIS_KEY_FILE)")
+    i.add_argument("--key-file", metavar="KEY", help="verify the signature with this key (default $STASIS_KEY_FILE)")
     i.add_argument("--locals", action=argparse.BooleanOptionalAction, default=True,
                    help="show each frame's locals (default; --no-locals: frames only)")
     i.add_argument("--depth", type=int, metavar="N", help="show only the innermost N frames of each thread")

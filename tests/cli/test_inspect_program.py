@@ -260,8 +260,9 @@ class InspectCase(unittest.TestCase):
         r = self.stasis("inspect", self.snap)
         self.assertEqual(r.returncode, 0, r.stderr)
         out = r.stdout
-        self.assertIn(f'File "{self.prog}", line {line_of(MAIN_PROGRAM, "SLEEP_LINE")}, in compute\n'
+        self.assertIn(f'\n  compute ({self.prog}:{line_of(MAIN_PROGRAM, "SLEEP_LINE")})\n'
                       "    time.sleep(0.01)  # SLEEP_LINE\n", out)
+        self.assertLess(out.index(f"  <module> ({self.prog}:"), out.index(f"  compute ({self.prog}:"))  # outermost first
         self.assertRegex(out, r"\n +n += 1000  \[int, 28 B\]\n")
         self.assertIn('Thread ', out)
         self.assertIn('"MainThread" (main thread; running)', out)
@@ -357,10 +358,10 @@ class InspectCase(unittest.TestCase):
                 self.assertNotIn("locals", f)
         with_locals = self.inspect_json("--locals")
         self.assertTrue(any(f.get("locals") for t in with_locals["threads"] for f in t["frames"]))
-        local_line = re.compile(r"\n      \w+ += .*  \[[^\]]*, [\d.]+ (B|KiB|MiB)\]\n")
+        local_line = re.compile(r"\n        \w+ += .*  \[[^\]]*, [\d.]+ (B|KiB|MiB)\]\n")
         text = self.stasis("inspect", self.snap, "--no-locals").stdout
         self.assertNotRegex(text, local_line)
-        self.assertIn("in compute\n", text)
+        self.assertIn("  compute (", text)
         self.assertRegex(self.stasis("inspect", self.snap).stdout, local_line)
         self.assertRegex(self.stasis("inspect", self.snap, "--locals").stdout, local_line)
 
@@ -372,8 +373,8 @@ class InspectCase(unittest.TestCase):
             self.assertEqual(t["frames"][0], whole["frames"][-1])  # the innermost one
             self.assertEqual(t["frames_omitted"], len(whole["frames"]) - 1)
         text = self.stasis("inspect", self.snap, "--depth", "1").stdout
-        self.assertNotIn("in <module>", text)
-        self.assertIn("in compute", text)
+        self.assertNotIn("  <module> (", text)
+        self.assertIn("  compute (", text)
         self.assertIn("outer frame(s) not shown (--depth)", text)
         r = self.stasis("inspect", self.snap, "--depth", "0")
         self.assertEqual(r.returncode, 64)
@@ -531,7 +532,7 @@ class CraftedProgramCase(unittest.TestCase):
             self.assertTrue(line.isprintable(), repr(line))
         self.assertIn("    x = '\\x1b[2J'\n", r.stdout)        # the recorded source, escaped
         self.assertIn(r"\x1b]0;title\x07 = 'v\x1b[2J\n'", r.stdout)
-        self.assertIn('File "' + evil.replace("\x1b", r"\x1b") + '", line 1, in <module>', r.stdout)
+        self.assertIn("  <module> (" + evil.replace("\x1b", r"\x1b") + ":1)\n", r.stdout)
         r = subprocess.run([STASIS, "inspect", path, "--json"], capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         data = json.loads(r.stdout)
@@ -576,7 +577,7 @@ class InspectScaleCase(unittest.TestCase):
                                timeout=600)
             inspect_times.append(time.perf_counter() - t0)
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("in <module>", r.stdout)
+            self.assertIn("  <module> (", r.stdout)
             t0 = time.perf_counter()
             r = subprocess.run([STASIS, "resume", copy], cwd=d, env=env, capture_output=True, text=True,
                                timeout=600)

@@ -750,8 +750,7 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
         if t.get("frames_omitted"):
             lines.append(f"  ... {t['frames_omitted']} outer frame(s) not shown (--depth)")
         for f in t["frames"]:
-            lines.append(f"  File \"{e(f['file'])}\", line {e(f['line']) if f['line'] is not None else '?'}, "
-                         f"in {e(f['function'])}")
+            lines.append(f"  {e(f['function'])} ({e(f['file'])}:{e(f['line']) if f['line'] is not None else '?'})")
             if f.get("source"):
                 lines.append(f"    {e(f['source'])}")
             if show_locals and f.get("locals"):
@@ -764,7 +763,7 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
                         parts.append("size not estimated")
                     elif v["bytes"]:  # None, True, False: nothing of their own
                         parts.append(size_text(v["bytes"]) if v["bytes_complete"] else f">= {size_text(v['bytes'])}")
-                    lines.append(f"      {e(v['name']).ljust(width)} = {e(v['repr'])}  [{', '.join(parts)}]")
+                    lines.append(f"        {e(v['name']).ljust(width)} = {e(v['repr'])}  [{', '.join(parts)}]")
     heap = data.get("heap") or {}
     lines.append("")
     lines.append(f"heap       {heap.get('objects', 0):,} objects, {size_text(heap.get('bytes', 0))} "
