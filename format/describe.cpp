@@ -664,6 +664,7 @@ uint64_t Description::shallow_size(uint32_t id) const {
     case DescKind::NotImplemented: case DescKind::Global: case DescKind::Module:
       return 0;
     case DescKind::Int: {
+      if (n.ival >= -5 && n.ival <= 256) return 0;  // CPython's shared small ints: not the program's
       uint64_t m = n.ival < 0 ? uint64_t(-(n.ival + 1)) + 1 : uint64_t(n.ival);
       uint64_t digits = 0;
       while (m) { ++digits; m >>= 30; }
@@ -675,6 +676,7 @@ uint64_t Description::shallow_size(uint32_t id) const {
     case DescKind::Str: {
       // a prefix was measured: its bytes of UTF-8 stand for the characters (an upper bound)
       uint64_t chars = n.truncated ? n.length : uint64_t(n.ival);
+      if (chars == 0 || (chars == 1 && n.width <= 1)) return 0;  // shared: '' and one Latin-1 character
       switch (n.width) {
         case 0: return 49 + chars;
         case 1: return 73 + chars;
@@ -682,10 +684,10 @@ uint64_t Description::shallow_size(uint32_t id) const {
         default: return 76 + 4 * chars;
       }
     }
-    case DescKind::Bytes: return 33 + n.length;
+    case DescKind::Bytes: return n.length <= 1 ? 0 : 33 + n.length;  // b'' and one byte are shared
     case DescKind::ByteArray: return 57 + n.length;
     case DescKind::List: return 56 + 8 * n.length;
-    case DescKind::Tuple: return 40 + 8 * n.length;
+    case DescKind::Tuple: return n.length == 0 ? 0 : 40 + 8 * n.length;  // () is shared
     case DescKind::Dict: return dict_size(n.length);
     case DescKind::Set: case DescKind::FrozenSet: return set_size(n.length);
     case DescKind::Object: return 56 + 8 * n.length;

@@ -97,7 +97,8 @@ class Description {
   OpSummary summary;
 
   // Estimated in-memory size of one object (like sys.getsizeof, CPython 3.11, 64-bit); 0 for what
-  // a load does not make (Global, Module, constants).
+  // a load does not make (Global, Module, constants) and for CPython's shared immutable objects
+  // (small ints -5..256, '', one-character Latin-1 strs, b'' and one-byte bytes, ()).
   uint64_t shallow_size(uint32_t id) const;
   // Estimated bytes of `id` and the data it holds (containers' items, an object's state and
   // arguments, cells, generators' locals; not functions, classes, modules or code, which are the

@@ -303,6 +303,7 @@ def _object_repr(n: Node, width: int, depth: int) -> str:
 
 
 _held_left = [HELD_TOTAL]
+_codes: Dict[int, "Code"] = {}  # by node id, for one inspection
 
 
 def held(n: Node) -> Tuple[Optional[int], int, bool]:
@@ -466,7 +467,9 @@ class Code:
 
     def __init__(self, node: Node) -> None:
         self.filename, self.name, self.qualname, self.firstlineno = "?", "?", "?", 0
-        self.linetable, self.rows = b"", {}
+        self.linetable = b""
+        self._rows: Optional[Dict[str, tuple]] = None
+        self._positions: Optional[list] = None
         fields = node.ref(0) if node.kind == "code" else None
         if fields is None or fields.kind != "tuple" or len(fields.items) < 15:
             return
@@ -477,7 +480,6 @@ class Code:
         self.firstlineno = f[_CO_FIRSTLINENO].value if f[_CO_FIRSTLINENO].kind == "int" else 0
         self.linetable = f[_CO_LINETABLE].value if f[_CO_LINETABLE].kind == "bytes" else b""
         self._consts = Node(node.view, fields.items[_CO_CONSTS])
-        self._positions: Optional[list] = None
 
     @property
     def positions(self) -> list:
@@ -485,25 +487,24 @@ class Code:
             self._positions = positions(self.linetable, self.firstlineno)
         return self._positions
 
-    def row(self, row_id: str) -> Optional[tuple]:
+    def row(self, row_id: Any) -> Optional[tuple]:
         """The resume-table row (id, start, begin, end, line, stack, reason) named `row_id`."""
-        consts = getattr(self, "_consts", None)
-        if consts is None or consts.kind != "tuple" or not consts.items:
-            return None
-        table = Node(consts.view, consts.items[-1])
-        if table.kind != "tuple" or len(table.items) != 3:
-            return None
-        marker, _version, rows = table.elements()
-        if marker.value != _RESUME_MARKER or rows.kind != "tuple":
-            return None
-        for row in rows.elements():
-            try:
-                values = row.plain(2)
-            except ValueError:
-                continue
-            if isinstance(values, tuple) and len(values) >= 5 and values[0] == row_id:
-                return values
-        return None
+        if self._rows is None:
+            self._rows = {}
+            consts = getattr(self, "_consts", None)
+            if consts is not None and consts.kind == "tuple" and consts.items:
+                table = Node(consts.view, consts.items[-1])
+                if table.kind == "tuple" and len(table.items) == 3:
+                    marker, _version, rows = table.elements()
+                    if marker.value == _RESUME_MARKER and rows.kind == "tuple":
+                        for row in rows.elements():
+                            try:
+                                values = row.plain(2)
+                            except ValueError:
+                                continue
+                            if isinstance(values, tuple) and len(values) >= 5 and isinstance(values[0], str):
+                                self._rows.setdefault(values[0], values)
+        return self._rows.get(row_id) if isinstance(row_id, str) else None
 
 
 # --- the program ---------------------------------------------------------------------------------
@@ -514,6 +515,7 @@ def program_view(path: str, info: dict, meta: dict, *, depth: Optional[int] = No
     describe=True, its "view" taken out; meta: the payload header's metadata)."""
     view = info["view"]
     _held_left[0] = HELD_TOTAL
+    _codes.clear()
     roots = _engine.view_roots(view)
     root = Node(view, roots[0]) if roots else None
     out: Dict[str, Any] = {}
@@ -595,8 +597,12 @@ def _threads(n: Optional[Node], sources: Sources, depth: Optional[int], show_loc
 
 def _frame(record: Node, sources: Sources, show_locals: bool) -> Tuple[dict, Optional[str]]:
     """(frame data, the call it is suspended in, for a frame with a resume row)."""
-    code_node = record.field("code")
-    code = Code(code_node) if code_node is not None else None
+    code_node = record.field("code", 0)
+    code = None
+    if code_node is not None:  # one Code per code object: a recursion's frames share it
+        code = _codes.get(code_node.id)
+        if code is None:
+            code = _codes[code_node.id] = Code(Node(code_node.view, code_node.id))
     offset = record.get_plain("offset")
     row_id = record.get_plain("row")
     line, call = None, None

@@ -69,6 +69,8 @@ TEST(Describe, ScalarsContainersAndTheirTypes) {
   EXPECT_EQ(d.text_of(d.nodes[pair[0]]), "a\x1b");
   EXPECT_EQ(d.nodes[pair[1]].ival, -7);
   EXPECT_EQ(d.types[d.nodes[pair[1]].type].qualname, "int");
+  EXPECT_EQ(d.shallow_size(pair[1]), 28u);  // -7: not one of CPython's shared small ints
+  EXPECT_EQ(d.shallow_size(pair[0]), 49u + 2);
   EXPECT_EQ(d.summary.counts[uint8_t(Op::Tuple)], 1u);
 }
 
@@ -101,6 +103,8 @@ TEST(Describe, AShapedDictThatGrowsKeepsItsItemsInOrder) {
   EXPECT_EQ(d.nodes[kv[1]].ival, 1);
   EXPECT_EQ(d.text_of(d.nodes[kv[2]]), "z");
   EXPECT_EQ(d.nodes[kv[3]].ival, 2);
+  EXPECT_EQ(d.shallow_size(kv[1]), 0u);  // 1 and 'k' are CPython's shared objects
+  EXPECT_EQ(d.shallow_size(kv[0]), 0u);
 }
 
 TEST(Describe, ObjectsAreNamedByTheirClassAndKeepTheirState) {
