@@ -7,6 +7,7 @@
 #include "core/allowlist.h"
 #include "engine/checkpoint_api.h"
 #include "engine/crash_api.h"
+#include "engine/describe_api.h"
 #include "engine/errors.h"
 #include "engine/net_api.h"
 #include "engine/objects_api.h"
@@ -38,7 +39,11 @@ PyMethodDef kMethods[] = {
     {"dump", KW(stasis::engine::dump), "dump(obj, path, *, key=None, level=3)"},
     {"loads", KW(stasis::engine::loads), "loads(data, *, key=None) -> object"},
     {"load", KW(stasis::engine::load), "load(path, *, key=None) -> object"},
-    {"inspect", KW(stasis::engine::inspect), "inspect(path, *, key=None) -> dict"},
+    {"inspect", KW(stasis::engine::inspect), "inspect(path, *, key=None, describe=False) -> dict"},
+    {"view_roots", stasis::engine::view_roots, METH_O, "view_roots(view) -> [node ids] (inspect(describe=True))"},
+    {"view_node", stasis::engine::view_node, METH_VARARGS, "view_node(view, id, limit) -> dict of plain values"},
+    {"view_held", stasis::engine::view_held, METH_VARARGS, "view_held(view, id, budget) -> (bytes, objects, complete)"},
+    {"view_heap", stasis::engine::view_heap, METH_O, "view_heap(view) -> [(module, qualname, count, bytes)]"},
     {"payload_header", KW(stasis::engine::payload_header),
      "payload_header(path or bytes, *, key=None, verify=True) -> {kind, root_count, hash_seed, meta}: builds nothing"},
     // whole-program suspension (issue 5): python/stasis/program/

@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "core/cpython_internals.h"
+#include "engine/describe_api.h"
 #include "engine/errors.h"
+#include "engine/progress.h"
 #include "format/payload.h"
 #include "format/snapshot_file.h"
 #include "restore/heap_decoder.h"
@@ -226,30 +228,41 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
     static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "by_value",
-                                  "meta", nullptr};
+                                  "meta", "progress", "progress_delay", nullptr};
     PyObject *obj, *path, *key = Py_None, *by_value = Py_None;
     int level = 3;
     const char* kind = nullptr;
     const char* meta = "";
     unsigned long long hash_seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOs:dump", const_cast<char**>(names), &obj,
-                                     &path, &key, &level, &kind, &hash_seed, &by_value, &meta))
+    const char* progress = nullptr;
+    double progress_delay = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOszd:dump", const_cast<char**>(names), &obj,
+                                     &path, &key, &level, &kind, &hash_seed, &by_value, &meta,
+                                     &progress, &progress_delay))
       throw Error::python();
     auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level, kind_of(kind)));
-    write_objects(file, obj, kind_of(kind), hash_seed, strings_of(by_value), meta);
-    file.commit();
+    {
+      // `progress`: a label ("writing job.snap") for a progress line on stderr after
+      // progress_delay seconds (the caller asks only when stderr is a terminal).
+      ProgressMeter meter(progress ? progress : "", 0, progress_delay);
+      write_objects(file, obj, kind_of(kind), hash_seed, strings_of(by_value), meta);
+      file.commit();
+      meter.done();
+    }
     return Ref::borrow(Py_None);
   });
 }
 
 PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"data", "key", "kind", nullptr};
+    static const char* names[] = {"data", "key", "kind", "progress", "progress_delay", nullptr};
     Py_buffer data;
     PyObject* key = Py_None;
     const char* kind = nullptr;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$Os:loads", const_cast<char**>(names), &data,
-                                     &key, &kind))
+    const char* progress = nullptr;
+    double progress_delay = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$Oszd:loads", const_cast<char**>(names), &data,
+                                     &key, &kind, &progress, &progress_delay))
       throw Error::python();
     struct Release {
       Py_buffer* b;
@@ -264,7 +277,11 @@ PyObject* loads(PyObject*, PyObject* args, PyObject* kwargs) {
     options.verify_payload = false;
     auto file = format::SnapshotReader::open_bytes(
         std::string_view(static_cast<const char*>(data.buf), size_t(data.len)), options);
-    return read_objects(file, kind_of(kind));
+    // `progress`: a label ("reading job.snap") for a progress line on stderr (as dump's).
+    ProgressMeter meter(progress ? progress : "", file.footer().raw_size, progress_delay);
+    Ref loaded = read_objects(file, kind_of(kind));
+    meter.done();
+    return loaded;
   });
 }
 
@@ -327,13 +344,17 @@ PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
-    static const char* names[] = {"path", "key", nullptr};
+    static const char* names[] = {"path", "key", "describe", nullptr};
     PyObject *path, *key = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:inspect", const_cast<char**>(names),
-                                     &path, &key))
+    int describe = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$Op:inspect", const_cast<char**>(names),
+                                     &path, &key, &describe))
       throw Error::python();
     format::ReadOptions options;
     options.key = key_from(key);
+    // Describing reads every op byte to the end, which is the check of the whole payload (zstd
+    // blocks, frame checksum, raw size, end record): no separate decompression first.
+    options.verify_payload = !describe;
     auto file = format::SnapshotReader::open_file(path_of(path), options);
     const auto& p = file.preamble();
     const auto& f = file.footer();
@@ -354,7 +375,22 @@ PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
     set_item(info.get(), "raw_size", int_of(f.raw_size));
     set_item(info.get(), "record_count", int_of(f.record_count));
     format::PayloadReader reader(file);
-    format::OpSummary s = format::scan_ops(reader);
+    // With `describe`, the same one pass also describes every object (format/describe.h): the
+    // "view" that `stasis inspect` reads a program's threads, frames and heap from.
+    // Only a program is described: an object graph's summary is all `stasis inspect` shows of it.
+    format::OpSummary s;
+    try {
+      if (describe && p.payload_kind == "program") {
+        format::Description d = format::describe_ops(reader, f.raw_size);
+        s = d.summary;
+        set_item(info.get(), "view", make_view(std::move(d)));
+      } else {
+        s = format::scan_ops(reader);
+      }
+    } catch (const Error&) {
+      reader.rethrow_payload_error();  // a damaged payload explains garbage ops better
+      throw;
+    }
     Ref ops = Ref::steal(PyDict_New());
     if (!ops) throw Error::python();
     for (int op = 0; op < 256; ++op)

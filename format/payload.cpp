@@ -39,6 +39,7 @@ void PayloadWriter::flush_chunk() {
   file_.count_record();
   end_.op_bytes += used_;
   ++end_.chunk_count;
+  op_bytes_progress().fetch_add(used_, std::memory_order_relaxed);
   used_ = 0;
 }
 
@@ -240,6 +241,7 @@ bool PayloadReader::next_chunk_here() {
 bool PayloadReader::next_chunk() {
   if (ended_) return false;
   consumed_ += chunk_.size();
+  op_bytes_progress().fetch_add(chunk_.size(), std::memory_order_relaxed);
   pos_ = 0;
   if (here_) return next_chunk_here();
   ReadAhead& a = *ahead_;
@@ -307,6 +309,11 @@ std::string_view PayloadReader::view_across(size_t size) {
     size -= k;
   }
   return scratch_;
+}
+
+std::atomic<uint64_t>& op_bytes_progress() {
+  static std::atomic<uint64_t> bytes{0};
+  return bytes;
 }
 
 const char* op_name(uint8_t op) { return op_info(op).name; }

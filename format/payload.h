@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <cstring>
@@ -173,5 +174,8 @@ OpSummary scan_ops(PayloadReader& reader);
 inline constexpr uint64_t kMaxBufferBytes = uint64_t(1) << 48;
 void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at);
 const char* op_name(uint8_t op);
+// Op bytes written and read by every PayloadWriter/PayloadReader of the process so far, counted a
+// chunk at a time: what a progress meter (engine/progress.h) reads from another thread.
+std::atomic<uint64_t>& op_bytes_progress();
 
 }  // namespace stasis::format

@@ -542,13 +542,32 @@ def format_inspect(path: str, info: dict) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from . import inspect
-    info = inspect(args.snapshot, key_file=args.key_file)
+    from . import _engine, read_key
+    from .program import inspect_view
+    if args.depth is not None and args.depth < 1:
+        raise UsageError(f"stasis inspect: --depth needs a count of 1 or more, not {args.depth}")
+    if args.top < 1:
+        raise UsageError(f"stasis inspect: --top needs a count of 1 or more, not {args.top}")
+    key = read_key(args.key_file)
+    # A program snapshot is described as it is read (the same one pass over the payload): its
+    # objects are never built (program/inspect_view.py).
+    info = _engine.inspect(args.snapshot, key=key, describe=True)
+    view = info.pop("view", None)
+    program = None
+    if view is not None:
+        program = inspect_view.inspect_program(args.snapshot, {**info, "view": view}, key, depth=args.depth,
+                                               show_locals=args.locals, top=args.top)
+    del view
     if args.json:
-        info = {"path": args.snapshot, **info}
-        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        out = {"path": args.snapshot, **info}
+        if program is not None:
+            out.update(inspect_view.jsonable(program))
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(format_inspect(args.snapshot, info))
+        text = format_inspect(args.snapshot, info)
+        if program is not None:
+            text += inspect_view.format_program(program, info["hash_seed"], args.locals)
+        sys.stdout.write(text)
     return 0
 
 
@@ -605,10 +624,19 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                     help="seconds for the whole switch (default 120); after that the old process goes on")
     rs.set_defaults(func=cmd_restart)
-    i = sub.add_parser("inspect", help="describe a snapshot")
-    i.add_argument("snapshot")
+    i = sub.add_parser("inspect", help="describe a snapshot; for a program: its threads, frames, locals, heap",
+                       description="Describe a snapshot without building anything from it. For a suspended "
+                                   "program: every thread and its frames (outermost first) with their source "
+                                   "lines and locals, the heap by type, the modules, the hash seed, the "
+                                   "command line, the suspension and the patch history.")
+    i.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot file (nothing in it is run or imported)")
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
-    i.add_argument("--key-file", help="verify the signature with this key (default $STASIS_KEY_FILE)")
+    i.add_argument("--key-file", metavar="KEY", help="verify the signature with this key (default $STASIS_KEY_FILE)")
+    i.add_argument("--locals", action=argparse.BooleanOptionalAction, default=True,
+                   help="show each frame's locals (default; --no-locals: frames only)")
+    i.add_argument("--depth", type=int, metavar="N", help="show only the innermost N frames of each thread")
+    i.add_argument("--top", type=int, default=10, metavar="N",
+                   help="rows of the heap tables, by type and by module (default 10)")
     i.set_defaults(func=cmd_inspect)
     w = sub.add_parser("rewrite", help="print the resumable form of a module",
                        description="Print the resumable form Stasis compiles FILE into (a listing of "

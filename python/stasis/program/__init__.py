@@ -13,6 +13,9 @@
 - resume.py         `stasis resume`: metadata, heap, process state, then the stacks by replay
 - restart.py        starting the resumed program's threads again
 - debugger.py       `stasis debug`: pdb at the suspension point
+- inspect_view.py   `stasis inspect` of a program: threads, frames, locals, heap, from a description
+                    of the records that builds nothing (format/describe.h)
+- progress.py       what run/resume say on stderr: the suspension line, progress on a terminal
 
 Counterparts: snapshot/capture.cpp (which stack is a safe point, frame records),
 snapshot/safe_point.cpp (the parking trace), restore/replay.cpp (the replay trace, rebuilding

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 from .. import _engine
 from ..errors import CorruptSnapshotError, IncompatibleSnapshotError, SnapshotIOError, StasisError
-from . import debugger, process_state, writer
+from . import debugger, process_state, progress, writer
 from .layout import PATCH_MODULE_PREFIX, ProgramMeta, ProgramState
 from .options import Options, signal_number
 from .restart import REBUILD_TIMEOUT, RestartedThreads, fail, replay_failed, restore_running_loops
@@ -118,7 +118,8 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     _ensure_builtin_handlers()
     from ..handlers import threads as thread_handlers
     with thread_handlers.collect_held_rlocks() as rlocks:  # taken again by their own threads, below
-        payload = _engine.loads(data, key=key, kind="program")
+        payload = _engine.loads(data, key=key, kind="program", progress=progress.label("reading", snapshot),
+                                progress_delay=progress.delay())
     del data
     state = ProgramState.from_payload(payload)
     del payload

@@ -19,6 +19,7 @@ from typing import Any, List, Optional, Sequence
 from .. import _engine, internal_threads, modules
 from ..errors import EXIT_SUSPENDED, NotAvailableError, NotSuspendableError, StasisError, SuspensionMissedError
 from . import freeze, periodic, process_state, triggers
+from . import progress as _progress
 from .layout import ProgramMeta, ProgramState, Suspension, ThreadRecord
 from .options import Options
 
@@ -119,7 +120,7 @@ class Session:
                                                 at_once=retry) if remaining > 0 else None
                 if threads is not None:
                     self.captured_at = time.time()
-                    self.write_snapshot(threads, self.path)
+                    self.write_snapshot(threads, self.path, progress=True)
                     break
                 # A capture that failed says more than the later places that were avoided.
                 failure = failure or (why[0] if why else "") or "no safe point was reached"
@@ -140,7 +141,7 @@ class Session:
             _engine.forget_avoided()
             self._give_up(failure)
             return
-        sys.stderr.write(f"stasis: suspended into {self.path}\n")
+        sys.stderr.write(_progress.suspended_line(self.path, self.requested_at, self.captured_at))
         process_state.flush_std_streams()
         os._exit(EXIT_SUSPENDED)
 
@@ -197,10 +198,11 @@ class Session:
             pending_writes=list(pending_writes))
 
     def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None,
-                       pending_writes: Sequence[tuple] = (), level: int = 3) -> None:
+                       pending_writes: Sequence[tuple] = (), level: int = 3, progress: bool = False) -> None:
         """Writes the program snapshot; `checkpoint` is the thread whose stasis.checkpoint() call
         returns True on resume; `pending_writes` are file bytes a checkpoint writer found buffered;
-        `level` is zstd's (stasis restart writes a transient snapshot fast)."""
+        `level` is zstd's (stasis restart writes a transient snapshot fast); `progress`: a long
+        write shows a progress line when stderr is a terminal (a suspension's, not a checkpoint's)."""
         from .. import _ensure_builtin_handlers, handlers
         _ensure_builtin_handlers()
         process_state.flush_std_streams()
@@ -212,7 +214,9 @@ class Session:
                            handler_modules=_handler_modules(own),
                            program=list(self.program))
         _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
-                     key=_key(self.options.key_file), by_value=own, meta=meta.to_json(), level=level)
+                     key=_key(self.options.key_file), by_value=own, meta=meta.to_json(), level=level,
+                     progress=_progress.label("writing", path) if progress else None,
+                     progress_delay=_progress.delay())
 
     # --- running ---------------------------------------------------------------------------------
 
