@@ -6,10 +6,10 @@ import argparse
 import datetime
 import json
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from . import errors
-from .errors import EXIT_USAGE, NotAvailableError, StasisError
+from .errors import EXIT_USAGE, StasisError
 
 
 class UsageError(Exception):
@@ -19,12 +19,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
         raise UsageError(f"{self.prog}: {message}")
-
-
-def _not_available(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
-    def command(_args: argparse.Namespace) -> int:
-        raise NotAvailableError(f"`stasis {what}` is not available yet (being built in issue {issue})")
-    return command
 
 
 # --- run / resume: options, then SCRIPT | -m MODULE, then the program's own arguments -------------
@@ -177,10 +171,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         return _finished(program.run(ns.target, ns.args, module=ns.module, options=options), batch_path)
     from . import startup_signals
     startup_signals.release()  # no session: the signals act as under python3 -m
-    try:
-        from .compiler_hooks import runner
-    except ImportError:
-        raise NotAvailableError("`stasis run` is not available yet (compiler_hooks, issue 4)") from None
+    from .compiler_hooks import runner
     _start_update_channel()
     return runner.run(ns.target, ns.args, module=ns.module, rewrite=ns.rewrite,
                       no_rewrite=ns.no_rewrite)
@@ -344,10 +335,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
-    try:
-        from .compiler_hooks import listing
-    except ImportError:
-        raise NotAvailableError("`stasis rewrite` is not available yet (compiler_hooks, issue 4)") from None
+    from .compiler_hooks import listing
     try:
         with open(args.file, encoding="utf-8") as f:
             source = f.read()
@@ -358,10 +346,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
-    try:
-        from .updater import ctl
-    except ImportError:
-        raise NotAvailableError("`stasis ctl` is not available yet (updater, issue 6)") from None
+    from .updater import ctl
     return ctl.main(list(args.rest))
 
 
@@ -486,10 +471,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if argv and argv[0] == "run":
             return cmd_run(argv[1:])
         if argv and argv[0] == "ctl":  # its own parser (options such as --all-children come first)
-            try:
-                from .updater import ctl
-            except ImportError:
-                raise NotAvailableError("`stasis ctl` is not available yet (updater, issue 6)") from None
+            from .updater import ctl
             return ctl.main(argv[1:])
         parser = _parser()
         args = parser.parse_args(argv)
