@@ -384,6 +384,21 @@ class Files(unittest.TestCase):
         r = self.cli("resume", path)
         self.assertEqual(r.returncode, CORRUPT, r.stderr)
 
+    def test_a_hash_seed_out_of_pythonhashseed_s_range_is_a_corrupt_snapshot(self):
+        """The header's seed has 64 bits, PYTHONHASHSEED takes 0 .. 2^32-1: a crafted seed must not
+        reach the re-exec, whose interpreter would die with a fatal error (exit 1)."""
+        path = os.path.join(self.dir, "seed.snap")
+        with open(path, "wb") as f:
+            f.write(snapshot(Ops().value({"layout": 0}), kind="program", meta=program_meta(), hash_seed=2**40))
+        for command in (["resume", path], ["debug", path],
+                        ["run", "--snapshot", path, "--resume-if-present", "/srv/prog.py"]):
+            r = subprocess.run([STASIS, *command], capture_output=True, text=True, timeout=60, cwd=self.dir,
+                               stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "random"})
+            self.assertNotIn("Fatal Python error", r.stderr, command)
+            self.assertNotIn("Traceback", r.stderr, command)
+            self.assertEqual(r.returncode, CORRUPT, (command, r.stderr))  # (run: the file is of /srv/prog.py)
+            self.assertIn("hash seed 1099511627776 is out of range", r.stderr)
+
     def test_resume_restores_only_registered_library_states(self):
         code = textwrap.dedent('''
             import os, stasis
