@@ -106,7 +106,7 @@ class RealObjects(unittest.TestCase):
 class NewcomerNumpyJob(unittest.TestCase):
     """samples/numpy_heat.py, as the README tells a newcomer to run it: `stasis run --quota`, then
     `stasis resume --quota` while the status is 75, with no PYTHONPATH or other set-up (numpy is
-    Debian's python3-numpy); the output equals a plain run of Debian's python3.11."""
+    Debian's python3-numpy); the output equals a plain run of the same interpreter."""
 
     def test_sample_runs_under_a_quota_chain_without_set_up(self):
         if importlib.util.find_spec("numpy") is None:
@@ -114,7 +114,7 @@ class NewcomerNumpyJob(unittest.TestCase):
             self.skipTest("numpy is not installed")
         sample = os.path.join(HERE, "..", "..", "samples", "numpy_heat.py")
         with tempfile.TemporaryDirectory() as cwd:
-            plain = subprocess.run(["/usr/bin/python3.11", sample], cwd=cwd, env=env(), capture_output=True,
+            plain = subprocess.run([PYTHON, sample], cwd=cwd, env=env(), capture_output=True,
                                    timeout=300)
             self.assertEqual(plain.returncode, 0, plain.stderr.decode())
             cmd = [STASIS, "run", "--quota", "0.3", sample]
