@@ -7,10 +7,10 @@ import datetime
 import json
 import math
 import sys
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from . import errors
-from .errors import EXIT_USAGE, NotAvailableError, StasisError
+from .errors import EXIT_USAGE, StasisError
 
 
 class UsageError(Exception):
@@ -37,12 +37,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
         raise UsageError(f"{self.prog}: {message}", self.prog[len("stasis "):])
-
-
-def _not_available(what: str, issue: int) -> Callable[[argparse.Namespace], int]:
-    def command(_args: argparse.Namespace) -> int:
-        raise NotAvailableError(f"`stasis {what}` is not available yet (being built in issue {issue})")
-    return command
 
 
 # --- run / resume: one table of their options -----------------------------------------------------
@@ -306,10 +300,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         return _finished(program.run(ns.target, ns.args, module=ns.module, options=options), batch_path)
     from . import startup_signals
     startup_signals.release()  # no session: the signals act as under python3 -m
-    try:
-        from .compiler_hooks import runner
-    except ImportError:
-        raise NotAvailableError("`stasis run` is not available yet (compiler_hooks, issue 4)") from None
+    from .compiler_hooks import runner
     _start_update_channel()
     return runner.run(ns.target, ns.args, module=ns.module, rewrite=rewrite, no_rewrite=no_rewrite)
 
@@ -491,10 +482,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
-    try:
-        from .compiler_hooks import listing
-    except ImportError:
-        raise NotAvailableError("`stasis rewrite` is not available yet (compiler_hooks, issue 4)") from None
+    from .compiler_hooks import listing
     try:
         with open(args.file, encoding="utf-8") as f:
             source = f.read()
@@ -505,10 +493,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
-    try:
-        from .updater import ctl
-    except ImportError:
-        raise NotAvailableError("`stasis ctl` is not available yet (updater, issue 6)") from None
+    from .updater import ctl
     return ctl.main(list(args.rest))
 
 
@@ -720,10 +705,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if argv and argv[0] == "run":
             return cmd_run(argv[1:])
         if argv and argv[0] == "ctl":  # its own parser (options such as --all-children come first)
-            try:
-                from .updater import ctl
-            except ImportError:
-                raise NotAvailableError("`stasis ctl` is not available yet (updater, issue 6)") from None
+            from .updater import ctl
             return ctl.main(argv[1:])
         parser = _parser()
         args, unknown = parser.parse_known_args(argv)

@@ -54,7 +54,10 @@ def _wanted_seed(argv: List[str]) -> Optional[str]:
             return None
         if header.get("kind") != "program":
             return None
-        return str(header["hash_seed"])
+        seed = header.get("hash_seed")
+        if not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+            return None  # PYTHONHASHSEED's range: the normal path refuses the file
+        return str(seed)
     return None
 
 

@@ -21,7 +21,7 @@ STASIS = os.path.abspath(os.path.join(BUILD, "bin", "stasis"))
 CLUSTER = os.path.abspath(os.path.join(SOURCE, "scripts", "slurm-cluster.sh"))
 JOB = os.path.abspath(os.path.join(SOURCE, "samples", "slurm", "job.sh"))
 COMPUTATION = os.path.abspath(os.path.join(SOURCE, "samples", "slurm", "long_computation.py"))
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 
 _cluster_dir = None
 _env = None

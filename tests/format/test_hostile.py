@@ -16,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import stasis  # noqa: E402
-from craft import (ADD_ITEMS, APPENDS, BUILD, CELL, CLASS, CLASS_STATE, CODE, DICT_ITEMS,  # noqa: E402
+from craft import (ADD_ITEMS, APPENDS, BUFFER, BUILD, CELL, CLASS, CLASS_STATE, CODE, DICT_ITEMS,  # noqa: E402
                    EMPTY_DICT, EMPTY_LIST, EMPTY_SET, FUNCTION, FUNCTION_STATE, GENERATOR,
                    LIST_ITEMS, MEMO, NEW_OBJ, NONE, POP, REDUCE, REF, SET_ITEMS, SET_LAYOUT,
                    TUPLE, WEAK_REF, Ops, code_fields, ops_of_code, program_meta, snapshot)
@@ -232,6 +232,16 @@ class Hostile(unittest.TestCase):
     def test_bytes_of_a_size(self):
         self.refused(snapshot(Ops().global_("builtins", "bytes").value((10**12,)).op(REDUCE)), "with a size")
 
+    def test_buffer_larger_than_the_payload(self):
+        """Found by loads_fuzz (tests/fuzz/crashers/loads_fuzz-crash-91cf35...): the decoder allocated
+        a Buffer op's declared size before any of its bytes arrived — 78 GiB from 37 bytes, an
+        out-of-memory abort under ASan, and CPython's stray 'SystemError: deallocated bytearray'
+        line on stderr when the allocation failed."""
+        for n in (10**9, 83837531111):
+            result = self.refused(snapshot(Ops().op(BUFFER, 0, 1, n).raw(b"abc")),
+                                  f"Buffer op at op byte 0 claims {n} bytes, more than the whole payload")
+            self.assertNotIn("SystemError", result["stderr"])
+
     def test_list_of_a_huge_range(self):
         ops = (Ops().global_("builtins", "list").global_("builtins", "range").value((10**15,)).op(REDUCE)
                .op(TUPLE, 1).op(REDUCE))
@@ -383,6 +393,21 @@ class Files(unittest.TestCase):
         path = self.program_snapshot(program_meta(handler_modules=["antigravity"]))
         r = self.cli("resume", path)
         self.assertEqual(r.returncode, CORRUPT, r.stderr)
+
+    def test_a_hash_seed_out_of_pythonhashseed_s_range_is_a_corrupt_snapshot(self):
+        """The header's seed has 64 bits, PYTHONHASHSEED takes 0 .. 2^32-1: a crafted seed must not
+        reach the re-exec, whose interpreter would die with a fatal error (exit 1)."""
+        path = os.path.join(self.dir, "seed.snap")
+        with open(path, "wb") as f:
+            f.write(snapshot(Ops().value({"layout": 0}), kind="program", meta=program_meta(), hash_seed=2**40))
+        for command in (["resume", path], ["debug", path],
+                        ["run", "--snapshot", path, "--resume-if-present", "/srv/prog.py"]):
+            r = subprocess.run([STASIS, *command], capture_output=True, text=True, timeout=60, cwd=self.dir,
+                               stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "random"})
+            self.assertNotIn("Fatal Python error", r.stderr, command)
+            self.assertNotIn("Traceback", r.stderr, command)
+            self.assertEqual(r.returncode, CORRUPT, (command, r.stderr))  # (run: the file is of /srv/prog.py)
+            self.assertIn("hash seed 1099511627776 is out of range", r.stderr)
 
     def test_resume_restores_only_registered_library_states(self):
         code = textwrap.dedent('''

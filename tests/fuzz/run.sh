@@ -29,9 +29,13 @@ for target in loads_fuzz container_fuzz; do
     "$corpus" "$src/tests/golden" "$src/tests/fuzz/seeds" "$src/tests/fuzz/hostile" "$src/tests/fuzz/crashers" \
     >"$log" 2>&1)
   rc=$?
-  execs=$(grep -h "stat::number_of_executed_units" "$log" "$build"/fuzz/fuzz-*.log 2>/dev/null | awk '{s+=$2} END {print s+0}')
-  rate=$(grep -h "stat::average_exec_per_sec" "$log" "$build"/fuzz/fuzz-*.log 2>/dev/null | awk '{s+=$2} END {print s+0}')
-  last=$(grep -h -E "#[0-9]+.*cov: " "$log" "$build"/fuzz/fuzz-*.log 2>/dev/null | tail -1)
+  # With -jobs, each worker's figures are in its fuzz-N.log, and libFuzzer copies that log into the
+  # main one when the worker ends: count the workers' logs only (else every figure counted twice).
+  logs=("$build"/fuzz/fuzz-*.log)
+  [ -e "${logs[0]}" ] || logs=("$log")
+  execs=$(grep -h "stat::number_of_executed_units" "${logs[@]}" 2>/dev/null | awk '{s+=$2} END {print s+0}')
+  rate=$(grep -h "stat::average_exec_per_sec" "${logs[@]}" 2>/dev/null | awk '{s+=$2} END {print s+0}')
+  last=$(grep -h -E "#[0-9]+.*cov: " "${logs[@]}" 2>/dev/null | tail -1)
   cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
   echo "fuzz: $target: exit $rc, $execs executions ($rate/s), edge coverage $cov, features $ft, corpus $(ls "$corpus" | wc -l) files"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import textwrap
 import unittest
@@ -13,7 +14,7 @@ from typing import List, Sequence
 
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 
 
 class Result:

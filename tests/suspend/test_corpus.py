@@ -1,5 +1,5 @@
 """The oracle of whole-program suspension: every corpus program in tests/suspend/programs is run
-(a) plainly by /usr/bin/python3.11 and (b) under Stasis, suspended at its k-th safe point, resumed
+(a) plainly by the configured interpreter and (b) under Stasis, suspended at its k-th safe point, resumed
 in a fresh process and suspended again after a growing number of safe points, until it finishes.
 The concatenated stdout of (b) must equal (a) byte for byte, for several k."""
 import os
@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 SEED = "4242"
 KS = (1, 4, 29)
 MAX_ROUNDS = 40

@@ -103,5 +103,33 @@ class RealObjects(unittest.TestCase):
         self.run_program("own_handler.py")
 
 
+class NewcomerNumpyJob(unittest.TestCase):
+    """samples/numpy_heat.py, as the README tells a newcomer to run it: `stasis run --quota`, then
+    `stasis resume --quota` while the status is 75, with no PYTHONPATH or other set-up (numpy is
+    Debian's python3-numpy); the output equals a plain run of the same interpreter."""
+
+    def test_sample_runs_under_a_quota_chain_without_set_up(self):
+        if importlib.util.find_spec("numpy") is None:
+            sys.stderr.write("numpy_heat.py: skipped, numpy is not installed (apt install python3-numpy)\n")
+            self.skipTest("numpy is not installed")
+        sample = os.path.join(HERE, "..", "..", "samples", "numpy_heat.py")
+        with tempfile.TemporaryDirectory() as cwd:
+            plain = subprocess.run([PYTHON, sample], cwd=cwd, env=env(), capture_output=True,
+                                   timeout=300)
+            self.assertEqual(plain.returncode, 0, plain.stderr.decode())
+            cmd = [STASIS, "run", "--quota", "0.3", sample]
+            out, err = b"", b""
+            for rounds in range(1, MAX_ROUNDS + 1):
+                r = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, timeout=300)
+                out += r.stdout
+                err += r.stderr
+                if r.returncode != 75:
+                    break
+                cmd = [STASIS, "resume", "--quota", "0.3", os.path.join(cwd, "numpy_heat.snap")]
+            self.assertEqual(r.returncode, 0, err.decode(errors="replace"))
+            self.assertGreater(rounds, 1, "never suspended: the quota did not bite\n" + err.decode())
+            self.assertEqual(out.decode(), plain.stdout.decode())
+
+
 if __name__ == "__main__":
     unittest.main()

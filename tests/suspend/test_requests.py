@@ -4,6 +4,7 @@ says so; a resumed program holds what its frames hold and nothing more (issue 17
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import textwrap
 import unittest
@@ -11,7 +12,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 
 # The request is made inside an exception handler (never a safe point), so the parking trace is on
 # the thread while the program saves, replaces and restores its own trace function.

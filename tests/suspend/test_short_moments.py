@@ -8,6 +8,7 @@ program's output is the uninterrupted run's."""
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import textwrap
 import unittest
@@ -15,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 
 # Shared by the programs: note() records, while a request is pending, how Stasis lets the calling
 # thread wait ("watched", "traced" or "sampled"); the program prints the last notes on stderr when

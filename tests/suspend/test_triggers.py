@@ -13,7 +13,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 
 # Counts to a target, printing each step; one line of work per step keeps safe points frequent.
 COUNTER = textwrap.dedent("""
@@ -57,7 +57,7 @@ class StasisCase(unittest.TestCase):
         self.fail("did not finish")
 
     def expected(self, n=200):
-        r = subprocess.run(["/usr/bin/python3.11", self.prog, str(n)], capture_output=True, text=True,
+        r = subprocess.run([PLAIN, self.prog, str(n)], capture_output=True, text=True,
                            env=self.env)
         return r.stdout
 
@@ -136,6 +136,26 @@ class TriggerTest(StasisCase):
         self.assertIn("called from C", r.stderr)
         self.assertIn("key", r.stderr)
         self.assertEqual(r.stdout, "[7, 6, 5, 4, 3, 2, 1, 0]\n")
+        self.assertFalse(os.path.exists(self.snap))
+
+    def test_a_stack_through_code_kept_plain_names_that_module_not_c(self):
+        # The program's callback runs under a loop of a module kept plain (--no-rewrite): the
+        # diagnostic names that module and how to add it, not "called from C".
+        with open(os.path.join(self.dir, "plainloop.py"), "w") as f:
+            f.write("def each(f, n):\n    out = []\n    for i in range(n):\n        out.append(f(i))\n"
+                    "    return out\n")
+        prog = os.path.join(self.dir, "main.py")
+        with open(prog, "w") as f:
+            f.write("import time\nimport plainloop\ndef work(i):\n    time.sleep(0.3)\n    return i\n"
+                    "print(plainloop.each(work, 4))\n")
+        r = self.run_stasis("run", "--no-rewrite", "plainloop", "--quota", "0.2", "--safe-point-timeout", "0.5",
+                            "--snapshot", self.snap, prog)
+        self.assertIn("could not suspend within 0.5 s", r.stderr)
+        self.assertIn("each", r.stderr)
+        self.assertIn("runs code that was not rewritten (module plainloop is not in the selection", r.stderr)
+        self.assertNotIn("called from C", r.stderr)
+        self.assertEqual(r.stdout, "[0, 1, 2, 3]\n")
+        self.assertEqual(r.returncode, 104, r.stderr)  # asked to suspend, never could: SuspensionMissedError
         self.assertFalse(os.path.exists(self.snap))
 
 

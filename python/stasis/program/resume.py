@@ -95,7 +95,7 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     data = read_once(snapshot)
     header, meta = _read_meta(snapshot, data, key)
     _check_meta(meta)
-    seed = str(header["hash_seed"])
+    seed = _hash_seed(header)
     process_state.reexec_with_hash_seed(seed)
     from ..compiler_hooks import hook, runner
 
@@ -226,6 +226,19 @@ class _malformed_state:
             raise CorruptSnapshotError(f"the snapshot's program state cannot be put back: {kind.__name__}: "
                                        f"{error}") from None
         return False
+
+
+# PYTHONHASHSEED takes "random" or 0 .. 2^32-1; the header has room for 64 bits.
+MAX_HASH_SEED = 2**32 - 1
+
+
+def _hash_seed(header: dict) -> str:
+    """The program's hash seed, as PYTHONHASHSEED: one out of its range (only a crafted or damaged
+    file has one) is refused here, before the re-exec, where the new interpreter would die of it."""
+    seed = header["hash_seed"]
+    if not isinstance(seed, int) or not 0 <= seed <= MAX_HASH_SEED:
+        raise CorruptSnapshotError(f"the snapshot's hash seed {seed!r} is out of range (0 to {MAX_HASH_SEED})")
+    return str(seed)
 
 
 def _check_meta(meta: ProgramMeta) -> None:
