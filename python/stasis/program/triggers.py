@@ -43,8 +43,19 @@ def install(session: "Session", replaying: bool = False) -> None:
                 pass
         else:
             arm()
+    program_pid = os.getpid()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if os.getpid() != program_pid:
+            # A child the program forked, signalled before its after-fork hook gave the signal its
+            # default action back (Slurm signals every process of a job): it acts as without Stasis.
+            _signal.signal(signum, _signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        session.request("signal")
+
     for signum in o.signal_numbers():  # --signal USR1 --signal TERM: a batch job needs both
-        _signal.signal(signum, lambda _n, _f: session.request("signal"))
+        _signal.signal(signum, on_signal)
     if startup_signals.take():  # one came while Stasis was starting: asked for as the quota asks
         internal_threads.start(session.request, "signal")
     if o.quota is not None:
