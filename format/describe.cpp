@@ -353,7 +353,7 @@ class Describer {
       }
       case Op::Buffer: {
         uint64_t flags = r_.uvar(), width = r_.uvar(), n = r_.uvar();
-        check_buffer_header(flags, width, n, at_);
+        check_buffer_header(flags, width, n, at_, r_.raw_size());
         bool b = flags & 1;
         uint32_t id = push_new(b ? DescKind::Bytes : DescKind::ByteArray, builtin(b ? "bytes" : "bytearray"));
         std::string head;

@@ -267,10 +267,7 @@ def _check_key_file(key_file: Optional[str]) -> None:
 def _prepare_hook(no_rewrite: Sequence[str]) -> None:
     """Installs the import hook before Stasis's own start-up imports threading, queue or socket,
     so that those blocking stdlib modules run rewritten (resumable) code too."""
-    try:
-        from .compiler_hooks import runner
-    except ImportError:
-        return
+    from .compiler_hooks import runner
     runner.prepare(no_rewrite)
 
 
@@ -338,10 +335,7 @@ def _finished(status: int, batch_path: Optional[str] = None) -> int:
 
 
 def _start_update_channel() -> None:
-    try:
-        from .updater import control
-    except ImportError:
-        return  # live updates are not built into this version
+    from .updater import control
     control.serve_updates()  # `stasis ctl PID ...` reaches every program started by `stasis run`
 
 

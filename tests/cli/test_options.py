@@ -13,7 +13,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 
 # Counts to N, one safe point per step; prints each step so that resumed runs can be compared.
 COUNTER = textwrap.dedent("""
