@@ -90,6 +90,13 @@ struct Parking {
   unsigned long epoch = 0;  // bumped by thaw(); guarded by mutex
   unsigned long parks = 0;  // bumped by every thread that parks; guarded by mutex (wait_for_park)
   std::condition_variable parked;
+  // How many armed threads are watched; guarded by mutex, and only changed with the GIL held (so a
+  // thread holding the GIL may read it without the mutex). While a thread is watched no capture can
+  // happen (the coordinator counts it as a blocker until its watch ends), and that thread may be
+  // waiting for the others (it joins them in a sort key, waits on a Condition they notify): so no
+  // thread parks meanwhile, and those parked before its watch began are let go (park_here). They
+  // run on, untraced, and park at their next safe points once no thread is watched any more.
+  int watchers = 0;
   bool freezing = false;    // after the capture decision every event parks, safe point or not
   std::map<unsigned long, Ref> armed;  // thread ident -> capsule holding its Park
   std::vector<std::pair<Ref, long>> avoided;  // (code, offset) where a capture failed
@@ -101,6 +108,19 @@ Parking& parking() {
 }
 
 Park* park_of(PyObject* capsule) { return static_cast<Park*>(PyCapsule_GetPointer(capsule, kParkName)); }
+
+void count_watcher(int delta) {
+  Parking& g = parking();
+  {
+    std::lock_guard<std::mutex> l(g.mutex);
+    g.watchers += delta;
+  }
+  if (delta > 0) g.wake.notify_all();  // parked threads go on (park_here)
+}
+
+// Whether a thread that reached a safe point must not park there: another thread is watched (see
+// Parking::watchers). GIL held.
+bool someone_watched() { return parking().watchers > 0 && !parking().freezing; }
 
 Park* armed_park(unsigned long ident) {
   auto it = parking().armed.find(ident);
@@ -168,6 +188,7 @@ bool start_watch(Park* p, PyThreadState* ts, _PyInterpreterFrame* resumable) {
   p->watching = true;
   p->watch_lines = false;
   p->top = resumable;
+  count_watcher(+1);
   return true;
 }
 
@@ -181,11 +202,16 @@ void stop_watch(Park* p, PyThreadState* ts) {
   internals::end_watch(ts, *p->watch);
   p->watching = false;
   p->watch_lines = false;
+  count_watcher(-1);
 }
 
 // ------------------------------------------------------------------------------------------------
 
-void park_here(Park* p) {
+// Waits (without the GIL) until thaw(): true. A `releasable` park (at a safe point, not after the
+// capture decision) also ends when a thread becomes watched: false, the thread is no longer parked
+// and runs on. Woken by a watch that has ended again before it had the GIL back, it has not moved
+// since its capture and parks on where it is.
+bool park_here(Park* p, bool releasable) {
   Parking& g = parking();
   unsigned long epoch;
   {
@@ -195,10 +221,21 @@ void park_here(Park* p) {
   }
   p->parked = true;
   g.parked.notify_all();
-  Py_BEGIN_ALLOW_THREADS
-  std::unique_lock<std::mutex> l(g.mutex);
-  g.wake.wait(l, [&] { return g.epoch != epoch; });
-  Py_END_ALLOW_THREADS
+  for (;;) {
+    bool thawed;
+    Py_BEGIN_ALLOW_THREADS
+    std::unique_lock<std::mutex> l(g.mutex);
+    g.wake.wait(l, [&] { return g.epoch != epoch || (releasable && g.watchers > 0); });
+    thawed = g.epoch != epoch;
+    Py_END_ALLOW_THREADS
+    if (thawed) return true;
+    if (someone_watched()) {
+      p->parked = false;
+      p->frames = Ref();
+      p->why = "let go while another thread runs code called from C (it may be waiting for this one)";
+      return false;
+    }
+  }
 }
 
 // no_park_file is one file name or a tuple of them (program/freeze.py no_park_files says why each).
@@ -270,22 +307,35 @@ bool is_avoided(_PyInterpreterFrame* f) {
                     internals::frame_lasti(f) * long(sizeof(_Py_CODEUNIT)));
 }
 
-// Counts a safe point reached with `frames` captured; at the last one parks (and returns true).
+// Counts a safe point reached with `frames` captured; at the last one parks (and returns true once
+// thawed; false when let go, park_here: it then parks at a later safe point, counting no further).
 bool reach(Park* p, PyObject* capsule, Ref frames) {
   p->why.clear();
   if (--p->countdown > 0) return false;
+  p->countdown = 1;
   p->frames = std::move(frames);
   Ref keep = Ref::borrow(capsule);  // thaw() drops the registry's reference while we wait
   if (p->on_reached && p->on_reached.get() != Py_None) {
-    Ref done = Ref::steal(PyObject_CallNoArgs(p->on_reached.get()));
-    if (!done) PyErr_WriteUnraisable(p->on_reached.get());
+    Ref on_reached = std::move(p->on_reached);  // once: a park let go must not start it again
+    Ref done = Ref::steal(PyObject_CallNoArgs(on_reached.get()));
+    if (!done) PyErr_WriteUnraisable(on_reached.get());
   }
-  park_here(p);
+  return park_here(p, true);
+}
+
+// At what would be its last safe point while another thread is watched (Parking::watchers): the
+// thread does not park. A thread counting safe points stays traced (no coordinator samples it yet);
+// another runs on untraced, and poll() traces it again once no thread is watched.
+bool declined(Park* p) {
+  if (p->countdown > 1 || !someone_watched()) return false;
+  p->why = "not parked while another thread runs code called from C (it may be waiting for this one)";
+  if (!p->counting) uninstall(p, PyThreadState_Get());
   return true;
 }
 
 // Reached a safe point: count it, and at the last one capture the stack and park.
 int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObject* frame) {
+  if (declined(p)) return 0;
   std::string why;
   Ref frames = p->countdown > 1 ? Ref::borrow(Py_None) : capture_stack(f, p->base(), TopState::AtLine, why);
   if (!frames) {  // the chain changed under a stale `top`: look again from scratch
@@ -293,7 +343,9 @@ int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObj
     blocked(p, frame, why);
     return 0;
   }
-  if (reach(p, capsule, std::move(frames))) uninstall(p, PyThreadState_Get());  // thawed: run on as before
+  // Thawed: run on as before. Let go: run on untraced until poll() traces it again (a counting
+  // thread stays traced).
+  if (reach(p, capsule, std::move(frames)) || !p->counting) uninstall(p, PyThreadState_Get());
   return 0;
 }
 
@@ -301,7 +353,7 @@ int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObj
 // started, so its stack is recorded there as for a call blocked in C, which replay issues again.
 // False when it cannot be (the caller then lets the thread run on untraced).
 bool at_call(Park* p, PyObject* capsule, _PyInterpreterFrame* f) {
-  if (in_no_park_file(p, f) || is_stasis_code(f)) return false;
+  if (in_no_park_file(p, f) || is_stasis_code(f) || declined(p)) return false;
   Ref handled = Ref::steal(PyErr_GetHandledException());
   if (handled && handled.get() != Py_None) {
     p->why = "a call inside an exception handler";
@@ -327,7 +379,7 @@ bool at_call(Park* p, PyObject* capsule, _PyInterpreterFrame* f) {
 int on_event(Park* p, PyObject* capsule, PyFrameObject* frame, int what) {
   _PyInterpreterFrame* f = internals::interpreter_frame(frame);
   if (parking().freezing) {
-    park_here(p);
+    park_here(p, false);
     uninstall(p, PyThreadState_Get());
     return 0;
   }
@@ -566,9 +618,12 @@ void poll() {
     // The thread holds no GIL now: it stands between two instructions of `top` (or is blocked in a
     // call), so the frames below `top` are suspended in their calls and can be judged.
     std::string why = stack_blocker(top, p->base(), TopState::Running);
-    bool paused = now < p->paused_until;
+    // While a thread is watched no thread parks (Parking::watchers): tracing this one would only
+    // slow it down. It is traced again at the first poll after the watch.
+    bool paused = now < p->paused_until || g.watchers > 0;
     if (why.empty()) {
       if (!paused) install_by_poll(p, ts, top, false);
+      else if (g.watchers > 0) p->why = "not parked while another thread runs code called from C (it may be waiting for this one)";
       continue;
     }
     p->why = std::move(why);
@@ -635,6 +690,8 @@ void thaw() {
       // Its thread is gone (ended at interpreter exit without running its loops' ends): nothing
       // points at the stand-in any more, except memory of a thread that no longer runs.
       (void)p->watch.release();
+      p->watching = false;
+      count_watcher(-1);
     }
   }
   {
