@@ -60,7 +60,11 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
     which the GIL was free, and then, while the coordinator holds the GIL for several switch
     intervals, no thread asks for it: a thread whose call has returned (an acquire that succeeded)
     would. From that moment every armed thread parks at its next trace event; no program code runs
-    until the process ends or the program is let go."""
+    until the process ends or the program is let go.
+
+    While a thread is watched (it runs code called from C, e.g. a sort key, and may be waiting for
+    the others), no thread parks and parked ones are let go (snapshot/safe_point.h): the program
+    runs on, and the threads park once that thread is back at a safe point."""
     me = threading.get_ident()
     # The caller of stasis.checkpoint() waits while another thread freezes (periodic.py).
     exclude = {me, own[0]} if own is not None else {me}
