@@ -30,6 +30,9 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kTraceBudget{20};
 constexpr std::chrono::milliseconds kPauseMin{20};
 constexpr std::chrono::milliseconds kPauseMax{640};
+// A watched thread whose innermost frame stood at the same instruction that long is taken as
+// waiting (in a join, a Condition, a Queue: maybe for a parked thread): see Parking::let_go.
+constexpr std::chrono::milliseconds kStuck{10};
 
 // One armed thread. All fields are only touched with the GIL held.
 struct Park {
@@ -77,6 +80,10 @@ struct Park {
   std::unique_ptr<internals::LoopWatch> watch;
   bool watching = false;
   bool watch_lines = false;
+  // Where poll() last saw the watched thread (innermost frame, instruction), and since when.
+  _PyInterpreterFrame* seen_frame = nullptr;
+  int seen_lasti = -1;
+  Clock::time_point seen_since{};
 
   ~Park() {
     if (watching) (void)watch.release();  // a loop of a thread that never ended it may point at it
@@ -90,13 +97,16 @@ struct Parking {
   unsigned long epoch = 0;  // bumped by thaw(); guarded by mutex
   unsigned long parks = 0;  // bumped by every thread that parks; guarded by mutex (wait_for_park)
   std::condition_variable parked;
-  // How many armed threads are watched; guarded by mutex, and only changed with the GIL held (so a
-  // thread holding the GIL may read it without the mutex). While a thread is watched no capture can
-  // happen (the coordinator counts it as a blocker until its watch ends), and that thread may be
-  // waiting for the others (it joins them in a sort key, waits on a Condition they notify): so no
-  // thread parks meanwhile, and those parked before its watch began are let go (park_here). They
-  // run on, untraced, and park at their next safe points once no thread is watched any more.
+  // How many armed threads are watched, and whether parked threads are let go; guarded by mutex,
+  // and only changed with the GIL held (so a thread holding the GIL may read them without it).
+  // While a thread is watched no capture can happen (the coordinator counts it as a blocker until
+  // its watch ends). Other threads park meanwhile, ready for the moment it returns, unless it waits
+  // (poll() sees it stand still, kStuck): it may be waiting for them (it joins them in a sort key,
+  // waits on a Condition they notify, reads a Queue they fill). Then parked threads are let go
+  // (park_here) and no thread parks until no thread is watched any more: they run on, untraced,
+  // and park at their next safe points after that.
   int watchers = 0;
+  bool let_go = false;
   bool freezing = false;    // after the capture decision every event parks, safe point or not
   std::map<unsigned long, Ref> armed;  // thread ident -> capsule holding its Park
   std::vector<std::pair<Ref, long>> avoided;  // (code, offset) where a capture failed
@@ -111,16 +121,24 @@ Park* park_of(PyObject* capsule) { return static_cast<Park*>(PyCapsule_GetPointe
 
 void count_watcher(int delta) {
   Parking& g = parking();
-  {
-    std::lock_guard<std::mutex> l(g.mutex);
-    g.watchers += delta;
-  }
-  if (delta > 0) g.wake.notify_all();  // parked threads go on (park_here)
+  std::lock_guard<std::mutex> l(g.mutex);
+  g.watchers += delta;
+  if (g.watchers == 0) g.let_go = false;
 }
 
-// Whether a thread that reached a safe point must not park there: another thread is watched (see
-// Parking::watchers). GIL held.
-bool someone_watched() { return parking().watchers > 0 && !parking().freezing; }
+// A watched thread stands still: parked threads go on (park_here), no thread parks.
+void let_go() {
+  Parking& g = parking();
+  {
+    std::lock_guard<std::mutex> l(g.mutex);
+    if (g.let_go) return;
+    g.let_go = true;
+  }
+  g.wake.notify_all();
+}
+
+// Whether a thread that reached a safe point must not park there (Parking::let_go). GIL held.
+bool letting_go() { return parking().let_go && !parking().freezing; }
 
 Park* armed_park(unsigned long ident) {
   auto it = parking().armed.find(ident);
@@ -188,6 +206,8 @@ bool start_watch(Park* p, PyThreadState* ts, _PyInterpreterFrame* resumable) {
   p->watching = true;
   p->watch_lines = false;
   p->top = resumable;
+  p->seen_frame = nullptr;
+  p->seen_since = {};
   count_watcher(+1);
   return true;
 }
@@ -208,9 +228,9 @@ void stop_watch(Park* p, PyThreadState* ts) {
 // ------------------------------------------------------------------------------------------------
 
 // Waits (without the GIL) until thaw(): true. A `releasable` park (at a safe point, not after the
-// capture decision) also ends when a thread becomes watched: false, the thread is no longer parked
-// and runs on. Woken by a watch that has ended again before it had the GIL back, it has not moved
-// since its capture and parks on where it is.
+// capture decision) also ends when parked threads are let go (Parking::let_go): false, the thread
+// is no longer parked and runs on. Woken by a let-go that ended again (no thread watched any more)
+// before it had the GIL back, it has not moved since its capture and parks on where it is.
 bool park_here(Park* p, bool releasable) {
   Parking& g = parking();
   unsigned long epoch;
@@ -225,14 +245,14 @@ bool park_here(Park* p, bool releasable) {
     bool thawed;
     Py_BEGIN_ALLOW_THREADS
     std::unique_lock<std::mutex> l(g.mutex);
-    g.wake.wait(l, [&] { return g.epoch != epoch || (releasable && g.watchers > 0); });
+    g.wake.wait(l, [&] { return g.epoch != epoch || (releasable && g.let_go); });
     thawed = g.epoch != epoch;
     Py_END_ALLOW_THREADS
     if (thawed) return true;
-    if (someone_watched()) {
+    if (letting_go()) {
       p->parked = false;
       p->frames = Ref();
-      p->why = "let go while another thread runs code called from C (it may be waiting for this one)";
+      p->why = "let go: another thread waits in code called from C, maybe for this one";
       return false;
     }
   }
@@ -323,12 +343,12 @@ bool reach(Park* p, PyObject* capsule, Ref frames) {
   return park_here(p, true);
 }
 
-// At what would be its last safe point while another thread is watched (Parking::watchers): the
+// At what would be its last safe point while parked threads are let go (Parking::let_go): the
 // thread does not park. A thread counting safe points stays traced (no coordinator samples it yet);
 // another runs on untraced, and poll() traces it again once no thread is watched.
 bool declined(Park* p) {
-  if (p->countdown > 1 || !someone_watched()) return false;
-  p->why = "not parked while another thread runs code called from C (it may be waiting for this one)";
+  if (p->countdown > 1 || !letting_go()) return false;
+  p->why = "not parked: another thread waits in code called from C, maybe for this one";
   if (!p->counting) uninstall(p, PyThreadState_Get());
   return true;
 }
@@ -604,7 +624,19 @@ void poll() {
     if (!ts) continue;
     if (p->watching) {
       poll_watching(p, ts);
-      if (p->watching) continue;
+      if (p->watching) {
+        // Standing still (blocked in a call, not running Python code): it may wait for a parked thread.
+        _PyInterpreterFrame* f = innermost_complete(ts);
+        int lasti = f ? internals::frame_lasti(f) : -1;
+        if (f != p->seen_frame || lasti != p->seen_lasti || p->seen_since == Clock::time_point{}) {
+          p->seen_frame = f;
+          p->seen_lasti = lasti;
+          p->seen_since = now;
+        } else if (now - p->seen_since >= kStuck) {
+          let_go();
+        }
+        continue;
+      }
     }
     if (p->traced) {
       poll_traced(p, ts);
@@ -618,12 +650,12 @@ void poll() {
     // The thread holds no GIL now: it stands between two instructions of `top` (or is blocked in a
     // call), so the frames below `top` are suspended in their calls and can be judged.
     std::string why = stack_blocker(top, p->base(), TopState::Running);
-    // While a thread is watched no thread parks (Parking::watchers): tracing this one would only
-    // slow it down. It is traced again at the first poll after the watch.
-    bool paused = now < p->paused_until || g.watchers > 0;
+    // While parked threads are let go no thread parks (Parking::let_go): tracing this one would
+    // only slow it down. It is traced again at the first poll after the watch.
+    bool paused = now < p->paused_until || g.let_go;
     if (why.empty()) {
       if (!paused) install_by_poll(p, ts, top, false);
-      else if (g.watchers > 0) p->why = "not parked while another thread runs code called from C (it may be waiting for this one)";
+      else if (g.let_go) p->why = "not parked: another thread waits in code called from C, maybe for this one";
       continue;
     }
     p->why = std::move(why);

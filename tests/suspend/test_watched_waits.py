@@ -112,6 +112,28 @@ for t in workers:
 print(sorted(answers.items()))
 """
 
+# Two threads that spend nearly all their time computing in sort keys: each is watched most of the
+# time, and only a thread held at its safe point while the other returns lets them meet. A
+# watched thread that keeps running Python code is not waiting for anyone: the others stay parked.
+BOTH_IN_KEYS = """
+import threading, time
+def key(x):
+    s = 0
+    for i in range(20_000):
+        s += (i * x) % 7
+    return s
+def worker(out):
+    for r in range(40):
+        out.append(sorted(range(6), key=key)[0])
+results = [[], []]
+threads = [threading.Thread(target=worker, args=(results[i],)) for i in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print([len(r) for r in results], results[0][:3])
+"""
+
 PHASE = re.compile(r"^phase ([0-9.]+) s$", re.M)
 
 
@@ -176,6 +198,18 @@ class WatchedMainThread(unittest.TestCase):
 
     def test_a_worker_asking_during_a_queue_and_condition_handoff(self):
         self.check(HANDOFF, "ask")
+
+
+    def test_two_threads_computing_in_sort_keys_are_suspended(self):
+        prog = self.write("both.py", BOTH_IN_KEYS)
+        snap = os.path.join(self.dir, "both.snap")
+        plain = self.run_([PLAIN, prog])
+        first = self.run_([STASIS, "run", "--quota", "0.2", "--safe-point-timeout", str(TIMEOUT), "--snapshot", snap,
+                           prog])
+        self.assertEqual(first.returncode, 75, first.stderr)
+        r = self.run_([STASIS, "resume", snap])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(first.stdout + r.stdout, plain.stdout)
 
 
 if __name__ == "__main__":

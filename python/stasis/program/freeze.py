@@ -62,9 +62,9 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
     would. From that moment every armed thread parks at its next trace event; no program code runs
     until the process ends or the program is let go.
 
-    While a thread is watched (it runs code called from C, e.g. a sort key, and may be waiting for
-    the others), no thread parks and parked ones are let go (snapshot/safe_point.h): the program
-    runs on, and the threads park once that thread is back at a safe point."""
+    A thread that is watched (it runs code called from C, e.g. a sort key) and stands still may be
+    waiting for the others: parked threads are then let go and no thread parks until it is back at
+    a safe point (snapshot/safe_point.h), so the program runs on meanwhile."""
     me = threading.get_ident()
     # The caller of stasis.checkpoint() waits while another thread freezes (periodic.py).
     exclude = {me, own[0]} if own is not None else {me}
