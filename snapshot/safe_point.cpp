@@ -30,9 +30,10 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kTraceBudget{20};
 constexpr std::chrono::milliseconds kPauseMin{20};
 constexpr std::chrono::milliseconds kPauseMax{640};
-// A watched thread whose innermost frame stood at the same instruction that long is taken as
-// waiting (in a join, a Condition, a Queue: maybe for a parked thread): see Parking::let_go.
-constexpr std::chrono::milliseconds kStuck{10};
+// A watched thread whose innermost frame stood at the same instruction that long while another
+// thread was parked is taken as waiting (in a join, a Condition, a Queue: maybe for the parked
+// thread): see Parking::let_go.
+constexpr std::chrono::milliseconds kStuck{20};
 
 // One armed thread. All fields are only touched with the GIL held.
 struct Park {
@@ -101,12 +102,13 @@ struct Parking {
   // and only changed with the GIL held (so a thread holding the GIL may read them without it).
   // While a thread is watched no capture can happen (the coordinator counts it as a blocker until
   // its watch ends). Other threads park meanwhile, ready for the moment it returns, unless it waits
-  // (poll() sees it stand still, kStuck): it may be waiting for them (it joins them in a sort key,
-  // waits on a Condition they notify, reads a Queue they fill). Then parked threads are let go
-  // (park_here) and no thread parks until no thread is watched any more: they run on, untraced,
-  // and park at their next safe points after that.
+  // while they are parked (poll() sees it stand still, kStuck): it may be waiting for them (it
+  // joins them in a sort key, waits on a Condition they notify, reads a Queue they fill). Then
+  // parked threads are let go (park_here) and no thread parks until that thread's watch ends
+  // (`let_go_by`): they run on, untraced, and park at their next safe points after that.
   int watchers = 0;
   bool let_go = false;
+  unsigned long let_go_by = 0;
   bool freezing = false;    // after the capture decision every event parks, safe point or not
   std::map<unsigned long, Ref> armed;  // thread ident -> capsule holding its Park
   std::vector<std::pair<Ref, long>> avoided;  // (code, offset) where a capture failed
@@ -119,20 +121,22 @@ Parking& parking() {
 
 Park* park_of(PyObject* capsule) { return static_cast<Park*>(PyCapsule_GetPointer(capsule, kParkName)); }
 
-void count_watcher(int delta) {
+void count_watcher(Park* p, int delta) {
   Parking& g = parking();
   std::lock_guard<std::mutex> l(g.mutex);
   g.watchers += delta;
-  if (g.watchers == 0) g.let_go = false;
+  if (g.watchers == 0 || (delta < 0 && g.let_go_by == p->ident)) g.let_go = false;
 }
 
-// A watched thread stands still: parked threads go on (park_here), no thread parks.
-void let_go() {
+// Watched thread `p` stands still while others are parked: they go on (park_here), no thread
+// parks until its watch ends.
+void let_go(Park* p) {
   Parking& g = parking();
   {
     std::lock_guard<std::mutex> l(g.mutex);
     if (g.let_go) return;
     g.let_go = true;
+    g.let_go_by = p->ident;
   }
   g.wake.notify_all();
 }
@@ -208,7 +212,7 @@ bool start_watch(Park* p, PyThreadState* ts, _PyInterpreterFrame* resumable) {
   p->top = resumable;
   p->seen_frame = nullptr;
   p->seen_since = {};
-  count_watcher(+1);
+  count_watcher(p, +1);
   return true;
 }
 
@@ -222,7 +226,7 @@ void stop_watch(Park* p, PyThreadState* ts) {
   internals::end_watch(ts, *p->watch);
   p->watching = false;
   p->watch_lines = false;
-  count_watcher(-1);
+  count_watcher(p, -1);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -244,9 +248,11 @@ bool park_here(Park* p, bool releasable) {
   for (;;) {
     bool thawed;
     Py_BEGIN_ALLOW_THREADS
-    std::unique_lock<std::mutex> l(g.mutex);
-    g.wake.wait(l, [&] { return g.epoch != epoch || (releasable && g.let_go); });
-    thawed = g.epoch != epoch;
+    {  // the mutex is let go before the GIL is taken back: GIL holders take it (count_watcher)
+      std::unique_lock<std::mutex> l(g.mutex);
+      g.wake.wait(l, [&] { return g.epoch != epoch || (releasable && g.let_go); });
+      thawed = g.epoch != epoch;
+    }
     Py_END_ALLOW_THREADS
     if (thawed) return true;
     if (letting_go()) {
@@ -617,6 +623,8 @@ bool arm(const ArmRequest& r) {
 void poll() {
   Parking& g = parking();
   Clock::time_point now = Clock::now();
+  bool any_parked = false;
+  for (auto& [ident, capsule] : g.armed) any_parked = any_parked || park_of(capsule.get())->parked;
   for (auto& [ident, capsule] : g.armed) {
     Park* p = park_of(capsule.get());
     if (!p || p->parked) continue;
@@ -625,15 +633,16 @@ void poll() {
     if (p->watching) {
       poll_watching(p, ts);
       if (p->watching) {
-        // Standing still (blocked in a call, not running Python code): it may wait for a parked thread.
+        // Standing still while others are parked (blocked in a call, not running Python code): it
+        // may wait for a parked thread.
         _PyInterpreterFrame* f = innermost_complete(ts);
         int lasti = f ? internals::frame_lasti(f) : -1;
-        if (f != p->seen_frame || lasti != p->seen_lasti || p->seen_since == Clock::time_point{}) {
+        if (!any_parked || f != p->seen_frame || lasti != p->seen_lasti || p->seen_since == Clock::time_point{}) {
           p->seen_frame = f;
           p->seen_lasti = lasti;
           p->seen_since = now;
         } else if (now - p->seen_since >= kStuck) {
-          let_go();
+          let_go(p);
         }
         continue;
       }
@@ -723,7 +732,7 @@ void thaw() {
       // points at the stand-in any more, except memory of a thread that no longer runs.
       (void)p->watch.release();
       p->watching = false;
-      count_watcher(-1);
+      count_watcher(p, -1);
     }
   }
   {
