@@ -30,6 +30,10 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kTraceBudget{20};
 constexpr std::chrono::milliseconds kPauseMin{20};
 constexpr std::chrono::milliseconds kPauseMax{640};
+// A watched thread whose innermost frame stood at the same instruction that long while another
+// thread was parked is taken as waiting (in a join, a Condition, a Queue: maybe for the parked
+// thread): see Parking::let_go.
+constexpr std::chrono::milliseconds kStuck{20};
 
 // One armed thread. All fields are only touched with the GIL held.
 struct Park {
@@ -77,6 +81,10 @@ struct Park {
   std::unique_ptr<internals::LoopWatch> watch;
   bool watching = false;
   bool watch_lines = false;
+  // Where poll() last saw the watched thread (innermost frame, instruction), and since when.
+  _PyInterpreterFrame* seen_frame = nullptr;
+  int seen_lasti = -1;
+  Clock::time_point seen_since{};
 
   ~Park() {
     if (watching) (void)watch.release();  // a loop of a thread that never ended it may point at it
@@ -90,6 +98,17 @@ struct Parking {
   unsigned long epoch = 0;  // bumped by thaw(); guarded by mutex
   unsigned long parks = 0;  // bumped by every thread that parks; guarded by mutex (wait_for_park)
   std::condition_variable parked;
+  // How many armed threads are watched, and whether parked threads are let go; guarded by mutex,
+  // and only changed with the GIL held (so a thread holding the GIL may read them without it).
+  // While a thread is watched no capture can happen (the coordinator counts it as a blocker until
+  // its watch ends). Other threads park meanwhile, ready for the moment it returns, unless it waits
+  // while they are parked (poll() sees it stand still, kStuck): it may be waiting for them (it
+  // joins them in a sort key, waits on a Condition they notify, reads a Queue they fill). Then
+  // parked threads are let go (park_here) and no thread parks until that thread's watch ends
+  // (`let_go_by`): they run on, untraced, and park at their next safe points after that.
+  int watchers = 0;
+  bool let_go = false;
+  unsigned long let_go_by = 0;
   bool freezing = false;    // after the capture decision every event parks, safe point or not
   std::map<unsigned long, Ref> armed;  // thread ident -> capsule holding its Park
   std::vector<std::pair<Ref, long>> avoided;  // (code, offset) where a capture failed
@@ -101,6 +120,29 @@ Parking& parking() {
 }
 
 Park* park_of(PyObject* capsule) { return static_cast<Park*>(PyCapsule_GetPointer(capsule, kParkName)); }
+
+void count_watcher(Park* p, int delta) {
+  Parking& g = parking();
+  std::lock_guard<std::mutex> l(g.mutex);
+  g.watchers += delta;
+  if (g.watchers == 0 || (delta < 0 && g.let_go_by == p->ident)) g.let_go = false;
+}
+
+// Watched thread `p` stands still while others are parked: they go on (park_here), no thread
+// parks until its watch ends.
+void let_go(Park* p) {
+  Parking& g = parking();
+  {
+    std::lock_guard<std::mutex> l(g.mutex);
+    if (g.let_go) return;
+    g.let_go = true;
+    g.let_go_by = p->ident;
+  }
+  g.wake.notify_all();
+}
+
+// Whether a thread that reached a safe point must not park there (Parking::let_go). GIL held.
+bool letting_go() { return parking().let_go && !parking().freezing; }
 
 Park* armed_park(unsigned long ident) {
   auto it = parking().armed.find(ident);
@@ -168,6 +210,9 @@ bool start_watch(Park* p, PyThreadState* ts, _PyInterpreterFrame* resumable) {
   p->watching = true;
   p->watch_lines = false;
   p->top = resumable;
+  p->seen_frame = nullptr;
+  p->seen_since = {};
+  count_watcher(p, +1);
   return true;
 }
 
@@ -181,11 +226,16 @@ void stop_watch(Park* p, PyThreadState* ts) {
   internals::end_watch(ts, *p->watch);
   p->watching = false;
   p->watch_lines = false;
+  count_watcher(p, -1);
 }
 
 // ------------------------------------------------------------------------------------------------
 
-void park_here(Park* p) {
+// Waits (without the GIL) until thaw(): true. A `releasable` park (at a safe point, not after the
+// capture decision) also ends when parked threads are let go (Parking::let_go): false, the thread
+// is no longer parked and runs on. Woken by a let-go that ended again (no thread watched any more)
+// before it had the GIL back, it has not moved since its capture and parks on where it is.
+bool park_here(Park* p, bool releasable) {
   Parking& g = parking();
   unsigned long epoch;
   {
@@ -195,10 +245,23 @@ void park_here(Park* p) {
   }
   p->parked = true;
   g.parked.notify_all();
-  Py_BEGIN_ALLOW_THREADS
-  std::unique_lock<std::mutex> l(g.mutex);
-  g.wake.wait(l, [&] { return g.epoch != epoch; });
-  Py_END_ALLOW_THREADS
+  for (;;) {
+    bool thawed;
+    Py_BEGIN_ALLOW_THREADS
+    {  // the mutex is let go before the GIL is taken back: GIL holders take it (count_watcher)
+      std::unique_lock<std::mutex> l(g.mutex);
+      g.wake.wait(l, [&] { return g.epoch != epoch || (releasable && g.let_go); });
+      thawed = g.epoch != epoch;
+    }
+    Py_END_ALLOW_THREADS
+    if (thawed) return true;
+    if (letting_go()) {
+      p->parked = false;
+      p->frames = Ref();
+      p->why = "let go: another thread waits in code called from C, maybe for this one";
+      return false;
+    }
+  }
 }
 
 // no_park_file is one file name or a tuple of them (program/freeze.py no_park_files says why each).
@@ -270,22 +333,35 @@ bool is_avoided(_PyInterpreterFrame* f) {
                     internals::frame_lasti(f) * long(sizeof(_Py_CODEUNIT)));
 }
 
-// Counts a safe point reached with `frames` captured; at the last one parks (and returns true).
+// Counts a safe point reached with `frames` captured; at the last one parks (and returns true once
+// thawed; false when let go, park_here: it then parks at a later safe point, counting no further).
 bool reach(Park* p, PyObject* capsule, Ref frames) {
   p->why.clear();
   if (--p->countdown > 0) return false;
+  p->countdown = 1;
   p->frames = std::move(frames);
   Ref keep = Ref::borrow(capsule);  // thaw() drops the registry's reference while we wait
   if (p->on_reached && p->on_reached.get() != Py_None) {
-    Ref done = Ref::steal(PyObject_CallNoArgs(p->on_reached.get()));
-    if (!done) PyErr_WriteUnraisable(p->on_reached.get());
+    Ref on_reached = std::move(p->on_reached);  // once: a park let go must not start it again
+    Ref done = Ref::steal(PyObject_CallNoArgs(on_reached.get()));
+    if (!done) PyErr_WriteUnraisable(on_reached.get());
   }
-  park_here(p);
+  return park_here(p, true);
+}
+
+// At what would be its last safe point while parked threads are let go (Parking::let_go): the
+// thread does not park. A thread counting safe points stays traced (no coordinator samples it yet);
+// another runs on untraced, and poll() traces it again once no thread is watched.
+bool declined(Park* p) {
+  if (p->countdown > 1 || !letting_go()) return false;
+  p->why = "not parked: another thread waits in code called from C, maybe for this one";
+  if (!p->counting) uninstall(p, PyThreadState_Get());
   return true;
 }
 
 // Reached a safe point: count it, and at the last one capture the stack and park.
 int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObject* frame) {
+  if (declined(p)) return 0;
   std::string why;
   Ref frames = p->countdown > 1 ? Ref::borrow(Py_None) : capture_stack(f, p->base(), TopState::AtLine, why);
   if (!frames) {  // the chain changed under a stale `top`: look again from scratch
@@ -293,7 +369,9 @@ int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObj
     blocked(p, frame, why);
     return 0;
   }
-  if (reach(p, capsule, std::move(frames))) uninstall(p, PyThreadState_Get());  // thawed: run on as before
+  // Thawed: run on as before. Let go: run on untraced until poll() traces it again (a counting
+  // thread stays traced).
+  if (reach(p, capsule, std::move(frames)) || !p->counting) uninstall(p, PyThreadState_Get());
   return 0;
 }
 
@@ -301,7 +379,7 @@ int at_safe_point(Park* p, PyObject* capsule, _PyInterpreterFrame* f, PyFrameObj
 // started, so its stack is recorded there as for a call blocked in C, which replay issues again.
 // False when it cannot be (the caller then lets the thread run on untraced).
 bool at_call(Park* p, PyObject* capsule, _PyInterpreterFrame* f) {
-  if (in_no_park_file(p, f) || is_stasis_code(f)) return false;
+  if (in_no_park_file(p, f) || is_stasis_code(f) || declined(p)) return false;
   Ref handled = Ref::steal(PyErr_GetHandledException());
   if (handled && handled.get() != Py_None) {
     p->why = "a call inside an exception handler";
@@ -327,7 +405,7 @@ bool at_call(Park* p, PyObject* capsule, _PyInterpreterFrame* f) {
 int on_event(Park* p, PyObject* capsule, PyFrameObject* frame, int what) {
   _PyInterpreterFrame* f = internals::interpreter_frame(frame);
   if (parking().freezing) {
-    park_here(p);
+    park_here(p, false);
     uninstall(p, PyThreadState_Get());
     return 0;
   }
@@ -545,6 +623,8 @@ bool arm(const ArmRequest& r) {
 void poll() {
   Parking& g = parking();
   Clock::time_point now = Clock::now();
+  bool any_parked = false;
+  for (auto& [ident, capsule] : g.armed) any_parked = any_parked || park_of(capsule.get())->parked;
   for (auto& [ident, capsule] : g.armed) {
     Park* p = park_of(capsule.get());
     if (!p || p->parked) continue;
@@ -552,7 +632,20 @@ void poll() {
     if (!ts) continue;
     if (p->watching) {
       poll_watching(p, ts);
-      if (p->watching) continue;
+      if (p->watching) {
+        // Standing still while others are parked (blocked in a call, not running Python code): it
+        // may wait for a parked thread.
+        _PyInterpreterFrame* f = innermost_complete(ts);
+        int lasti = f ? internals::frame_lasti(f) : -1;
+        if (!any_parked || f != p->seen_frame || lasti != p->seen_lasti || p->seen_since == Clock::time_point{}) {
+          p->seen_frame = f;
+          p->seen_lasti = lasti;
+          p->seen_since = now;
+        } else if (now - p->seen_since >= kStuck) {
+          let_go(p);
+        }
+        continue;
+      }
     }
     if (p->traced) {
       poll_traced(p, ts);
@@ -566,9 +659,12 @@ void poll() {
     // The thread holds no GIL now: it stands between two instructions of `top` (or is blocked in a
     // call), so the frames below `top` are suspended in their calls and can be judged.
     std::string why = stack_blocker(top, p->base(), TopState::Running);
-    bool paused = now < p->paused_until;
+    // While parked threads are let go no thread parks (Parking::let_go): tracing this one would
+    // only slow it down. It is traced again at the first poll after the watch.
+    bool paused = now < p->paused_until || g.let_go;
     if (why.empty()) {
       if (!paused) install_by_poll(p, ts, top, false);
+      else if (g.let_go) p->why = "not parked: another thread waits in code called from C, maybe for this one";
       continue;
     }
     p->why = std::move(why);
@@ -635,6 +731,8 @@ void thaw() {
       // Its thread is gone (ended at interpreter exit without running its loops' ends): nothing
       // points at the stand-in any more, except memory of a thread that no longer runs.
       (void)p->watch.release();
+      p->watching = false;
+      count_watcher(p, -1);
     }
   }
   {

@@ -22,6 +22,14 @@
 // the thread is traced until they return, within a time budget after which it is only sampled
 // again for a while.
 //
+// While a thread is watched no capture can happen. The other threads park meanwhile, ready for
+// the moment it returns, unless poll() sees it stand still while they are parked (at one
+// instruction for 20 ms: blocked in a call): it may be waiting for them (a sort key that joins
+// worker threads, waits on a Condition they notify, reads a Queue they fill). Then the parked
+// threads are let go and no thread parks (a thread at what would be its safe point runs on
+// untraced) until that thread's watch ends; then they are traced again and park at their next
+// safe points.
+//
 // A program that uses sys.settrace (a debugger, coverage, doctest) keeps its trace function: the
 // parking trace calls it first with every event, and sys.gettrace()/sys.settrace() see and
 // replace the program's function (program_trace, trace_replaced), never the parking trace. A

@@ -13,7 +13,9 @@ bench/pyperf_shim standing in for pyperf), and the suspend corpus (tests/suspend
    request lost.
 2. While-waiting speed: the program's workload runs from inside a C callback (sorted(key=)),
    where no safe point can ever come, once without and once with a pending request: ratio of the
-   process's CPU time (wall clock beside). Target >= 0.67.
+   process's CPU time (wall clock beside). Target >= 0.67. A program that stands still while the
+   request waits (threads parked, waiting for a thread that cannot reach a safe point) is a
+   failure row: the request gives up after WAITING_TIMEOUT seconds.
 3. Start-up of a chain step: `stasis run` and `stasis resume` of a 2-line program against plain
    python3 (target: resume within 100 ms of python3's start-up on a quiet machine).
 4. First import of library modules, rewritten (cold cache) and from the cache (warm), against
@@ -226,10 +228,17 @@ sorted([0], key=lambda _: main())
 """
 
 
+# --safe-point-timeout of the while-waiting runs: well above what the waiting measure lasts (5 runs
+# of ~0.2-0.4 s CPU each, slower on a loaded machine), so that a request given up means the program
+# stood still while it waited (its threads parked, waiting for a thread that could not get to a
+# safe point): a failure row, not a wait as long as the timeout.
+WAITING_TIMEOUT = 30
+
+
 def waiting(rounds: int) -> None:
     print(f"{'program':28} {'plain_cpu':>9} {'wait_cpu':>9} {'speed':>7} {'wall_speed':>10}   "
           "(speed = plain / waiting, process CPU time; wall clock beside)")
-    speeds = []
+    speeds, failed = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in programs():
             is_bm = name.startswith("bm_")
@@ -242,13 +251,25 @@ def waiting(rounds: int) -> None:
                         .replace("REPS", "5").replace("ARGS", repr(BM_ARGS.get(name, []))))
             ratios, walls, bases, waits = [], [], [], []
             for _ in range(rounds):
-                r = subprocess.run([STASIS, "run", "--safe-point-timeout", "600", "--rewrite", "pyperf", "--snapshot",
-                                    os.path.join(tmp, "w.snap"), harness], cwd=os.path.dirname(path),
-                                   capture_output=True, text=True, timeout=1800, env=env(PYTHONHASHSEED="3"))
+                try:
+                    r = subprocess.run([STASIS, "run", "--safe-point-timeout", str(WAITING_TIMEOUT), "--rewrite",
+                                        "pyperf", "--snapshot", os.path.join(tmp, "w.snap"), harness],
+                                       cwd=os.path.dirname(path), capture_output=True, text=True, timeout=600,
+                                       env=env(PYTHONHASHSEED="3"))
+                except subprocess.TimeoutExpired:
+                    print(f"{name:28} failed: still running after 600 s")
+                    failed.append(name)
+                    break
                 try:
                     cpu, cpu_w, wall, wall_w = map(float, r.stdout.split()[-4:])
                 except ValueError:
                     print(f"{name:28} failed ({r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
+                    failed.append(name)
+                    break
+                if "could not suspend" in r.stderr:
+                    print(f"{name:28} failed: stood still while the request waited (it gave up after "
+                          f"{WAITING_TIMEOUT} s)")
+                    failed.append(name)
                     break
                 bases.append(cpu)
                 waits.append(cpu_w)
@@ -264,6 +285,8 @@ def waiting(rounds: int) -> None:
         geo = statistics.geometric_mean(speeds)
         print(f"{'geometric mean':28} {'':9} {'':9} {geo:7.3f}   (target: every program >= 0.67; "
               f"min here {min(speeds):.3f})")
+    if failed:
+        print(f"failed: {len(failed)} ({', '.join(failed)})")
 
 
 # --- 3. start-up --------------------------------------------------------------------------------

@@ -60,7 +60,11 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
     which the GIL was free, and then, while the coordinator holds the GIL for several switch
     intervals, no thread asks for it: a thread whose call has returned (an acquire that succeeded)
     would. From that moment every armed thread parks at its next trace event; no program code runs
-    until the process ends or the program is let go."""
+    until the process ends or the program is let go.
+
+    A thread that is watched (it runs code called from C, e.g. a sort key) and stands still may be
+    waiting for the others: parked threads are then let go and no thread parks until it is back at
+    a safe point (snapshot/safe_point.h), so the program runs on meanwhile."""
     me = threading.get_ident()
     # The caller of stasis.checkpoint() waits while another thread freezes (periodic.py).
     exclude = {me, own[0]} if own is not None else {me}
