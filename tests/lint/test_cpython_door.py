@@ -22,7 +22,6 @@ PENDING_CPP = {
     'restore/heap_decoder.cpp',
     'restore/object_decoder.cpp',
     'restore/replay.cpp',
-    'snapshot/safe_point.cpp',
 }
 PENDING_PY: set[str] = set()
 
