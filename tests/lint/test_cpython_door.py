@@ -15,7 +15,6 @@ REPO = os.environ.get('STASIS_SOURCE_DIR') or os.path.dirname(os.path.dirname(os
 # the accessors these files need exist in core/cpython_internals.h / compiler_hooks/bytecode.py.
 PENDING_CPP = {
     'restore/class_decoder.cpp',
-    'restore/code_verifier.cpp',
     'restore/function_decoder.cpp',
     'restore/generator_decoder.cpp',
     'restore/heap_decoder.cpp',
