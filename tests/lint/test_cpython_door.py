@@ -16,7 +16,6 @@ REPO = os.environ.get('STASIS_SOURCE_DIR') or os.path.dirname(os.path.dirname(os
 PENDING_CPP = {
     'restore/class_decoder.cpp',
     'restore/function_decoder.cpp',
-    'restore/generator_decoder.cpp',
     'restore/heap_decoder.cpp',
     'restore/object_decoder.cpp',
     'restore/replay.cpp',
