@@ -18,7 +18,6 @@ PENDING_CPP = {
     'restore/function_decoder.cpp',
     'restore/heap_decoder.cpp',
     'restore/object_decoder.cpp',
-    'restore/replay.cpp',
 }
 PENDING_PY: set[str] = set()
 
