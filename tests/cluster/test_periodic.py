@@ -16,10 +16,11 @@ import textwrap
 import time
 import unittest
 
+from tests.plain_python import PLAIN
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
 
 # Three threads: the main thread writes a line per step to result.txt (a buffered file: what it
 # holds unwritten at a checkpoint must come back) and prints it; a worker hashes without pause

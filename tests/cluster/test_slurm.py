@@ -14,6 +14,8 @@ import tempfile
 import time
 import unittest
 
+from tests.plain_python import PLAIN
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("STASIS_SOURCE_DIR") or os.path.join(HERE, "..", "..")
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(SOURCE, "build")
@@ -21,7 +23,6 @@ STASIS = os.path.abspath(os.path.join(BUILD, "bin", "stasis"))
 CLUSTER = os.path.abspath(os.path.join(SOURCE, "scripts", "slurm-cluster.sh"))
 JOB = os.path.abspath(os.path.join(SOURCE, "samples", "slurm", "job.sh"))
 COMPUTATION = os.path.abspath(os.path.join(SOURCE, "samples", "slurm", "long_computation.py"))
-PLAIN = "/usr/bin/python3.11"
 
 _cluster_dir = None
 _env = None

@@ -16,7 +16,7 @@ from unittest import mock
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chsupport import cache, driver_cmd, hook, resume_points  # noqa: E402
 
-PLAIN = '/usr/bin/python3.11'
+from tests.plain_python import PLAIN  # noqa: E402
 
 
 class Selection(unittest.TestCase):
@@ -276,7 +276,7 @@ def resumable():
 
 
 class Run(unittest.TestCase):
-    """`stasis run` (or the runner when the CLI is not built) against /usr/bin/python3.11."""
+    """`stasis run` (or the runner when the CLI is not built) against the plain interpreter (PLAIN)."""
 
     def setUp(self) -> None:
         self.dir = tempfile.mkdtemp()

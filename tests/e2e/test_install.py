@@ -5,6 +5,8 @@ import subprocess
 import tempfile
 import unittest
 
+from tests.plain_python import PLAIN
+
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 
 
@@ -19,7 +21,7 @@ class Install(unittest.TestCase):
             code = f"import stasis; stasis.dump({{'k': [1, 2]}}, {snap!r})"
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
             env["PYTHONPATH"] = os.path.join(prefix, "lib", "stasis", "python")
-            r = subprocess.run(["/usr/bin/python3.11", "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+            r = subprocess.run([PLAIN, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
             env.pop("PYTHONPATH")
             r = subprocess.run([exe, "inspect", "--json", snap], cwd=elsewhere, env=env, capture_output=True, text=True)

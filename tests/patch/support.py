@@ -11,9 +11,10 @@ import textwrap
 import unittest
 from typing import List, Sequence
 
+from tests.plain_python import PLAIN
+
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
 
 
 class Result:

@@ -1,6 +1,7 @@
 """The oracle of whole-program suspension: every corpus program in tests/suspend/programs is run
-(a) plainly by /usr/bin/python3.11 and (b) under Stasis, suspended at its k-th safe point, resumed
-in a fresh process and suspended again after a growing number of safe points, until it finishes.
+(a) plainly by the configured interpreter (tests/plain_python.py) and (b) under Stasis, suspended at
+its k-th safe point, resumed in a fresh process and suspended again after a growing number of safe
+points, until it finishes.
 The concatenated stdout of (b) must equal (a) byte for byte, for several k."""
 import os
 import subprocess
@@ -8,11 +9,12 @@ import sys
 import tempfile
 import unittest
 
+from tests.plain_python import PLAIN
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
 SEED = "4242"
 KS = (1, 4, 29)
 MAX_ROUNDS = 40

@@ -8,10 +8,11 @@ import tempfile
 import textwrap
 import unittest
 
+from tests.plain_python import PLAIN
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
 
 # The request is made inside an exception handler (never a safe point), so the parking trace is on
 # the thread while the program saves, replaces and restores its own trace function.

@@ -12,10 +12,11 @@ import tempfile
 import textwrap
 import unittest
 
+from tests.plain_python import PLAIN
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
 
 # Shared by the programs: note() records, while a request is pending, how Stasis lets the calling
 # thread wait ("watched", "traced" or "sampled"); the program prints the last notes on stderr when

@@ -10,10 +10,11 @@ import textwrap
 import time
 import unittest
 
+from tests.plain_python import PLAIN
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
 
 # Counts to a target, printing each step; one line of work per step keeps safe points frequent.
 COUNTER = textwrap.dedent("""
@@ -57,7 +58,7 @@ class StasisCase(unittest.TestCase):
         self.fail("did not finish")
 
     def expected(self, n=200):
-        r = subprocess.run(["/usr/bin/python3.11", self.prog, str(n)], capture_output=True, text=True,
+        r = subprocess.run([PLAIN, self.prog, str(n)], capture_output=True, text=True,
                            env=self.env)
         return r.stdout
 
