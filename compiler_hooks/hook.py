@@ -134,7 +134,7 @@ def compile_cached(path: str, data: bytes) -> CodeType:
         return code
     try:
         code, _tree = rewrite_module(data, path)
-    except Exception as e:           # noqa: B902 -- never break the program for our bug
+    except Exception as e:           # never break the program for our bug
         failure = f'{type(e).__name__}: {e}'
     else:
         cache.store(path, key, code)

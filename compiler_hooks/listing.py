@@ -18,7 +18,7 @@ class _MarkingUnparser(ast._Unparser):      # type: ignore[name-defined]
         super().__init__(**kw)
         self._notes = notes or {}
 
-    def traverse(self, node):                # type: ignore[override]
+    def traverse(self, node):
         if isinstance(node, ast.stmt):
             for note in self._notes.get(id(node), ()):
                 self.fill('# ' + note)

@@ -13,7 +13,7 @@ import ast
 from typing import Callable
 
 from .scopes import Scopes
-from .sites import (SITE_ATTR, SUSPENSION_NODES, comprehension_needs_lowering, decorators_stay_inline,
+from .sites import (SITE_ATTR, comprehension_needs_lowering, decorators_stay_inline,
                     eval_children, has_site, introspects, is_pure_call, lambda_needs_lowering,
                     walrus_targets)
 
@@ -385,7 +385,9 @@ class _Lowerer:
 
     def x_Dict(self, e: ast.Dict, pre: list[ast.stmt]) -> Res:
         rs = iter(self.seq(eval_children(e), pre))
-        keys, values, s = [], [], False
+        keys: list[ast.expr | None] = []
+        values: list[ast.expr] = []
+        s = False
         for k in e.keys:
             if k is None:
                 keys.append(None)
@@ -888,7 +890,7 @@ class _Inserter(list):
         self._target = target
         self._at = at
 
-    def append(self, item: ast.stmt) -> None:       # type: ignore[override]
+    def append(self, item: ast.stmt) -> None:
         self._target.insert(self._at, item)
         self._at += 1
 

@@ -75,7 +75,7 @@ def _positions_index(tree: ast.AST | None) -> dict[tuple, tuple[str, str]]:
     out: dict[tuple, tuple[str, str]] = {}
     if tree is None:
         return out
-    pure = getattr(tree, '_stasis_pure', frozenset())
+    pure: frozenset = getattr(tree, '_stasis_pure', frozenset())
     for n in ast.walk(tree):
         sid = getattr(n, SITE_ATTR, None)
         if sid is not None and hasattr(n, 'lineno'):

@@ -132,7 +132,7 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
             _run_script(target, execute, selection)
     except SystemExit as e:
         return _exit_status(e.code)
-    except BaseException as e:             # noqa: B902 -- the program's uncaught exception
+    except BaseException as e:             # the program's uncaught exception
         return _report(e)
     return 0            # the hook stays installed: code imported later (atexit, threads) too
 
@@ -144,7 +144,7 @@ def run_resumed(execute) -> int:
         execute()
     except SystemExit as e:
         return _exit_status(e.code)
-    except BaseException as e:             # noqa: B902 -- the program's uncaught exception
+    except BaseException as e:             # the program's uncaught exception
         return _report(e)
     finally:
         sys.settrace(None)

@@ -8,6 +8,7 @@ always safe (more temporaries, never a wrong replay).
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 import symtable
 

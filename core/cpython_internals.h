@@ -278,6 +278,13 @@ inline bool begin_watch(PyThreadState* ts, _PyInterpreterFrame* frame, LoopWatch
   return true;
 }
 
+// Whether the loop that runs `frame` on `ts` has a loop entered above it (a C call of that loop
+// entered Python code), so that begin_watch can watch it. GIL held, `ts` not running.
+inline bool loop_has_loop_above(PyThreadState* ts, _PyInterpreterFrame* frame) {
+  _PyCFrame* above = nullptr;
+  return loop_of(ts, frame, &above) && above;
+}
+
 // On the watched thread, at one of its trace or profile events: whether the event comes from the
 // watched loop (control came back to it). Then, and only then, tstate->cframe is `stand_in`.
 inline bool watch_fired(PyThreadState* ts, const LoopWatch& w) { return ts->cframe == &w.stand_in; }
@@ -536,7 +543,9 @@ inline PyObject* interpreter_frame_code(_PyInterpreterFrame* f) { return reinter
 // of Stasis used directly (issue 16.5). Checked against 3.11.2 and 3.11.7 like the rest of the file.
 namespace stasis::internals {
 
-// Bytes per code unit (_Py_CODEUNIT): f_lasti and the resume tables count bytes, frames count units.
+// One code unit (cpython/code.h _Py_CODEUNIT: opcode and argument; read them with unit_opcode and
+// unit_argument). Bytes per code unit: f_lasti and the resume tables count bytes, frames count units.
+using CodeUnit = _Py_CODEUNIT;
 constexpr int kCodeUnitBytes = int(sizeof(_Py_CODEUNIT));
 
 // cpython/code.h PyCodeObject: locals, cells and free variables ("localsplus") in slot order, and
@@ -631,6 +640,9 @@ inline int set_code_extra(PyObject* code, Py_ssize_t index, void* extra) {
 //   - entered_from_c, frame_entered_from_c: is_entry is gone (3.12 pushes a shim frame owned by
 //     the C stack, FRAME_OWNED_BY_CSTACK, under a frame entered from C).
 //   - generator_code: PyGenObject::gi_code is gone (the code is the frame's f_code).
+//   - loop_of, loop_has_loop_above (is_entry), LoopWatch with begin_watch, end_watch,
+//     untrace_loops_above, set_current_loop_traced: _PyCFrame::use_tracing is gone (tracing is
+//     instrumentation of the code, not a per-loop flag): watching a loop needs another mechanism.
 // * Compile with 3.12, semantics to re-verify:
 //   - last_instruction, frame_lasti, set_frame_lasti, jump_at_trace_event: prev_instr still
 //     exists, but 'line' events come from sys.monitoring (PEP 669, INSTRUMENTED_LINE): whether
@@ -648,6 +660,13 @@ inline int set_code_extra(PyObject* code, Py_ssize_t index, void* extra) {
 //     the macros remain. restore/code_verifier.cpp's opcode table is 3.11's and must be redone.
 //   - code_extra, set_code_extra, request_code_extra_index: renamed PyUnstable_* (old names kept).
 //   - current_interpreter_frame: cframe remains in 3.12 (gone in 3.13: tstate->current_frame).
+//   - code_nlocalsplus, code_localsplus_names, code_nfreevars, localsplus_kind (also 3.13): comprehensions
+//     are inlined (PEP 709), so a function's localsplus gains hidden slots (CO_FAST_HIDDEN) that
+//     capture and replay must skip or carry, and ".0" comprehension code objects no longer exist.
+//   - frame_incomplete, calling_frame, CodeUnit (also 3.13): the incomplete-frame rule changes with
+//     the shim frames of FRAME_OWNED_BY_CSTACK.
+//   - thread_context, type_lookup, object_dict_pointer, long_from_bytes (also 3.13): unchanged
+//     signatures; object_dict_pointer meets inline values (managed dicts) more often.
 // * Break in 3.13 (compile with 3.12): current_interpreter_frame (cframe), interpreter_frame,
 //   frame_code & co. (f_code is f_executable), set_frame_lasti & co. (prev_instr is instr_ptr),
 //   set_thread_trace (_PyEval_SetTrace not exported), runtime_finalizing (Py_IsFinalizing is public),

@@ -129,8 +129,9 @@ PyObject* thread_context_value(PyObject*, PyObject* args) {
     PyObject* name;
     if (!PyArg_ParseTuple(args, "kU:thread_context_value", &ident, &name)) throw Error::python();
     PyThreadState* ts = internals::find_thread_state(ident);
-    if (!ts || !ts->context) return none();
-    Ref context = Ref::borrow(ts->context);  // immutable (a HAMT): safe to read from here
+    PyObject* current = ts ? internals::thread_context(ts) : nullptr;
+    if (!current) return none();
+    Ref context = Ref::borrow(current);  // immutable (a HAMT): safe to read from here
     Ref keys = Ref::steal(PyObject_GetIter(context.get()));
     if (!keys) throw Error::python();
     while (Ref var = Ref::steal(PyIter_Next(keys.get()))) {

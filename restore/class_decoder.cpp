@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/allowlist.h"
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "restore/decoders.h"
 
@@ -109,7 +110,7 @@ bool inherited(PyObject* bases, PyObject* key, PyObject* value) {
   for (Py_ssize_t i = 0; bases && i < PyTuple_GET_SIZE(bases); ++i) {
     PyObject* base = PyTuple_GET_ITEM(bases, i);
     if (!PyType_Check(base)) continue;
-    PyObject* have = _PyType_Lookup(reinterpret_cast<PyTypeObject*>(base), key);
+    PyObject* have = internals::type_lookup(reinterpret_cast<PyTypeObject*>(base), key);
     if (!have) continue;
     if (have == value) return true;
     if (Py_IS_TYPE(have, &PyStaticMethod_Type) || Py_IS_TYPE(have, &PyClassMethod_Type)) {

@@ -158,20 +158,20 @@ class Verifier {
   void decode() {
     const Opcodes& t = opcodes();
     int n = internals::code_units(co_);
-    const _Py_CODEUNIT* code = _PyCode_CODE(co_);
+    const internals::CodeUnit* code = internals::code_units_as_run(co_);
     if (!raw_) {
       deopt_ = Ref::steal(PyCode_GetCode(co_));
       if (!deopt_ || !PyBytes_Check(deopt_.get()) || PyBytes_GET_SIZE(deopt_.get()) != Py_ssize_t(n) * 2) {
         PyErr_Clear();
         fail("cannot read the code's bytes");
       }
-      code = reinterpret_cast<const _Py_CODEUNIT*>(PyBytes_AS_STRING(deopt_.get()));
+      code = reinterpret_cast<const internals::CodeUnit*>(PyBytes_AS_STRING(deopt_.get()));
     }
     start_of_.assign(size_t(n), -1);
     int ext = 0, ext_start = -1, ext_count = 0;
     for (int u = 0; u < n;) {
-      int op = _Py_OPCODE(code[u]);
-      int arg = _Py_OPARG(code[u]);
+      int op = internals::unit_opcode(code[u]);
+      int arg = internals::unit_argument(code[u]);
       if (op == EXTENDED_ARG) {
         if (ext_count == 3) fail("more than three EXTENDED_ARG in a row", u);
         if (ext_start < 0) ext_start = u;
@@ -209,15 +209,16 @@ class Verifier {
   }
 
   // --- frame prefix and flags ---------------------------------------------------------------------
-  int nfree() const { return co_->co_nfreevars; }
-  int nlocalsplus() const { return co_->co_nlocalsplus; }
+  int nfree() const { return internals::code_nfreevars(co_); }
+  int nlocalsplus() const { return internals::code_nlocalsplus(co_); }
   int slot_kind(int i) const { return internals::localsplus_kind(co_, i); }
 
   void check_flags_and_prefix() {
     // A comprehension's code takes its iterator as argument ".0" (the caller ran GET_ITER), and
     // runs FOR_ITER on it: that slot holds an iterator, and nothing may store anything else there.
-    if (co_->co_argcount >= 1 && PyTuple_GET_SIZE(co_->co_localsplusnames) >= 1) {
-      PyObject* first = PyTuple_GET_ITEM(co_->co_localsplusnames, 0);
+    PyObject* names = internals::code_localsplus_names(co_);
+    if (co_->co_argcount >= 1 && PyTuple_GET_SIZE(names) >= 1) {
+      PyObject* first = PyTuple_GET_ITEM(names, 0);
       if (PyUnicode_Check(first) && PyUnicode_CompareWithASCIIString(first, ".0") == 0) iter_arg_ = 0;
     }
     int gen_flags = co_->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR);
@@ -567,8 +568,8 @@ class Verifier {
         auto* inner = reinterpret_cast<PyCodeObject*>(PyTuple_GET_ITEM(co_->co_consts, code.n));
         if (in.arg & 0x08) {
           Kind closure = pop(kClosure);
-          if (closure.n != inner->co_nfreevars) fail("MAKE_FUNCTION with a closure that does not match the code's free variables", at);
-        } else if (inner->co_nfreevars) {
+          if (closure.n != internals::code_nfreevars(inner)) fail("MAKE_FUNCTION with a closure that does not match the code's free variables", at);
+        } else if (internals::code_nfreevars(inner)) {
           fail("MAKE_FUNCTION of code with free variables and no closure", at);
         }
         if (in.arg & 0x04) pop();
@@ -713,7 +714,7 @@ class Verifier {
 bool kind_accepts(Kind k, PyObject* v) {
   switch (k.tag) {
     case kAny: case kNull: case kObj: return true;  // NULL slots are saved as None (harmless)
-    case kIter: return Py_TYPE(v)->tp_iternext != nullptr && Py_TYPE(v)->tp_iternext != &_PyObject_NextNotImplemented;
+    case kIter: return internals::is_iterator_type(Py_TYPE(v));
     case kList: return PyList_CheckExact(v);
     case kSet: return PySet_CheckExact(v);
     case kDict: return PyDict_CheckExact(v);

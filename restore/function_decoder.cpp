@@ -2,6 +2,7 @@
 // Counterpart: snapshot/function_encoder.cpp. A code object is built by types.CodeType from its
 // fields (validated by CPython) and then checked by restore/code_verifier.h before anything can
 // run it; in an object graph, nothing of it runs while loading (restore/code_guard.h).
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "restore/code_verifier.h"
 #include "restore/decoders.h"
@@ -48,7 +49,7 @@ void decode_function(HeapDecoder& d, uint8_t op) {
     if (!PyDict_Check(globals.get())) d.corrupt("Function globals are neither a module nor a dict");
     if (!PyUnicode_Check(name.get()) || !PyUnicode_Check(qualname.get())) d.corrupt("Function name is not a str");
     auto* co = reinterpret_cast<PyCodeObject*>(code.get());
-    Py_ssize_t nfree = co->co_nfreevars;
+    Py_ssize_t nfree = internals::code_nfreevars(co);
     if (closure.get() == Py_None ? nfree != 0 : (!PyTuple_Check(closure.get()) || PyTuple_GET_SIZE(closure.get()) != nfree))
       d.corrupt("Function closure does not match the code's free variables");
     if (nfree)

@@ -66,7 +66,7 @@ void make_generator(HeapDecoder& d) {
   Ref kwargs = Ref::steal(PyDict_New());
   if (!kwargs) throw Error::python();
   for (int i = 0; i < co->co_kwonlyargcount; ++i) {
-    PyObject* name = PyTuple_GET_ITEM(co->co_localsplusnames, co->co_argcount + i);
+    PyObject* name = PyTuple_GET_ITEM(internals::code_localsplus_names(co), co->co_argcount + i);
     if (PyDict_SetItem(kwargs.get(), name, Py_None) < 0) throw Error::python();
   }
   struct Allow {  // the guard lets this one frame prefix run
@@ -139,10 +139,10 @@ void fill_frame(HeapDecoder& d) {
     if (!low) throw Error::python();
     bool bound = PyObject_IsTrue(low.get()) == 1;
     PyObject* v = bound ? PyTuple_GET_ITEM(locals.get(), i) : nullptr;
-    _PyLocals_Kind kind = _PyLocals_GetKind(co->co_localspluskinds, i);
+    int kind = internals::localsplus_kind(co, i);
     if (v && (kind & (CO_FAST_CELL | CO_FAST_FREE)) && !PyCell_Check(v))
       d.corrupt("GeneratorFrame: a cell variable holds a non-cell");
-    if (v && i == iter_slot && (!Py_TYPE(v)->tp_iternext || Py_TYPE(v)->tp_iternext == &_PyObject_NextNotImplemented))
+    if (v && i == iter_slot && !internals::is_iterator_type(Py_TYPE(v)))
       d.corrupt("GeneratorFrame: a comprehension's iterator argument holds a non-iterator");
     PyObject* old = slots[i];
     slots[i] = v ? Py_NewRef(v) : nullptr;

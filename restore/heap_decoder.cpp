@@ -216,7 +216,7 @@ Ref HeapDecoder::run() {
       case Op::IntBig: {
         uint64_t n = in_.uvar();
         std::string_view b = in_.view(n);
-        push(_PyLong_FromByteArray(reinterpret_cast<const unsigned char*>(b.data()), b.size(), 1, 1));
+        push(internals::long_from_bytes(reinterpret_cast<const unsigned char*>(b.data()), b.size(), true, true));
         break;
       }
       case Op::Float: {  // big-endian since format version 3

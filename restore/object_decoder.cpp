@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/allowlist.h"
+#include "core/cpython_internals.h"
 #include "core/error.h"
 #include "core/python_error.h"
 #include "core/python_import.h"
@@ -30,7 +31,7 @@ std::string type_name(PyObject* o) {
 // Calls the attribute `name` of `obj`'s class, bound to obj (as the interpreter calls a special
 // method): never an attribute the snapshot put in obj's own __dict__. nullptr: no such attribute.
 Ref call_class_method(PyObject* obj, PyObject* name, PyObject* arg, PyObject* arg2 = nullptr) {
-  PyObject* attr = _PyType_Lookup(Py_TYPE(obj), name);  // borrowed
+  PyObject* attr = internals::type_lookup(Py_TYPE(obj), name);  // borrowed
   if (!attr) return Ref();
   Ref keep = Ref::borrow(attr);
   Ref bound;
@@ -172,7 +173,7 @@ void decode_build(HeapDecoder& d, uint8_t) {
   if (PyType_Check(obj) || PyModule_Check(obj))
     d.corrupt(std::string("Build on a ") + Py_TYPE(obj)->tp_name + " (only instances take Build state)");
   static PyObject* name = PyUnicode_InternFromString("__setstate__");
-  if (_PyType_Lookup(Py_TYPE(obj), name)) {  // the class's own __setstate__, never obj's attribute
+  if (internals::type_lookup(Py_TYPE(obj), name)) {  // the class's own __setstate__, never obj's attribute
     try {
       call_class_method(obj, name, state.get());
     } catch (const Error& e) {
@@ -189,7 +190,7 @@ void decode_build(HeapDecoder& d, uint8_t) {
   }
   if (dict_state != Py_None) {
     if (!PyDict_CheckExact(dict_state)) d.corrupt("Build state is not a dict");
-    PyObject** dictptr = _PyObject_GetDictPtr(obj);
+    PyObject** dictptr = internals::object_dict_pointer(obj);
     if (!dictptr) d.corrupt(std::string("Build of __dict__ state on a ") + Py_TYPE(obj)->tp_name + " without __dict__");
     if ((*dictptr == nullptr || PyDict_GET_SIZE(*dictptr) == 0) && Py_REFCNT(dict_state) == 1) {
       // The state dict is ours alone: it becomes the instance's __dict__ (no copy).
@@ -206,7 +207,7 @@ void decode_build(HeapDecoder& d, uint8_t) {
     while (PyDict_Next(slot_state, &pos, &k, &v)) {
       // Only __slots__ members: a name that is a property or __class__ would run the class's
       // code or change what the object is.
-      PyObject* descr = PyUnicode_CheckExact(k) ? _PyType_Lookup(Py_TYPE(obj), k) : nullptr;
+      PyObject* descr = PyUnicode_CheckExact(k) ? internals::type_lookup(Py_TYPE(obj), k) : nullptr;
       if (!descr || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
         d.corrupt("Build slot state names something that is not a __slots__ member of " +
                   std::string(Py_TYPE(obj)->tp_name));

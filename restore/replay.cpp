@@ -70,7 +70,7 @@ void restore_frame(PyFrameObject* frame, PyObject* record) {
     throw bad_record("offset " + std::to_string(offset) + " is not the start of an instruction the code accepts");
   if (!PyDict_Check(locals) || !PyTuple_Check(stack))
     throw bad_record("locals must be a dict and stack a tuple");
-  if (internals::frame_stacktop(f) != code->co_nlocalsplus)
+  if (internals::frame_value_depth(f) != 0)
     throw Error(ErrorCode::Internal, "replay reached a frame whose value stack is not empty");
   if (PyTuple_GET_SIZE(stack) > code->co_stacksize)
     throw bad_record("more stack values than the code's stack size");
@@ -86,10 +86,10 @@ void restore_frame(PyFrameObject* frame, PyObject* record) {
 
   if (code->co_flags & CO_OPTIMIZED) {
     PyObject** slots = internals::frame_localsplus(f);
-    for (int i = 0; i < code->co_nlocalsplus; ++i) {
+    for (int i = 0, n = internals::code_nlocalsplus(code); i < n; ++i) {
       int kind = internals::localsplus_kind(code, i);
       if (kind & CO_FAST_FREE) continue;  // from the function's closure: already the right cells
-      PyObject* value = PyDict_GetItemWithError(locals, PyTuple_GET_ITEM(code->co_localsplusnames, i));
+      PyObject* value = PyDict_GetItemWithError(locals, PyTuple_GET_ITEM(internals::code_localsplus_names(code), i));
       if (!value && PyErr_Occurred()) throw Error::python();
       if (kind & CO_FAST_CELL) {
         if (!value) continue;  // keep the fresh cell MAKE_CELL made

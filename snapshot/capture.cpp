@@ -9,7 +9,7 @@ namespace {
 
 using compiler_hooks::ResumeRow;
 
-int lasti_bytes(_PyInterpreterFrame* f) { return internals::frame_lasti(f) * int(sizeof(_Py_CODEUNIT)); }
+int lasti_bytes(_PyInterpreterFrame* f) { return internals::frame_lasti(f) * internals::kCodeUnitBytes; }
 
 std::string text_of(PyObject* s, const char* if_none = "?") {
   const char* t = s && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : nullptr;
@@ -68,10 +68,9 @@ PyObject* callable_of_call(_PyInterpreterFrame* caller) {
   PyCodeObject* code = internals::frame_code(caller);
   int lasti = internals::frame_lasti(caller);
   const auto* table = compiler_hooks::resume_table(code);
-  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
+  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * internals::kCodeUnitBytes) : nullptr;
   if (!row) return nullptr;
-  PyObject** slots = internals::frame_localsplus(caller) + code->co_nlocalsplus + row->structural;
-  return slots[0] ? slots[0] : slots[1];
+  return internals::call_callable(internals::frame_value_stack(caller) + row->structural);
 }
 
 // Also __init__ run by a class call whose result the caller throws away (socketserver's
@@ -119,9 +118,9 @@ bool called_by_reissuable_call(_PyInterpreterFrame* f) {
   // In rewritten code the call's operands sit right above the row's structural values:
   // NULL, the callable, the argument tuple[, the keyword dict].
   const auto* table = compiler_hooks::resume_table(code);
-  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * int(sizeof(_Py_CODEUNIT))) : nullptr;
+  const ResumeRow* row = table ? compiler_hooks::row_at(*table, lasti * internals::kCodeUnitBytes) : nullptr;
   if (!row) return false;
-  PyObject* callable = internals::frame_localsplus(caller)[code->co_nlocalsplus + row->structural + 1];
+  PyObject* callable = internals::frame_value_stack(caller)[row->structural + 1];
   return callable && !PyType_Check(callable);
 }
 
@@ -169,16 +168,16 @@ Ref frame_record(_PyInterpreterFrame* f, PyObject* row_id, int offset, int keep)
   if (!locals) throw Error::python();
   if (code->co_flags & CO_OPTIMIZED) {
     PyObject** slots = internals::frame_localsplus(f);
-    for (int i = 0; i < code->co_nlocalsplus; ++i) {
+    for (int i = 0, n = internals::code_nlocalsplus(code); i < n; ++i) {
       int kind = internals::localsplus_kind(code, i);
       if ((kind & CO_FAST_FREE) || slots[i] == nullptr) continue;
-      PyObject* name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
+      PyObject* name = PyTuple_GET_ITEM(internals::code_localsplus_names(code), i);
       if (PyDict_SetItem(locals.get(), name, slots[i]) < 0) throw Error::python();
     }
   }
   Ref stack = Ref::steal(PyTuple_New(keep));
   if (!stack) throw Error::python();
-  PyObject** base = internals::frame_localsplus(f) + code->co_nlocalsplus;
+  PyObject** base = internals::frame_value_stack(f);
   for (int i = 0; i < keep; ++i) PyTuple_SET_ITEM(stack.get(), i, Py_NewRef(base[i]));
   namespace field = format::program::field;
   Ref record = Ref::steal(Py_BuildValue("{sOsOsisOsO}", field::code, code, field::row, row_id ? row_id : Py_None,
@@ -206,7 +205,7 @@ std::string walk(_PyInterpreterFrame* top, const StackBase& base, TopState state
     } else if (!compiler_hooks::resume_table(code)) {
       return where(f) + " runs code that was not rewritten";
     }
-    int depth = internals::frame_stacktop(f) - code->co_nlocalsplus;
+    int depth = internals::frame_value_depth(f);
     int offset = lasti_bytes(f);
     PyObject* row_id = nullptr;
     int keep = depth;
@@ -248,10 +247,9 @@ std::string line_blocker(_PyInterpreterFrame* f) {
   // Replay does not restore the exception being handled (sys.exc_info(), a bare `raise`).
   Ref handled = Ref::steal(PyErr_GetHandledException());
   if (handled && handled.get() != Py_None) return where(f) + " is inside an exception handler";
-  PyCodeObject* code = internals::frame_code(f);
-  int depth = internals::frame_stacktop(f) - code->co_nlocalsplus;
+  int depth = internals::frame_value_depth(f);
   if (depth < 0) return where(f) + " is executing (no saved value stack)";
-  PyObject** values = internals::frame_localsplus(f) + code->co_nlocalsplus;
+  PyObject** values = internals::frame_value_stack(f);
   for (int i = 0; i < depth; ++i)
     if (values[i] == nullptr) return where(f) + " is in the middle of an expression";
   return {};

@@ -161,7 +161,7 @@ void install(Park* p, PyThreadState* ts) {
     PyObject* obj = internals::thread_trace_object(ts);
     p->program_obj = obj ? Ref::borrow(obj) : Ref();
   }
-  if (_PyEval_SetTrace(ts, park_trace, p->capsule) < 0) throw Error::python();
+  if (internals::set_thread_trace(ts, park_trace, p->capsule) < 0) throw Error::python();
   p->traced = true;
   p->top = nullptr;
 }
@@ -171,7 +171,7 @@ void uninstall(Park* p, PyThreadState* ts) {
   p->escalated = false;
   p->top = nullptr;
   if (internals::thread_trace_function(ts) == park_trace && internals::thread_trace_object(ts) == p->capsule &&
-      _PyEval_SetTrace(ts, p->program_func, p->program_obj.get()) < 0)
+      internals::set_thread_trace(ts, p->program_func, p->program_obj.get()) < 0)
     throw Error::python();
 }
 
@@ -196,8 +196,7 @@ bool can_watch(Park* p, PyThreadState* ts) {
 
 // Whether the loop that runs `frame` has a loop above it (a C call of it entered Python code).
 bool watchable(PyThreadState* ts, _PyInterpreterFrame* frame) {
-  _PyCFrame* above = nullptr;
-  return internals::loop_of(ts, frame, &above) && above;
+  return internals::loop_has_loop_above(ts, frame);
 }
 
 // Watches the loop that runs `resumable` (the innermost frame whose stack below is resumable; the
@@ -330,7 +329,7 @@ bool is_avoided(PyObject* code, long offset) {
 bool is_avoided(_PyInterpreterFrame* f) {
   if (parking().avoided.empty()) return false;
   return is_avoided(reinterpret_cast<PyObject*>(internals::frame_code(f)),
-                    internals::frame_lasti(f) * long(sizeof(_Py_CODEUNIT)));
+                    internals::frame_lasti(f) * long(internals::kCodeUnitBytes));
 }
 
 // Counts a safe point reached with `frames` captured; at the last one parks (and returns true once
@@ -534,7 +533,7 @@ int park_trace(PyObject* capsule, PyFrameObject* frame, int what, PyObject* arg)
       p->program_func = internals::thread_trace_function(ts);
       PyObject* obj = internals::thread_trace_object(ts);
       p->program_obj = obj ? Ref::borrow(obj) : Ref();
-      if (p->traced && _PyEval_SetTrace(ts, park_trace, capsule) < 0) return -1;
+      if (p->traced && internals::set_thread_trace(ts, park_trace, capsule) < 0) return -1;
     }
     if (rc != 0) return rc;
     if (!p->traced) return 0;
@@ -560,7 +559,7 @@ Ref owned_capsule(Park* p) {
 
 _PyInterpreterFrame* innermost_complete(PyThreadState* ts) {
   _PyInterpreterFrame* f = internals::current_interpreter_frame(ts);
-  while (f && _PyFrame_IsIncomplete(f)) f = f->previous;
+  while (f && internals::frame_incomplete(f)) f = internals::calling_frame(f);
   return f;
 }
 
@@ -767,7 +766,7 @@ void wait_for_park(double seconds) {
   // The program may have ended meanwhile: taking the GIL back would then end this thread with
   // pthread_exit (ceval_gil.h take_gil), whose forced unwinding through the engine's noexcept
   // entry point aborts the process. A thread of Stasis waits for the process to end instead.
-  while (_Py_IsFinalizing()) std::this_thread::sleep_for(std::chrono::seconds(1));
+  while (internals::runtime_finalizing()) std::this_thread::sleep_for(std::chrono::seconds(1));
   PyEval_RestoreThread(saved);
 }
 
@@ -788,7 +787,7 @@ void trace_replaced() {
   p->program_func = internals::thread_trace_function(ts);
   PyObject* obj = internals::thread_trace_object(ts);
   p->program_obj = obj ? Ref::borrow(obj) : Ref();
-  if (_PyEval_SetTrace(ts, park_trace, p->capsule) < 0) throw Error::python();
+  if (internals::set_thread_trace(ts, park_trace, p->capsule) < 0) throw Error::python();
   p->skip_depth = 1;  // the sys.settrace wrapper calling this returns first
 }
 

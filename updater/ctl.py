@@ -13,7 +13,7 @@ import hashlib
 import os
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ..errors import EXIT_USAGE, StasisError
 from . import channel, render

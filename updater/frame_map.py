@@ -384,7 +384,7 @@ def _map_locals(old: Dict[str, Any], old_code: types.CodeType, new_code: types.C
             if name not in out:
                 try:
                     value = make(dict(view))
-                except Exception as e:  # noqa: BLE001 - the update module's code: reported, nothing applied
+                except Exception as e:  # the update module's code: reported, nothing applied
                     raise UpdateError(f"map_frame({rule.module}.{rule.qualname}): init of {name!r} raised "
                                       f"{type(e).__name__}: {e} (it is given the frame's locals: "
                                       f"{sorted(view)})") from None

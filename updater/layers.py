@@ -21,7 +21,7 @@ from .. import _engine
 from ..compiler_hooks import bytecode
 from .errors import NotQuiescentError, UpdateError, UpdateRefusedError
 from .instrument import Hooks, Probe, build_wrapper, inject_profile, instrumentable
-from .targets import MISSING, describe_code
+from .targets import MISSING
 
 SafePoint = Union[str, Callable[[], bool]]
 DEFAULT_TIMEOUT = 10.0

@@ -72,7 +72,7 @@ def flamegraph_svg(folded_text: str, title: str = "stasis profile", width: int =
     total = tree["n"] or 1
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="monospace" font-size="11">',
-           f'<rect width="100%" height="100%" fill="#f8f8f8"/>',
+           '<rect width="100%" height="100%" fill="#f8f8f8"/>',
            f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{html.escape(title)}</text>']
 
     def draw(node: Dict[str, Any], name: str, x: float, level: int) -> None:

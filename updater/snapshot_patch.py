@@ -297,7 +297,7 @@ class _Patching:
             code = compile(ast.Module([s], []), filename, "exec", dont_inherit=True)
             try:
                 exec(code, mod.__dict__)
-            except BaseException as e:  # noqa: BLE001 - the program's code: reported, nothing applied
+            except BaseException as e:  # the program's code: reported, nothing applied
                 raise UpdateError(f"--source {spec.path}: line {s.lineno} of the new source (binding "
                                   f"{', '.join(names)}) raised {type(e).__name__}: {e}") from None
             for n in names:

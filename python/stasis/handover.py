@@ -28,7 +28,6 @@ import os
 import platform
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import BY_CODE, NotAvailableError, NotSuspendableError, SnapshotIOError, StasisError, TakeoverError
+from .errors import BY_CODE, NotAvailableError, NotSuspendableError, StasisError, TakeoverError
 
 ENV = "STASIS_HANDOVER"
 _HOLD_ATTEMPTS = 50          # freezes tried before giving up because reads kept completing

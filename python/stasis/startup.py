@@ -50,7 +50,7 @@ def _wanted_seed(argv: List[str]) -> Optional[str]:
         try:
             from . import _engine
             header = _engine.payload_header(path, key=None, verify=False)
-        except Exception:  # noqa: BLE001 - reported by the normal path
+        except Exception:  # reported by the normal path
             return None
         if header.get("kind") != "program":
             return None
@@ -70,7 +70,7 @@ def settle_hash_seed(argv: List[str]) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     from . import startup_signals
     startup_signals.block_for_exec()  # a suspension signal now is kept for the new process

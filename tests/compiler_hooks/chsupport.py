@@ -46,7 +46,7 @@ def execute(source: str, filename: str, rewritten: bool) -> tuple[object, str]:
     try:
         exec(code, ns)
         value: object = ns.get('result')
-    except BaseException as e:       # noqa: B902
+    except BaseException as e:
         value = ('raised', ''.join(traceback.format_exception(e)))
     finally:
         sys.stdout = saved

@@ -241,7 +241,7 @@ class DynamicStack(unittest.TestCase):
         sys.settrace(tracer)
         try:
             exec(code, ns)
-        except BaseException:       # noqa: B902 -- some snippets end by raising on purpose
+        except BaseException:       # some snippets end by raising on purpose
             pass
         finally:
             sys.settrace(saved)

@@ -6,6 +6,8 @@ import sys
 import tempfile
 import unittest
 
+from tests.plain_python import PLAIN
+
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 

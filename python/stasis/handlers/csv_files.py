@@ -54,7 +54,6 @@ def _load_reader(state: Tuple) -> Any:
 
 
 def _save_writer(w: Any) -> Tuple:
-    import _csv
     writes = [o for o in gc.get_referents(w) if callable(o) and not isinstance(o, type)]
     if len(writes) != 1:
         raise TypeError("its output's write method cannot be found")

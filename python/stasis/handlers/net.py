@@ -25,7 +25,6 @@ numbers programs keep (asyncio's transports, selector keys) stay right; `fd_map`
 """
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
 import socket
@@ -35,7 +34,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..errors import SnapshotIOError, StasisError
+from ..errors import SnapshotIOError
 
 _STATE_VERSION = 1
 

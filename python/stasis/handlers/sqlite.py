@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..errors import CorruptSnapshotError, SnapshotIOError
 
@@ -84,7 +84,7 @@ def recording_class(base: type) -> type:
         return cls
     sqlite3 = _sqlite3()
 
-    class Connection(base):  # type: ignore[misc, valid-type]
+    class Connection(base):
         def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
             kwargs.update(zip(_CONNECT_ARGS, args))
             kwargs.pop("factory", None)
@@ -153,7 +153,7 @@ def _recording_cursor(base: type) -> type:
     if cls is not None:
         return cls
 
-    class Cursor(base):  # type: ignore[misc, valid-type]
+    class Cursor(base):
         # (sql, parameters) of the last statement, and how many of its rows were fetched; None
         # when it has no rows left to give (finished, or a statement without rows).
         _stasis_query: Optional[Tuple[str, Any]] = None

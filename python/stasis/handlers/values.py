@@ -129,7 +129,7 @@ class ScannerContext:
 
     def __init__(self, **settings: Any) -> None:
         vars(self).update(settings)
-        self.memo = {}
+        self.memo: Dict[Any, Any] = {}
 
 
 def _save_json_scanner(scanner: Any) -> dict:

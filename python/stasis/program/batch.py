@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from .. import _engine
 from ..errors import IncompatibleSnapshotError, StasisError
@@ -40,7 +40,7 @@ def describe(program: List[str]) -> str:
 def choose(path: str, program: List[str], key: Optional[bytes]) -> Optional[str]:
     """The snapshot to resume, or None to start the program. Raises when PATH holds a snapshot
     of another program, or when every snapshot there is damaged."""
-    damaged = []
+    damaged: List[Tuple[str, StasisError]] = []
     for candidate in candidates(path):
         try:
             header = _engine.payload_header(candidate, key=key, verify=False)
@@ -58,12 +58,12 @@ def choose(path: str, program: List[str], key: Optional[bytes]) -> Optional[str]
             raise IncompatibleSnapshotError(
                 f"{candidate} is a snapshot of `{describe(meta.program)}`, not of `{describe(program)}`: "
                 "give this program a --snapshot PATH of its own, or remove the file to start over")
-        for bad, e in damaged:
-            sys.stderr.write(f"stasis: warning: {bad} is damaged ({e}); resuming the older {candidate}\n")
+        for bad, error in damaged:
+            sys.stderr.write(f"stasis: warning: {bad} is damaged ({error}); resuming the older {candidate}\n")
         return candidate
     if damaged:
-        bad, e = damaged[0]
-        raise type(e)(f"{bad} is damaged and no older checkpoint is whole: {e}; remove it to start the "
+        bad, error = damaged[0]
+        raise type(error)(f"{bad} is damaged and no older checkpoint is whole: {error}; remove it to start the "
                       "program from the beginning")
     return None
 

@@ -270,7 +270,7 @@ def _on_exception(exc: BaseException, lasti: int, depth: int) -> None:
     frame = sys._getframe(1)
     try:
         _consider(frame, exc, lasti, depth, me)
-    except BaseException as e:  # noqa: BLE001 - never disturb the program's own exception
+    except BaseException as e:  # never disturb the program's own exception
         _failures[me] = (exc, f"internal error of Stasis: {type(e).__name__}: {e}")
     finally:
         del frame
@@ -527,7 +527,7 @@ def _clause_type(loads: tuple, frame: types.FrameType) -> Any:
                 else:
                     b = g.get("__builtins__", builtins)
                     stack.append((b if isinstance(b, dict) else vars(b))[arg])
-    except Exception:  # noqa: BLE001 - cannot tell: assume it catches
+    except Exception:  # cannot tell: assume it catches
         return None
     return stack[0] if len(stack) == 1 else None
 

@@ -119,7 +119,7 @@ class RestartedThreads:
                            replay_failed)
         except StasisError as e:
             fail(f"thread {t.name!r}: {e}", e.code)
-        except BaseException as e:  # noqa: BLE001 - any failure here ends the resume
+        except BaseException as e:  # any failure here ends the resume
             fail(f"thread {t.name!r} could not be rebuilt: {type(e).__name__}: {e}")
         t._bootstrap()  # rebuilt by the replay trace as it calls run()
 

@@ -17,7 +17,7 @@ import struct
 import sys
 import threading
 import types
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 from .. import _engine
 from ..errors import CorruptSnapshotError, IncompatibleSnapshotError, SnapshotIOError, StasisError
@@ -97,7 +97,7 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     _check_meta(meta)
     seed = _hash_seed(header)
     process_state.reexec_with_hash_seed(seed)
-    from ..compiler_hooks import hook, runner
+    from ..compiler_hooks import hook, runner  # noqa: F401 - runner loads before the hook is installed
 
     # Before any object is built: library modules are imported from where the program had them,
     # through the same import hook (so rewritten code is the same), and the program's own modules
@@ -220,7 +220,7 @@ class _malformed_state:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, error, tb) -> bool:
+    def __exit__(self, kind, error, tb) -> Literal[False]:
         if kind is not None and issubclass(kind, (TypeError, ValueError, KeyError, AttributeError, IndexError,
                                                   OverflowError, struct.error)) and not issubclass(kind, StasisError):
             raise CorruptSnapshotError(f"the snapshot's program state cannot be put back: {kind.__name__}: "

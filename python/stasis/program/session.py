@@ -124,7 +124,7 @@ class Session:
                     break
                 # A capture that failed says more than the later places that were avoided.
                 failure = failure or (why[0] if why else "") or "no safe point was reached"
-            except Exception as e:  # noqa: BLE001 - whatever failed, the program must not stay parked
+            except Exception as e:  # whatever failed, the program must not stay parked
                 from ..handlers import net
                 net.capture_aborted()  # connections saved by TCP repair go on
                 _engine.avoid_parked_points()  # the next attempt moves on to later safe points
@@ -203,7 +203,7 @@ class Session:
         returns True on resume; `pending_writes` are file bytes a checkpoint writer found buffered;
         `level` is zstd's (stasis restart writes a transient snapshot fast); `progress`: a long
         write shows a progress line when stderr is a terminal (a suspension's, not a checkpoint's)."""
-        from .. import _ensure_builtin_handlers, handlers
+        from .. import _ensure_builtin_handlers, handlers  # noqa: F401
         _ensure_builtin_handlers()
         process_state.flush_std_streams()
         state = self.program_state(threads, checkpoint, pending_writes)

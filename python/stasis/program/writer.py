@@ -38,7 +38,7 @@ def write_checkpoint(session, threads, path: str, files: Sequence[tuple], *, tri
         rotate(path, keep)
         session.write_snapshot(threads, path, checkpoint=checkpoint, pending_writes=pending)
         status = 0
-    except BaseException as e:  # noqa: BLE001 - a failed writer says why; the program goes on
+    except BaseException as e:  # a failed writer says why; the program goes on
         what = str(e) or type(e).__name__
         if not isinstance(e, Exception) or type(e).__module__.split(".")[0] != "stasis":
             what = f"{type(e).__name__}: {what}"
@@ -79,7 +79,7 @@ def take_pending_writes(files: Sequence[tuple]) -> List[Tuple[str, int, bytes]]:
             try:
                 if not f.closed and f.fileno() in shadows:
                     f.flush()
-            except Exception:  # noqa: BLE001 - a broken file object is the walk's to report
+            except Exception:  # a broken file object is the walk's to report
                 pass
         for shadow in shadows.values():
             pending.extend(shadow.changes())

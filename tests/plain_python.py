@@ -1,0 +1,6 @@
+"""The plain CPython the build was configured with (STASIS_PYTHON in the top CMakeLists.txt, `make
+PYTHON=...`), which tests run programs with to compare against a run under Stasis. ctest passes it
+in the environment (tests/CMakeLists.txt); run by hand outside ctest, Debian's python3.11."""
+import os
+
+PLAIN = os.environ.get("STASIS_PYTHON") or "/usr/bin/python3.11"
