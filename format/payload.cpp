@@ -311,13 +311,19 @@ std::string_view PayloadReader::view_across(size_t size) {
 
 const char* op_name(uint8_t op) { return op_info(op).name; }
 
-void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at) {
+uint64_t PayloadReader::raw_size() const { return file_.footer().raw_size; }
+
+void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at, uint64_t raw_size) {
   if (flags > 1 || (width != 1 && width != 2 && width != 4 && width != 8) || n % width != 0 ||
       n > kMaxBufferBytes)
     throw Error(ErrorCode::CorruptSnapshot,
                 "Buffer op at op byte " + std::to_string(at) + " has flags " + std::to_string(flags) +
                     ", element width " + std::to_string(width) + " and " + std::to_string(n) +
                     " bytes: flags must be 0 or 1, the width 1, 2, 4 or 8 and divide the size");
+  if (n > raw_size)
+    throw Error(ErrorCode::CorruptSnapshot, "Buffer op at op byte " + std::to_string(at) + " claims " +
+                                                std::to_string(n) + " bytes, more than the whole payload (" +
+                                                std::to_string(raw_size) + " bytes)");
 }
 
 OpSummary scan_ops(PayloadReader& r) {
@@ -372,7 +378,7 @@ OpSummary scan_ops(PayloadReader& r) {
         break;
       case Operand::Buffer: {
         uint64_t flags = r.uvar(), width = r.uvar(), n = r.uvar();
-        check_buffer_header(flags, width, n, at);
+        check_buffer_header(flags, width, n, at, r.raw_size());
         for (uint64_t left = n; left > 0;) {  // block by block, as the decoder reads them
           uint64_t b = std::min<uint64_t>(left, kPlaneBlockElements * width);
           r.view(size_t(b));

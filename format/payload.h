@@ -122,6 +122,9 @@ class PayloadReader {
     return view_across(size);
   }
   uint64_t offset() const { return consumed_ + pos_; }
+  // The payload's raw size as the footer gives it: no op can need more bytes than that (checked
+  // against the data when the payload ends).
+  uint64_t raw_size() const;
   // After at_end(): the end record and the check that nothing follows it.
   const PayloadEnd& end() const { return end_; }
   // True once every byte of the payload passed zstd's checks (when opened, or by this pass).
@@ -169,9 +172,11 @@ struct OpSummary {
 };
 OpSummary scan_ops(PayloadReader& reader);
 // The Buffer op's header (FORMAT.md): throws CorruptSnapshot naming op byte `at` unless flags,
-// element width and size are possible. Shared by scan_ops and the decoder.
+// element width and size are possible, and the size fits in the payload's `raw_size` bytes (the
+// decoder allocates the whole buffer before its bytes arrive: a size no payload of this file can
+// hold must not reach the allocator). Shared by scan_ops and the decoder.
 inline constexpr uint64_t kMaxBufferBytes = uint64_t(1) << 48;
-void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at);
+void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at, uint64_t raw_size);
 const char* op_name(uint8_t op);
 
 }  // namespace stasis::format

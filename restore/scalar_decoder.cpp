@@ -48,7 +48,7 @@ void decode_bytearray(HeapDecoder& d, uint8_t) {
 void decode_buffer(HeapDecoder& d, uint8_t) {
   uint64_t at = d.in().offset() - 1;
   uint64_t flags = d.in().uvar(), width = d.in().uvar(), n = d.in().uvar();
-  format::check_buffer_header(flags, width, n, at);
+  format::check_buffer_header(flags, width, n, at, d.in().raw_size());
   Ref out = Ref::steal(flags & 1 ? PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n))
                                  : PyByteArray_FromStringAndSize(nullptr, Py_ssize_t(n)));
   if (!out) d.refused("Buffer of " + std::to_string(n) + " bytes");

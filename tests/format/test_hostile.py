@@ -16,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import stasis  # noqa: E402
-from craft import (ADD_ITEMS, APPENDS, BUILD, CELL, CLASS, CLASS_STATE, CODE, DICT_ITEMS,  # noqa: E402
+from craft import (ADD_ITEMS, APPENDS, BUFFER, BUILD, CELL, CLASS, CLASS_STATE, CODE, DICT_ITEMS,  # noqa: E402
                    EMPTY_DICT, EMPTY_LIST, EMPTY_SET, FUNCTION, FUNCTION_STATE, GENERATOR,
                    LIST_ITEMS, MEMO, NEW_OBJ, NONE, POP, REDUCE, REF, SET_ITEMS, SET_LAYOUT,
                    TUPLE, WEAK_REF, Ops, code_fields, ops_of_code, program_meta, snapshot)
@@ -231,6 +231,16 @@ class Hostile(unittest.TestCase):
 
     def test_bytes_of_a_size(self):
         self.refused(snapshot(Ops().global_("builtins", "bytes").value((10**12,)).op(REDUCE)), "with a size")
+
+    def test_buffer_larger_than_the_payload(self):
+        """Found by loads_fuzz (tests/fuzz/crashers/loads_fuzz-crash-91cf35...): the decoder allocated
+        a Buffer op's declared size before any of its bytes arrived — 78 GiB from 37 bytes, an
+        out-of-memory abort under ASan, and CPython's stray 'SystemError: deallocated bytearray'
+        line on stderr when the allocation failed."""
+        for n in (10**9, 83837531111):
+            result = self.refused(snapshot(Ops().op(BUFFER, 0, 1, n).raw(b"abc")),
+                                  f"Buffer op at op byte 0 claims {n} bytes, more than the whole payload")
+            self.assertNotIn("SystemError", result["stderr"])
 
     def test_list_of_a_huge_range(self):
         ops = (Ops().global_("builtins", "list").global_("builtins", "range").value((10**15,)).op(REDUCE)
