@@ -317,7 +317,7 @@ class RawSegments(unittest.TestCase):
         two = raw_segment(self.DATA[:100]) + raw_segment(self.DATA[100:])
         self.assertEqual(stasis.loads(self.crafted(two)), bytearray(self.DATA))
         # the seed kept for loads_fuzz is this file
-        seed = os.path.join(os.path.dirname(__file__), "..", "fuzz", "seeds", "raw_segment_v8.snap")
+        seed = os.path.join(os.path.dirname(__file__), "..", "fuzz", "seeds", "raw_segment_v8.golden")
         with open(seed, "rb") as f:
             kept = f.read()
         made = self.crafted(raw_segment(self.DATA))
