@@ -313,9 +313,6 @@ class RawSegments(unittest.TestCase):
         self.assertEqual((type(back), back), (bytearray, bytearray(self.DATA)))
         back = stasis.loads(self.crafted(raw_segment(self.DATA), flags=3))
         self.assertEqual((type(back), back), (bytes, self.DATA))
-        # two segments back to back make one buffer
-        two = raw_segment(self.DATA[:100]) + raw_segment(self.DATA[100:])
-        self.assertEqual(stasis.loads(self.crafted(two)), bytearray(self.DATA))
         # the seed kept for loads_fuzz is this file
         seed = os.path.join(os.path.dirname(__file__), "..", "fuzz", "seeds", "raw_segment_v8.golden")
         with open(seed, "rb") as f:
@@ -337,6 +334,8 @@ class RawSegments(unittest.TestCase):
                                     lambda at: Ops().op(BUFFER, 2, 8, 8, at)), "1 out of line"),
             (self.crafted(b"\x50\x2a\x4d\x18" + bytes(12)), "neither a zstd frame nor a raw buffer segment"),
             (self.crafted(raw_segment(self.DATA)[:-9]), "raw buffer segment"),
+            # segments are full (64 MiB) but the last: a short one before it is not what was written
+            (self.crafted(raw_segment(self.DATA[:100]) + raw_segment(self.DATA[100:])), "holds 100 bytes where"),
         ]
         for data, message in cases:
             with self.subTest(message=message):
