@@ -353,9 +353,17 @@ class Describer {
       }
       case Op::Buffer: {
         uint64_t flags = r_.uvar(), width = r_.uvar(), n = r_.uvar();
-        check_buffer_header(flags, width, n, at_, r_.raw_size());
-        bool b = flags & 1;
+        check_buffer_header(flags, width, n, at_, r_.raw_size(), r_.stored_size());
+        bool b = flags & kBufferReadOnly;
         uint32_t id = push_new(b ? DescKind::Bytes : DescKind::ByteArray, builtin(b ? "bytes" : "bytearray"));
+        if (flags & kBufferOutOfLine) {  // its bytes are in raw segments: described by size only
+          r_.uvar();
+          DescNode& nd = node(id);
+          nd.length = n;
+          nd.truncated = n > 0;
+          d_.summary.string_bytes += n;
+          return;
+        }
         std::string head;
         for (uint64_t left = n; left > 0;) {
           uint64_t blk = std::min<uint64_t>(left, kPlaneBlockElements * width);

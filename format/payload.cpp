@@ -11,6 +11,8 @@
 
 #include "format/byte_planes.h"
 
+#include <zstd.h>
+
 namespace stasis::format {
 
 PayloadWriter::PayloadWriter(SnapshotWriter& file, const PayloadHeader& header)
@@ -319,18 +321,46 @@ std::atomic<uint64_t>& op_bytes_progress() {
 const char* op_name(uint8_t op) { return op_info(op).name; }
 
 uint64_t PayloadReader::raw_size() const { return file_.footer().raw_size; }
+uint64_t PayloadReader::stored_size() const { return file_.footer().compressed_size; }
 
-void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at, uint64_t raw_size) {
-  if (flags > 1 || (width != 1 && width != 2 && width != 4 && width != 8) || n % width != 0 ||
-      n > kMaxBufferBytes)
+void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at, uint64_t raw_size,
+                         uint64_t stored_size) {
+  if (flags > 3 || (width != 1 && width != 2 && width != 4 && width != 8) || n % width != 0 ||
+      n > kMaxBufferBytes || ((flags & kBufferOutOfLine) && width != 1))
     throw Error(ErrorCode::CorruptSnapshot,
                 "Buffer op at op byte " + std::to_string(at) + " has flags " + std::to_string(flags) +
                     ", element width " + std::to_string(width) + " and " + std::to_string(n) +
-                    " bytes: flags must be 0 or 1, the width 1, 2, 4 or 8 and divide the size");
-  if (n > raw_size)
+                    " bytes: flags must be 0 to 3, the width 1, 2, 4 or 8 (1 out of line) and divide the size");
+  const bool out_of_line = flags & kBufferOutOfLine;
+  const uint64_t bound = out_of_line ? stored_size : raw_size;
+  if (n > bound)
     throw Error(ErrorCode::CorruptSnapshot, "Buffer op at op byte " + std::to_string(at) + " claims " +
                                                 std::to_string(n) + " bytes, more than the whole payload (" +
-                                                std::to_string(raw_size) + " bytes)");
+                                                std::to_string(bound) + (out_of_line ? " stored" : "") +
+                                                " bytes)");
+}
+
+bool worth_compressing(const uint8_t* data, uint64_t n, size_t width) {
+  constexpr size_t kSamples = 8, kSample = size_t(64) << 10;
+  if (n < kSamples * kSample) return true;
+  thread_local ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  if (!cctx) return true;
+  std::vector<uint8_t> planes(kSample), out(ZSTD_compressBound(kSample));
+  uint64_t in_total = 0, out_total = 0;
+  for (size_t i = 0; i < kSamples; ++i) {
+    uint64_t at = (n - kSample) / (kSamples - 1) * i;
+    at -= at % width;
+    const uint8_t* src = data + at;
+    if (width > 1) {
+      split_planes(src, planes.data(), kSample / width, width);
+      src = planes.data();
+    }
+    size_t z = ZSTD_compressCCtx(cctx, out.data(), out.size(), src, kSample, -1);
+    if (ZSTD_isError(z)) return true;
+    in_total += kSample;
+    out_total += z;
+  }
+  return double(out_total) <= double(in_total) * (1.0 - kMinSaving);
 }
 
 OpSummary scan_ops(PayloadReader& r) {
@@ -385,7 +415,12 @@ OpSummary scan_ops(PayloadReader& r) {
         break;
       case Operand::Buffer: {
         uint64_t flags = r.uvar(), width = r.uvar(), n = r.uvar();
-        check_buffer_header(flags, width, n, at, r.raw_size());
+        check_buffer_header(flags, width, n, at, r.raw_size(), r.stored_size());
+        if (flags & kBufferOutOfLine) {  // its bytes are in raw segments, read by the decoder
+          r.uvar();
+          s.string_bytes += n;
+          break;
+        }
         for (uint64_t left = n; left > 0;) {  // block by block, as the decoder reads them
           uint64_t b = std::min<uint64_t>(left, kPlaneBlockElements * width);
           r.view(size_t(b));

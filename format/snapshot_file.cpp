@@ -152,6 +152,11 @@ void SnapshotWriter::raw_buffers(bool on) {
   m.raw_buffers = on;
   m.zbuf->set_level(on ? -1 : m.level);
 }
+uint64_t SnapshotWriter::raw_segments(const void* data, uint64_t n) {
+  Impl& m = *impl_;
+  m.stream->flush();  // cereal writes through to the stream buffer: nothing is held elsewhere
+  return m.zbuf->raw_segments(data, n);
+}
 void SnapshotWriter::count_record() { ++impl_->records; }
 
 void SnapshotWriter::commit() {
@@ -268,7 +273,7 @@ struct SnapshotReader::Impl {
 
   // Decompresses the whole payload once: zstd checks every block and the frame checksum.
   void verify() {
-    ZstdReadBuf buf(*source, payload_offset, footer.compressed_size);
+    ZstdReadBuf buf(*source, payload_offset, footer.compressed_size, /*check_segments=*/true);
     std::vector<char> sink(1 << 20);
     while (buf.sgetn(sink.data(), std::streamsize(sink.size())) > 0) {
     }
@@ -314,6 +319,11 @@ cereal::PortableBinaryInputArchive& SnapshotReader::archive() {
   m.stream->exceptions(std::ios::badbit);
   m.archive = std::make_unique<cereal::PortableBinaryInputArchive>(*m.stream);
   return *m.archive;
+}
+
+void SnapshotReader::read_raw_segments(uint64_t at, void* dst, uint64_t n) const {
+  const Impl& m = *impl_;
+  format::read_raw_segments(*m.source, m.payload_offset, m.footer.compressed_size, at, dst, n);
 }
 
 void SnapshotReader::expect_end() {

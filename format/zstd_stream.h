@@ -29,6 +29,11 @@ class ZstdWriteBuf final : public std::streambuf {
   // applies it from its next job (the jobs' boundaries depend only on the bytes written, so the
   // output does not depend on timing or the number of workers); without them it is ignored.
   void set_level(int level);
+  // Ends the current zstd frame and writes data[0, n) after it as raw segments (FORMAT.md): zstd
+  // skippable frames of at most kMaxSegment bytes each, holding the bytes as they are and their
+  // XXH64, written straight from `data` (no copy, no compression). The bytes written next start a
+  // new zstd frame. Returns the payload offset (compressed bytes before it) of the first segment.
+  uint64_t raw_segments(const void* data, uint64_t n);
   uint64_t raw_bytes() const { return raw_bytes_ + uint64_t(pptr() - pbase()); }
   uint64_t compressed_bytes() const { return compressed_bytes_; }
 
@@ -49,15 +54,16 @@ class ZstdWriteBuf final : public std::streambuf {
 
 class ZstdReadBuf final : public std::streambuf {
  public:
-  // Decompresses source[offset, offset + length).
-  ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t length);
+  // Decompresses source[offset, offset + length): zstd frames, skipping the raw segments between
+  // them (read by read_raw_segments); with check_segments, their checksums are verified as skipped.
+  ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t length, bool check_segments = false);
   ~ZstdReadBuf() override;
   ZstdReadBuf(const ZstdReadBuf&) = delete;
   ZstdReadBuf& operator=(const ZstdReadBuf&) = delete;
 
   uint64_t raw_bytes_read() const { return raw_bytes_ - uint64_t(egptr() - gptr()); }
   // True once the frame ended cleanly (checksum verified by zstd) and all input was consumed.
-  bool finished() const { return frame_done_ && in_pos_ >= length_; }
+  bool finished() const { return frame_done_ && in_pos_ >= length_ && in_read_ == in_size_; }
 
  protected:
   int_type underflow() override;
@@ -65,6 +71,8 @@ class ZstdReadBuf final : public std::streambuf {
 
  private:
   bool refill();
+  // After a frame ended: skips the raw segments that follow; true when another zstd frame follows.
+  bool next_frame();
   // Decompresses up to `capacity` bytes into dst; 0 at the end of the frame.
   size_t decompress_into(char* dst, size_t capacity);
   const ByteSource& source_;
@@ -77,6 +85,18 @@ class ZstdReadBuf final : public std::streambuf {
   std::vector<char> out_;
   uint64_t raw_bytes_ = 0;
   bool frame_done_ = false;
+  bool check_segments_ = false;
 };
+
+// Raw segments (FORMAT.md): a zstd skippable frame with this magic, u32 size (data + 8), the data,
+// then the data's XXH64 (u64). Buffers longer than kMaxSegment take several, back to back.
+inline constexpr uint32_t kRawSegmentMagic = 0x184D2A5E;
+inline constexpr uint32_t kZstdFrameMagic = 0xFD2FB528;
+inline constexpr uint64_t kMaxSegment = uint64_t(64) << 20;
+// Reads the n bytes of the raw segments starting at payload offset `at` (source offset
+// payload_offset + at) into dst (nullptr: only check them), checking each segment's header and checksum; `stored` is the
+// payload's size (no segment may reach past it). Throws CorruptSnapshot naming what is wrong.
+void read_raw_segments(const ByteSource& source, uint64_t payload_offset, uint64_t stored, uint64_t at,
+                       void* dst, uint64_t n);
 
 }  // namespace stasis::format

@@ -1,6 +1,5 @@
 // restore/scalar_decoder.cpp — constants, complex, bytearray, set/frozenset and float runs.
 // Counterpart: snapshot/scalar_encoder.cpp and the fast paths of snapshot/heap_encoder.cpp.
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstring>
@@ -48,19 +47,19 @@ void decode_bytearray(HeapDecoder& d, uint8_t) {
 void decode_buffer(HeapDecoder& d, uint8_t) {
   uint64_t at = d.in().offset() - 1;
   uint64_t flags = d.in().uvar(), width = d.in().uvar(), n = d.in().uvar();
-  format::check_buffer_header(flags, width, n, at, d.in().raw_size());
-  Ref out = Ref::steal(flags & 1 ? PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n))
+  format::check_buffer_header(flags, width, n, at, d.in().raw_size(), d.in().stored_size());
+  const uint64_t segments = flags & format::kBufferOutOfLine ? d.in().uvar() : 0;
+  Ref out = Ref::steal(flags & format::kBufferReadOnly ? PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n))
                                  : PyByteArray_FromStringAndSize(nullptr, Py_ssize_t(n)));
   if (!out) d.refused("Buffer of " + std::to_string(n) + " bytes");
-  auto* dst = reinterpret_cast<uint8_t*>(flags & 1 ? PyBytes_AS_STRING(out.get())
+  auto* dst = reinterpret_cast<uint8_t*>(flags & format::kBufferReadOnly ? PyBytes_AS_STRING(out.get())
                                                    : PyByteArray_AS_STRING(out.get()));
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  if (n >= 2 * kHuge) {
-    uintptr_t begin = (reinterpret_cast<uintptr_t>(dst) + kHuge - 1) & ~(kHuge - 1);
-    uintptr_t end = (reinterpret_cast<uintptr_t>(dst) + n) & ~(kHuge - 1);
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);  // a hint
-  }
-  if (width == 1) {
+  // No MADV_HUGEPAGE on the new buffer: with the kernel's default THP defrag setting ("madvise")
+  // it makes the page faults of a large buffer compact memory synchronously, which on a busy or
+  // fragmented machine stalled a 1 GiB load for seconds (4x the time of the copy itself).
+  if (flags & format::kBufferOutOfLine) {
+    d.in().read_raw_segments(segments, dst, n);  // straight from the file, checked
+  } else if (width == 1) {
     d.in().raw(dst, size_t(n));
   } else {
     const uint64_t block = format::kPlaneBlockElements * width;

@@ -37,12 +37,25 @@ void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
   size_t width = size_t(view->itemsize);
   if ((width != 2 && width != 4 && width != 8) || n % width != 0) width = 1;
   format::PayloadWriter& out = e.out();
-  out.op(format::Op::Buffer);
-  out.uvar(view->readonly ? 1 : 0);
-  out.uvar(width);
-  out.uvar(n);
   const auto* src = static_cast<const uint8_t*>(view->buf);
   constexpr size_t kLarge = size_t(1) << 20;  // small buffers stay with the objects around them
+  const uint64_t readonly = view->readonly ? format::kBufferReadOnly : 0;
+  if (n >= kLarge && !format::worth_compressing(src, n, width)) {
+    // Incompressible (random numbers, already compressed data): written as it is, straight from
+    // the exporter's memory, outside the op stream; the op that follows says where.
+    uint64_t at = out.raw_segments(src, n);
+    out.op(format::Op::Buffer);
+    out.uvar(readonly | format::kBufferOutOfLine);
+    out.uvar(1);
+    out.uvar(n);
+    out.uvar(at);
+    e.memoize_leaf(obj);
+    return;
+  }
+  out.op(format::Op::Buffer);
+  out.uvar(readonly);
+  out.uvar(width);
+  out.uvar(n);
   if (n >= kLarge) out.raw_buffers(true);
   if (width == 1) {
     out.raw(src, n);

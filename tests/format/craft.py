@@ -173,6 +173,72 @@ def snapshot(ops: Union[bytes, Ops], *, kind: str = "objects", key: Optional[byt
     return data
 
 
+RAW_SEGMENT_MAGIC = 0x184D2A5E
+
+
+def raw_segment(data: bytes, checksum: Optional[int] = None) -> bytes:
+    """A raw segment (FORMAT.md): skippable-frame magic, size, the bytes, their XXH64."""
+    if checksum is None:
+        checksum = xxh64(data)
+    return struct.pack("<II", RAW_SEGMENT_MAGIC, len(data) + 8) + data + struct.pack("<Q", checksum)
+
+
+def snapshot_with_segments(segments: bytes, make_ops, **kw) -> bytes:
+    """A snapshot whose payload is: a zstd frame with the header record, `segments` (raw
+    segments, or any bytes), then a zstd frame with the op chunks of make_ops(at) — `at` being the
+    payload offset of `segments` — and the end record. Every checksum valid."""
+    first = _compress(payload(b"", **kw)[:-(1 + 4 + 32)])  # the header record only
+    ops = make_ops(len(first))
+    ops = ops.bytes() if isinstance(ops, Ops) else ops
+    whole = payload(ops, **kw)
+    rest = whole[len(payload(b"", **kw)) - (1 + 4 + 32):]
+    head = _preamble(kw.get("kind", "objects"))
+    body = first + segments + _compress(rest)
+    records = 2 + len(range(0, len(ops), 1 << 18))
+    footer = struct.pack("<QQQI", len(body), len(whole), records, 0)
+    footer += struct.pack("<I", zlib.crc32(footer)) + b"STASEND\n"
+    return head + body + footer
+
+
+def xxh64(data: bytes) -> int:
+    """XXH64 with seed 0 (the checksum of a raw segment), for crafting."""
+    m = (1 << 64) - 1
+    p1, p2, p3, p4, p5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                          0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5)
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & m
+
+    def rnd(acc, v):
+        return rotl((acc + v * p2) & m, 31) * p1 & m
+
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(p1 + p2) & m, p2, 0, (-p1) & m]
+        while i + 32 <= n:
+            for j in range(4):
+                v[j] = rnd(v[j], int.from_bytes(data[i + 8 * j:i + 8 * j + 8], "little"))
+            i += 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & m
+        for x in v:
+            h = ((h ^ rnd(0, x)) * p1 + p4) & m
+    else:
+        h = p5
+    h = (h + n) & m
+    while i + 8 <= n:
+        h = (rotl(h ^ rnd(0, int.from_bytes(data[i:i + 8], "little")), 27) * p1 + p4) & m
+        i += 8
+    if i + 4 <= n:
+        h = (rotl(h ^ (int.from_bytes(data[i:i + 4], "little") * p1 & m), 23) * p2 + p3) & m
+        i += 4
+    while i < n:
+        h = rotl(h ^ (data[i] * p5 & m), 11) * p1 & m
+        i += 1
+    h = (h ^ (h >> 33)) * p2 & m
+    h = (h ^ (h >> 29)) * p3 & m
+    return h ^ (h >> 32)
+
+
 def program_meta(**fields) -> str:
     meta = {"modules": ["__main__"], "sys_path": [], "roots": [], "rewrite": [], "no_rewrite": [],
             "threads": 1, "handler_modules": [], "program": ["script", "/srv/prog.py"]}

@@ -19,7 +19,8 @@ import stasis  # noqa: E402
 from craft import (ADD_ITEMS, APPENDS, BUFFER, BUILD, CELL, CLASS, CLASS_STATE, CODE, DICT_ITEMS,  # noqa: E402
                    EMPTY_DICT, EMPTY_LIST, EMPTY_SET, FUNCTION, FUNCTION_STATE, GENERATOR,
                    LIST_ITEMS, MEMO, NEW_OBJ, NONE, POP, REDUCE, REF, SET_ITEMS, SET_LAYOUT,
-                   TUPLE, WEAK_REF, Ops, code_fields, ops_of_code, program_meta, snapshot)
+                   TUPLE, WEAK_REF, Ops, code_fields, ops_of_code, program_meta, raw_segment,
+                   snapshot, snapshot_with_segments)
 
 CORRUPT = stasis.CorruptSnapshotError.code
 
@@ -295,6 +296,63 @@ class Verifier(unittest.TestCase):
                     pass
             return total
         self.assertEqual(stasis.loads(stasis.dumps(outer))(5), outer(5))
+
+
+
+class RawSegments(unittest.TestCase):
+    """Buffers stored out of line (FORMAT.md, "Raw segments"), crafted: the reader takes a
+    segment of any size the op names, and refuses every inconsistency as a CorruptSnapshotError
+    before the buffer is used."""
+    DATA = bytes(range(256)) * 3 + b"tail"
+
+    def crafted(self, segments: bytes, flags: int = 2, n: int = len(DATA), delta: int = 0) -> bytes:
+        return snapshot_with_segments(segments, lambda at: Ops().op(BUFFER, flags, 1, n, at + delta))
+
+    def test_a_crafted_segment_loads(self):
+        back = stasis.loads(self.crafted(raw_segment(self.DATA)))
+        self.assertEqual((type(back), back), (bytearray, bytearray(self.DATA)))
+        back = stasis.loads(self.crafted(raw_segment(self.DATA), flags=3))
+        self.assertEqual((type(back), back), (bytes, self.DATA))
+        # the seed kept for loads_fuzz is this file
+        seed = os.path.join(os.path.dirname(__file__), "..", "fuzz", "seeds", "raw_segment_v8.golden")
+        with open(seed, "rb") as f:
+            kept = f.read()
+        made = self.crafted(raw_segment(self.DATA))
+        skip = lambda d: d[12 + int.from_bytes(d[10:12], "little") + 4:]  # noqa: E731 (the preamble)
+        self.assertEqual(skip(kept), skip(made))
+
+    def test_damaged_or_misplaced_segments_are_refused(self):
+        cases = [
+            (self.crafted(raw_segment(self.DATA, checksum=12345)), "is damaged"),
+            (self.crafted(raw_segment(self.DATA), delta=1), "has no raw segment header"),
+            (self.crafted(raw_segment(self.DATA), delta=-3), "has no raw segment header"),
+            (self.crafted(raw_segment(self.DATA), delta=2**40), "lies outside the payload"),
+            (self.crafted(raw_segment(self.DATA), n=len(self.DATA) + 1), "raw buffer segment"),
+            (self.crafted(raw_segment(self.DATA), n=10**9), "more than the whole payload"),
+            (self.crafted(raw_segment(self.DATA), flags=6), "flags must be 0 to 3"),
+            (snapshot_with_segments(raw_segment(self.DATA),
+                                    lambda at: Ops().op(BUFFER, 2, 8, 8, at)), "1 out of line"),
+            (self.crafted(b"\x50\x2a\x4d\x18" + bytes(12)), "neither a zstd frame nor a raw buffer segment"),
+            (self.crafted(raw_segment(self.DATA)[:-9]), "raw buffer segment"),
+            # segments are full (64 MiB) but the last: a short one before it is not what was written
+            (self.crafted(raw_segment(self.DATA[:100]) + raw_segment(self.DATA[100:])), "holds 100 bytes where"),
+        ]
+        for data, message in cases:
+            with self.subTest(message=message):
+                with self.assertRaisesRegex(stasis.CorruptSnapshotError, message):
+                    stasis.loads(data)
+
+    def test_a_damaged_segment_no_op_reads_is_found_by_inspect(self):
+        """stasis inspect checks the whole payload on opening: a raw segment's checksum too."""
+        data = snapshot_with_segments(raw_segment(self.DATA, checksum=1) + raw_segment(self.DATA),
+                                      lambda at: Ops().op(BUFFER, 2, 1, len(self.DATA), at + len(self.DATA) + 16))
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "s.snap")
+            with open(path, "wb") as f:
+                f.write(data)
+            out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "stasis"), "inspect", path], capture_output=True, text=True)
+        self.assertEqual(out.returncode, CORRUPT, out.stderr)
+        self.assertIn("is damaged", out.stderr)
 
 
 if __name__ == "__main__":

@@ -195,6 +195,53 @@ class NumpyArrays(unittest.TestCase):
         self.assertLess(len(blob), a.nbytes // 4)  # byte planes: the high bytes compress away
         self.assertSameArray(a, stasis.loads(blob))
 
+    def test_incompressible_arrays_are_stored_raw_and_checked(self):
+        """A large buffer whose sample does not compress goes into the file as it is (a raw
+        segment beside the zstd frames, with its XXH64); a compressible one next to it is still
+        compressed. Both come back equal, in one snapshot; a damaged raw byte is refused."""
+        noise = np.random.default_rng(5).standard_normal(3 << 17)   # 3 MiB, incompressible
+        smooth = np.linspace(-1.0, 1.0, 3 << 17)                   # 3 MiB, compressible
+        small = np.random.default_rng(6).standard_normal(1000)     # stays in the op stream
+        value = {"noise": noise, "smooth": smooth, "small": small, "noise_view": noise[10:20]}
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "a.snap")
+            stasis.dump(value, path)
+            data = open(path, "rb").read()
+            # one raw segment: magic 0x184D2A5E, size = the array's bytes + 8 (its checksum)
+            head = (0x184D2A5E).to_bytes(4, "little") + (noise.nbytes + 8).to_bytes(4, "little")
+            self.assertEqual(data.count(head), 1)
+            at = data.index(head) + 8
+            self.assertEqual(data[at:at + noise.nbytes], noise.tobytes())  # stored as it is
+            self.assertLess(len(data), noise.nbytes + smooth.nbytes // 3)  # smooth compressed
+            back = stasis.load(path)
+            for k in ("noise", "smooth", "small"):
+                self.assertSameArray(value[k], back[k])
+            self.assertTrue(np.shares_memory(back["noise_view"], back["noise"]))
+            self.assertSameArray(stasis.loads(data)["noise"], noise)
+            for where in (at, at + noise.nbytes // 2, at + noise.nbytes - 1, at + noise.nbytes + 3):
+                damaged = bytearray(data)
+                damaged[where] ^= 0x10
+                with open(path, "wb") as f:
+                    f.write(damaged)
+                with self.assertRaisesRegex(stasis.CorruptSnapshotError, "raw buffer segment .* is damaged"):
+                    stasis.load(path)
+                with self.assertRaisesRegex(stasis.CorruptSnapshotError, "raw buffer segment .* is damaged"):
+                    stasis.loads(bytes(damaged))
+
+    def test_a_raw_buffer_longer_than_a_segment_takes_several(self):
+        """Raw segments hold at most 64 MiB: a longer buffer is split over consecutive segments,
+        each checked; damage in the last one is found."""
+        a = np.random.default_rng(7).integers(0, 2**32, ((64 << 20) + (3 << 20)) // 4, dtype=np.uint32)
+        blob = stasis.dumps(a)
+        head = (0x184D2A5E).to_bytes(4, "little")
+        self.assertEqual(blob.count(head + ((64 << 20) + 8).to_bytes(4, "little")), 1)
+        self.assertEqual(blob.count(head + ((3 << 20) + 8).to_bytes(4, "little")), 1)
+        self.assertSameArray(a, stasis.loads(blob))
+        damaged = bytearray(blob)
+        damaged[blob.index(head + ((3 << 20) + 8).to_bytes(4, "little")) + 100] ^= 1
+        with self.assertRaisesRegex(stasis.CorruptSnapshotError, "is damaged"):
+            stasis.loads(bytes(damaged))
+
     def test_loading_a_damaged_view_is_refused(self):
         from stasis.handlers import numpy_arrays
         state = numpy_arrays._save_array(np.arange(10.0)[2:])
