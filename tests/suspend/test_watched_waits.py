@@ -4,6 +4,7 @@
 moves until --safe-point-timeout. Once the C call has returned, every thread comes to a safe point
 and the program is suspended; it resumes to the output of a plain run."""
 import os
+import sys
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("STASIS_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 STASIS = os.path.join(BUILD, "bin", "stasis")
-PLAIN = "/usr/bin/python3.11"
+PLAIN = os.path.realpath(sys.executable)  # the configured interpreter
 TIMEOUT = 10  # --safe-point-timeout: a stall lasts that long, far above the bound checked
 
 # The phase runs from sorted()'s key function; the program prints how long it took ("phase N s",

@@ -695,7 +695,7 @@ def _patches(n: Optional[Node]) -> List[dict]:
             record = PatchRecord.from_payload(p.plain())
             data = record.to_payload()
             data["lines"] = record.describe()
-        except Exception:  # noqa: BLE001 - a record of another shape: said, not fatal
+        except Exception:  # any failure of a description is shown, never raised
             data = {"lines": ["(a patch record this Stasis cannot read)"]}
         out.append(data)
     return out
@@ -817,6 +817,6 @@ def inspect_program(path: str, info: dict, key: Optional[bytes], *, depth: Optio
         return program_view(path, info, meta, depth=depth, show_locals=show_locals, top=top)
     except StasisError:
         raise
-    except Exception as e:  # noqa: BLE001 - records of another shape than this Stasis writes
+    except Exception as e:  # any failure of a description is shown, never raised
         raise CorruptSnapshotError(f"the program records of {path} cannot be read as this Stasis writes them "
                                    f"({type(e).__name__}: {e})") from None
