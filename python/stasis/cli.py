@@ -494,11 +494,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
 # --- inspect ----------------------------------------------------------------------------------
 
 def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    from .program.progress import size_text
+    return size_text(n)
 
 
 def format_inspect(path: str, info: dict) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import _engine
 from ..errors import CorruptSnapshotError, StasisError
+from .progress import size_text
 
 REPR_WIDTH = 60             # a local's short repr, at most
 HELD_BUDGET = 2_000_000     # objects visited per "what it holds" estimate
@@ -45,14 +46,6 @@ def escape(text: Any) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def size_text(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 # --- the description, node by node ---------------------------------------------------------------

@@ -11,7 +11,8 @@ from typing import Optional
 _DELAY = 1.0
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
+    """A byte count as people read it: 812 B, 3.1 MiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -22,7 +23,7 @@ def _size(n: float) -> str:
 def suspended_line(path: str, requested_at: float, captured_at: float) -> str:
     """'stasis: suspended into PATH (3.1 MiB), 12 ms after the request'"""
     try:
-        size = f" ({_size(os.path.getsize(path))})"
+        size = f" ({size_text(os.path.getsize(path))})"
     except OSError:
         size = ""
     latency = ""
