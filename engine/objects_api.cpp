@@ -355,6 +355,7 @@ PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs) {
     // Describing reads every op byte to the end, which is the check of the whole payload (zstd
     // blocks, frame checksum, raw size, end record): no separate decompression first.
     options.verify_payload = !describe;
+    options.check_raw_segments = describe != 0;  // the describer reads no raw segment itself
     auto file = format::SnapshotReader::open_file(path_of(path), options);
     const auto& p = file.preamble();
     const auto& f = file.footer();

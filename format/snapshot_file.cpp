@@ -314,7 +314,8 @@ cereal::PortableBinaryInputArchive& SnapshotReader::archive() {
   Impl& m = *impl_;
   m.archive.reset();
   m.stream.reset();
-  m.zbuf = std::make_unique<ZstdReadBuf>(*m.source, m.payload_offset, m.footer.compressed_size);
+  m.zbuf = std::make_unique<ZstdReadBuf>(*m.source, m.payload_offset, m.footer.compressed_size,
+                                         m.options.check_raw_segments);
   m.stream = std::make_unique<std::istream>(m.zbuf.get());
   m.stream->exceptions(std::ios::badbit);
   m.archive = std::make_unique<cereal::PortableBinaryInputArchive>(*m.stream);

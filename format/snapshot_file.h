@@ -62,6 +62,9 @@ struct ReadOptions {
   // without its background read-ahead thread (the fuzzers: a thread per small input costs more
   // than it saves, most of all on a loaded machine).
   bool read_ahead = true;
+  // Check the XXH64 of every raw segment the decompression steps over, read or not by an op
+  // (stasis inspect, which reads none itself, and so vouches for the whole file).
+  bool check_raw_segments = false;
 };
 
 struct PayloadStats {
