@@ -194,6 +194,8 @@ struct SnapshotReader::Impl {
   std::unique_ptr<cereal::PortableBinaryInputArchive> archive;
   ReadOptions options;
 
+  static constexpr uint64_t kMaxExpansion = uint64_t(1) << 15;
+
   void open(const ReadOptions& options) {
     this->options = options;
     const uint64_t size = source->size();
@@ -224,6 +226,13 @@ struct SnapshotReader::Impl {
                   "footer says the payload has " + std::to_string(footer.compressed_size) +
                       " compressed bytes, the file holds " +
                       std::to_string(footer_at - preamble_size));
+    // zstd expands at most ~32768:1 (a 4-byte RLE block of 128 KiB); raw segments are 1:1. A
+    // larger raw size cannot be true, and would let a Buffer op reserve memory nothing backs.
+    if (footer.raw_size / kMaxExpansion > footer.compressed_size)
+      throw Error(ErrorCode::CorruptSnapshot,
+                  "footer says the payload decompresses to " + std::to_string(footer.raw_size) +
+                      " bytes, more than its " + std::to_string(footer.compressed_size) +
+                      " compressed bytes can hold");
 
     if (options.key) {
       if (!preamble.is_signed())

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import struct
 import sys
 import tempfile
 import textwrap
 import types
 import unittest
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -242,6 +244,17 @@ class Hostile(unittest.TestCase):
             result = self.refused(snapshot(Ops().op(BUFFER, 0, 1, n).raw(b"abc")),
                                   f"Buffer op at op byte 0 claims {n} bytes, more than the whole payload")
             self.assertNotIn("SystemError", result["stderr"])
+
+    def test_footer_claiming_a_raw_size_no_compression_reaches(self):
+        """The footer's raw size bounds a Buffer op before the payload's end checks it: a crafted
+        footer claiming 1 TB for a payload of a few hundred bytes is refused on opening."""
+        data = bytearray(snapshot(Ops().op(BUFFER, 0, 1, 10**9).raw(b"abc")))
+        footer_at = len(data) - 40  # QQQI, its CRC, the end marker
+        fields = list(struct.unpack("<QQQI", data[footer_at:footer_at + 28]))
+        fields[1] = 10**12
+        footer = struct.pack("<QQQI", *fields)
+        data[footer_at:footer_at + 32] = footer + struct.pack("<I", zlib.crc32(footer))
+        self.refused(bytes(data), "compressed bytes can hold")
 
     def test_list_of_a_huge_range(self):
         ops = (Ops().global_("builtins", "list").global_("builtins", "range").value((10**15,)).op(REDUCE)
