@@ -435,12 +435,20 @@ def cmd_suspend(args: argparse.Namespace) -> int:
     import time
     from . import program
     record = os.path.join(program.pid_dir(), f"{args.pid}.txt")
+    def gave_up() -> list:  # the lines `gave up: WHY` the process added to its record
+        try:
+            with open(record) as f:
+                return [line[len("gave up: "):].strip() for line in f if line.startswith("gave up: ")]
+        except OSError:
+            return []
+
     try:
         with open(record) as f:
             signum, path = int(f.readline()), f.readline().strip()
     except (OSError, ValueError):
         raise errors.StasisError(f"process {args.pid} is not running under `stasis run` (no record "
                                  f"in {program.pid_dir()})") from None
+    earlier = len(gave_up())
     try:
         os.kill(args.pid, signum)
     except ProcessLookupError:
@@ -456,6 +464,10 @@ def cmd_suspend(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         if not alive():
             break
+        reasons = gave_up()
+        if len(reasons) > earlier:
+            raise errors.NotSuspendableError(f"process {args.pid} could not suspend: {reasons[-1]}; "
+                                             "it keeps running")
         time.sleep(0.05)
     else:
         raise errors.NotSuspendableError(f"process {args.pid} did not suspend within {args.timeout:g} s; "
@@ -585,7 +597,9 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_resume)
     s = sub.add_parser("suspend", help="suspend a process running under Stasis; print its snapshot's path",
                        description="Ask process PID (started by `stasis run` or `stasis resume`) to "
-                       "suspend, by its first --signal; wait until it has ended and print the snapshot's path.")
+                       "suspend, by its first --signal; wait until it has ended and print the snapshot's path. "
+                       "When the process gives up the request (no safe point within its own "
+                       "--safe-point-timeout), exit 99 at once with its reason; it keeps running.")
     s.add_argument("pid", type=int, metavar="PID", help="the process (as printed by $! or ps)")
     s.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="give up waiting after SECONDS, exit 99; the process keeps running (default 60)")

@@ -297,6 +297,27 @@ class SuspendTimeout(Case):
         self.assertIsNone(p.poll())  # still running
         self.assertFalse(os.path.exists(self.path("s.snap")))
 
+    def test_suspend_reports_at_once_when_the_program_gives_up(self):
+        """The program's --safe-point-timeout (1 s) ends the request long before suspend's own
+        --timeout (60 s): suspend says why at once, and the program keeps running."""
+        prog = self.write("stuck.py", STUCK)
+        p = subprocess.Popen([STASIS, "run", "--safe-point-timeout", "1", "--snapshot", self.path("s.snap"), prog],
+                             cwd=self.dir, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.path("started")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        t = time.monotonic()
+        r = self.stasis("suspend", str(p.pid), "--timeout", "60")
+        waited = time.monotonic() - t
+        self.assertEqual(r.returncode, 99, r.stderr)
+        self.assertIn("could not suspend", r.stderr)
+        self.assertIn("called from C code", r.stderr)  # the program's own reason: sorted() calls key
+        self.assertLess(waited, 30)
+        self.assertIsNone(p.poll())
+        self.assertFalse(os.path.exists(self.path("s.snap")))
+
 
 class Help(Case):
     def test_topics_and_commands(self):

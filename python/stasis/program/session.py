@@ -151,6 +151,7 @@ class Session:
         sys.stderr.flush()
         self.missed = why
         self.requested = False
+        triggers.record_give_up(why)
         periodic.suspension_abandoned(self)  # the checkpoints go on
 
     def final_status(self, status: int) -> int:

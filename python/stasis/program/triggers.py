@@ -123,3 +123,13 @@ def write_pid_record(session: "Session") -> None:
             f.write(f"{signal_number(session.options.signal)}\n{session.path}\n")
     except OSError:
         pass  # `stasis suspend` then falls back to SIGUSR1 and cannot print the path
+
+
+def record_give_up(why: str) -> None:
+    """Adds a line `gave up: WHY` to this process's record: a waiting `stasis suspend PID` reports
+    it at once instead of waiting out its --timeout."""
+    try:
+        with open(os.path.join(pid_dir(), f"{os.getpid()}.txt"), "a") as f:
+            f.write("gave up: " + " ".join(why.split()) + "\n")
+    except OSError:
+        pass  # `stasis suspend` then waits out its --timeout
