@@ -88,10 +88,10 @@ def block_for_exec() -> None:
             _signal.raise_signal(_requested)
 
 
-def take() -> bool:
-    """Once the program's own handlers are installed (triggers.install): whether a suspension
-    signal came before them (then the caller asks for the suspension). Recording ends here."""
+def take() -> int:
+    """Once the program's own handlers are installed (triggers.install): the suspension signal
+    that came before them, 0 if none (then the caller asks for the suspension). Recording ends here."""
     global _requested
-    came, _requested = bool(_requested), 0
+    came, _requested = int(_requested), 0
     _signums.clear()
     return came

@@ -447,6 +447,9 @@ class SeveralSignals(Case):
             p.wait(timeout=120)
             self.assertEqual(p.returncode, 0 if sig is None else 75, self.read(f"out-{sig}.err"))
             out += self.read(f"out-{sig}")
+            if sig is not None:  # the snapshot says which signal asked (a time limit, a preemption)
+                r = self.stasis("inspect", "--json", self.snap)
+                self.assertEqual(json.loads(r.stdout)["suspension"]["trigger"], f"signal {sig.name}", r.stderr)
         self.assertEqual(out, expected)
 
     def test_a_signal_while_stasis_starts_suspends_the_program(self):
@@ -479,6 +482,8 @@ class SeveralSignals(Case):
         more, err = p.communicate(timeout=120)
         self.assertEqual(p.returncode, 75, err)
         self.assertIn("suspended into", err)
+        r = self.stasis("inspect", self.snap)
+        self.assertIn("suspended  by signal SIGUSR1", r.stdout)  # recorded while Stasis started
         r = self.stasis("resume", self.snap)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(out + more + r.stdout, self.plain(prog))

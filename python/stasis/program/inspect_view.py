@@ -724,7 +724,7 @@ def format_program(data: dict, hash_seed: Any, show_locals: bool) -> str:
     lines.append(f"hash seed  {hash_seed}")
     s = data.get("suspension") or {}
     trigger = s.get("trigger")
-    what = _TRIGGERS[trigger] if trigger in _TRIGGERS else e(trigger)
+    what = _TRIGGERS[trigger] if trigger in _TRIGGERS else e(trigger)  # signal SIGTERM: as it is
     latency = s.get("latency_ms")
     lat = f", captured {latency:.1f} ms after the request" if isinstance(latency, (int, float)) else ""
     lines.append(f"suspended  by {what}: requested {_when(s.get('requested_at'))}{lat}"

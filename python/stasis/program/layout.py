@@ -94,7 +94,7 @@ class ThreadRecord:
 @dataclass
 class Suspension:
     """When and why the program was suspended."""
-    trigger: str            # quota, signal, suspend-after, api (stasis.suspend), checkpoint, crash
+    trigger: str            # quota, signal NAME (signal SIGTERM), suspend-after, api (stasis.suspend), checkpoint, crash
     requested_at: float     # Unix seconds: the request
     captured_at: float      # Unix seconds: every thread's stack captured
 

@@ -161,7 +161,7 @@ class Session:
         elif self.missed is None and self.requested and self.trigger == "api":
             # stasis.suspend(), and no safe point came before the end.
             self.missed = "it ended before reaching a safe point"
-        elif self.missed is None and self.requested and self.trigger in ("quota", "signal"):
+        elif self.missed is None and self.requested and (self.trigger == "quota" or self.trigger.startswith("signal")):
             # The program's own end came first: its work is done, and its status says so.
             sys.stderr.write(f"stasis: the program ended (status {int(status)}) before reaching a safe point after "
                              f"the suspension request ({self.trigger}); nothing to suspend\n")

@@ -52,12 +52,13 @@ def install(session: "Session", replaying: bool = False) -> None:
             _signal.signal(signum, _signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        session.request("signal")
+        session.request(signal_trigger(signum))
 
     for signum in o.signal_numbers():  # --signal USR1 --signal TERM: a batch job needs both
         _signal.signal(signum, on_signal)
-    if startup_signals.take():  # one came while Stasis was starting: asked for as the quota asks
-        internal_threads.start(session.request, "signal")
+    came = startup_signals.take()
+    if came:  # one came while Stasis was starting: asked for as the quota asks
+        internal_threads.start(session.request, signal_trigger(came))
     if o.quota is not None:
         def quota(seconds: float) -> None:
             time.sleep(seconds)
@@ -65,6 +66,15 @@ def install(session: "Session", replaying: bool = False) -> None:
         internal_threads.start(quota, o.quota)
     periodic.install(session)  # --checkpoint-every: the checkpointer thread
     write_pid_record(session)
+
+
+def signal_trigger(signum: int) -> str:
+    """The suspension's trigger for a signal: `signal SIGTERM` (a job script tells a Slurm time
+    limit's SIGTERM from a preemption's SIGUSR1 in `stasis inspect`)."""
+    try:
+        return "signal " + _signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def program_sees_its_own_trace() -> None:
