@@ -245,7 +245,7 @@ class Load:
         with self.lock:
             self.successes[key] = 0
         while not self.stop_event.is_set():
-            began = time.monotonic()
+            began, settling = time.monotonic(), False
             while True:
                 try:
                     if conn is None:
@@ -262,8 +262,11 @@ class Load:
                         self._close(conn)
                         conn = None
                     server = None
-                    if not self.retry or self.stop_event.is_set():
+                    if not self.retry or settling:
                         break
+                    # Stopped meanwhile: one more try settles a request the service counted but
+                    # whose reply was lost (a connection reset while the client's link was down).
+                    settling = self.stop_event.is_set()
                     time.sleep(0.01)
             if server is not None:
                 now = time.monotonic()
