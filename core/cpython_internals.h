@@ -218,6 +218,26 @@ inline bool call_result_discarded(PyCodeObject* co, int index) {
   Py_DECREF(bytes);
   return discarded;
 }
+// socket.SocketIO.readinto (Lib/socket.py), which io.BufferedReader (C) calls with `b`, a memoryview
+// of the reader's own buffer that no Python object owns (Modules/_io/bufferedio.c,
+// _bufferedreader_raw_read: PyMemoryView_FromBuffer of a Py_buffer whose obj is NULL).
+inline bool is_socket_io_readinto(PyCodeObject* code) {
+  if (PyUnicode_CompareWithASCIIString(code->co_qualname, "SocketIO.readinto") != 0) return false;
+  Py_ssize_t n = PyUnicode_GetLength(code->co_filename);
+  PyObject* tail = PyUnicode_Substring(code->co_filename, n >= 10 ? n - 10 : 0, n);
+  if (!tail) {
+    PyErr_Clear();
+    return false;
+  }
+  bool is = PyUnicode_CompareWithASCIIString(tail, "/socket.py") == 0;
+  Py_DECREF(tail);
+  return is;
+}
+// A memoryview of memory no Python object owns (the buffer BufferedReader lends readinto).
+inline bool is_ownerless_memoryview(PyObject* o) {
+  return PyMemoryView_Check(o) && PyMemoryView_GET_BUFFER(o)->obj == nullptr;
+}
+
 inline bool is_reissuable_c_call(PyCodeObject* co, int index) {
   int op = _Py_OPCODE(_PyCode_CODE(co)[index]);
   return op == CALL_FUNCTION_EX || op == BEFORE_WITH;

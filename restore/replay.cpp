@@ -95,6 +95,9 @@ void restore_frame(PyFrameObject* frame, PyObject* record) {
         if (!value) continue;  // keep the fresh cell MAKE_CELL made
         if (!PyCell_Check(value)) throw bad_record("a cell variable's value is not a cell");
       }
+      if (value == reinterpret_cast<PyObject*>(&PyMemoryView_Type) && internals::is_socket_io_readinto(code) &&
+          slots[i] && internals::is_ownerless_memoryview(slots[i]))
+        continue;  // the buffer the re-entered BufferedReader call lent (snapshot/capture.cpp)
       Py_XSETREF(slots[i], Py_XNewRef(value));  // unbound locals are cleared
     }
   }

@@ -50,15 +50,7 @@ bool is_base_frame(_PyInterpreterFrame* f, const StackBase& base) {
 // readinto (the start of a line that arrived in pieces) is not in the heap; a thread waiting for
 // a new request or response has taken nothing.
 bool reenters_through_buffered_reader(_PyInterpreterFrame* f) {
-  PyCodeObject* code = internals::frame_code(f);
-  if (PyUnicode_CompareWithASCIIString(code->co_qualname, "SocketIO.readinto") != 0) return false;
-  Py_ssize_t n = PyUnicode_GetLength(code->co_filename);
-  Ref tail = Ref::steal(PyUnicode_Substring(code->co_filename, n >= 10 ? n - 10 : 0, n));
-  if (!tail) {
-    PyErr_Clear();
-    return false;
-  }
-  return PyUnicode_CompareWithASCIIString(tail.get(), "/socket.py") == 0;
+  return internals::is_socket_io_readinto(internals::frame_code(f));
 }
 
 // The callable of the call that `caller` is suspended in (borrowed), or null: a call's operands sit
@@ -162,17 +154,24 @@ std::string caller_blocker(_PyInterpreterFrame* f, const ResumeRow*& row) {
 }
 
 // Builds one frame record; `top` frames keep their whole stack, callers their structural prefix.
+// SocketIO.readinto entered from a BufferedReader (waiting for a kept-alive connection's next
+// request): its buffer argument, a memoryview of the reader's own memory, is recorded as the type
+// memoryview (FORMAT.md, "Frame records"); replay keeps the one the re-entered call passes.
 Ref frame_record(_PyInterpreterFrame* f, PyObject* row_id, int offset, int keep) {
   PyCodeObject* code = internals::frame_code(f);
   Ref locals = Ref::steal(PyDict_New());
   if (!locals) throw Error::python();
+  const bool lent_buffer = internals::frame_entered_from_c(f) && internals::is_socket_io_readinto(code);
   if (code->co_flags & CO_OPTIMIZED) {
     PyObject** slots = internals::frame_localsplus(f);
     for (int i = 0, n = internals::code_nlocalsplus(code); i < n; ++i) {
       int kind = internals::localsplus_kind(code, i);
       if ((kind & CO_FAST_FREE) || slots[i] == nullptr) continue;
       PyObject* name = PyTuple_GET_ITEM(internals::code_localsplus_names(code), i);
-      if (PyDict_SetItem(locals.get(), name, slots[i]) < 0) throw Error::python();
+      PyObject* value = lent_buffer && internals::is_ownerless_memoryview(slots[i])
+                            ? reinterpret_cast<PyObject*>(&PyMemoryView_Type)
+                            : slots[i];
+      if (PyDict_SetItem(locals.get(), name, value) < 0) throw Error::python();
     }
   }
   Ref stack = Ref::steal(PyTuple_New(keep));

@@ -125,7 +125,8 @@ def _capture(session: Any, path: str, deadline: float) -> Tuple[List[Any], "Read
 
 def _check_frames(threads: List[Any]) -> None:
     """What the snapshot of these stacks would refuse at once, found before the heap is written:
-    a memoryview of memory no Python object owns (SocketIO.readinto's buffer under a reader)."""
+    a memoryview of memory no Python object owns (the one a BufferedReader lends SocketIO.readinto
+    is not among them: the capture records it as the type, snapshot/capture.cpp)."""
     from .errors import UnsupportedObjectError
     for record in threads:
         for frame in record.frames:

@@ -617,6 +617,10 @@ def _frame(record: Node, sources: Sources, show_locals: bool) -> Tuple[dict, Opt
                              "source": sources.line(filename, line)}
     if show_locals:
         frame["locals"] = _locals(record.field("locals"))
+        if code is not None and code.qualname == "SocketIO.readinto" and filename.endswith("/socket.py"):
+            for local in frame["locals"]:  # recorded as the type (snapshot/capture.cpp, frame_record)
+                if local["repr"] == "builtins.memoryview":
+                    local.update(type="memoryview", repr="<the reader's buffer, lent again on resume>")
     return frame, call
 
 
