@@ -149,8 +149,8 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     program = list(loaded.meta.program)
     del loaded
     with _malformed_state():
-        random.setstate(state.random)
-        process_state.restore_library_states(state.library)
+        process_state.restore_library_states(state.library)  # imports modules again (handlers/imports.py)
+        random.setstate(state.random)  # after them: an import may draw from the global generator
         sys.setrecursionlimit(state.recursion_limit)
         suspend_signal = signal_number(options.signal)
         process_state.restore_signal_handlers(state.signals, suspend_signal)
