@@ -121,6 +121,7 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
     prepare(no_rewrite)
     assert _finder is not None
     selection = _finder.selection = hook.Selection(roots, rewrite, no_rewrite)
+    hook.program_starts()
     try:
         if module:
             def run_code(code, run_globals):

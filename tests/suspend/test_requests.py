@@ -432,6 +432,59 @@ class Imports(Case):
                       "again (ModuleNotFoundError", r.stderr)
 
 
+def big_python_source(functions):
+    return "".join(f"def f{i}(a, b=({i}, 'x{i}'), *args, **kw):\n    \"\"\"doc {i}\"\"\"\n"
+                   f"    return [a + b[0] * {i} for _ in range(3) if a != {i}]  # c{i}\n"
+                   for i in range(functions))
+
+
+class LibraryModulesAsMain(Case):
+    """`stasis run -m tokenize FILE` / `-m ast FILE`: Stasis itself imported tokenize and ast before
+    the program starts (plain code in sys.modules); __main__ runs a fresh rewritten copy."""
+
+    def chain(self, module, path):
+        plain = subprocess.run([PLAIN, "-m", module, path], cwd=self.dir, env=self.env, capture_output=True,
+                               timeout=300)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        snap = module + ".snap"
+        r = subprocess.run([STASIS, "run", "--quota", "0.3", "--snapshot", snap, "-m", module, path], cwd=self.dir,
+                           env=self.env, capture_output=True, timeout=300)
+        out, err, steps = r.stdout, r.stderr, 1
+        while r.returncode == 75 and steps < 100:
+            r = subprocess.run([STASIS, "resume", "--quota", "0.3", snap], cwd=self.dir, env=self.env,
+                               capture_output=True, timeout=300)
+            out, err, steps = out + r.stdout, err + r.stderr, steps + 1
+        self.assertEqual(r.returncode, 0, err.decode()[-3000:])
+        self.assertGreater(steps, 1, "never suspended: " + err.decode()[-3000:])
+        self.assertTrue(out == plain.stdout, f"output differs after {steps} steps")  # megabytes: no diff
+
+    def test_tokenize_under_a_quota_chain(self):
+        self.chain("tokenize", self.write("big.py", big_python_source(3000)))
+
+    def test_ast_under_a_quota_chain(self):
+        self.chain("ast", self.write("big.py", big_python_source(3000)))
+
+    def test_a_stack_through_a_module_stasis_imported_first_says_rewrite_cannot_help(self):
+        # ast is imported by Stasis before the program: NodeVisitor.visit is plain code, and the
+        # program's visit_Name under it has no safe point. --rewrite ast changes nothing.
+        prog = self.write("visit.py", textwrap.dedent("""
+            import ast, time
+            class Slow(ast.NodeVisitor):
+                def visit_Name(self, node):
+                    time.sleep(0.05)
+                    print(node.id)
+            Slow().visit(ast.parse("a + b + c + d + e + f + g + h + i + j"))
+        """))
+        r = self.stasis("run", "--rewrite", "ast", "--quota", "0.2", "--safe-point-timeout", "0.2",
+                        "--snapshot", "v.snap", prog)
+        self.assertEqual((r.returncode, r.stdout), (104, "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n"), r.stderr)
+        self.assertIn("NodeVisitor.visit", r.stderr)
+        self.assertIn("runs code that was not rewritten (module ast was imported by Stasis itself before the "
+                      "program started, so its code is not rewritten and has no safe points; --rewrite cannot "
+                      "change that)", r.stderr)
+        self.assertNotIn("--rewrite adds it", r.stderr)
+
+
 class CPythonTests(Case):
     def test_a_cpython_test_module_under_a_short_quota_chain(self):
         # `python -m unittest test.test_set` (about 1.6 s plainly; test_heapq, 0.2 s, could end

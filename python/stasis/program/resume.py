@@ -106,6 +106,7 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     rewrite = options.rewrite or meta.rewrite
     no_rewrite = options.no_rewrite or meta.no_rewrite
     selection = hook.Selection([r.rstrip("/") for r in meta.roots], rewrite, no_rewrite)
+    hook.program_starts()  # what Stasis imported so far stays plain (hook.true_advice)
     hook.install(selection)
     fresh = _create_modules(meta.modules)
     if "asyncio" in meta.handler_modules:
