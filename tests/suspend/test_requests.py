@@ -211,6 +211,24 @@ class NeverLost(Case):
         self.assertIn("without being suspended as requested (it ended before reaching a safe point)", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "e.snap")))
 
+    def test_the_quota_counts_from_the_start_even_if_a_c_call_holds_the_gil_first(self):
+        # compile() of a big source holds the GIL for longer than the quota (a second or more here);
+        # the timer thread first runs after it, and used to start its 0.5 s only then: the program
+        # ended first, and the quota was never enforced (exit 0, no message).
+        prog = self.write("cfirst.py", textwrap.dedent("""
+            import time
+            t0 = time.monotonic()
+            code = compile("x = [1, 2, (3, 4), {5: 6}]\\n" * 30000, "big", "exec")
+            slow = time.monotonic() - t0 > 0.5
+            for i in range(10):
+                time.sleep(0.01)
+            print("compiled in", "more" if slow else "less", "than the quota")
+        """))
+        r = self.stasis("run", "--quota", "0.5", "--snapshot", "q.snap", prog)
+        if r.returncode == 0 and "less" in r.stdout:
+            self.skipTest("compile() took less than the quota on this machine")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertEqual(self.chain(r, "q.snap"), self.plain(prog))
 
 class Paths(Case):
     def test_relative_snapshot_paths_are_the_resuming_process_s(self):

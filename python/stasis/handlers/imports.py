@@ -56,7 +56,7 @@ def _load_sys_module(module: Any, names: Any) -> None:
             continue  # refused: a module whose import has effects of its own (core/allowlist.h)
         try:
             importlib.import_module(name)
-        except Exception as e:  # noqa: BLE001 - any failure of a module's import is reported the same way
+        except Exception as e:  # any failure of a module's import is reported the same way
             sys.stderr.write(f"stasis: warning: module {name}, which the program had imported, cannot be "
                              f"imported again ({type(e).__name__}: {e}); the program goes on without it\n")
             sys.stderr.flush()
