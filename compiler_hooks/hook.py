@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import re
 import sys
 from fnmatch import fnmatchcase
 from types import CodeType
@@ -184,6 +185,35 @@ class RewritingFinder:
 
     def invalidate_caches(self) -> None:
         pass
+
+
+# Modules already imported when the program's code starts (runner.run; resume: when the hook is
+# installed): Stasis's start-up imports about 90 standard-library modules (tokenize, ast, dis,
+# json...) before the program's selection is in force. A module is imported once per process, so
+# their code stays plain whatever --rewrite says; only `-m MODULE` runs a fresh rewritten copy.
+IMPORTED_BEFORE_PROGRAM: set[str] = set()
+
+
+def program_starts() -> None:
+    """Records the modules imported so far that do not run rewritten code."""
+    IMPORTED_BEFORE_PROGRAM.update(
+        name for name, mod in list(sys.modules.items())
+        if not isinstance(getattr(getattr(mod, '__spec__', None), 'loader', None), RewritingLoader))
+
+
+_NOT_SELECTED = re.compile(r'\(module (\S+) is not in the selection; --rewrite adds it\)')
+
+
+def true_advice(why: str) -> str:
+    """The diagnostic of a stack through plain code (snapshot/capture.cpp) advises --rewrite; for
+    a module imported before the program started, that advice would not work: says why instead."""
+    def advice(m: 're.Match[str]') -> str:
+        name = m.group(1)
+        if name not in IMPORTED_BEFORE_PROGRAM:
+            return m.group(0)
+        return (f'(module {name} was imported by Stasis itself before the program started, so its code '
+                'is not rewritten and has no safe points; --rewrite cannot change that)')
+    return _NOT_SELECTED.sub(advice, why)
 
 
 def install(selection: Selection) -> RewritingFinder:

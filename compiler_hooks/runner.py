@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.machinery
+import importlib.util
 import os
 import runpy
 import sys
@@ -106,7 +107,9 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
         # its modules are imported (and rewritten) as libraries, not the program's own modules, which
         # a suspended program keeps by value.
         library = hook.library_dirs()
-        roots = [r for r in _module_root(target) if not hook._under(r, library)]
+        # (A directory with its separator: a top-level module's root is the library directory itself.)
+        roots = [r for r in _module_root(target)
+                 if not any(os.path.join(os.path.realpath(r), '').startswith(d) for d in library)]
     else:
         sys.argv = [target, *args]
         script_dir = os.path.dirname(os.path.realpath(target))
@@ -118,16 +121,27 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
     prepare(no_rewrite)
     assert _finder is not None
     selection = _finder.selection = hook.Selection(roots, rewrite, no_rewrite)
+    hook.program_starts()
     try:
         if module:
-            if execute is not None:
-                # runpy._run_code ends with exec(code, run_globals): a module-level `exec` in runpy
-                # shadows the builtin for this one call, so the module's code runs through execute.
-                runpy.exec = lambda code, run_globals: execute(code, run_globals, selection)  # type: ignore[attr-defined]
+            def run_code(code, run_globals):
+                runpy.importlib = importlib  # type: ignore[attr-defined] # the program's runpy is runpy
+                if execute is None:
+                    exec(code, run_globals)
+                else:
+                    execute(code, run_globals, selection)
+            # runpy._run_code ends with exec(code, run_globals): a module-level `exec` in runpy
+            # shadows the builtin for this one call, so the module's code runs through run_code.
+            runpy.exec = run_code  # type: ignore[attr-defined]
+            # A module Stasis itself imported before the hook (tokenize, ast, dis...) is found in
+            # sys.modules with its plain loader: runpy would run its plain code as __main__, where
+            # no safe point comes. Its code for __main__ is found afresh through the hook instead.
+            runpy.importlib = _FreshSpecs  # type: ignore[attr-defined]
             try:
                 runpy._run_module_as_main(target, alter_argv=True)   # type: ignore[attr-defined]
             finally:
                 runpy.__dict__.pop('exec', None)
+                runpy.importlib = importlib  # type: ignore[attr-defined]
         else:
             _run_script(target, execute, selection)
     except SystemExit as e:
@@ -135,6 +149,30 @@ def run(target: str, args: list[str], *, module: bool, rewrite: Sequence[str] = 
     except BaseException as e:             # the program's uncaught exception
         return _report(e)
     return 0            # the hook stays installed: code imported later (atexit, threads) too
+
+
+def _fresh_find_spec(name: str, package: str | None = None):
+    """importlib.util.find_spec for runpy: a module that was imported before the hook (Stasis's
+    own start-up imports about 90 standard-library modules, hook.already_imported) gets the spec
+    the hook gives it now, so `-m tokenize` runs rewritten code as __main__; the module already
+    imported stays as it is (the rewriter itself uses tokenize)."""
+    module = sys.modules.get(name)
+    spec = getattr(module, '__spec__', None)
+    if (_finder is not None and spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader
+            and not name.startswith('.')):
+        parent = name.rpartition('.')[0]
+        path = getattr(sys.modules.get(parent), '__path__', None) if parent else None
+        if not parent or path is not None:
+            fresh = _finder.find_spec(name, path)
+            if fresh is not None:
+                return fresh
+    return importlib.util.find_spec(name, package)
+
+
+class _FreshSpecs:
+    """What runpy sees as `importlib` while it looks up the module `-m` names."""
+    machinery = importlib.machinery
+    util = types.SimpleNamespace(find_spec=_fresh_find_spec)
 
 
 def run_resumed(execute) -> int:

@@ -30,6 +30,16 @@ const Resolved& resolved() {
       }
       out->value_types.emplace_back(std::move(t), &v);
     }
+    if (Ref ast = Ref::steal(PyImport_ImportModule("_ast"))) {
+      Ref base = Ref::steal(PyObject_GetAttrString(ast.get(), "AST"));
+      PyObject *key, *value;
+      Py_ssize_t pos = 0;
+      while (base && PyType_Check(base.get()) && PyDict_Next(PyModule_GetDict(ast.get()), &pos, &key, &value))
+        if (PyType_Check(value) && PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(value),
+                                                     reinterpret_cast<PyTypeObject*>(base.get())))
+          out->value_types.emplace_back(Ref::borrow(value), &kAstNode);
+    }
+    PyErr_Clear();
     for (const Name& n : kReducers) out->reducers.emplace_back(import_attr(n.module, n.qualname), n.qualname);
     out->partial = import_attr("functools", "partial");
     out->getitem = import_attr("_operator", "getitem");

@@ -140,8 +140,14 @@ inline constexpr const char* kRefusedModules[] = {
 // them itself, and importing them runs no test.
 std::string import_refusal(std::string_view module, bool program = false);
 
+// The syntax-tree node classes of module `_ast` (ast.Module, ast.Name, ..., ast.AST itself) are
+// value types too: a node reduces to its class called without arguments (which sets nothing) and
+// its fields as state. Their subclasses made by a program are not (their __init__ is its code).
+inline constexpr ValueType kAstNode = {"ast", "AST", Args::Consumes};
+
 // The kind of constructor call Reduce may make with `cls` (a class), or nullptr when `cls` is not
-// a value type: the classes of kValueTypes (resolved once; their subclasses are not included).
+// a value type: the classes of kValueTypes and the node classes of `_ast` (resolved once; their
+// subclasses are not included).
 const ValueType* value_type(PyObject* cls);
 // Whether `callable` is one of kReducers (resolved once).
 bool is_reducer(PyObject* callable);

@@ -26,11 +26,13 @@ PyObject* hide_temporaries(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
-// import_refusal(name) -> str: why loading never imports module `name` ("" when it may).
-PyObject* import_refusal(PyObject*, PyObject* name) {
-  const char* s = PyUnicode_AsUTF8(name);
-  if (!s) return nullptr;
-  std::string why = stasis::allowlist::import_refusal(s);
+// import_refusal(name, program=False) -> str: why loading (of a program snapshot, with
+// `program`) never imports module `name` ("" when it may).
+PyObject* import_refusal(PyObject*, PyObject* args) {
+  const char* s = nullptr;
+  int program = 0;
+  if (!PyArg_ParseTuple(args, "s|p:import_refusal", &s, &program)) return nullptr;
+  std::string why = stasis::allowlist::import_refusal(s, program != 0);
   return PyUnicode_FromStringAndSize(why.data(), Py_ssize_t(why.size()));
 }
 
@@ -110,8 +112,9 @@ PyMethodDef kMethods[] = {
     {"updater_watch_stop", stasis::engine::updater_api::watch_stop, METH_NOARGS, "stop and join the watcher"},
     {"updater_watch_forget", stasis::engine::updater_api::watch_forget, METH_NOARGS,
      "in a forked child: drop the parent's watcher"},
-    {"import_refusal", import_refusal, METH_O,
-     "import_refusal(name) -> why loading never imports that module, or '' (core/allowlist.h)"},
+    {"import_refusal", import_refusal, METH_VARARGS,
+     "import_refusal(name, program=False) -> why loading (of a program snapshot) never imports that module, "
+     "or '' (core/allowlist.h)"},
     {"text_reader_state", stasis::engine::text_reader_state, METH_O,
      "text_reader_state(f) -> (decoder, pending text, telling, newline) of an io.TextIOWrapper"},
     {"register", stasis::engine::register_handler, METH_VARARGS,

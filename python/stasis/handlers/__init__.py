@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import (asyncio_loop, csv_files, files, logging_state, net, numpy_arrays, process, sqlite,
+from . import (asyncio_loop, csv_files, files, imports, logging_state, net, numpy_arrays, process, sqlite,
                threads, values, weak)
 
 Handlers = Dict[type, Tuple[str, Callable, Callable]]
@@ -65,6 +65,6 @@ def builtin_module_states() -> Dict[str, Tuple[Callable, Callable]]:
     """{module name: (save(module) -> state, load(module, state))}: library modules keep only
     registered state."""
     states: Dict[str, Tuple[Callable, Callable]] = {"random": (_save_random_module, _load_random_module)}
-    for concern in (threads, values, asyncio_loop, logging_state, numpy_arrays, sqlite, net):
+    for concern in (imports, threads, values, asyncio_loop, logging_state, numpy_arrays, sqlite, net):
         states.update(concern.module_states())
     return states

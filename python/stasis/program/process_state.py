@@ -153,5 +153,8 @@ def restore_library_states(states: dict) -> None:
                 f"the snapshot holds state for module {name!r} that is not a registered library state "
                 "(stasis.register_module_state); a program's snapshot restores only its own modules "
                 "and registered library states")
-    for name, state in states.items():
-        modules.restore_module_state(importlib.import_module(name), state)
+    from ..handlers import imports
+    # The modules the program had imported come back first: their imports may change another
+    # module's registered state (add a logging handler), which its restore then replaces.
+    for name in sorted(states, key=lambda n: n != imports.MODULE):
+        modules.restore_module_state(importlib.import_module(name), states[name])

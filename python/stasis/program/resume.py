@@ -106,6 +106,7 @@ def load_program(snapshot: str, options: Options) -> Loaded:
     rewrite = options.rewrite or meta.rewrite
     no_rewrite = options.no_rewrite or meta.no_rewrite
     selection = hook.Selection([r.rstrip("/") for r in meta.roots], rewrite, no_rewrite)
+    hook.program_starts()  # what Stasis imported so far stays plain (hook.true_advice)
     hook.install(selection)
     fresh = _create_modules(meta.modules)
     if "asyncio" in meta.handler_modules:
@@ -149,8 +150,8 @@ def resume(snapshot: str, options: Options, debug: bool = False, patches: Sequen
     program = list(loaded.meta.program)
     del loaded
     with _malformed_state():
-        random.setstate(state.random)
-        process_state.restore_library_states(state.library)
+        process_state.restore_library_states(state.library)  # imports modules again (handlers/imports.py)
+        random.setstate(state.random)  # after them: an import may draw from the global generator
         sys.setrecursionlimit(state.recursion_limit)
         suspend_signal = signal_number(options.signal)
         process_state.restore_signal_handlers(state.signals, suspend_signal)

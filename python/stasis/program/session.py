@@ -146,6 +146,8 @@ class Session:
         os._exit(EXIT_SUSPENDED)
 
     def _give_up(self, why: str) -> None:
+        from ..compiler_hooks import hook
+        why = hook.true_advice(why)
         sys.stderr.write(f"stasis: could not suspend within {self.options.safe_point_timeout:g} s: {why}; "
                          "the program keeps running\n")
         sys.stderr.flush()

@@ -60,10 +60,12 @@ def install(session: "Session", replaying: bool = False) -> None:
     if came:  # one came while Stasis was starting: asked for as the quota asks
         internal_threads.start(session.request, signal_trigger(came))
     if o.quota is not None:
-        def quota(seconds: float) -> None:
-            time.sleep(seconds)
+        # The deadline is taken now: the timer thread first runs when it gets the GIL, which a
+        # program that starts with a long C call (compile() of a big file) holds for seconds.
+        def quota(deadline: float) -> None:
+            time.sleep(max(0.0, deadline - time.monotonic()))
             session.request("quota")
-        internal_threads.start(quota, o.quota)
+        internal_threads.start(quota, time.monotonic() + o.quota)
     periodic.install(session)  # --checkpoint-every: the checkpointer thread
     write_pid_record(session)
 
