@@ -14,6 +14,17 @@ from fnmatch import fnmatchcase
 from types import CodeType
 from typing import Sequence
 
+# The standard-library modules the rewriter's own modules (lowering, scopes, sites, resume_points,
+# bytecode) import. Those modules are imported only when a module has to be rewritten (most start-ups
+# find everything in the cache), but their dependencies are imported here, before the hook is
+# installed, so that they are plain (and the rewriter never has to rewrite what it runs on) in every
+# process, whatever the cache holds: a module a program's frame runs in must be rewritten or plain
+# alike in the process that suspends it and the one that resumes it.
+# tests/compiler_hooks/test_hook.py checks that this list is complete.
+import ast  # noqa: F401
+import dis  # noqa: F401
+import symtable  # noqa: F401
+
 from . import cache
 from .rewriter import rewrite_module
 

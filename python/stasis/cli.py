@@ -2,12 +2,15 @@
 the exit status of their class (stasis/errors.py); never a traceback of Stasis internals."""
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import math
 import sys
+import types
 from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+# argparse, json, datetime and math are imported where they are used: `stasis run` parses its
+# command line by hand (_split_run_args) and every chain step pays for this module's imports.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 from . import errors
 from .errors import EXIT_USAGE, StasisError
@@ -30,13 +33,17 @@ class ShowHelp(Exception):
         self.command = command
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)  # `run` takes no abbreviations either
-        super().__init__(*args, **kwargs)
+def _parser_class() -> type:
+    import argparse
 
-    def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
-        raise UsageError(f"{self.prog}: {message}", self.prog[len("stasis "):])
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("allow_abbrev", False)  # `run` takes no abbreviations either
+            super().__init__(*args, **kwargs)
+
+        def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
+            raise UsageError(f"{self.prog}: {message}", self.prog[len("stasis "):])
+    return _Parser
 
 
 # --- run / resume: one table of their options -----------------------------------------------------
@@ -106,11 +113,11 @@ _RUN_MODULE_HELP = ("run MODULE as python3 -m does (the rest are its arguments);
                     "suspension option such as --snapshot or --signal, else it runs as plain python3 -m would")
 
 
-def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
+def _split_run_args(argv: Sequence[str]) -> types.SimpleNamespace:
     """Parses `run` options up to the program; everything after SCRIPT (or -m MODULE) is the
     program's, exactly as python3 would pass it."""
     table = {o.flag: o for o in session_options("run")}
-    ns = argparse.Namespace(module=False, target=None, args=[], values={})
+    ns = types.SimpleNamespace(module=False, target=None, args=[], values={})
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -167,6 +174,7 @@ def _checked_values(command: str, values: dict) -> dict:
     is a usage error (exit 64) naming the option and what it needs. Returns them converted."""
     out = dict(values)
     table = {o.flag: o for o in SESSION_OPTIONS}
+    import math
     for name, value in values.items():
         check = table[name].check if name in table else None
         if value is None or check is None:
@@ -302,7 +310,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     return runner.run(ns.target, ns.args, module=ns.module, rewrite=rewrite, no_rewrite=no_rewrite)
 
 
-def _resumable(ns: argparse.Namespace, options, key_file: Optional[str]) -> Optional[str]:
+def _resumable(ns: types.SimpleNamespace, options, key_file: Optional[str]) -> Optional[str]:
     """--resume-if-present: the snapshot at --snapshot PATH to resume (a complete one, of this very
     program), or None to start the program (program/batch.py)."""
     import os
@@ -499,6 +507,7 @@ def _size(n: int) -> str:
 
 
 def format_inspect(path: str, info: dict) -> str:
+    import datetime
     created = datetime.datetime.fromtimestamp(info["created_unix"], datetime.timezone.utc)
     ratio = info["raw_size"] / info["compressed_size"] if info["compressed_size"] else 0.0
     ops = ", ".join(f"{name} {count:,}" for name, count in
@@ -538,6 +547,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         out = {"path": args.snapshot, **info}
         if program is not None:
             out.update(inspect_view.jsonable(program))
+        import json
         sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
     else:
         text = format_inspect(args.snapshot, info)
@@ -558,7 +568,8 @@ topics: stasis help exit-status | environment | suspension | signing
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stasis", description="Suspend a running Python program into a snapshot file; resume "
+    import argparse
+    p = _parser_class()(prog="stasis", description="Suspend a running Python program into a snapshot file; resume "
                 "it later, here or elsewhere; patch it, inspect it, debug it.",
                 usage="stasis [-h] COMMAND [ARGS...]", epilog=COMMANDS_EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -684,14 +695,9 @@ def _one_line(message: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("run", "resume"):
-        # The suspension signals are kept from now on, until the program's handlers take over
-        # (a batch job's time-limit warning may come while Stasis starts).
-        from . import startup_signals
-        startup_signals.hold(startup_signals.numbers(startup_signals.names_in(argv[0], argv[1:])))
-    if sys.argv[1:] == argv:
-        from .startup import settle_hash_seed
-        settle_hash_seed(argv)  # may re-execute this command: before any other start-up work
+    from . import startup
+    if not startup.begun(argv):  # the launcher does it before importing this module
+        startup.begin(argv, settle=sys.argv[1:] == argv)  # may re-execute this command
     try:
         if argv and argv[0] == "run":
             return cmd_run(argv[1:])
