@@ -11,17 +11,17 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # typing is not imported at run time: the launcher imports this package first
-if TYPE_CHECKING:
-    from types import ModuleType
-    from typing import Any, Callable, Dict, Optional, Tuple, Union
-    PathLike = Union[str, bytes, "os.PathLike[str]"]
-
 from . import _engine
 from .errors import (EXIT_SUSPENDED, CorruptSnapshotError, IncompatibleSnapshotError,
                      NotASnapshotError, NotAvailableError, NotSuspendableError, SignatureError,
                      SnapshotError, SnapshotIOError, StasisError, TruncatedSnapshotError,
                      UnsupportedObjectError, BY_CODE)
+
+TYPE_CHECKING = False  # typing is not imported at run time: the launcher imports this package first
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Dict, Optional, Tuple, Union
+    PathLike = Union[str, bytes, "os.PathLike[str]"]
 
 __all__ = [
     "dumps", "loads", "dump", "load", "inspect", "suspend", "checkpoint", "register",

@@ -6,14 +6,14 @@ import sys
 import types
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+from . import errors
+from .errors import EXIT_USAGE, StasisError
+
 # argparse, json, datetime and math are imported where they are used: `stasis run` parses its
 # command line by hand (_split_run_args) and every chain step pays for this module's imports.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-
-from . import errors
-from .errors import EXIT_USAGE, StasisError
 
 
 class UsageError(Exception):
