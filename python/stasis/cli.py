@@ -335,9 +335,10 @@ def _resumable(ns: types.SimpleNamespace, options, key_file: Optional[str]) -> O
 def _finished(status: int, batch_path: Optional[str] = None) -> int:
     """The program has ended (not suspended: that ends the process with 75 before this). With
     --resume-if-present and status 0, the job is done: its snapshots go (program/batch.py)."""
-    from .program import batch, periodic
+    from .program import periodic
     periodic.finished()
     if batch_path is not None:
+        from .program import batch
         batch.finished(status, batch_path)
     return status
 
