@@ -22,9 +22,9 @@ from typing import Sequence
 # alike in the process that suspends it and the one that resumes it.
 # tests/compiler_hooks/test_hook.py checks that this list is complete.
 import ast  # noqa: F401
-import dis  # noqa: F401
 import symtable  # noqa: F401
 
+from . import bytecode  # noqa: F401 -- for dis and opcode (only bytecode.py imports them)
 from . import cache
 from .rewriter import rewrite_module
 
@@ -86,6 +86,15 @@ _OWN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) \
     else os.path.dirname(os.path.abspath(__file__))
 
 
+_own_root_real: list[str] = []
+
+
+def _own_root() -> str:
+    if not _own_root_real:
+        _own_root_real.append(os.path.join(os.path.realpath(_OWN_ROOT), ''))
+    return _own_root_real[0]
+
+
 def _under(path: str, roots: Sequence[str]) -> bool:
     real = os.path.realpath(path)
     return any(real.startswith(r) for r in roots)
@@ -109,17 +118,18 @@ class Selection:
     def selects(self, fullname: str, origin: str | None) -> bool:
         if fullname == 'stasis' or fullname.startswith('stasis.'):
             return False
-        if origin is not None and _under(origin, (os.path.join(os.path.realpath(_OWN_ROOT), ''),)):
+        real = os.path.realpath(origin) if origin is not None else None  # once: an lstat per component
+        if real is not None and real.startswith(_own_root()):
             return False
         if any(fnmatchcase(fullname, g) for g in self.no_rewrite):
             return False
         if any(fnmatchcase(fullname, g) for g in self.rewrite + self.stdlib):
             return True
-        if origin is None:
+        if real is None:
             return False
-        if _under(origin, self.roots):
+        if real.startswith(self.roots):
             return True
-        return (bool(self.library) and _under(origin, self.library)
+        return (bool(self.library) and real.startswith(self.library)
                 and not any(fnmatchcase(fullname, g) for g in LIBRARY_EXCLUDED))
 
 

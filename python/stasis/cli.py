@@ -568,55 +568,71 @@ topics: stasis help exit-status | environment | suspension | signing
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+# The subcommands of _parser (tests/cli/test_option_table.py checks that this is all of them).
+_COMMANDS = ("run", "resume", "suspend", "restart", "inspect", "rewrite", "patch", "debug", "ctl", "help")
+
+
+class _LeftOut:
+    """A subcommand _parser leaves out: whatever is asked of it does nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
+
+
+def _parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with `only`, the subcommands other than that one are left out (a command
+    line is parsed by its own subparser; building all of them cost every `stasis resume`)."""
     import argparse
     p = _parser_class()(prog="stasis", description="Suspend a running Python program into a snapshot file; resume "
                 "it later, here or elsewhere; patch it, inspect it, debug it.",
                 usage="stasis [-h] COMMAND [ARGS...]", epilog=COMMANDS_EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add_parser(name: str, **kwargs):
+        return subparsers.add_parser(name, **kwargs) if only in (None, name) else _LeftOut()
     # `run` is parsed by _split_run_args (the program's own arguments follow SCRIPT): this parser
     # is its help, man page and completion.
-    rn = sub.add_parser("run", help="run a program under Stasis, suspendable", usage=_RUN_USAGE,
-                        description="Run SCRIPT (or -m MODULE) under Stasis: it can be suspended into a "
-                        "snapshot (exit status 75) by a quota, a signal, `stasis suspend PID` or itself, "
-                        "and continued with `stasis resume`. Options go before SCRIPT; what follows "
-                        "SCRIPT is the program's own.")
+    rn = add_parser("run", help="run a program under Stasis, suspendable", usage=_RUN_USAGE,
+                    description="Run SCRIPT (or -m MODULE) under Stasis: it can be suspended into a "
+                    "snapshot (exit status 75) by a quota, a signal, `stasis suspend PID` or itself, "
+                    "and continued with `stasis resume`. Options go before SCRIPT; what follows "
+                    "SCRIPT is the program's own.")
     rn.add_argument("-m", dest="module", metavar="MODULE", help=_RUN_MODULE_HELP)
     _session_arguments(rn, "run")
     rn.add_argument("script", metavar="SCRIPT", nargs="?", help="the program to run (a .py file)")
     rn.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER, help="the program's own arguments")
-    r = sub.add_parser("resume", help="continue a suspended program from its snapshot",
-                       description="Continue a suspended (or crashed) program from SNAPSHOT in this "
-                       "process: its modules, heap and every thread's stack. Exit status: the program's, "
-                       "or 75 when it is suspended again.")
+    r = add_parser("resume", help="continue a suspended program from its snapshot",
+                   description="Continue a suspended (or crashed) program from SNAPSHOT in this "
+                   "process: its modules, heap and every thread's stack. Exit status: the program's, "
+                   "or 75 when it is suspended again.")
     r.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot to continue from (only read, unless "
                    "--snapshot is not given: a new suspension then replaces it)")
     _session_arguments(r, "resume")
     _patch_arguments(r, auto=True)
     r.set_defaults(func=cmd_resume)
-    s = sub.add_parser("suspend", help="suspend a process running under Stasis; print its snapshot's path",
-                       description="Ask process PID (started by `stasis run` or `stasis resume`) to "
-                       "suspend, by its first --signal; wait until it has ended and print the snapshot's path.")
+    s = add_parser("suspend", help="suspend a process running under Stasis; print its snapshot's path",
+                   description="Ask process PID (started by `stasis run` or `stasis resume`) to "
+                   "suspend, by its first --signal; wait until it has ended and print the snapshot's path.")
     s.add_argument("pid", type=int, metavar="PID", help="the process (as printed by $! or ps)")
     s.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="give up waiting after SECONDS, exit 99; the process keeps running (default 60)")
     s.set_defaults(func=cmd_suspend)
-    rs = sub.add_parser("restart", help="hand a running service over to a new process, keeping its state "
-                        "and sockets (no failed request)",
-                        description="Start a new process of the program running as PID, hand it the "
-                        "program's state and its very sockets, apply the patches on the way; print the "
-                        "new PID. If anything fails, the old process goes on serving.")
+    rs = add_parser("restart", help="hand a running service over to a new process, keeping its state "
+                    "and sockets (no failed request)",
+                    description="Start a new process of the program running as PID, hand it the "
+                    "program's state and its very sockets, apply the patches on the way; print the "
+                    "new PID. If anything fails, the old process goes on serving.")
     rs.add_argument("pid", type=int, metavar="PID", help="the running process (started by `stasis run`)")
     _patch_arguments(rs, auto=True)  # applied in the new process before it takes over, as resume does
     rs.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                     help="seconds for the whole switch (default 120); after that the old process goes on")
     rs.set_defaults(func=cmd_restart)
-    i = sub.add_parser("inspect", help="describe a snapshot; for a program: its threads, frames, locals, heap",
-                       description="Describe a snapshot without building anything from it. For a suspended "
-                                   "program: every thread and its frames (outermost first) with their source "
-                                   "lines and locals, the heap by type, the modules, the hash seed, the "
-                                   "command line, the suspension and the patch history.")
+    i = add_parser("inspect", help="describe a snapshot; for a program: its threads, frames, locals, heap",
+                   description="Describe a snapshot without building anything from it. For a suspended "
+                               "program: every thread and its frames (outermost first) with their source "
+                               "lines and locals, the heap by type, the modules, the hash seed, the "
+                               "command line, the suspension and the patch history.")
     i.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot file (nothing in it is run or imported)")
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
     i.add_argument("--key-file", metavar="KEY", help="verify the signature with this key (default $STASIS_KEY_FILE)")
@@ -626,15 +642,15 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--top", type=int, default=10, metavar="N",
                    help="rows of the heap tables, by type and by module (default 10)")
     i.set_defaults(func=cmd_inspect)
-    w = sub.add_parser("rewrite", help="print the resumable form of a module",
-                       description="Print the resumable form Stasis compiles FILE into (a listing of "
-                       "its lowered statements and resume points); FILE is not run.")
+    w = add_parser("rewrite", help="print the resumable form of a module",
+                   description="Print the resumable form Stasis compiles FILE into (a listing of "
+                   "its lowered statements and resume points); FILE is not run.")
     w.add_argument("file", metavar="FILE", help="a Python source file")
     w.set_defaults(func=cmd_rewrite)
-    pa = sub.add_parser("patch", help="patch a suspended or crashed program's snapshot with fixed code",
-                        description="Apply new sources of the program's modules and update modules, in "
-                        "the order given, to the program in SNAPSHOT; frames on the stacks continue in "
-                        "the new code. Refused patches change nothing (exit 102).")
+    pa = add_parser("patch", help="patch a suspended or crashed program's snapshot with fixed code",
+                    description="Apply new sources of the program's modules and update modules, in "
+                    "the order given, to the program in SNAPSHOT; frames on the stacks continue in "
+                    "the new code. Refused patches change nothing (exit 102).")
     pa.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot to patch")
     _patch_arguments(pa, auto=False)
     pa.add_argument("-o", "--output", metavar="OUT",
@@ -643,25 +659,25 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--key-file", metavar="KEY",
                     help="verify and sign with the key in file KEY (default $STASIS_KEY_FILE)")
     pa.set_defaults(func=cmd_patch)
-    d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point, or where a crash was raised",
-                       description="Rebuild the program in SNAPSHOT and open pdb where it stood: the "
-                       "suspension point, or the frame that raised (crash snapshots). The snapshot is only "
-                       "read: every session starts from the same state.")
+    d = add_parser("debug", help="open pdb at a snapshot's suspension point, or where a crash was raised",
+                   description="Rebuild the program in SNAPSHOT and open pdb where it stood: the "
+                   "suspension point, or the frame that raised (crash snapshots). The snapshot is only "
+                   "read: every session starts from the same state.")
     d.add_argument("snapshot", metavar="SNAPSHOT", help="a program snapshot")
     d.add_argument("--key-file", metavar="KEY",
                    help="verify the signature with the key in file KEY (default $STASIS_KEY_FILE)")
     d.set_defaults(func=cmd_debug)
-    c = sub.add_parser("ctl", help="patch, instrument or profile a live process (stasis ctl --help)",
-                       add_help=False)
+    c = add_parser("ctl", help="patch, instrument or profile a live process (stasis ctl --help)",
+                   add_help=False)
     c.add_argument("rest", nargs=argparse.REMAINDER)
     c.set_defaults(func=cmd_ctl)
-    h = sub.add_parser("help", help="help on a command or a topic: stasis help [COMMAND|TOPIC]",
-                       description="Show the help of COMMAND, or of TOPIC: exit-status, environment, "
-                       "suspension, signing. Without an argument, the list of commands.")
+    h = add_parser("help", help="help on a command or a topic: stasis help [COMMAND|TOPIC]",
+                   description="Show the help of COMMAND, or of TOPIC: exit-status, environment, "
+                   "suspension, signing. Without an argument, the list of commands.")
     h.add_argument("topic", metavar="COMMAND|TOPIC", nargs="?", help="a command or a topic")
     h.set_defaults(func=lambda args: cmd_help(p, args.topic))
     from .cli_help import synopsis
-    for name, command in sub.choices.items():  # "usage: stasis resume SNAPSHOT [options]"
+    for name, command in subparsers.choices.items():  # "usage: stasis resume SNAPSHOT [options]"
         command.prog = f"stasis {name}"
         command.usage = "\n       ".join(synopsis(name, command))
     return p
@@ -705,7 +721,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if argv and argv[0] == "ctl":  # its own parser (options such as --all-children come first)
             from .updater import ctl
             return ctl.main(argv[1:])
-        parser = _parser()
+        # The command's own subparser only (not for `help` and `--help`, which show them all).
+        parser = _parser(argv[0] if argv and argv[0] in _COMMANDS and argv[0] != "help" else None)
         args, unknown = parser.parse_known_args(argv)
         if unknown and getattr(args, "command", None) not in (None, "ctl"):
             raise UsageError(f"stasis {args.command}: unknown option or argument {unknown[0]}", args.command)
