@@ -19,8 +19,8 @@ def __getattr__(name: str):
     """The API (api.py) is imported on first use: the control channel (control.py), which every
     program under Stasis serves, imports this package, and most programs never get an update."""
     if name in _API:
-        from . import api
-        return getattr(api, name)
+        from . import api  # noqa: F401 -- which sets them all here (its end)
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["redefine", "add_field", "convert", "instrument", "map_frame", "revert", "list_updates", "apply_file",
