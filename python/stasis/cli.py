@@ -275,6 +275,15 @@ def _check_key_file(key_file: Optional[str]) -> None:
 def _prepare_hook(no_rewrite: Sequence[str]) -> None:
     """Installs the import hook before Stasis's own start-up imports threading, queue or socket,
     so that those blocking stdlib modules run rewritten (resumable) code too."""
+    # The standard modules this CLI has always imported before the hook, now imported where they
+    # are used: imported here, first, they stay plain as they always were, in `run` and `resume`
+    # alike (a program's frame in a library module must find the same kind of code when it is
+    # rebuilt; and json's frames hold its C encoder, which a snapshot cannot keep, so they must not
+    # become safe points).
+    import argparse  # noqa: F401
+    import datetime  # noqa: F401
+    import json  # noqa: F401
+    import signal  # noqa: F401
     from .compiler_hooks import runner
     runner.prepare(no_rewrite)
 
@@ -572,6 +581,32 @@ topics: stasis help exit-status | environment | suspension | signing
 _COMMANDS = ("run", "resume", "suspend", "restart", "inspect", "rewrite", "patch", "debug", "ctl", "help")
 
 
+def _help_width() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (with bz2 and lzma): argparse's
+    formatters ask it for their width, and every command line builds some."""
+    import os
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns
+
+
+def _sized(formatter: type) -> type:
+    """`formatter` with argparse's default width (the terminal's, less 2) found by _help_width."""
+    class Sized(formatter):  # type: ignore[valid-type,misc]
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: Optional[int] = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _help_width() - 2 if width is None else width)
+    return Sized
+
+
 class _LeftOut:
     """A subcommand _parser leaves out: whatever is asked of it does nothing."""
 
@@ -586,11 +621,13 @@ def _parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     p = _parser_class()(prog="stasis", description="Suspend a running Python program into a snapshot file; resume "
                 "it later, here or elsewhere; patch it, inspect it, debug it.",
                 usage="stasis [-h] COMMAND [ARGS...]", epilog=COMMANDS_EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+                formatter_class=_sized(argparse.RawDescriptionHelpFormatter))
     subparsers = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add_parser(name: str, **kwargs):
-        return subparsers.add_parser(name, **kwargs) if only in (None, name) else _LeftOut()
+        if only not in (None, name):
+            return _LeftOut()
+        return subparsers.add_parser(name, formatter_class=_sized(argparse.HelpFormatter), **kwargs)
     # `run` is parsed by _split_run_args (the program's own arguments follow SCRIPT): this parser
     # is its help, man page and completion.
     rn = add_parser("run", help="run a program under Stasis, suspendable", usage=_RUN_USAGE,

@@ -466,9 +466,9 @@ def setup_restore() -> None:
 def after_load() -> None:
     """Once the heap is built, before any thread runs: descriptors no socket took are closed and
     the snapshot is removed (the patches come next: `stasis resume --patch`, program/resume.py)."""
-    import shutil
     if _plan is None:
         return
+    import shutil
     os.environ.pop(ENV, None)  # not for the program's own children
     from .handlers import net
     for fd in list(net.settings.inherited.values()):
