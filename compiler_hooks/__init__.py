@@ -5,9 +5,19 @@ Modules: `rewriter` (AST -> resumable form; its parts `sites`, `scopes`, `loweri
 exception tables), `listing` (`stasis rewrite`), `cache` (rewritten-code cache), `hook`
 (meta-path finder/loader, module selection), `runner` (run a script or module under the hook).
 Pure Python; see README.md.
+Importing the package imports none of them: `stasis run` needs only `runner`, `hook` and `cache`
+while the rewritten code comes from the cache, and start-up is paid by every chain step.
 """
-from .listing import format_resumable
-from .rewriter import REWRITER_VERSION, rewrite_module
-from .resume_points import Row, resume_table
+from __future__ import annotations
 
 __all__ = ['REWRITER_VERSION', 'format_resumable', 'rewrite_module', 'resume_table', 'Row']
+
+_WHERE = {'format_resumable': 'listing', 'REWRITER_VERSION': 'rewriter', 'rewrite_module': 'rewriter',
+          'resume_table': 'resume_points', 'Row': 'resume_points'}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f'{__name__}.{_WHERE[name]}'), name)

@@ -15,6 +15,17 @@ from fnmatch import fnmatchcase
 from types import CodeType
 from typing import Sequence
 
+# The standard-library modules the rewriter's own modules (lowering, scopes, sites, resume_points,
+# bytecode) import. Those modules are imported only when a module has to be rewritten (most start-ups
+# find everything in the cache), but their dependencies are imported here, before the hook is
+# installed, so that they are plain (and the rewriter never has to rewrite what it runs on) in every
+# process, whatever the cache holds: a module a program's frame runs in must be rewritten or plain
+# alike in the process that suspends it and the one that resumes it.
+# tests/compiler_hooks/test_hook.py checks that this list is complete.
+import ast  # noqa: F401
+import symtable  # noqa: F401
+
+from . import bytecode  # noqa: F401 -- for dis and opcode (only bytecode.py imports them)
 from . import cache
 from .rewriter import rewrite_module
 
@@ -76,6 +87,15 @@ _OWN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) \
     else os.path.dirname(os.path.abspath(__file__))
 
 
+_own_root_real: list[str] = []
+
+
+def _own_root() -> str:
+    if not _own_root_real:
+        _own_root_real.append(os.path.join(os.path.realpath(_OWN_ROOT), ''))
+    return _own_root_real[0]
+
+
 def _under(path: str, roots: Sequence[str]) -> bool:
     real = os.path.realpath(path)
     return any(real.startswith(r) for r in roots)
@@ -99,17 +119,18 @@ class Selection:
     def selects(self, fullname: str, origin: str | None) -> bool:
         if fullname == 'stasis' or fullname.startswith('stasis.'):
             return False
-        if origin is not None and _under(origin, (os.path.join(os.path.realpath(_OWN_ROOT), ''),)):
+        real = os.path.realpath(origin) if origin is not None else None  # once: an lstat per component
+        if real is not None and real.startswith(_own_root()):
             return False
         if any(fnmatchcase(fullname, g) for g in self.no_rewrite):
             return False
         if any(fnmatchcase(fullname, g) for g in self.rewrite + self.stdlib):
             return True
-        if origin is None:
+        if real is None:
             return False
-        if _under(origin, self.roots):
+        if real.startswith(self.roots):
             return True
-        return (bool(self.library) and _under(origin, self.library)
+        return (bool(self.library) and real.startswith(self.library)
                 and not any(fnmatchcase(fullname, g) for g in LIBRARY_EXCLUDED))
 
 

@@ -15,13 +15,13 @@ short-circuiting are kept; see README.md for the documented deviations.
 """
 from __future__ import annotations
 
-import ast
-from types import CodeType
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ast
+    from types import CodeType
 
-from .lowering import lower_module_body
-from .resume_points import attach_tables
-from .scopes import Scopes
-from .sites import assign_site_ids, module_names
+# The parts are imported when a module is rewritten, not with this module: the hook and the cache
+# import it for REWRITER_VERSION on every start-up, and most start-ups find everything in the cache.
 
 __all__ = ['REWRITER_VERSION', 'rewrite_tree', 'rewrite_module']
 
@@ -33,6 +33,10 @@ REWRITER_VERSION = 10
 def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Module:
     """Rewrite a parsed module in place into the resumable form; returns it.  Sets
     `tree._stasis_pure`, the pure builtins the lowering relied on (for the table builder)."""
+    import ast
+    from .lowering import lower_module_body
+    from .scopes import Scopes
+    from .sites import assign_site_ids, module_names
     assign_site_ids(tree)
     scopes = Scopes(source, filename)
     pure = scopes.pure_builtins()
@@ -46,6 +50,8 @@ def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Mo
 def rewrite_module(source: str | bytes, filename: str, *, optimize: int = -1) -> tuple[CodeType, ast.Module]:
     """Compile `source` into resumable code: returns `(code, tree)`.  Every code object
     compiled from the module carries its resume table (see resume_points.attach_tables)."""
+    import ast
+    from .resume_points import attach_tables
     tree = ast.parse(source, filename, 'exec')
     rewrite_tree(tree, source, filename)
     code = compile(tree, filename, 'exec', dont_inherit=True, optimize=optimize)

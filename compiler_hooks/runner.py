@@ -83,10 +83,9 @@ def prepare(no_rewrite: Sequence[str] = ()) -> None:
     global _finder
     if _finder is None:
         # What the rewriter imports while it works (importlib's decode_source imports tokenize; the
-        # tables need dis) is imported first, plainly: a module cannot be rewritten by a rewriter
-        # that is importing it.
+        # rest comes with `hook`) is imported first, plainly: a module cannot be rewritten by a
+        # rewriter that is importing it.
         import tokenize  # noqa: F401
-        from . import resume_points  # noqa: F401
         _finder = hook.install(hook.Selection((), (), no_rewrite))
         from .. import _engine
         _engine.hide_temporaries()      # frame.f_locals never shows `.t0` & co. (README)

@@ -254,3 +254,11 @@ def apply_file(path: str, source: str) -> Update:
         sys.modules.pop(module.__name__, None)
         raise
     return u
+
+
+# The package exports this API (updater/__init__.py imports this module on first use): set here, once
+# this module is complete, so that the submodule `instrument` it imported does not stand in for the
+# function of that name.
+for _name in sys.modules[__package__]._API:
+    setattr(sys.modules[__package__], _name, globals()[_name])
+del _name

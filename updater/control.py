@@ -16,21 +16,21 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
 import os
-import queue
 import select
 import socket
 import sys
 import threading
-import traceback
 from typing import Any, Callable, Dict, Optional
 
 from .. import _engine, internal_threads, runtime_dir
 from ..errors import StasisError
-from . import api, channel, tools
-from .layers import layers
+from . import channel
 from .errors import ControlChannelError, UpdateError, UpdateRefusedError
+
+# The updater itself (api, layers, tools) and what only requests need (hashlib, queue, traceback)
+# are imported when a request comes: every program started by `stasis run`/`resume` serves this
+# channel, few ever get a request, and each chain step pays for what start-up imports.
 
 _lock = threading.Lock()
 _state: Dict[str, Any] = {"pid": None, "sock": None, "path": None, "fork_hook": False}
@@ -92,7 +92,9 @@ def _after_fork_in_child() -> None:
             pass
     global _lock
     _lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
-    layers.after_fork()
+    layers = sys.modules.get(__package__ + ".layers")
+    if layers is not None:   # else no update was ever applied
+        layers.layers.after_fork()
     try:
         serve_updates()
     except Exception as e:
@@ -160,6 +162,7 @@ def _error(e: BaseException) -> Dict[str, Any]:
         return {"ok": False, "error": str(e), "code": e.code, "kind": type(e).__name__}
     # An exception from the update file itself (or a bug): say where, with the traceback of the
     # update's own frames (Stasis's frames are dropped; a bug in Stasis keeps them all).
+    import traceback
     tb = e.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
@@ -241,7 +244,9 @@ class _EventStream:
 
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
+        import queue
         self.queue: "queue.Queue[Optional[str]]" = queue.Queue(self.LIMIT)
+        self.full = queue.Full
         self.dropped = 0
         self.broken = False
         self.closed = False
@@ -256,7 +261,7 @@ class _EventStream:
                 self.sender = internal_threads.start(self._send_all)
         try:
             self.queue.put_nowait(text)
-        except queue.Full:
+        except self.full:
             self.dropped += 1
 
     def _send_all(self) -> None:
@@ -296,6 +301,8 @@ def _str(request: Dict[str, Any], key: str) -> str:
 
 def _dispatch(request: Dict[str, Any], stop: threading.Event, emit: Callable[[str], None],
               watch_hangup: Callable[[], Any]) -> Dict[str, Any]:
+    import hashlib
+    from . import api, tools
     op = request.get("op")
     if request.get("protocol", channel.PROTOCOL) != channel.PROTOCOL:
         raise ControlChannelError(f"protocol {request.get('protocol')} is not {channel.PROTOCOL}; "

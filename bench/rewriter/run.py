@@ -307,7 +307,7 @@ if VARIANT == 'rewritten':
     code = hook.compile_cached(PATH, data)
 else:
     code = compile(data, PATH, 'exec', dont_inherit=True)
-sys.argv = [PATH]
+sys.argv = [PATH, *ARGS]
 sys.path.insert(0, os.path.dirname(PATH))
 exec(code, {'__name__': '__main__', '__file__': PATH})
 kind, func, args = pyperf.BENCH_CAPTURE[0]
@@ -318,6 +318,18 @@ pyperf.run_workload(kind, func, args, 1)
 lib.stasis_bench_stop()
 print('RESULT ok')
 """
+
+def pyperf_args(bm_dir: str) -> list[str]:
+    """The command-line arguments pyperformance passes the benchmark (`extra_opts` of its
+    pyproject.toml: bm_async_tree's "none" selects the variant without I/O)."""
+    import tomllib
+    try:
+        with open(os.path.join(bm_dir, 'pyproject.toml'), 'rb') as f:
+            meta = tomllib.load(f)
+    except FileNotFoundError:
+        return []
+    return list(meta.get('tool', {}).get('pyperformance', {}).get('extra_opts', []))
+
 
 PYPERF_PURE = ['chaos', 'coroutines', 'deltablue', 'fannkuch', 'float', 'go', 'hexiom', 'nbody', 'nqueens',
                'pyflate', 'raytrace', 'richards', 'spectral_norm', 'unpack_sequence', 'generators', 'deepcopy',
@@ -348,7 +360,8 @@ def pyperformance_instructions(python: str, names: list[str]) -> bool | None:
             irs = []
             for variant in ('plain', 'rewritten', 'control'):
                 code = (PYPERF_IR.replace('SHIM', repr(shim)).replace('REPO', repr(REPO)).replace('LIB', repr(lib))
-                        .replace('PATH', repr(path)).replace('VARIANT', repr(variant)))
+                        .replace('PATH', repr(path)).replace('VARIANT', repr(variant))
+                        .replace('ARGS', repr(pyperf_args(os.path.dirname(path)))))
                 out = os.path.join(tmp, f'cg.{variant}.out')
                 p = subprocess.run(['valgrind', '--tool=callgrind', '--instr-atstart=no',
                                     f'--callgrind-out-file={out}', python, '-c', code],

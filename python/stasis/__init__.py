@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
-from types import ModuleType
-from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _engine
 from .errors import (EXIT_SUSPENDED, CorruptSnapshotError, IncompatibleSnapshotError,
                      NotASnapshotError, NotAvailableError, NotSuspendableError, SignatureError,
                      SnapshotError, SnapshotIOError, StasisError, TruncatedSnapshotError,
                      UnsupportedObjectError, BY_CODE)
+
+TYPE_CHECKING = False  # typing is not imported at run time: the launcher imports this package first
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Dict, Optional, Tuple, Union
+    PathLike = Union[str, bytes, "os.PathLike[str]"]
 
 __all__ = [
     "dumps", "loads", "dump", "load", "inspect", "suspend", "checkpoint", "register",
@@ -39,8 +43,6 @@ def serve_updates() -> None:
 
 FORMAT_VERSION: int = _engine.FORMAT_VERSION
 __version__: str = _engine.ENGINE_VERSION
-
-PathLike = Union[str, bytes, "os.PathLike[str]"]
 
 
 def read_key(key_file: Optional[PathLike] = None) -> Optional[bytes]:

@@ -2,15 +2,18 @@
 the exit status of their class (stasis/errors.py); never a traceback of Stasis internals."""
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import math
 import sys
+import types
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from . import errors
 from .errors import EXIT_USAGE, StasisError
+
+# argparse, json, datetime and math are imported where they are used: `stasis run` parses its
+# command line by hand (_split_run_args) and every chain step pays for this module's imports.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 class UsageError(Exception):
@@ -30,13 +33,17 @@ class ShowHelp(Exception):
         self.command = command
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)  # `run` takes no abbreviations either
-        super().__init__(*args, **kwargs)
+def _parser_class() -> type:
+    import argparse
 
-    def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
-        raise UsageError(f"{self.prog}: {message}", self.prog[len("stasis "):])
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("allow_abbrev", False)  # `run` takes no abbreviations either
+            super().__init__(*args, **kwargs)
+
+        def error(self, message: str) -> None:  # argparse would exit 2, which programs use too
+            raise UsageError(f"{self.prog}: {message}", self.prog[len("stasis "):])
+    return _Parser
 
 
 # --- run / resume: one table of their options -----------------------------------------------------
@@ -106,11 +113,11 @@ _RUN_MODULE_HELP = ("run MODULE as python3 -m does (the rest are its arguments);
                     "suspension option such as --snapshot or --signal, else it runs as plain python3 -m would")
 
 
-def _split_run_args(argv: Sequence[str]) -> argparse.Namespace:
+def _split_run_args(argv: Sequence[str]) -> types.SimpleNamespace:
     """Parses `run` options up to the program; everything after SCRIPT (or -m MODULE) is the
     program's, exactly as python3 would pass it."""
     table = {o.flag: o for o in session_options("run")}
-    ns = argparse.Namespace(module=False, target=None, args=[], values={})
+    ns = types.SimpleNamespace(module=False, target=None, args=[], values={})
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -167,6 +174,7 @@ def _checked_values(command: str, values: dict) -> dict:
     is a usage error (exit 64) naming the option and what it needs. Returns them converted."""
     out = dict(values)
     table = {o.flag: o for o in SESSION_OPTIONS}
+    import math
     for name, value in values.items():
         check = table[name].check if name in table else None
         if value is None or check is None:
@@ -267,6 +275,15 @@ def _check_key_file(key_file: Optional[str]) -> None:
 def _prepare_hook(no_rewrite: Sequence[str]) -> None:
     """Installs the import hook before Stasis's own start-up imports threading, queue or socket,
     so that those blocking stdlib modules run rewritten (resumable) code too."""
+    # The standard modules this CLI has always imported before the hook, now imported where they
+    # are used: imported here, first, they stay plain as they always were, in `run` and `resume`
+    # alike (a program's frame in a library module must find the same kind of code when it is
+    # rebuilt; and json's frames hold its C encoder, which a snapshot cannot keep, so they must not
+    # become safe points).
+    import argparse  # noqa: F401
+    import datetime  # noqa: F401
+    import json  # noqa: F401
+    import signal  # noqa: F401
     from .compiler_hooks import runner
     runner.prepare(no_rewrite)
 
@@ -302,7 +319,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     return runner.run(ns.target, ns.args, module=ns.module, rewrite=rewrite, no_rewrite=no_rewrite)
 
 
-def _resumable(ns: argparse.Namespace, options, key_file: Optional[str]) -> Optional[str]:
+def _resumable(ns: types.SimpleNamespace, options, key_file: Optional[str]) -> Optional[str]:
     """--resume-if-present: the snapshot at --snapshot PATH to resume (a complete one, of this very
     program), or None to start the program (program/batch.py)."""
     import os
@@ -327,9 +344,10 @@ def _resumable(ns: argparse.Namespace, options, key_file: Optional[str]) -> Opti
 def _finished(status: int, batch_path: Optional[str] = None) -> int:
     """The program has ended (not suspended: that ends the process with 75 before this). With
     --resume-if-present and status 0, the job is done: its snapshots go (program/batch.py)."""
-    from .program import batch, periodic
+    from .program import periodic
     periodic.finished()
     if batch_path is not None:
+        from .program import batch
         batch.finished(status, batch_path)
     return status
 
@@ -511,6 +529,7 @@ def _size(n: int) -> str:
 
 
 def format_inspect(path: str, info: dict) -> str:
+    import datetime
     created = datetime.datetime.fromtimestamp(info["created_unix"], datetime.timezone.utc)
     ratio = info["raw_size"] / info["compressed_size"] if info["compressed_size"] else 0.0
     ops = ", ".join(f"{name} {count:,}" for name, count in
@@ -550,6 +569,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         out = {"path": args.snapshot, **info}
         if program is not None:
             out.update(inspect_view.jsonable(program))
+        import json
         sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
     else:
         text = format_inspect(args.snapshot, info)
@@ -569,56 +589,101 @@ topics: stasis help exit-status | environment | suspension | signing
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stasis", description="Suspend a running Python program into a snapshot file; resume "
+# The subcommands of _parser (tests/cli/test_option_table.py checks that this is all of them).
+_COMMANDS = ("run", "resume", "suspend", "restart", "inspect", "rewrite", "patch", "debug", "ctl", "help")
+
+
+def _help_width() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (with bz2 and lzma): argparse's
+    formatters ask it for their width, and every command line builds some."""
+    import os
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns
+
+
+def _sized(formatter: type) -> type:
+    """`formatter` with argparse's default width (the terminal's, less 2) found by _help_width."""
+    class Sized(formatter):  # type: ignore[valid-type,misc]
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: Optional[int] = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _help_width() - 2 if width is None else width)
+    return Sized
+
+
+class _LeftOut:
+    """A subcommand _parser leaves out: whatever is asked of it does nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
+
+
+def _parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with `only`, the subcommands other than that one are left out (a command
+    line is parsed by its own subparser; building all of them cost every `stasis resume`)."""
+    import argparse
+    p = _parser_class()(prog="stasis", description="Suspend a running Python program into a snapshot file; resume "
                 "it later, here or elsewhere; patch it, inspect it, debug it.",
                 usage="stasis [-h] COMMAND [ARGS...]", epilog=COMMANDS_EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+                formatter_class=_sized(argparse.RawDescriptionHelpFormatter))
+    subparsers = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add_parser(name: str, **kwargs):
+        if only not in (None, name):
+            return _LeftOut()
+        return subparsers.add_parser(name, formatter_class=_sized(argparse.HelpFormatter), **kwargs)
     # `run` is parsed by _split_run_args (the program's own arguments follow SCRIPT): this parser
     # is its help, man page and completion.
-    rn = sub.add_parser("run", help="run a program under Stasis, suspendable", usage=_RUN_USAGE,
-                        description="Run SCRIPT (or -m MODULE) under Stasis: it can be suspended into a "
-                        "snapshot (exit status 75) by a quota, a signal, `stasis suspend PID` or itself, "
-                        "and continued with `stasis resume`. Options go before SCRIPT; what follows "
-                        "SCRIPT is the program's own.")
+    rn = add_parser("run", help="run a program under Stasis, suspendable", usage=_RUN_USAGE,
+                    description="Run SCRIPT (or -m MODULE) under Stasis: it can be suspended into a "
+                    "snapshot (exit status 75) by a quota, a signal, `stasis suspend PID` or itself, "
+                    "and continued with `stasis resume`. Options go before SCRIPT; what follows "
+                    "SCRIPT is the program's own.")
     rn.add_argument("-m", dest="module", metavar="MODULE", help=_RUN_MODULE_HELP)
     _session_arguments(rn, "run")
     rn.add_argument("script", metavar="SCRIPT", nargs="?", help="the program to run (a .py file)")
     rn.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER, help="the program's own arguments")
-    r = sub.add_parser("resume", help="continue a suspended program from its snapshot",
-                       description="Continue a suspended (or crashed) program from SNAPSHOT in this "
-                       "process: its modules, heap and every thread's stack. Exit status: the program's, "
-                       "or 75 when it is suspended again.")
+    r = add_parser("resume", help="continue a suspended program from its snapshot",
+                   description="Continue a suspended (or crashed) program from SNAPSHOT in this "
+                   "process: its modules, heap and every thread's stack. Exit status: the program's, "
+                   "or 75 when it is suspended again.")
     r.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot to continue from (only read, unless "
                    "--snapshot is not given: a new suspension then replaces it)")
     _session_arguments(r, "resume")
     _patch_arguments(r, auto=True)
     r.set_defaults(func=cmd_resume)
-    s = sub.add_parser("suspend", help="suspend a process running under Stasis; print its snapshot's path",
-                       description="Ask process PID (started by `stasis run` or `stasis resume`) to "
-                       "suspend, by its first --signal; wait until it has ended and print the snapshot's path. "
-                       "When the process gives up the request (no safe point within its own "
-                       "--safe-point-timeout), exit 99 at once with its reason; it keeps running.")
+    s = add_parser("suspend", help="suspend a process running under Stasis; print its snapshot's path",
+                   description="Ask process PID (started by `stasis run` or `stasis resume`) to "
+                   "suspend, by its first --signal; wait until it has ended and print the snapshot's path. "
+                   "When the process gives up the request (no safe point within its own "
+                   "--safe-point-timeout), exit 99 at once with its reason; it keeps running.")
     s.add_argument("pid", type=int, metavar="PID", help="the process (as printed by $! or ps)")
     s.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="give up waiting after SECONDS, exit 99; the process keeps running (default 60)")
     s.set_defaults(func=cmd_suspend)
-    rs = sub.add_parser("restart", help="hand a running service over to a new process, keeping its state "
-                        "and sockets (no failed request)",
-                        description="Start a new process of the program running as PID, hand it the "
-                        "program's state and its very sockets, apply the patches on the way; print the "
-                        "new PID. If anything fails, the old process goes on serving.")
+    rs = add_parser("restart", help="hand a running service over to a new process, keeping its state "
+                    "and sockets (no failed request)",
+                    description="Start a new process of the program running as PID, hand it the "
+                    "program's state and its very sockets, apply the patches on the way; print the "
+                    "new PID. If anything fails, the old process goes on serving.")
     rs.add_argument("pid", type=int, metavar="PID", help="the running process (started by `stasis run`)")
     _patch_arguments(rs, auto=True)  # applied in the new process before it takes over, as resume does
     rs.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                     help="seconds for the whole switch (default 120); after that the old process goes on")
     rs.set_defaults(func=cmd_restart)
-    i = sub.add_parser("inspect", help="describe a snapshot; for a program: its threads, frames, locals, heap",
-                       description="Describe a snapshot without building anything from it. For a suspended "
-                                   "program: every thread and its frames (outermost first) with their source "
-                                   "lines and locals, the heap by type, the modules, the hash seed, the "
-                                   "command line, the suspension and the patch history.")
+    i = add_parser("inspect", help="describe a snapshot; for a program: its threads, frames, locals, heap",
+                   description="Describe a snapshot without building anything from it. For a suspended "
+                               "program: every thread and its frames (outermost first) with their source "
+                               "lines and locals, the heap by type, the modules, the hash seed, the "
+                               "command line, the suspension and the patch history.")
     i.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot file (nothing in it is run or imported)")
     i.add_argument("--json", action="store_true", help="machine-readable, stable keys")
     i.add_argument("--key-file", metavar="KEY", help="verify the signature with this key (default $STASIS_KEY_FILE)")
@@ -628,15 +693,15 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--top", type=int, default=10, metavar="N",
                    help="rows of the heap tables, by type and by module (default 10)")
     i.set_defaults(func=cmd_inspect)
-    w = sub.add_parser("rewrite", help="print the resumable form of a module",
-                       description="Print the resumable form Stasis compiles FILE into (a listing of "
-                       "its lowered statements and resume points); FILE is not run.")
+    w = add_parser("rewrite", help="print the resumable form of a module",
+                   description="Print the resumable form Stasis compiles FILE into (a listing of "
+                   "its lowered statements and resume points); FILE is not run.")
     w.add_argument("file", metavar="FILE", help="a Python source file")
     w.set_defaults(func=cmd_rewrite)
-    pa = sub.add_parser("patch", help="patch a suspended or crashed program's snapshot with fixed code",
-                        description="Apply new sources of the program's modules and update modules, in "
-                        "the order given, to the program in SNAPSHOT; frames on the stacks continue in "
-                        "the new code. Refused patches change nothing (exit 102).")
+    pa = add_parser("patch", help="patch a suspended or crashed program's snapshot with fixed code",
+                    description="Apply new sources of the program's modules and update modules, in "
+                    "the order given, to the program in SNAPSHOT; frames on the stacks continue in "
+                    "the new code. Refused patches change nothing (exit 102).")
     pa.add_argument("snapshot", metavar="SNAPSHOT", help="the snapshot to patch")
     _patch_arguments(pa, auto=False)
     pa.add_argument("-o", "--output", metavar="OUT",
@@ -645,25 +710,25 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--key-file", metavar="KEY",
                     help="verify and sign with the key in file KEY (default $STASIS_KEY_FILE)")
     pa.set_defaults(func=cmd_patch)
-    d = sub.add_parser("debug", help="open pdb at a snapshot's suspension point, or where a crash was raised",
-                       description="Rebuild the program in SNAPSHOT and open pdb where it stood: the "
-                       "suspension point, or the frame that raised (crash snapshots). The snapshot is only "
-                       "read: every session starts from the same state.")
+    d = add_parser("debug", help="open pdb at a snapshot's suspension point, or where a crash was raised",
+                   description="Rebuild the program in SNAPSHOT and open pdb where it stood: the "
+                   "suspension point, or the frame that raised (crash snapshots). The snapshot is only "
+                   "read: every session starts from the same state.")
     d.add_argument("snapshot", metavar="SNAPSHOT", help="a program snapshot")
     d.add_argument("--key-file", metavar="KEY",
                    help="verify the signature with the key in file KEY (default $STASIS_KEY_FILE)")
     d.set_defaults(func=cmd_debug)
-    c = sub.add_parser("ctl", help="patch, instrument or profile a live process (stasis ctl --help)",
-                       add_help=False)
+    c = add_parser("ctl", help="patch, instrument or profile a live process (stasis ctl --help)",
+                   add_help=False)
     c.add_argument("rest", nargs=argparse.REMAINDER)
     c.set_defaults(func=cmd_ctl)
-    h = sub.add_parser("help", help="help on a command or a topic: stasis help [COMMAND|TOPIC]",
-                       description="Show the help of COMMAND, or of TOPIC: exit-status, environment, "
-                       "suspension, signing. Without an argument, the list of commands.")
+    h = add_parser("help", help="help on a command or a topic: stasis help [COMMAND|TOPIC]",
+                   description="Show the help of COMMAND, or of TOPIC: exit-status, environment, "
+                   "suspension, signing. Without an argument, the list of commands.")
     h.add_argument("topic", metavar="COMMAND|TOPIC", nargs="?", help="a command or a topic")
     h.set_defaults(func=lambda args: cmd_help(p, args.topic))
     from .cli_help import synopsis
-    for name, command in sub.choices.items():  # "usage: stasis resume SNAPSHOT [options]"
+    for name, command in subparsers.choices.items():  # "usage: stasis resume SNAPSHOT [options]"
         command.prog = f"stasis {name}"
         command.usage = "\n       ".join(synopsis(name, command))
     return p
@@ -698,21 +763,17 @@ def _one_line(message: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("run", "resume"):
-        # The suspension signals are kept from now on, until the program's handlers take over
-        # (a batch job's time-limit warning may come while Stasis starts).
-        from . import startup_signals
-        startup_signals.hold(startup_signals.numbers(startup_signals.names_in(argv[0], argv[1:])))
-    if sys.argv[1:] == argv:
-        from .startup import settle_hash_seed
-        settle_hash_seed(argv)  # may re-execute this command: before any other start-up work
+    from . import startup
+    if not startup.begun(argv):  # the launcher does it before importing this module
+        startup.begin(argv, settle=sys.argv[1:] == argv)  # may re-execute this command
     try:
         if argv and argv[0] == "run":
             return cmd_run(argv[1:])
         if argv and argv[0] == "ctl":  # its own parser (options such as --all-children come first)
             from .updater import ctl
             return ctl.main(argv[1:])
-        parser = _parser()
+        # The command's own subparser only (not for `help` and `--help`, which show them all).
+        parser = _parser(argv[0] if argv and argv[0] in _COMMANDS and argv[0] != "help" else None)
         args, unknown = parser.parse_known_args(argv)
         if unknown and getattr(args, "command", None) not in (None, "ctl"):
             raise UsageError(f"stasis {args.command}: unknown option or argument {unknown[0]}", args.command)

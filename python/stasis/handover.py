@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import select
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import BY_CODE, NotAvailableError, NotSuspendableError, StasisError, TakeoverError
+
+# platform, shutil, subprocess and tempfile are imported by the functions that use them: every
+# `stasis resume` imports this module, and only a handover needs them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
 
 ENV = "STASIS_HANDOVER"
 _HOLD_ATTEMPTS = 50          # freezes tried before giving up because reads kept completing
@@ -48,6 +50,8 @@ _REBLOCK_WAIT = 1.0          # seconds an interrupted reader has to block again 
 def serve(request: Dict[str, Any]) -> Dict[str, Any]:
     """The "restart" operation in the old process; returns the reply, which asks the control
     channel to end the process once it is sent ("_exit_after_reply")."""
+    import shutil
+    import tempfile
     from .program.session import current
     from . import _engine
     import socket
@@ -207,6 +211,7 @@ def _fast_tmp() -> Optional[str]:
 
 
 def _spawn(session: Any, path: str, patches: List[Tuple[str, str]], channel: int) -> subprocess.Popen:
+    import subprocess
     from .handlers import net
     o = session.options
     argv = [sys.executable, "-m", "stasis", "resume", path, "--snapshot", session.path, "--signal", o.signal,
@@ -229,6 +234,7 @@ def _spawn(session: Any, path: str, patches: List[Tuple[str, str]], channel: int
 
 def _await_ready(child: subprocess.Popen, channel: Any, deadline: float) -> None:
     """Returns when the new process says "ready"; raises what it reported when it fails first."""
+    import subprocess
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -331,6 +337,7 @@ class ReadGuard:
         self.frozen_at = 0.0
 
     def hold(self) -> bool:
+        import platform
         table = _SYSCALLS.get(platform.machine())
         if table is None:
             return True  # no table of system calls for this machine: nothing is held (documented)
@@ -462,6 +469,7 @@ def after_load() -> None:
     the snapshot is removed (the patches come next: `stasis resume --patch`, program/resume.py)."""
     if _plan is None:
         return
+    import shutil
     os.environ.pop(ENV, None)  # not for the program's own children
     from .handlers import net
     for fd in list(net.settings.inherited.values()):

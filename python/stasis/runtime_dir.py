@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from typing import List, Optional
 
 _TMP = "/tmp"
@@ -86,6 +85,7 @@ def runtime_dir() -> str:
     existing = _fallbacks()
     if existing:
         return existing[0]
+    import tempfile  # only here: start-up imports this module, and this fallback is rare
     return tempfile.mkdtemp(prefix=f"stasis-{os.getuid()}-", dir=_TMP)
 
 

@@ -4,13 +4,18 @@ A program's str hashes and set orders depend on PYTHONHASHSEED, which only takes
 interpreter starts; so `stasis run` picks a seed (unless the environment sets one) and `stasis
 resume` needs the snapshot's, and both re-execute themselves with it. Done here, before the CLI's
 own start-up imports, the first interpreter costs little more than its start; done later it paid
-for every import twice. Whatever goes wrong here is left to the normal path, which reports it
+for every import twice. So the `stasis` launcher calls begin() before it imports the CLI, and
+neither this module nor the package's __init__ imports more than the engine (not even typing).
+Whatever goes wrong here is left to the normal path, which reports it
 (program/process_state.py keeps the same re-exec as a fallback)."""
 from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 # Options of `resume` that take a value (tests/cli/test_option_table.py keeps this in step with cli.py).
 _VALUE_OPTIONS = {"--snapshot", "--quota", "--suspend-after", "--signal", "--safe-point-timeout", "--rewrite",
@@ -59,6 +64,30 @@ def _wanted_seed(argv: List[str]) -> Optional[str]:
             return None  # PYTHONHASHSEED's range: the normal path refuses the file
         return str(seed)
     return None
+
+
+_begun_with: Optional[List[str]] = None  # the command line begin() has handled
+
+
+def begin(argv: List[str], *, settle: bool = True) -> None:
+    """The first thing `stasis CMD ...` does: keeps the suspension signals of run/resume from now on,
+    until the program's handlers take over (a batch job's time-limit warning may come while Stasis
+    starts), then, with `settle`, settles the hash seed (may re-execute this command)."""
+    global _begun_with
+    if argv and argv[0] in ("run", "resume"):
+        from . import startup_signals
+        startup_signals.hold(startup_signals.numbers(startup_signals.names_in(argv[0], argv[1:])))
+    if settle:
+        settle_hash_seed(argv)
+    _begun_with = list(argv)
+
+
+def begun(argv: List[str]) -> bool:
+    """Whether the launcher ran begin() for this very command line already (then the CLI's main does
+    not do it again); true once."""
+    global _begun_with
+    done, _begun_with = _begun_with == list(argv), None
+    return done
 
 
 def settle_hash_seed(argv: List[str]) -> None:

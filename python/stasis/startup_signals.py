@@ -10,8 +10,12 @@ module imports nothing of Stasis: the CLI calls it before the import hook is set
 (program/triggers.py takes over from it)."""
 from __future__ import annotations
 
-import signal as _signal
-from typing import List
+import _signal  # not `signal`: its enums import enum, functools and collections, a third of the
+# first interpreter's start-up when it only re-executes itself (startup.py); these take numbers
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List
 
 _signums: List[int] = []
 _requested = 0  # the signal that came, or 0

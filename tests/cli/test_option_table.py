@@ -234,6 +234,19 @@ class OptionTable(unittest.TestCase):
                          for s in a.option_strings}
         self.assertEqual(startup._VALUE_OPTIONS, resume_values)
 
+    def test_a_command_s_own_parser_is_the_one_the_full_parser_holds(self):
+        # main() builds only the subparser of the command it parses: the list of commands must be
+        # complete, and each subparser built alone must be the same as within the full parser.
+        parser = cli._parser()
+        self.assertEqual(set(cli._COMMANDS), {name for name, _h, _p in cli_help.subparsers(parser)})
+        for name in cli._COMMANDS:
+            alone = cli._parser(name)
+            self.assertEqual([n for n, _h, _p in cli_help.subparsers(alone)], [name])
+            full, own = cli_help.command_parser(parser, name), cli_help.command_parser(alone, name)
+            self.assertEqual(own.format_help(), full.format_help(), name)
+            self.assertEqual([a.option_strings for a in cli_help.options_of(own)],
+                             [a.option_strings for a in cli_help.options_of(full)], name)
+
 
 if __name__ == "__main__":
     unittest.main()

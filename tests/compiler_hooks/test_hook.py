@@ -14,7 +14,7 @@ import unittest
 from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chsupport import cache, driver_cmd, hook, resume_points  # noqa: E402
+from chsupport import REPO, cache, driver_cmd, hook, resume_points  # noqa: E402
 
 PLAIN = os.path.realpath(sys.executable)  # the configured interpreter (the build's bin/python links to it)
 
@@ -76,6 +76,35 @@ class Selection(unittest.TestCase):
             code = spec_a.loader.get_code('sel_pkg.a')
         fn = next(c for c in code.co_consts if hasattr(c, 'co_code'))
         self.assertIsNotNone(resume_points.resume_table(fn))
+
+
+class LazyRewriter(unittest.TestCase):
+    """The rewriter's modules are imported only when a module has to be rewritten; the standard
+    library modules they need are imported with the hook, before it is installed."""
+
+    def test_the_hook_imports_every_standard_module_the_rewriter_needs(self) -> None:
+        probe = textwrap.dedent(f'''
+            import sys
+            sys.path.insert(0, {REPO!r})
+            try:
+                from stasis.compiler_hooks import hook
+                pkg = 'stasis.compiler_hooks'
+            except ImportError:
+                from compiler_hooks import hook
+                pkg = 'compiler_hooks'
+            before = set(sys.modules)
+            parts = ('rewriter', 'lowering', 'scopes', 'sites', 'resume_points', 'bytecode', 'listing')
+            print(sorted(m for m in set(sys.modules) if m.startswith(pkg + '.') and m.rsplit('.', 1)[1] in parts
+                         and m not in (pkg + '.rewriter', pkg + '.bytecode')))
+            import importlib
+            for part in parts:
+                importlib.import_module(pkg + '.' + part)
+            print(sorted(m for m in set(sys.modules) - before if not m.startswith(pkg)))
+        ''')
+        out = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, check=True).stdout
+        loaded_with_hook, added_later = out.splitlines()
+        self.assertEqual(loaded_with_hook, '[]')    # the rewriter's parts do not come with the hook
+        self.assertEqual(added_later, '[]')         # and they need nothing the hook did not import
 
 
 class Cache(unittest.TestCase):

@@ -25,7 +25,6 @@ numbers programs keep (asyncio's transports, selector keys) stay right; `fd_map`
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import stat
@@ -137,6 +136,7 @@ def configure_restore(rebind: List[str] = (), tcp_established: bool = False) -> 
 
 
 def _same_host(a: str, b: str) -> bool:
+    import ipaddress  # only for --rebind rules: not every resume
     try:
         return ipaddress.ip_address(a.split("%")[0]) == ipaddress.ip_address(b.split("%")[0])
     except ValueError:
@@ -148,6 +148,7 @@ def _same_host(a: str, b: str) -> bool:
 
 def _moved(family: int, address: Any) -> Tuple[int, Any]:
     """(family, address) after the --rebind rules that match the recorded address."""
+    import ipaddress
     for old, new, rule in settings.rebind:
         if family == socket.AF_UNIX:
             name = address.decode("latin-1") if isinstance(address, bytes) else address

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pickle import PickleBuffer
+from _pickle import PickleBuffer  # pickle.PickleBuffer itself; pickle.py would cost every start-up
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..errors import CorruptSnapshotError, SnapshotIOError

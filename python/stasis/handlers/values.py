@@ -35,20 +35,28 @@ def pure_python_lru_cache() -> None:
     """functools.lru_cache/cache make pure-Python wrappers from now on: functools' own Python
     definition of _lru_cache_wrapper (which the C one replaces at import) is compiled again from
     functools.py into the functools module."""
-    import ast
     if getattr(functools._lru_cache_wrapper, "__module__", None) == "functools" and \
             isinstance(functools._lru_cache_wrapper, type(pure_python_lru_cache)):
         return
     path = functools.__file__
     try:
         with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), path)
-    except (OSError, SyntaxError):
+            lines = f.readlines()
+    except OSError:
         return  # no source: the C wrapper stays (its cache restarts empty on resume)
-    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_lru_cache_wrapper"), None)
-    if node is None:
+    # Only the definition is compiled (every run and resume does this; parsing the whole module
+    # cost more than the rest of the hand-over of handlers): from its `def` line to the next line
+    # that starts a top-level statement, at its own line numbers.
+    start = next((i for i, line in enumerate(lines) if line.startswith("def _lru_cache_wrapper(")), None)
+    if start is None:
         return
-    exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), vars(functools))
+    end = next((j for j in range(start + 1, len(lines)) if lines[j][:1] not in ("", " ", "\t", "\n", "#")),
+               len(lines))
+    try:
+        code = compile("\n" * start + "".join(lines[start:end]), path, "exec", dont_inherit=True)
+    except SyntaxError:
+        return
+    exec(code, vars(functools))
 
 
 
