@@ -20,7 +20,6 @@ from .rewriter import REWRITER_VERSION
 
 FILE_MAGIC = b'STASISRW'
 FORMAT_VERSION = 1
-_SUFFIX = f'.{sys.implementation.cache_tag}.stasis{REWRITER_VERSION}.pyc'
 
 
 def package_digest(directory: str) -> bytes:
@@ -60,6 +59,14 @@ def _interpreter_id() -> bytes:
     ])).digest()[:16]
 
 
+@functools.lru_cache(maxsize=None)
+def _suffix() -> str:
+    """The entry's file suffix names the interpreter and rewriter (`_interpreter_id`): two Stasis
+    builds or versions on one machine keep entries of their own instead of overwriting each
+    other's at every start (each would find the other's header and rewrite again)."""
+    return f'.{sys.implementation.cache_tag}.stasis{REWRITER_VERSION}-{_interpreter_id()[:5].hex()}.pyc'
+
+
 def source_key(path: str, data: bytes) -> bytes:
     return hashlib.sha256(os.path.abspath(path).encode('utf-8', 'surrogateescape') + b'\0' + data).digest()
 
@@ -97,8 +104,8 @@ def cache_path(source_path: str, variant: str = '') -> str:
             and not real.startswith(_stdlib_dirs())):
         pyc_dir = os.path.join(head, '__pycache__')
         if os.access(pyc_dir if os.path.isdir(pyc_dir) else head, os.W_OK):
-            return os.path.join(pyc_dir, stem + _SUFFIX)
-    return os.path.join(user_cache_dir(), real.lstrip(os.sep), stem + _SUFFIX)
+            return os.path.join(pyc_dir, stem + _suffix())
+    return os.path.join(user_cache_dir(), real.lstrip(os.sep), stem + _suffix())
 
 
 def load(source_path: str, key: bytes, variant: str = '') -> CodeType | None:

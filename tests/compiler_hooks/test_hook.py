@@ -146,6 +146,25 @@ class Cache(unittest.TestCase):
             self.assertTrue(os.path.exists(path))
             self.assertFalse(os.path.exists(os.path.join(self.dir, '__pycache__')))
 
+    def test_another_rewriter_keeps_entries_of_its_own(self) -> None:
+        """Two Stasis builds on one machine (another rewriter digest) do not share an entry's file:
+        each would find the other's header and rewrite again at every start."""
+        data = self.write('x = 1\n')
+        hook.compile_cached(self.src, data)
+        mine = cache.cache_path(self.src)
+
+        clear = cache._suffix.cache_clear
+        self.addCleanup(clear)
+        clear()
+        with mock.patch.object(cache, '_rewriter_digest', lambda: b'another build'):
+            theirs = cache.cache_path(self.src)
+            self.assertNotEqual(theirs, mine)
+            self.assertIsNone(cache.load(self.src, cache.source_key(self.src, data)))
+            hook.compile_cached(self.src, data)
+        clear()
+        self.assertTrue(os.path.exists(theirs))
+        self.assertIsNotNone(cache.load(self.src, cache.source_key(self.src, data)))  # mine is still there
+
     def test_stdlib_goes_to_user_dir(self) -> None:
         with mock.patch.dict(os.environ, {'XDG_CACHE_HOME': self.dir}):
             os.environ.pop('STASIS_CACHE_DIR', None)
