@@ -49,6 +49,7 @@ void decode_buffer(HeapDecoder& d, uint8_t) {
   uint64_t flags = d.in().uvar(), width = d.in().uvar(), n = d.in().uvar();
   format::check_buffer_header(flags, width, n, at, d.in().raw_size(), d.in().stored_size());
   const uint64_t segments = flags & format::kBufferOutOfLine ? d.in().uvar() : 0;
+  if (flags & format::kBufferOutOfLine) d.in().check_segments(segments, n);  // before allocating
   Ref out = Ref::steal(flags & format::kBufferReadOnly ? PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n))
                                  : PyByteArray_FromStringAndSize(nullptr, Py_ssize_t(n)));
   if (!out) d.refused("Buffer of " + std::to_string(n) + " bytes");
@@ -58,7 +59,7 @@ void decode_buffer(HeapDecoder& d, uint8_t) {
   // it makes the page faults of a large buffer compact memory synchronously, which on a busy or
   // fragmented machine stalled a 1 GiB load for seconds (4x the time of the copy itself).
   if (flags & format::kBufferOutOfLine) {
-    d.in().read_raw_segments(segments, dst, n);  // straight from the file, checked
+    d.in().read_segments(segments, dst, n);  // straight from the file, checked, on a few threads
   } else if (width == 1) {
     d.in().raw(dst, size_t(n));
   } else {
