@@ -1,5 +1,7 @@
 #include "format/segments.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -44,6 +46,7 @@ struct Packed {
   size_t head_size = 0;
   std::vector<Piece> pieces;
   uint8_t sum[8];
+  bool hashed = false;  // sum is set; else the writer hashes the pieces as it writes them
   std::vector<uint8_t> planes, packed;
 };
 
@@ -120,6 +123,10 @@ void pack(const uint8_t* src, uint64_t k, size_t width, ZSTD_CCtx* cctx, Packed&
   p.head[12] = uint8_t(planes);
   for (size_t b = 0; b < planes; ++b) put32(p.head + 13 + 4 * b, lens[b]);
   p.head_size = 13 + 4 * planes;
+  // Stored as it is: the writer hashes each piece just before writing it, so the buffer's memory
+  // is read once (while in the cache), not once here and once more by the write.
+  p.hashed = !(planes == 1 && p.pieces[0].data == src);
+  if (!p.hashed) return;
   Xxh64 hash;
   hash.update(p.head + 8, p.head_size - 8);
   for (const Packed::Piece& piece : p.pieces) {
@@ -133,11 +140,24 @@ void pack(const uint8_t* src, uint64_t k, size_t width, ZSTD_CCtx* cctx, Packed&
 uint64_t write_packed(ByteSink& sink, const Packed& p) {
   sink.write(p.head, p.head_size);
   uint64_t n = p.head_size + 8;
+  Xxh64 hash;
+  if (!p.hashed) hash.update(p.head + 8, p.head_size - 8);
   for (const Packed::Piece& piece : p.pieces) {
-    sink.write(piece.data, piece.size);
+    for (size_t done = 0; done < piece.size; done += kPiece) {
+      const size_t k = std::min(kPiece, piece.size - done);
+      if (!p.hashed) hash.update(piece.data + done, k);
+      sink.write(piece.data + done, k);
+    }
     n += piece.size;
   }
-  sink.write(p.sum, 8);
+  if (p.hashed) {
+    sink.write(p.sum, 8);
+  } else {
+    uint8_t sum[8];
+    uint64_t h = hash.digest();
+    for (int i = 0; i < 8; ++i) sum[i] = uint8_t(h >> (8 * i));
+    sink.write(sum, 8);
+  }
   return n;
 }
 
@@ -225,6 +245,19 @@ struct ReadBuffers {
   ~ReadBuffers() { ZSTD_freeDCtx(dctx); }
 };
 
+// Maps the pages of dst[0, n) in one call (MADV_POPULATE_WRITE, Linux 5.14; ignored where it is
+// not known): a new buffer's pages are faulted in by the kernel in a loop rather than one fault
+// at a time by the copy that fills them. Only the pages wholly inside the range.
+void populate(uint8_t* dst, uint64_t n) {
+#ifdef __linux__
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  uintptr_t from = (uintptr_t(dst) + page - 1) & ~(page - 1), to = (uintptr_t(dst) + n) & ~(page - 1);
+  if (to > from) (void)madvise(reinterpret_cast<void*>(from), to - from, 23 /* MADV_POPULATE_WRITE */);
+#else
+  (void)dst, (void)n;
+#endif
+}
+
 void read_into(const ByteSource& source, uint64_t from, uint8_t* to, uint64_t n, Xxh64& hash) {
   for (uint64_t done = 0; done < n;) {
     size_t piece = size_t(std::min<uint64_t>(kPiece, n - done));
@@ -247,6 +280,7 @@ void read_one(const ByteSource& source, uint64_t payload_offset, const Segment& 
   hash.update(head, 5 + 4 * size_t(s.width));
   const uint64_t count = s.raw / s.width;
   const bool as_is = s.width == 1 && !(s.lens[0] & kPlaneCompressed);
+  if (s.out) populate(s.out, s.raw);
   uint8_t* planes = s.out;
   if (!s.out) {
     b.planes.resize(std::min<uint64_t>(s.raw, kPiece));
@@ -370,13 +404,30 @@ uint64_t write_segments(ByteSink& sink, const void* data, uint64_t n, size_t wid
   };
   try {
     for (unsigned t = 0; t < workers; ++t) threads.emplace_back(work);
+    CCtx cctx;
     for (uint64_t i = 0; i < count; ++i) {
       std::unique_ptr<Packed> p;
+      bool mine = false;
       {
         std::unique_lock<std::mutex> lock(sh.mutex);
-        sh.cv.wait(lock, [&] { return sh.done[i] || sh.error; });
+        // A segment no worker has started yet (they are busy, or not scheduled on a loaded
+        // machine) is packed here rather than waited for.
+        sh.cv.wait(lock, [&] { return sh.done[i] || sh.error || sh.next == i; });
         if (sh.error) std::rethrow_exception(sh.error);
-        p = std::move(sh.done[i]);
+        if (sh.done[i]) {
+          p = std::move(sh.done[i]);
+        } else {
+          sh.next = i + 1;
+          mine = true;
+          if (!sh.spare.empty()) {
+            p = std::move(sh.spare.back());
+            sh.spare.pop_back();
+          }
+        }
+      }
+      if (mine) {
+        if (!p) p = std::make_unique<Packed>();
+        pack(src + i * kSegmentBytes, std::min(kSegmentBytes, n - i * kSegmentBytes), width, cctx.c, *p);
       }
       written += write_packed(sink, *p);
       std::lock_guard<std::mutex> lock(sh.mutex);
