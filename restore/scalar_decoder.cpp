@@ -40,10 +40,11 @@ void decode_bytearray(HeapDecoder& d, uint8_t) {
   d.push(PyByteArray_FromStringAndSize(b.data(), Py_ssize_t(b.size())));
 }
 
-// A Buffer op: bytes or a bytearray allocated once at its final size and filled block by block
-// straight from the op chunks (byte planes joined into it), so a large buffer is never copied
-// twice. Its pages are asked to be huge pages (a 1 GB buffer otherwise takes 262144 page faults).
-// Memory is touched only as data arrives: a damaged size runs out of op bytes, not of memory.
+// A Buffer op: bytes or a bytearray allocated once at its final size and filled straight from the
+// op chunks (byte planes joined into it) or, out of line, from the buffer segments (read on a
+// few threads, each into its place: format/segments.h), so a large buffer is never copied twice.
+// In line, memory is touched only as data arrives: a damaged size runs out of op bytes, not of
+// memory; out of line, the segments' headers are checked before the buffer is allocated.
 void decode_buffer(HeapDecoder& d, uint8_t) {
   uint64_t at = d.in().offset() - 1;
   uint64_t flags = d.in().uvar(), width = d.in().uvar(), n = d.in().uvar();
