@@ -8,6 +8,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define STASIS_AVX2_PLANES 1
+#endif
 
 namespace stasis::format {
 namespace {
@@ -40,8 +44,7 @@ inline void store(uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m
 
 // Below, "bJ eK-L" names the bytes J of elements K to L, in that order.
 // 16 elements of 8 bytes -> 8 planes of 16 bytes.
-size_t split8(const uint8_t* src, uint8_t* dst, size_t count) {
-  size_t i = 0;
+size_t split8(const uint8_t* src, uint8_t* dst, size_t count, size_t i) {
   for (; i + 16 <= count; i += 16) {
     const uint8_t* s = src + i * 8;
     __m128i t[8], u[8];
@@ -68,8 +71,7 @@ size_t split8(const uint8_t* src, uint8_t* dst, size_t count) {
   return i;
 }
 
-size_t join8(const uint8_t* src, uint8_t* dst, size_t count) {
-  size_t i = 0;
+size_t join8(const uint8_t* src, uint8_t* dst, size_t count, size_t i) {
   for (; i + 16 <= count; i += 16) {
     __m128i p[8], a[8], c[8];
     for (int b = 0; b < 8; ++b) p[b] = load(src + b * count + i);
@@ -151,9 +153,80 @@ size_t join2(const uint8_t* src, uint8_t* dst, size_t count) {
   }
   return i;
 }
-#else
-size_t split8(const uint8_t*, uint8_t*, size_t) { return 0; }
-size_t join8(const uint8_t*, uint8_t*, size_t) { return 0; }
+#endif
+
+#if defined(STASIS_AVX2_PLANES)
+// Width 8 with AVX2 (chosen at run time; about twice the SSE2 kernels' speed), 32 elements per
+// step: register k holds elements 2k, 2k+1 in its low lane and 16+2k, 17+2k in its high lane; a
+// byte shuffle pairs their bytes (byte b of both as one 16-bit unit), then an 8x8 transpose of
+// 16-bit units within each lane leaves plane b's bytes of elements 0-15 in the low lane of
+// output b and of elements 16-31 in its high lane. The transpose is its own inverse: join runs
+// it on the planes and undoes the shuffle.
+__attribute__((target("avx2"))) inline void transpose16(__m256i r[8]) {
+  __m256i a[8], b[8];
+  for (int k = 0; k < 4; ++k) {
+    a[2 * k] = _mm256_unpacklo_epi16(r[2 * k], r[2 * k + 1]);
+    a[2 * k + 1] = _mm256_unpackhi_epi16(r[2 * k], r[2 * k + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // h: registers 0-3 or 4-7
+    __m256i* x = a + 4 * h;
+    b[4 * h + 0] = _mm256_unpacklo_epi32(x[0], x[2]);
+    b[4 * h + 1] = _mm256_unpackhi_epi32(x[0], x[2]);
+    b[4 * h + 2] = _mm256_unpacklo_epi32(x[1], x[3]);
+    b[4 * h + 3] = _mm256_unpackhi_epi32(x[1], x[3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[2 * k] = _mm256_unpacklo_epi64(b[k], b[k + 4]);
+    r[2 * k + 1] = _mm256_unpackhi_epi64(b[k], b[k + 4]);
+  }
+}
+
+__attribute__((target("avx2"))) size_t split8_avx2(const uint8_t* src, uint8_t* dst, size_t count) {
+  const __m256i pair = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,
+                                        0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  size_t i = 0;
+  for (; i + 32 <= count; i += 32) {
+    const uint8_t* s = src + i * 8;
+    __m256i r[8];
+    for (int k = 0; k < 8; ++k) {
+      __m256i v = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * k))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 128 + 16 * k)), 1);
+      r[k] = _mm256_shuffle_epi8(v, pair);
+    }
+    transpose16(r);
+    for (int b = 0; b < 8; ++b) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + b * count + i), r[b]);
+  }
+  return i;
+}
+
+__attribute__((target("avx2"))) size_t join8_avx2(const uint8_t* src, uint8_t* dst, size_t count) {
+  const __m256i unpair = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
+                                          0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  size_t i = 0;
+  for (; i + 32 <= count; i += 32) {
+    __m256i r[8];
+    for (int b = 0; b < 8; ++b) r[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + b * count + i));
+    transpose16(r);
+    uint8_t* d = dst + i * 8;
+    for (int k = 0; k < 8; ++k) {
+      __m256i v = _mm256_shuffle_epi8(r[k], unpair);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16 * k), _mm256_castsi256_si128(v));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 128 + 16 * k), _mm256_extracti128_si256(v, 1));
+    }
+  }
+  return i;
+}
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
+#if !defined(__SSE2__)
+size_t split8(const uint8_t*, uint8_t*, size_t, size_t i) { return i; }
+size_t join8(const uint8_t*, uint8_t*, size_t, size_t i) { return i; }
 size_t split4(const uint8_t*, uint8_t*, size_t) { return 0; }
 size_t join4(const uint8_t*, uint8_t*, size_t) { return 0; }
 size_t split2(const uint8_t*, uint8_t*, size_t) { return 0; }
@@ -168,7 +241,12 @@ void split_planes(const uint8_t* src, uint8_t* dst, size_t count, size_t width) 
     case 1: std::memcpy(dst, src, count); return;
     case 2: done = split2(src, dst, count); break;
     case 4: done = split4(src, dst, count); break;
-    case 8: done = split8(src, dst, count); break;
+    case 8:
+#if defined(STASIS_AVX2_PLANES)
+      if (have_avx2()) done = split8_avx2(src, dst, count);
+#endif
+      done = split8(src, dst, count, done);  // from element `done` on
+      break;
   }
   split_plain(src, dst, done, count, width);
 }
@@ -179,7 +257,12 @@ void join_planes(const uint8_t* src, uint8_t* dst, size_t count, size_t width) {
     case 1: std::memcpy(dst, src, count); return;
     case 2: done = join2(src, dst, count); break;
     case 4: done = join4(src, dst, count); break;
-    case 8: done = join8(src, dst, count); break;
+    case 8:
+#if defined(STASIS_AVX2_PLANES)
+      if (have_avx2()) done = join8_avx2(src, dst, count);
+#endif
+      done = join8(src, dst, count, done);
+      break;
   }
   join_plain(src, dst, done, count, width);
 }

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "format/byte_planes.h"
+#include "format/segments.h"
 
 #include <zstd.h>
 
@@ -332,35 +333,12 @@ void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at
                     ", element width " + std::to_string(width) + " and " + std::to_string(n) +
                     " bytes: flags must be 0 to 3, the width 1, 2, 4 or 8 (1 out of line) and divide the size");
   const bool out_of_line = flags & kBufferOutOfLine;
-  const uint64_t bound = out_of_line ? stored_size : raw_size;
+  const uint64_t bound = out_of_line ? (stored_size / kMinSegmentStored) * kSegmentBytes : raw_size;
   if (n > bound)
     throw Error(ErrorCode::CorruptSnapshot, "Buffer op at op byte " + std::to_string(at) + " claims " +
                                                 std::to_string(n) + " bytes, more than the whole payload (" +
-                                                std::to_string(bound) + (out_of_line ? " stored" : "") +
-                                                " bytes)");
-}
-
-bool worth_compressing(const uint8_t* data, uint64_t n, size_t width) {
-  constexpr size_t kSamples = 8, kSample = size_t(64) << 10;
-  if (n < kSamples * kSample) return true;
-  thread_local ZSTD_CCtx* cctx = ZSTD_createCCtx();
-  if (!cctx) return true;
-  std::vector<uint8_t> planes(kSample), out(ZSTD_compressBound(kSample));
-  uint64_t in_total = 0, out_total = 0;
-  for (size_t i = 0; i < kSamples; ++i) {
-    uint64_t at = (n - kSample) / (kSamples - 1) * i;
-    at -= at % width;
-    const uint8_t* src = data + at;
-    if (width > 1) {
-      split_planes(src, planes.data(), kSample / width, width);
-      src = planes.data();
-    }
-    size_t z = ZSTD_compressCCtx(cctx, out.data(), out.size(), src, kSample, -1);
-    if (ZSTD_isError(z)) return true;
-    in_total += kSample;
-    out_total += z;
-  }
-  return double(out_total) <= double(in_total) * (1.0 - kMinSaving);
+                                                std::to_string(out_of_line ? stored_size : bound) +
+                                                (out_of_line ? " stored bytes can hold in segments" : " bytes") + ")");
 }
 
 OpSummary scan_ops(PayloadReader& r) {

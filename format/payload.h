@@ -49,15 +49,13 @@ class PayloadWriter {
     used_ += size;
     return p;
   }
-  // A large buffer that does not compress: written after the op chunks so far as raw segments
-  // (SnapshotWriter::raw_segments), outside the op stream; returns their payload offset, which
-  // the Buffer op that follows names.
-  uint64_t raw_segments(const void* data, uint64_t n) {
+  // A large buffer, items of `width` bytes: written after the op chunks so far as buffer segments
+  // (SnapshotWriter::segments), outside the op stream; returns their payload offset, which the
+  // Buffer op that follows names.
+  uint64_t segments(const void* data, uint64_t n, size_t width) {
     flush_chunk();
-    return file_.raw_segments(data, n);
+    return file_.segments(data, n, width);
   }
-  // While `on`, the bytes written are a raw numeric buffer (SnapshotWriter::raw_buffers).
-  void raw_buffers(bool on) { file_.raw_buffers(on); }
   void count_object() { ++end_.object_count; }
   void count_objects(uint64_t n) { end_.object_count += n; }
   void count_memo() { ++end_.memo_count; }
@@ -135,9 +133,11 @@ class PayloadReader {
   uint64_t raw_size() const;
   // The payload's stored (compressed) size: raw segments lie within it.
   uint64_t stored_size() const;
-  // The n bytes of the raw segments at payload offset `at` (a Buffer op stored out of line), read
-  // straight into dst and checked against their checksums.
-  void read_raw_segments(uint64_t at, void* dst, uint64_t n) { file_.read_raw_segments(at, dst, n); }
+  // The segments holding the n bytes at payload offset `at` (a Buffer op stored out of line):
+  // check_segments checks their headers (call it before allocating the n bytes); read_segments
+  // reads them into dst, each checked against its checksum before it is unpacked.
+  void check_segments(uint64_t at, uint64_t n) { file_.check_segments(at, n); }
+  void read_segments(uint64_t at, void* dst, uint64_t n) { file_.read_segments(at, dst, n); }
   // After at_end(): the end record and the check that nothing follows it.
   const PayloadEnd& end() const { return end_; }
   // True once every byte of the payload passed zstd's checks (when opened, or by this pass).
@@ -186,19 +186,14 @@ struct OpSummary {
 OpSummary scan_ops(PayloadReader& reader);
 // The Buffer op's header (FORMAT.md): throws CorruptSnapshot naming op byte `at` unless flags,
 // element width and size are possible, and the size fits in the payload's `raw_size` bytes, or for
-// a buffer stored out of line (kBufferOutOfLine) in its `stored_size` (the decoder allocates the
-// whole buffer before its bytes arrive: a size no payload of this file can hold must not reach
-// the allocator). Shared by scan_ops and the decoder.
+// a buffer stored out of line (kBufferOutOfLine) in as many segments as its `stored_size` can hold
+// (the decoder allocates the whole buffer before its bytes arrive, after checking the segments'
+// headers: a size no payload of this file can hold must not reach the allocator). Shared by
+// scan_ops and the decoder.
 inline constexpr uint64_t kMaxBufferBytes = uint64_t(1) << 48;
 inline constexpr uint64_t kBufferReadOnly = 1, kBufferOutOfLine = 2;
 void check_buffer_header(uint64_t flags, uint64_t width, uint64_t n, uint64_t at, uint64_t raw_size,
                          uint64_t stored_size);
-// Whether a large buffer of `width`-byte items is worth compressing (as byte planes at zstd -1):
-// compresses a sample of it (8 pieces of 64 KiB spread over it) and says yes when that saves at
-// least kMinSaving of the sample's bytes. Below that, zstd costs more CPU time than writing the
-// bytes it saves: the buffer is stored raw.
-inline constexpr double kMinSaving = 0.15;
-bool worth_compressing(const uint8_t* data, uint64_t n, size_t width);
 const char* op_name(uint8_t op);
 // Op bytes written and read by every PayloadWriter/PayloadReader of the process so far, counted a
 // chunk at a time: what a progress meter (engine/progress.h) reads from another thread.

@@ -15,7 +15,7 @@
 
 namespace stasis::format {
 
-inline constexpr uint16_t kFormatVersion = 8;
+inline constexpr uint16_t kFormatVersion = 9;
 
 // Every payload record is preceded by its tag (a uint8 in the cereal archive).
 enum class RecordTag : uint8_t {

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "format/byte_io.h"
 #include "format/schema.h"
+#include "format/segments.h"
 #include "format/signature.h"
 #include "format/zstd_stream.h"
 
@@ -85,8 +86,6 @@ struct SnapshotWriter::Impl {
   std::unique_ptr<cereal::PortableBinaryOutputArchive> archive;
   uint64_t records = 0;
   bool committed = false;
-  int level = 3;
-  bool raw_buffers = false;
 
   void start(const WriteOptions& options) {
     if (options.key) hmac = std::make_unique<Hmac>(*options.key);
@@ -94,7 +93,6 @@ struct SnapshotWriter::Impl {
     Preamble p = current_preamble(options.payload_kind, options.key ? uint32_t(kFlagSigned) : 0u);
     std::string head = encode_preamble(p);
     hashing->write(head.data(), head.size());
-    level = options.level;
     zbuf = std::make_unique<ZstdWriteBuf>(*hashing, options.level, options.workers);
     stream = std::make_unique<std::ostream>(zbuf.get());
     stream->exceptions(std::ios::badbit | std::ios::failbit);
@@ -146,16 +144,10 @@ SnapshotWriter SnapshotWriter::to_string(std::string& out, const WriteOptions& o
 
 cereal::PortableBinaryOutputArchive& SnapshotWriter::archive() { return *impl_->archive; }
 
-void SnapshotWriter::raw_buffers(bool on) {
-  Impl& m = *impl_;
-  if (m.level > 3 || on == m.raw_buffers) return;
-  m.raw_buffers = on;
-  m.zbuf->set_level(on ? -1 : m.level);
-}
-uint64_t SnapshotWriter::raw_segments(const void* data, uint64_t n) {
+uint64_t SnapshotWriter::segments(const void* data, uint64_t n, size_t width) {
   Impl& m = *impl_;
   m.stream->flush();  // cereal writes through to the stream buffer: nothing is held elsewhere
-  return m.zbuf->raw_segments(data, n);
+  return m.zbuf->segments(data, n, width);
 }
 void SnapshotWriter::count_record() { ++impl_->records; }
 
@@ -331,9 +323,14 @@ cereal::PortableBinaryInputArchive& SnapshotReader::archive() {
   return *m.archive;
 }
 
-void SnapshotReader::read_raw_segments(uint64_t at, void* dst, uint64_t n) const {
+void SnapshotReader::check_segments(uint64_t at, uint64_t n) const {
   const Impl& m = *impl_;
-  format::read_raw_segments(*m.source, m.payload_offset, m.footer.compressed_size, at, dst, n);
+  format::check_segment_headers(*m.source, m.payload_offset, m.footer.compressed_size, at, n);
+}
+
+void SnapshotReader::read_segments(uint64_t at, void* dst, uint64_t n) const {
+  const Impl& m = *impl_;
+  format::read_segments(*m.source, m.payload_offset, m.footer.compressed_size, at, dst, n);
 }
 
 void SnapshotReader::expect_end() {

@@ -33,13 +33,9 @@ class SnapshotWriter {
 
   cereal::PortableBinaryOutputArchive& archive();
   void count_record();  // callers count the records they write (footer.record_count)
-  // Raw numeric buffers (the Buffer op) are compressed at zstd's fast level -1 while `on`: on byte
-  // planes it is 2-5x faster than level 3 for a few percent of size. Only at the default levels
-  // (<= 3): a higher level asked for is kept.
-  void raw_buffers(bool on);
-  // Writes data[0, n) as raw segments after the zstd frame written so far (ZstdWriteBuf::
-  // raw_segments): no copy, no compression. Returns their payload offset, for the Buffer op.
-  uint64_t raw_segments(const void* data, uint64_t n);
+  // Writes data[0, n), items of `width` bytes, as buffer segments after the zstd frame written so
+  // far (ZstdWriteBuf::segments). Returns their payload offset, for the Buffer op.
+  uint64_t segments(const void* data, uint64_t n, size_t width);
   // Ends the payload, writes footer and signature, makes the file durable and renames it.
   void commit();
 
@@ -89,8 +85,10 @@ class SnapshotReader {
   bool payload_verified() const;
   // A fresh archive positioned at the first payload record.
   cereal::PortableBinaryInputArchive& archive();
-  // Reads (and checks) the raw segments of n bytes at payload offset `at` into dst.
-  void read_raw_segments(uint64_t at, void* dst, uint64_t n) const;
+  // Checks the headers of the segments of n bytes at payload offset `at`; reads (and checks) them
+  // into dst (format/segments.h).
+  void check_segments(uint64_t at, uint64_t n) const;
+  void read_segments(uint64_t at, void* dst, uint64_t n) const;
   // Called by the decoder at the end: the archive was read to the end exactly, the zstd frame
   // ended (its checksum verified) and the raw size matches the footer.
   void expect_end();

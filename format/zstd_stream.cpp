@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "core/error.h"
-#include "format/xxh64.h"
+#include "format/segments.h"
 
 namespace stasis::format {
 namespace {
@@ -106,112 +106,16 @@ int ZstdWriteBuf::sync() { return 0; }  // data is compressed as the buffer fill
 void ZstdWriteBuf::finish() { compress(ZSTD_e_end); }
 
 namespace {
-void put32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (8 * i));
-}
 uint32_t get32(const uint8_t* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
 }
-// Pieces a segment is hashed and written (or read and hashed) in: the hash reads them while they
-// are in the cache, so the buffer's memory is read once.
-constexpr size_t kPiece = size_t(1) << 20;
 }  // namespace
 
-uint64_t ZstdWriteBuf::raw_segments(const void* data, uint64_t n) {
+uint64_t ZstdWriteBuf::segments(const void* data, uint64_t n, size_t width) {
   compress(ZSTD_e_end);
   const uint64_t at = compressed_bytes_;
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (n > 0) {
-    const uint64_t k = std::min(n, kMaxSegment);
-    uint8_t head[8];
-    put32(head, kRawSegmentMagic);
-    put32(head + 4, uint32_t(k + 8));
-    sink_.write(head, 8);
-    // Hashed in pieces of 1 MiB just before each is written: the write's copy then reads them
-    // from the cache, and the buffer's memory is read once. (A second thread hashing the whole
-    // segment while this one writes was slower on a loaded two-core machine.)
-    Xxh64 hash;
-    for (uint64_t done = 0; done < k;) {
-      size_t piece = size_t(std::min<uint64_t>(kPiece, k - done));
-      hash.update(p + done, piece);
-      sink_.write(p + done, piece);
-      done += piece;
-    }
-    uint64_t h = hash.digest();
-    uint8_t sum[8];
-    for (int i = 0; i < 8; ++i) sum[i] = uint8_t(h >> (8 * i));
-    sink_.write(sum, 8);
-    compressed_bytes_ += 16 + k;
-    p += k;
-    n -= k;
-  }
+  compressed_bytes_ += write_segments(sink_, data, n, width);
   return at;
-}
-
-namespace {
-struct Segment {
-  uint64_t at;    // payload offset of its header
-  uint64_t size;  // bytes of data
-  uint8_t* out;   // where they go (nullptr: only checked)
-};
-
-// Reads one segment's data into s.out (or a scratch buffer) in pieces, hashing each piece while
-// it is in the cache, and compares the XXH64 stored after it.
-void read_segment(const ByteSource& source, uint64_t payload_offset, const Segment& s) {
-  std::vector<uint8_t> scratch(s.out ? 0 : kPiece);  // only checking: the bytes are not kept
-  Xxh64 hash;
-  for (uint64_t done = 0; done < s.size;) {
-    size_t piece = size_t(std::min<uint64_t>(kPiece, s.size - done));
-    uint8_t* to = s.out ? s.out + done : scratch.data();
-    if (source.read_at(payload_offset + s.at + 8 + done, to, piece) != piece)
-      throw Error(ErrorCode::TruncatedSnapshot, "the file ends inside a raw buffer segment");
-    hash.update(to, piece);
-    done += piece;
-  }
-  uint8_t sum[8];
-  if (source.read_at(payload_offset + s.at + 8 + s.size, sum, 8) != 8)
-    throw Error(ErrorCode::TruncatedSnapshot, "the file ends inside a raw buffer segment");
-  uint64_t want = uint64_t(get32(sum)) | uint64_t(get32(sum + 4)) << 32;
-  if (hash.digest() != want)
-    throw Error(ErrorCode::CorruptSnapshot, "raw buffer segment at payload byte " + std::to_string(s.at) +
-                                                " is damaged: its " + std::to_string(s.size) +
-                                                " bytes do not match their XXH64");
-}
-}  // namespace
-
-void read_raw_segments(const ByteSource& source, uint64_t payload_offset, uint64_t stored, uint64_t at,
-                       void* dst, uint64_t n) {
-  auto* out = static_cast<uint8_t*>(dst);
-  // The headers first (8 bytes each): every segment's place is checked before any data is read.
-  std::vector<Segment> segments;
-  while (n > 0) {
-    auto damaged = [&](const std::string& what) {
-      return Error(ErrorCode::CorruptSnapshot, "raw buffer segment at payload byte " + std::to_string(at) + " " + what);
-    };
-    uint8_t head[8];
-    if (at > stored || stored - at < 16 || source.read_at(payload_offset + at, head, 8) != 8)
-      throw damaged("lies outside the payload (" + std::to_string(stored) + " bytes)");
-    const uint32_t size = get32(head + 4);
-    if (get32(head) != kRawSegmentMagic || size < 8 || size - 8 > n)
-      throw damaged("has no raw segment header (magic " + std::to_string(get32(head)) + ", size " +
-                    std::to_string(size) + ") for the " + std::to_string(n) + " bytes the Buffer op needs");
-    const uint64_t k = size - 8;
-    if (k != std::min(n, kMaxSegment))  // as written: full segments, the last one shorter
-      throw damaged("holds " + std::to_string(k) + " bytes where " + std::to_string(std::min(n, kMaxSegment)) +
-                    " are due (segments hold " + std::to_string(kMaxSegment) + " bytes but the last)");
-    if (stored - at - 16 < k) throw damaged("reaches past the end of the payload");
-    segments.push_back({at, k, out});
-    if (out) out += k;
-    n -= k;
-    at += 16 + k;
-  }
-  // One after the other on this thread: a second thread taking every other segment gained
-  // nothing on a loaded two-core machine (the page faults of the new buffer dominate).
-  for (const Segment& s : segments) read_segment(source, payload_offset, s);
-}
-
-void ZstdWriteBuf::set_level(int level) {
-  (void)ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level);  // refused without workers
 }
 
 ZstdReadBuf::ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t length, bool check_segments)
@@ -274,16 +178,16 @@ bool ZstdReadBuf::next_frame() {
     size_t got = source_.read_at(offset_ + cur, head, size_t(std::min<uint64_t>(8, length_ - cur)));
     uint32_t magic = got >= 4 ? get32(head) : 0;
     if (magic == kZstdFrameMagic) return true;
-    if (magic != kRawSegmentMagic || got < 8)
+    if (magic != kSegmentMagic || got < 8)
       throw Error(ErrorCode::CorruptSnapshot,
                   "unexpected bytes after the end of a compressed frame at offset " +
-                      std::to_string(offset_ + cur) + ": neither a zstd frame nor a raw buffer segment");
-    const uint64_t size = get32(head + 4);
+                      std::to_string(offset_ + cur) + ": neither a zstd frame nor a buffer segment");
+    uint64_t size = get32(head + 4);
     if (size < 8 || size > length_ - cur - 8)
-      throw Error(ErrorCode::CorruptSnapshot, "raw buffer segment at offset " + std::to_string(offset_ + cur) +
+      throw Error(ErrorCode::CorruptSnapshot, "buffer segment at offset " + std::to_string(offset_ + cur) +
                                                   " claims " + std::to_string(size) +
                                                   " bytes: more than the payload holds, or too few");
-    if (check_segments_) read_raw_segments(source_, offset_, length_, cur, nullptr, size - 8);
+    if (check_segments_) size = check_segment(source_, offset_, length_, cur) - 8;
     const uint64_t next = cur + 8 + size;
     if (next <= in_pos_) {
       in_read_ = in_size_ - size_t(in_pos_ - next);

@@ -25,15 +25,11 @@ class ZstdWriteBuf final : public std::streambuf {
 
   // Ends the frame and flushes everything into the sink. Call exactly once.
   void finish();
-  // Compression level of the data written from now on, within the frame: with worker threads zstd
-  // applies it from its next job (the jobs' boundaries depend only on the bytes written, so the
-  // output does not depend on timing or the number of workers); without them it is ignored.
-  void set_level(int level);
-  // Ends the current zstd frame and writes data[0, n) after it as raw segments (FORMAT.md): zstd
-  // skippable frames of at most kMaxSegment bytes each, holding the bytes as they are and their
-  // XXH64, written straight from `data` (no copy, no compression). The bytes written next start a
-  // new zstd frame. Returns the payload offset (compressed bytes before it) of the first segment.
-  uint64_t raw_segments(const void* data, uint64_t n);
+  // Ends the current zstd frame and writes data[0, n), items of `width` bytes, after it as buffer
+  // segments (format/segments.h, FORMAT.md): zstd skippable frames holding kSegmentBytes each,
+  // packed on worker threads, written from `data` or from their planes. The bytes written next
+  // start a new zstd frame. Returns the payload offset (compressed bytes before it) of the first.
+  uint64_t segments(const void* data, uint64_t n, size_t width);
   uint64_t raw_bytes() const { return raw_bytes_ + uint64_t(pptr() - pbase()); }
   uint64_t compressed_bytes() const { return compressed_bytes_; }
 
@@ -54,8 +50,8 @@ class ZstdWriteBuf final : public std::streambuf {
 
 class ZstdReadBuf final : public std::streambuf {
  public:
-  // Decompresses source[offset, offset + length): zstd frames, skipping the raw segments between
-  // them (read by read_raw_segments); with check_segments, their checksums are verified as skipped.
+  // Decompresses source[offset, offset + length): zstd frames, skipping the buffer segments between
+  // them (read by read_segments); with check_segments, their checksums are verified as skipped.
   ZstdReadBuf(const ByteSource& source, uint64_t offset, uint64_t length, bool check_segments = false);
   ~ZstdReadBuf() override;
   ZstdReadBuf(const ZstdReadBuf&) = delete;
@@ -87,16 +83,5 @@ class ZstdReadBuf final : public std::streambuf {
   bool frame_done_ = false;
   bool check_segments_ = false;
 };
-
-// Raw segments (FORMAT.md): a zstd skippable frame with this magic, u32 size (data + 8), the data,
-// then the data's XXH64 (u64). Buffers longer than kMaxSegment take several, back to back.
-inline constexpr uint32_t kRawSegmentMagic = 0x184D2A5E;
-inline constexpr uint32_t kZstdFrameMagic = 0xFD2FB528;
-inline constexpr uint64_t kMaxSegment = uint64_t(64) << 20;
-// Reads the n bytes of the raw segments starting at payload offset `at` (source offset
-// payload_offset + at) into dst (nullptr: only check them), checking each segment's header and checksum; `stored` is the
-// payload's size (no segment may reach past it). Throws CorruptSnapshot naming what is wrong.
-void read_raw_segments(const ByteSource& source, uint64_t payload_offset, uint64_t stored, uint64_t at,
-                       void* dst, uint64_t n);
 
 }  // namespace stasis::format

@@ -40,15 +40,17 @@ void decode_bytearray(HeapDecoder& d, uint8_t) {
   d.push(PyByteArray_FromStringAndSize(b.data(), Py_ssize_t(b.size())));
 }
 
-// A Buffer op: bytes or a bytearray allocated once at its final size and filled block by block
-// straight from the op chunks (byte planes joined into it), so a large buffer is never copied
-// twice. Its pages are asked to be huge pages (a 1 GB buffer otherwise takes 262144 page faults).
-// Memory is touched only as data arrives: a damaged size runs out of op bytes, not of memory.
+// A Buffer op: bytes or a bytearray allocated once at its final size and filled straight from the
+// op chunks (byte planes joined into it) or, out of line, from the buffer segments (read on a
+// few threads, each into its place: format/segments.h), so a large buffer is never copied twice.
+// In line, memory is touched only as data arrives: a damaged size runs out of op bytes, not of
+// memory; out of line, the segments' headers are checked before the buffer is allocated.
 void decode_buffer(HeapDecoder& d, uint8_t) {
   uint64_t at = d.in().offset() - 1;
   uint64_t flags = d.in().uvar(), width = d.in().uvar(), n = d.in().uvar();
   format::check_buffer_header(flags, width, n, at, d.in().raw_size(), d.in().stored_size());
   const uint64_t segments = flags & format::kBufferOutOfLine ? d.in().uvar() : 0;
+  if (flags & format::kBufferOutOfLine) d.in().check_segments(segments, n);  // before allocating
   Ref out = Ref::steal(flags & format::kBufferReadOnly ? PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n))
                                  : PyByteArray_FromStringAndSize(nullptr, Py_ssize_t(n)));
   if (!out) d.refused("Buffer of " + std::to_string(n) + " bytes");
@@ -58,7 +60,7 @@ void decode_buffer(HeapDecoder& d, uint8_t) {
   // it makes the page faults of a large buffer compact memory synchronously, which on a busy or
   // fragmented machine stalled a 1 GiB load for seconds (4x the time of the copy itself).
   if (flags & format::kBufferOutOfLine) {
-    d.in().read_raw_segments(segments, dst, n);  // straight from the file, checked
+    d.in().read_segments(segments, dst, n);  // straight from the file, checked, on a few threads
   } else if (width == 1) {
     d.in().raw(dst, size_t(n));
   } else {

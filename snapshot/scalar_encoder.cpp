@@ -26,8 +26,9 @@ void encode_bytearray(HeapEncoder& e, PyObject* obj) {
 
 // A pickle.PickleBuffer (what protocol-5 reducers hand out, and what the numpy handler saves an
 // array's memory as) is written straight from the exporter's memory, without a Python copy: one
-// Buffer op whose items, when they are 2, 4 or 8 bytes wide, are stored as byte planes (block by
-// block, each block transposed directly into the op chunk). It comes back as pickle brings an
+// Buffer op; a small one's items, when they are 2, 4 or 8 bytes wide, are stored as byte planes
+// (block by block, each block transposed directly into the op chunk), a large one goes into
+// buffer segments. It comes back as pickle brings an
 // in-band PickleBuffer back: bytes for a read-only buffer, else a bytearray.
 void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
   const Py_buffer* view = PyPickleBuffer_GetBuffer(obj);
@@ -40,10 +41,11 @@ void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
   const auto* src = static_cast<const uint8_t*>(view->buf);
   constexpr size_t kLarge = size_t(1) << 20;  // small buffers stay with the objects around them
   const uint64_t readonly = view->readonly ? format::kBufferReadOnly : 0;
-  if (n >= kLarge && !format::worth_compressing(src, n, width)) {
-    // Incompressible (random numbers, already compressed data): written as it is, straight from
-    // the exporter's memory, outside the op stream; the op that follows says where.
-    uint64_t at = out.raw_segments(src, n);
+  if (n >= kLarge) {
+    // Outside the op stream, in buffer segments packed on worker threads: each stored as it is
+    // (straight from the exporter's memory) or as byte planes with the planes that compress well
+    // compressed (format/segments.h); the op that follows says where.
+    uint64_t at = out.segments(src, n, width);
     out.op(format::Op::Buffer);
     out.uvar(readonly | format::kBufferOutOfLine);
     out.uvar(1);
@@ -56,7 +58,6 @@ void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
   out.uvar(readonly);
   out.uvar(width);
   out.uvar(n);
-  if (n >= kLarge) out.raw_buffers(true);
   if (width == 1) {
     out.raw(src, n);
   } else {
@@ -66,7 +67,6 @@ void encode_picklebuffer(HeapEncoder& e, PyObject* obj) {
       format::split_planes(src + done, out.claim(k), k / width, width);
     }
   }
-  if (n >= kLarge) out.raw_buffers(false);
   e.memoize_leaf(obj);
 }
 

@@ -173,14 +173,32 @@ def snapshot(ops: Union[bytes, Ops], *, kind: str = "objects", key: Optional[byt
     return data
 
 
-RAW_SEGMENT_MAGIC = 0x184D2A5E
+SEGMENT_MAGIC = 0x184D2A5E
+PLANE_COMPRESSED = 0x80000000
+
+
+def segment(data: bytes, width: int = 1, compress: Iterable[int] = (), checksum: Optional[int] = None,
+            planes: Optional[list] = None) -> bytes:
+    """A buffer segment (FORMAT.md): skippable-frame magic, size, raw size, width, one length
+    word per plane, the planes (byte b of every item of `width` bytes; those in `compress` as a
+    zstd frame), then the XXH64 of everything after the size field. `planes` replaces the
+    stored planes (a list of bytes, to craft damage)."""
+    stored = []
+    for b in range(width):
+        plane = data[b::width] if width > 1 else data
+        stored.append(_compress(plane) if b in set(compress) else plane)
+    if planes is not None:
+        stored = planes
+    words = [len(p) | (PLANE_COMPRESSED if b in set(compress) else 0) for b, p in enumerate(stored)]
+    body = struct.pack("<IB", len(data), width) + b"".join(struct.pack("<I", w) for w in words) + b"".join(stored)
+    if checksum is None:
+        checksum = xxh64(body)
+    return struct.pack("<II", SEGMENT_MAGIC, len(body) + 8) + body + struct.pack("<Q", checksum)
 
 
 def raw_segment(data: bytes, checksum: Optional[int] = None) -> bytes:
-    """A raw segment (FORMAT.md): skippable-frame magic, size, the bytes, their XXH64."""
-    if checksum is None:
-        checksum = xxh64(data)
-    return struct.pack("<II", RAW_SEGMENT_MAGIC, len(data) + 8) + data + struct.pack("<Q", checksum)
+    """A segment holding `data` as it is (one plane, not compressed)."""
+    return segment(data, checksum=checksum)
 
 
 def snapshot_with_segments(segments: bytes, make_ops, **kw) -> bytes:

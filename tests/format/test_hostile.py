@@ -21,8 +21,8 @@ import stasis  # noqa: E402
 from craft import (ADD_ITEMS, APPENDS, BUFFER, BUILD, CELL, CLASS, CLASS_STATE, CODE, DICT_ITEMS,  # noqa: E402
                    EMPTY_DICT, EMPTY_LIST, EMPTY_SET, FUNCTION, FUNCTION_STATE, GENERATOR,
                    LIST_ITEMS, MEMO, NEW_OBJ, NONE, POP, REDUCE, REF, SET_ITEMS, SET_LAYOUT,
-                   TUPLE, WEAK_REF, Ops, code_fields, ops_of_code, program_meta, raw_segment,
-                   snapshot, snapshot_with_segments)
+                   TUPLE, WEAK_REF, Ops, _compress, code_fields, ops_of_code, program_meta, raw_segment,
+                   segment, snapshot, snapshot_with_segments)
 
 CORRUPT = stasis.CorruptSnapshotError.code
 
@@ -327,28 +327,51 @@ class RawSegments(unittest.TestCase):
         back = stasis.loads(self.crafted(raw_segment(self.DATA), flags=3))
         self.assertEqual((type(back), back), (bytes, self.DATA))
         # the seed kept for loads_fuzz is this file
-        seed = os.path.join(os.path.dirname(__file__), "..", "fuzz", "seeds", "raw_segment_v8.golden")
+        seed = os.path.join(os.path.dirname(__file__), "..", "fuzz", "seeds", "raw_segment_v9.golden")
         with open(seed, "rb") as f:
             kept = f.read()
         made = self.crafted(raw_segment(self.DATA))
         skip = lambda d: d[12 + int.from_bytes(d[10:12], "little") + 4:]  # after the preamble
         self.assertEqual(skip(kept), skip(made))
 
+    def test_shuffled_segments_load(self):
+        """A segment stored as byte planes, some of them compressed, of every item width: joined
+        back into the bytes, equal to what was crafted."""
+        for width in (1, 2, 4):
+            for compress in ((), (0,), tuple(range(width)), (width - 1,)):
+                with self.subTest(width=width, compress=compress):
+                    back = stasis.loads(self.crafted(segment(self.DATA, width, compress)))
+                    self.assertEqual(back, bytearray(self.DATA))
+        data = self.DATA[:768]
+        back = stasis.loads(self.crafted(segment(data, 8, (0, 5, 7)), n=768))
+        self.assertEqual(back, bytearray(data))
+
     def test_damaged_or_misplaced_segments_are_refused(self):
         cases = [
             (self.crafted(raw_segment(self.DATA, checksum=12345)), "is damaged"),
-            (self.crafted(raw_segment(self.DATA), delta=1), "has no raw segment header"),
-            (self.crafted(raw_segment(self.DATA), delta=-3), "has no raw segment header"),
+            (self.crafted(raw_segment(self.DATA), delta=1), "has no buffer segment header"),
+            (self.crafted(raw_segment(self.DATA), delta=-3), "has no buffer segment header"),
             (self.crafted(raw_segment(self.DATA), delta=2**40), "lies outside the payload"),
-            (self.crafted(raw_segment(self.DATA), n=len(self.DATA) + 1), "raw buffer segment"),
+            (self.crafted(raw_segment(self.DATA), n=len(self.DATA) + 1), "holds 772 bytes where 773"),
             (self.crafted(raw_segment(self.DATA), n=10**9), "more than the whole payload"),
             (self.crafted(raw_segment(self.DATA), flags=6), "flags must be 0 to 3"),
             (snapshot_with_segments(raw_segment(self.DATA),
                                     lambda at: Ops().op(BUFFER, 2, 8, 8, at)), "1 out of line"),
-            (self.crafted(b"\x50\x2a\x4d\x18" + bytes(12)), "neither a zstd frame nor a raw buffer segment"),
-            (self.crafted(raw_segment(self.DATA)[:-9]), "raw buffer segment"),
+            (self.crafted(b"\x50\x2a\x4d\x18" + bytes(12)), "neither a zstd frame nor a buffer segment"),
+            (self.crafted(raw_segment(self.DATA)[:-9]), "buffer segment"),
             # segments are full (64 MiB) but the last: a short one before it is not what was written
             (self.crafted(raw_segment(self.DATA[:100]) + raw_segment(self.DATA[100:])), "holds 100 bytes where"),
+            # shuffled segments: planes that do not add up, a damaged plane, one that decompresses wrong
+            (self.crafted(segment(self.DATA, 4, {1}, checksum=1)), "is damaged"),
+            (self.crafted(segment(self.DATA, 3)), "has 3 planes for 772 bytes"),
+            (self.crafted(segment(self.DATA, 4, planes=[self.DATA[0::4]] * 3 + [self.DATA[:10]])),
+             "has a plane of 10 bytes for 193"),
+            (self.crafted(segment(self.DATA, 4, {2}, planes=[self.DATA[b::4] for b in range(4)])),
+             "has a plane of 193 compressed bytes for 193"),
+            (self.crafted(segment(self.DATA, 4, {0}, planes=[_compress(self.DATA[0::4][:-1])] + [self.DATA[b::4] for b in (1, 2, 3)])),
+             "has a plane that does not decompress to its 193 bytes"),
+            (self.crafted(segment(self.DATA, 4, {0}, planes=[b"\x28\xb5\x2f\xfd" + bytes(12)] + [self.DATA[b::4] for b in (1, 2, 3)])),
+             "has a plane that does not decompress"),
         ]
         for data, message in cases:
             with self.subTest(message=message):

@@ -196,8 +196,8 @@ class NumpyArrays(unittest.TestCase):
         self.assertSameArray(a, stasis.loads(blob))
 
     def test_incompressible_arrays_are_stored_raw_and_checked(self):
-        """A large buffer whose sample does not compress goes into the file as it is (a raw
-        segment beside the zstd frames, with its XXH64); a compressible one next to it is still
+        """A large buffer whose planes do not compress goes into the file as it is (a buffer
+        segment beside the zstd frames, with its XXH64); a compressible one next to it is
         compressed. Both come back equal, in one snapshot; a damaged raw byte is refused."""
         noise = np.random.default_rng(5).standard_normal(3 << 17)   # 3 MiB, incompressible
         smooth = np.linspace(-1.0, 1.0, 3 << 17)                   # 3 MiB, compressible
@@ -207,40 +207,105 @@ class NumpyArrays(unittest.TestCase):
             path = os.path.join(d, "a.snap")
             stasis.dump(value, path)
             data = open(path, "rb").read()
-            # one raw segment: magic 0x184D2A5E, size = the array's bytes + 8 (its checksum)
-            head = (0x184D2A5E).to_bytes(4, "little") + (noise.nbytes + 8).to_bytes(4, "little")
+            # one segment as it is: magic 0x184D2A5E, size, raw size, 1 plane, its length, the
+            # array's bytes, their XXH64
+            n = noise.nbytes
+            head = (0x184D2A5E).to_bytes(4, "little") + (n + 17).to_bytes(4, "little") + n.to_bytes(4, "little")
+            head += b"\x01" + n.to_bytes(4, "little")
             self.assertEqual(data.count(head), 1)
-            at = data.index(head) + 8
-            self.assertEqual(data[at:at + noise.nbytes], noise.tobytes())  # stored as it is
+            at = data.index(head) + len(head)
+            self.assertEqual(data[at:at + n], noise.tobytes())  # stored as it is
             self.assertLess(len(data), noise.nbytes + smooth.nbytes // 3)  # smooth compressed
             back = stasis.load(path)
             for k in ("noise", "smooth", "small"):
                 self.assertSameArray(value[k], back[k])
             self.assertTrue(np.shares_memory(back["noise_view"], back["noise"]))
             self.assertSameArray(stasis.loads(data)["noise"], noise)
-            for where in (at, at + noise.nbytes // 2, at + noise.nbytes - 1, at + noise.nbytes + 3):
+            for where in (at - 5, at, at + n // 2, at + n - 1, at + n + 3):
                 damaged = bytearray(data)
                 damaged[where] ^= 0x10
                 with open(path, "wb") as f:
                     f.write(damaged)
-                with self.assertRaisesRegex(stasis.CorruptSnapshotError, "raw buffer segment .* is damaged"):
+                # a damaged header word (the plane count) is refused for what it says
+                message = "buffer segment .* has 17 planes" if where == at - 5 else "buffer segment .* is damaged"
+                with self.assertRaisesRegex(stasis.CorruptSnapshotError, message):
                     stasis.load(path)
-                with self.assertRaisesRegex(stasis.CorruptSnapshotError, "raw buffer segment .* is damaged"):
+                with self.assertRaisesRegex(stasis.CorruptSnapshotError, message):
                     stasis.loads(bytes(damaged))
 
-    def test_a_raw_buffer_longer_than_a_segment_takes_several(self):
-        """Raw segments hold at most 64 MiB: a longer buffer is split over consecutive segments,
-        each checked; damage in the last one is found."""
-        a = np.random.default_rng(7).integers(0, 2**32, ((64 << 20) + (3 << 20)) // 4, dtype=np.uint32)
+    def test_a_buffer_longer_than_a_segment_takes_several(self):
+        """Segments hold 8 MiB: a longer buffer is split over consecutive segments, each checked
+        (read side by side on several threads); damage in the last one is found."""
+        a = np.random.default_rng(7).integers(0, 2**32, ((16 << 20) + (3 << 20)) // 4, dtype=np.uint32)
         blob = stasis.dumps(a)
         head = (0x184D2A5E).to_bytes(4, "little")
-        self.assertEqual(blob.count(head + ((64 << 20) + 8).to_bytes(4, "little")), 1)
-        self.assertEqual(blob.count(head + ((3 << 20) + 8).to_bytes(4, "little")), 1)
+        self.assertEqual(blob.count(head + ((8 << 20) + 17).to_bytes(4, "little")), 2)
+        self.assertEqual(blob.count(head + ((3 << 20) + 17).to_bytes(4, "little")), 1)
         self.assertSameArray(a, stasis.loads(blob))
-        damaged = bytearray(blob)
-        damaged[blob.index(head + ((3 << 20) + 8).to_bytes(4, "little")) + 100] ^= 1
-        with self.assertRaisesRegex(stasis.CorruptSnapshotError, "is damaged"):
-            stasis.loads(bytes(damaged))
+        for segment in (0, 2):
+            damaged = bytearray(blob)
+            damaged[[i for i in range(len(blob)) if blob.startswith(head, i)][segment] + 100] ^= 1
+            with self.assertRaisesRegex(stasis.CorruptSnapshotError, "is damaged"):
+                stasis.loads(bytes(damaged))
+
+    @staticmethod
+    def segments_of(blob):
+        """(width, [plane length words]) of every buffer segment in snapshot bytes."""
+        found, at = [], blob.find((0x184D2A5E).to_bytes(4, "little"))
+        while at >= 0:
+            size = int.from_bytes(blob[at + 4:at + 8], "little")
+            width = blob[at + 12]
+            if width in (1, 2, 4, 8) and 17 + 4 * (width - 1) <= size + 8 <= len(blob) - at:
+                words = [int.from_bytes(blob[at + 13 + 4 * b:at + 17 + 4 * b], "little") for b in range(width)]
+                found.append((width, words))
+            at = blob.find((0x184D2A5E).to_bytes(4, "little"), at + 4)
+        return found
+
+    def test_shuffled_segments_round_trip_every_item_size(self):
+        """Large arrays of items of 1, 2, 4, 8 and 16 bytes whose high bytes repeat are stored as
+        byte planes with those planes compressed; lengths that end a segment short (and are odd),
+        several segments, views, strides and Fortran order come back equal."""
+        n = (9 << 20) + 8 * 3  # bytes: a full segment, then a short one
+        cases = {
+            "u1": np.tile(np.arange(7, dtype=np.uint8), (9 << 20) // 7 + 1)[:(9 << 20) + 3],  # odd length
+            "i2": (np.arange(n // 2 + 1) % 300).astype(np.int16),                             # odd count
+            "f4": np.linspace(0, 1, n // 4 + 1, dtype=np.float32),
+            "f8": np.linspace(0, 1e3, n // 8),
+            "c16": np.linspace(0, 1, n // 16) * (1 + 2j),
+            "i8-2d-F": np.asfortranarray(np.arange(n // 8, dtype=np.int64).reshape(-1, 3)),
+        }
+        if np.dtype(np.longdouble).itemsize == 16:
+            cases["g16"] = np.linspace(0, 1, n // 16, dtype=np.longdouble)
+        for name, a in cases.items():
+            with self.subTest(name):
+                value = {"a": a, "view": a[1::3], "rev": a[::-1]}
+                blob = stasis.dumps(value)
+                back = stasis.loads(blob)
+                for k in value:
+                    self.assertSameArray(value[k], back[k])
+                self.assertTrue(np.shares_memory(back["view"], back["a"]))
+                self.assertLess(len(blob), a.nbytes // 2)
+                shuffled = [s for s in self.segments_of(blob) if s[0] > 1]
+                if a.itemsize > 1:
+                    self.assertTrue(shuffled, "no segment stored as byte planes")
+                    self.assertTrue(all(any(w & 0x80000000 for w in words) for _, words in shuffled))
+
+    def test_a_damaged_shuffled_segment_is_refused(self):
+        a = np.linspace(0, 1e3, 3 << 17)
+        blob = stasis.dumps(a)
+        head = (0x184D2A5E).to_bytes(4, "little")
+        at = blob.index(head)
+        self.assertEqual(blob[at + 12], 8)  # stored as 8 byte planes
+        words = [int.from_bytes(blob[at + 13 + 4 * b:at + 17 + 4 * b], "little") for b in range(8)]
+        first = at + 13 + 32
+        last = first + sum(w & 0x7FFFFFFF for w in words) - 1
+        for where, message in ((first + 10, "is damaged"), (last, "is damaged"), (last + 5, "is damaged"),
+                               (at + 13, "has a plane of")):
+            damaged = bytearray(blob)
+            damaged[where] ^= 4
+            with self.subTest(where=where - at):
+                with self.assertRaisesRegex(stasis.CorruptSnapshotError, "buffer segment at payload byte [0-9]+ " + message):
+                    stasis.loads(bytes(damaged))
 
     def test_loading_a_damaged_view_is_refused(self):
         from stasis.handlers import numpy_arrays

@@ -4,8 +4,9 @@ generator (module state). Registered once the program has imported numpy
 (handlers.MODULE_HANDLERS): nothing here imports numpy otherwise.
 
 Memory. An array that owns its memory is saved as a pickle.PickleBuffer over that memory: the
-engine writes it straight from the array (the Buffer op: no Python copy, items as byte planes,
-or as they are when a sample shows they do not compress, FORMAT.md) and loads it into one bytearray, over which the array is built again without a second
+engine writes it straight from the array (the Buffer op: no Python copy; a large one in segments
+stored as they are or as byte planes with the planes that compress well compressed, FORMAT.md
+"Buffer segments") and loads it into one bytearray, over which the array is built again without a second
 copy (so a restored array's `.base` is that bytearray, and OWNDATA is False; everything else —
 dtype, shape, strides, flags, contents — is the same). A view is saved as (its base, byte offset,
 dtype, shape, strides): it comes back as a view of the restored base, so writes through one are

@@ -17,8 +17,8 @@ std::vector<uint8_t> reference_planes(const std::vector<uint8_t>& src, size_t co
 
 TEST(BytePlanes, SplitMatchesTheDefinitionAndJoinInvertsIt) {
   for (size_t width : {1, 2, 4, 8}) {
-    // Counts around the 16-element kernels' edges, and a whole block.
-    for (size_t count : {0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, 16384}) {
+    // Counts around the edges of the 16- and 32-element kernels, and a whole block.
+    for (size_t count : {0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100, 1000, 16384, 16385}) {
       std::vector<uint8_t> src(count * width);
       for (size_t i = 0; i < src.size(); ++i) src[i] = uint8_t((i * 2654435761u) >> 13);
       std::vector<uint8_t> planes(src.size()), back(src.size());
