@@ -228,7 +228,9 @@ class NeverLost(Case):
         if r.returncode == 0 and "less" in r.stdout:
             self.skipTest("compile() took less than the quota on this machine")
         self.assertEqual(r.returncode, 75, r.stderr)
-        self.assertEqual(self.chain(r, "q.snap"), self.plain(prog))
+        # The timing line depends on the load of the moment: the plain run's may differ.
+        self.assertRegex(self.chain(r, "q.snap"), r"\Acompiled in (more|less) than the quota\n\Z")
+
 
 class Paths(Case):
     def test_relative_snapshot_paths_are_the_resuming_process_s(self):
