@@ -153,6 +153,22 @@ std::string caller_blocker(_PyInterpreterFrame* f, const ResumeRow*& row) {
   return {};
 }
 
+// Whether the BufferedReader call that entered readinto frame `f` is a readline() of its Python
+// caller: waiting for the next request, it has taken nothing out of the reader (what it had taken
+// of a line that arrived in pieces is lost: README). Not read(n), which may hold part of the
+// bytes asked for in a bytes object of its own, lent to readinto as `b`.
+bool called_by_readline(_PyInterpreterFrame* f) {
+  _PyInterpreterFrame* caller = internals::calling_complete_frame(f);
+  PyObject* callable = caller ? callable_of_call(caller) : nullptr;
+  if (!callable) return false;
+  Ref name = Ref::steal(PyObject_GetAttrString(callable, "__name__"));
+  if (!name) {
+    PyErr_Clear();
+    return false;
+  }
+  return PyUnicode_Check(name.get()) && PyUnicode_CompareWithASCIIString(name.get(), "readline") == 0;
+}
+
 // Builds one frame record; `top` frames keep their whole stack, callers their structural prefix.
 // SocketIO.readinto entered from a BufferedReader (waiting for a kept-alive connection's next
 // request): its buffer argument, a memoryview of the reader's own memory, is recorded as the type
@@ -161,7 +177,8 @@ Ref frame_record(_PyInterpreterFrame* f, PyObject* row_id, int offset, int keep)
   PyCodeObject* code = internals::frame_code(f);
   Ref locals = Ref::steal(PyDict_New());
   if (!locals) throw Error::python();
-  const bool lent_buffer = internals::frame_entered_from_c(f) && internals::is_socket_io_readinto(code);
+  const bool lent_buffer = internals::frame_entered_from_c(f) && internals::is_socket_io_readinto(code) &&
+                           called_by_readline(f);
   if (code->co_flags & CO_OPTIMIZED) {
     PyObject** slots = internals::frame_localsplus(f);
     for (int i = 0, n = internals::code_nlocalsplus(code); i < n; ++i) {
