@@ -129,21 +129,12 @@ def _capture(session: Any, path: str, deadline: float) -> Tuple[List[Any], "Read
 
 def _check_frames(threads: List[Any]) -> None:
     """What the snapshot of these stacks would refuse at once, found before the heap is written:
-    a memoryview of memory no Python object owns, and a thread waiting in readline on a kept-alive
-    connection (the capture records the buffer a BufferedReader lends SocketIO.readinto as the
-    type memoryview, snapshot/capture.cpp)."""
+    a memoryview of memory no Python object owns (the one a BufferedReader lends SocketIO.readinto
+    under readline is not among them: the capture records it as the type, snapshot/capture.cpp)."""
     from .errors import UnsupportedObjectError
     for record in threads:
         for frame in record.frames:
             for name, value in frame.locals.items():
-                if value is memoryview and frame.code.co_qualname == "SocketIO.readinto":
-                    # Waiting in readline on a kept-alive connection: suspend/resume rebuild it (the
-                    # connection is reset on resume); a handover that keeps the connection lost
-                    # requests with it (1 run in 2 under load), so the restart waits for a moment
-                    # when the thread is in a request instead.
-                    raise UnsupportedObjectError(f"thread {record.name!r} waits in readline on a kept-alive "
-                                                 "connection (SocketIO.readinto), which a handover cannot "
-                                                 "keep yet")
                 if isinstance(value, memoryview) and value.obj is None:
                     raise UnsupportedObjectError(f"thread {record.name!r}: {frame.code.co_qualname}'s local "
                                                  f"{name!r} is a memoryview of a buffer no Python object owns")
@@ -329,6 +320,12 @@ def _in_selector(frame: Any) -> bool:
     return name.endswith(("selectors.py", "socketserver.py")) or "/asyncio/" in name
 
 
+def _reads_socket_file(record: Any) -> bool:
+    """Whether the thread was captured blocked in SocketIO.readinto (a socket file's reader)."""
+    top = record.frames[-1] if record.frames else None
+    return top is not None and top.row is not None and top.code.co_qualname == "SocketIO.readinto"
+
+
 class ReadGuard:
     """From the freeze on, no thread of the old process may take data or a connection off a socket
     the new process will read. A thread blocked reading (recv, accept) or waiting to read (a socket
@@ -356,6 +353,12 @@ class ReadGuard:
             thread = threading.main_thread() if record.main else record.thread
             native = getattr(thread, "native_id", None)
             call = _syscall(native) if native else None
+            if _reads_socket_file(record) and (call is None or (call[0] not in table["read"]
+                                                                and call[0] not in table["poll"])):
+                # Captured waiting in SocketIO.readinto, its recv has returned since (it waits for
+                # the GIL): the bytes are in the reader's buffer, not yet counted there, and would
+                # be lost with this snapshot. The freeze is tried again.
+                return False
             if call is None:
                 continue
             nr, args = call
