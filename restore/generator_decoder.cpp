@@ -84,6 +84,7 @@ void make_generator(HeapDecoder& d) {
     Py_DECREF(gen);
     d.corrupt("Generator: the function did not return a generator or coroutine");
   }
+  d.made_generator(gen);
   d.push(gen);
 }
 

@@ -20,6 +20,13 @@ HeapDecoder::HeapDecoder(format::PayloadReader& in, LoadHandlers handlers, Trust
 }
 
 HeapDecoder::~HeapDecoder() {
+  // A failed load's generators end as completed: finalizing a suspended or not started one would
+  // close() it, which runs its frame (code from the stream) with GeneratorExit — and a crafted
+  // frame there crashed (loads_fuzz). Completed, it is cleared without running anything.
+  if (!decoded_)
+    for (const Ref& gen : generators_)
+      if (internals::generator_state(gen.get()) < 0) internals::set_generator_state(gen.get(), 1);
+  generators_.clear();
   for (PyObject* o : stack_) Py_DECREF(o);
   for (PyObject* o : memo_) Py_DECREF(o);
   stack_.clear();
@@ -183,7 +190,9 @@ void HeapDecoder::rethrow_as_snapshot_error() {
 Ref HeapDecoder::decode() {
   try {
     try {
-      return run();
+      Ref root = run();
+      decoded_ = true;
+      return root;
     } catch (...) {
       rethrow_as_snapshot_error();
     }

@@ -67,6 +67,8 @@ class HeapDecoder {
     stack_.push_back(obj);
   }
   void push(Ref obj) { push(obj.release()); }
+  // A generator or coroutine this load made (restore/generator_decoder.cpp).
+  void made_generator(PyObject* gen) { generators_.push_back(Ref::borrow(gen)); }
   Ref pop();
   PyObject* peek(size_t below_top = 0);  // borrowed; CorruptSnapshot when the stack is too short
   // CorruptSnapshot unless the stack holds count x per + extra values (no overflow for any count).
@@ -129,6 +131,8 @@ class HeapDecoder {
   std::vector<Ref> foreign_alive_;                    // keeps them alive (their ids stay theirs)
   std::unordered_set<PyObject*> stream_functions_, stream_classes_;
   std::unique_ptr<CodeGuard> guard_;
+  std::vector<Ref> generators_;  // made by this load: ended unrun if the load fails
+  bool decoded_ = false;
   std::unique_ptr<EffectGuard> effects_;
   std::vector<PyObject*> stack_;  // owned references
   std::vector<PyObject*> memo_;   // owned references

@@ -256,6 +256,15 @@ class Hostile(unittest.TestCase):
         data[footer_at:footer_at + 32] = footer + struct.pack("<I", zlib.crc32(footer))
         self.refused(bytes(data), "compressed bytes can hold")
 
+    def test_a_failed_load_closes_no_generator_it_made(self):
+        """Found by loads_fuzz (tests/fuzz/crashers/loads_fuzz-crash-dfe8c0...): a load that failed
+        after making a generator freed it, and its finalizer close()d it — running the crafted
+        frame with GeneratorExit, a SIGSEGV. The failed load's generators now end unrun."""
+        path = os.path.join(HERE, "..", "fuzz", "crashers", "loads_fuzz-crash-dfe8c06e6e95d45469f03402742d39b05987ce1d")
+        with open(path, "rb") as f:
+            ops = f.read()
+        self.refused(snapshot(ops), "Code refused")
+
     def test_list_of_a_huge_range(self):
         ops = (Ops().global_("builtins", "list").global_("builtins", "range").value((10**15,)).op(REDUCE)
                .op(TUPLE, 1).op(REDUCE))
