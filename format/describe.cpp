@@ -2,9 +2,11 @@
 #include "format/describe.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstring>
 #include <initializer_list>
+#include <iterator>
 
 #include "format/byte_planes.h"
 
@@ -193,8 +195,15 @@ class Describer {
     d_.nodes.push_back(n);
     return uint32_t(d_.nodes.size() - 1);
   }
-  uint32_t push_new(DescKind k, uint32_t type) {
+  // A new node on the stack; `refs` are the nodes it refers to (its body's a[0], a[1], ...).
+  uint32_t push_new(DescKind k, uint32_t type, std::initializer_list<uint32_t> refs = {}) {
     uint32_t id = add(k, type);
+    if (refs.size()) {
+      DescBody& b = body(id);
+      assert(refs.size() <= std::size(b.a));
+      size_t i = 0;
+      for (uint32_t r : refs) b.a[i++] = r;
+    }
     stack_.push_back(id);
     return id;
   }
@@ -467,11 +476,7 @@ class Describer {
         need(2, info.name);
         uint32_t args = pop(), callable = pop();
         uint32_t type = op == Op::NewObj ? class_type(callable) : type_made_by(callable, args);
-        uint32_t id = add(DescKind::Object, type);
-        DescBody& b = body(id);
-        b.a[0] = callable;
-        b.a[1] = args;
-        stack_.push_back(id);
+        push_new(DescKind::Object, type, {callable, args});
         return;
       }
       case Op::Build: {
@@ -491,22 +496,14 @@ class Describer {
       case Op::Code: {
         need(1, info.name);
         uint32_t fields = pop();
-        uint32_t id = add(DescKind::Code, builtin("code"));
-        body(id).a[0] = fields;
-        stack_.push_back(id);
+        push_new(DescKind::Code, builtin("code"), {fields});
         return;
       }
       case Op::Function: {
         need(5, info.name);
         pop();  // closure
         uint32_t qualname = pop(), name = pop(), globals = pop(), code = pop();
-        uint32_t id = add(DescKind::Function, builtin("function"));
-        DescBody& b = body(id);
-        b.a[0] = code;
-        b.a[1] = globals;
-        b.a[2] = name;
-        b.a[3] = qualname;
-        stack_.push_back(id);
+        push_new(DescKind::Function, builtin("function"), {code, globals, name, qualname});
         return;
       }
       case Op::FunctionState:
@@ -517,13 +514,7 @@ class Describer {
       case Op::Class: {
         need(4, info.name);
         uint32_t ns = pop(), bases = pop(), name = pop(), meta = pop();
-        uint32_t id = add(DescKind::Class, class_type(meta));
-        DescBody& b = body(id);
-        b.a[0] = meta;
-        b.a[1] = name;
-        b.a[2] = bases;
-        b.a[3] = ns;
-        stack_.push_back(id);
+        push_new(DescKind::Class, class_type(meta), {meta, name, bases, ns});
         return;
       }
       case Op::ClassState:
@@ -548,9 +539,7 @@ class Describer {
             }
           }
         }
-        uint32_t id = add(DescKind::Generator, type);
-        body(id).a[0] = func;
-        stack_.push_back(id);
+        push_new(DescKind::Generator, type, {func});
         return;
       }
       case Op::GeneratorFrame: {
@@ -564,9 +553,7 @@ class Describer {
         need(2, info.name);
         pop();  // callback
         uint32_t referent = pop();
-        uint32_t id = add(DescKind::WeakRef, d_.intern_type("weakref", "ReferenceType"));
-        body(id).a[0] = referent;
-        stack_.push_back(id);
+        push_new(DescKind::WeakRef, d_.intern_type("weakref", "ReferenceType"), {referent});
         return;
       }
       case Op::DeadWeakRef: push_new(DescKind::DeadWeakRef, d_.intern_type("weakref", "ReferenceType")); return;
@@ -578,11 +565,7 @@ class Describer {
         size_t dot = name.rfind('.');
         uint32_t type = dot == std::string::npos ? d_.intern_type("", name)
                                                  : d_.intern_type(name.substr(0, dot), name.substr(dot + 1));
-        uint32_t id = add(DescKind::Registered, type);
-        DescBody& b = body(id);
-        b.a[0] = key;
-        b.a[1] = state;
-        stack_.push_back(id);
+        push_new(DescKind::Registered, type, {key, state});
         return;
       }
       case Op::ExceptionState:

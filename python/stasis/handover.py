@@ -323,7 +323,8 @@ def _in_selector(frame: Any) -> bool:
 def _reads_socket_file(record: Any) -> bool:
     """Whether the thread was captured blocked in SocketIO.readinto (a socket file's reader)."""
     top = record.frames[-1] if record.frames else None
-    return top is not None and top.row is not None and top.code.co_qualname == "SocketIO.readinto"
+    return (top is not None and top.row is not None and top.code.co_qualname == "SocketIO.readinto"
+            and top.code.co_filename.endswith("/socket.py"))  # as internals::is_socket_io_readinto
 
 
 class ReadGuard:

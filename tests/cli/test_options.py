@@ -278,15 +278,21 @@ STUCK = textwrap.dedent("""
 
 
 class SuspendTimeout(Case):
-    def test_suspend_gives_up_after_timeout_and_the_process_keeps_running(self):
+    def start_stuck(self, safe_point_timeout: str) -> subprocess.Popen:
+        """STUCK under `stasis run`, once it has started (sorted() calls its key from C: no safe point)."""
         prog = self.write("stuck.py", STUCK)
-        p = subprocess.Popen([STASIS, "run", "--safe-point-timeout", "60", "--snapshot", self.path("s.snap"), prog],
+        p = subprocess.Popen([STASIS, "run", "--safe-point-timeout", safe_point_timeout, "--snapshot",
+                              self.path("s.snap"), prog],
                              cwd=self.dir, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(p)
         deadline = time.monotonic() + 60
         while not os.path.exists(self.path("started")) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # its control record is written before the program starts
+        return p
+
+    def test_suspend_gives_up_after_timeout_and_the_process_keeps_running(self):
+        p = self.start_stuck("60")
         t = time.monotonic()
         r = self.stasis("suspend", str(p.pid), "--timeout", "1.5")
         waited = time.monotonic() - t
@@ -300,14 +306,7 @@ class SuspendTimeout(Case):
     def test_suspend_reports_at_once_when_the_program_gives_up(self):
         """The program's --safe-point-timeout (1 s) ends the request long before suspend's own
         --timeout (60 s): suspend says why at once, and the program keeps running."""
-        prog = self.write("stuck.py", STUCK)
-        p = subprocess.Popen([STASIS, "run", "--safe-point-timeout", "1", "--snapshot", self.path("s.snap"), prog],
-                             cwd=self.dir, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs.append(p)
-        deadline = time.monotonic() + 60
-        while not os.path.exists(self.path("started")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        p = self.start_stuck("1")
         t = time.monotonic()
         r = self.stasis("suspend", str(p.pid), "--timeout", "60")
         waited = time.monotonic() - t

@@ -153,6 +153,15 @@ def payload(ops: bytes, *, kind: str = "objects", root_count: int = 1, hash_seed
     return bytes(out)
 
 
+FOOTER_SIZE = 40
+
+
+def footer(compressed_size: int, raw_size: int, records: int) -> bytes:
+    """The footer (FORMAT.md): sizes, record count, reserved word, its CRC, the end marker."""
+    fields = struct.pack("<QQQI", compressed_size, raw_size, records, 0)
+    return fields + struct.pack("<I", zlib.crc32(fields)) + b"STASEND\n"
+
+
 def snapshot(ops: Union[bytes, Ops], *, kind: str = "objects", key: Optional[bytes] = None,
              raw_payload: Optional[bytes] = None, **kw) -> bytes:
     """A complete snapshot file around `ops`, every checksum valid (and signed with `key`)."""
@@ -165,9 +174,7 @@ def snapshot(ops: Union[bytes, Ops], *, kind: str = "objects", key: Optional[byt
         head[-4:] = struct.pack("<I", zlib.crc32(bytes(head[:-4])))
     body = _compress(raw)
     records = 2 + len(range(0, len(ops), 1 << 18)) if raw_payload is None else 3
-    footer = struct.pack("<QQQI", len(body), len(raw), records, 0)
-    footer += struct.pack("<I", zlib.crc32(footer)) + b"STASEND\n"
-    data = bytes(head) + body + footer
+    data = bytes(head) + body + footer(len(body), len(raw), records)
     if key is not None:
         data += hmac.new(key, data, hashlib.sha256).digest()
     return data
@@ -213,9 +220,7 @@ def snapshot_with_segments(segments: bytes, make_ops, **kw) -> bytes:
     head = _preamble(kw.get("kind", "objects"))
     body = first + segments + _compress(rest)
     records = 2 + len(range(0, len(ops), 1 << 18))
-    footer = struct.pack("<QQQI", len(body), len(whole), records, 0)
-    footer += struct.pack("<I", zlib.crc32(footer)) + b"STASEND\n"
-    return head + body + footer
+    return head + body + footer(len(body), len(whole), records)
 
 
 def xxh64(data: bytes) -> int:

@@ -34,6 +34,16 @@ class HttpService(ServiceTestCase):
     def start_store(self, port: int, *extra: str):
         return self.start_service(KV_STORE, f"127.0.0.1:{port}", *extra, ready="kv store serving")
 
+    def idle_client(self, port: int):
+        """A kept-alive connection that made one request and now sends nothing: the store's handler
+        thread for it is back in readline, waiting."""
+        import http.client
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        idle.request("POST", "/incr/idle?client=idle&seq=0")
+        self.assertEqual(json.loads(idle.getresponse().read())["value"], 1)
+        time.sleep(0.3)
+        return idle
+
     def test_migrate_with_rebind(self) -> None:
         port = free_port()
         p = self.start_store(port)
@@ -96,13 +106,9 @@ class HttpService(ServiceTestCase):
         SocketIO.readinto(b) under BufferedReader.readline, where `b` is a memoryview of the
         reader's own buffer. The frame is recorded without it and re-entered by calling readline
         again: the connection survives the restart, its next request served by the new process."""
-        import http.client
         port = free_port()
         p = self.start_store(port)
-        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        idle.request("POST", "/incr/idle?client=idle&seq=0")
-        self.assertEqual(json.loads(idle.getresponse().read())["value"], 1)
-        time.sleep(0.3)  # the handler is back in readline, waiting
+        idle = self.idle_client(port)
         new = self.restart(p.pid, "--patch", PATCH, "--timeout", "20")
         idle.request("POST", "/incr/idle?client=idle&seq=1")
         reply = json.loads(idle.getresponse().read())
@@ -111,27 +117,10 @@ class HttpService(ServiceTestCase):
         self.assertTrue(alive(new))
 
     def test_failed_restart_keeps_the_old_process_serving(self) -> None:
-        port = free_port()
-        p = self.start_store(port)
-        bad = os.path.join(self.tmp, "bad_patch.py")
-        with open(bad, "w") as f:
-            f.write("from stasis.update import redefine\n"
-                    "redefine('__main__.server_name', 42)  # refused: not a function\n")
-        load = Load(Target(socket.AF_INET, ("127.0.0.1", port)), threads=3, persistent=False, retry=False,
-                    http=True)
-        load.wait_for(100)
-        r = self.stasis("restart", str(p.pid), "--patch", bad)
+        r = self.failed_takeover("from stasis.update import redefine\n"
+                                 "redefine('__main__.server_name', 42)  # refused: not a function\n")
         self.assertEqual(r.returncode, 102, r.stderr)
         self.assertIn("redefine __main__.server_name", r.stderr)
-        self.assertIn("the old one goes on serving", r.stderr)
-        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
-        before = load.total()
-        load.wait_for(before + 200)
-        load.stop()
-        self.assertEqual(load.failures, [])
-        load.check(self)
-        self.assertTrue(alive(p.pid))
-        self.assertEqual(set(load.servers), {"kv-store 1"})
 
     def test_suspend_with_an_idle_kept_alive_connection(self) -> None:
         """The same idle connection under `stasis suspend`: the program suspends (75) at once, and
@@ -141,10 +130,7 @@ class HttpService(ServiceTestCase):
         port = free_port()
         p = self.start_service(KV_STORE, f"127.0.0.1:{port}", options=["--safe-point-timeout", "5"],
                                ready="kv store serving")
-        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        idle.request("POST", "/incr/idle?client=idle&seq=0")
-        self.assertEqual(json.loads(idle.getresponse().read())["value"], 1)
-        time.sleep(0.3)
+        idle = self.idle_client(port)
         snapshot = self.suspend(p)
         idle.close()
         q = self.resume(snapshot)
