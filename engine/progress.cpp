@@ -11,7 +11,8 @@
 namespace stasis::engine {
 
 ProgressMeter::ProgressMeter(std::string label, uint64_t total, double delay)
-    : label_(std::move(label)), total_(total), base_(format::op_bytes_progress().load()), delay_(delay) {
+    : label_(std::move(label)), total_(total), base_(format::op_bytes_progress().load()), delay_(delay),
+      start_(std::chrono::steady_clock::now()) {
   if (!label_.empty()) thread_ = std::thread([this] { run(); });
 }
 
@@ -23,7 +24,10 @@ ProgressMeter::~ProgressMeter() {
   }
   cv_.notify_all();
   thread_.join();
-  if (shown_) show(true);
+  // Work that outlasted the delay shows its last line even if the meter's thread never got to run
+  // before it ended (a short load with delay 0 on a busy machine).
+  if (shown_ || std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() >= delay_)
+    show(true);
 }
 
 void ProgressMeter::run() {

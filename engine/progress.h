@@ -4,6 +4,7 @@
 // It reads format::op_bytes_progress() from its own thread and writes to fd 2 directly (no Python).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -28,6 +29,7 @@ class ProgressMeter {
   std::string label_;
   uint64_t total_, base_;
   double delay_;
+  std::chrono::steady_clock::time_point start_;
   bool stop_ = false, shown_ = false, done_ = false;
   std::mutex mutex_;
   std::condition_variable cv_;
