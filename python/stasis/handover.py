@@ -154,7 +154,9 @@ def _freeze_and_hold(session: Any, deadline: float) -> Tuple[List[Any], "ReadGua
                                       f"{session.options.safe_point_timeout:g} s (its stderr says what blocked "
                                       "it); it keeps running")
         guard = ReadGuard(threads)
-        if guard.hold():
+        # A thread taken as blocked in a call whose call returned before the hold (data arrived
+        # for its recv) holds what it got outside the capture: the freeze is tried again.
+        if guard.hold() and freeze.still_blocked(threads):
             return threads, guard
         guard.release()
         _engine.thaw()

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import unittest
 
 from tests.services.support import Load, ServiceTestCase, Target, alive, connectable, free_port
@@ -123,6 +124,17 @@ class Restart(ServiceTestCase):
         port = free_port()
         p = self.start_service("threaded_server.py", "127.0.0.1", str(port))
         self.restart_under_load(Target(socket.AF_INET, ("127.0.0.1", port)), p, "threaded")
+
+    def test_a_request_between_the_freeze_and_the_hold_is_answered(self) -> None:
+        """A reader captured blocked in recv whose recv returns before its socket is held (the
+        program makes it so, recv_in_window.py): the capture is stale and the freeze is taken
+        again, so the line it received is answered (without it: lost, the new process waits in
+        recv for bytes the old one took)."""
+        port = free_port()
+        p = self.start_service("recv_in_window.py", "127.0.0.1", str(port))
+        time.sleep(0.5)  # the reader blocks in recv
+        self.restart(p.pid)
+        self.expect_line(p, "got in-window", timeout=10)
 
     def test_threaded_new_connections(self) -> None:
         port = free_port()

@@ -135,6 +135,21 @@ def _unmoved(blocked: list) -> bool:
     return all(states.get(ident, (0, 0, -1))[2] == events for ident, events, _ in blocked)
 
 
+def still_blocked(records: List[ThreadRecord]) -> bool:
+    """Whether every thread freeze_threads took as blocked in a call (its innermost frame is
+    suspended in a call, where a parked thread's is at a safe point) is in it still: none has asked
+    for the GIL since (its call returned: a recv that got data) nor run on and parked. A caller
+    that lets the GIL go after the freeze (stasis restart, before it holds the sockets) checks
+    this, else what such a call returned would be missing from the snapshot."""
+    blocked = [r.ident for r in records if r.frames and r.frames[-1].row is not None]
+    if not blocked:
+        return True
+    if not _engine.settle(3 * sys.getswitchinterval()):
+        return False
+    states = _engine.park_states()
+    return not any(states.get(ident, (False,))[0] for ident in blocked)
+
+
 def _thread_records(threads: list, frames: dict, own: Optional[tuple]) -> List[ThreadRecord]:
     main = threading.main_thread()
     if own is not None:
