@@ -228,17 +228,17 @@ PyObject* dumps(PyObject*, PyObject* args, PyObject* kwargs) {
 PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded([&]() -> Ref {
     static const char* names[] = {"obj", "path", "key", "level", "kind", "hash_seed", "by_value",
-                                  "meta", "progress", "progress_delay", nullptr};
-    PyObject *obj, *path, *key = Py_None, *by_value = Py_None;
+                                  "meta", "progress", "progress_delay", "before_commit", nullptr};
+    PyObject *obj, *path, *key = Py_None, *by_value = Py_None, *before_commit = Py_None;
     int level = 3;
     const char* kind = nullptr;
     const char* meta = "";
     unsigned long long hash_seed = 0;
     const char* progress = nullptr;
     double progress_delay = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOszd:dump", const_cast<char**>(names), &obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OisKOszdO:dump", const_cast<char**>(names), &obj,
                                      &path, &key, &level, &kind, &hash_seed, &by_value, &meta,
-                                     &progress, &progress_delay))
+                                     &progress, &progress_delay, &before_commit))
       throw Error::python();
     auto file = format::SnapshotWriter::to_file(path_of(path), write_options(key, level, kind_of(kind)));
     {
@@ -246,6 +246,9 @@ PyObject* dump(PyObject*, PyObject* args, PyObject* kwargs) {
       // progress_delay seconds (the caller asks only when stderr is a terminal).
       ProgressMeter meter(progress ? progress : "", 0, progress_delay);
       write_objects(file, obj, kind_of(kind), hash_seed, strings_of(by_value), meta);
+      // `before_commit`: called once the file is written, before it takes the path's name; if it
+      // raises, the file is removed and the path keeps what it held (a capture gone stale).
+      if (before_commit != Py_None && !Ref::steal(PyObject_CallNoArgs(before_commit))) throw Error::python();
       file.commit();
       meter.done();
     }

@@ -147,7 +147,9 @@ def _freeze_and_hold(session: Any, deadline: float) -> Tuple[List[Any], "ReadGua
     from . import _engine
     for attempt in range(_HOLD_ATTEMPTS):
         session.note_request("restart")
-        threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout)
+        calls: Dict[int, int] = {}
+        threads = freeze.freeze_threads(session.thread_base, session.options.safe_point_timeout,
+                                        blocked_calls=calls)
         if threads is None:
             session.requested = False
             raise NotSuspendableError(f"process {os.getpid()} reached no safe point within "
@@ -156,7 +158,7 @@ def _freeze_and_hold(session: Any, deadline: float) -> Tuple[List[Any], "ReadGua
         guard = ReadGuard(threads)
         # A thread taken as blocked in a call whose call returned before the hold (data arrived
         # for its recv) holds what it got outside the capture: the freeze is tried again.
-        if guard.hold() and freeze.still_blocked(threads):
+        if guard.hold() and freeze.still_blocked(calls):
             return threads, guard
         guard.release()
         _engine.thaw()
@@ -276,27 +278,6 @@ def _close(fd: int) -> None:
 
 # --- holding still the sockets threads are blocked reading ----------------------------------------------
 
-# System calls that take data or connections off a socket (descriptor in the first argument), and
-# the poll calls CPython's sockets with a timeout wait in before they read (pollfd array, count).
-_SYSCALLS = {
-    "x86_64": {"read": {0, 19, 45, 47, 299}, "accept": {43, 288}, "poll": {7, 271}},
-    "aarch64": {"read": {63, 65, 207, 212, 243}, "accept": {202, 242}, "poll": {73}},
-}
-
-
-def _syscall(native_id: int) -> Optional[Tuple[int, List[int]]]:
-    """(number, arguments) of the system call a thread of this process is blocked in, or None
-    when it is running."""
-    try:
-        with open(f"/proc/self/task/{native_id}/syscall") as f:
-            fields = f.read().split()
-    except OSError:
-        return None
-    if not fields or not fields[0].lstrip("-").isdigit():
-        return None
-    return int(fields[0]), [int(x, 16) for x in fields[1:7]]
-
-
 def _is_socket(fd: int) -> bool:
     import stat
     try:
@@ -347,7 +328,8 @@ class ReadGuard:
 
     def hold(self) -> bool:
         import platform
-        table = _SYSCALLS.get(platform.machine())
+        from .program import freeze
+        table = freeze.SYSCALLS.get(platform.machine())
         if table is None:
             return True  # no table of system calls for this machine: nothing is held (documented)
         frames = sys._current_frames()
@@ -355,7 +337,7 @@ class ReadGuard:
         for record in self.threads:
             thread = threading.main_thread() if record.main else record.thread
             native = getattr(thread, "native_id", None)
-            call = _syscall(native) if native else None
+            call = freeze.syscall(native) if native else None
             if _reads_socket_file(record) and (call is None or (call[0] not in table["read"]
                                                                 and call[0] not in table["poll"])):
                 # Captured waiting in SocketIO.readinto, its recv has returned since (it waits for
@@ -387,8 +369,9 @@ class ReadGuard:
 
     @staticmethod
     def _back(reader: Tuple[int, int, int, int]) -> bool:
+        from .program import freeze
         _ident, native, nr, fd = reader
-        call = _syscall(native)
+        call = freeze.syscall(native)
         return call is not None and call[0] == nr and call[1][0] == fd
 
     def _hold(self, fd: int) -> None:

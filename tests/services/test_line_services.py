@@ -69,6 +69,21 @@ class Migrate(ServiceTestCase):
         load.stop()
         load.check(self)
 
+    @unittest.skipUnless(os.geteuid() == 0, "--tcp-established needs root (CAP_NET_ADMIN)")
+    def test_a_request_while_the_snapshot_is_written_is_answered(self) -> None:
+        """A reader captured blocked in recv whose recv returns while the suspension writes (the
+        program makes it so, recv_in_window.py; its connection is saved by TCP repair): the
+        snapshot is dropped before it takes the name and the capture is taken again, so the line
+        is printed by the old process (without it: lost, taken off the queue TCP repair saved)."""
+        port = free_port()
+        p = self.start_service("recv_in_window.py", "127.0.0.1", str(port), "suspend",
+                               options=["--tcp-established"])
+        time.sleep(0.5)  # the reader blocks in recv
+        r = self.stasis("suspend", str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(p.wait(60), 75)
+        self.expect_line(p, "got in-window", timeout=10)
+
     def test_unix_socket_same_path(self) -> None:
         """The resumed service binds the same path: the socket file the suspended process left
         behind is stale (nobody listens) and is replaced."""
@@ -131,7 +146,7 @@ class Restart(ServiceTestCase):
         again, so the line it received is answered (without it: lost, the new process waits in
         recv for bytes the old one took)."""
         port = free_port()
-        p = self.start_service("recv_in_window.py", "127.0.0.1", str(port))
+        p = self.start_service("recv_in_window.py", "127.0.0.1", str(port), "restart")
         time.sleep(0.5)  # the reader blocks in recv
         self.restart(p.pid)
         self.expect_line(p, "got in-window", timeout=10)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Callable, Collection, List, Optional, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 from .. import _engine, internal_threads
 from ..errors import StasisError
@@ -46,7 +46,8 @@ def _say_on_stderr(timeout: float) -> Callable[[str], None]:
 def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[int, list]] = None,
                    on_timeout: Optional[Callable[[str], None]] = None,
                    at_once: bool = False,
-                   cancel: Optional[Callable[[], bool]] = None) -> Optional[List[ThreadRecord]]:
+                   cancel: Optional[Callable[[], bool]] = None,
+                   blocked_calls: Optional[Dict[int, int]] = None) -> Optional[List[ThreadRecord]]:
     """Parks every program thread at a safe point, or finds it blocked in a call that replay can
     issue again, and returns the thread records (main thread first); `own` = (ident, frames) of
     the calling thread, already captured (stasis.checkpoint). `thread_base(ident)` gives the
@@ -54,7 +55,8 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
     default: stderr) what blocked it when no such point came within `timeout` seconds (every
     thread is then let go), or without a word as soon as `cancel()` is true (a periodic
     checkpoint no longer wanted). With `at_once` (a retry after a failed capture), threads are
-    traced from the start, so that each parks at its very next safe point.
+    traced from the start, so that each parks at its very next safe point. `blocked_calls`, if
+    given, gets the threads taken blocked in a call that takes data (for still_blocked()).
 
     A thread blocked in C is only taken as blocked when it ran no Python code across a window in
     which the GIL was free, and then, while the coordinator holds the GIL for several switch
@@ -113,6 +115,8 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
             # returned, e.g. an acquire that succeeded, would be issued twice on resume).
             if stable >= 1 and _engine.settle(3 * sys.getswitchinterval()):
                 if _unmoved(blocked):
+                    if blocked_calls is not None:
+                        blocked_calls.update(_taking_calls(blocked, threads))
                     return _thread_records(threads, frames, own)
                 _engine.thaw()  # one of them ran between the look and the settle: again
                 previous, stable = None, 0
@@ -135,19 +139,56 @@ def _unmoved(blocked: list) -> bool:
     return all(states.get(ident, (0, 0, -1))[2] == events for ident, events, _ in blocked)
 
 
-def still_blocked(records: List[ThreadRecord]) -> bool:
-    """Whether every thread freeze_threads took as blocked in a call (its innermost frame is
-    suspended in a call, where a parked thread's is at a safe point) is in it still: none has asked
-    for the GIL since (its call returned: a recv that got data) nor run on and parked. A caller
-    that lets the GIL go after the freeze (stasis restart, before it holds the sockets) checks
-    this, else what such a call returned would be missing from the snapshot."""
-    blocked = [r.ident for r in records if r.frames and r.frames[-1].row is not None]
-    if not blocked:
+# System calls that take data or connections off a descriptor (in the first argument), and the
+# poll calls CPython's sockets with a timeout wait in before they read (pollfd array, count).
+SYSCALLS = {
+    "x86_64": {"read": {0, 19, 45, 47, 299}, "accept": {43, 288}, "poll": {7, 271}},
+    "aarch64": {"read": {63, 65, 207, 212, 243}, "accept": {202, 242}, "poll": {73}},
+}
+
+
+def syscall(native_id: int) -> Optional[Tuple[int, List[int]]]:
+    """(number, arguments) of the system call a thread of this process is blocked in, or None
+    when it is running."""
+    try:
+        with open(f"/proc/self/task/{native_id}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return None
+    if not fields or not fields[0].lstrip("-").isdigit():
+        return None
+    return int(fields[0]), [int(x, 16) for x in fields[1:7]]
+
+
+def _taking_calls(blocked: list, threads: list) -> Dict[int, int]:
+    """{ident: trace events} of the threads taken as blocked in a call that takes data or a
+    connection (read, recv, accept: SYSCALLS) — a call whose return after the capture would hold
+    what it took outside the snapshot. A sleep or a poll that returns loses nothing: replay issues
+    it again."""
+    import platform
+    table = SYSCALLS.get(platform.machine())
+    if table is None:
+        return {}
+    taking = table["read"] | table["accept"]
+    by_ident = dict(threads)
+    out = {}
+    for ident, events, _lasti in blocked:
+        native = getattr(by_ident.get(ident), "native_id", None)
+        call = syscall(native) if native else None
+        if call is not None and call[0] in taking:
+            out[ident] = events
+    return out
+
+
+def still_blocked(calls: Dict[int, int]) -> bool:
+    """Whether every thread freeze_threads took as blocked in a taking call (`blocked_calls`) is in
+    it still: none has asked for the GIL since (its call returned: a recv that got data) nor run
+    on (its trace events moved). A caller that lets the GIL go after the freeze (stasis restart
+    before it holds the sockets, a suspension while it writes) checks this, else what such a call
+    returned would be lost with the snapshot."""
+    if not calls:
         return True
-    if not _engine.settle(3 * sys.getswitchinterval()):
-        return False
-    states = _engine.park_states()
-    return not any(states.get(ident, (False,))[0] for ident in blocked)
+    return _engine.settle(3 * sys.getswitchinterval()) and _unmoved([(i, n, None) for i, n in calls.items()])
 
 
 def _thread_records(threads: list, frames: dict, own: Optional[tuple]) -> List[ThreadRecord]:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import types
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from .. import _engine, internal_threads, modules
 from ..errors import EXIT_SUSPENDED, NotAvailableError, NotSuspendableError, StasisError, SuspensionMissedError
@@ -116,11 +116,13 @@ class Session:
             why: List[str] = []
             started = time.monotonic()
             try:
+                calls: dict = {}
                 threads = freeze.freeze_threads(self.thread_base, max(remaining, 0.0), on_timeout=why.append,
-                                                at_once=retry) if remaining > 0 else None
+                                                at_once=retry, blocked_calls=calls) if remaining > 0 else None
                 if threads is not None:
                     self.captured_at = time.time()
-                    self.write_snapshot(threads, self.path, progress=True)
+                    self.write_snapshot(threads, self.path, progress=True,
+                                        before_commit=lambda: _still_blocked(calls))
                     break
                 # A capture that failed says more than the later places that were avoided.
                 failure = failure or (why[0] if why else "") or "no safe point was reached"
@@ -201,11 +203,14 @@ class Session:
             pending_writes=list(pending_writes))
 
     def write_snapshot(self, threads: List[ThreadRecord], path: str, checkpoint: Optional[int] = None,
-                       pending_writes: Sequence[tuple] = (), level: int = 3, progress: bool = False) -> None:
+                       pending_writes: Sequence[tuple] = (), level: int = 3, progress: bool = False,
+                       before_commit: Optional[Callable[[], None]] = None) -> None:
         """Writes the program snapshot; `checkpoint` is the thread whose stasis.checkpoint() call
         returns True on resume; `pending_writes` are file bytes a checkpoint writer found buffered;
         `level` is zstd's (stasis restart writes a transient snapshot fast); `progress`: a long
-        write shows a progress line when stderr is a terminal (a suspension's, not a checkpoint's)."""
+        write shows a progress line when stderr is a terminal (a suspension's, not a checkpoint's);
+        `before_commit` is called once the file is written, before it takes the name `path`: if it
+        raises, the file is dropped and `path` keeps what it held."""
         from .. import _ensure_builtin_handlers, handlers  # noqa: F401
         _ensure_builtin_handlers()
         process_state.flush_std_streams()
@@ -219,7 +224,7 @@ class Session:
         _engine.dump(state.to_payload(), path, kind="program", hash_seed=self.hash_seed,
                      key=_key(self.options.key_file), by_value=own, meta=meta.to_json(), level=level,
                      progress=_progress.label("writing", path) if progress else None,
-                     progress_delay=_progress.delay())
+                     progress_delay=_progress.delay(), before_commit=before_commit)
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -234,6 +239,14 @@ class Session:
         process_state.ATEXIT.install()
         triggers.install(self)
         exec(code, globals_)
+
+
+def _still_blocked(calls: dict) -> None:
+    """A thread taken as blocked in a call that takes data must be in it still once the snapshot
+    is written (the GIL was let go meanwhile): a call that returned (a recv that got data) holds
+    what it got outside the capture, lost with the program. The capture is then taken again."""
+    if not freeze.still_blocked(calls):
+        raise NotSuspendableError("a thread's blocking call returned while the snapshot was written")
 
 
 def _sources(own: dict, known: dict) -> dict:

@@ -1,14 +1,17 @@
-"""A thread per connection blocked in conn.recv(), and a request that arrives in the window between
-the freeze of a `stasis restart` and the hold of the blocked readers' sockets (ReadGuard): the
-program wraps ReadGuard.hold so that, the first time, a line is sent to one of its own connections
-and the reader's recv returns before the hold. That line must be answered, by the old process or
-the new one: a capture taken before it arrived is stale.  recv_in_window.py HOST PORT"""
+"""A thread blocked in conn.recv(), and a request that arrives after its stack was captured:
+between the freeze of a `stasis restart` and the hold of the blocked readers' sockets (ReadGuard),
+or while a suspension writes its snapshot (run with --tcp-established, the connection is saved by
+TCP repair). The program wraps ReadGuard.hold or Session.write_snapshot so that, the first time, a
+line is sent to one of its own connections and the reader's recv returns in that window. The line
+must be printed, by the old process or the new one: a capture taken before it came is stale.
+recv_in_window.py HOST PORT restart|suspend"""
 import socket
 import sys
 import threading
 import time
 
 import stasis.handover as handover
+import stasis.program.session as session
 
 
 def serve(conn):
@@ -28,19 +31,23 @@ window_client = socket.create_connection(listener.getsockname())
 conn, _ = listener.accept()
 threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
-_hold = handover.ReadGuard.hold
 _sent = []
 
 
-def hold(guard):
-    if not _sent:
-        _sent.append(True)
-        window_client.sendall(b"in-window\n")
-        time.sleep(0.3)  # the reader's recv returns, it takes the GIL and parks (frozen)
-    return _hold(guard)
+def in_window(original):
+    def wrapper(*args, **kwargs):
+        if not _sent:
+            _sent.append(True)
+            window_client.sendall(b"in-window\n")
+            time.sleep(0.3)  # the reader's recv returns, it takes the GIL and parks (frozen)
+        return original(*args, **kwargs)
+    return wrapper
 
 
-handover.ReadGuard.hold = hold
+if sys.argv[3] == "restart":
+    handover.ReadGuard.hold = in_window(handover.ReadGuard.hold)
+else:
+    session.Session.write_snapshot = in_window(session.Session.write_snapshot)
 print("serving", listener.getsockname()[1], flush=True)
 while True:
     time.sleep(0.05)
