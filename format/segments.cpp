@@ -258,6 +258,20 @@ void populate(uint8_t* dst, uint64_t n) {
 #endif
 }
 
+// Asks for transparent huge pages over the 2 MiB-aligned part of dst[0, n) (MADV_HUGEPAGE; the
+// machine's THP setting "madvise", Debian's default, gives them only to memory that asks, as
+// numpy's allocator does for its arrays): a buffer of segments is then faulted in 2 MiB at a time,
+// 512 times fewer faults and page clears than with 4 KiB pages. Ignored where not supported.
+void advise_huge_pages(uint8_t* dst, uint64_t n) {
+#ifdef __linux__
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  uintptr_t from = (uintptr_t(dst) + kHuge - 1) & ~(kHuge - 1), to = (uintptr_t(dst) + n) & ~(kHuge - 1);
+  if (to > from) (void)madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
+#else
+  (void)dst, (void)n;
+#endif
+}
+
 void read_into(const ByteSource& source, uint64_t from, uint8_t* to, uint64_t n, Xxh64& hash) {
   for (uint64_t done = 0; done < n;) {
     size_t piece = size_t(std::min<uint64_t>(kPiece, n - done));
@@ -454,6 +468,7 @@ void read_segments(const ByteSource& source, uint64_t payload_offset, uint64_t s
   // The headers first: every segment's place is checked before any data is read.
   std::vector<Segment> segments = walk(source, payload_offset, stored, at, n);
   auto* out = static_cast<uint8_t*>(dst);
+  advise_huge_pages(out, n);
   for (Segment& s : segments) {
     s.out = out;
     out += s.raw;
