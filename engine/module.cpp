@@ -119,6 +119,8 @@ PyMethodDef kMethods[] = {
      "text_reader_state(f) -> (decoder, pending text, telling, newline) of an io.TextIOWrapper"},
     {"register", stasis::engine::register_handler, METH_VARARGS,
      "register(type, key, save, load): a type handler (stasis.register)"},
+    {"set_handler_finder", stasis::engine::set_handler_finder, METH_O,
+     "set_handler_finder(f): f(key) registers the built-in handlers a key belongs to, returns its load"},
     {"hide_temporaries", hide_temporaries, METH_NOARGS,
      "frame.f_locals leaves out the rewriter's hidden temporaries (compiler_hooks/hidden_locals.h)"},
     {"register_error_classes", stasis::engine::register_error_classes, METH_O,

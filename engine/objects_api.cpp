@@ -30,6 +30,7 @@ std::optional<std::string> key_from(PyObject* key) {
 // The handlers of stasis.register: {type: (key, save)} for dumping, {key: load} for loading.
 PyObject* g_savers = nullptr;
 PyObject* g_loaders = nullptr;
+PyObject* g_finder = nullptr;  // set_handler_finder's (restore::LoadHandlers::finder)
 
 // While a snapshot is loaded, pymalloc's arenas (1 MiB blocks that hold all small objects) are
 // carved from 2 MiB-aligned regions marked MADV_HUGEPAGE: the kernel then maps a new arena with
@@ -129,7 +130,7 @@ Ref read_objects(format::SnapshotReader& file, const std::string& kind) {
   // A suspended program may run its own code while it is rebuilt (resuming runs it anyway); an
   // object graph is built without running any code that came from the snapshot (FORMAT.md).
   restore::Trust trust = kind == "program" ? restore::Trust::Program : restore::Trust::Objects;
-  return restore::HeapDecoder(payload, restore::LoadHandlers{g_loaders}, trust).decode();
+  return restore::HeapDecoder(payload, restore::LoadHandlers{g_loaders, g_finder}, trust).decode();
 }
 
 format::WriteOptions write_options(PyObject* key, int level, const std::string& kind) {
@@ -204,6 +205,18 @@ PyObject* register_handler(PyObject*, PyObject* args) {
     if (!entry || PyDict_SetItem(g_savers, type, entry.get()) < 0 ||
         PyDict_SetItem(g_loaders, key, load) < 0)
       throw Error::python();
+    return Ref::borrow(Py_None);
+  });
+}
+
+PyObject* set_handler_finder(PyObject*, PyObject* finder) {
+  return guarded([&]() -> Ref {
+    if (!PyCallable_Check(finder)) {
+      PyErr_SetString(PyExc_TypeError, "set_handler_finder: the finder must be callable");
+      throw Error::python();
+    }
+    Py_INCREF(finder);
+    Py_XSETREF(g_finder, finder);
     return Ref::borrow(Py_None);
   });
 }

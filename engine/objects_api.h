@@ -11,6 +11,7 @@ PyObject* load(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* payload_header(PyObject*, PyObject* args, PyObject* kwargs);
 // register(type, key, save, load): the handlers of stasis.register.
 PyObject* register_handler(PyObject*, PyObject* args);
+PyObject* set_handler_finder(PyObject*, PyObject* finder);
 PyObject* inspect(PyObject*, PyObject* args, PyObject* kwargs);
 // text_reader_state(f) -> (decoder, pending text, telling, newline) of an io.TextIOWrapper
 // (python/stasis/handlers/files.py: the position of a reader iterated with next()).

@@ -65,12 +65,31 @@ class EffectGuard {
    private:
     EffectGuard* g_;
   };
+  // While one is alive, nothing is refused: the import of a library module whose built-in
+  // handlers a key needs (a fixed table, stasis/handlers MODULE_OF_KEY: numpy, sqlite3...), whose
+  // import-time effects are its own, as when the program imports it (numpy sets environment
+  // variables), and which the snapshot does not choose beyond naming the key.
+  class LibraryImport {
+   public:
+    explicit LibraryImport(EffectGuard* g) : g_(g) {
+      if (g_) ++g_->library_import_;
+    }
+    ~LibraryImport() {
+      if (g_) --g_->library_import_;
+    }
+    LibraryImport(const LibraryImport&) = delete;
+    LibraryImport& operator=(const LibraryImport&) = delete;
+
+   private:
+    EffectGuard* g_;
+  };
 
  private:
   friend int effect_audit_hook(const char* event, PyObject* args, void* data);
   PyThreadState* thread_;
   int handler_depth_ = 0;
   int own_code_ = 0;
+  int library_import_ = 0;
   std::string refused_;
 };
 

@@ -28,9 +28,13 @@ namespace stasis::restore {
 class CodeGuard;
 class EffectGuard;
 
-// Loaders of user handlers (stasis.register): {key: load}; borrowed, may be null.
+// Loaders of user handlers (stasis.register): {key: load}; borrowed, may be null. `finder`
+// (borrowed, may be null): called with a key no loader has, it registers the built-in handlers of
+// the library module that key belongs to (numpy's, in a process that has not imported numpy) and
+// says whether it did.
 struct LoadHandlers {
   PyObject* loaders = nullptr;
+  PyObject* finder = nullptr;
 };
 
 // What a snapshot is trusted to do while it loads (FORMAT.md, "Threat model").

@@ -259,6 +259,18 @@ void decode_registered(HeapDecoder& d, uint8_t) {
   Ref key = d.pop();
   if (!PyUnicode_Check(key.get())) d.corrupt("Registered key is not a str");
   PyObject* load = d.handlers().loaders ? PyDict_GetItemWithError(d.handlers().loaders, key.get()) : nullptr;
+  if (!load && !PyErr_Occurred() && d.handlers().finder) {
+    // A built-in handler of a library module not imported here (numpy's, in a fresh process):
+    // the finder imports that module (from a fixed table), as pickle would, and registers its
+    // handlers.
+    Ref found;
+    {
+      EffectGuard::LibraryImport scope(d.effects());
+      found = Ref::steal(PyObject_CallOneArg(d.handlers().finder, key.get()));
+    }
+    if (found && PyObject_IsTrue(found.get()) == 1)
+      load = PyDict_GetItemWithError(d.handlers().loaders, key.get());
+  }
   if (!load) {
     PyErr_Clear();
     const char* k = PyUnicode_AsUTF8(key.get());

@@ -198,12 +198,31 @@ def _ensure_builtin_handlers() -> None:
             register(type_, save, load_, key=key)
         for name, (msave, mload) in handlers.builtin_module_states().items():
             register_module_state(name, msave, mload)
+        _engine.set_handler_finder(_find_module_handler)
     for module, make in handlers.MODULE_HANDLERS.items():
         if module in _module_handlers_registered or module not in sys.modules:
             continue
         _module_handlers_registered.add(module)
         for type_, (key, save, load_) in make().items():
             register(type_, save, load_, key=key)
+
+
+def _find_module_handler(key: str) -> bool:
+    """Whether built-in handler `key` is registered now, its library module imported for it (the
+    engine asks for a key no handler has: a snapshot of numpy arrays loaded by a process that has
+    not imported numpy). False for a key of no such module, or a module not installed here (the
+    load then says that no handler of that name is registered)."""
+    from . import handlers
+    module = handlers.MODULE_OF_KEY.get(key) if isinstance(key, str) else None
+    if module is None:
+        return False
+    import importlib
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    _ensure_builtin_handlers()
+    return True
 
 
 def module_state(module: ModuleType) -> Tuple[str, str, Any]:

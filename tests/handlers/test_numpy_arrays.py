@@ -327,6 +327,23 @@ class NumpyStaysOptional(unittest.TestCase):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         self.assertEqual(out.stdout.strip(), "False")
 
+    @unittest.skipIf(np is None, "numpy is not installed")
+    def test_a_process_that_never_imported_numpy_loads_arrays(self):
+        """As pickle does: the load imports numpy for the handler the snapshot names (numpy's
+        import sets environment variables, which a load otherwise refuses), and a view comes
+        back as a view of the restored base."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "arrays.snap")
+            a = np.arange(24, dtype=np.float32).reshape(4, 6)
+            stasis.dump({"a": a, "view": a[1:, ::2], "dtype": np.dtype("i2")}, path)
+            code = ("import sys, stasis; x = stasis.load(sys.argv[1]); x['view'][0, 0] = -1;"
+                    "import numpy; print(type(x['a']).__name__, x['a'][1, 0], numpy.shares_memory(x['view'], x['a']),"
+                    "x['dtype'])")
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+            out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(out.stdout.split(), ["ndarray", "-1.0", "True", "int16"])
+
 
 if __name__ == "__main__":
     unittest.main()

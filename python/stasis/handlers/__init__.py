@@ -42,6 +42,26 @@ MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
     "socketserver": net.socketserver_handlers,
 }
 
+# The module of MODULE_HANDLERS each of their keys belongs to, for loading a snapshot in a process
+# that has not imported that module (stasis.load of numpy arrays in a fresh interpreter): the
+# module is then imported, as pickle imports a class's module, and its handlers registered.
+# tests/handlers checks this table against what MODULE_HANDLERS register.
+MODULE_OF_KEY: Dict[str, str] = {
+    **{f"stasis.csv.{k}": "csv" for k in ("dialect", "reader", "writer")},
+    **{f"stasis.{k}": "asyncio" for k in ("event_loop", "event_loop_policy", "transport_socket")},
+    "stasis.json_scanner": "json",
+    "stasis.logger": "logging",
+    **{f"stasis.numpy.{k}": "numpy" for k in ("bit_generator", "dtype", "generator", "ndarray", "random_state",
+                                              "scalar", "seed_sequence", "ufunc")},
+    "stasis.popen": "subprocess",
+    "stasis.selector": "selectors",
+    "stasis.socket": "socket",
+    "stasis.socket_io": "socket",
+    "stasis.socket_writer": "socketserver",
+    **{f"stasis.sqlite3.{k}": "sqlite3" for k in ("connection", "cursor", "row")},
+    "stasis.xml_parser": "xml.etree.ElementTree",
+}
+
 
 def prepare_program_process() -> None:
     """What `stasis run` and `stasis resume` set up before the program's code runs or is
