@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <condition_variable>
 #include <exception>
@@ -175,6 +176,7 @@ struct Segment {
   uint32_t width = 1;    // planes
   uint32_t lens[8] = {};
   uint8_t* out = nullptr;
+  bool populate = true;  // map out's pages in one call first (not when huge pages were given)
   uint64_t head_size() const { return 13 + 4 * uint64_t(width); }
 };
 
@@ -258,17 +260,32 @@ void populate(uint8_t* dst, uint64_t n) {
 #endif
 }
 
-// Asks for transparent huge pages over the 2 MiB-aligned part of dst[0, n) (MADV_HUGEPAGE; the
-// machine's THP setting "madvise", Debian's default, gives them only to memory that asks, as
+// Whether this machine gives transparent huge pages to memory that asks (THP "always" or
+// "madvise", Debian's default; "never" does not).
+bool huge_pages_given() {
+  static const bool given = [] {
+    char text[128] = {};
+    FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return false;
+    size_t got = std::fread(text, 1, sizeof text - 1, f);
+    std::fclose(f);
+    std::string s(text, got);
+    return s.find("[always]") != std::string::npos || s.find("[madvise]") != std::string::npos;
+  }();
+  return given;
+}
+
+// Asks for transparent huge pages over the 2 MiB-aligned part of dst[0, n) (MADV_HUGEPAGE, as
 // numpy's allocator does for its arrays): a buffer of segments is then faulted in 2 MiB at a time,
-// 512 times fewer faults and page clears than with 4 KiB pages. Ignored where not supported.
-void advise_huge_pages(uint8_t* dst, uint64_t n) {
+// 512 times fewer faults and page clears than with 4 KiB pages. Whether they are given.
+bool advise_huge_pages(uint8_t* dst, uint64_t n) {
 #ifdef __linux__
   constexpr uintptr_t kHuge = uintptr_t(2) << 20;
   uintptr_t from = (uintptr_t(dst) + kHuge - 1) & ~(kHuge - 1), to = (uintptr_t(dst) + n) & ~(kHuge - 1);
-  if (to > from) (void)madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
+  return to > from && huge_pages_given() && madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE) == 0;
 #else
   (void)dst, (void)n;
+  return false;
 #endif
 }
 
@@ -294,7 +311,7 @@ void read_one(const ByteSource& source, uint64_t payload_offset, const Segment& 
   hash.update(head, 5 + 4 * size_t(s.width));
   const uint64_t count = s.raw / s.width;
   const bool as_is = s.width == 1 && !(s.lens[0] & kPlaneCompressed);
-  if (s.out) populate(s.out, s.raw);
+  if (s.out && s.populate) populate(s.out, s.raw);
   uint8_t* planes = s.out;
   if (!s.out) {
     b.planes.resize(std::min<uint64_t>(s.raw, kPiece));
@@ -468,9 +485,10 @@ void read_segments(const ByteSource& source, uint64_t payload_offset, uint64_t s
   // The headers first: every segment's place is checked before any data is read.
   std::vector<Segment> segments = walk(source, payload_offset, stored, at, n);
   auto* out = static_cast<uint8_t*>(dst);
-  advise_huge_pages(out, n);
+  const bool huge = advise_huge_pages(out, n);
   for (Segment& s : segments) {
     s.out = out;
+    s.populate = !huge;
     out += s.raw;
   }
   const unsigned threads = unsigned(std::min<uint64_t>(segment_threads(), segments.size()));
