@@ -14,6 +14,7 @@ import marshal
 import os
 import sys
 import sysconfig
+import time
 from types import CodeType
 
 from .rewriter import REWRITER_VERSION
@@ -125,6 +126,12 @@ def load(source_path: str, key: bytes, variant: str = '') -> CodeType | None:
     return code if isinstance(code, CodeType) else None
 
 
+# An entry of the same source left by another Stasis version or interpreter (another suffix) is
+# removed when an entry is written and it was not written for this long: upgrades do not pile up
+# entries forever, and two builds used side by side keep theirs (each rewrites its own now and then).
+STALE_SECONDS = 30 * 86400
+
+
 def store(source_path: str, key: bytes, code: CodeType, variant: str = '') -> None:
     """Write an entry; failures (read-only places, races) only cost a rewrite next time."""
     path = cache_path(source_path, variant)
@@ -137,5 +144,27 @@ def store(source_path: str, key: bytes, code: CodeType, variant: str = '') -> No
     except OSError:
         try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        return
+    _remove_stale_siblings(path)
+
+
+def _remove_stale_siblings(path: str) -> None:
+    directory, name = os.path.split(path)
+    stem = name[:len(name) - len(_suffix())]
+    prefix = f'{stem}.{sys.implementation.cache_tag}.stasis'
+    now = time.time()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for other in names:
+        if other == name or not other.startswith(prefix) or not other.endswith('.pyc'):
+            continue
+        try:
+            full = os.path.join(directory, other)
+            if now - os.stat(full).st_mtime > STALE_SECONDS:
+                os.unlink(full)
         except OSError:
             pass

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 from unittest import mock
 
@@ -164,6 +165,31 @@ class Cache(unittest.TestCase):
         clear()
         self.assertTrue(os.path.exists(theirs))
         self.assertIsNotNone(cache.load(self.src, cache.source_key(self.src, data)))  # mine is still there
+
+    def test_entries_another_build_left_long_ago_are_removed(self) -> None:
+        """An upgrade leaves the old build's entries behind: an entry written for the same
+        source is the moment to remove those not written for STALE_SECONDS; recent ones (a
+        build used side by side) and other sources' stay."""
+        data = self.write('x = 1\n')
+        mine = cache.cache_path(self.src)
+        directory = os.path.dirname(mine)
+        os.makedirs(directory, exist_ok=True)
+        stem = os.path.basename(self.src).rsplit('.', 1)[0]
+        tag = sys.implementation.cache_tag
+        old = os.path.join(directory, f'{stem}.{tag}.stasis1-00000.pyc')
+        recent = os.path.join(directory, f'{stem}.{tag}.stasis1-11111.pyc')
+        other_source = os.path.join(directory, f'{stem}x.{tag}.stasis1-00000.pyc')
+        for path in (old, recent, other_source):
+            with open(path, 'wb') as f:
+                f.write(b'an entry of another build')
+        long_ago = time.time() - cache.STALE_SECONDS - 3600
+        os.utime(old, (long_ago, long_ago))
+        os.utime(other_source, (long_ago, long_ago))
+        hook.compile_cached(self.src, data)
+        self.assertTrue(os.path.exists(mine))
+        self.assertFalse(os.path.exists(old))
+        self.assertTrue(os.path.exists(recent))
+        self.assertTrue(os.path.exists(other_source))
 
     def test_stdlib_goes_to_user_dir(self) -> None:
         with mock.patch.dict(os.environ, {'XDG_CACHE_HOME': self.dir}):
