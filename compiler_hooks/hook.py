@@ -11,6 +11,7 @@ import importlib.machinery
 import os
 import re
 import sys
+import time
 from fnmatch import fnmatchcase
 from types import CodeType
 from typing import Sequence
@@ -145,6 +146,32 @@ SOURCES: dict[str, bytes] = {}
 OWN_CODE_TRANSFORM = None
 
 
+# Wall time this process has spent rewriting modules (cache misses): [seconds of rewrites done,
+# start of the rewrites under way or 0.0, how many are under way (threads)]. A suspension's wait
+# for a safe point does not count it (program/freeze.py): a first run on a machine with a cold
+# cache may rewrite numpy and pandas for 10 s or more inside one import.
+_rewriting = [0.0, 0.0, 0]
+
+
+def rewriting_seconds() -> float:
+    """Seconds this process has spent rewriting modules, the rewrite under way included."""
+    done, since, _count = _rewriting
+    return done + (time.monotonic() - since if since else 0.0)
+
+
+def _rewrite(data: bytes, path: str):
+    if not _rewriting[2]:
+        _rewriting[1] = time.monotonic()
+    _rewriting[2] += 1
+    try:
+        return rewrite_module(data, path)
+    finally:
+        _rewriting[2] -= 1
+        if not _rewriting[2]:
+            _rewriting[0] += time.monotonic() - _rewriting[1]
+            _rewriting[1] = 0.0
+
+
 def compile_cached(path: str, data: bytes) -> CodeType:
     """Resumable code for the source `data` read from `path`, through the cache.
 
@@ -155,7 +182,7 @@ def compile_cached(path: str, data: bytes) -> CodeType:
     if code is not None:
         return code
     try:
-        code, _tree = rewrite_module(data, path)
+        code, _tree = _rewrite(data, path)
     except Exception as e:           # never break the program for our bug
         failure = f'{type(e).__name__}: {e}'
     else:

@@ -138,6 +138,25 @@ class TriggerTest(StasisCase):
         self.assertEqual(r.stdout, "[7, 6, 5, 4, 3, 2, 1, 0]\n")
         self.assertFalse(os.path.exists(self.snap))
 
+    def test_time_spent_rewriting_a_module_does_not_count_against_the_timeout(self):
+        # A first run rewrites each imported module (a cold cache: numpy and pandas take 10 s and
+        # more): a request that comes meanwhile waits for that import to end, whatever
+        # --safe-point-timeout says; the wait is Stasis's, not the program's. Before, the request
+        # failed for good (exit 104) with a diagnostic about Stasis's own rewriter frames.
+        with open(os.path.join(self.dir, "big.py"), "w") as f:
+            f.write("".join(f"def f{i}(x):\n    for k in range(3):\n        x = x + k * {i}\n    return x\n"
+                            for i in range(6000)))
+        prog = os.path.join(self.dir, "main.py")
+        with open(prog, "w") as f:
+            f.write("import big\ntotal = 0\nfor i in range(2000000):\n    total += i % 7\nprint(total, big.f3(1))\n")
+        env = {**self.env, "STASIS_CACHE_DIR": os.path.join(self.dir, "cold-cache")}
+        r = subprocess.run([STASIS, "run", "--quota", "0.05", "--safe-point-timeout", "0.3", "--snapshot", self.snap,
+                            prog], cwd=self.dir, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        r2 = subprocess.run([STASIS, "resume", self.snap], cwd=self.dir, env=env, capture_output=True, text=True,
+                            timeout=300)
+        self.assertEqual((r2.returncode, r.stdout + r2.stdout), (0, "5999995 10\n"), r2.stderr)
+
     def test_a_stack_through_code_kept_plain_names_that_module_not_c(self):
         # The program's callback runs under a loop of a module kept plain (--no-rewrite): the
         # diagnostic names that module and how to add it, not "called from C".
