@@ -79,7 +79,8 @@ SESSION_OPTIONS: Tuple[Option, ...] = (
            "USR1,TERM; repeatable; default SIGUSR1; `stasis suspend PID` sends the first)",
            repeat=True, check="signals"),
     Option("--safe-point-timeout", "SECONDS", "give up a suspension request after SECONDS without a "
-           "safe point, say why on stderr and go on (default 10)", check="seconds"),
+           "safe point, say why on stderr and go on (default 10; time Stasis spends rewriting modules "
+           "on a first run does not count)", check="seconds"),
     Option("--checkpoint-every", "SECONDS", "write a checkpoint every SECONDS while the program keeps "
            "running (forked writer; default: none)", check="seconds"),
     Option("--keep", "N", "keep the last N periodic checkpoints: PATH, PATH.1 ... PATH.<N-1> "
