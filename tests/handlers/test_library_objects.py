@@ -203,12 +203,38 @@ class Values(unittest.TestCase):
         r = rt(f)
         self.assertEqual((r(-3), r.cache_info().misses, r.cache_parameters()["maxsize"]), (3, 1, 4))
 
+    def test_super_objects_stay_super_objects(self):
+        """pickle's reduce of super(B, b) is b's own (super forwards the lookup): without the
+        handler it came back as a new B instance."""
+        b = SuperLeaf()
+        bound, of_class, unbound = rt([super(SuperLeaf, b), super(SuperLeaf, SuperLeaf), super(SuperLeaf)])
+        self.assertIs(type(bound), super)
+        self.assertEqual((bound.__thisclass__, type(bound.__self__)), (SuperLeaf, SuperLeaf))
+        self.assertEqual(bound.name(), "base")
+        self.assertEqual(of_class.kind(), "SuperLeaf")
+        self.assertIsNone(unbound.__self__)
+        self.assertIs(unbound.__thisclass__, SuperLeaf)
+
     def test_xml_parsers_are_refused_with_the_reason(self):
         import xml.etree.ElementTree as ET
         parser = ET.XMLPullParser()
         parser.feed(b"<a><b>")
         with self.assertRaisesRegex(stasis.UnsupportedObjectError, r"XMLParser.*parse the whole document"):
             stasis.dumps(parser)
+
+
+class SuperBase:
+    def name(self):
+        return "base"
+
+    @classmethod
+    def kind(cls):
+        return cls.__name__
+
+
+class SuperLeaf(SuperBase):
+    def name(self):
+        return "leaf"
 
 
 class KwNew:

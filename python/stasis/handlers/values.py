@@ -185,9 +185,29 @@ def _load_decimal_module(module: Any, context: Any) -> None:
     module.setcontext(context)
 
 
+# A super object answers attribute lookups through the MRO after its class: pickle's
+# __reduce_ex__ of `super(B, b)` is b's own (copyreg.__newobj__(B)), so without a handler it was
+# written as a new B instance — and a suspended `super().f()` (the rewriter keeps `super()` in a
+# temporary) resumed calling B.f again. Its fields are read through the type's descriptors.
+_SUPER_FIELDS = (super.__dict__["__thisclass__"], super.__dict__["__self__"])
+
+
+def _save_super(s: super) -> Tuple[Any, Any]:
+    thisclass, obj = (field.__get__(s) for field in _SUPER_FIELDS)
+    return (thisclass, obj)
+
+
+def _load_super(state: Any) -> super:
+    thisclass, obj = state
+    if not isinstance(thisclass, type):
+        raise TypeError("a super object's class is not a class")
+    return super(thisclass) if obj is None else super(thisclass, obj)
+
+
 def handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
     import re
     return {
+        super: ("stasis.super", _save_super, _load_super),
         _functools._lru_cache_wrapper: ("stasis.lru_cache", _save_lru_cache, _load_lru_cache),
         _struct.Struct: ("stasis.struct", _save_struct, _load_struct),
         re.Match: ("stasis.re_match", _save_match, _load_match),
