@@ -804,9 +804,12 @@ class _Lowerer:
         if has_site(ctx):
             self.header(s, [ctx])
             r = self.expr(ctx, pre)
-            if pre and r[1]:
+            if (pre and r[1]) or isinstance(r[0], ast.Call):
                 # `with cm(g()):` -- the context manager is made first and the argument
                 # temporaries released before __enter__ runs, as CPython's stack would be.
+                # A context manager made by a call is kept in a temporary in any case: a frame
+                # suspended inside its __enter__ is re-entered by replaying the With with that
+                # very object (made again, __exit__ would go to a new one, never entered).
                 args_temps = self.blocks[-1][:]
                 ctx = self.assign_temp(r[0], pre, reuse=False)     # outlives the argument temps
                 if args_temps:

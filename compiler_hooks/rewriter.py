@@ -27,7 +27,7 @@ __all__ = ['REWRITER_VERSION', 'rewrite_tree', 'rewrite_module']
 
 # Bump whenever the output of the rewriter changes: it is part of the cache key (cache.py also
 # hashes every module of this package, so an edit without a bump never reads stale entries).
-REWRITER_VERSION = 10
+REWRITER_VERSION = 11
 
 
 def rewrite_tree(tree: ast.Module, source: str | bytes, filename: str) -> ast.Module:
