@@ -2,6 +2,7 @@
 // (a module re-imported by name). Counterpart: snapshot/global_encoder.cpp.
 // What a Global may resolve to is restricted: a class, a Python function or a builtin function.
 #include <string>
+#include <string_view>
 
 #include "core/allowlist.h"
 #include "core/error.h"
@@ -56,7 +57,17 @@ void decode_global(HeapDecoder& d, uint8_t) {
     start = dot + 1;
   }
   PyObject* o = cur.get();
-  if (!PyType_Check(o) && !PyFunction_Check(o) && !PyCFunction_Check(o) &&
+  // Cython's functions (pandas, scipy...) are functions of their own types, not PyCFunction's.
+  const std::string_view type_name = Py_TYPE(o)->tp_name;
+  const bool cython_function = type_name == "cython_function_or_method" || type_name == "fused_cython_function";
+  // In a program's snapshot: an instance of a Python class the module itself defines, bound as
+  // one of its globals (a sentinel such as numpy's _Unspecified; snapshot/global_encoder.cpp).
+  bool module_instance = false;
+  if (d.program() && (Py_TYPE(o)->tp_flags & Py_TPFLAGS_HEAPTYPE) && q.find('.') == std::string::npos) {
+    PyObject* defined_in = PyDict_GetItemString(Py_TYPE(o)->tp_dict, "__module__");
+    module_instance = defined_in && PyUnicode_Check(defined_in) && PyUnicode_CompareWithASCIIString(defined_in, m.c_str()) == 0;
+  }
+  if (!PyType_Check(o) && !PyFunction_Check(o) && !PyCFunction_Check(o) && !cython_function && !module_instance &&
       !(m == "typing" && is_typing_object(o)))
     d.corrupt("Global " + m + "." + q + " is a " + Py_TYPE(o)->tp_name +
               ", not a class, a function or a typing object");

@@ -57,9 +57,12 @@ void encode_object(HeapEncoder& e, PyObject* obj) {
     if (encode_global(e, obj)) return;
   // 5. Modules (subclasses of ModuleType).
   if (PyModule_Check(obj)) return encode_module(e, obj);
-  // 6. Instances of plain Python classes: __dict__ and __slots__ without calling anything.
+  // 6. In a program's snapshot, an instance a library module binds as its own global: by
+  //    reference (sentinels compared by identity).
+  if (encode_module_instance(e, obj)) return;
+  // 7. Instances of plain Python classes: __dict__ and __slots__ without calling anything.
   if (encode_plain_instance(e, obj)) return;
-  // 7. Everything else: copyreg's dispatch table or __reduce_ex__(5), as pickle does; this covers
+  // 8. Everything else: copyreg's dispatch table or __reduce_ex__(5), as pickle does; this covers
   //    exceptions (plus cause/context), builtin iterators, datetime, Decimal, collections, ...
   encode_reduce(e, obj);
 }

@@ -20,6 +20,10 @@ void encode_memoryview(HeapEncoder& e, PyObject* obj);
 void encode_mappingproxy(HeapEncoder& e, PyObject* obj);
 // snapshot/global_encoder.cpp: classes, functions and modules by reference
 bool encode_global(HeapEncoder& e, PyObject* obj);  // false: not importable under its name
+// A program's reference to an instance a library module binds as a global of its own (a sentinel
+// such as numpy's `_Unspecified`, which code compares by identity): by reference, as the module
+// is imported again on resume. False for anything else, and always for an object graph's dump.
+bool encode_module_instance(HeapEncoder& e, PyObject* obj);
 // Whether encode_global would write `obj` by reference (its module and qualname find it, and its
 // module is not one written by value).
 bool findable_by_name(HeapEncoder& e, PyObject* obj);

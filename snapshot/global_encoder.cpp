@@ -47,6 +47,47 @@ void write_global(HeapEncoder& e, PyObject* obj, const std::string& module, cons
 
 }  // namespace
 
+bool encode_module_instance(HeapEncoder& e, PyObject* obj) {
+  if (!e.writes_program()) return false;
+  PyTypeObject* type = Py_TYPE(obj);
+  if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) return false;
+  PyObject* module_name = PyDict_GetItemString(type->tp_dict, "__module__");
+  if (!module_name || !PyUnicode_Check(module_name)) return false;
+  const char* m = PyUnicode_AsUTF8(module_name);
+  if (!m) {
+    PyErr_Clear();
+    return false;
+  }
+  if (e.by_value_module(m)) return false;  // the program's own modules come back with their objects
+  auto& index = e.module_instances();
+  auto found = index.find(m);
+  if (found == index.end()) {
+    std::unordered_map<PyObject*, std::string> names;
+    PyObject* module = PyImport_GetModule(module_name);  // new reference, or NULL: not imported
+    if (!module) PyErr_Clear();
+    PyObject* dict = module && PyModule_Check(module) ? PyModule_GetDict(module) : nullptr;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (dict && PyDict_Next(dict, &pos, &key, &value)) {
+      if (!PyUnicode_Check(key) || PyType_Check(value) || PyModule_Check(value) || PyFunction_Check(value) ||
+          PyCFunction_Check(value) || !(Py_TYPE(value)->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        continue;
+      const char* name = PyUnicode_AsUTF8(key);
+      if (!name) {
+        PyErr_Clear();
+        continue;
+      }
+      names.emplace(value, name);  // the first name of an object bound twice
+    }
+    Py_XDECREF(module);
+    found = index.emplace(m, std::move(names)).first;
+  }
+  auto at = found->second.find(obj);
+  if (at == found->second.end()) return false;
+  write_global(e, obj, m, at->second);
+  return true;
+}
+
 bool encode_global(HeapEncoder& e, PyObject* obj) {
   Ref module_name = attr(obj, "__module__");
   Ref qualname = attr(obj, "__qualname__");

@@ -117,11 +117,17 @@ class HeapEncoder {
   }
   // Per-walk cache of facts about types (object_encoder.cpp: is it a plain class?).
   std::unordered_map<PyTypeObject*, int>& type_facts() { return type_facts_; }
+  // Per-walk index of a library module's globals that are instances of Python classes
+  // (global_encoder.cpp: sentinels such as numpy's _Unspecified are written by reference).
+  std::unordered_map<std::string, std::unordered_map<PyObject*, std::string>>& module_instances() {
+    return module_instances_;
+  }
   bool is_memoized(PyObject* obj) const { return memo_.find(obj) != nullptr; }
   [[noreturn]] void unsupported(PyObject* obj, const std::string& why = "");
   static std::string type_name(PyTypeObject* type);
 
  private:
+  std::unordered_map<std::string, std::unordered_map<PyObject*, std::string>> module_instances_;
   enum class Kind : uint8_t { List, Tuple, Dict, ShapedDict, Set, FrozenSet, Plan };
   // A dict shape: the key objects (in order) of dicts written with ShapeValues, and the memo id of
   // the tuple of those keys in the op stream.
