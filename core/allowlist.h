@@ -16,6 +16,20 @@ struct Name {
   const char* qualname;
 };
 
+// Library packages whose import runs outside the load's effect guard (restore/effect_guard.h):
+// their import-time effects are their own, the same whenever they are imported, and trip the
+// guard (pandas starts a subprocess and opens /dev/null read-write; numpy sets environment
+// variables). A snapshot chooses only whether they are imported, as pickle would import them.
+inline constexpr const char* kUnguardedImports[] = {"numpy", "pandas", "pytz", "dateutil"};
+
+// Whether importing `module` runs outside the effect guard (its top-level package is listed above).
+inline bool unguarded_import(std::string_view module) {
+  std::string_view top = module.substr(0, module.find('.'));
+  for (const char* p : kUnguardedImports)
+    if (top == p) return true;
+  return false;
+}
+
 // The reconstructors a Reduce op may call besides classes. Each one's arguments are checked
 // (reduce_refusal): nothing else is ever called through them.
 inline constexpr Name kReducers[] = {

@@ -9,6 +9,7 @@
 #include "core/python_import.h"
 #include "core/python_error.h"
 #include "restore/decoders.h"
+#include "restore/effect_guard.h"
 
 namespace stasis::restore {
 namespace {
@@ -24,7 +25,12 @@ Ref import(HeapDecoder& d, PyObject* name) {
   if (!PyUnicode_CheckExact(name)) d.corrupt("a module name that is not a str");
   std::string why = allowlist::import_refusal(str_of(d, name, "module name"), d.program());
   if (!why.empty()) d.corrupt(why);
-  Ref module = Ref::steal(PyImport_Import(name));
+  Ref module;
+  {
+    const bool unguarded = allowlist::unguarded_import(str_of(d, name, "module name"));
+    EffectGuard::LibraryImport scope(unguarded ? d.effects() : nullptr);
+    module = Ref::steal(PyImport_Import(name));
+  }
   if (!module) {
     std::string why = take_python_error();
     throw Error(ErrorCode::IncompatibleSnapshot, "the snapshot needs module '" +

@@ -10,6 +10,7 @@ packages=(
   libgtest-dev
   libpython3.11-testsuite                       # CPython's own tests: the rewriter's oracle
   python3-numpy                                 # numpy arrays in snapshots: tests and bench/numpy
+  python3-pandas                                # pandas frames in snapshots (tests/handlers, tests/suspend)
   flake8 python3-mypy                           # static checks of setup.cfg (tests/lint/test_static.py)
   slurmctld slurmd slurm-client munge           # a real single-node Slurm cluster for tests/cluster
 )

@@ -1,5 +1,5 @@
 """What real programs hold (issue 14): one program per kind of object in
-tests/suspend/real_programs — numpy arrays and memory maps, sqlite3 connections and cursors, files
+tests/suspend/real_programs — numpy arrays and memory maps, pandas frames, sqlite3 connections and cursors, files
 and csv readers being iterated, re.Match, json's scanner, __getnewargs_ex__ with keywords, a
 finished child's unread pipe output, lru_cache contents, a handler the program registers itself.
 Each is run plainly and under Stasis, suspended while the objects are alive at several points and
@@ -21,7 +21,7 @@ PYTHON = os.path.join(BUILD, "bin", "python")  # the same interpreter, with stas
 SEED = "4242"
 KS = (1, 5, 23)
 MAX_ROUNDS = 60
-NEEDS = {"numpy_arrays.py": "numpy"}
+NEEDS = {"numpy_arrays.py": "numpy", "pandas_frames.py": "pandas"}
 
 
 def env():
@@ -80,6 +80,9 @@ class RealObjects(unittest.TestCase):
 
     def test_numpy_arrays(self):
         self.run_program("numpy_arrays.py")
+
+    def test_pandas_frames(self):
+        self.run_program("pandas_frames.py")
 
     def test_sqlite_memory(self):
         self.run_program("sqlite_memory.py")

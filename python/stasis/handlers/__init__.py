@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import (asyncio_loop, csv_files, files, imports, logging_state, net, numpy_arrays, process, sqlite,
-               threads, values, weak)
+from . import (asyncio_loop, csv_files, files, imports, logging_state, net, numpy_arrays, pandas_frames, process,
+               sqlite, threads, values, weak)
 
 Handlers = Dict[type, Tuple[str, Callable, Callable]]
 
@@ -33,6 +33,8 @@ MODULE_HANDLERS: Dict[str, Callable[[], Handlers]] = {
     "logging": logging_state.logging_handlers,
     "asyncio": asyncio_loop.asyncio_handlers,
     "numpy": numpy_arrays.numpy_handlers,
+    "pandas": pandas_frames.pandas_handlers,
+    "pytz": pandas_frames.pytz_handlers,
     "sqlite3": sqlite.sqlite_handlers,
     "csv": csv_files.csv_handlers,
     "json": values.json_handlers,
@@ -53,6 +55,9 @@ MODULE_OF_KEY: Dict[str, str] = {
     "stasis.logger": "logging",
     **{f"stasis.numpy.{k}": "numpy" for k in ("bit_generator", "dtype", "generator", "ndarray", "random_state",
                                               "scalar", "seed_sequence", "ufunc")},
+    **{f"stasis.pandas.{k}": "pandas" for k in ("block_manager", "block", "block_placement", "array", "index", "timestamp",
+                                                "timedelta", "period_dtype", "offset")},
+    "stasis.pytz.zone": "pytz",
     "stasis.popen": "subprocess",
     "stasis.selector": "selectors",
     "stasis.socket": "socket",
