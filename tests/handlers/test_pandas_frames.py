@@ -50,10 +50,15 @@ class PandasObjects(unittest.TestCase):
         values = [pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-06-01 12:00", tz="Europe/Paris"),
                   pd.Timedelta(days=1, seconds=5), pd.offsets.MonthEnd(2), pd.offsets.Week(weekday=6),
                   pytz.utc, pytz.timezone("America/New_York")]
+        import datetime
+        zones = [pytz.utc, pytz.timezone("EST"), pytz.timezone("Europe/Paris"),
+                 pytz.timezone("Europe/Paris").localize(datetime.datetime(2024, 6, 1)).tzinfo]
         back = rt(values)
         self.assertEqual(back[:5], values[:5])
         self.assertIs(back[5], pytz.utc)
         self.assertEqual(str(back[6]), "America/New_York")
+        for zone, loaded in zip(zones, rt(zones)):  # pytz keeps one object per zone and variant
+            self.assertIs(loaded, zone)
 
     def test_load_functions_refuse_what_save_never_writes(self):
         from stasis.handlers import pandas_frames as h

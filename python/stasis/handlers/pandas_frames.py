@@ -201,10 +201,13 @@ def pandas_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
 
 
 def _save_pytz(tz: Any) -> Tuple:
+    """(zone name, None) for UTC and static zones, (zone name, (utcoffset, dst, tzname)) for one of
+    a DST zone's localized variants, as pytz pickles them (pytz._p)."""
     import pytz
     if tz is pytz.utc:
         return ("UTC", None)
-    return (tz.zone, tz.__reduce__()[1][1:] if len(tz.__reduce__()[1]) == 4 else None)
+    args = tz.__reduce__()[1]
+    return (tz.zone, tuple(args[1:]) if len(args) == 4 else None)
 
 
 def _load_pytz(state: Any) -> Any:
