@@ -16,17 +16,25 @@ def on_readable(conn):
     except ConnectionError:
         data = b""
     if not data:
-        selector.unregister(conn)
-        buffers.pop(conn, None)
-        conn.close()
+        forget(conn)
         return
     pending = buffers[conn] + data
     while b"\n" in pending:
         line, pending = pending.split(b"\n", 1)
         conn.setblocking(True)
-        conn.sendall(answer(line))
+        try:
+            conn.sendall(answer(line))
+        except ConnectionError:  # the client left (a connection reset by the migration)
+            forget(conn)
+            return
         conn.setblocking(False)
     buffers[conn] = pending
+
+
+def forget(conn):
+    selector.unregister(conn)
+    buffers.pop(conn, None)
+    conn.close()
 
 
 selector = selectors.DefaultSelector()
