@@ -166,8 +166,9 @@ int effect_audit_hook(const char* event, PyObject* args, void*) {
   if (g_armed.empty()) return 0;
   EffectGuard* g = g_armed.back();
   if (g->thread_ != PyThreadState_Get()) return 0;  // another thread of the program
-  if (g->library_import_ > 0) return 0;
-  const char* why = refusal(*g, g->handler_depth_ > 0, g->own_code_ > 0, event, args);
+  if (g->allows(EffectGuard::Allow::Everything)) return 0;
+  const char* why = refusal(*g, g->allows(EffectGuard::Allow::HandlerEffects), g->allows(EffectGuard::Allow::OwnCode),
+                            event, args);
   if (!why) return 0;
   if (g->refused_.empty()) g->refused_ = std::string(event) + " (" + why + ")";
   PyErr_Format(PyExc_RuntimeError, "stasis: loading an object graph refused %s (%s)", event, why);

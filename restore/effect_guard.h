@@ -35,61 +35,41 @@ class EffectGuard {
   // The audit event of the first effect refused, or "".
   const std::string& refused() const { return refused_; }
 
-  // While one is alive, the effects a handler's load function may have are allowed.
-  class Handler {
+  // What a scope below lets through while it is alive.
+  enum class Allow {
+    HandlerEffects,  // the effects a handler's load function may have
+    OwnCode,         // the load's own Code op makes a code object (verified right after)
+    Everything,      // the import of a library module from a fixed list (core/allowlist.h
+                     // kUnguardedImports, stasis/handlers MODULE_OF_KEY: numpy, pandas,
+                     // sqlite3...), whose import-time effects are its own, as when the program
+                     // imports it (numpy sets environment variables); the snapshot chooses only
+                     // whether it is imported
+  };
+  // Counts itself on `g` (null: no guard, nothing to do) for its lifetime.
+  template <Allow kWhat>
+  class Scope {
    public:
-    explicit Handler(EffectGuard* g) : g_(g) {
-      if (g_) ++g_->handler_depth_;
+    explicit Scope(EffectGuard* g) : g_(g) {
+      if (g_) ++g_->depth_[int(kWhat)];
     }
-    ~Handler() {
-      if (g_) --g_->handler_depth_;
+    ~Scope() {
+      if (g_) --g_->depth_[int(kWhat)];
     }
-    Handler(const Handler&) = delete;
-    Handler& operator=(const Handler&) = delete;
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
 
    private:
     EffectGuard* g_;
   };
-  // While one is alive, the load's own Code op makes a code object (verified right after).
-  class OwnCode {
-   public:
-    explicit OwnCode(EffectGuard* g) : g_(g) {
-      if (g_) ++g_->own_code_;
-    }
-    ~OwnCode() {
-      if (g_) --g_->own_code_;
-    }
-    OwnCode(const OwnCode&) = delete;
-    OwnCode& operator=(const OwnCode&) = delete;
-
-   private:
-    EffectGuard* g_;
-  };
-  // While one is alive, nothing is refused: the import of a library module whose built-in
-  // handlers a key needs (a fixed table, stasis/handlers MODULE_OF_KEY: numpy, sqlite3...), whose
-  // import-time effects are its own, as when the program imports it (numpy sets environment
-  // variables), and which the snapshot does not choose beyond naming the key.
-  class LibraryImport {
-   public:
-    explicit LibraryImport(EffectGuard* g) : g_(g) {
-      if (g_) ++g_->library_import_;
-    }
-    ~LibraryImport() {
-      if (g_) --g_->library_import_;
-    }
-    LibraryImport(const LibraryImport&) = delete;
-    LibraryImport& operator=(const LibraryImport&) = delete;
-
-   private:
-    EffectGuard* g_;
-  };
+  using Handler = Scope<Allow::HandlerEffects>;
+  using OwnCode = Scope<Allow::OwnCode>;
+  using LibraryImport = Scope<Allow::Everything>;
 
  private:
   friend int effect_audit_hook(const char* event, PyObject* args, void* data);
   PyThreadState* thread_;
-  int handler_depth_ = 0;
-  int own_code_ = 0;
-  int library_import_ = 0;
+  bool allows(Allow what) const { return depth_[int(what)] > 0; }
+  int depth_[3] = {};  // scopes alive, by Allow
   std::string refused_;
 };
 

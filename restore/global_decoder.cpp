@@ -23,19 +23,18 @@ std::string str_of(HeapDecoder& d, PyObject* s, const char* what) {
 
 Ref import(HeapDecoder& d, PyObject* name) {
   if (!PyUnicode_CheckExact(name)) d.corrupt("a module name that is not a str");
-  std::string why = allowlist::import_refusal(str_of(d, name, "module name"), d.program());
+  const std::string module_name = str_of(d, name, "module name");
+  std::string why = allowlist::import_refusal(module_name, d.program());
   if (!why.empty()) d.corrupt(why);
   Ref module;
   {
-    const bool unguarded = allowlist::unguarded_import(str_of(d, name, "module name"));
-    EffectGuard::LibraryImport scope(unguarded ? d.effects() : nullptr);
+    EffectGuard::LibraryImport scope(allowlist::unguarded_import(module_name) ? d.effects() : nullptr);
     module = Ref::steal(PyImport_Import(name));
   }
   if (!module) {
     std::string why = take_python_error();
-    throw Error(ErrorCode::IncompatibleSnapshot, "the snapshot needs module '" +
-                                                     str_of(d, name, "module name") +
-                                                     "', which cannot be imported here: " + why);
+    throw Error(ErrorCode::IncompatibleSnapshot,
+                "the snapshot needs module '" + module_name + "', which cannot be imported here: " + why);
   }
   return module;
 }

@@ -45,46 +45,58 @@ void write_global(HeapEncoder& e, PyObject* obj, const std::string& module, cons
   e.memoize_leaf(obj);
 }
 
+// {object: name} of the globals of the module that defines `type` that are instances of Python
+// classes, or nullptr: a builtin type, a type of the program's own modules (they come back with
+// their objects), a module not imported. Computed once per type and once per module and walk.
+const HeapEncoder::ModuleInstances* instances_for(HeapEncoder& e, PyTypeObject* type) {
+  auto& by_type = e.module_instances_by_type();
+  auto cached = by_type.find(type);
+  if (cached != by_type.end()) return cached->second;
+  const HeapEncoder::ModuleInstances* names = nullptr;
+  PyObject* module_name = (type->tp_flags & Py_TPFLAGS_HEAPTYPE) ? PyDict_GetItemString(type->tp_dict, "__module__")
+                                                                  : nullptr;
+  const char* m = module_name && PyUnicode_Check(module_name) ? PyUnicode_AsUTF8(module_name) : nullptr;
+  if (!m) PyErr_Clear();
+  if (m && !e.by_value_module(m)) {
+    auto& by_module = e.module_instances();
+    auto found = by_module.find(m);
+    if (found == by_module.end()) {
+      HeapEncoder::ModuleInstances index;
+      PyObject* module = PyImport_GetModule(module_name);  // new reference, or NULL: not imported
+      if (!module) PyErr_Clear();
+      PyObject* dict = module && PyModule_Check(module) ? PyModule_GetDict(module) : nullptr;
+      PyObject *key, *value;
+      Py_ssize_t pos = 0;
+      while (dict && PyDict_Next(dict, &pos, &key, &value)) {
+        if (!PyUnicode_Check(key) || PyType_Check(value) || PyModule_Check(value) || PyFunction_Check(value) ||
+            PyCFunction_Check(value) || !(Py_TYPE(value)->tp_flags & Py_TPFLAGS_HEAPTYPE))
+          continue;
+        const char* name = PyUnicode_AsUTF8(key);
+        if (!name) {
+          PyErr_Clear();
+          continue;
+        }
+        index.emplace(value, name);  // the first name of an object bound twice
+      }
+      Py_XDECREF(module);
+      found = by_module.emplace(m, std::move(index)).first;
+    }
+    names = &found->second;
+  }
+  by_type.emplace(type, names);
+  return names;
+}
+
 }  // namespace
 
 bool encode_module_instance(HeapEncoder& e, PyObject* obj) {
   if (!e.writes_program()) return false;
-  PyTypeObject* type = Py_TYPE(obj);
-  if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) return false;
-  PyObject* module_name = PyDict_GetItemString(type->tp_dict, "__module__");
-  if (!module_name || !PyUnicode_Check(module_name)) return false;
-  const char* m = PyUnicode_AsUTF8(module_name);
-  if (!m) {
-    PyErr_Clear();
-    return false;
-  }
-  if (e.by_value_module(m)) return false;  // the program's own modules come back with their objects
-  auto& index = e.module_instances();
-  auto found = index.find(m);
-  if (found == index.end()) {
-    std::unordered_map<PyObject*, std::string> names;
-    PyObject* module = PyImport_GetModule(module_name);  // new reference, or NULL: not imported
-    if (!module) PyErr_Clear();
-    PyObject* dict = module && PyModule_Check(module) ? PyModule_GetDict(module) : nullptr;
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (dict && PyDict_Next(dict, &pos, &key, &value)) {
-      if (!PyUnicode_Check(key) || PyType_Check(value) || PyModule_Check(value) || PyFunction_Check(value) ||
-          PyCFunction_Check(value) || !(Py_TYPE(value)->tp_flags & Py_TPFLAGS_HEAPTYPE))
-        continue;
-      const char* name = PyUnicode_AsUTF8(key);
-      if (!name) {
-        PyErr_Clear();
-        continue;
-      }
-      names.emplace(value, name);  // the first name of an object bound twice
-    }
-    Py_XDECREF(module);
-    found = index.emplace(m, std::move(names)).first;
-  }
-  auto at = found->second.find(obj);
-  if (at == found->second.end()) return false;
-  write_global(e, obj, m, at->second);
+  const HeapEncoder::ModuleInstances* names = instances_for(e, Py_TYPE(obj));
+  if (!names) return false;
+  auto at = names->find(obj);
+  if (at == names->end()) return false;
+  PyObject* module_name = PyDict_GetItemString(Py_TYPE(obj)->tp_dict, "__module__");
+  write_global(e, obj, PyUnicode_AsUTF8(module_name), at->second);
   return true;
 }
 

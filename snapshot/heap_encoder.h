@@ -117,17 +117,21 @@ class HeapEncoder {
   }
   // Per-walk cache of facts about types (object_encoder.cpp: is it a plain class?).
   std::unordered_map<PyTypeObject*, int>& type_facts() { return type_facts_; }
-  // Per-walk index of a library module's globals that are instances of Python classes
-  // (global_encoder.cpp: sentinels such as numpy's _Unspecified are written by reference).
-  std::unordered_map<std::string, std::unordered_map<PyObject*, std::string>>& module_instances() {
-    return module_instances_;
+  // Per-walk index of a library module's globals that are instances of Python classes, by module
+  // and by type (global_encoder.cpp: sentinels such as numpy's _Unspecified are written by
+  // reference); a type's entry is null when its module has none to offer.
+  using ModuleInstances = std::unordered_map<PyObject*, std::string>;
+  std::unordered_map<std::string, ModuleInstances>& module_instances() { return module_instances_; }
+  std::unordered_map<PyTypeObject*, const ModuleInstances*>& module_instances_by_type() {
+    return module_instances_by_type_;
   }
   bool is_memoized(PyObject* obj) const { return memo_.find(obj) != nullptr; }
   [[noreturn]] void unsupported(PyObject* obj, const std::string& why = "");
   static std::string type_name(PyTypeObject* type);
 
  private:
-  std::unordered_map<std::string, std::unordered_map<PyObject*, std::string>> module_instances_;
+  std::unordered_map<std::string, ModuleInstances> module_instances_;
+  std::unordered_map<PyTypeObject*, const ModuleInstances*> module_instances_by_type_;
   enum class Kind : uint8_t { List, Tuple, Dict, ShapedDict, Set, FrozenSet, Plan };
   // A dict shape: the key objects (in order) of dicts written with ShapeValues, and the memo id of
   // the tuple of those keys in the op stream.

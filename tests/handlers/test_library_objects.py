@@ -16,10 +16,9 @@ import unittest
 
 import stasis
 from stasis.handlers import sqlite as sqlite_handlers
+from tests.handlers.support import rt
 
 
-def rt(x):
-    return stasis.loads(stasis.dumps(x))
 
 
 class TempDir(unittest.TestCase):

@@ -10,15 +10,9 @@ import unittest
 
 import stasis
 
-try:
-    import numpy as np
-except ImportError:  # make test installs python3-numpy; say so when it is missing
-    np = None
-    sys.stderr.write("test_numpy_arrays: numpy is not installed (apt install python3-numpy): skipped\n")
+from tests.handlers.support import optional, rt
 
-
-def rt(x):
-    return stasis.loads(stasis.dumps(x))
+np = optional("numpy", "test_numpy_arrays")
 
 
 @unittest.skipIf(np is None, "numpy is not installed (apt install python3-numpy)")

@@ -9,16 +9,10 @@ import unittest
 
 import stasis
 
-try:
-    import numpy as np
-    import pandas as pd
-except ImportError:
-    pd = None
-    sys.stderr.write("test_pandas_frames: pandas is not installed (apt install python3-pandas): skipped\n")
+from tests.handlers.support import optional, rt
 
-
-def rt(x):
-    return stasis.loads(stasis.dumps(x))
+pd = optional("pandas", "test_pandas_frames")
+np = optional("numpy", "test_pandas_frames") if pd is not None else None
 
 
 @unittest.skipIf(pd is None, "pandas is not installed")

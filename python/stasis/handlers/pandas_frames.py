@@ -49,6 +49,13 @@ def _save_block(b: Any) -> Tuple:
     return (b.values, b.mgr_locs.indexer, b.ndim)
 
 
+def _placement_indexer(indexer: Any, what: str) -> Any:
+    import numpy as np
+    if not isinstance(indexer, (slice, np.ndarray)):
+        raise TypeError(f"{what} is neither a slice nor an array")
+    return indexer
+
+
 def _load_block(state: Any) -> Any:
     import numpy as np
     from pandas._libs.internals import _unpickle_block
@@ -57,8 +64,9 @@ def _load_block(state: Any) -> Any:
     if not isinstance(values, (np.ndarray, ExtensionArray)) or type(values).__module__.split(".")[0] not in (
             "numpy", "pandas"):
         raise TypeError("a pandas block's values are neither a numpy array nor a pandas array")
-    if not isinstance(placement, (slice, np.ndarray)) or type(ndim) is not int or ndim not in (1, 2):
-        raise TypeError("a pandas block's placement or dimension is malformed")
+    _placement_indexer(placement, "a pandas block's placement")
+    if type(ndim) is not int or ndim not in (1, 2):
+        raise TypeError("a pandas block's dimension is malformed")
     return _unpickle_block(values, placement, ndim)
 
 
@@ -67,11 +75,8 @@ def _save_placement(p: Any) -> Any:
 
 
 def _load_placement(indexer: Any) -> Any:
-    import numpy as np
     from pandas._libs.internals import BlockPlacement
-    if not isinstance(indexer, (slice, np.ndarray)):
-        raise TypeError("a pandas BlockPlacement's indexer is neither a slice nor an array")
-    return BlockPlacement(indexer)
+    return BlockPlacement(_placement_indexer(indexer, "a pandas BlockPlacement's indexer"))
 
 
 # --- arrays: Categorical, DatetimeArray, TimedeltaArray, PeriodArray ---------------------------
@@ -96,7 +101,7 @@ def _load_backed(state: Any) -> Any:
 
 
 def _save_index(idx: Any) -> Tuple:
-    reconstruct, (cls, d) = idx.__reduce__()[:2]
+    cls, d = idx.__reduce__()[1]
     return (cls, d)
 
 
@@ -113,8 +118,9 @@ def _load_index(state: Any) -> Any:
 # --- scalars -------------------------------------------------------------------------------------
 
 
-def _save_timestamp(t: Any) -> Tuple:
-    return t.__reduce__()[1]
+def _reduce_args(x: Any) -> Tuple:
+    """The arguments pandas pickles a Timestamp or Timedelta with (its own function's)."""
+    return x.__reduce__()[1]
 
 
 def _load_timestamp(state: Any) -> Any:
@@ -125,10 +131,6 @@ def _load_timestamp(state: Any) -> Any:
     if freq is not None and not isinstance(freq, pd.DateOffset):
         raise TypeError("a pandas Timestamp's freq is not a DateOffset")
     return _unpickle_timestamp(value, freq, tz, reso)
-
-
-def _save_timedelta(t: Any) -> Tuple:
-    return t.__reduce__()[1]
 
 
 def _load_timedelta(state: Any) -> Any:
@@ -190,8 +192,8 @@ def pandas_handlers() -> Dict[type, Tuple[str, Callable, Callable]]:
         BlockPlacement: ("stasis.pandas.block_placement", _save_placement, _load_placement),
         NDArrayBacked: ("stasis.pandas.array", _save_backed, _load_backed),
         pandas.Index: ("stasis.pandas.index", _save_index, _load_index),
-        pandas.Timestamp: ("stasis.pandas.timestamp", _save_timestamp, _load_timestamp),
-        pandas.Timedelta: ("stasis.pandas.timedelta", _save_timedelta, _load_timedelta),
+        pandas.Timestamp: ("stasis.pandas.timestamp", _reduce_args, _load_timestamp),
+        pandas.Timedelta: ("stasis.pandas.timedelta", _reduce_args, _load_timedelta),
         pandas.PeriodDtype: ("stasis.pandas.period_dtype", _save_period_dtype, _load_period_dtype),
         offsets.BaseOffset: ("stasis.pandas.offset", _save_offset, _load_offset),
     }

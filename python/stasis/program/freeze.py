@@ -67,12 +67,10 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
     A thread that is watched (it runs code called from C, e.g. a sort key) and stands still may be
     waiting for the others: parked threads are then let go and no thread parks until it is back at
     a safe point (snapshot/safe_point.h), so the program runs on meanwhile."""
-    from ..compiler_hooks.hook import rewriting_seconds
     me = threading.get_ident()
     # The caller of stasis.checkpoint() waits while another thread freezes (periodic.py).
     exclude = {me, own[0]} if own is not None else {me}
-    # Time Stasis spends rewriting modules (a cold cache) is not the program's: it moves the deadline.
-    deadline = time.monotonic() + timeout - rewriting_seconds()
+    deadline = program_clock() + timeout
     previous, stable, blockers = None, 0, []
     seen: dict = {}  # ident -> trace events at the previous look
     while True:
@@ -125,7 +123,7 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
         if cancel is not None and cancel():
             _engine.thaw()
             return None
-        if time.monotonic() - rewriting_seconds() > deadline:
+        if program_clock() > deadline:
             _engine.thaw()
             why = "; ".join(blockers) or "a thread kept running outside safe points"
             (on_timeout or _say_on_stderr(timeout))(f"no safe point was reached ({why})")
@@ -134,6 +132,14 @@ def freeze_threads(thread_base: ThreadBase, timeout: float, own: Optional[Tuple[
             time.sleep(_SETTLE_WINDOW)
         else:
             _engine.wait_for_park(_POLL)  # woken as soon as a thread parks
+
+
+def program_clock() -> float:
+    """Monotonic seconds, less the time Stasis has spent rewriting modules: the clock a wait for a
+    safe point is measured on (--safe-point-timeout), as a first run with a cold cache may rewrite
+    numpy and pandas for 10 s or more inside one import, which is not the program's time."""
+    from ..compiler_hooks.hook import rewriting_seconds
+    return time.monotonic() - rewriting_seconds()
 
 
 def _unmoved(blocked: list) -> bool:

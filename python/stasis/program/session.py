@@ -109,13 +109,10 @@ class Session:
         until --safe-point-timeout after the request; then the program goes on for good and, when
         it ends, `stasis run`/`resume` exit with SuspensionMissedError's status."""
         periodic.suspension_starts(self)  # no checkpoint from now on; one being written is dropped
-        from ..compiler_hooks.hook import rewriting_seconds
-        # Time Stasis spends rewriting modules (a cold cache: numpy, pandas) is not the program's
-        # and does not count against --safe-point-timeout.
-        deadline = time.monotonic() + self.options.safe_point_timeout - rewriting_seconds()
+        deadline = freeze.program_clock() + self.options.safe_point_timeout  # rewriting time excluded
         failure, retry = "", False
         while True:
-            remaining = deadline - time.monotonic() + rewriting_seconds()
+            remaining = deadline - freeze.program_clock()
             why: List[str] = []
             started = time.monotonic()
             try:
@@ -136,7 +133,7 @@ class Session:
                 _engine.thaw()
                 failure = str(e) if isinstance(e, StasisError) else f"internal error: {type(e).__name__}: {e}"
                 self.failure = failure
-                if isinstance(e, StasisError) and time.monotonic() - rewriting_seconds() < deadline:
+                if isinstance(e, StasisError) and freeze.program_clock() < deadline:
                     # The program runs on, and the next attempt takes each thread at its very next
                     # safe point (the object may be gone there); a pause as long as the attempt
                     # keeps at least half of the time for the program.
